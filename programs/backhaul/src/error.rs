@@ -1,0 +1,94 @@
+//! Every way an instruction can refuse, one variant per check.
+
+use anchor_lang::prelude::*;
+use backhaul_core::CoreError;
+
+#[error_code]
+pub enum BackhaulError {
+    #[msg("The signer is not the program's upgrade authority")]
+    NotUpgradeAuthority,
+    #[msg("The signer is not the admin")]
+    NotAdmin,
+    #[msg("The signer is not the pending admin")]
+    NotPendingAdmin,
+    #[msg("No admin transfer is pending")]
+    NoPendingAdmin,
+    #[msg("The signer is not the guardian")]
+    NotGuardian,
+    #[msg("The signer is neither the admin nor the guardian")]
+    NotAdminOrGuardian,
+    #[msg("The signer is not in the oracle set")]
+    NotOracle,
+    #[msg("The deployment is paused")]
+    Paused,
+    #[msg("The mint's authority must be the config PDA and it must have no freeze authority")]
+    InvalidMint,
+    #[msg("Oracle set: 1 to 10 distinct, non-default keys")]
+    InvalidOracleSet,
+    #[msg("Threshold must satisfy n/2 < m <= n")]
+    InvalidThreshold,
+    #[msg("Epoch length out of bounds")]
+    InvalidEpochLength,
+    #[msg("Genesis time too far from the current clock")]
+    InvalidGenesis,
+    #[msg("Challenge period out of bounds")]
+    InvalidChallengePeriod,
+    #[msg("Emission schedule out of bounds")]
+    InvalidEmissionSchedule,
+    #[msg("Rate limiter out of bounds (window, or a capacity below one epoch's initial emission)")]
+    InvalidRateLimit,
+    #[msg("A required key is the default (all-zero) key")]
+    InvalidKey,
+    #[msg("Epochs are proposed and finalized strictly in order; this is not the next one")]
+    EpochOutOfOrder,
+    #[msg("The epoch has not ended yet by the on-chain clock")]
+    EpochNotEnded,
+    #[msg("The root is all zeros")]
+    ZeroRoot,
+    #[msg("The proposal is inconsistent: totals, leaf counts or the empty root do not add up")]
+    InconsistentProposal,
+    #[msg("This oracle already voted in this round")]
+    DoubleVote,
+    #[msg("This proposal was vetoed and cannot be voted again")]
+    ProposalVetoed,
+    #[msg("The epoch is already finalized")]
+    AlreadyFinalized,
+    #[msg("The epoch has no proposal with quorum")]
+    NoQuorum,
+    #[msg("The challenge period has not ended")]
+    ChallengePeriodActive,
+    #[msg("The challenge period has ended; the epoch can no longer be vetoed")]
+    VetoWindowClosed,
+    #[msg("Nothing to veto in this epoch's state")]
+    NothingToVeto,
+    #[msg("The allocation exceeds this epoch's scheduled emission")]
+    ExceedsEpochEmission,
+    #[msg("The allocation exceeds what remains under the lifetime cap")]
+    ExceedsLifetimeCap,
+    #[msg("The allocation exceeds the mint rate limiter; wait for the window to drain")]
+    RateLimited,
+    #[msg("The epoch is not finalized")]
+    EpochNotFinalized,
+    #[msg("The Merkle proof does not match the epoch's root")]
+    InvalidProof,
+    #[msg("The proof is longer than the maximum depth")]
+    ProofTooLong,
+    #[msg("Nothing to claim: the cumulative amount was already paid")]
+    NothingToClaim,
+    #[msg("Arithmetic overflow")]
+    Overflow,
+    #[msg("An internal invariant would be broken")]
+    InvariantViolated,
+}
+
+/// Maps the pure crate's errors onto the program's.
+pub fn core_error(e: CoreError) -> Error {
+    match e {
+        CoreError::Overflow => BackhaulError::Overflow.into(),
+        CoreError::RateLimited => BackhaulError::RateLimited.into(),
+        CoreError::InvalidParameter => BackhaulError::InvalidEmissionSchedule.into(),
+        CoreError::DuplicateLeaf | CoreError::EmptyTree => {
+            BackhaulError::InconsistentProposal.into()
+        }
+    }
+}

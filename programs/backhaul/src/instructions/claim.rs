@@ -1,0 +1,127 @@
+use crate::constants::*;
+use crate::error::BackhaulError;
+use crate::events::RewardClaimed;
+use crate::state::*;
+use anchor_lang::prelude::*;
+use anchor_spl::token::{self, Mint, Token, TokenAccount, TransferChecked};
+use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct Claim<'info> {
+    /// Pays the fee and, on the first claim, the operator's claim record. Anyone may send a claim.
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(mut, has_one = mint, has_one = vault)]
+    pub config: Box<Account<'info, Config>>,
+    /// A finalized epoch of this deployment whose reward tree holds the operator's leaf.
+    #[account(has_one = config)]
+    pub epoch_record: Box<Account<'info, EpochRecord>>,
+    /// CHECK: only a key: it names the leaf and must own `recipient`; it need not sign.
+    pub operator: UncheckedAccount<'info>,
+    #[account(
+        init_if_needed,
+        payer = payer,
+        space = OperatorClaim::SIZE,
+        seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
+        bump,
+    )]
+    pub operator_claim: Box<Account<'info, OperatorClaim>>,
+    #[account(mut)]
+    pub vault: Box<Account<'info, TokenAccount>>,
+    pub mint: Box<Account<'info, Mint>>,
+    /// The operator's own token account for the network token; the only place the tokens go.
+    #[account(mut, token::mint = mint, token::authority = operator)]
+    pub recipient: Box<Account<'info, TokenAccount>>,
+    pub token_program: Program<'info, Token>,
+    pub system_program: Program<'info, System>,
+}
+
+/// Pays an operator what its leaf proves it earned, minus what it already claimed.
+///
+/// Effects: creates the operator's claim record on the first claim; transfers
+/// `cumulative − claimed` from the vault to the operator's token account; sets `claimed` to
+/// `cumulative`; adds the amount to the deployment's claimed total.
+///
+/// Checks: not paused; the epoch is finalized; the proof is at most 32 hashes and links the leaf
+/// `(operator, cumulative)` of this deployment and epoch to the epoch's reward root; the
+/// recipient is owned by the operator and holds the configured mint; something is left to pay.
+/// Proofs from older epochs carry smaller cumulative amounts and so can never pay twice.
+pub fn handler(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Result<()> {
+    let config = &ctx.accounts.config;
+    let record = &ctx.accounts.epoch_record;
+    let operator = ctx.accounts.operator.key();
+    require!(!config.paused, BackhaulError::Paused);
+    require!(
+        record.status == EpochStatus::Finalized,
+        BackhaulError::EpochNotFinalized
+    );
+    require!(proof.len() <= MAX_PROOF_DEPTH, BackhaulError::ProofTooLong);
+    let leaf = leaf_hash(
+        TreeKind::Reward,
+        &config.key().to_bytes(),
+        record.epoch,
+        &operator.to_bytes(),
+        cumulative,
+    );
+    require!(
+        verify(&proof, &record.proposal.reward_root, leaf),
+        BackhaulError::InvalidProof
+    );
+
+    let claim = &ctx.accounts.operator_claim;
+    let already = if claim.operator == Pubkey::default() {
+        0
+    } else {
+        claim.claimed
+    };
+    let amount = cumulative
+        .checked_sub(already)
+        .filter(|a| *a > 0)
+        .ok_or(BackhaulError::NothingToClaim)?;
+
+    let seeds = config.signer_seeds();
+    token::transfer_checked(
+        CpiContext::new_with_signer(
+            ctx.accounts.token_program.key(),
+            TransferChecked {
+                from: ctx.accounts.vault.to_account_info(),
+                mint: ctx.accounts.mint.to_account_info(),
+                to: ctx.accounts.recipient.to_account_info(),
+                authority: config.to_account_info(),
+            },
+            &[&seeds],
+        ),
+        amount,
+        ctx.accounts.mint.decimals,
+    )?;
+
+    let epoch = record.epoch;
+    let claim = &mut ctx.accounts.operator_claim;
+    if claim.operator == Pubkey::default() {
+        claim.config = ctx.accounts.config.key();
+        claim.operator = operator;
+        claim.bump = ctx.bumps.operator_claim;
+    }
+    claim.claimed = cumulative;
+    claim.last_epoch = epoch;
+
+    let config = &mut ctx.accounts.config;
+    config.total_claimed = config
+        .total_claimed
+        .checked_add(amount)
+        .ok_or(BackhaulError::Overflow)?;
+    config.invariant()?;
+    let total_claimed = config.total_claimed;
+
+    emit_cpi!(RewardClaimed {
+        config: ctx.accounts.config.key(),
+        operator,
+        recipient: ctx.accounts.recipient.key(),
+        epoch,
+        cumulative,
+        amount,
+        total_claimed,
+    });
+    Ok(())
+}

@@ -1,0 +1,146 @@
+use crate::constants::*;
+use crate::error::BackhaulError;
+use crate::events::ConfigInitialized;
+use crate::state::*;
+use anchor_lang::prelude::*;
+use anchor_lang::solana_program::bpf_loader_upgradeable;
+use anchor_spl::token::{Mint, Token, TokenAccount};
+
+/// Everything a deployment starts with.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
+pub struct InitializeParams {
+    pub admin: Pubkey,
+    pub guardian: Pubkey,
+    pub oracles: Vec<Pubkey>,
+    pub threshold: u8,
+    pub genesis_ts: i64,
+    pub epoch_length_secs: u64,
+    pub challenge_period_secs: u64,
+    pub emission: EmissionParams,
+    pub rate_window_secs: u64,
+    pub rate_capacity: u64,
+}
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct Initialize<'info> {
+    /// Pays for the accounts; must be the program's upgrade authority, so nobody can front-run
+    /// the deployment with their own admin.
+    #[account(mut)]
+    pub initializer: Signer<'info>,
+    /// The program's ProgramData account, which names the upgrade authority.
+    #[account(
+        seeds = [crate::ID.as_ref()],
+        bump,
+        seeds::program = bpf_loader_upgradeable::ID,
+        constraint = program_data.upgrade_authority_address == Some(initializer.key())
+            @ BackhaulError::NotUpgradeAuthority,
+    )]
+    pub program_data: Account<'info, ProgramData>,
+    #[account(
+        init,
+        payer = initializer,
+        space = Config::SIZE,
+        seeds = [CONFIG_SEED, mint.key().as_ref()],
+        bump,
+    )]
+    pub config: Box<Account<'info, Config>>,
+    /// The network token. Its mint authority must already be the config PDA, and it must have no
+    /// freeze authority (which could freeze the vault).
+    #[account(
+        constraint = mint.mint_authority == Some(config.key()).into() @ BackhaulError::InvalidMint,
+        constraint = mint.freeze_authority.is_none() @ BackhaulError::InvalidMint,
+    )]
+    pub mint: Box<Account<'info, Mint>>,
+    /// The rewards vault, owned by the config PDA.
+    #[account(
+        init,
+        payer = initializer,
+        seeds = [VAULT_SEED, config.key().as_ref()],
+        bump,
+        token::mint = mint,
+        token::authority = config,
+    )]
+    pub vault: Box<Account<'info, TokenAccount>>,
+    pub token_program: Program<'info, Token>,
+    pub system_program: Program<'info, System>,
+}
+
+/// Creates the deployment.
+///
+/// Effects: creates `config` and `vault`; the config PDA becomes the vault's owner.
+///
+/// Checks: the signer is the upgrade authority; the mint's authority is the config PDA and it has
+/// no freeze authority; 1 to 10 distinct oracles with `n/2 < m <= n`; non-default admin and
+/// guardian; epoch length, challenge period and rate window within bounds; genesis within a year of
+/// the clock; a valid emission schedule; a rate capacity of at least one initial emission.
+pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
+    require!(
+        params.admin != Pubkey::default() && params.guardian != Pubkey::default(),
+        BackhaulError::InvalidKey
+    );
+    validate_oracles(&params.oracles, params.threshold)?;
+    require!(
+        (MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&params.epoch_length_secs),
+        BackhaulError::InvalidEpochLength
+    );
+    require!(
+        params.genesis_ts.abs_diff(now) <= MAX_GENESIS_OFFSET_SECS.unsigned_abs(),
+        BackhaulError::InvalidGenesis
+    );
+    validate_challenge_period(params.challenge_period_secs)?;
+    validate_emission(&params.emission)?;
+    validate_rate_limit(
+        params.rate_window_secs,
+        params.rate_capacity,
+        &params.emission,
+    )?;
+
+    let config = &mut ctx.accounts.config;
+    config.set_inner(Config {
+        bump: ctx.bumps.config,
+        vault_bump: ctx.bumps.vault,
+        admin: params.admin,
+        pending_admin: None,
+        guardian: params.guardian,
+        mint: ctx.accounts.mint.key(),
+        vault: ctx.accounts.vault.key(),
+        oracles: params.oracles.clone(),
+        threshold: params.threshold,
+        genesis_ts: params.genesis_ts,
+        epoch_length_secs: params.epoch_length_secs,
+        challenge_period_secs: params.challenge_period_secs,
+        emission: params.emission,
+        rate_limiter: RateLimiter {
+            window_secs: params.rate_window_secs,
+            capacity: params.rate_capacity,
+            level: 0,
+            last_ts: now,
+        },
+        paused: false,
+        next_epoch: 0,
+        last_reward_total: 0,
+        last_reward_leaf_count: 0,
+        total_minted: 0,
+        total_claimed: 0,
+    });
+    config.invariant()?;
+
+    emit_cpi!(ConfigInitialized {
+        config: config.key(),
+        mint: config.mint,
+        vault: config.vault,
+        admin: params.admin,
+        guardian: params.guardian,
+        oracles: params.oracles,
+        threshold: params.threshold,
+        genesis_ts: params.genesis_ts,
+        epoch_length_secs: params.epoch_length_secs,
+        challenge_period_secs: params.challenge_period_secs,
+        emission: params.emission,
+        rate_window_secs: params.rate_window_secs,
+        rate_capacity: params.rate_capacity,
+    });
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Backhaul: burn-and-mint accounting and reward distribution for a bandwidth-sharing network.
+//!
+//! Node operators are paid in newly minted network tokens once per epoch. Off-chain oracles
+//! compute every operator's cumulative reward and commit them as one Merkle root per epoch; this
+//! program makes those rewards safe:
+//!
+//! - **Quorum.** A root counts only when `m` of the `n` oracles voted for identical values, so a
+//!   single compromised oracle cannot move money.
+//! - **Challenge window.** A root that reached quorum waits out a challenge period during which the
+//!   guardian can veto it; only then can anyone finalize it.
+//! - **Capped emissions.** Finalizing mints exactly the epoch's allocation into the rewards vault,
+//!   and refuses anything above the emission schedule, the lifetime cap or the mint rate limiter.
+//! - **Cumulative claims.** Leaves hold what an operator earned since genesis; a claim pays that
+//!   minus what was already claimed, so proofs from any epoch can be used and none pays twice.
+//!
+//! All hashing and arithmetic lives in `backhaul-core`, shared with the oracle. Every state change
+//! emits an event through `emit_cpi!`.
+#![deny(clippy::arithmetic_side_effects)]
+#![deny(unused_must_use)]
+
+use anchor_lang::prelude::*;
+
+pub mod constants;
+pub mod error;
+pub mod events;
+pub mod instructions;
+pub mod state;
+
+use instructions::*;
+use state::EpochProposal;
+
+declare_id!("3sxASsPrgiDAqyZAg5nTtKUjxRFHXD7kq4W1Ta6Z6WFX");
+
+#[program]
+pub mod backhaul {
+    use super::*;
+
+    /// Creates the deployment; only the program's upgrade authority may call it.
+    pub fn initialize(ctx: Context<Initialize>, params: InitializeParams) -> Result<()> {
+        instructions::initialize::handler(ctx, params)
+    }
+
+    /// An oracle's vote for an epoch's roots and totals.
+    pub fn propose_root(
+        ctx: Context<ProposeRoot>,
+        epoch: u64,
+        proposal: EpochProposal,
+    ) -> Result<()> {
+        instructions::propose_root::handler(ctx, epoch, proposal)
+    }
+
+    /// The guardian stops an epoch before its challenge period ends.
+    pub fn veto(ctx: Context<Veto>) -> Result<()> {
+        instructions::veto::handler(ctx)
+    }
+
+    /// Mints the next epoch's allocation once its challenge period has passed. Anyone may call.
+    pub fn finalize(ctx: Context<Finalize>) -> Result<()> {
+        instructions::finalize::handler(ctx)
+    }
+
+    /// Pays an operator its proven cumulative reward minus what it already claimed.
+    pub fn claim(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Result<()> {
+        instructions::claim::handler(ctx, cumulative, proof)
+    }
+
+    /// Changes the challenge period, emission schedule or rate limiter (admin).
+    pub fn update_params(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<()> {
+        instructions::update_params::handler(ctx, params)
+    }
+
+    /// Replaces the oracle set and threshold (admin).
+    pub fn set_oracles(
+        ctx: Context<SetOracles>,
+        oracles: Vec<Pubkey>,
+        threshold: u8,
+    ) -> Result<()> {
+        instructions::set_oracles::handler(ctx, oracles, threshold)
+    }
+
+    /// Replaces the guardian (admin).
+    pub fn set_guardian(ctx: Context<SetGuardian>, guardian: Pubkey) -> Result<()> {
+        instructions::set_guardian::handler(ctx, guardian)
+    }
+
+    /// Names the next admin (admin); it takes over when it accepts.
+    pub fn propose_admin(ctx: Context<ProposeAdmin>, new_admin: Pubkey) -> Result<()> {
+        instructions::propose_admin::handler(ctx, new_admin)
+    }
+
+    /// The pending admin takes over.
+    pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
+        instructions::accept_admin::handler(ctx)
+    }
+
+    /// Pauses (admin or guardian) or unpauses (admin).
+    pub fn set_paused(ctx: Context<SetPaused>, paused: bool) -> Result<()> {
+        instructions::set_paused::handler(ctx, paused)
+    }
+}

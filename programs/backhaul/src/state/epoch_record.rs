@@ -1,0 +1,73 @@
+use crate::constants::MAX_ORACLES;
+use anchor_lang::prelude::*;
+
+/// What oracles vote on for one epoch.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
+pub struct EpochProposal {
+    /// Root of the reward tree (operator, cumulative tokens).
+    pub reward_root: [u8; 32],
+    /// Leaves in the reward tree.
+    pub reward_leaf_count: u64,
+    /// Sum of all cumulative amounts in the reward tree.
+    pub reward_total: u64,
+    /// What this epoch adds for all operators together: `reward_total` minus the previous one.
+    pub allocation: u64,
+    /// sha256 of the epoch's published dataset.
+    pub dataset_hash: [u8; 32],
+}
+
+/// Where an epoch stands.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub enum EpochStatus {
+    /// Votes are being collected; no proposal has quorum yet.
+    Voting,
+    /// A proposal reached quorum; it can be finalized after `finalizable_at` unless vetoed.
+    Proposed,
+    /// Rewards are minted and claimable.
+    Finalized,
+    /// The guardian vetoed; the next vote starts a new round.
+    Vetoed,
+}
+
+/// One oracle's vote: the digest of the proposal it voted for.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct Vote {
+    pub oracle: Pubkey,
+    pub digest: [u8; 32],
+}
+
+/// One epoch: its votes, the proposal that reached quorum, and its status.
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct EpochRecord {
+    /// The deployment.
+    pub config: Pubkey,
+    /// The epoch number.
+    pub epoch: u64,
+    /// PDA bump of `["epoch", config, epoch]`.
+    pub bump: u8,
+    pub status: EpochStatus,
+    /// Incremented each time a veto restarts the vote.
+    pub round: u32,
+    /// Votes of the current round.
+    #[max_len(MAX_ORACLES)]
+    pub votes: Vec<Vote>,
+    /// The proposal that reached quorum (zero until then).
+    pub proposal: EpochProposal,
+    /// Digest of `proposal`.
+    pub proposal_digest: [u8; 32],
+    /// Digest of the last vetoed proposal; it cannot be voted again.
+    pub vetoed_digest: [u8; 32],
+    /// When the proposal reached quorum.
+    pub quorum_at: i64,
+    /// When the proposal became (or becomes) finalizable: quorum plus the challenge period.
+    pub finalizable_at: i64,
+    /// When it was finalized.
+    pub finalized_at: i64,
+}
+
+impl EpochRecord {
+    pub const SIZE: usize = 8 + EpochRecord::INIT_SPACE;
+}
