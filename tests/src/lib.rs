@@ -1,1 +1,710 @@
+//! Test fixtures: the program running inside a real Agave bank (solana-program-test), SPL Token
+//! as real SBF, and builders for every instruction.
+//!
+//! The program is compiled for the host (no SBF toolchain is needed); every call into SPL Token is
+//! the real program. Compute units are therefore only counted for the token program's part.
 
+// solana-program-test marks its whole API as "unstable" from 4.0 on.
+#![allow(deprecated)]
+
+use anchor_lang::{InstructionData, ToAccountMetas};
+use backhaul::state::{EmissionParams, EpochProposal};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::tree::{Entry, EpochTree};
+use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
+use solana_sdk::account::Account;
+use solana_sdk::account_info::AccountInfo;
+use solana_sdk::clock::Clock;
+use solana_sdk::entrypoint::ProgramResult;
+use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::program_pack::Pack;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::{Transaction, TransactionError};
+
+pub use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
+pub use backhaul::state::{Config, EpochRecord, EpochStatus, OperatorClaim};
+
+/// Epoch length used by the fixtures (one day).
+pub const EPOCH_SECS: u64 = 86_400;
+/// Challenge period used by the fixtures (six hours).
+pub const CHALLENGE_SECS: u64 = 6 * 3_600;
+/// Decimals of the test mint.
+pub const DECIMALS: u8 = 6;
+/// Genesis of the fixtures' deployments.
+pub const GENESIS: i64 = 1_700_000_000;
+
+fn entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
+    // Anchor's entry wants `&'info [AccountInfo<'info>]`; program-test hands a shorter lifetime.
+    let accounts: &[AccountInfo] = unsafe { std::mem::transmute(accounts) };
+    backhaul::entry(program_id, accounts, data)
+}
+
+/// The program's ProgramData address (where the upgradeable loader records the upgrade authority).
+pub fn program_data_address() -> Pubkey {
+    Pubkey::find_program_address(
+        &[backhaul::ID.as_ref()],
+        &anchor_lang::solana_program::bpf_loader_upgradeable::ID,
+    )
+    .0
+}
+
+/// A ProgramData account naming `authority` as the upgrade authority (bincode layout).
+pub fn program_data_account(authority: &Pubkey) -> Account {
+    let mut data = Vec::with_capacity(45);
+    data.extend_from_slice(&3u32.to_le_bytes()); // UpgradeableLoaderState::ProgramData
+    data.extend_from_slice(&0u64.to_le_bytes()); // slot
+    data.push(1); // Some(
+    data.extend_from_slice(authority.as_ref()); // authority)
+    Account {
+        lamports: 1_000_000_000,
+        data,
+        owner: anchor_lang::solana_program::bpf_loader_upgradeable::ID,
+        executable: false,
+        rent_epoch: 0,
+    }
+}
+
+pub fn config_address(mint: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(
+        &[backhaul::constants::CONFIG_SEED, mint.as_ref()],
+        &backhaul::ID,
+    )
+    .0
+}
+
+pub fn vault_address(config: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(
+        &[backhaul::constants::VAULT_SEED, config.as_ref()],
+        &backhaul::ID,
+    )
+    .0
+}
+
+pub fn epoch_address(config: &Pubkey, epoch: u64) -> Pubkey {
+    Pubkey::find_program_address(
+        &[
+            backhaul::constants::EPOCH_SEED,
+            config.as_ref(),
+            &epoch.to_le_bytes(),
+        ],
+        &backhaul::ID,
+    )
+    .0
+}
+
+pub fn claim_address(config: &Pubkey, operator: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(
+        &[
+            backhaul::constants::CLAIM_SEED,
+            config.as_ref(),
+            operator.as_ref(),
+        ],
+        &backhaul::ID,
+    )
+    .0
+}
+
+pub fn event_authority() -> Pubkey {
+    Pubkey::find_program_address(&[b"__event_authority"], &backhaul::ID).0
+}
+
+pub fn ata(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
+    spl_associated_token_account_interface::address::get_associated_token_address(owner, mint)
+}
+
+/// Default emission: 1,000 tokens per epoch halving every 30 epochs, floor 10, cap 50,000.
+pub fn default_emission() -> EmissionParams {
+    EmissionParams {
+        initial_per_epoch: 1_000 * 10u64.pow(DECIMALS as u32),
+        decay_bps: 5_000,
+        decay_period_epochs: 30,
+        floor_per_epoch: 10 * 10u64.pow(DECIMALS as u32),
+        lifetime_cap: 50_000 * 10u64.pow(DECIMALS as u32),
+    }
+}
+
+/// A deployment inside a fresh bank, with its keys.
+pub struct Env {
+    pub ctx: ProgramTestContext,
+    pub upgrade_authority: Keypair,
+    pub admin: Keypair,
+    pub guardian: Keypair,
+    pub oracles: Vec<Keypair>,
+    pub mint: Pubkey,
+    pub config: Pubkey,
+    pub vault: Pubkey,
+    nonce: u64,
+}
+
+/// Error returned by a failed transaction: the custom code (Anchor or program) if any.
+pub fn custom_code(err: &BanksClientError) -> Option<u32> {
+    match err {
+        BanksClientError::TransactionError(TransactionError::InstructionError(
+            _,
+            InstructionError::Custom(code),
+        ))
+        | BanksClientError::SimulationError {
+            err: TransactionError::InstructionError(_, InstructionError::Custom(code)),
+            ..
+        } => Some(*code),
+        _ => None,
+    }
+}
+
+/// Asserts that `res` failed with the program error `expected`.
+#[track_caller]
+pub fn assert_program_err(
+    res: Result<(), BanksClientError>,
+    expected: backhaul::error::BackhaulError,
+) {
+    let code = anchor_lang::error::ERROR_CODE_OFFSET + expected as u32;
+    match res {
+        Ok(()) => panic!("expected {expected:?} ({code}), but the transaction succeeded"),
+        Err(e) => assert_eq!(
+            custom_code(&e),
+            Some(code),
+            "expected {expected:?} ({code}), got {e:?}"
+        ),
+    }
+}
+
+/// Asserts that `res` failed with the Anchor framework error `expected`.
+#[track_caller]
+pub fn assert_anchor_err(
+    res: Result<(), BanksClientError>,
+    expected: anchor_lang::error::ErrorCode,
+) {
+    let code = expected as u32;
+    match res {
+        Ok(()) => panic!("expected {expected:?} ({code}), but the transaction succeeded"),
+        Err(e) => assert_eq!(
+            custom_code(&e),
+            Some(code),
+            "expected {expected:?} ({code}), got {e:?}"
+        ),
+    }
+}
+
+/// Asserts that `res` failed, for any reason that is not a success.
+#[track_caller]
+pub fn assert_failed(res: Result<(), BanksClientError>) {
+    assert!(res.is_err(), "expected the transaction to fail");
+}
+
+impl Env {
+    /// A bank with the program, a mint whose authority is the would-be config PDA, and funded keys.
+    pub async fn new_uninitialized() -> Self {
+        let mut pt = ProgramTest::new("backhaul", backhaul::ID, processor!(entry));
+        pt.prefer_bpf(false);
+        let upgrade_authority = Keypair::new();
+        pt.add_account(
+            program_data_address(),
+            program_data_account(&upgrade_authority.pubkey()),
+        );
+        let admin = Keypair::new();
+        let guardian = Keypair::new();
+        let oracles: Vec<Keypair> = (0..3).map(|_| Keypair::new()).collect();
+        for k in [&upgrade_authority, &admin, &guardian]
+            .into_iter()
+            .chain(oracles.iter())
+        {
+            pt.add_account(k.pubkey(), funded());
+        }
+        let mint_kp = Keypair::new();
+        let mint = mint_kp.pubkey();
+        let config = config_address(&mint);
+        pt.add_account(mint, mint_account(Some(config), None, 0));
+        let mut ctx = pt.start_with_context().await;
+        set_time(&mut ctx, GENESIS).await;
+        Env {
+            ctx,
+            upgrade_authority,
+            admin,
+            guardian,
+            oracles,
+            mint,
+            config,
+            vault: vault_address(&config),
+            nonce: 0,
+        }
+    }
+
+    /// A deployment initialized with [`Env::default_params`].
+    pub async fn new() -> Self {
+        let mut env = Self::new_uninitialized().await;
+        let params = env.default_params();
+        env.initialize(params).await.expect("initialize");
+        env
+    }
+
+    pub fn default_params(&self) -> InitializeParams {
+        InitializeParams {
+            admin: self.admin.pubkey(),
+            guardian: self.guardian.pubkey(),
+            oracles: self.oracles.iter().map(|k| k.pubkey()).collect(),
+            threshold: 2,
+            genesis_ts: GENESIS,
+            epoch_length_secs: EPOCH_SECS,
+            challenge_period_secs: CHALLENGE_SECS,
+            emission: default_emission(),
+            rate_window_secs: EPOCH_SECS,
+            rate_capacity: 2 * default_emission().initial_per_epoch,
+        }
+    }
+
+    pub fn payer(&self) -> Keypair {
+        self.ctx.payer.insecure_clone()
+    }
+
+    /// Sends `ixs` signed by the payer and `signers`, each transaction made unique so that
+    /// identical instructions can be sent twice.
+    pub async fn send(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<(), BanksClientError> {
+        self.nonce += 1;
+        let mut all = vec![
+            solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_price(
+                self.nonce,
+            ),
+        ];
+        all.extend_from_slice(ixs);
+        let payer = self.payer();
+        let mut keys: Vec<&Keypair> = vec![&payer];
+        keys.extend_from_slice(signers);
+        let tx = Transaction::new_signed_with_payer(
+            &all,
+            Some(&payer.pubkey()),
+            &keys,
+            self.ctx.last_blockhash,
+        );
+        self.ctx.banks_client.process_transaction(tx).await
+    }
+
+    pub async fn now(&mut self) -> i64 {
+        self.ctx
+            .banks_client
+            .get_sysvar::<Clock>()
+            .await
+            .expect("clock")
+            .unix_timestamp
+    }
+
+    /// Moves the bank's clock to `ts`.
+    pub async fn set_time(&mut self, ts: i64) {
+        set_time(&mut self.ctx, ts).await;
+    }
+
+    /// Moves the clock to the end of `epoch`.
+    pub async fn end_epoch(&mut self, epoch: u64) {
+        let end = backhaul_core::epoch::epoch_end(GENESIS, EPOCH_SECS, epoch).expect("end");
+        self.set_time(end).await;
+    }
+
+    pub async fn account<T: anchor_lang::AccountDeserialize>(&mut self, key: &Pubkey) -> Option<T> {
+        let acc = self
+            .ctx
+            .banks_client
+            .get_account(*key)
+            .await
+            .expect("get_account")?;
+        T::try_deserialize(&mut acc.data.as_slice()).ok()
+    }
+
+    pub async fn config_state(&mut self) -> Config {
+        let key = self.config;
+        self.account(&key).await.expect("config exists")
+    }
+
+    pub async fn epoch_state(&mut self, epoch: u64) -> EpochRecord {
+        let key = epoch_address(&self.config, epoch);
+        self.account(&key).await.expect("epoch record exists")
+    }
+
+    pub async fn token_balance(&mut self, key: &Pubkey) -> u64 {
+        let acc = self
+            .ctx
+            .banks_client
+            .get_account(*key)
+            .await
+            .expect("get")
+            .expect("token account exists");
+        spl_token_interface::state::Account::unpack(&acc.data)
+            .expect("token account")
+            .amount
+    }
+
+    pub async fn mint_supply(&mut self) -> u64 {
+        let acc = self
+            .ctx
+            .banks_client
+            .get_account(self.mint)
+            .await
+            .expect("get")
+            .expect("mint");
+        spl_token_interface::state::Mint::unpack(&acc.data)
+            .expect("mint")
+            .supply
+    }
+
+    /// Creates a token account of `mint` owned by `owner` at a fresh address (not an ATA).
+    pub async fn create_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
+        let key = Pubkey::new_unique();
+        let mut acc = spl_token_interface::state::Account::default();
+        acc.mint = *mint;
+        acc.owner = *owner;
+        acc.state = spl_token_interface::state::AccountState::Initialized;
+        let mut data = vec![0u8; spl_token_interface::state::Account::LEN];
+        spl_token_interface::state::Account::pack(acc, &mut data).expect("pack");
+        self.ctx
+            .set_account(&key, &token_program_account(data).into());
+        key
+    }
+
+    /// Creates (idempotently) `owner`'s associated token account for the deployment's mint.
+    pub async fn create_ata(&mut self, owner: &Pubkey) -> Pubkey {
+        let payer = self.payer().pubkey();
+        let ix = spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+            &payer,
+            owner,
+            &self.mint,
+            &spl_token_interface::ID,
+        );
+        self.send(&[ix], &[]).await.expect("create ata");
+        ata(owner, &self.mint)
+    }
+
+    // ---- instruction builders ------------------------------------------------------------
+
+    pub fn initialize_ix(&self, initializer: &Pubkey, params: InitializeParams) -> Instruction {
+        self.initialize_ix_for(initializer, &self.mint, params)
+    }
+
+    pub fn initialize_ix_for(
+        &self,
+        initializer: &Pubkey,
+        mint: &Pubkey,
+        params: InitializeParams,
+    ) -> Instruction {
+        let config = config_address(mint);
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::Initialize {
+                initializer: *initializer,
+                program_data: program_data_address(),
+                config,
+                mint: *mint,
+                vault: vault_address(&config),
+                token_program: spl_token_interface::ID,
+                system_program: anchor_lang::system_program::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::Initialize { params }.data(),
+        }
+    }
+
+    pub async fn initialize(&mut self, params: InitializeParams) -> Result<(), BanksClientError> {
+        let auth = self.upgrade_authority.insecure_clone();
+        let ix = self.initialize_ix(&auth.pubkey(), params);
+        self.send(&[ix], &[&auth]).await
+    }
+
+    pub fn propose_ix(&self, oracle: &Pubkey, epoch: u64, proposal: EpochProposal) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::ProposeRoot {
+                oracle: *oracle,
+                config: self.config,
+                epoch_record: epoch_address(&self.config, epoch),
+                system_program: anchor_lang::system_program::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::ProposeRoot { epoch, proposal }.data(),
+        }
+    }
+
+    /// Oracle `i` votes for `proposal` in `epoch`.
+    pub async fn vote(
+        &mut self,
+        i: usize,
+        epoch: u64,
+        proposal: EpochProposal,
+    ) -> Result<(), BanksClientError> {
+        let oracle = self.oracles[i].insecure_clone();
+        let ix = self.propose_ix(&oracle.pubkey(), epoch, proposal);
+        self.send(&[ix], &[&oracle]).await
+    }
+
+    pub fn veto_ix(&self, guardian: &Pubkey, epoch: u64) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::Veto {
+                guardian: *guardian,
+                config: self.config,
+                epoch_record: epoch_address(&self.config, epoch),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::Veto {}.data(),
+        }
+    }
+
+    pub async fn veto(&mut self, epoch: u64) -> Result<(), BanksClientError> {
+        let g = self.guardian.insecure_clone();
+        let ix = self.veto_ix(&g.pubkey(), epoch);
+        self.send(&[ix], &[&g]).await
+    }
+
+    pub fn finalize_ix(&self, epoch: u64) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::Finalize {
+                config: self.config,
+                epoch_record: epoch_address(&self.config, epoch),
+                mint: self.mint,
+                vault: self.vault,
+                token_program: spl_token_interface::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::Finalize {}.data(),
+        }
+    }
+
+    pub async fn finalize(&mut self, epoch: u64) -> Result<(), BanksClientError> {
+        let ix = self.finalize_ix(epoch);
+        self.send(&[ix], &[]).await
+    }
+
+    pub fn claim_ix(
+        &self,
+        payer: &Pubkey,
+        epoch: u64,
+        operator: &Pubkey,
+        recipient: &Pubkey,
+        cumulative: u64,
+        proof: Vec<[u8; 32]>,
+    ) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::Claim {
+                payer: *payer,
+                config: self.config,
+                epoch_record: epoch_address(&self.config, epoch),
+                operator: *operator,
+                operator_claim: claim_address(&self.config, operator),
+                vault: self.vault,
+                mint: self.mint,
+                recipient: *recipient,
+                token_program: spl_token_interface::ID,
+                system_program: anchor_lang::system_program::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::Claim { cumulative, proof }.data(),
+        }
+    }
+
+    /// Claims for `operator` into its ATA, paid by the context payer, proving against `tree`.
+    pub async fn claim_from(
+        &mut self,
+        tree: &EpochTree,
+        epoch: u64,
+        operator: &Pubkey,
+    ) -> Result<(), BanksClientError> {
+        let (entry, proof) = tree
+            .proof_for(&operator.to_bytes())
+            .expect("operator has a leaf");
+        let recipient = self.create_ata(operator).await;
+        let payer = self.payer().pubkey();
+        let ix = self.claim_ix(&payer, epoch, operator, &recipient, entry.cumulative, proof);
+        self.send(&[ix], &[]).await
+    }
+
+    pub fn admin_ix<A: ToAccountMetas, D: InstructionData>(
+        &self,
+        accounts: A,
+        data: D,
+    ) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: accounts.to_account_metas(None),
+            data: data.data(),
+        }
+    }
+
+    pub fn update_params_ix(&self, admin: &Pubkey, params: UpdateParamsArgs) -> Instruction {
+        self.admin_ix(
+            backhaul::accounts::UpdateParams {
+                admin: *admin,
+                config: self.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::UpdateParams { params },
+        )
+    }
+
+    pub fn set_oracles_ix(
+        &self,
+        admin: &Pubkey,
+        oracles: Vec<Pubkey>,
+        threshold: u8,
+    ) -> Instruction {
+        self.admin_ix(
+            backhaul::accounts::SetOracles {
+                admin: *admin,
+                config: self.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SetOracles { oracles, threshold },
+        )
+    }
+
+    pub fn set_guardian_ix(&self, admin: &Pubkey, guardian: Pubkey) -> Instruction {
+        self.admin_ix(
+            backhaul::accounts::SetGuardian {
+                admin: *admin,
+                config: self.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SetGuardian { guardian },
+        )
+    }
+
+    pub fn propose_admin_ix(&self, admin: &Pubkey, new_admin: Pubkey) -> Instruction {
+        self.admin_ix(
+            backhaul::accounts::ProposeAdmin {
+                admin: *admin,
+                config: self.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::ProposeAdmin { new_admin },
+        )
+    }
+
+    pub fn accept_admin_ix(&self, new_admin: &Pubkey) -> Instruction {
+        self.admin_ix(
+            backhaul::accounts::AcceptAdmin {
+                new_admin: *new_admin,
+                config: self.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::AcceptAdmin {},
+        )
+    }
+
+    pub fn set_paused_ix(&self, authority: &Pubkey, paused: bool) -> Instruction {
+        self.admin_ix(
+            backhaul::accounts::SetPaused {
+                authority: *authority,
+                config: self.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SetPaused { paused },
+        )
+    }
+
+    /// Sends one of the admin instructions signed by `signer`.
+    pub async fn send_as(
+        &mut self,
+        ix: Instruction,
+        signer: &Keypair,
+    ) -> Result<(), BanksClientError> {
+        self.send(&[ix], &[signer]).await
+    }
+
+    // ---- scenario helpers ------------------------------------------------------------------
+
+    /// The reward tree for `epoch` over `(operator, cumulative)` pairs.
+    pub fn reward_tree(&self, epoch: u64, amounts: &[(Pubkey, u64)]) -> EpochTree {
+        let entries = amounts
+            .iter()
+            .map(|(k, a)| Entry {
+                account: k.to_bytes(),
+                cumulative: *a,
+            })
+            .collect();
+        EpochTree::build(TreeKind::Reward, &self.config.to_bytes(), epoch, entries).expect("tree")
+    }
+
+    /// The proposal matching `tree`, given the previous finalized total.
+    pub fn proposal(&self, tree: &EpochTree, previous_total: u64) -> EpochProposal {
+        EpochProposal {
+            reward_root: tree.root,
+            reward_leaf_count: tree.entries.len() as u64,
+            reward_total: tree.total,
+            allocation: tree.total - previous_total,
+            dataset_hash: backhaul_core::merkle::sha256v(&[b"dataset", &tree.root]),
+        }
+    }
+
+    /// Ends `epoch`, has oracles 0 and 1 vote for `proposal`, waits out the challenge period and
+    /// finalizes.
+    pub async fn run_epoch(&mut self, epoch: u64, proposal: EpochProposal) {
+        self.end_epoch(epoch).await;
+        self.vote(0, epoch, proposal).await.expect("vote 0");
+        self.vote(1, epoch, proposal).await.expect("vote 1");
+        let at = self.epoch_state(epoch).await.finalizable_at;
+        self.set_time(at).await;
+        self.finalize(epoch).await.expect("finalize");
+    }
+}
+
+fn funded() -> Account {
+    Account {
+        lamports: 100_000_000_000,
+        data: vec![],
+        owner: anchor_lang::system_program::ID,
+        executable: false,
+        rent_epoch: 0,
+    }
+}
+
+fn token_program_account(data: Vec<u8>) -> Account {
+    Account {
+        lamports: 10_000_000,
+        data,
+        owner: spl_token_interface::ID,
+        executable: false,
+        rent_epoch: 0,
+    }
+}
+
+/// A mint account with the given authorities and supply.
+pub fn mint_account(
+    mint_authority: Option<Pubkey>,
+    freeze_authority: Option<Pubkey>,
+    supply: u64,
+) -> Account {
+    let mint = spl_token_interface::state::Mint {
+        mint_authority: mint_authority.into(),
+        supply,
+        decimals: DECIMALS,
+        is_initialized: true,
+        freeze_authority: freeze_authority.into(),
+    };
+    let mut data = vec![0u8; spl_token_interface::state::Mint::LEN];
+    spl_token_interface::state::Mint::pack(mint, &mut data).expect("pack mint");
+    token_program_account(data)
+}
+
+async fn set_time(ctx: &mut ProgramTestContext, ts: i64) {
+    let mut clock: Clock = ctx.banks_client.get_sysvar().await.expect("clock");
+    clock.unix_timestamp = ts;
+    ctx.set_sysvar(&clock);
+}
