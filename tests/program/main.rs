@@ -1,3 +1,12 @@
 //! The program's tests, through real transactions in a real bank. One module per instruction.
 
+#![allow(deprecated)] // solana-program-test marks its API "unstable" from 4.0 on.
+mod admin;
+mod claim;
+mod finalize;
+mod initialize;
+mod propose_root;
 mod smoke;
+mod tx_size;
+mod util;
+mod veto;

@@ -195,6 +195,7 @@ pub fn assert_failed(res: Result<(), BanksClientError>) {
 impl Env {
     /// A bank with the program, a mint whose authority is the would-be config PDA, and funded keys.
     pub async fn new_uninitialized() -> Self {
+        quiet_bank_logs();
         let mut pt = ProgramTest::new("backhaul", backhaul::ID, processor!(entry));
         pt.prefer_bpf(false);
         let upgrade_authority = Keypair::new();
@@ -236,6 +237,29 @@ impl Env {
         let params = env.default_params();
         env.initialize(params).await.expect("initialize");
         env
+    }
+
+    /// Creates and initializes a second deployment (its own mint and config) in the same bank and
+    /// returns its mint. Point `mint`, `config` and `vault` at it to act on it.
+    pub async fn add_deployment(&mut self) -> Pubkey {
+        let mint = Pubkey::new_unique();
+        let config = config_address(&mint);
+        self.ctx
+            .set_account(&mint, &mint_account(Some(config), None, 0).into());
+        let auth = self.upgrade_authority.insecure_clone();
+        let params = self.default_params();
+        let ix = self.initialize_ix_for(&auth.pubkey(), &mint, params);
+        self.send(&[ix], &[&auth])
+            .await
+            .expect("initialize second deployment");
+        mint
+    }
+
+    /// Points the fixture at the deployment of `mint`.
+    pub fn use_deployment(&mut self, mint: Pubkey) {
+        self.mint = mint;
+        self.config = config_address(&mint);
+        self.vault = vault_address(&self.config);
     }
 
     pub fn default_params(&self) -> InitializeParams {
@@ -352,10 +376,12 @@ impl Env {
     /// Creates a token account of `mint` owned by `owner` at a fresh address (not an ATA).
     pub async fn create_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
         let key = Pubkey::new_unique();
-        let mut acc = spl_token_interface::state::Account::default();
-        acc.mint = *mint;
-        acc.owner = *owner;
-        acc.state = spl_token_interface::state::AccountState::Initialized;
+        let acc = spl_token_interface::state::Account {
+            mint: *mint,
+            owner: *owner,
+            state: spl_token_interface::state::AccountState::Initialized,
+            ..Default::default()
+        };
         let mut data = vec![0u8; spl_token_interface::state::Account::LEN];
         spl_token_interface::state::Account::pack(acc, &mut data).expect("pack");
         self.ctx
@@ -663,6 +689,17 @@ impl Env {
         self.set_time(at).await;
         self.finalize(epoch).await.expect("finalize");
     }
+}
+
+/// The bank logs every instruction at debug level unless told otherwise; keep test output readable
+/// (set `RUST_LOG` to see the logs).
+fn quiet_bank_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_none() {
+            std::env::set_var("RUST_LOG", "error");
+        }
+    });
 }
 
 fn funded() -> Account {

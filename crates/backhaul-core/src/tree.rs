@@ -103,7 +103,7 @@ impl EpochTree {
         epoch: u64,
         mut entries: Vec<Entry>,
     ) -> Result<Self, CoreError> {
-        entries.sort_unstable_by(|a, b| a.account.cmp(&b.account));
+        entries.sort_unstable_by_key(|e| e.account);
         if entries.windows(2).any(|w| w[0].account == w[1].account) {
             return Err(CoreError::DuplicateLeaf);
         }

@@ -1,0 +1,231 @@
+use crate::util::*;
+use backhaul::error::BackhaulError as E;
+use backhaul_tests::*;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+
+#[tokio::test]
+async fn initializes_every_field_and_the_vault() {
+    let mut env = Env::new().await;
+    let c = env.config_state().await;
+    let p = env.default_params();
+    assert_eq!(c.admin, env.admin.pubkey());
+    assert_eq!(c.guardian, env.guardian.pubkey());
+    assert_eq!(c.pending_admin, None);
+    assert_eq!(c.mint, env.mint);
+    assert_eq!(c.vault, env.vault);
+    assert_eq!(c.oracles, p.oracles);
+    assert_eq!(c.threshold, 2);
+    assert_eq!(c.genesis_ts, GENESIS);
+    assert_eq!(c.epoch_length_secs, EPOCH_SECS);
+    assert_eq!(c.challenge_period_secs, CHALLENGE_SECS);
+    assert_eq!(c.emission, default_emission());
+    assert_eq!(c.rate_limiter.capacity, p.rate_capacity);
+    assert_eq!(c.rate_limiter.level, 0);
+    assert!(!c.paused);
+    assert_eq!((c.next_epoch, c.total_minted, c.total_claimed), (0, 0, 0));
+    let vault = env.vault;
+    let acc = env
+        .ctx
+        .banks_client
+        .get_account(vault)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = unpack_token(&acc.data);
+    assert_eq!(token.mint, env.mint);
+    assert_eq!(token.owner, env.config);
+    assert_eq!(token.amount, 0);
+}
+
+#[tokio::test]
+async fn only_the_upgrade_authority_can_initialize() {
+    let mut env = Env::new_uninitialized().await;
+    let stranger = Keypair::new();
+    fund(&mut env, &stranger.pubkey()).await;
+    let params = env.default_params();
+    let ix = env.initialize_ix(&stranger.pubkey(), params);
+    assert_program_err(env.send(&[ix], &[&stranger]).await, E::NotUpgradeAuthority);
+    // The admin named in the parameters is not the upgrade authority either.
+    let admin = env.admin.insecure_clone();
+    let ix = env.initialize_ix(&admin.pubkey(), env.default_params());
+    assert_program_err(env.send(&[ix], &[&admin]).await, E::NotUpgradeAuthority);
+    assert!(env.account::<Config>(&env.config.clone()).await.is_none());
+}
+
+#[tokio::test]
+async fn a_fake_program_data_account_is_refused() {
+    let mut env = Env::new_uninitialized().await;
+    let stranger = Keypair::new();
+    fund(&mut env, &stranger.pubkey()).await;
+    // A look-alike ProgramData at another address naming the stranger as upgrade authority.
+    let fake = Pubkey::new_unique();
+    env.ctx
+        .set_account(&fake, &program_data_account(&stranger.pubkey()).into());
+    let mut ix = env.initialize_ix(&stranger.pubkey(), env.default_params());
+    ix.accounts[1].pubkey = fake;
+    assert_anchor_err(
+        env.send(&[ix], &[&stranger]).await,
+        anchor_lang::error::ErrorCode::ConstraintSeeds,
+    );
+}
+
+#[tokio::test]
+async fn initializing_twice_fails_and_changes_nothing() {
+    let mut env = Env::new().await;
+    let before = env.config_state().await;
+    let mut params = env.default_params();
+    params.threshold = 3;
+    assert_failed(env.initialize(params).await);
+    let after = env.config_state().await;
+    assert_eq!(before.threshold, after.threshold);
+    assert_eq!(before.admin, after.admin);
+}
+
+#[tokio::test]
+async fn the_mint_must_belong_to_the_config_without_freeze_authority() {
+    let mut env = Env::new_uninitialized().await;
+    let config = env.config;
+    let mint = env.mint;
+    for account in [
+        mint_account(Some(Pubkey::new_unique()), None, 0),
+        mint_account(None, None, 0),
+        mint_account(Some(config), Some(Pubkey::new_unique()), 0),
+    ] {
+        env.ctx.set_account(&mint, &account.into());
+        assert_program_err(env.initialize(env.default_params()).await, E::InvalidMint);
+    }
+    // A token account passed as the mint is refused by its type.
+    let not_a_mint = env.create_token_account(&mint, &Pubkey::new_unique()).await;
+    let auth = env.upgrade_authority.insecure_clone();
+    let mut ix = env.initialize_ix(&auth.pubkey(), env.default_params());
+    ix.accounts[3].pubkey = not_a_mint;
+    assert_failed(env.send(&[ix], &[&auth]).await);
+}
+
+#[tokio::test]
+async fn every_parameter_is_bounded() {
+    let mut env = Env::new_uninitialized().await;
+    let base = env.default_params();
+    let o = base.oracles.clone();
+    let emission = default_emission();
+    type Case = (Box<dyn Fn(&mut InitializeParams)>, E);
+    let cases: Vec<Case> = vec![
+        (Box::new(|p| p.admin = Pubkey::default()), E::InvalidKey),
+        (Box::new(|p| p.guardian = Pubkey::default()), E::InvalidKey),
+        (Box::new(|p| p.oracles = vec![]), E::InvalidOracleSet),
+        (
+            Box::new(|p| p.oracles = (0..11).map(|_| Pubkey::new_unique()).collect()),
+            E::InvalidOracleSet,
+        ),
+        (
+            Box::new({
+                let o = o.clone();
+                move |p| p.oracles = vec![o[0], o[1], o[0]]
+            }),
+            E::InvalidOracleSet,
+        ),
+        (
+            Box::new({
+                let o = o.clone();
+                move |p| p.oracles = vec![o[0], Pubkey::default(), o[1]]
+            }),
+            E::InvalidOracleSet,
+        ),
+        (Box::new(|p| p.threshold = 0), E::InvalidThreshold),
+        (Box::new(|p| p.threshold = 4), E::InvalidThreshold),
+        (Box::new(|p| p.threshold = 1), E::InvalidThreshold), // 1 of 3 is a minority
+        (
+            Box::new(|p| p.epoch_length_secs = 59),
+            E::InvalidEpochLength,
+        ),
+        (
+            Box::new(|p| p.epoch_length_secs = 30 * 86_400 + 1),
+            E::InvalidEpochLength,
+        ),
+        (
+            Box::new(|p| p.challenge_period_secs = 59),
+            E::InvalidChallengePeriod,
+        ),
+        (
+            Box::new(|p| p.challenge_period_secs = 30 * 86_400 + 1),
+            E::InvalidChallengePeriod,
+        ),
+        (
+            Box::new(|p| p.genesis_ts = GENESIS + 366 * 86_400),
+            E::InvalidGenesis,
+        ),
+        (
+            Box::new(|p| p.genesis_ts = GENESIS - 366 * 86_400),
+            E::InvalidGenesis,
+        ),
+        (Box::new(|p| p.genesis_ts = i64::MIN), E::InvalidGenesis),
+        (
+            Box::new(move |p| p.emission.initial_per_epoch = 0),
+            E::InvalidEmissionSchedule,
+        ),
+        (
+            Box::new(|p| p.emission.decay_bps = 10_000),
+            E::InvalidEmissionSchedule,
+        ),
+        (
+            Box::new(|p| p.emission.decay_period_epochs = 0),
+            E::InvalidEmissionSchedule,
+        ),
+        (
+            Box::new(move |p| p.emission.floor_per_epoch = emission.initial_per_epoch + 1),
+            E::InvalidEmissionSchedule,
+        ),
+        (
+            Box::new(move |p| p.emission.lifetime_cap = emission.initial_per_epoch - 1),
+            E::InvalidEmissionSchedule,
+        ),
+        (Box::new(|p| p.rate_window_secs = 59), E::InvalidRateLimit),
+        (
+            Box::new(|p| p.rate_window_secs = 365 * 86_400 + 1),
+            E::InvalidRateLimit,
+        ),
+        (
+            Box::new(move |p| p.rate_capacity = emission.initial_per_epoch - 1),
+            E::InvalidRateLimit,
+        ),
+    ];
+    for (i, (mutate, expected)) in cases.into_iter().enumerate() {
+        let mut p = base.clone();
+        mutate(&mut p);
+        let res = env.initialize(p).await;
+        assert!(res.is_err(), "case {i} should fail");
+        assert_program_err(res, expected);
+    }
+    // The bounds themselves are accepted, and a single oracle with threshold 1 is a valid set.
+    let mut p = base.clone();
+    p.oracles = vec![o[0]];
+    p.threshold = 1;
+    p.epoch_length_secs = 60;
+    p.challenge_period_secs = 30 * 86_400;
+    p.rate_window_secs = 60;
+    p.rate_capacity = p.emission.initial_per_epoch;
+    p.emission.decay_bps = 9_999;
+    p.emission.lifetime_cap = p.emission.initial_per_epoch;
+    p.genesis_ts = GENESIS - 365 * 86_400;
+    env.initialize(p).await.expect("bounds are inclusive");
+}
+
+#[tokio::test]
+async fn malformed_instruction_data_is_refused() {
+    let mut env = Env::new_uninitialized().await;
+    let auth = env.upgrade_authority.insecure_clone();
+    let mut ix = env.initialize_ix(&auth.pubkey(), env.default_params());
+    ix.data.truncate(20);
+    assert_anchor_err(
+        env.send(&[ix.clone()], &[&auth]).await,
+        anchor_lang::error::ErrorCode::InstructionDidNotDeserialize,
+    );
+    ix.data = vec![1, 2, 3, 4, 5, 6, 7, 8];
+    assert_anchor_err(
+        env.send(&[ix.clone()], &[&auth]).await,
+        anchor_lang::error::ErrorCode::InstructionFallbackNotFound,
+    );
+    ix.data = vec![];
+    assert_failed(env.send(&[ix], &[&auth]).await);
+}
