@@ -1,7 +1,7 @@
 //! The test vectors printed in `docs/merkle.md` are the ones this crate computes.
 
 use backhaul_core::merkle::{empty_root, leaf_hash, sha256v, TreeKind, REWARD_TAG};
-use backhaul_core::tree::{EpochTree, Entry};
+use backhaul_core::tree::{Entry, EpochTree};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -10,13 +10,28 @@ fn hex(b: &[u8]) -> String {
 fn vectors() -> Vec<(&'static str, String)> {
     let config = [0x11u8; 32];
     let operator = [0x22u8; 32];
-    let inner = sha256v(&[REWARD_TAG, &config, &7u64.to_le_bytes(), &operator, &1_000_000u64.to_le_bytes()]);
+    let inner = sha256v(&[
+        REWARD_TAG,
+        &config,
+        &7u64.to_le_bytes(),
+        &operator,
+        &1_000_000u64.to_le_bytes(),
+    ]);
     let leaf = leaf_hash(TreeKind::Reward, &config, 7, &operator, 1_000_000);
     let usage_leaf = leaf_hash(TreeKind::Usage, &config, 7, &operator, 1_000_000);
     let entries = vec![
-        Entry { account: [0x03; 32], cumulative: 300 },
-        Entry { account: [0x01; 32], cumulative: 100 },
-        Entry { account: [0x02; 32], cumulative: 200 },
+        Entry {
+            account: [0x03; 32],
+            cumulative: 300,
+        },
+        Entry {
+            account: [0x01; 32],
+            cumulative: 100,
+        },
+        Entry {
+            account: [0x02; 32],
+            cumulative: 200,
+        },
     ];
     let tree = EpochTree::build(TreeKind::Reward, &config, 7, entries).unwrap();
     let (_, proof) = tree.proof_for(&[0x03; 32]).unwrap();
@@ -27,7 +42,10 @@ fn vectors() -> Vec<(&'static str, String)> {
         ("three-leaf root", hex(&tree.root)),
         ("proof[0] for 0x03…", hex(&proof[0])),
         ("proof[1] for 0x03…", hex(&proof[1])),
-        ("empty reward root", hex(&empty_root(TreeKind::Reward, &config, 7))),
+        (
+            "empty reward root",
+            hex(&empty_root(TreeKind::Reward, &config, 7)),
+        ),
     ]
 }
 

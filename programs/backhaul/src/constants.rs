@@ -17,7 +17,7 @@ pub const CLAIM_SEED: &[u8] = b"claim";
 
 /// At most this many oracles.
 #[constant]
-pub const MAX_ORACLES: usize = 10;
+pub const MAX_ORACLES: u8 = 10;
 
 /// Epoch length bounds, seconds.
 #[constant]

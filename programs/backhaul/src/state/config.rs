@@ -150,7 +150,7 @@ impl Config {
 /// 1 to [`MAX_ORACLES`] distinct non-default keys and a majority threshold.
 pub fn validate_oracles(oracles: &[Pubkey], threshold: u8) -> Result<()> {
     require!(
-        !oracles.is_empty() && oracles.len() <= MAX_ORACLES,
+        !oracles.is_empty() && oracles.len() <= usize::from(MAX_ORACLES),
         BackhaulError::InvalidOracleSet
     );
     for (i, o) in oracles.iter().enumerate() {
