@@ -15,10 +15,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod budget;
 pub mod emission;
 pub mod epoch;
 pub mod error;
 pub mod merkle;
+pub mod price;
 pub mod rate_limit;
 #[cfg(feature = "alloc")]
 pub mod tree;

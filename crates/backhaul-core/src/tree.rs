@@ -85,6 +85,10 @@ pub struct Entry {
 /// An epoch's tree of one kind, with the entries it was built from in leaf order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EpochTree {
+    /// Which tree this is.
+    pub kind: TreeKind,
+    /// The epoch it commits.
+    pub epoch: u64,
     /// Entries sorted by account bytes ascending, one per account.
     pub entries: Vec<Entry>,
     /// The tree, absent when there are no entries.
@@ -112,6 +116,8 @@ impl EpochTree {
         })?;
         if entries.is_empty() {
             return Ok(Self {
+                kind,
+                epoch,
                 entries,
                 tree: None,
                 root: empty_root(kind, config, epoch),
@@ -124,6 +130,8 @@ impl EpochTree {
             .collect();
         let tree = MerkleTree::from_leaves(leaves)?;
         Ok(Self {
+            kind,
+            epoch,
             root: tree.root(),
             tree: Some(tree),
             entries,
