@@ -18,6 +18,7 @@ async fn update_params_applies_values_within_bounds() {
         emission: Some(emission),
         rate_window_secs: Some(7 * 86_400),
         rate_capacity: Some(5_000_000_000),
+        economics: None,
     };
     let ix = env.update_params_ix(&admin.pubkey(), args);
     env.send_as(ix, &admin).await.unwrap();

@@ -215,7 +215,10 @@ async fn finalize_refuses_a_wrong_mint_vault_or_record() {
     );
     // Another deployment's epoch record.
     env.use_deployment(other);
-    env.vote(0, 0, p).await.unwrap();
+    let tree = env.reward_tree(0, &[(Pubkey::new_unique(), 5)]);
+    let p_other = env.proposal(&tree, 0);
+    assert_ne!(p_other, p);
+    env.vote(0, 0, p_other).await.unwrap();
     env.use_deployment(first);
     let mut ix = env.finalize_ix(0);
     ix.accounts[1].pubkey = epoch_address(&config_address(&other), 0);

@@ -14,6 +14,7 @@ async fn ready() -> (Env, EpochProposal) {
     );
     let p = env.proposal(&tree, 0);
     env.end_epoch(0).await;
+    env.seal(0).await.unwrap();
     (env, p)
 }
 
@@ -111,6 +112,7 @@ async fn epochs_go_strictly_in_order() {
     env.run_epoch(0, p).await;
     // Epoch 0 is done: voting on it again is out of order, and epoch 2 must wait for epoch 1.
     assert_program_err(env.vote(2, 0, p).await, E::EpochOutOfOrder);
+    env.end_epoch(3).await;
     assert_program_err(env.vote(0, 2, p1).await, E::EpochOutOfOrder);
 }
 
@@ -119,9 +121,20 @@ async fn the_epoch_must_have_ended() {
     let mut env = Env::new().await;
     let tree = env.reward_tree(0, &[(Pubkey::new_unique(), 1)]);
     let p = env.proposal(&tree, 0);
-    env.set_time(GENESIS + EPOCH_SECS as i64 - 1).await;
+    let end = GENESIS + EPOCH_SECS as i64;
+    env.set_time(end - 1).await;
+    // Neither the ledger can be sealed nor, without a sealed ledger, a vote cast.
+    assert_program_err(env.seal(0).await, E::EpochNotEnded);
+    assert_anchor_err(
+        env.vote(0, 0, p).await,
+        anchor_lang::error::ErrorCode::AccountNotInitialized,
+    );
+    env.set_time(end).await;
+    env.seal(0).await.unwrap();
+    // Even with a sealed ledger the vote checks the clock itself.
+    env.set_time(end - 1).await;
     assert_program_err(env.vote(0, 0, p).await, E::EpochNotEnded);
-    env.set_time(GENESIS + EPOCH_SECS as i64).await;
+    env.set_time(end).await;
     env.vote(0, 0, p).await.unwrap();
 }
 
@@ -272,6 +285,23 @@ async fn the_epoch_record_must_be_this_epochs_pda() {
     let other = env.add_deployment().await;
     let mut ix = env.propose_ix(&oracle.pubkey(), 0, p);
     ix.accounts[1].pubkey = config_address(&other);
+    assert_anchor_err(
+        env.send(&[ix], &[&oracle]).await,
+        anchor_lang::error::ErrorCode::ConstraintSeeds,
+    );
+    // And a ledger of another epoch or deployment.
+    let mut ix = env.propose_ix(&oracle.pubkey(), 0, p);
+    ix.accounts[3].pubkey = ledger_address(&env.config, 1);
+    assert_anchor_err(
+        env.send(&[ix], &[&oracle]).await,
+        anchor_lang::error::ErrorCode::AccountNotInitialized,
+    );
+    let first = env.mint;
+    env.use_deployment(other);
+    env.seal(0).await.unwrap();
+    env.use_deployment(first);
+    let mut ix = env.propose_ix(&oracle.pubkey(), 0, p);
+    ix.accounts[3].pubkey = ledger_address(&config_address(&other), 0);
     assert_anchor_err(
         env.send(&[ix], &[&oracle]).await,
         anchor_lang::error::ErrorCode::ConstraintSeeds,

@@ -60,6 +60,10 @@ async fn a_depth_20_claim_with_compute_budget_and_ata_creation_fits_and_lands() 
         reward_total: amount,
         allocation: amount,
         dataset_hash: [1; 32],
+        usage_root: backhaul_core::merkle::empty_root(TreeKind::Usage, &env.config.to_bytes(), 0),
+        usage_leaf_count: 0,
+        usage_total: 0,
+        credits_consumed: 0,
     };
     env.run_epoch(0, p).await;
 

@@ -111,7 +111,10 @@ async fn a_record_of_another_deployment_is_refused() {
     let first = env.mint;
     let other = env.add_deployment().await;
     env.use_deployment(other);
-    env.vote(0, 0, p).await.unwrap();
+    let tree = env.reward_tree(0, &[(Pubkey::new_unique(), 5)]);
+    let p_other = env.proposal(&tree, 0);
+    assert_ne!(p_other, p);
+    env.vote(0, 0, p_other).await.unwrap();
     env.use_deployment(first);
     let g = env.guardian.insecure_clone();
     let mut ix = env.veto_ix(&g.pubkey(), 0);

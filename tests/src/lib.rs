@@ -8,7 +8,7 @@
 #![allow(deprecated)]
 
 use anchor_lang::{InstructionData, ToAccountMetas};
-use backhaul::state::{EmissionParams, EpochProposal};
+use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
 use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
@@ -23,7 +23,9 @@ use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
 pub use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
-pub use backhaul::state::{Config, EpochRecord, EpochStatus, OperatorClaim};
+pub use backhaul::state::{
+    Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PriceFeed,
+};
 
 /// Epoch length used by the fixtures (one day).
 pub const EPOCH_SECS: u64 = 86_400;
@@ -105,6 +107,38 @@ pub fn claim_address(config: &Pubkey, operator: &Pubkey) -> Pubkey {
     .0
 }
 
+pub fn price_feed_address(config: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(
+        &[backhaul::constants::PRICE_SEED, config.as_ref()],
+        &backhaul::ID,
+    )
+    .0
+}
+
+pub fn ledger_address(config: &Pubkey, epoch: u64) -> Pubkey {
+    Pubkey::find_program_address(
+        &[
+            backhaul::constants::LEDGER_SEED,
+            config.as_ref(),
+            &epoch.to_le_bytes(),
+        ],
+        &backhaul::ID,
+    )
+    .0
+}
+
+pub fn credits_address(config: &Pubkey, buyer: &Pubkey) -> Pubkey {
+    Pubkey::find_program_address(
+        &[
+            backhaul::constants::CREDITS_SEED,
+            config.as_ref(),
+            buyer.as_ref(),
+        ],
+        &backhaul::ID,
+    )
+    .0
+}
+
 pub fn event_authority() -> Pubkey {
     Pubkey::find_program_address(&[b"__event_authority"], &backhaul::ID).0
 }
@@ -121,6 +155,18 @@ pub fn default_emission() -> EmissionParams {
         decay_period_epochs: 30,
         floor_per_epoch: 10 * 10u64.pow(DECIMALS as u32),
         lifetime_cap: 50_000 * 10u64.pow(DECIMALS as u32),
+    }
+}
+
+/// Default economics: prices valid for an hour and moving at most 20% per update, net emissions
+/// capped at 100 tokens per epoch with a 7-epoch average, no paid-usage cap.
+pub fn default_economics() -> EconomicsParams {
+    EconomicsParams {
+        price_max_age_secs: 3_600,
+        price_max_change_bps: 2_000,
+        net_emissions_cap: 100 * 10u64.pow(DECIMALS as u32),
+        burn_smoothing_epochs: 7,
+        usage_cap_bps: 0,
     }
 }
 
@@ -274,6 +320,7 @@ impl Env {
             emission: default_emission(),
             rate_window_secs: EPOCH_SECS,
             rate_capacity: 2 * default_emission().initial_per_epoch,
+            economics: default_economics(),
         }
     }
 
@@ -422,6 +469,7 @@ impl Env {
                 program_data: program_data_address(),
                 config,
                 mint: *mint,
+                price_feed: price_feed_address(&config),
                 vault: vault_address(&config),
                 token_program: spl_token_interface::ID,
                 system_program: anchor_lang::system_program::ID,
@@ -446,6 +494,7 @@ impl Env {
                 oracle: *oracle,
                 config: self.config,
                 epoch_record: epoch_address(&self.config, epoch),
+                ledger: ledger_address(&self.config, epoch),
                 system_program: anchor_lang::system_program::ID,
                 event_authority: event_authority(),
                 program: backhaul::ID,
@@ -455,13 +504,22 @@ impl Env {
         }
     }
 
-    /// Oracle `i` votes for `proposal` in `epoch`.
+    /// Oracle `i` votes for `proposal` in `epoch`, sealing the epoch's ledger first if it can.
     pub async fn vote(
         &mut self,
         i: usize,
         epoch: u64,
         proposal: EpochProposal,
     ) -> Result<(), BanksClientError> {
+        let ledger = ledger_address(&self.config, epoch);
+        let sealed = self
+            .account::<EpochLedger>(&ledger)
+            .await
+            .is_some_and(|l| l.sealed);
+        if !sealed {
+            // Before the epoch ends this fails; the vote then shows why.
+            let _ = self.seal(epoch).await;
+        }
         let oracle = self.oracles[i].insecure_clone();
         let ix = self.propose_ix(&oracle.pubkey(), epoch, proposal);
         self.send(&[ix], &[&oracle]).await
@@ -497,6 +555,7 @@ impl Env {
                 mint: self.mint,
                 vault: self.vault,
                 token_program: spl_token_interface::ID,
+                ledger: ledger_address(&self.config, epoch),
                 event_authority: event_authority(),
                 program: backhaul::ID,
             }
@@ -554,6 +613,199 @@ impl Env {
         let payer = self.payer().pubkey();
         let ix = self.claim_ix(&payer, epoch, operator, &recipient, entry.cumulative, proof);
         self.send(&[ix], &[]).await
+    }
+
+    pub fn seal_ix(&self, payer: &Pubkey, epoch: u64) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::SealEpoch {
+                payer: *payer,
+                config: self.config,
+                price_feed: price_feed_address(&self.config),
+                ledger: ledger_address(&self.config, epoch),
+                system_program: anchor_lang::system_program::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::SealEpoch { epoch }.data(),
+        }
+    }
+
+    /// Seals `epoch`'s ledger, paid by the context payer.
+    pub async fn seal(&mut self, epoch: u64) -> Result<(), BanksClientError> {
+        let payer = self.payer().pubkey();
+        let ix = self.seal_ix(&payer, epoch);
+        self.send(&[ix], &[]).await
+    }
+
+    pub fn submit_price_ix(&self, oracle: &Pubkey, credits_per_token: u64) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::SubmitPrice {
+                oracle: *oracle,
+                config: self.config,
+                price_feed: price_feed_address(&self.config),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::SubmitPrice { credits_per_token }.data(),
+        }
+    }
+
+    /// Oracle `i` submits a price.
+    pub async fn submit_price(
+        &mut self,
+        i: usize,
+        credits_per_token: u64,
+    ) -> Result<(), BanksClientError> {
+        let oracle = self.oracles[i].insecure_clone();
+        let ix = self.submit_price_ix(&oracle.pubkey(), credits_per_token);
+        self.send(&[ix], &[&oracle]).await
+    }
+
+    /// Oracles 0 and 1 post `credits_per_token`.
+    pub async fn post_price(&mut self, credits_per_token: u64) {
+        self.submit_price(0, credits_per_token)
+            .await
+            .expect("price 0");
+        self.submit_price(1, credits_per_token)
+            .await
+            .expect("price 1");
+    }
+
+    /// The ledger epoch a purchase sent now lands in.
+    pub async fn current_epoch(&mut self) -> u64 {
+        let now = self.now().await;
+        backhaul_core::epoch::epoch_at(GENESIS, EPOCH_SECS, now).unwrap_or(0)
+    }
+
+    pub async fn buy_credits_ix(
+        &mut self,
+        payer: &Pubkey,
+        payer_tokens: &Pubkey,
+        token_amount: u64,
+        min_credits: u64,
+        beneficiary: Pubkey,
+    ) -> Instruction {
+        let epoch = self.current_epoch().await;
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::BuyCredits {
+                payer: *payer,
+                config: self.config,
+                price_feed: price_feed_address(&self.config),
+                mint: self.mint,
+                payer_tokens: *payer_tokens,
+                credit_account: credits_address(&self.config, &beneficiary),
+                ledger: ledger_address(&self.config, epoch),
+                token_program: spl_token_interface::ID,
+                system_program: anchor_lang::system_program::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::BuyCredits {
+                token_amount,
+                min_credits,
+                beneficiary,
+            }
+            .data(),
+        }
+    }
+
+    /// `buyer` burns `token_amount` from its ATA for credits of `beneficiary`.
+    pub async fn buy(
+        &mut self,
+        buyer: &Keypair,
+        token_amount: u64,
+        min_credits: u64,
+        beneficiary: Pubkey,
+    ) -> Result<(), BanksClientError> {
+        let tokens = ata(&buyer.pubkey(), &self.mint);
+        let ix = self
+            .buy_credits_ix(
+                &buyer.pubkey(),
+                &tokens,
+                token_amount,
+                min_credits,
+                beneficiary,
+            )
+            .await;
+        self.send(&[ix], &[buyer]).await
+    }
+
+    pub fn settle_ix(
+        &self,
+        payer: &Pubkey,
+        epoch: u64,
+        buyer: &Pubkey,
+        consumed_cumulative: u64,
+        proof: Vec<[u8; 32]>,
+    ) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: backhaul::accounts::SettleUsage {
+                payer: *payer,
+                config: self.config,
+                epoch_record: epoch_address(&self.config, epoch),
+                ledger: ledger_address(&self.config, epoch),
+                buyer: *buyer,
+                credit_account: credits_address(&self.config, buyer),
+                system_program: anchor_lang::system_program::ID,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            }
+            .to_account_metas(None),
+            data: backhaul::instruction::SettleUsage {
+                consumed_cumulative,
+                proof,
+            }
+            .data(),
+        }
+    }
+
+    /// Settles `buyer`'s leaf of `tree` (a usage tree) against its epoch.
+    pub async fn settle_from(
+        &mut self,
+        tree: &EpochTree,
+        buyer: &Pubkey,
+    ) -> Result<(), BanksClientError> {
+        let (entry, proof) = tree.proof_for(&buyer.to_bytes()).expect("buyer has a leaf");
+        let payer = self.payer().pubkey();
+        let ix = self.settle_ix(&payer, tree.epoch, buyer, entry.cumulative, proof);
+        self.send(&[ix], &[]).await
+    }
+
+    /// Mints `amount` tokens straight into `owner`'s ATA (a test shortcut standing in for an
+    /// exchange purchase); the supply grows as it would.
+    pub async fn give_tokens(&mut self, owner: &Pubkey, amount: u64) -> Pubkey {
+        let account = self.create_ata(owner).await;
+        let mut acc = self
+            .ctx
+            .banks_client
+            .get_account(account)
+            .await
+            .expect("get")
+            .expect("ata");
+        let mut state = spl_token_interface::state::Account::unpack(&acc.data).expect("token");
+        state.amount += amount;
+        spl_token_interface::state::Account::pack(state, &mut acc.data).expect("pack");
+        self.ctx.set_account(&account, &acc.into());
+        let mut m = self
+            .ctx
+            .banks_client
+            .get_account(self.mint)
+            .await
+            .expect("get")
+            .expect("mint");
+        let mut mint = spl_token_interface::state::Mint::unpack(&m.data).expect("mint");
+        mint.supply += amount;
+        spl_token_interface::state::Mint::pack(mint, &mut m.data).expect("pack");
+        let key = self.mint;
+        self.ctx.set_account(&key, &m.into());
+        account
     }
 
     pub fn admin_ix<A: ToAccountMetas, D: InstructionData>(
@@ -668,14 +920,43 @@ impl Env {
         EpochTree::build(TreeKind::Reward, &self.config.to_bytes(), epoch, entries).expect("tree")
     }
 
-    /// The proposal matching `tree`, given the previous finalized total.
+    /// The usage tree for `epoch` over `(buyer, cumulative credits consumed)` pairs.
+    pub fn usage_tree(&self, epoch: u64, amounts: &[(Pubkey, u64)]) -> EpochTree {
+        let entries = amounts
+            .iter()
+            .map(|(k, a)| Entry {
+                account: k.to_bytes(),
+                cumulative: *a,
+            })
+            .collect();
+        EpochTree::build(TreeKind::Usage, &self.config.to_bytes(), epoch, entries).expect("tree")
+    }
+
+    /// The proposal matching the reward `tree` with an empty usage tree, given the previous
+    /// finalized reward total.
     pub fn proposal(&self, tree: &EpochTree, previous_total: u64) -> EpochProposal {
+        let usage = self.usage_tree(tree.epoch, &[]);
+        self.proposal_with_usage(tree, previous_total, &usage, 0)
+    }
+
+    /// The proposal matching both trees, given the previous finalized totals.
+    pub fn proposal_with_usage(
+        &self,
+        rewards: &EpochTree,
+        previous_reward_total: u64,
+        usage: &EpochTree,
+        previous_usage_total: u64,
+    ) -> EpochProposal {
         EpochProposal {
-            reward_root: tree.root,
-            reward_leaf_count: tree.entries.len() as u64,
-            reward_total: tree.total,
-            allocation: tree.total - previous_total,
-            dataset_hash: backhaul_core::merkle::sha256v(&[b"dataset", &tree.root]),
+            reward_root: rewards.root,
+            reward_leaf_count: rewards.entries.len() as u64,
+            reward_total: rewards.total,
+            allocation: rewards.total - previous_reward_total,
+            dataset_hash: backhaul_core::merkle::sha256v(&[b"dataset", &rewards.root, &usage.root]),
+            usage_root: usage.root,
+            usage_leaf_count: usage.entries.len() as u64,
+            usage_total: usage.total,
+            credits_consumed: usage.total - previous_usage_total,
         }
     }
 

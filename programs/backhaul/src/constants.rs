@@ -15,6 +15,16 @@ pub const EPOCH_SEED: &[u8] = b"epoch";
 #[constant]
 pub const CLAIM_SEED: &[u8] = b"claim";
 
+/// `PriceFeed` PDA: `["price", config]`.
+#[constant]
+pub const PRICE_SEED: &[u8] = b"price";
+/// `CreditAccount` PDA: `["credits", config, buyer]`.
+#[constant]
+pub const CREDITS_SEED: &[u8] = b"credits";
+/// `EpochLedger` PDA: `["ledger", config, epoch (u64 LE)]`.
+#[constant]
+pub const LEDGER_SEED: &[u8] = b"ledger";
+
 /// At most this many oracles.
 #[constant]
 pub const MAX_ORACLES: u8 = 10;
@@ -40,3 +50,13 @@ pub const MAX_RATE_WINDOW_SECS: u64 = 365 * 86_400;
 /// Genesis may lie at most this far from the clock at initialization, seconds.
 #[constant]
 pub const MAX_GENESIS_OFFSET_SECS: i64 = 365 * 86_400;
+
+/// Bounds of the price staleness allowed when buying, seconds.
+#[constant]
+pub const MIN_PRICE_MAX_AGE_SECS: u64 = 60;
+#[constant]
+pub const MAX_PRICE_MAX_AGE_SECS: u64 = 7 * 86_400;
+
+/// The most one price update may move the price, basis points (100%).
+#[constant]
+pub const MAX_PRICE_CHANGE_BPS: u16 = 10_000;

@@ -79,6 +79,30 @@ pub enum BackhaulError {
     Overflow,
     #[msg("An internal invariant would be broken")]
     InvariantViolated,
+    #[msg("Economics parameters out of bounds (price age, price change, smoothing, usage cap)")]
+    InvalidEconomics,
+    #[msg("The mint has more than 18 decimals")]
+    InvalidDecimals,
+    #[msg("The allocation exceeds k times the value of the credits consumed in the epoch")]
+    ExceedsPaidUsageCap,
+    #[msg("The epoch's ledger must be sealed first: send seal_epoch")]
+    LedgerNotSealed,
+    #[msg("The epoch's ledger is already sealed")]
+    LedgerSealed,
+    #[msg("No price has been posted yet")]
+    NoPrice,
+    #[msg("The posted price is older than the allowed staleness; wait for the oracles to post")]
+    PriceStale,
+    #[msg("The price moves more than the allowed bound from the posted price")]
+    PriceJumpTooLarge,
+    #[msg("The price must be positive")]
+    InvalidPrice,
+    #[msg("The amount must be positive")]
+    ZeroAmount,
+    #[msg("The purchase yields fewer credits than min_credits (the price moved)")]
+    SlippageExceeded,
+    #[msg("Nothing to settle: this cumulative usage was already settled")]
+    NothingToSettle,
 }
 
 /// Maps the pure crate's errors onto the program's.

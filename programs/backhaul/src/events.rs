@@ -1,7 +1,7 @@
 //! Events, emitted through `emit_cpi!` so that log truncation cannot drop them. Together they carry
 //! every figure needed to rebuild the deployment's totals without reading account state.
 
-use crate::state::{EmissionParams, EpochProposal};
+use crate::state::{EconomicsParams, EmissionParams, EpochProposal};
 use anchor_lang::prelude::*;
 
 #[event]
@@ -19,6 +19,10 @@ pub struct ConfigInitialized {
     pub emission: EmissionParams,
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
+    pub economics: EconomicsParams,
+    pub decimals: u8,
+    /// The mint's supply at initialization; token supply = this + minted − burned.
+    pub initial_supply: u64,
 }
 
 #[event]
@@ -65,8 +69,16 @@ pub struct EpochFinalized {
     pub proposal: EpochProposal,
     /// Tokens minted into the vault (the allocation).
     pub minted: u64,
-    /// The epoch's budget under the schedule and lifetime cap.
+    /// The part of `minted` counted against the lifetime cap.
+    pub minted_scheduled: u64,
+    /// The part of `minted` re-minted from burns.
+    pub minted_net: u64,
+    /// The epoch's budget.
     pub budget: u64,
+    /// Tokens burned for credits during the epoch.
+    pub tokens_burned: u64,
+    /// The moving average of burns after this epoch.
+    pub burn_ema: u64,
     /// Everything minted for rewards after this epoch.
     pub total_minted: u64,
     pub finalized_at: i64,
@@ -93,6 +105,68 @@ pub struct ParamsUpdated {
     pub emission: EmissionParams,
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
+    pub economics: EconomicsParams,
+}
+
+#[event]
+pub struct PriceSubmitted {
+    pub config: Pubkey,
+    pub oracle: Pubkey,
+    pub credits_per_token: u64,
+    /// Fresh submissions from current oracles, including this one.
+    pub fresh_submissions: u8,
+}
+
+#[event]
+pub struct PriceUpdated {
+    pub config: Pubkey,
+    pub previous_credits_per_token: u64,
+    pub credits_per_token: u64,
+    pub posted_at: i64,
+}
+
+#[event]
+pub struct CreditsPurchased {
+    pub config: Pubkey,
+    pub payer: Pubkey,
+    pub buyer: Pubkey,
+    /// The epoch (by the clock) whose ledger records the burn.
+    pub epoch: u64,
+    pub tokens_burned: u64,
+    pub credits: u64,
+    pub credits_per_token: u64,
+    /// The buyer's balance after the purchase.
+    pub balance: u64,
+    pub total_burned: u64,
+    pub credits_issued: u64,
+}
+
+#[event]
+pub struct EpochSealed {
+    pub config: Pubkey,
+    pub epoch: u64,
+    pub tokens_burned: u64,
+    pub credits_issued: u64,
+    pub credits_per_token: u64,
+    pub price_posted_at: i64,
+    pub sealed_at: i64,
+}
+
+#[event]
+pub struct UsageSettled {
+    pub config: Pubkey,
+    pub buyer: Pubkey,
+    /// The epoch whose usage root proved the leaf.
+    pub epoch: u64,
+    pub consumed_cumulative: u64,
+    /// Debited from the balance.
+    pub debited: u64,
+    /// Consumption beyond the balance, recorded as unpaid.
+    pub unpaid: u64,
+    /// The buyer's balance after settlement.
+    pub balance: u64,
+    pub credits_settled: u64,
+    pub credits_unpaid: u64,
 }
 
 #[event]

@@ -64,7 +64,36 @@ pub mod backhaul {
         instructions::claim::handler(ctx, cumulative, proof)
     }
 
-    /// Changes the challenge period, emission schedule or rate limiter (admin).
+    /// An oracle's price submission; posts the quorum's conservative price.
+    pub fn submit_price(ctx: Context<SubmitPrice>, credits_per_token: u64) -> Result<()> {
+        instructions::submit_price::handler(ctx, credits_per_token)
+    }
+
+    /// Burns tokens for non-transferable usage credits at the posted price.
+    pub fn buy_credits(
+        ctx: Context<BuyCredits>,
+        token_amount: u64,
+        min_credits: u64,
+        beneficiary: Pubkey,
+    ) -> Result<()> {
+        instructions::buy_credits::handler(ctx, token_amount, min_credits, beneficiary)
+    }
+
+    /// Freezes an ended epoch's budget inputs (burns, price). Anyone may call.
+    pub fn seal_epoch(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
+        instructions::seal_epoch::handler(ctx, epoch)
+    }
+
+    /// Debits a buyer's proven cumulative usage from its credits. Anyone may call.
+    pub fn settle_usage(
+        ctx: Context<SettleUsage>,
+        consumed_cumulative: u64,
+        proof: Vec<[u8; 32]>,
+    ) -> Result<()> {
+        instructions::settle_usage::handler(ctx, consumed_cumulative, proof)
+    }
+
+    /// Changes the challenge period, emission schedule, rate limiter or economics (admin).
     pub fn update_params(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<()> {
         instructions::update_params::handler(ctx, params)
     }

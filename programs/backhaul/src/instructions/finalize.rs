@@ -1,6 +1,6 @@
+use crate::constants::LEDGER_SEED;
 use crate::error::{core_error, BackhaulError};
 use crate::events::EpochFinalized;
-use crate::instructions::propose_root::check_budget;
 use crate::state::*;
 use anchor_lang::prelude::*;
 use anchor_spl::token::{self, Mint, MintTo, Token, TokenAccount};
@@ -18,17 +18,25 @@ pub struct Finalize<'info> {
     #[account(mut)]
     pub vault: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
+    /// The epoch's ledger; records what was minted and the new moving average of burns.
+    #[account(
+        mut,
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch_record.epoch.to_le_bytes()],
+        bump = ledger.bump,
+    )]
+    pub ledger: Box<Account<'info, EpochLedger>>,
 }
 
 /// Finalizes the next epoch once its challenge period has passed. Anyone may send it.
 ///
-/// Effects: mints exactly the proposal's allocation into the vault (signed by the config PDA);
-/// advances `next_epoch`; records the reward tree's total and leaf count and the minted total;
-/// marks the epoch `Finalized`.
+/// Effects: mints exactly the proposal's allocation into the vault (signed by the config PDA),
+/// counting it first against the schedule and the rest as re-minted burns; updates the moving
+/// average of burns; advances `next_epoch`; records both trees' totals and leaf counts; writes
+/// the ledger's minted amount and budget; marks the epoch `Finalized`.
 ///
 /// Checks: not paused; the epoch is `Proposed` and is the next epoch; the challenge period has
-/// ended; the allocation fits the schedule's emission for this epoch, what remains under the
-/// lifetime cap, and the mint rate limiter.
+/// ended; the allocation fits the epoch's budget (the schedule plus capped net emissions, the
+/// lifetime cap, the paid-usage cap, as they stand now) and the mint rate limiter.
 pub fn handler(ctx: Context<Finalize>) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
@@ -51,7 +59,8 @@ pub fn handler(ctx: Context<Finalize>) -> Result<()> {
     let epoch = record.epoch;
     let proposal = record.proposal;
     let allocation = proposal.allocation;
-    let budget = check_budget(config, epoch, allocation)?;
+    let budget = config.epoch_budget(epoch, &ctx.accounts.ledger, proposal.credits_consumed)?;
+    let split = budget.split(allocation).map_err(budget_error)?;
     let bucket = MintBucket::from(config.rate_limiter)
         .consume(now, allocation)
         .map_err(core_error)?;
@@ -78,11 +87,28 @@ pub fn handler(ctx: Context<Finalize>) -> Result<()> {
         .total_minted
         .checked_add(allocation)
         .ok_or(BackhaulError::Overflow)?;
+    config.scheduled_minted = config
+        .scheduled_minted
+        .checked_add(split.scheduled)
+        .ok_or(BackhaulError::Overflow)?;
+    config.total_reemitted = config
+        .total_reemitted
+        .checked_add(split.net)
+        .ok_or(BackhaulError::Overflow)?;
+    config.burn_ema = budget.burn_ema;
     config.last_reward_total = proposal.reward_total;
     config.last_reward_leaf_count = proposal.reward_leaf_count;
+    config.last_usage_total = proposal.usage_total;
+    config.last_usage_leaf_count = proposal.usage_leaf_count;
     config.next_epoch = epoch.checked_add(1).ok_or(BackhaulError::Overflow)?;
     config.invariant()?;
     let total_minted = config.total_minted;
+
+    let ledger = &mut ctx.accounts.ledger;
+    ledger.tokens_minted = allocation;
+    ledger.burn_ema = budget.burn_ema;
+    ledger.budget = budget.total;
+    let tokens_burned = ledger.tokens_burned;
 
     let record = &mut ctx.accounts.epoch_record;
     record.status = EpochStatus::Finalized;
@@ -95,7 +121,11 @@ pub fn handler(ctx: Context<Finalize>) -> Result<()> {
         digest,
         proposal,
         minted: allocation,
-        budget,
+        minted_scheduled: split.scheduled,
+        minted_net: split.net,
+        budget: budget.total,
+        tokens_burned,
+        burn_ema: budget.burn_ema,
         total_minted,
         finalized_at: now,
     });

@@ -19,6 +19,7 @@ pub struct InitializeParams {
     pub emission: EmissionParams,
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
+    pub economics: EconomicsParams,
 }
 
 #[event_cpi]
@@ -52,6 +53,15 @@ pub struct Initialize<'info> {
         constraint = mint.freeze_authority.is_none() @ BackhaulError::InvalidMint,
     )]
     pub mint: Box<Account<'info, Mint>>,
+    /// The credit price feed, empty until the oracles first agree on a price.
+    #[account(
+        init,
+        payer = initializer,
+        space = PriceFeed::SIZE,
+        seeds = [PRICE_SEED, config.key().as_ref()],
+        bump,
+    )]
+    pub price_feed: Box<Account<'info, PriceFeed>>,
     /// The rewards vault, owned by the config PDA.
     #[account(
         init,
@@ -68,12 +78,14 @@ pub struct Initialize<'info> {
 
 /// Creates the deployment.
 ///
-/// Effects: creates `config` and `vault`; the config PDA becomes the vault's owner.
+/// Effects: creates `config`, the empty `price_feed` and `vault`; the config PDA becomes the
+/// vault's owner; the mint's current supply is recorded as the initial supply.
 ///
 /// Checks: the signer is the upgrade authority; the mint's authority is the config PDA and it has
 /// no freeze authority; 1 to 10 distinct oracles with `n/2 < m <= n`; non-default admin and
 /// guardian; epoch length, challenge period and rate window within bounds; genesis within a year of
-/// the clock; a valid emission schedule; a rate capacity of at least one initial emission.
+/// the clock; a valid emission schedule; a rate capacity of at least one initial emission; price
+/// staleness and change bounds, smoothing and usage cap within bounds; at most 18 decimals.
 pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     require!(
@@ -96,6 +108,13 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         params.rate_capacity,
         &params.emission,
     )?;
+    validate_economics(&params.economics)?;
+    let mint = &ctx.accounts.mint;
+    require!(
+        mint.decimals <= backhaul_core::price::MAX_DECIMALS,
+        BackhaulError::InvalidDecimals
+    );
+    let (decimals, initial_supply) = (mint.decimals, mint.supply);
 
     let config = &mut ctx.accounts.config;
     config.set_inner(Config {
@@ -106,6 +125,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         guardian: params.guardian,
         mint: ctx.accounts.mint.key(),
         vault: ctx.accounts.vault.key(),
+        price_feed: ctx.accounts.price_feed.key(),
         oracles: params.oracles.clone(),
         threshold: params.threshold,
         genesis_ts: params.genesis_ts,
@@ -118,19 +138,35 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
             level: 0,
             last_ts: now,
         },
+        economics: params.economics,
+        decimals,
+        initial_supply,
         paused: false,
         next_epoch: 0,
         last_reward_total: 0,
         last_reward_leaf_count: 0,
         total_minted: 0,
+        scheduled_minted: 0,
+        total_reemitted: 0,
         total_claimed: 0,
+        burn_ema: 0,
+        last_usage_total: 0,
+        last_usage_leaf_count: 0,
+        total_burned: 0,
+        credits_issued: 0,
+        credits_settled: 0,
+        credits_unpaid: 0,
     });
     config.invariant()?;
+    let config_key = config.key();
+    let feed = &mut ctx.accounts.price_feed;
+    feed.config = config_key;
+    feed.bump = ctx.bumps.price_feed;
 
     emit_cpi!(ConfigInitialized {
-        config: config.key(),
-        mint: config.mint,
-        vault: config.vault,
+        config: config_key,
+        mint: ctx.accounts.mint.key(),
+        vault: ctx.accounts.vault.key(),
         admin: params.admin,
         guardian: params.guardian,
         oracles: params.oracles,
@@ -141,6 +177,9 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         emission: params.emission,
         rate_window_secs: params.rate_window_secs,
         rate_capacity: params.rate_capacity,
+        economics: params.economics,
+        decimals,
+        initial_supply,
     });
     Ok(())
 }

@@ -22,6 +22,13 @@ pub struct ProposeRoot<'info> {
         bump,
     )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
+    /// The epoch's ledger, sealed: the budget is computed from it.
+    #[account(
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = ledger.bump,
+        constraint = ledger.sealed @ BackhaulError::LedgerNotSealed,
+    )]
+    pub ledger: Box<Account<'info, EpochLedger>>,
     pub system_program: Program<'info, System>,
 }
 
@@ -32,10 +39,11 @@ pub struct ProposeRoot<'info> {
 /// the proposal, moves the epoch to `Proposed` and sets `finalizable_at = now + challenge period`.
 /// A vote that arrives after quorum is recorded (and flagged in its event) but changes nothing.
 ///
-/// Checks: not paused; the signer is in the oracle set; `epoch` is the next epoch and has ended by
-/// the clock; not finalized; the oracle has not voted in this round; the digest was not vetoed;
-/// the root is not all zeros; the proposal is consistent (total = previous total + allocation,
-/// the leaf count never shrinks, an empty tree has the empty root) and within the epoch's budget.
+/// Checks: not paused; the signer is in the oracle set; `epoch` is the next epoch, has ended by
+/// the clock and its ledger is sealed; not finalized; the oracle has not voted in this round; the
+/// digest was not vetoed; neither root is all zeros; both trees are consistent (total = previous
+/// total + this epoch's increase, the leaf count never shrinks, an empty tree has the empty root);
+/// the allocation fits the epoch's budget.
 pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
@@ -46,6 +54,10 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     let end = epoch_end(config.genesis_ts, config.epoch_length_secs, epoch).map_err(core_error)?;
     require!(now >= end, BackhaulError::EpochNotEnded);
     check_proposal(config, &config.key(), epoch, &proposal)?;
+    config
+        .epoch_budget(epoch, &ctx.accounts.ledger, proposal.credits_consumed)?
+        .split(proposal.allocation)
+        .map_err(budget_error)?;
 
     let config_key = config.key();
     let record = &mut ctx.accounts.epoch_record;
@@ -118,41 +130,71 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     Ok(())
 }
 
-/// The proposal's internal consistency and its fit within the epoch's budget.
+/// Both trees' internal consistency against the last finalized epoch.
 fn check_proposal(
     config: &Config,
     config_key: &Pubkey,
     epoch: u64,
     p: &EpochProposal,
 ) -> Result<()> {
-    require!(p.reward_root != [0u8; 32], BackhaulError::ZeroRoot);
-    let expected_total = config
-        .last_reward_total
-        .checked_add(p.allocation)
-        .ok_or(BackhaulError::Overflow)?;
-    let empty = p.reward_leaf_count == 0;
-    let empty_root_ok =
-        empty == (p.reward_root == empty_root(TreeKind::Reward, &config_key.to_bytes(), epoch));
-    require!(
-        p.reward_total == expected_total
-            && p.reward_leaf_count >= config.last_reward_leaf_count
-            && empty_root_ok
-            && (!empty || p.reward_total == 0),
-        BackhaulError::InconsistentProposal
-    );
-    check_budget(config, epoch, p.allocation)?;
-    Ok(())
+    let config_bytes = config_key.to_bytes();
+    check_tree(
+        TreeCommit {
+            kind: TreeKind::Reward,
+            root: &p.reward_root,
+            leaf_count: p.reward_leaf_count,
+            total: p.reward_total,
+            increase: p.allocation,
+        },
+        config.last_reward_total,
+        config.last_reward_leaf_count,
+        &config_bytes,
+        epoch,
+    )?;
+    check_tree(
+        TreeCommit {
+            kind: TreeKind::Usage,
+            root: &p.usage_root,
+            leaf_count: p.usage_leaf_count,
+            total: p.usage_total,
+            increase: p.credits_consumed,
+        },
+        config.last_usage_total,
+        config.last_usage_leaf_count,
+        &config_bytes,
+        epoch,
+    )
 }
 
-/// `allocation` fits the schedule's emission for `epoch` and what remains under the lifetime cap;
-/// returns the epoch's budget.
-pub(crate) fn check_budget(config: &Config, epoch: u64, allocation: u64) -> Result<u64> {
-    let schedule = config.schedule();
-    let scheduled = schedule.scheduled(epoch).map_err(core_error)?;
-    require!(allocation <= scheduled, BackhaulError::ExceedsEpochEmission);
-    let budget = schedule
-        .budget(epoch, config.total_minted)
-        .map_err(core_error)?;
-    require!(allocation <= budget, BackhaulError::ExceedsLifetimeCap);
-    Ok(budget)
+struct TreeCommit<'a> {
+    kind: TreeKind,
+    root: &'a [u8; 32],
+    leaf_count: u64,
+    total: u64,
+    increase: u64,
+}
+
+/// A non-zero root; total = previous total + increase; the leaf count never shrinks; zero leaves
+/// exactly when the root is the empty root, with a zero total.
+fn check_tree(
+    t: TreeCommit,
+    previous_total: u64,
+    previous_leaf_count: u64,
+    config: &[u8; 32],
+    epoch: u64,
+) -> Result<()> {
+    require!(*t.root != [0u8; 32], BackhaulError::ZeroRoot);
+    let expected_total = previous_total
+        .checked_add(t.increase)
+        .ok_or(BackhaulError::Overflow)?;
+    let empty = t.leaf_count == 0;
+    let is_empty_root = *t.root == empty_root(t.kind, config, epoch);
+    require!(
+        t.total == expected_total
+            && t.leaf_count >= previous_leaf_count
+            && empty == is_empty_root
+            && (!empty || t.total == 0),
+        BackhaulError::InconsistentProposal
+    );
+    Ok(())
 }

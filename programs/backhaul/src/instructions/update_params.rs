@@ -11,6 +11,7 @@ pub struct UpdateParamsArgs {
     pub emission: Option<EmissionParams>,
     pub rate_window_secs: Option<u64>,
     pub rate_capacity: Option<u64>,
+    pub economics: Option<EconomicsParams>,
 }
 
 #[event_cpi]
@@ -21,10 +22,11 @@ pub struct UpdateParams<'info> {
     pub config: Box<Account<'info, Config>>,
 }
 
-/// Changes the challenge period, the emission schedule or the rate limiter.
+/// Changes the challenge period, the emission schedule, the rate limiter or the economics
+/// (price bounds, net emissions, paid-usage cap).
 ///
 /// Checks: the signer is the admin; every new value is within the bounds `initialize` enforces;
-/// the lifetime cap is not below what was already minted. A changed challenge period applies to
+/// the lifetime cap is not below what the schedule already minted. A changed challenge period applies to
 /// proposals that reach quorum afterwards (each stores its own `finalizable_at`). A changed rate
 /// limiter keeps its current level.
 pub fn handler(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<()> {
@@ -36,7 +38,7 @@ pub fn handler(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<(
     if let Some(emission) = params.emission {
         validate_emission(&emission)?;
         require!(
-            emission.lifetime_cap >= config.total_minted,
+            emission.lifetime_cap >= config.scheduled_minted,
             BackhaulError::InvalidEmissionSchedule
         );
         config.emission = emission;
@@ -48,6 +50,10 @@ pub fn handler(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<(
     validate_rate_limit(window, capacity, &config.emission)?;
     config.rate_limiter.window_secs = window;
     config.rate_limiter.capacity = capacity;
+    if let Some(economics) = params.economics {
+        validate_economics(&economics)?;
+        config.economics = economics;
+    }
     config.invariant()?;
 
     emit_cpi!(ParamsUpdated {
@@ -56,6 +62,7 @@ pub fn handler(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<(
         emission: config.emission,
         rate_window_secs: window,
         rate_capacity: capacity,
+        economics: config.economics,
     });
     Ok(())
 }

@@ -1,6 +1,8 @@
 use crate::constants::*;
 use crate::error::BackhaulError;
+use crate::state::EpochLedger;
 use anchor_lang::prelude::*;
+use backhaul_core::budget::{BudgetExceeded, EpochActivity, EpochBudget, NetEmissionParams};
 use backhaul_core::emission::EmissionSchedule;
 use backhaul_core::rate_limit::MintBucket;
 
@@ -27,6 +29,32 @@ impl From<EmissionParams> for EmissionSchedule {
             decay_period_epochs: p.decay_period_epochs,
             floor_per_epoch: p.floor_per_epoch,
             lifetime_cap: p.lifetime_cap,
+        }
+    }
+}
+
+/// Prices, net emissions and the paid-usage cap (see `backhaul_core::budget` and `price`).
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct EconomicsParams {
+    /// Buying refuses a price posted longer ago than this, seconds.
+    pub price_max_age_secs: u64,
+    /// One price update may move the price at most this much, basis points.
+    pub price_max_change_bps: u16,
+    /// The most re-minted from burns per epoch on top of the schedule (0: no net emissions).
+    pub net_emissions_cap: u64,
+    /// N of the moving average of burns (1: no smoothing).
+    pub burn_smoothing_epochs: u64,
+    /// k in basis points: an epoch's budget never exceeds k × the token value of the credits
+    /// consumed in it (0: no cap).
+    pub usage_cap_bps: u32,
+}
+
+impl From<EconomicsParams> for NetEmissionParams {
+    fn from(e: EconomicsParams) -> Self {
+        NetEmissionParams {
+            net_emissions_cap: e.net_emissions_cap,
+            smoothing_epochs: e.burn_smoothing_epochs,
+            usage_cap_bps: e.usage_cap_bps,
         }
     }
 }
@@ -84,6 +112,8 @@ pub struct Config {
     pub mint: Pubkey,
     /// Token account holding minted rewards until they are claimed; owned by this config.
     pub vault: Pubkey,
+    /// The credit price feed `["price", config]`.
+    pub price_feed: Pubkey,
     /// The oracle set.
     #[max_len(MAX_ORACLES)]
     pub oracles: Vec<Pubkey>,
@@ -99,6 +129,12 @@ pub struct Config {
     pub emission: EmissionParams,
     /// The mint rate limiter and its state.
     pub rate_limiter: RateLimiter,
+    /// Prices, net emissions and the paid-usage cap.
+    pub economics: EconomicsParams,
+    /// The mint's decimals.
+    pub decimals: u8,
+    /// The mint's supply when the deployment was created.
+    pub initial_supply: u64,
     /// When set, voting, finalizing and claiming are refused.
     pub paused: bool,
     /// The next epoch to be proposed and finalized.
@@ -107,10 +143,28 @@ pub struct Config {
     pub last_reward_total: u64,
     /// Leaf count of the last finalized reward tree.
     pub last_reward_leaf_count: u64,
-    /// Everything ever minted for rewards.
+    /// Everything ever minted for rewards (`scheduled_minted + total_reemitted`).
     pub total_minted: u64,
+    /// The part of `total_minted` counted against the lifetime cap.
+    pub scheduled_minted: u64,
+    /// The part of `total_minted` re-minted from burns (net emissions).
+    pub total_reemitted: u64,
     /// Everything ever paid out by claims.
     pub total_claimed: u64,
+    /// Moving average of burns per epoch, as of the last finalized epoch.
+    pub burn_ema: u64,
+    /// Sum of all cumulative amounts in the last finalized usage tree.
+    pub last_usage_total: u64,
+    /// Leaf count of the last finalized usage tree.
+    pub last_usage_leaf_count: u64,
+    /// Tokens ever burned for credits.
+    pub total_burned: u64,
+    /// Credits ever issued by purchases.
+    pub credits_issued: u64,
+    /// Credits ever debited by settlements.
+    pub credits_settled: u64,
+    /// Consumption settled beyond a buyer's balance (recorded, never debited).
+    pub credits_unpaid: u64,
 }
 
 impl Config {
@@ -134,12 +188,41 @@ impl Config {
         self.emission.into()
     }
 
+    /// The budget of `epoch` given its sealed ledger and the credits its proposal consumes.
+    pub fn epoch_budget(
+        &self,
+        epoch: u64,
+        ledger: &EpochLedger,
+        credits_consumed: u64,
+    ) -> Result<EpochBudget> {
+        let activity = EpochActivity {
+            tokens_burned: ledger.tokens_burned,
+            credits_consumed,
+            credits_per_token: ledger.credits_per_token,
+            decimals: self.decimals,
+        };
+        EpochBudget::compute(
+            &self.schedule(),
+            epoch,
+            self.scheduled_minted,
+            self.burn_ema,
+            &self.economics.into(),
+            &activity,
+        )
+        .map_err(crate::error::core_error)
+    }
+
     /// Checks that must hold after every change.
     pub fn invariant(&self) -> Result<()> {
+        let split_ok =
+            self.scheduled_minted.checked_add(self.total_reemitted) == Some(self.total_minted);
         require!(
             self.total_claimed <= self.total_minted
-                && self.total_minted <= self.emission.lifetime_cap
-                && self.last_reward_total == self.total_minted,
+                && self.scheduled_minted <= self.emission.lifetime_cap
+                && split_ok
+                && self.total_reemitted <= self.total_burned
+                && self.last_reward_total == self.total_minted
+                && self.credits_settled <= self.credits_issued,
             BackhaulError::InvariantViolated
         );
         validate_oracles(&self.oracles, self.threshold)?;
@@ -185,6 +268,27 @@ pub fn validate_rate_limit(
         BackhaulError::InvalidRateLimit
     );
     Ok(())
+}
+
+/// Maps a broken budget limit onto the program's error.
+pub fn budget_error(e: BudgetExceeded) -> Error {
+    match e {
+        BudgetExceeded::Schedule => error!(BackhaulError::ExceedsEpochEmission),
+        BudgetExceeded::LifetimeCap => error!(BackhaulError::ExceedsLifetimeCap),
+        BudgetExceeded::PaidUsageCap => error!(BackhaulError::ExceedsPaidUsageCap),
+    }
+}
+
+/// Price staleness and change bounds, smoothing and usage-cap bounds.
+pub fn validate_economics(e: &EconomicsParams) -> Result<()> {
+    require!(
+        (MIN_PRICE_MAX_AGE_SECS..=MAX_PRICE_MAX_AGE_SECS).contains(&e.price_max_age_secs)
+            && (1..=MAX_PRICE_CHANGE_BPS).contains(&e.price_max_change_bps),
+        BackhaulError::InvalidEconomics
+    );
+    NetEmissionParams::from(*e)
+        .validate()
+        .map_err(|_| error!(BackhaulError::InvalidEconomics))
 }
 
 pub fn validate_challenge_period(secs: u64) -> Result<()> {

@@ -16,6 +16,14 @@ pub struct EpochProposal {
     pub allocation: u64,
     /// sha256 of the epoch's published dataset.
     pub dataset_hash: [u8; 32],
+    /// Root of the usage tree (buyer, cumulative credits consumed).
+    pub usage_root: [u8; 32],
+    /// Leaves in the usage tree.
+    pub usage_leaf_count: u64,
+    /// Sum of all cumulative amounts in the usage tree.
+    pub usage_total: u64,
+    /// Credits consumed in this epoch by all buyers: `usage_total` minus the previous one.
+    pub credits_consumed: u64,
 }
 
 /// Where an epoch stands.

@@ -1,0 +1,164 @@
+use crate::constants::*;
+use crate::error::{core_error, BackhaulError};
+use crate::events::CreditsPurchased;
+use crate::state::*;
+use anchor_lang::prelude::*;
+use anchor_spl::token::{self, Burn, Mint, Token, TokenAccount};
+use backhaul_core::epoch::epoch_at;
+use backhaul_core::price::credits_for_tokens;
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(token_amount: u64, min_credits: u64, beneficiary: Pubkey)]
+pub struct BuyCredits<'info> {
+    /// Burns its tokens; pays for the credit account and the epoch ledger when they are new.
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(mut, has_one = mint, has_one = price_feed)]
+    pub config: Box<Account<'info, Config>>,
+    pub price_feed: Box<Account<'info, PriceFeed>>,
+    #[account(mut)]
+    pub mint: Box<Account<'info, Mint>>,
+    /// The payer's own token account for the network token; the tokens are burned from it.
+    #[account(mut, token::mint = mint, token::authority = payer)]
+    pub payer_tokens: Box<Account<'info, TokenAccount>>,
+    /// The beneficiary's credits, created on its first purchase.
+    #[account(
+        init_if_needed,
+        payer = payer,
+        space = CreditAccount::SIZE,
+        seeds = [CREDITS_SEED, config.key().as_ref(), beneficiary.as_ref()],
+        bump,
+    )]
+    pub credit_account: Box<Account<'info, CreditAccount>>,
+    /// The ledger of the epoch the clock is in, created by its first purchase.
+    #[account(
+        init_if_needed,
+        payer = payer,
+        space = EpochLedger::SIZE,
+        seeds = [LEDGER_SEED, config.key().as_ref(), &current_epoch(&config)?.to_le_bytes()],
+        bump,
+    )]
+    pub ledger: Box<Account<'info, EpochLedger>>,
+    pub token_program: Program<'info, Token>,
+    pub system_program: Program<'info, System>,
+}
+
+/// The epoch the clock is in (epoch 0 before genesis).
+pub fn current_epoch(config: &Config) -> Result<u64> {
+    let now = Clock::get()?.unix_timestamp;
+    Ok(epoch_at(config.genesis_ts, config.epoch_length_secs, now).unwrap_or(0))
+}
+
+/// Burns `token_amount` of the payer's tokens and credits `beneficiary` at the posted price.
+///
+/// Effects: a real SPL Token burn; `credits = ⌊token_amount · price / 10^decimals⌋` added to the
+/// beneficiary's balance; the burn and the credits recorded in the current epoch's ledger and in
+/// the deployment's totals.
+///
+/// Checks: not paused; a positive amount; a price was posted no longer ago than the staleness
+/// bound; at least `min_credits` (and at least one) credits result, so a price move between
+/// signing and landing cannot shortchange the buyer; the payer's token account holds the
+/// configured mint; no overflow anywhere.
+pub fn handler(
+    ctx: Context<BuyCredits>,
+    token_amount: u64,
+    min_credits: u64,
+    beneficiary: Pubkey,
+) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
+    let config = &ctx.accounts.config;
+    require!(!config.paused, BackhaulError::Paused);
+    require!(token_amount > 0, BackhaulError::ZeroAmount);
+    require!(beneficiary != Pubkey::default(), BackhaulError::InvalidKey);
+    let feed = &ctx.accounts.price_feed;
+    require!(feed.credits_per_token > 0, BackhaulError::NoPrice);
+    let max_age =
+        i64::try_from(config.economics.price_max_age_secs).map_err(|_| BackhaulError::Overflow)?;
+    require!(
+        now.saturating_sub(feed.posted_at) <= max_age,
+        BackhaulError::PriceStale
+    );
+    let price = feed.credits_per_token;
+    let credits = credits_for_tokens(token_amount, price, config.decimals).map_err(core_error)?;
+    require!(
+        credits >= min_credits && credits > 0,
+        BackhaulError::SlippageExceeded
+    );
+    let epoch = current_epoch(config)?;
+    let config_key = config.key();
+
+    token::burn(
+        CpiContext::new(
+            ctx.accounts.token_program.key(),
+            Burn {
+                mint: ctx.accounts.mint.to_account_info(),
+                from: ctx.accounts.payer_tokens.to_account_info(),
+                authority: ctx.accounts.payer.to_account_info(),
+            },
+        ),
+        token_amount,
+    )?;
+
+    let account = &mut ctx.accounts.credit_account;
+    if account.config == Pubkey::default() {
+        account.config = config_key;
+        account.buyer = beneficiary;
+        account.bump = ctx.bumps.credit_account;
+    }
+    account.balance = account
+        .balance
+        .checked_add(credits)
+        .ok_or(BackhaulError::Overflow)?;
+    account.issued = account
+        .issued
+        .checked_add(credits)
+        .ok_or(BackhaulError::Overflow)?;
+    account.tokens_burned = account
+        .tokens_burned
+        .checked_add(token_amount)
+        .ok_or(BackhaulError::Overflow)?;
+    let balance = account.balance;
+
+    let ledger = &mut ctx.accounts.ledger;
+    if ledger.config == Pubkey::default() {
+        ledger.config = config_key;
+        ledger.epoch = epoch;
+        ledger.bump = ctx.bumps.ledger;
+    }
+    require!(!ledger.sealed, BackhaulError::LedgerSealed);
+    ledger.tokens_burned = ledger
+        .tokens_burned
+        .checked_add(token_amount)
+        .ok_or(BackhaulError::Overflow)?;
+    ledger.credits_issued = ledger
+        .credits_issued
+        .checked_add(credits)
+        .ok_or(BackhaulError::Overflow)?;
+
+    let config = &mut ctx.accounts.config;
+    config.total_burned = config
+        .total_burned
+        .checked_add(token_amount)
+        .ok_or(BackhaulError::Overflow)?;
+    config.credits_issued = config
+        .credits_issued
+        .checked_add(credits)
+        .ok_or(BackhaulError::Overflow)?;
+    config.invariant()?;
+    let (total_burned, credits_issued) = (config.total_burned, config.credits_issued);
+
+    emit_cpi!(CreditsPurchased {
+        config: config_key,
+        payer: ctx.accounts.payer.key(),
+        buyer: beneficiary,
+        epoch,
+        tokens_burned: token_amount,
+        credits,
+        credits_per_token: price,
+        balance,
+        total_burned,
+        credits_issued,
+    });
+    Ok(())
+}

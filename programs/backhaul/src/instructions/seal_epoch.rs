@@ -1,0 +1,67 @@
+use crate::constants::*;
+use crate::error::{core_error, BackhaulError};
+use crate::events::EpochSealed;
+use crate::state::*;
+use anchor_lang::prelude::*;
+use backhaul_core::epoch::epoch_end;
+
+#[event_cpi]
+#[derive(Accounts)]
+#[instruction(epoch: u64)]
+pub struct SealEpoch<'info> {
+    /// Anyone; pays for the ledger if the epoch saw no purchase.
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(has_one = price_feed)]
+    pub config: Box<Account<'info, Config>>,
+    pub price_feed: Box<Account<'info, PriceFeed>>,
+    #[account(
+        init_if_needed,
+        payer = payer,
+        space = EpochLedger::SIZE,
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump,
+    )]
+    pub ledger: Box<Account<'info, EpochLedger>>,
+    pub system_program: Program<'info, System>,
+}
+
+/// Freezes an ended epoch's budget inputs so that every oracle computes the same budget.
+///
+/// Effects: creates the ledger if the epoch saw no purchase; records the current price as the
+/// price that values the epoch's consumption; marks the ledger sealed.
+///
+/// Checks: the epoch has ended by the clock (so no purchase can land in it any more); the ledger
+/// is not sealed yet.
+pub fn handler(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
+    let now = Clock::get()?.unix_timestamp;
+    let config = &ctx.accounts.config;
+    let end = epoch_end(config.genesis_ts, config.epoch_length_secs, epoch).map_err(core_error)?;
+    require!(now >= end, BackhaulError::EpochNotEnded);
+    let config_key = config.key();
+    let feed = &ctx.accounts.price_feed;
+    let (price, posted_at) = (feed.credits_per_token, feed.posted_at);
+
+    let ledger = &mut ctx.accounts.ledger;
+    require!(!ledger.sealed, BackhaulError::LedgerSealed);
+    if ledger.config == Pubkey::default() {
+        ledger.config = config_key;
+        ledger.epoch = epoch;
+        ledger.bump = ctx.bumps.ledger;
+    }
+    ledger.sealed = true;
+    ledger.sealed_at = now;
+    ledger.credits_per_token = price;
+    ledger.price_posted_at = posted_at;
+    let (tokens_burned, credits_issued) = (ledger.tokens_burned, ledger.credits_issued);
+    emit_cpi!(EpochSealed {
+        config: config_key,
+        epoch,
+        tokens_burned,
+        credits_issued,
+        credits_per_token: price,
+        price_posted_at: posted_at,
+        sealed_at: now,
+    });
+    Ok(())
+}

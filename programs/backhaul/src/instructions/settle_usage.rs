@@ -1,0 +1,136 @@
+use crate::constants::*;
+use crate::error::BackhaulError;
+use crate::events::UsageSettled;
+use crate::state::*;
+use anchor_lang::prelude::*;
+use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
+
+#[event_cpi]
+#[derive(Accounts)]
+pub struct SettleUsage<'info> {
+    /// Anyone; pays for the buyer's credit account if usage was proven for a buyer without one.
+    #[account(mut)]
+    pub payer: Signer<'info>,
+    #[account(mut)]
+    pub config: Box<Account<'info, Config>>,
+    /// A finalized epoch of this deployment whose usage tree holds the buyer's leaf.
+    #[account(has_one = config)]
+    pub epoch_record: Box<Account<'info, EpochRecord>>,
+    /// That epoch's ledger.
+    #[account(
+        mut,
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch_record.epoch.to_le_bytes()],
+        bump = ledger.bump,
+    )]
+    pub ledger: Box<Account<'info, EpochLedger>>,
+    /// CHECK: only a key: it names the leaf and the credit account.
+    pub buyer: UncheckedAccount<'info>,
+    #[account(
+        init_if_needed,
+        payer = payer,
+        space = CreditAccount::SIZE,
+        seeds = [CREDITS_SEED, config.key().as_ref(), buyer.key().as_ref()],
+        bump,
+    )]
+    pub credit_account: Box<Account<'info, CreditAccount>>,
+    pub system_program: Program<'info, System>,
+}
+
+/// Debits a buyer's proven consumption from its credits.
+///
+/// Effects: `delta = consumed_cumulative − already settled`; debits `min(delta, balance)`; records
+/// the rest as unpaid (over-consumption is never hidden and never takes the balance below zero);
+/// adds both to the epoch's ledger and the deployment's totals.
+///
+/// Checks: not paused; the epoch is finalized; the proof is at most 32 hashes and links the leaf
+/// `(buyer, consumed_cumulative)` of this deployment and epoch to the epoch's usage root; the
+/// cumulative amount is above what was already settled (so nothing is ever debited twice, and
+/// proofs from older epochs settle nothing).
+pub fn handler(
+    ctx: Context<SettleUsage>,
+    consumed_cumulative: u64,
+    proof: Vec<[u8; 32]>,
+) -> Result<()> {
+    let config = &ctx.accounts.config;
+    let record = &ctx.accounts.epoch_record;
+    let buyer = ctx.accounts.buyer.key();
+    require!(!config.paused, BackhaulError::Paused);
+    require!(
+        record.status == EpochStatus::Finalized,
+        BackhaulError::EpochNotFinalized
+    );
+    require!(proof.len() <= MAX_PROOF_DEPTH, BackhaulError::ProofTooLong);
+    let config_key = config.key();
+    let leaf = leaf_hash(
+        TreeKind::Usage,
+        &config_key.to_bytes(),
+        record.epoch,
+        &buyer.to_bytes(),
+        consumed_cumulative,
+    );
+    require!(
+        verify(&proof, &record.proposal.usage_root, leaf),
+        BackhaulError::InvalidProof
+    );
+    let epoch = record.epoch;
+
+    let account = &mut ctx.accounts.credit_account;
+    if account.config == Pubkey::default() {
+        account.config = config_key;
+        account.buyer = buyer;
+        account.bump = ctx.bumps.credit_account;
+    }
+    let delta = consumed_cumulative
+        .checked_sub(account.consumed_cumulative)
+        .filter(|d| *d > 0)
+        .ok_or(BackhaulError::NothingToSettle)?;
+    let debited = delta.min(account.balance);
+    let unpaid = delta.saturating_sub(debited);
+    account.balance = account.balance.saturating_sub(debited);
+    account.settled = account
+        .settled
+        .checked_add(debited)
+        .ok_or(BackhaulError::Overflow)?;
+    account.unpaid = account
+        .unpaid
+        .checked_add(unpaid)
+        .ok_or(BackhaulError::Overflow)?;
+    account.consumed_cumulative = consumed_cumulative;
+    account.last_settled_epoch = epoch;
+    let balance = account.balance;
+
+    let ledger = &mut ctx.accounts.ledger;
+    ledger.credits_settled = ledger
+        .credits_settled
+        .checked_add(debited)
+        .ok_or(BackhaulError::Overflow)?;
+    ledger.credits_unpaid = ledger
+        .credits_unpaid
+        .checked_add(unpaid)
+        .ok_or(BackhaulError::Overflow)?;
+
+    let config = &mut ctx.accounts.config;
+    config.credits_settled = config
+        .credits_settled
+        .checked_add(debited)
+        .ok_or(BackhaulError::Overflow)?;
+    config.credits_unpaid = config
+        .credits_unpaid
+        .checked_add(unpaid)
+        .ok_or(BackhaulError::Overflow)?;
+    config.invariant()?;
+    let (credits_settled, credits_unpaid) = (config.credits_settled, config.credits_unpaid);
+
+    emit_cpi!(UsageSettled {
+        config: config_key,
+        buyer,
+        epoch,
+        consumed_cumulative,
+        debited,
+        unpaid,
+        balance,
+        credits_settled,
+        credits_unpaid,
+    });
+    Ok(())
+}

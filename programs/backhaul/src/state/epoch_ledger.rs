@@ -1,0 +1,40 @@
+use anchor_lang::prelude::*;
+
+/// What happened in one epoch, for auditors and for the epoch's budget. Created by the epoch's
+/// first purchase or by `seal_epoch`; sealed once the epoch has ended, after which no purchase
+/// can land in it.
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct EpochLedger {
+    /// The deployment.
+    pub config: Pubkey,
+    /// The epoch.
+    pub epoch: u64,
+    /// PDA bump of `["ledger", config, epoch]`.
+    pub bump: u8,
+    /// Set by `seal_epoch`; the epoch's budget inputs no longer change.
+    pub sealed: bool,
+    pub sealed_at: i64,
+    /// Tokens burned for credits during the epoch.
+    pub tokens_burned: u64,
+    /// Credits issued by those burns.
+    pub credits_issued: u64,
+    /// Credits debited by settlements proven against this epoch.
+    pub credits_settled: u64,
+    /// Consumption proven against this epoch beyond buyers' balances.
+    pub credits_unpaid: u64,
+    /// Tokens minted as this epoch's rewards.
+    pub tokens_minted: u64,
+    /// The price when sealed (credits per whole token); it values the epoch's consumption.
+    pub credits_per_token: u64,
+    /// When that price was posted.
+    pub price_posted_at: i64,
+    /// The moving average of burns after this epoch (set at finalize).
+    pub burn_ema: u64,
+    /// The epoch's budget (set at finalize).
+    pub budget: u64,
+}
+
+impl EpochLedger {
+    pub const SIZE: usize = 8 + EpochLedger::INIT_SPACE;
+}
