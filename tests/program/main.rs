@@ -3,6 +3,8 @@
 #![allow(deprecated)] // solana-program-test marks its API "unstable" from 4.0 on.
 mod admin;
 mod claim;
+mod credits;
+mod economics;
 mod finalize;
 mod initialize;
 mod propose_root;

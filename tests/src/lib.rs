@@ -33,6 +33,8 @@ pub const EPOCH_SECS: u64 = 86_400;
 pub const CHALLENGE_SECS: u64 = 6 * 3_600;
 /// Decimals of the test mint.
 pub const DECIMALS: u8 = 6;
+/// Tokens (base units) minted before the deployment, all held by the treasury.
+pub const TREASURY_SUPPLY: u64 = 1_000_000_000 * 10u64.pow(DECIMALS as u32);
 /// Genesis of the fixtures' deployments.
 pub const GENESIS: i64 = 1_700_000_000;
 
@@ -177,6 +179,8 @@ pub struct Env {
     pub admin: Keypair,
     pub guardian: Keypair,
     pub oracles: Vec<Keypair>,
+    /// Holds [`TREASURY_SUPPLY`], the supply minted before the deployment.
+    pub treasury: Keypair,
     pub mint: Pubkey,
     pub config: Pubkey,
     pub vault: Pubkey,
@@ -261,7 +265,13 @@ impl Env {
         let mint_kp = Keypair::new();
         let mint = mint_kp.pubkey();
         let config = config_address(&mint);
-        pt.add_account(mint, mint_account(Some(config), None, 0));
+        pt.add_account(mint, mint_account(Some(config), None, TREASURY_SUPPLY));
+        let treasury = Keypair::new();
+        pt.add_account(treasury.pubkey(), funded());
+        pt.add_account(
+            ata(&treasury.pubkey(), &mint),
+            token_account(&mint, &treasury.pubkey(), TREASURY_SUPPLY),
+        );
         let mut ctx = pt.start_with_context().await;
         set_time(&mut ctx, GENESIS).await;
         Env {
@@ -270,6 +280,7 @@ impl Env {
             admin,
             guardian,
             oracles,
+            treasury,
             mint,
             config,
             vault: vault_address(&config),
@@ -423,16 +434,8 @@ impl Env {
     /// Creates a token account of `mint` owned by `owner` at a fresh address (not an ATA).
     pub async fn create_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
         let key = Pubkey::new_unique();
-        let acc = spl_token_interface::state::Account {
-            mint: *mint,
-            owner: *owner,
-            state: spl_token_interface::state::AccountState::Initialized,
-            ..Default::default()
-        };
-        let mut data = vec![0u8; spl_token_interface::state::Account::LEN];
-        spl_token_interface::state::Account::pack(acc, &mut data).expect("pack");
         self.ctx
-            .set_account(&key, &token_program_account(data).into());
+            .set_account(&key, &token_account(mint, owner, 0).into());
         key
     }
 
@@ -778,33 +781,23 @@ impl Env {
         self.send(&[ix], &[]).await
     }
 
-    /// Mints `amount` tokens straight into `owner`'s ATA (a test shortcut standing in for an
-    /// exchange purchase); the supply grows as it would.
+    /// Sends `amount` tokens from the treasury (which holds the supply minted before the
+    /// deployment) to `owner`'s ATA with a real SPL Token transfer, and returns the ATA.
     pub async fn give_tokens(&mut self, owner: &Pubkey, amount: u64) -> Pubkey {
         let account = self.create_ata(owner).await;
-        let mut acc = self
-            .ctx
-            .banks_client
-            .get_account(account)
+        let treasury = self.treasury.insecure_clone();
+        let ix = spl_token_interface::instruction::transfer(
+            &spl_token_interface::ID,
+            &ata(&treasury.pubkey(), &self.mint),
+            &account,
+            &treasury.pubkey(),
+            &[],
+            amount,
+        )
+        .expect("transfer ix");
+        self.send(&[ix], &[&treasury])
             .await
-            .expect("get")
-            .expect("ata");
-        let mut state = spl_token_interface::state::Account::unpack(&acc.data).expect("token");
-        state.amount += amount;
-        spl_token_interface::state::Account::pack(state, &mut acc.data).expect("pack");
-        self.ctx.set_account(&account, &acc.into());
-        let mut m = self
-            .ctx
-            .banks_client
-            .get_account(self.mint)
-            .await
-            .expect("get")
-            .expect("mint");
-        let mut mint = spl_token_interface::state::Mint::unpack(&m.data).expect("mint");
-        mint.supply += amount;
-        spl_token_interface::state::Mint::pack(mint, &mut m.data).expect("pack");
-        let key = self.mint;
-        self.ctx.set_account(&key, &m.into());
+            .expect("treasury transfer");
         account
     }
 
@@ -991,6 +984,20 @@ fn funded() -> Account {
         executable: false,
         rent_epoch: 0,
     }
+}
+
+/// An initialized token account of `mint` owned by `owner` holding `amount`.
+pub fn token_account(mint: &Pubkey, owner: &Pubkey, amount: u64) -> Account {
+    let state = spl_token_interface::state::Account {
+        mint: *mint,
+        owner: *owner,
+        amount,
+        state: spl_token_interface::state::AccountState::Initialized,
+        ..Default::default()
+    };
+    let mut data = vec![0u8; spl_token_interface::state::Account::LEN];
+    spl_token_interface::state::Account::pack(state, &mut data).expect("pack");
+    token_program_account(data)
 }
 
 fn token_program_account(data: Vec<u8>) -> Account {

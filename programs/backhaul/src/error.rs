@@ -103,6 +103,8 @@ pub enum BackhaulError {
     SlippageExceeded,
     #[msg("Nothing to settle: this cumulative usage was already settled")]
     NothingToSettle,
+    #[msg("The ledger account is not the current epoch's ledger of this deployment")]
+    WrongLedger,
 }
 
 /// Maps the pure crate's errors onto the program's.

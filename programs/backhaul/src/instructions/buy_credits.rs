@@ -31,15 +31,10 @@ pub struct BuyCredits<'info> {
         bump,
     )]
     pub credit_account: Box<Account<'info, CreditAccount>>,
-    /// The ledger of the epoch the clock is in, created by its first purchase.
-    #[account(
-        init_if_needed,
-        payer = payer,
-        space = EpochLedger::SIZE,
-        seeds = [LEDGER_SEED, config.key().as_ref(), &current_epoch(&config)?.to_le_bytes()],
-        bump,
-    )]
-    pub ledger: Box<Account<'info, EpochLedger>>,
+    /// CHECK: the ledger `["ledger", config, epoch]` of the epoch the clock is in; the handler
+    /// checks the address, creates it on the epoch's first purchase, and checks its contents.
+    #[account(mut)]
+    pub ledger: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
@@ -120,12 +115,14 @@ pub fn handler(
         .ok_or(BackhaulError::Overflow)?;
     let balance = account.balance;
 
-    let ledger = &mut ctx.accounts.ledger;
-    if ledger.config == Pubkey::default() {
-        ledger.config = config_key;
-        ledger.epoch = epoch;
-        ledger.bump = ctx.bumps.ledger;
-    }
+    let mut ledger = EpochLedger::load_or_create(
+        &ctx.accounts.ledger.to_account_info(),
+        &ctx.accounts.payer.to_account_info(),
+        &ctx.accounts.system_program.to_account_info(),
+        &config_key,
+        epoch,
+        ctx.program_id,
+    )?;
     require!(!ledger.sealed, BackhaulError::LedgerSealed);
     ledger.tokens_burned = ledger
         .tokens_burned
@@ -135,6 +132,7 @@ pub fn handler(
         .credits_issued
         .checked_add(credits)
         .ok_or(BackhaulError::Overflow)?;
+    ledger.store(&ctx.accounts.ledger.to_account_info())?;
 
     let config = &mut ctx.accounts.config;
     config.total_burned = config

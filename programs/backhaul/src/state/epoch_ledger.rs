@@ -1,4 +1,7 @@
+use crate::constants::LEDGER_SEED;
+use crate::error::BackhaulError;
 use anchor_lang::prelude::*;
+use anchor_lang::system_program;
 
 /// What happened in one epoch, for auditors and for the epoch's budget. Created by the epoch's
 /// first purchase or by `seal_epoch`; sealed once the epoch has ended, after which no purchase
@@ -37,4 +40,112 @@ pub struct EpochLedger {
 
 impl EpochLedger {
     pub const SIZE: usize = 8 + EpochLedger::INIT_SPACE;
+}
+
+impl EpochLedger {
+    /// Loads the ledger of `epoch` from `info`, creating it (rent paid by `payer`) when the epoch
+    /// has none yet. Used where the epoch comes from the clock, which account constraints (and the
+    /// IDL's PDA resolution) cannot express.
+    ///
+    /// Checks: `info` is the PDA `["ledger", config, epoch]`; an existing account is a ledger of
+    /// this program for the same config and epoch.
+    pub fn load_or_create<'info>(
+        info: &AccountInfo<'info>,
+        payer: &AccountInfo<'info>,
+        system_program: &AccountInfo<'info>,
+        config: &Pubkey,
+        epoch: u64,
+        program_id: &Pubkey,
+    ) -> Result<Self> {
+        let epoch_bytes = epoch.to_le_bytes();
+        let (expected, bump) =
+            Pubkey::find_program_address(&[LEDGER_SEED, config.as_ref(), &epoch_bytes], program_id);
+        require_keys_eq!(info.key(), expected, BackhaulError::WrongLedger);
+        if info.owner == program_id {
+            let ledger = EpochLedger::try_deserialize(&mut &info.try_borrow_data()?[..])?;
+            require!(
+                ledger.config == *config && ledger.epoch == epoch,
+                BackhaulError::WrongLedger
+            );
+            return Ok(ledger);
+        }
+        let space = EpochLedger::SIZE;
+        let rent = Rent::get()?.minimum_balance(space);
+        let seeds: &[&[u8]] = &[LEDGER_SEED, config.as_ref(), &epoch_bytes, &[bump]];
+        let signer = &[seeds];
+        let funded = info.lamports();
+        if funded == 0 {
+            system_program::create_account(
+                CpiContext::new_with_signer(
+                    system_program.key(),
+                    system_program::CreateAccount {
+                        from: payer.clone(),
+                        to: info.clone(),
+                    },
+                    signer,
+                ),
+                rent,
+                space as u64,
+                program_id,
+            )?;
+        } else {
+            // Someone sent lamports to the address first: top up, allocate and assign instead.
+            let shortfall = rent.saturating_sub(funded);
+            if shortfall > 0 {
+                system_program::transfer(
+                    CpiContext::new(
+                        system_program.key(),
+                        system_program::Transfer {
+                            from: payer.clone(),
+                            to: info.clone(),
+                        },
+                    ),
+                    shortfall,
+                )?;
+            }
+            system_program::allocate(
+                CpiContext::new_with_signer(
+                    system_program.key(),
+                    system_program::Allocate {
+                        account_to_allocate: info.clone(),
+                    },
+                    signer,
+                ),
+                space as u64,
+            )?;
+            system_program::assign(
+                CpiContext::new_with_signer(
+                    system_program.key(),
+                    system_program::Assign {
+                        account_to_assign: info.clone(),
+                    },
+                    signer,
+                ),
+                program_id,
+            )?;
+        }
+        Ok(EpochLedger {
+            config: *config,
+            epoch,
+            bump,
+            sealed: false,
+            sealed_at: 0,
+            tokens_burned: 0,
+            credits_issued: 0,
+            credits_settled: 0,
+            credits_unpaid: 0,
+            tokens_minted: 0,
+            credits_per_token: 0,
+            price_posted_at: 0,
+            burn_ema: 0,
+            budget: 0,
+        })
+    }
+
+    /// Writes the ledger (with its discriminator) back into `info`.
+    pub fn store(&self, info: &AccountInfo) -> Result<()> {
+        let mut data = info.try_borrow_mut_data()?;
+        let mut writer: &mut [u8] = &mut data;
+        self.try_serialize(&mut writer)
+    }
 }

@@ -1,0 +1,464 @@
+//! Prices, credit purchases and usage settlement.
+
+use backhaul::error::BackhaulError as E;
+use backhaul_tests::*;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+
+const TOKEN: u64 = 1_000_000;
+/// $1 = 100,000 credits and the token at $1.
+const PRICE: u64 = 100_000;
+
+async fn with_price() -> Env {
+    let mut env = Env::new().await;
+    env.post_price(PRICE).await;
+    env
+}
+
+async fn buyer_with(env: &mut Env, tokens: u64) -> Keypair {
+    let buyer = Keypair::new();
+    crate::util::fund(env, &buyer.pubkey()).await;
+    env.give_tokens(&buyer.pubkey(), tokens).await;
+    buyer
+}
+
+#[tokio::test]
+async fn a_quorum_posts_the_conservative_price() {
+    let mut env = Env::new().await;
+    env.submit_price(0, 110_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    assert_eq!(feed.credits_per_token, 0, "one oracle alone posts nothing");
+    env.submit_price(1, 100_000).await.unwrap();
+    let now = env.now().await;
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    assert_eq!((feed.credits_per_token, feed.posted_at), (100_000, now));
+    // A third, higher submission: the 2nd largest of {110k, 100k, 115k} is 110k.
+    env.submit_price(2, 115_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    assert_eq!(feed.credits_per_token, 110_000);
+    assert_eq!(feed.submissions.len(), 3);
+}
+
+#[tokio::test]
+async fn a_single_update_cannot_jump_beyond_the_bound() {
+    let mut env = with_price().await;
+    // 20% bound around 100,000.
+    assert_program_err(env.submit_price(0, 120_001).await, E::PriceJumpTooLarge);
+    assert_program_err(env.submit_price(0, 79_999).await, E::PriceJumpTooLarge);
+    env.submit_price(0, 120_000).await.unwrap();
+    env.submit_price(1, 120_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    assert_eq!(feed.credits_per_token, 120_000);
+}
+
+#[tokio::test]
+async fn stale_and_foreign_submissions_do_not_count() {
+    let mut env = Env::new().await;
+    env.submit_price(0, 100_000).await.unwrap();
+    let now = env.now().await;
+    env.set_time(now + 3_601).await;
+    env.submit_price(1, 100_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    assert_eq!(
+        feed.credits_per_token, 0,
+        "oracle 0's submission went stale"
+    );
+    assert_eq!(feed.submissions.len(), 1);
+    let outsider = Keypair::new();
+    let ix = env.submit_price_ix(&outsider.pubkey(), 100_000);
+    assert_program_err(env.send(&[ix], &[&outsider]).await, E::NotOracle);
+    assert_program_err(env.submit_price(2, 0).await, E::InvalidPrice);
+    let g = env.guardian.insecure_clone();
+    let ix = env.set_paused_ix(&g.pubkey(), true);
+    env.send_as(ix, &g).await.unwrap();
+    assert_program_err(env.submit_price(2, 100_000).await, E::Paused);
+}
+
+#[tokio::test]
+async fn buying_burns_tokens_and_credits_the_buyer() {
+    let mut env = with_price().await;
+    let buyer = buyer_with(&mut env, 50 * TOKEN).await;
+    let supply = env.mint_supply().await;
+    env.buy(&buyer, 10 * TOKEN, 1_000_000, buyer.pubkey())
+        .await
+        .unwrap();
+    let mint = env.mint;
+    assert_eq!(
+        env.token_balance(&ata(&buyer.pubkey(), &mint)).await,
+        40 * TOKEN
+    );
+    assert_eq!(env.mint_supply().await, supply - 10 * TOKEN);
+    let credits: CreditAccount = env
+        .account(&credits_address(&env.config, &buyer.pubkey()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            credits.buyer,
+            credits.balance,
+            credits.issued,
+            credits.tokens_burned
+        ),
+        (buyer.pubkey(), 1_000_000, 1_000_000, 10 * TOKEN)
+    );
+    let epoch = env.current_epoch().await;
+    let ledger: EpochLedger = env
+        .account(&ledger_address(&env.config, epoch))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ledger.tokens_burned, ledger.credits_issued, ledger.sealed),
+        (10 * TOKEN, 1_000_000, false)
+    );
+    let c = env.config_state().await;
+    assert_eq!((c.total_burned, c.credits_issued), (10 * TOKEN, 1_000_000));
+    // A second purchase adds to the same account and ledger.
+    env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await.unwrap();
+    let credits: CreditAccount = env
+        .account(&credits_address(&env.config, &buyer.pubkey()))
+        .await
+        .unwrap();
+    assert_eq!(credits.balance, 1_100_000);
+    let ledger: EpochLedger = env
+        .account(&ledger_address(&env.config, epoch))
+        .await
+        .unwrap();
+    assert_eq!(ledger.tokens_burned, 11 * TOKEN);
+}
+
+#[tokio::test]
+async fn a_company_can_fund_its_teams_account() {
+    let mut env = with_price().await;
+    let company = buyer_with(&mut env, 5 * TOKEN).await;
+    let team = Pubkey::new_unique();
+    env.buy(&company, 2 * TOKEN, 200_000, team).await.unwrap();
+    let credits: CreditAccount = env
+        .account(&credits_address(&env.config, &team))
+        .await
+        .unwrap();
+    assert_eq!((credits.buyer, credits.balance), (team, 200_000));
+    assert!(env
+        .account::<CreditAccount>(&credits_address(&env.config, &company.pubkey()))
+        .await
+        .is_none());
+    assert_program_err(
+        env.buy(&company, TOKEN, 0, Pubkey::default()).await,
+        E::InvalidKey,
+    );
+}
+
+#[tokio::test]
+async fn buying_needs_a_fresh_price() {
+    let mut env = Env::new().await;
+    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
+    assert_program_err(env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await, E::NoPrice);
+    env.post_price(PRICE).await;
+    let now = env.now().await;
+    env.set_time(now + 3_601).await;
+    assert_program_err(
+        env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await,
+        E::PriceStale,
+    );
+    env.set_time(now + 3_600).await;
+    env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await.unwrap();
+}
+
+#[tokio::test]
+async fn min_credits_protects_against_a_price_move() {
+    let mut env = with_price().await;
+    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
+    // Signed expecting 100,000 credits; the price drops 10% before it lands.
+    env.post_price(90_000).await;
+    assert_program_err(
+        env.buy(&buyer, TOKEN, 100_000, buyer.pubkey()).await,
+        E::SlippageExceeded,
+    );
+    let mint = env.mint;
+    assert_eq!(
+        env.token_balance(&ata(&buyer.pubkey(), &mint)).await,
+        5 * TOKEN,
+        "nothing was burned"
+    );
+    env.buy(&buyer, TOKEN, 90_000, buyer.pubkey())
+        .await
+        .unwrap();
+    // Dust that buys zero credits is refused rather than burned for nothing.
+    assert_program_err(
+        env.buy(&buyer, 1, 0, buyer.pubkey()).await,
+        E::SlippageExceeded,
+    );
+    assert_program_err(env.buy(&buyer, 0, 0, buyer.pubkey()).await, E::ZeroAmount);
+}
+
+#[tokio::test]
+async fn wrong_mints_and_other_peoples_token_accounts_are_refused() {
+    let mut env = with_price().await;
+    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
+    let victim = buyer_with(&mut env, 5 * TOKEN).await;
+    let mint = env.mint;
+    // Burning from someone else's token account.
+    let theirs = ata(&victim.pubkey(), &mint);
+    let ix = env
+        .buy_credits_ix(&buyer.pubkey(), &theirs, TOKEN, 0, buyer.pubkey())
+        .await;
+    assert_anchor_err(
+        env.send(&[ix], &[&buyer]).await,
+        anchor_lang::error::ErrorCode::ConstraintTokenOwner,
+    );
+    // A token account of another mint.
+    let other_mint = Pubkey::new_unique();
+    env.ctx.set_account(
+        &other_mint,
+        &mint_account(Some(Pubkey::new_unique()), None, 1_000).into(),
+    );
+    let wrong = env.create_token_account(&other_mint, &buyer.pubkey()).await;
+    let ix = env
+        .buy_credits_ix(&buyer.pubkey(), &wrong, TOKEN, 0, buyer.pubkey())
+        .await;
+    assert_anchor_err(
+        env.send(&[ix], &[&buyer]).await,
+        anchor_lang::error::ErrorCode::ConstraintTokenMint,
+    );
+    // Another mint passed as the mint.
+    let mine = ata(&buyer.pubkey(), &mint);
+    let mut ix = env
+        .buy_credits_ix(&buyer.pubkey(), &mine, TOKEN, 0, buyer.pubkey())
+        .await;
+    ix.accounts[3].pubkey = other_mint;
+    assert_anchor_err(
+        env.send(&[ix], &[&buyer]).await,
+        anchor_lang::error::ErrorCode::ConstraintHasOne,
+    );
+    // Another deployment's price feed.
+    let other = env.add_deployment().await;
+    let mut ix = env
+        .buy_credits_ix(&buyer.pubkey(), &mine, TOKEN, 0, buyer.pubkey())
+        .await;
+    ix.accounts[2].pubkey = price_feed_address(&config_address(&other));
+    assert_anchor_err(
+        env.send(&[ix], &[&buyer]).await,
+        anchor_lang::error::ErrorCode::ConstraintHasOne,
+    );
+    // A ledger of another epoch.
+    let mut ix = env
+        .buy_credits_ix(&buyer.pubkey(), &mine, TOKEN, 0, buyer.pubkey())
+        .await;
+    ix.accounts[6].pubkey = ledger_address(&env.config, 7);
+    assert_program_err(env.send(&[ix], &[&buyer]).await, E::WrongLedger);
+    assert_eq!(env.token_balance(&theirs).await, 5 * TOKEN);
+    assert_eq!(env.token_balance(&mine).await, 5 * TOKEN);
+}
+
+#[tokio::test]
+async fn amounts_that_overflow_are_refused() {
+    let mut env = Env::new().await;
+    env.post_price(1_000_000_000_000).await;
+    let buyer = buyer_with(&mut env, 20_000_000_000_000).await;
+    assert_program_err(
+        env.buy(&buyer, u64::MAX, 0, buyer.pubkey()).await,
+        E::Overflow,
+    );
+    // A balance that would overflow.
+    env.buy(&buyer, 18_000_000_000_000, 0, buyer.pubkey())
+        .await
+        .unwrap();
+    assert_program_err(
+        env.buy(&buyer, 1_000_000_000_000, 0, buyer.pubkey()).await,
+        E::Overflow,
+    );
+}
+
+#[tokio::test]
+async fn buying_is_refused_while_paused() {
+    let mut env = with_price().await;
+    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
+    let g = env.guardian.insecure_clone();
+    let ix = env.set_paused_ix(&g.pubkey(), true);
+    env.send_as(ix, &g).await.unwrap();
+    assert_program_err(env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await, E::Paused);
+}
+
+/// Buyer b bought 1,000,000 credits in epoch 0, then epoch 0 and 1 are finalized with usage
+/// trees in which b consumed 300,000 and then 700,000 (cumulative).
+async fn settled_world() -> (
+    Env,
+    Keypair,
+    backhaul_core::tree::EpochTree,
+    backhaul_core::tree::EpochTree,
+) {
+    let mut env = with_price().await;
+    let b = buyer_with(&mut env, 20 * TOKEN).await;
+    env.buy(&b, 10 * TOKEN, 0, b.pubkey()).await.unwrap();
+    let op = Pubkey::new_unique();
+    let r0 = env.reward_tree(0, &[(op, 100 * TOKEN)]);
+    let u0 = env.usage_tree(0, &[(b.pubkey(), 300_000)]);
+    env.run_epoch(0, env.proposal_with_usage(&r0, 0, &u0, 0))
+        .await;
+    let r1 = env.reward_tree(1, &[(op, 200 * TOKEN)]);
+    let u1 = env.usage_tree(1, &[(b.pubkey(), 700_000)]);
+    env.run_epoch(1, env.proposal_with_usage(&r1, 100 * TOKEN, &u1, 300_000))
+        .await;
+    (env, b, u0, u1)
+}
+
+#[tokio::test]
+async fn settlement_debits_proven_usage_once() {
+    let (mut env, b, u0, u1) = settled_world().await;
+    let key = credits_address(&env.config, &b.pubkey());
+    env.settle_from(&u0, &b.pubkey()).await.unwrap();
+    let c: CreditAccount = env.account(&key).await.unwrap();
+    assert_eq!(
+        (
+            c.balance,
+            c.settled,
+            c.consumed_cumulative,
+            c.last_settled_epoch
+        ),
+        (700_000, 300_000, 300_000, 0)
+    );
+    assert_program_err(env.settle_from(&u0, &b.pubkey()).await, E::NothingToSettle);
+    env.settle_from(&u1, &b.pubkey()).await.unwrap();
+    let c: CreditAccount = env.account(&key).await.unwrap();
+    assert_eq!((c.balance, c.settled, c.unpaid), (300_000, 700_000, 0));
+    assert_program_err(env.settle_from(&u1, &b.pubkey()).await, E::NothingToSettle);
+    assert_program_err(env.settle_from(&u0, &b.pubkey()).await, E::NothingToSettle);
+    let l0: EpochLedger = env.account(&ledger_address(&env.config, 0)).await.unwrap();
+    let l1: EpochLedger = env.account(&ledger_address(&env.config, 1)).await.unwrap();
+    assert_eq!((l0.credits_settled, l1.credits_settled), (300_000, 400_000));
+    let cfg = env.config_state().await;
+    assert_eq!(
+        (cfg.credits_issued, cfg.credits_settled),
+        (1_000_000, 700_000)
+    );
+}
+
+#[tokio::test]
+async fn invalid_settlement_proofs_are_refused() {
+    let (mut env, b, u0, u1) = settled_world().await;
+    let payer = env.payer().pubkey();
+    let (entry, proof) = u1.proof_for(&b.pubkey().to_bytes()).unwrap();
+    let ix = env.settle_ix(&payer, 1, &b.pubkey(), entry.cumulative + 1, proof.clone());
+    assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
+    // Epoch 0's leaf against epoch 1.
+    let (e0, p0) = u0.proof_for(&b.pubkey().to_bytes()).unwrap();
+    let ix = env.settle_ix(&payer, 1, &b.pubkey(), e0.cumulative, p0);
+    assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
+    // The reward tree's format is not the usage tree's.
+    let op = Pubkey::new_unique();
+    let ix = env.settle_ix(&payer, 1, &op, 200 * TOKEN, vec![]);
+    assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
+    // Another buyer's leaf.
+    let other = Pubkey::new_unique();
+    let ix = env.settle_ix(&payer, 1, &other, entry.cumulative, proof.clone());
+    assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
+    // Malformed bytes.
+    let mut ix = env.settle_ix(&payer, 1, &b.pubkey(), entry.cumulative, proof);
+    ix.data.truncate(12);
+    assert_anchor_err(
+        env.send(&[ix], &[]).await,
+        anchor_lang::error::ErrorCode::InstructionDidNotDeserialize,
+    );
+    let c: CreditAccount = env
+        .account(&credits_address(&env.config, &b.pubkey()))
+        .await
+        .unwrap();
+    assert_eq!(c.balance, 1_000_000);
+}
+
+#[tokio::test]
+async fn settlement_needs_a_finalized_epoch() {
+    let mut env = with_price().await;
+    let b = buyer_with(&mut env, 20 * TOKEN).await;
+    env.buy(&b, 10 * TOKEN, 0, b.pubkey()).await.unwrap();
+    let r0 = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
+    let u0 = env.usage_tree(0, &[(b.pubkey(), 300_000)]);
+    env.end_epoch(0).await;
+    env.vote(0, 0, env.proposal_with_usage(&r0, 0, &u0, 0))
+        .await
+        .unwrap();
+    env.vote(1, 0, env.proposal_with_usage(&r0, 0, &u0, 0))
+        .await
+        .unwrap();
+    assert_program_err(
+        env.settle_from(&u0, &b.pubkey()).await,
+        E::EpochNotFinalized,
+    );
+    env.veto(0).await.unwrap();
+    assert_program_err(
+        env.settle_from(&u0, &b.pubkey()).await,
+        E::EpochNotFinalized,
+    );
+}
+
+#[tokio::test]
+async fn over_consumption_is_recorded_not_hidden() {
+    let mut env = with_price().await;
+    let b = buyer_with(&mut env, 20 * TOKEN).await;
+    env.buy(&b, TOKEN, 0, b.pubkey()).await.unwrap(); // 100,000 credits
+    let stranger = Pubkey::new_unique(); // never bought anything
+    let r0 = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
+    let u0 = env.usage_tree(0, &[(b.pubkey(), 250_000), (stranger, 5_000)]);
+    env.run_epoch(0, env.proposal_with_usage(&r0, 0, &u0, 0))
+        .await;
+    env.settle_from(&u0, &b.pubkey()).await.unwrap();
+    let c: CreditAccount = env
+        .account(&credits_address(&env.config, &b.pubkey()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.balance, c.settled, c.unpaid, c.consumed_cumulative),
+        (0, 100_000, 150_000, 250_000)
+    );
+    env.settle_from(&u0, &stranger).await.unwrap();
+    let s: CreditAccount = env
+        .account(&credits_address(&env.config, &stranger))
+        .await
+        .unwrap();
+    assert_eq!((s.balance, s.settled, s.unpaid), (0, 0, 5_000));
+    let cfg = env.config_state().await;
+    assert_eq!(
+        (cfg.credits_settled, cfg.credits_unpaid),
+        (100_000, 155_000)
+    );
+    let l0: EpochLedger = env.account(&ledger_address(&env.config, 0)).await.unwrap();
+    assert_eq!((l0.credits_settled, l0.credits_unpaid), (100_000, 155_000));
+}
+
+#[tokio::test]
+async fn settlement_is_refused_while_paused() {
+    let (mut env, b, u0, _) = settled_world().await;
+    let admin = env.admin.insecure_clone();
+    let ix = env.set_paused_ix(&admin.pubkey(), true);
+    env.send_as(ix, &admin).await.unwrap();
+    assert_program_err(env.settle_from(&u0, &b.pubkey()).await, E::Paused);
+}
+
+#[tokio::test]
+async fn no_instruction_moves_credits_between_buyers() {
+    // Read the committed IDL: only buying and settling touch a credit account, one each.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../programs/backhaul/idl/backhaul.json"
+    );
+    let idl: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut touching = vec![];
+    for ix in idl["instructions"].as_array().unwrap() {
+        let credit_accounts = ix["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["name"].as_str().unwrap().contains("credit"))
+            .count();
+        if credit_accounts > 0 {
+            assert_eq!(
+                credit_accounts, 1,
+                "{} touches two credit accounts",
+                ix["name"]
+            );
+            touching.push(ix["name"].as_str().unwrap().to_string());
+        }
+    }
+    touching.sort();
+    assert_eq!(touching, ["buy_credits", "settle_usage"]);
+}
