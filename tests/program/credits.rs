@@ -124,6 +124,33 @@ async fn buying_burns_tokens_and_credits_the_buyer() {
         .await
         .unwrap();
     assert_eq!(ledger.tokens_burned, 11 * TOKEN);
+    assert_eq!(
+        (credits.purchase_epoch, credits.issued_before_purchase_epoch),
+        (epoch, 0)
+    );
+    // A purchase in a later epoch remembers what was issued before it.
+    env.end_epoch(epoch).await;
+    env.post_price(PRICE).await;
+    env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await.unwrap();
+    let credits: CreditAccount = env
+        .account(&credits_address(&env.config, &buyer.pubkey()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            credits.purchase_epoch,
+            credits.issued_before_purchase_epoch,
+            credits.issued
+        ),
+        (epoch + 1, 1_100_000, 1_200_000)
+    );
+    let through = backhaul_core::price::issued_through(
+        credits.issued,
+        credits.purchase_epoch,
+        credits.issued_before_purchase_epoch,
+        epoch,
+    );
+    assert_eq!(through, 1_100_000);
 }
 
 #[tokio::test]

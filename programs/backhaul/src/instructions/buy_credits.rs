@@ -101,6 +101,10 @@ pub fn handler(
         account.buyer = beneficiary;
         account.bump = ctx.bumps.credit_account;
     }
+    if account.issued == 0 || account.purchase_epoch != epoch {
+        account.purchase_epoch = epoch;
+        account.issued_before_purchase_epoch = account.issued;
+    }
     account.balance = account
         .balance
         .checked_add(credits)

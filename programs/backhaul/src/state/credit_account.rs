@@ -25,6 +25,11 @@ pub struct CreditAccount {
     pub last_settled_epoch: u64,
     /// Tokens ever burned for this account.
     pub tokens_burned: u64,
+    /// The epoch of the latest purchase.
+    pub purchase_epoch: u64,
+    /// `issued` before the first purchase of `purchase_epoch`: lets oracles tell which credits
+    /// existed by the end of an earlier epoch (see `backhaul_core::price::issued_through`).
+    pub issued_before_purchase_epoch: u64,
 }
 
 impl CreditAccount {
