@@ -23,6 +23,8 @@ pub mod merkle;
 pub mod price;
 pub mod rate_limit;
 #[cfg(feature = "alloc")]
+pub mod split;
+#[cfg(feature = "alloc")]
 pub mod tree;
 
 pub use error::CoreError;
