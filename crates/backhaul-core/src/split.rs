@@ -11,7 +11,8 @@ pub fn credits_for_bytes(bytes: u64, credits_per_gib: u64) -> Result<u64, CoreEr
     let c = u128::from(bytes)
         .checked_mul(u128::from(credits_per_gib))
         .ok_or(CoreError::Overflow)?
-        / u128::from(GIB);
+        .checked_div(u128::from(GIB))
+        .ok_or(CoreError::Overflow)?;
     u64::try_from(c).map_err(|_| CoreError::Overflow)
 }
 
@@ -20,7 +21,10 @@ pub fn bytes_for_credits(credits: u64, credits_per_gib: u64) -> u64 {
     if credits_per_gib == 0 {
         return u64::MAX;
     }
-    let b = u128::from(credits).saturating_mul(u128::from(GIB)) / u128::from(credits_per_gib);
+    let b = u128::from(credits)
+        .saturating_mul(u128::from(GIB))
+        .checked_div(u128::from(credits_per_gib))
+        .unwrap_or(u128::MAX);
     u64::try_from(b).unwrap_or(u64::MAX)
 }
 
@@ -40,10 +44,10 @@ pub fn split_largest_remainder(total: u64, weights: &[u64]) -> Result<Vec<u64>, 
         let product = u128::from(total)
             .checked_mul(u128::from(*w))
             .ok_or(CoreError::Overflow)?;
-        let part = product / sum;
+        let part = product.checked_div(sum).ok_or(CoreError::Overflow)?;
         given = given.checked_add(part).ok_or(CoreError::Overflow)?;
         parts.push(u64::try_from(part).map_err(|_| CoreError::Overflow)?);
-        remainders.push((product % sum, i));
+        remainders.push((product.checked_rem(sum).ok_or(CoreError::Overflow)?, i));
     }
     let left = usize::try_from(u128::from(total).saturating_sub(given))
         .map_err(|_| CoreError::Overflow)?;
