@@ -16,6 +16,7 @@
 //! - [`SignedReceipt`]: a session's cumulative bytes served by a node to a client; signed by the
 //!   client (who received the bytes) and countersigned by the node.
 
+pub mod api;
 pub mod dataset;
 pub mod messages;
 pub mod verify;
