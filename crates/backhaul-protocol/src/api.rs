@@ -31,10 +31,12 @@ pub enum RejectReason {
     GrantExpired,
     UnknownBinding,
     SelfDealing,
+    CreditsExhausted,
+    RateLimited,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::BadSignature,
         RejectReason::BadKey,
         RejectReason::EpochNotOpen,
@@ -43,6 +45,8 @@ impl RejectReason {
         RejectReason::GrantExpired,
         RejectReason::UnknownBinding,
         RejectReason::SelfDealing,
+        RejectReason::CreditsExhausted,
+        RejectReason::RateLimited,
     ];
 
     /// The snake_case name used in JSON, metrics and datasets.
@@ -56,6 +60,8 @@ impl RejectReason {
             RejectReason::GrantExpired => "grant_expired",
             RejectReason::UnknownBinding => "unknown_binding",
             RejectReason::SelfDealing => "self_dealing",
+            RejectReason::CreditsExhausted => "credits_exhausted",
+            RejectReason::RateLimited => "rate_limited",
         }
     }
 }

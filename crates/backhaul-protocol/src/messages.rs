@@ -118,6 +118,11 @@ fn body<T: BorshSerialize>(value: &T) -> Vec<u8> {
 }
 
 impl NodeBinding {
+    /// Identifies the binding by its signed body.
+    pub fn body_hash(&self) -> [u8; 32] {
+        sha256v(&[BINDING_TAG, &body(self)])
+    }
+
     pub fn signing_message(&self, deployment: &Deployment) -> Vec<u8> {
         signing_message(BINDING_TAG, deployment, &[&body(self)])
     }
@@ -150,6 +155,11 @@ impl SignedBinding {
 }
 
 impl ClientGrant {
+    /// Identifies the grant by its signed body.
+    pub fn body_hash(&self) -> [u8; 32] {
+        sha256v(&[GRANT_TAG, &body(self)])
+    }
+
     pub fn signing_message(&self, deployment: &Deployment) -> Vec<u8> {
         signing_message(GRANT_TAG, deployment, &[&body(self)])
     }

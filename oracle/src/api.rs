@@ -1,0 +1,498 @@
+//! The HTTP API (see `docs/api.md`).
+
+use crate::close::{ClosedEpoch, Closer};
+use crate::db;
+use crate::ingest::{now, Job};
+use crate::metrics as m;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use backhaul_protocol::api::*;
+use backhaul_protocol::dataset::{hex, key_from_b58};
+use backhaul_protocol::{
+    verify_batch_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
+};
+use sqlx::AnyPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// What every handler shares.
+pub struct ApiState {
+    pub pool: AnyPool,
+    pub deployment: Deployment,
+    pub writer: mpsc::Sender<Job>,
+    pub closer: Arc<Closer>,
+    pub max_body_bytes: usize,
+    pub limiter: KeyLimiter,
+}
+
+/// An API error: a status code and a message that says what to do.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.is_client_error() || self.0.is_server_error() {
+            m::refused(self.0.as_u16());
+        }
+        (self.0, Json(ErrorResponse { error: self.1 })).into_response()
+    }
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/bindings", post(post_bindings))
+        .route("/v1/grants", post(post_grants))
+        .route("/v1/receipts", post(post_receipts))
+        .route("/v1/proofs/operator/{key}", get(operator_proof))
+        .route("/v1/proofs/buyer/{key}", get(buyer_proof))
+        .route("/v1/epochs", get(epochs))
+        .route("/v1/epochs/{epoch}", get(epoch))
+        .route("/v1/epochs/{epoch}/dataset", get(dataset))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "no such endpoint; see docs/api.md".into(),
+            )
+        })
+        .with_state(state)
+}
+
+/// Reads and decodes an ingest body: the content type, the size and item limits, exact borsh.
+async fn decode_body<T: borsh::BorshDeserialize>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+    max_items: usize,
+) -> Result<Vec<T>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/octet-stream" {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("send the borsh-encoded Vec<{what}> as application/octet-stream (got {content_type:?})"),
+        ));
+    }
+    let bytes = to_bytes(body, state.max_body_bytes).await.map_err(|_| {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is over {} bytes; split the batch",
+                state.max_body_bytes
+            ),
+        )
+    })?;
+    if bytes.len() >= 4 {
+        let count = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        if count > max_items {
+            return Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{count} items in one request; at most {max_items} {what}s per request"),
+            ));
+        }
+    }
+    let items: Vec<T> = borsh::from_slice(&bytes).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body ({} bytes) does not decode as Vec<{what}>: {e}",
+                bytes.len()
+            ),
+        )
+    })?;
+    if items.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body holds no {what}"),
+        ));
+    }
+    Ok(items)
+}
+
+/// Verifies signatures on a blocking thread; returns which items passed.
+async fn verify(checks: Vec<Vec<SigCheck>>) -> Result<Vec<Option<RejectReason>>, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let flat: Vec<SigCheck> = checks.iter().flatten().cloned().collect();
+        let results = verify_batch_strict(&flat);
+        let mut out = Vec::with_capacity(checks.len());
+        let mut i = 0;
+        for item in &checks {
+            let mut reason = None;
+            for r in &results[i..i + item.len()] {
+                if let Err(e) = r {
+                    reason = Some(match e {
+                        backhaul_protocol::VerifyError::BadKey => RejectReason::BadKey,
+                        backhaul_protocol::VerifyError::BadSignature => RejectReason::BadSignature,
+                    });
+                    break;
+                }
+            }
+            i += item.len();
+            out.push(reason);
+        }
+        out
+    })
+    .await
+    .map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("verification failed: {e}"),
+        )
+    })
+}
+
+/// Sends the items that passed to the writer and merges its results with the refusals.
+async fn store<T>(
+    state: &ApiState,
+    items: Vec<T>,
+    refused: Vec<Option<RejectReason>>,
+    job: impl FnOnce(Vec<T>, oneshot::Sender<Result<Vec<ItemResult>, String>>) -> Job,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let mut passing = Vec::new();
+    for (item, reason) in items.into_iter().zip(&refused) {
+        if reason.is_none() {
+            passing.push(item);
+        }
+    }
+    let mut stored = Vec::new().into_iter();
+    if !passing.is_empty() {
+        let (tx, rx) = oneshot::channel();
+        state.writer.send(job(passing, tx)).await.map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the oracle is shutting down; retry against another oracle".into(),
+            )
+        })?;
+        let results = rx
+            .await
+            .map_err(|_| {
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the oracle is shutting down; retry".into(),
+                )
+            })?
+            .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        stored = results.into_iter();
+    }
+    let results = refused
+        .into_iter()
+        .map(|reason| match reason {
+            Some(r) => {
+                let res = ItemResult::rejected(r);
+                m::item(&res);
+                res
+            }
+            None => stored
+                .next()
+                .unwrap_or(ItemResult::rejected(RejectReason::BadSignature)),
+        })
+        .collect();
+    Ok(Json(BatchResponse { results }))
+}
+
+async fn post_bindings(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let items: Vec<SignedBinding> = decode_body(
+        &state,
+        &headers,
+        body,
+        "SignedBinding",
+        MAX_BINDINGS_PER_REQUEST,
+    )
+    .await?;
+    let limited = state.limiter.take(items.iter().map(|b| b.binding.node));
+    let checks = items
+        .iter()
+        .map(|b| b.checks(&state.deployment).to_vec())
+        .collect();
+    let refused = merge(limited, verify(checks).await?);
+    store(&state, items, refused, Job::Bindings).await
+}
+
+async fn post_grants(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let items: Vec<SignedGrant> = decode_body(
+        &state,
+        &headers,
+        body,
+        "SignedGrant",
+        MAX_GRANTS_PER_REQUEST,
+    )
+    .await?;
+    let limited = state.limiter.take(items.iter().map(|g| g.grant.buyer));
+    let checks = items
+        .iter()
+        .map(|g| g.checks(&state.deployment).to_vec())
+        .collect();
+    let refused = merge(limited, verify(checks).await?);
+    store(&state, items, refused, Job::Grants).await
+}
+
+async fn post_receipts(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let items: Vec<SignedReceipt> = decode_body(
+        &state,
+        &headers,
+        body,
+        "SignedReceipt",
+        MAX_RECEIPTS_PER_REQUEST,
+    )
+    .await?;
+    let max_rate = state.closer.params.max_rate_bytes_per_sec;
+    let limited = state.limiter.take(items.iter().map(|r| r.receipt.node));
+    // Stateless checks first; only what passes is verified.
+    let pre: Vec<Option<RejectReason>> = items
+        .iter()
+        .zip(limited)
+        .map(|(r, limited)| {
+            limited.or_else(|| {
+                (r.receipt.rate_bytes_per_sec() > max_rate).then_some(RejectReason::RateExceeded)
+            })
+        })
+        .collect();
+    let checks = items
+        .iter()
+        .zip(&pre)
+        .map(|(r, p)| {
+            if p.is_none() {
+                r.checks(&state.deployment).to_vec()
+            } else {
+                vec![]
+            }
+        })
+        .collect();
+    let refused = merge(pre, verify(checks).await?);
+    let with_hashes: Vec<(SignedReceipt, [u8; 32])> = items
+        .into_iter()
+        .map(|r| (r, r.receipt.body_hash()))
+        .collect();
+    store(&state, with_hashes, refused, Job::Receipts).await
+}
+
+fn merge(a: Vec<Option<RejectReason>>, b: Vec<Option<RejectReason>>) -> Vec<Option<RejectReason>> {
+    a.into_iter().zip(b).map(|(a, b)| a.or(b)).collect()
+}
+
+fn parse_key(s: &str) -> Result<Key, ApiError> {
+    key_from_b58(s).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{s:?} is not a base58 public key"),
+        )
+    })
+}
+
+fn latest(state: &ApiState) -> Result<Arc<ClosedEpoch>, ApiError> {
+    state
+        .closer
+        .latest()
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no epoch has been closed yet".into()))
+}
+
+fn proof(closed: &ClosedEpoch, usage: bool, key: &Key) -> Option<ProofResponse> {
+    let tree = if usage {
+        &closed.usage
+    } else {
+        &closed.rewards
+    };
+    let (entry, proof) = tree.proof_for(key)?;
+    Some(ProofResponse {
+        epoch: closed.dataset.epoch,
+        account: backhaul_protocol::dataset::b58(key),
+        cumulative: entry.cumulative,
+        proof: proof.iter().map(|h| hex(h)).collect(),
+        root: hex(&tree.root),
+    })
+}
+
+async fn operator_proof(
+    State(state): State<Arc<ApiState>>,
+    Path(key): Path<String>,
+) -> Result<Json<ProofResponse>, ApiError> {
+    let key = parse_key(&key)?;
+    let closed = latest(&state)?;
+    m::proof_served("reward");
+    proof(&closed, false, &key).map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no reward leaf for this operator as of epoch {}",
+                closed.dataset.epoch
+            ),
+        )
+    })
+}
+
+async fn buyer_proof(
+    State(state): State<Arc<ApiState>>,
+    Path(key): Path<String>,
+) -> Result<Json<ProofResponse>, ApiError> {
+    let key = parse_key(&key)?;
+    let closed = latest(&state)?;
+    m::proof_served("usage");
+    proof(&closed, true, &key).map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no usage leaf for this buyer as of epoch {}",
+                closed.dataset.epoch
+            ),
+        )
+    })
+}
+
+fn summary(closed: &ClosedEpoch) -> EpochSummary {
+    let d = &closed.dataset;
+    EpochSummary {
+        epoch: d.epoch,
+        dataset_hash: hex(&closed.hash),
+        reward_root: d.rewards.root.clone(),
+        reward_leaf_count: d.rewards.leaf_count,
+        reward_total: d.rewards.total,
+        allocation: d.allocation,
+        usage_root: d.usage.root.clone(),
+        usage_leaf_count: d.usage.leaf_count,
+        usage_total: d.usage.total,
+        credits_consumed: d.usage.credits_consumed,
+        closed_at: closed.closed_at,
+    }
+}
+
+async fn load(state: &ApiState, epoch: u64) -> Result<ClosedEpoch, ApiError> {
+    let (bytes, closed_at) = db::dataset(&state.pool, epoch)
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("reading the database failed: {e}"),
+            )
+        })?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("epoch {epoch} is not closed on this oracle"),
+            )
+        })?;
+    ClosedEpoch::from_bytes(bytes, closed_at)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn epochs(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<EpochSummary>>, ApiError> {
+    let list = db::closed_epochs(&state.pool).await.map_err(|e| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("reading the database failed: {e}"),
+        )
+    })?;
+    let mut out = Vec::with_capacity(list.len());
+    for e in list {
+        out.push(summary(&load(&state, e).await?));
+    }
+    Ok(Json(out))
+}
+
+async fn epoch(
+    State(state): State<Arc<ApiState>>,
+    Path(epoch): Path<u64>,
+) -> Result<Json<EpochSummary>, ApiError> {
+    Ok(Json(summary(&load(&state, epoch).await?)))
+}
+
+async fn dataset(
+    State(state): State<Arc<ApiState>>,
+    Path(epoch): Path<u64>,
+) -> Result<Response, ApiError> {
+    let closed = load(&state, epoch).await?;
+    let mut resp = closed.bytes.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&hex(&closed.hash)) {
+        headers.insert("x-dataset-sha256", v);
+    }
+    Ok(resp)
+}
+
+async fn health(State(state): State<Arc<ApiState>>) -> Response {
+    let db_ok = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+    let body = serde_json::json!({
+        "status": if db_ok { "ok" } else { "degraded" },
+        "database": if db_ok { "ok" } else { "unavailable" },
+        "last_closed_epoch": state.closer.latest().map(|c| c.dataset.epoch),
+        "time": now(),
+    });
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics() -> Response {
+    let text = m::handle().map(|h| h.render()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Per-key token buckets: each signing key may submit `rate` items per second, with a burst of
+/// ten seconds' worth.
+pub struct KeyLimiter {
+    rate: f64,
+    buckets: Mutex<HashMap<Key, (f64, Instant)>>,
+}
+
+impl KeyLimiter {
+    pub fn new(rate_per_sec: u32) -> Self {
+        KeyLimiter {
+            rate: f64::from(rate_per_sec.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token per item; items whose key is out of tokens get `RateLimited`.
+    pub fn take(&self, keys: impl Iterator<Item = Key>) -> Vec<Option<RejectReason>> {
+        let burst = self.rate * 10.0;
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return keys.map(|_| None).collect();
+        };
+        if buckets.len() > 100_000 {
+            // Forget keys that have refilled completely.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * self.rate < burst
+            });
+        }
+        keys.map(|k| {
+            let (tokens, at) = buckets.entry(k).or_insert((burst, now));
+            *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(burst);
+            *at = now;
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                None
+            } else {
+                Some(RejectReason::RateLimited)
+            }
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,221 @@
+//! Wiring: start the writer, the closer, the credit refresher and the HTTP server; stop them all
+//! on a shutdown signal.
+
+use crate::aggregate::CloseParams;
+use crate::api::{router, ApiState, KeyLimiter};
+use crate::chain::ChainView;
+use crate::close::Closer;
+use crate::db;
+use crate::ingest::{now, EpochClock, Job, Writer};
+use crate::settings::Settings;
+use anyhow::Context;
+use backhaul_core::price::issued_through;
+use backhaul_protocol::dataset::key_from_b58;
+use backhaul_protocol::Deployment;
+use solana_sdk::pubkey::Pubkey;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// A running oracle.
+pub struct Oracle {
+    pub addr: SocketAddr,
+    pub closer: Arc<Closer>,
+    pub writer: mpsc::Sender<Job>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Parses the deployment's addresses from the settings.
+pub fn deployment(settings: &Settings) -> anyhow::Result<Deployment> {
+    let program_id = Pubkey::from_str(&settings.program_id).with_context(|| {
+        format!(
+            "program_id {:?} is not a base58 public key",
+            settings.program_id
+        )
+    })?;
+    let config = Pubkey::from_str(&settings.config).with_context(|| {
+        format!("config {:?} is not a base58 public key: set `config` to the deployment's config account", settings.config)
+    })?;
+    Ok(Deployment {
+        program_id: program_id.to_bytes(),
+        config: config.to_bytes(),
+    })
+}
+
+impl Oracle {
+    /// Connects the database, reads the epoch timing from the chain, and starts everything.
+    pub async fn start(settings: Settings, chain: Arc<dyn ChainView>) -> anyhow::Result<Oracle> {
+        let deployment = deployment(&settings)?;
+        tokio::fs::create_dir_all(&settings.data_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
+        let pool = db::connect(&settings.database()).await.context(
+            "cannot open the database (check database_url, or that data_dir is writable)",
+        )?;
+        let config = chain
+            .config()
+            .await
+            .context("cannot read the deployment's config account from the chain")?;
+        let clock = EpochClock {
+            genesis_ts: config.genesis_ts,
+            epoch_length_secs: config.epoch_length_secs,
+        };
+
+        let writer = Writer::load(pool.clone(), clock, settings.credits_per_gib)
+            .await
+            .context("cannot load the ingest state")?;
+        let (writer_tx, writer_rx) = mpsc::channel(1024);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(writer.run(writer_rx))];
+
+        let closer = Arc::new(Closer {
+            pool: pool.clone(),
+            chain: chain.clone(),
+            deployment,
+            clock,
+            params: CloseParams {
+                credits_per_gib: settings.credits_per_gib,
+                pair_cap_bytes: settings.pair_cap_bytes,
+                max_rate_bytes_per_sec: settings.max_rate_bytes_per_sec,
+            },
+            grace_secs: settings.grace_secs,
+            datasets_dir: settings.data_dir.join("datasets"),
+            writer: writer_tx.clone(),
+            latest: Default::default(),
+        });
+        closer
+            .load_latest()
+            .await
+            .context("cannot load the latest closed epoch")?;
+
+        tasks.push(tokio::spawn(close_loop(
+            closer.clone(),
+            Duration::from_secs(settings.close_poll_secs.max(1)),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(credit_loop(
+            closer.clone(),
+            writer_tx.clone(),
+            shutdown_rx.clone(),
+        )));
+
+        let state = Arc::new(ApiState {
+            pool,
+            deployment,
+            writer: writer_tx.clone(),
+            closer: closer.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            limiter: KeyLimiter::new(settings.per_key_items_per_sec),
+        });
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another oracle running there?)",
+                    settings.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let mut stop = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        }));
+        tracing::info!(%addr, program_id = %settings.program_id, config = %settings.config, "oracle started");
+        Ok(Oracle {
+            addr,
+            closer,
+            writer: writer_tx,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish and waits for every task.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        drop(self.writer);
+        for t in self.tasks {
+            // The writer ends when the last sender is gone; the others on the shutdown signal.
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        tracing::info!("oracle stopped");
+    }
+}
+
+async fn close_loop(closer: Arc<Closer>, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        closer.close_ready(now()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Refreshes the provisional credit knowledge of the writer every 30 seconds: for each buyer with
+/// a grant, what it had by the current epoch minus what the last closed epoch says it consumed.
+async fn credit_loop(
+    closer: Arc<Closer>,
+    writer: mpsc::Sender<Job>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = refresh_credits(&closer, &writer).await {
+            tracing::warn!(error = %e, "refreshing buyers' credits failed; provisional credit checks use older figures");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn refresh_credits(closer: &Closer, writer: &mpsc::Sender<Job>) -> anyhow::Result<()> {
+    let grants = db::grants(&closer.pool).await?;
+    let mut buyers: Vec<_> = grants.iter().map(|g| g.body.buyer).collect();
+    buyers.sort_unstable();
+    buyers.dedup();
+    let credits = closer.chain.credits(&buyers).await?;
+    let epoch = closer.clock.at(now()).unwrap_or(0);
+    let used: HashMap<_, _> = closer
+        .latest()
+        .map(|c| {
+            c.dataset
+                .usage
+                .leaves
+                .iter()
+                .filter_map(|l| Some((key_from_b58(&l.buyer)?, l.cumulative)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let available = buyers
+        .iter()
+        .map(|b| {
+            let c = credits.get(b).copied().unwrap_or_default();
+            let had = issued_through(
+                c.issued,
+                c.purchase_epoch,
+                c.issued_before_purchase_epoch,
+                epoch,
+            );
+            (*b, had.saturating_sub(used.get(b).copied().unwrap_or(0)))
+        })
+        .collect();
+    writer.send(Job::Credits(available)).await.ok();
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! What the oracle reads from the chain: the deployment's config, an epoch's sealed ledger and
+//! buyers' credit accounts. [`RpcChain`] reads them with `solana-client`; [`MemoryChain`] holds
+//! them in memory for tools and tests that run without a cluster.
+
+use crate::aggregate::BuyerCredits;
+use anchor_lang::AccountDeserialize;
+use async_trait::async_trait;
+use backhaul::state::{Config, CreditAccount, EpochLedger};
+use backhaul_protocol::Key;
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::pubkey::Pubkey;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The chain's inputs to an epoch's close, flattened from the config and the sealed ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainInputs {
+    pub genesis_ts: i64,
+    pub epoch_length_secs: u64,
+    /// The next epoch the program will accept a proposal for.
+    pub next_epoch: u64,
+    pub initial_per_epoch: u64,
+    pub decay_bps: u16,
+    pub decay_period_epochs: u64,
+    pub floor_per_epoch: u64,
+    pub lifetime_cap: u64,
+    pub scheduled_minted: u64,
+    pub burn_ema: u64,
+    pub net_emissions_cap: u64,
+    pub burn_smoothing_epochs: u64,
+    pub usage_cap_bps: u32,
+    pub decimals: u8,
+    pub last_reward_total: u64,
+    pub last_usage_total: u64,
+    /// From the epoch's ledger (zero when it has none).
+    pub tokens_burned: u64,
+    pub credits_per_token: u64,
+    pub ledger_sealed: bool,
+}
+
+impl ChainInputs {
+    pub fn from_accounts(config: &Config, ledger: Option<&EpochLedger>) -> Self {
+        ChainInputs {
+            genesis_ts: config.genesis_ts,
+            epoch_length_secs: config.epoch_length_secs,
+            next_epoch: config.next_epoch,
+            initial_per_epoch: config.emission.initial_per_epoch,
+            decay_bps: config.emission.decay_bps,
+            decay_period_epochs: config.emission.decay_period_epochs,
+            floor_per_epoch: config.emission.floor_per_epoch,
+            lifetime_cap: config.emission.lifetime_cap,
+            scheduled_minted: config.scheduled_minted,
+            burn_ema: config.burn_ema,
+            net_emissions_cap: config.economics.net_emissions_cap,
+            burn_smoothing_epochs: config.economics.burn_smoothing_epochs,
+            usage_cap_bps: config.economics.usage_cap_bps,
+            decimals: config.decimals,
+            last_reward_total: config.last_reward_total,
+            last_usage_total: config.last_usage_total,
+            tokens_burned: ledger.map_or(0, |l| l.tokens_burned),
+            credits_per_token: ledger.map_or(0, |l| l.credits_per_token),
+            ledger_sealed: ledger.is_some_and(|l| l.sealed),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("RPC request to {url} failed: {source}")]
+    Rpc {
+        url: String,
+        #[source]
+        source: Box<solana_client::client_error::ClientError>,
+    },
+    #[error("account {0} does not exist: is the deployment initialized, and are the program id and config right?")]
+    Missing(Pubkey),
+    #[error("account {0} does not hold the expected data: {1}")]
+    Decode(Pubkey, String),
+}
+
+/// Read access to the deployment's on-chain state.
+#[async_trait]
+pub trait ChainView: Send + Sync {
+    async fn config(&self) -> Result<Config, ChainError>;
+    async fn ledger(&self, epoch: u64) -> Result<Option<EpochLedger>, ChainError>;
+    async fn credits(&self, buyers: &[Key]) -> Result<HashMap<Key, BuyerCredits>, ChainError>;
+
+    /// The close's inputs for `epoch`.
+    async fn inputs(&self, epoch: u64) -> Result<ChainInputs, ChainError> {
+        let config = self.config().await?;
+        let ledger = self.ledger(epoch).await?;
+        Ok(ChainInputs::from_accounts(&config, ledger.as_ref()))
+    }
+}
+
+/// Addresses of the deployment's accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    pub program_id: Pubkey,
+    pub config: Pubkey,
+}
+
+impl Addresses {
+    pub fn ledger(&self, epoch: u64) -> Pubkey {
+        Pubkey::find_program_address(
+            &[
+                backhaul::constants::LEDGER_SEED,
+                self.config.as_ref(),
+                &epoch.to_le_bytes(),
+            ],
+            &self.program_id,
+        )
+        .0
+    }
+
+    pub fn credits(&self, buyer: &Pubkey) -> Pubkey {
+        Pubkey::find_program_address(
+            &[
+                backhaul::constants::CREDITS_SEED,
+                self.config.as_ref(),
+                buyer.as_ref(),
+            ],
+            &self.program_id,
+        )
+        .0
+    }
+}
+
+fn decode<T: AccountDeserialize>(key: &Pubkey, data: &[u8]) -> Result<T, ChainError> {
+    T::try_deserialize(&mut &data[..]).map_err(|e| ChainError::Decode(*key, e.to_string()))
+}
+
+/// Reads the chain through a JSON-RPC endpoint.
+pub struct RpcChain {
+    pub rpc: Arc<RpcClient>,
+    pub addresses: Addresses,
+}
+
+impl RpcChain {
+    fn rpc_error(&self, e: solana_client::client_error::ClientError) -> ChainError {
+        ChainError::Rpc {
+            url: self.rpc.url(),
+            source: Box::new(e),
+        }
+    }
+}
+
+#[async_trait]
+impl ChainView for RpcChain {
+    async fn config(&self) -> Result<Config, ChainError> {
+        let key = self.addresses.config;
+        let acc = self
+            .rpc
+            .get_account_with_commitment(&key, self.rpc.commitment())
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .value
+            .ok_or(ChainError::Missing(key))?;
+        decode(&key, &acc.data)
+    }
+
+    async fn ledger(&self, epoch: u64) -> Result<Option<EpochLedger>, ChainError> {
+        let key = self.addresses.ledger(epoch);
+        let acc = self
+            .rpc
+            .get_account_with_commitment(&key, self.rpc.commitment())
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .value;
+        acc.map(|a| decode(&key, &a.data)).transpose()
+    }
+
+    async fn credits(&self, buyers: &[Key]) -> Result<HashMap<Key, BuyerCredits>, ChainError> {
+        let mut out = HashMap::new();
+        for chunk in buyers.chunks(100) {
+            let keys: Vec<Pubkey> = chunk
+                .iter()
+                .map(|b| self.addresses.credits(&Pubkey::new_from_array(*b)))
+                .collect();
+            let accounts = self
+                .rpc
+                .get_multiple_accounts(&keys)
+                .await
+                .map_err(|e| self.rpc_error(e))?;
+            for ((buyer, key), acc) in chunk.iter().zip(&keys).zip(accounts) {
+                if let Some(acc) = acc {
+                    let c: CreditAccount = decode(key, &acc.data)?;
+                    out.insert(*buyer, BuyerCredits::from(&c));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl From<&CreditAccount> for BuyerCredits {
+    fn from(c: &CreditAccount) -> Self {
+        BuyerCredits {
+            issued: c.issued,
+            purchase_epoch: c.purchase_epoch,
+            issued_before_purchase_epoch: c.issued_before_purchase_epoch,
+        }
+    }
+}
+
+/// The chain's state held in memory.
+#[derive(Default)]
+pub struct MemoryChain {
+    pub state: RwLock<MemoryState>,
+}
+
+#[derive(Default, Clone)]
+pub struct MemoryState {
+    pub config: Option<Config>,
+    pub ledgers: HashMap<u64, EpochLedger>,
+    pub credits: HashMap<Key, BuyerCredits>,
+}
+
+impl MemoryChain {
+    pub fn new(state: MemoryState) -> Self {
+        MemoryChain {
+            state: RwLock::new(state),
+        }
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut MemoryState)) {
+        if let Ok(mut s) = self.state.write() {
+            f(&mut s);
+        }
+    }
+
+    fn read(&self) -> MemoryState {
+        self.state.read().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl ChainView for MemoryChain {
+    async fn config(&self) -> Result<Config, ChainError> {
+        self.read()
+            .config
+            .ok_or(ChainError::Missing(Pubkey::default()))
+    }
+
+    async fn ledger(&self, epoch: u64) -> Result<Option<EpochLedger>, ChainError> {
+        Ok(self.read().ledgers.get(&epoch).cloned())
+    }
+
+    async fn credits(&self, buyers: &[Key]) -> Result<HashMap<Key, BuyerCredits>, ChainError> {
+        let state = self.read();
+        Ok(buyers
+            .iter()
+            .filter_map(|b| state.credits.get(b).map(|c| (*b, *c)))
+            .collect())
+    }
+}

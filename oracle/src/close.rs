@@ -1,0 +1,294 @@
+//! Closing epochs: gather what is stored and what the chain says, run the deterministic close,
+//! store and publish the dataset, and keep the latest trees in memory for proofs.
+
+use crate::aggregate::{self, CloseInput, CloseParams};
+use crate::chain::{ChainError, ChainInputs, ChainView};
+use crate::db::{self, DbError};
+use crate::ingest::{EpochClock, Job};
+use crate::metrics as m;
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::tree::{Entry, EpochTree};
+use backhaul_protocol::dataset::{hex, key_from_b58, Dataset};
+use backhaul_protocol::{Deployment, Key};
+use sqlx::AnyPool;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// A closed epoch held in memory: its dataset and both trees, for serving proofs.
+pub struct ClosedEpoch {
+    pub dataset: Dataset,
+    pub bytes: Vec<u8>,
+    pub hash: [u8; 32],
+    pub closed_at: i64,
+    pub rewards: EpochTree,
+    pub usage: EpochTree,
+}
+
+impl ClosedEpoch {
+    /// Rebuilds both trees from a dataset's leaves.
+    pub fn from_bytes(bytes: Vec<u8>, closed_at: i64) -> Result<Self, CloseFailure> {
+        let dataset =
+            Dataset::from_bytes(&bytes).map_err(|e| CloseFailure::Corrupt(e.to_string()))?;
+        let config =
+            key_from_b58(&dataset.config).ok_or_else(|| CloseFailure::Corrupt("config".into()))?;
+        let leaf = |account: &str, cumulative: u64| -> Result<Entry, CloseFailure> {
+            Ok(Entry {
+                account: key_from_b58(account)
+                    .ok_or_else(|| CloseFailure::Corrupt(account.into()))?,
+                cumulative,
+            })
+        };
+        let rewards = dataset
+            .rewards
+            .leaves
+            .iter()
+            .map(|l| leaf(&l.operator, l.cumulative))
+            .collect::<Result<_, _>>()?;
+        let usage = dataset
+            .usage
+            .leaves
+            .iter()
+            .map(|l| leaf(&l.buyer, l.cumulative))
+            .collect::<Result<_, _>>()?;
+        let rewards = EpochTree::build(TreeKind::Reward, &config, dataset.epoch, rewards)
+            .map_err(|e| CloseFailure::Corrupt(e.to_string()))?;
+        let usage = EpochTree::build(TreeKind::Usage, &config, dataset.epoch, usage)
+            .map_err(|e| CloseFailure::Corrupt(e.to_string()))?;
+        if hex(&rewards.root) != dataset.rewards.root || hex(&usage.root) != dataset.usage.root {
+            return Err(CloseFailure::Corrupt(format!(
+                "epoch {}: the leaves do not give the recorded roots",
+                dataset.epoch
+            )));
+        }
+        let hash = backhaul_core::merkle::sha256v(&[&bytes]);
+        Ok(ClosedEpoch {
+            dataset,
+            bytes,
+            hash,
+            closed_at,
+            rewards,
+            usage,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloseFailure {
+    #[error("epoch {epoch} cannot close yet: {why}")]
+    NotReady { epoch: u64, why: String },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("reading the chain failed: {0}")]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Close(#[from] aggregate::CloseError),
+    #[error("a stored dataset is corrupt: {0}")]
+    Corrupt(String),
+    #[error("writing the dataset file {path} failed: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the ingest writer has stopped")]
+    WriterGone,
+}
+
+/// Closes epochs and keeps the latest one in memory.
+pub struct Closer {
+    pub pool: AnyPool,
+    pub chain: Arc<dyn ChainView>,
+    pub deployment: Deployment,
+    pub clock: EpochClock,
+    pub params: CloseParams,
+    pub grace_secs: u64,
+    pub datasets_dir: PathBuf,
+    pub writer: mpsc::Sender<Job>,
+    pub latest: RwLock<Option<Arc<ClosedEpoch>>>,
+}
+
+impl Closer {
+    /// The latest closed epoch in memory.
+    pub fn latest(&self) -> Option<Arc<ClosedEpoch>> {
+        self.latest.read().ok().and_then(|l| l.clone())
+    }
+
+    /// Loads the latest closed epoch from the database (at startup).
+    pub async fn load_latest(&self) -> Result<(), CloseFailure> {
+        if let Some(&epoch) = db::closed_epochs(&self.pool).await?.last() {
+            if let Some((bytes, closed_at)) = db::dataset(&self.pool, epoch).await? {
+                self.set_latest(ClosedEpoch::from_bytes(bytes, closed_at)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_latest(&self, closed: ClosedEpoch) {
+        if let Ok(mut l) = self.latest.write() {
+            if l.as_ref()
+                .is_none_or(|c| c.dataset.epoch <= closed.dataset.epoch)
+            {
+                *l = Some(Arc::new(closed));
+            }
+        }
+    }
+
+    /// The next epoch to close: one past the last closed, or the chain's next epoch.
+    pub async fn next_epoch(&self) -> Result<u64, CloseFailure> {
+        match db::closed_epochs(&self.pool).await?.last() {
+            Some(e) => Ok(e.saturating_add(1)),
+            None => Ok(self.chain.config().await?.next_epoch),
+        }
+    }
+
+    /// Closes `epoch` if it can: its end plus the grace period has passed, the previous epoch is
+    /// finalized on-chain, and its ledger is sealed. Closing an already closed epoch returns the
+    /// stored dataset unchanged.
+    pub async fn close(&self, epoch: u64, now: i64) -> Result<Arc<ClosedEpoch>, CloseFailure> {
+        if let Some((bytes, closed_at)) = db::dataset(&self.pool, epoch).await? {
+            return Ok(Arc::new(ClosedEpoch::from_bytes(bytes, closed_at)?));
+        }
+        let not_ready = |why: String| CloseFailure::NotReady { epoch, why };
+        let ready_at = self
+            .clock
+            .end(epoch)
+            .saturating_add(i64::try_from(self.grace_secs).unwrap_or(i64::MAX));
+        if now < ready_at {
+            return Err(not_ready(format!(
+                "it ends at {} and late receipts are taken until {ready_at}",
+                self.clock.end(epoch)
+            )));
+        }
+        let inputs = self.chain.inputs(epoch).await?;
+        if inputs.next_epoch != epoch {
+            return Err(not_ready(if inputs.next_epoch < epoch {
+                format!(
+                    "epoch {} is not finalized on-chain yet; the budget depends on it",
+                    inputs.next_epoch
+                )
+            } else {
+                format!("the chain already finalized it (next epoch {}); import its dataset from the oracle that proposed it", inputs.next_epoch)
+            }));
+        }
+        if !inputs.ledger_sealed {
+            return Err(not_ready(
+                "its ledger is not sealed on-chain yet: send seal_epoch".into(),
+            ));
+        }
+        let previous = if epoch == 0 {
+            None
+        } else {
+            db::dataset(&self.pool, epoch - 1)
+                .await?
+                .map(|(b, _)| Dataset::from_bytes(&b))
+                .transpose()
+                .map_err(|e| CloseFailure::Corrupt(e.to_string()))?
+        };
+        // From here on no receipt for this epoch is taken.
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::CloseThrough(epoch, tx))
+            .await
+            .map_err(|_| CloseFailure::WriterGone)?;
+        rx.await.map_err(|_| CloseFailure::WriterGone)?;
+        let started = Instant::now();
+        let dataset = self.compute(epoch, &inputs, previous.as_ref()).await?;
+        let bytes = dataset.to_bytes();
+        let hash = dataset.hash();
+        db::store_dataset(&self.pool, epoch, &bytes, &hash, now).await?;
+        self.publish(epoch, &bytes).await?;
+        m::epoch_closed(epoch, started.elapsed().as_secs_f64());
+        tracing::info!(
+            epoch,
+            dataset_hash = %hex(&hash),
+            reward_root = %dataset.rewards.root,
+            usage_root = %dataset.usage.root,
+            allocation = dataset.allocation,
+            operators = dataset.rewards.leaf_count,
+            "epoch closed"
+        );
+        let closed = ClosedEpoch::from_bytes(bytes, now)?;
+        self.set_latest(ClosedEpoch::from_bytes(closed.bytes.clone(), now)?);
+        Ok(Arc::new(closed))
+    }
+
+    /// Runs the deterministic close on what is stored, with the given chain inputs.
+    pub async fn compute(
+        &self,
+        epoch: u64,
+        inputs: &ChainInputs,
+        previous: Option<&Dataset>,
+    ) -> Result<Dataset, CloseFailure> {
+        let receipts = db::receipts(&self.pool, epoch).await?;
+        let bindings = db::bindings(&self.pool).await?;
+        let grants = db::grants(&self.pool).await?;
+        let clients: BTreeSet<Key> = receipts.iter().map(|r| r.receipt.client).collect();
+        let buyers: Vec<Key> = grants
+            .iter()
+            .filter(|g| clients.contains(&g.body.client))
+            .map(|g| g.body.buyer)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let credits: HashMap<_, _> = self.chain.credits(&buyers).await?;
+        let input = CloseInput {
+            deployment: self.deployment,
+            epoch,
+            epoch_start: self.clock.start(epoch),
+            epoch_end: self.clock.end(epoch),
+            params: self.params,
+            chain: inputs,
+            receipts: &receipts,
+            bindings: &bindings,
+            grants: &grants,
+            credits: &credits,
+            previous,
+        };
+        Ok(aggregate::close(&input)?)
+    }
+
+    /// Writes the dataset file atomically (temporary file, then rename).
+    async fn publish(&self, epoch: u64, bytes: &[u8]) -> Result<(), CloseFailure> {
+        let path = self.datasets_dir.join(format!("epoch-{epoch}.json"));
+        let tmp = self.datasets_dir.join(format!(".epoch-{epoch}.json.tmp"));
+        let file_err = |source| CloseFailure::File {
+            path: path.clone(),
+            source,
+        };
+        tokio::fs::create_dir_all(&self.datasets_dir)
+            .await
+            .map_err(file_err)?;
+        tokio::fs::write(&tmp, bytes).await.map_err(file_err)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(file_err)?;
+        Ok(())
+    }
+
+    /// Closes every epoch that is ready, oldest first; returns how many closed.
+    pub async fn close_ready(&self, now: i64) -> usize {
+        let mut closed = 0;
+        loop {
+            let epoch = match self.next_epoch().await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot tell which epoch to close next");
+                    m::close_error("lookup");
+                    return closed;
+                }
+            };
+            match self.close(epoch, now).await {
+                Ok(_) => closed += 1,
+                Err(CloseFailure::NotReady { epoch, why }) => {
+                    tracing::debug!(epoch, %why, "epoch not ready to close");
+                    return closed;
+                }
+                Err(e) => {
+                    tracing::error!(epoch, error = %e, "closing the epoch failed; will retry");
+                    m::close_error("failed");
+                    return closed;
+                }
+            }
+        }
+    }
+}

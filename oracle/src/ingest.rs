@@ -1,0 +1,372 @@
+//! Ingest: verify, classify and durably store bindings, grants and receipts.
+//!
+//! Handlers decode and verify (signatures in batches, on blocking threads); one writer task then
+//! classifies every item against what is stored and commits each group of requests in a single
+//! transaction before anyone is answered. A single writer makes classification race-free, and
+//! group commit keeps the cost of durability per request, not per item.
+//!
+//! Every receipt with valid signatures in an open epoch is stored, even when the oracle's current
+//! knowledge says it will not count (no grant or binding yet, an expired grant, self-dealing, no
+//! credits left): the answer then says `rejected` with that reason, but the epoch's close decides
+//! from everything that arrived before it, so all oracles reach the same result whatever order
+//! items arrived in.
+
+use crate::aggregate::Stored;
+use crate::db::{self, Op, WriteSet};
+use crate::metrics as m;
+use backhaul_protocol::api::{ItemResult, RejectReason};
+use backhaul_protocol::{ClientGrant, Key, NodeBinding, SignedBinding, SignedGrant, SignedReceipt};
+use sqlx::AnyPool;
+use std::collections::{HashMap, HashSet};
+use tokio::sync::{mpsc, oneshot};
+
+/// Epoch timing, from the chain's config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochClock {
+    pub genesis_ts: i64,
+    pub epoch_length_secs: u64,
+}
+
+impl EpochClock {
+    pub fn start(&self, epoch: u64) -> i64 {
+        backhaul_core::epoch::epoch_start(self.genesis_ts, self.epoch_length_secs, epoch)
+            .unwrap_or(i64::MAX)
+    }
+
+    pub fn end(&self, epoch: u64) -> i64 {
+        backhaul_core::epoch::epoch_end(self.genesis_ts, self.epoch_length_secs, epoch)
+            .unwrap_or(i64::MAX)
+    }
+
+    /// The epoch at `now`, or `None` before genesis.
+    pub fn at(&self, now: i64) -> Option<u64> {
+        backhaul_core::epoch::epoch_at(self.genesis_ts, self.epoch_length_secs, now)
+    }
+}
+
+/// A job for the writer.
+pub enum Job {
+    Bindings(
+        Vec<SignedBinding>,
+        oneshot::Sender<Result<Vec<ItemResult>, String>>,
+    ),
+    Grants(
+        Vec<SignedGrant>,
+        oneshot::Sender<Result<Vec<ItemResult>, String>>,
+    ),
+    /// Verified receipts with their body hashes.
+    Receipts(
+        Vec<(SignedReceipt, [u8; 32])>,
+        oneshot::Sender<Result<Vec<ItemResult>, String>>,
+    ),
+    /// Stop taking receipts for epochs up to and including this one (it is being closed).
+    CloseThrough(u64, oneshot::Sender<()>),
+    /// Replace the provisional credit knowledge: buyer → credits still available.
+    Credits(HashMap<Key, u64>),
+}
+
+#[derive(Default)]
+struct Session {
+    sequence: u64,
+    bodies: Vec<[u8; 32]>,
+    /// Bytes of the stored receipt (the first at the top sequence).
+    bytes: u64,
+}
+
+/// The writer's in-memory view of what is stored.
+pub struct Writer {
+    pool: AnyPool,
+    clock: EpochClock,
+    credits_per_gib: u64,
+    /// Epochs up to this one are closed (`None`: none yet).
+    closed_through: Option<u64>,
+    sessions: HashMap<(u64, Key, [u8; 16]), Session>,
+    bindings: HashMap<Key, Vec<Stored<NodeBinding>>>,
+    grants: HashMap<Key, Vec<Stored<ClientGrant>>>,
+    known: HashSet<[u8; 32]>,
+    /// Provisional: bytes per (epoch, buyer) of stored sessions, and credits still available.
+    buyer_bytes: HashMap<(u64, Key), u64>,
+    available_credits: HashMap<Key, u64>,
+}
+
+/// Most jobs one transaction commits together.
+const GROUP: usize = 64;
+
+impl Writer {
+    /// Loads the writer's view from the database.
+    pub async fn load(
+        pool: AnyPool,
+        clock: EpochClock,
+        credits_per_gib: u64,
+    ) -> Result<Self, db::DbError> {
+        let closed = db::closed_epochs(&pool).await?;
+        let closed_through = closed.last().copied();
+        let mut w = Writer {
+            pool,
+            clock,
+            credits_per_gib,
+            closed_through,
+            sessions: HashMap::new(),
+            bindings: HashMap::new(),
+            grants: HashMap::new(),
+            known: HashSet::new(),
+            buyer_bytes: HashMap::new(),
+            available_credits: HashMap::new(),
+        };
+        w.reload().await?;
+        Ok(w)
+    }
+
+    async fn reload(&mut self) -> Result<(), db::DbError> {
+        self.sessions.clear();
+        self.bindings.clear();
+        self.grants.clear();
+        self.known.clear();
+        self.buyer_bytes.clear();
+        for b in db::bindings(&self.pool).await? {
+            self.known.insert(b.body_hash);
+            self.bindings.entry(b.body.node).or_default().push(b);
+        }
+        for g in db::grants(&self.pool).await? {
+            self.known.insert(g.body_hash);
+            self.grants.entry(g.body.client).or_default().push(g);
+        }
+        let first_open = self.closed_through.map_or(0, |e| e.saturating_add(1));
+        for epoch in db::sessions(&self.pool, first_open)
+            .await?
+            .iter()
+            .map(|s| s.epoch)
+            .collect::<HashSet<_>>()
+        {
+            for r in db::receipts(&self.pool, epoch).await? {
+                let key = (r.receipt.epoch, r.receipt.client, r.receipt.session_id);
+                let s = self.sessions.entry(key).or_default();
+                if s.bodies.is_empty() || r.receipt.sequence > s.sequence {
+                    s.sequence = r.receipt.sequence;
+                    s.bodies = vec![r.body_hash];
+                    s.bytes = r.receipt.cumulative_bytes;
+                } else if r.receipt.sequence == s.sequence {
+                    s.bodies.push(r.body_hash);
+                }
+            }
+        }
+        let sessions: Vec<_> = self.sessions.iter().map(|(k, s)| (*k, s.bytes)).collect();
+        for ((epoch, client, _), bytes) in sessions {
+            if let Some(buyer) = self.buyer_of(&client, epoch) {
+                *self.buyer_bytes.entry((epoch, buyer)).or_default() += bytes;
+            }
+        }
+        Ok(())
+    }
+
+    fn latest<'a, T>(
+        items: Option<&'a Vec<Stored<T>>>,
+        epoch: u64,
+        e: impl Fn(&T) -> u64,
+        t: impl Fn(&T) -> i64,
+    ) -> Option<&'a T> {
+        items?
+            .iter()
+            .filter(|s| e(&s.body) <= epoch)
+            .max_by(|a, b| {
+                t(&a.body)
+                    .cmp(&t(&b.body))
+                    .then(a.body_hash.cmp(&b.body_hash))
+            })
+            .map(|s| &s.body)
+    }
+
+    fn buyer_of(&self, client: &Key, epoch: u64) -> Option<Key> {
+        Self::latest(self.grants.get(client), epoch, |g| g.epoch, |g| g.issued_at).map(|g| g.buyer)
+    }
+
+    /// Whether `epoch` takes receipts at `now`: started, and not closed.
+    pub fn is_open(&self, epoch: u64, now: i64) -> bool {
+        let started = self.clock.at(now).is_some_and(|current| epoch <= current);
+        let closed = self.closed_through.is_some_and(|c| epoch <= c);
+        started && !closed
+    }
+
+    /// Runs until every sender is dropped.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut jobs = vec![first];
+            while jobs.len() < GROUP {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(jobs).await;
+        }
+    }
+
+    async fn process(&mut self, jobs: Vec<Job>) {
+        let now = now();
+        let mut set = WriteSet::default();
+        let mut replies = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Bindings(items, reply) => {
+                    let results = items
+                        .into_iter()
+                        .map(|b| self.binding(b, &mut set))
+                        .collect();
+                    replies.push((reply, results));
+                }
+                Job::Grants(items, reply) => {
+                    let results = items.into_iter().map(|g| self.grant(g, &mut set)).collect();
+                    replies.push((reply, results));
+                }
+                Job::Receipts(items, reply) => {
+                    let results = items
+                        .into_iter()
+                        .map(|(r, h)| self.receipt(r, h, now, &mut set))
+                        .collect();
+                    replies.push((reply, results));
+                }
+                Job::CloseThrough(epoch, done) => {
+                    self.closed_through = Some(self.closed_through.map_or(epoch, |c| c.max(epoch)));
+                    self.sessions.retain(|(e, _, _), _| *e > epoch);
+                    self.buyer_bytes.retain(|(e, _), _| *e > epoch);
+                    let _ = done.send(());
+                }
+                Job::Credits(available) => self.available_credits = available,
+            }
+        }
+        match db::apply(&self.pool, &set).await {
+            Ok(()) => {
+                for (reply, results) in replies {
+                    for r in &results {
+                        m::item(r);
+                    }
+                    let _ = reply.send(Ok(results));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing an ingest batch failed; nothing in it was stored");
+                m::storage_error();
+                let msg = format!(
+                    "the oracle could not store the batch ({e}); nothing was stored, retry later"
+                );
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(msg.clone()));
+                }
+                // The in-memory view ran ahead of the database: rebuild it.
+                if let Err(e) = self.reload().await {
+                    tracing::error!(error = %e, "reloading the ingest state failed");
+                }
+            }
+        }
+    }
+
+    fn binding(&mut self, b: SignedBinding, set: &mut WriteSet) -> ItemResult {
+        let hash = b.binding.body_hash();
+        if !self.known.insert(hash) {
+            return ItemResult::DUPLICATE;
+        }
+        self.bindings
+            .entry(b.binding.node)
+            .or_default()
+            .push(Stored {
+                body: b.binding,
+                body_hash: hash,
+            });
+        set.ops.push(Op::Binding(b, hash));
+        ItemResult::ACCEPTED
+    }
+
+    fn grant(&mut self, g: SignedGrant, set: &mut WriteSet) -> ItemResult {
+        let hash = g.grant.body_hash();
+        if !self.known.insert(hash) {
+            return ItemResult::DUPLICATE;
+        }
+        self.grants.entry(g.grant.client).or_default().push(Stored {
+            body: g.grant,
+            body_hash: hash,
+        });
+        set.ops.push(Op::Grant(g, hash));
+        ItemResult::ACCEPTED
+    }
+
+    fn receipt(
+        &mut self,
+        signed: SignedReceipt,
+        hash: [u8; 32],
+        now: i64,
+        set: &mut WriteSet,
+    ) -> ItemResult {
+        let r = signed.receipt;
+        if !self.is_open(r.epoch, now) {
+            return ItemResult::rejected(RejectReason::EpochNotOpen);
+        }
+        let key = (r.epoch, r.client, r.session_id);
+        let session = self.sessions.entry(key).or_default();
+        let previous_bytes;
+        if session.bodies.is_empty() || r.sequence > session.sequence {
+            if !session.bodies.is_empty() {
+                set.ops.push(Op::Supersede(key.0, key.1, key.2));
+            }
+            previous_bytes = session.bytes;
+            session.sequence = r.sequence;
+            session.bodies = vec![hash];
+            session.bytes = r.cumulative_bytes;
+            set.ops.push(Op::Receipt(signed, hash));
+        } else if r.sequence < session.sequence {
+            return ItemResult::SUPERSEDED;
+        } else if session.bodies.contains(&hash) {
+            return ItemResult::DUPLICATE;
+        } else {
+            session.bodies.push(hash);
+            set.ops.push(Op::Receipt(signed, hash));
+            // Every receipt at this sequence, the new one included, becomes evidence.
+            set.ops.push(Op::EvidenceOfSession(key.0, key.1, key.2));
+            return ItemResult::EQUIVOCATION;
+        }
+        // Provisional checks: will this session count at the close, as far as we know now?
+        let binding = Self::latest(
+            self.bindings.get(&r.node),
+            r.epoch,
+            |b| b.epoch,
+            |b| b.issued_at,
+        )
+        .copied();
+        let grant = Self::latest(
+            self.grants.get(&r.client),
+            r.epoch,
+            |g| g.epoch,
+            |g| g.issued_at,
+        )
+        .copied();
+        let Some(binding) = binding else {
+            return ItemResult::rejected(RejectReason::UnknownBinding);
+        };
+        let Some(grant) = grant else {
+            return ItemResult::rejected(RejectReason::UnknownGrant);
+        };
+        if grant.expires_at <= self.clock.start(r.epoch) {
+            return ItemResult::rejected(RejectReason::GrantExpired);
+        }
+        if binding.operator == grant.buyer {
+            return ItemResult::rejected(RejectReason::SelfDealing);
+        }
+        let used = self.buyer_bytes.entry((r.epoch, grant.buyer)).or_default();
+        *used = used.saturating_add(r.cumulative_bytes.saturating_sub(previous_bytes));
+        if let Some(available) = self.available_credits.get(&grant.buyer) {
+            let credits = backhaul_core::split::credits_for_bytes(*used, self.credits_per_gib)
+                .unwrap_or(u64::MAX);
+            if credits > *available {
+                return ItemResult::rejected(RejectReason::CreditsExhausted);
+            }
+        }
+        ItemResult::ACCEPTED
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,22 @@
+//! The Backhaul oracle: ingests signed usage receipts, verifies and de-duplicates them, closes
+//! each epoch into two Merkle roots and a published dataset, and serves proofs over HTTP.
+//!
+//! - [`ingest`]: verification, classification and durable storage (one writer, group commit).
+//! - [`aggregate`]: the deterministic epoch close (pure).
+//! - [`close`]: runs closes against the database and the chain, publishes datasets.
+//! - [`api`]: the HTTP API (see `docs/api.md`).
+//! - [`chain`]: what is read from the chain.
+//! - [`db`]: SQLite or PostgreSQL storage.
+
+pub mod aggregate;
+pub mod api;
+pub mod app;
+pub mod chain;
+pub mod close;
+pub mod db;
+pub mod ingest;
+pub mod metrics;
+pub mod settings;
+
+pub use app::Oracle;
+pub use settings::Settings;

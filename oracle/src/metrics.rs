@@ -1,0 +1,59 @@
+//! Prometheus metrics, named once here.
+
+use backhaul_protocol::api::{ItemResult, ItemStatus};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// The process-wide recorder's handle (installed on first use).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+        })
+        .as_ref()
+}
+
+/// One ingested item's outcome: `backhaul_ingest_items_total{status, reason}`.
+pub fn item(r: &ItemResult) {
+    let status = match r.status {
+        ItemStatus::Accepted => "accepted",
+        ItemStatus::Duplicate => "duplicate",
+        ItemStatus::Superseded => "superseded",
+        ItemStatus::Equivocation => "equivocation",
+        ItemStatus::Rejected => "rejected",
+    };
+    let reason = r.reason.map_or("", |r| r.as_str());
+    metrics::counter!("backhaul_ingest_items_total", "status" => status, "reason" => reason)
+        .increment(1);
+}
+
+/// A request refused as a whole: `backhaul_ingest_requests_refused_total{code}`.
+pub fn refused(code: u16) {
+    metrics::counter!("backhaul_ingest_requests_refused_total", "code" => code.to_string())
+        .increment(1);
+}
+
+/// A failed database write: `backhaul_storage_errors_total`.
+pub fn storage_error() {
+    metrics::counter!("backhaul_storage_errors_total").increment(1);
+}
+
+/// A closed epoch: `backhaul_epochs_closed_total`, `backhaul_last_closed_epoch`, and how long it took.
+pub fn epoch_closed(epoch: u64, seconds: f64) {
+    metrics::counter!("backhaul_epochs_closed_total").increment(1);
+    metrics::gauge!("backhaul_last_closed_epoch").set(epoch as f64);
+    metrics::histogram!("backhaul_epoch_close_seconds").record(seconds);
+}
+
+/// A close that could not run yet or failed: `backhaul_epoch_close_errors_total{kind}`.
+pub fn close_error(kind: &'static str) {
+    metrics::counter!("backhaul_epoch_close_errors_total", "kind" => kind).increment(1);
+}
+
+/// Proofs served: `backhaul_proofs_served_total{tree}`.
+pub fn proof_served(tree: &'static str) {
+    metrics::counter!("backhaul_proofs_served_total", "tree" => tree).increment(1);
+}

@@ -1,0 +1,162 @@
+//! Configuration: a TOML file, then `BACKHAUL_ORACLE_*` environment variables, then command-line
+//! flags. See `oracle/settings.example.toml` for every key and its default.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the HTTP API listens (loopback by default).
+    pub listen: SocketAddr,
+    /// Directory for the embedded database and the published datasets.
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL; when absent the oracle uses SQLite in `data_dir`. Never logged.
+    #[serde(skip_serializing)]
+    pub database_url: Option<String>,
+    /// The Solana JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// The program and the deployment's config account (base58).
+    pub program_id: String,
+    pub config: String,
+    /// Bandwidth price: credits per GiB served.
+    pub credits_per_gib: u64,
+    /// The most bytes one node-client pair counts for per epoch.
+    pub pair_cap_bytes: u64,
+    /// Sessions faster than this do not count.
+    pub max_rate_bytes_per_sec: u64,
+    /// Seconds after an epoch's end during which late receipts are still taken.
+    pub grace_secs: u64,
+    /// How often the closer looks for an epoch to close, seconds.
+    pub close_poll_secs: u64,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Items per second each signing key may submit (with a burst of ten seconds' worth).
+    pub per_key_items_per_sec: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
+            data_dir: PathBuf::from("oracle-data"),
+            database_url: None,
+            rpc_url: "http://127.0.0.1:8899".into(),
+            program_id: backhaul::ID.to_string(),
+            config: String::new(),
+            credits_per_gib: 50_000,
+            pair_cap_bytes: 100 * (1 << 30),
+            max_rate_bytes_per_sec: 1 << 30,
+            grace_secs: 300,
+            close_poll_secs: 10,
+            max_body_bytes: 4 << 20,
+            per_key_items_per_sec: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the settings file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {var}={value:?} is not a valid {key}: {reason}")]
+    Env {
+        var: String,
+        value: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Reads `path` (if given) over the defaults, then applies `BACKHAUL_ORACLE_<KEY>` variables
+    /// from `env` (for example `BACKHAUL_ORACLE_LISTEN=127.0.0.1:9000`).
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| SettingsError::Parse {
+                    path: path.into(),
+                    source: Box::new(e),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            let Some(key) = var.strip_prefix("BACKHAUL_ORACLE_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            // Numbers stay numbers; everything else is a string.
+            let v = value
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .unwrap_or_else(|_| toml::Value::String(value.clone()));
+            table.insert(key, v);
+        }
+        let file = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("<defaults and environment>"));
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| SettingsError::Parse {
+                path: file,
+                source: Box::new(e),
+            })
+    }
+
+    /// The database URL to use.
+    pub fn database(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::db::sqlite_url(&self.data_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oracle.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9100\"\ngrace_secs = 60\ndatabase_url = \"postgres://u:secret@h/db\"\n").unwrap();
+        let env = [
+            ("BACKHAUL_ORACLE_GRACE_SECS".to_string(), "90".to_string()),
+            ("OTHER".into(), "x".into()),
+        ];
+        let s = Settings::load(Some(&path), env).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(s.grace_secs, 90);
+        assert_eq!(s.credits_per_gib, Settings::default().credits_per_gib);
+        // The database URL (which may hold a password) is never serialized, hence never logged.
+        assert!(!toml::to_string(&s).unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_clear_errors() {
+        let env = [("BACKHAUL_ORACLE_GRACE_SECS".to_string(), "soon".to_string())];
+        assert!(Settings::load(None, env).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oracle.toml");
+        std::fs::write(&path, "lisen = \"x\"").unwrap();
+        let err = Settings::load(Some(&path), []).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}
