@@ -124,21 +124,43 @@ pub enum CloseError {
     Tree(backhaul_core::CoreError),
 }
 
-/// The latest item (by `issued_at`, then body hash) among those from an epoch at or before `epoch`.
-fn latest<'a, T>(
-    items: impl Iterator<Item = &'a Stored<T>>,
+/// Bindings and grants apply from their epoch on; a later `issued_at` replaces an earlier one.
+pub trait Versioned {
+    fn epoch(&self) -> u64;
+    fn issued_at(&self) -> i64;
+}
+
+impl Versioned for NodeBinding {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn issued_at(&self) -> i64 {
+        self.issued_at
+    }
+}
+
+impl Versioned for ClientGrant {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn issued_at(&self) -> i64 {
+        self.issued_at
+    }
+}
+
+/// The item that applies to `epoch`: the latest (by `issued_at`, then body hash) among those from
+/// an epoch at or before it.
+pub fn latest<'a, T: Versioned + 'a>(
+    items: impl IntoIterator<Item = &'a Stored<T>>,
     epoch: u64,
-    item_epoch: impl Fn(&T) -> u64,
-    issued_at: impl Fn(&T) -> i64,
-) -> Option<&'a T>
-where
-    T: 'a,
-{
+) -> Option<&'a T> {
     items
-        .filter(|s| item_epoch(&s.body) <= epoch)
+        .into_iter()
+        .filter(|s| s.body.epoch() <= epoch)
         .max_by(|a, b| {
-            issued_at(&a.body)
-                .cmp(&issued_at(&b.body))
+            a.body
+                .issued_at()
+                .cmp(&b.body.issued_at())
                 .then(a.body_hash.cmp(&b.body_hash))
         })
         .map(|s| &s.body)
@@ -235,14 +257,14 @@ pub fn close(input: &CloseInput) -> Result<Dataset, CloseError> {
         let r = first.receipt;
         let Some(binding) = bindings_by_node
             .get(&r.node)
-            .and_then(|v| latest(v.iter().copied(), epoch, |b| b.epoch, |b| b.issued_at))
+            .and_then(|v| latest(v.iter().copied(), epoch))
         else {
             skip(Skip::UnknownBinding);
             continue;
         };
         let Some(grant) = grants_by_client
             .get(client)
-            .and_then(|v| latest(v.iter().copied(), epoch, |g| g.epoch, |g| g.issued_at))
+            .and_then(|v| latest(v.iter().copied(), epoch))
         else {
             skip(Skip::UnknownGrant);
             continue;
@@ -271,7 +293,7 @@ pub fn close(input: &CloseInput) -> Result<Dataset, CloseError> {
     }
 
     // 3–4. Caps, filled in canonical (node, client, session) order.
-    counted.sort_by(|a, b| (a.node, a.client, a.session).cmp(&(b.node, b.client, b.session)));
+    counted.sort_by_key(|c| (c.node, c.client, c.session));
     let mut pair_left: HashMap<(Key, Key), u64> = HashMap::new();
     let mut client_left: HashMap<Key, u64> = HashMap::new();
     let mut buyer_left: HashMap<Key, u64> = HashMap::new();

@@ -14,6 +14,7 @@ use backhaul_protocol::api::*;
 use backhaul_protocol::dataset::{hex, key_from_b58};
 use backhaul_protocol::{
     verify_batch_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
+    SIGNED_BINDING_LEN, SIGNED_GRANT_LEN, SIGNED_RECEIPT_LEN,
 };
 use sqlx::AnyPool;
 use std::collections::HashMap;
@@ -70,6 +71,7 @@ async fn decode_body<T: borsh::BorshDeserialize>(
     headers: &HeaderMap,
     body: Body,
     what: &str,
+    item_len: usize,
     max_items: usize,
 ) -> Result<Vec<T>, ApiError> {
     let content_type = headers
@@ -93,6 +95,13 @@ async fn decode_body<T: borsh::BorshDeserialize>(
     })?;
     if bytes.len() >= 4 {
         let count = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let expected = count.saturating_mul(item_len).saturating_add(4);
+        if bytes.len() != expected {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the body has {} bytes but {count} {what}s of {item_len} bytes take {expected}: truncated or malformed", bytes.len()),
+            ));
+        }
         if count > max_items {
             return Err(ApiError(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -209,6 +218,7 @@ async fn post_bindings(
         &headers,
         body,
         "SignedBinding",
+        SIGNED_BINDING_LEN,
         MAX_BINDINGS_PER_REQUEST,
     )
     .await?;
@@ -231,6 +241,7 @@ async fn post_grants(
         &headers,
         body,
         "SignedGrant",
+        SIGNED_GRANT_LEN,
         MAX_GRANTS_PER_REQUEST,
     )
     .await?;
@@ -253,6 +264,7 @@ async fn post_receipts(
         &headers,
         body,
         "SignedReceipt",
+        SIGNED_RECEIPT_LEN,
         MAX_RECEIPTS_PER_REQUEST,
     )
     .await?;

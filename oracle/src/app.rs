@@ -51,6 +51,8 @@ impl Oracle {
     /// Connects the database, reads the epoch timing from the chain, and starts everything.
     pub async fn start(settings: Settings, chain: Arc<dyn ChainView>) -> anyhow::Result<Oracle> {
         let deployment = deployment(&settings)?;
+        // Install the metrics recorder before anything counts.
+        crate::metrics::handle();
         tokio::fs::create_dir_all(&settings.data_dir)
             .await
             .with_context(|| {
@@ -143,6 +145,19 @@ impl Oracle {
             shutdown,
             tasks,
         })
+    }
+
+    /// Refreshes the writer's provisional view of buyers' credits now (it also runs every 30 s).
+    pub async fn refresh_credits(&self) -> anyhow::Result<()> {
+        refresh_credits(&self.closer, &self.writer).await
+    }
+
+    /// Stops everything at once, as a crash would: no graceful shutdown, nothing flushed beyond
+    /// what was already committed.
+    pub fn abort(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 
     /// Stops accepting requests, lets in-flight ones finish and waits for every task.

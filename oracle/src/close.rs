@@ -18,6 +18,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// A closed epoch held in memory: its dataset and both trees, for serving proofs.
+#[derive(Debug)]
 pub struct ClosedEpoch {
     pub dataset: Dataset,
     pub bytes: Vec<u8>,

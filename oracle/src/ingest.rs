@@ -11,7 +11,7 @@
 //! from everything that arrived before it, so all oracles reach the same result whatever order
 //! items arrived in.
 
-use crate::aggregate::Stored;
+use crate::aggregate::{latest, Stored};
 use crate::db::{self, Op, WriteSet};
 use crate::metrics as m;
 use backhaul_protocol::api::{ItemResult, RejectReason};
@@ -159,25 +159,11 @@ impl Writer {
         Ok(())
     }
 
-    fn latest<'a, T>(
-        items: Option<&'a Vec<Stored<T>>>,
-        epoch: u64,
-        e: impl Fn(&T) -> u64,
-        t: impl Fn(&T) -> i64,
-    ) -> Option<&'a T> {
-        items?
-            .iter()
-            .filter(|s| e(&s.body) <= epoch)
-            .max_by(|a, b| {
-                t(&a.body)
-                    .cmp(&t(&b.body))
-                    .then(a.body_hash.cmp(&b.body_hash))
-            })
-            .map(|s| &s.body)
-    }
-
     fn buyer_of(&self, client: &Key, epoch: u64) -> Option<Key> {
-        Self::latest(self.grants.get(client), epoch, |g| g.epoch, |g| g.issued_at).map(|g| g.buyer)
+        self.grants
+            .get(client)
+            .and_then(|v| latest(v, epoch))
+            .map(|g| g.buyer)
     }
 
     /// Whether `epoch` takes receipts at `now`: started, and not closed.
@@ -324,20 +310,16 @@ impl Writer {
             return ItemResult::EQUIVOCATION;
         }
         // Provisional checks: will this session count at the close, as far as we know now?
-        let binding = Self::latest(
-            self.bindings.get(&r.node),
-            r.epoch,
-            |b| b.epoch,
-            |b| b.issued_at,
-        )
-        .copied();
-        let grant = Self::latest(
-            self.grants.get(&r.client),
-            r.epoch,
-            |g| g.epoch,
-            |g| g.issued_at,
-        )
-        .copied();
+        let binding = self
+            .bindings
+            .get(&r.node)
+            .and_then(|v| latest(v, r.epoch))
+            .copied();
+        let grant = self
+            .grants
+            .get(&r.client)
+            .and_then(|v| latest(v, r.epoch))
+            .copied();
         let Some(binding) = binding else {
             return ItemResult::rejected(RejectReason::UnknownBinding);
         };

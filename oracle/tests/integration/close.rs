@@ -1,0 +1,239 @@
+//! Epoch close: determinism across oracles and orders, repeat closes, proofs, cumulative epochs.
+
+use crate::common::*;
+use backhaul_core::merkle::{leaf_hash, verify, TreeKind};
+use backhaul_oracle::chain::MemoryChain;
+use backhaul_protocol::api::{EpochSummary, ProofResponse};
+use backhaul_protocol::dataset::{b58, hash_from_hex, hex};
+use backhaul_protocol::SignedReceipt;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// A busy epoch: 5 nodes, 4 clients, many sessions with several receipts each, replays included.
+fn traffic(w: &World) -> Vec<SignedReceipt> {
+    let mut out = vec![];
+    for n in 0..5 {
+        for c in 0..4 {
+            for s in 0..3u8 {
+                for seq in 1..=4u64 {
+                    let bytes = (n as u64 + 1) * (c as u64 + 2) * seq * (s as u64 + 1) * 37_000_000;
+                    out.push(w.receipt(0, n, c, n as u8 * 10 + s, seq, bytes));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn feed(
+    o: &TestOracle,
+    w: &World,
+    mut receipts: Vec<SignedReceipt>,
+    seed: u64,
+    batch: usize,
+) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut bindings = w.bindings();
+    let mut grants = w.grants();
+    bindings.shuffle(&mut rng);
+    grants.shuffle(&mut rng);
+    receipts.shuffle(&mut rng);
+    // Receipts may even arrive before their grants and bindings.
+    let (early, late) = receipts.split_at(receipts.len() / 3);
+    for chunk in early.chunks(batch) {
+        o.post("/v1/receipts", chunk).await;
+    }
+    o.post("/v1/grants", &grants).await;
+    o.post("/v1/bindings", &bindings).await;
+    for chunk in late.chunks(batch) {
+        o.post("/v1/receipts", chunk).await;
+    }
+    // Replays change nothing.
+    for chunk in early.chunks(batch * 2) {
+        o.post("/v1/receipts", chunk).await;
+    }
+}
+
+#[tokio::test]
+async fn two_oracles_fed_in_different_orders_publish_identical_datasets() {
+    let g = genesis();
+    let w = World::new(5, 4);
+    let dbs = databases().await;
+    // The second oracle uses PostgreSQL when it is available.
+    let second_db = dbs.last().cloned().unwrap_or(Db::Sqlite);
+    let a = TestOracle::start(chain(g), &Db::Sqlite).await;
+    let b = TestOracle::start(chain(g), &second_db).await;
+    for o in [&a, &b] {
+        w.fund_buyers(&o.chain, 10_000_000);
+    }
+    feed(&a, &w, traffic(&w), 1, 7).await;
+    feed(&b, &w, traffic(&w), 2, 50).await;
+    let da = a.close(0).await.unwrap();
+    let db = b.close(0).await.unwrap();
+    assert_eq!(da.bytes, db.bytes, "datasets differ ({second_db:?})");
+    assert_eq!(da.hash, db.hash);
+    assert!(
+        da.dataset.allocation > 0,
+        "{:?} {:?}",
+        da.dataset.rejected,
+        da.dataset.stats
+    );
+    assert_eq!(da.dataset.stats.sessions, 60);
+    // The published files are the same bytes too.
+    let fa = std::fs::read(a.dir.path().join("datasets/epoch-0.json")).unwrap();
+    let fb = std::fs::read(b.dir.path().join("datasets/epoch-0.json")).unwrap();
+    assert_eq!(fa, fb);
+    assert_eq!(fa, da.bytes);
+}
+
+#[tokio::test]
+async fn closing_again_gives_the_same_bytes() {
+    let o = TestOracle::start(chain(genesis()), &Db::Sqlite).await;
+    let w = World::new(5, 4);
+    w.fund_buyers(&o.chain, 10_000_000);
+    feed(&o, &w, traffic(&w), 3, 100).await;
+    let first = o.close(0).await.unwrap();
+    let second = o.close(0).await.unwrap();
+    assert_eq!(first.bytes, second.bytes);
+    // Recomputing from the stored receipts with the same chain inputs gives the same bytes too.
+    let closer = &o.oracle().closer;
+    let inputs = closer.chain.inputs(0).await.unwrap();
+    let again = closer.compute(0, &inputs, None).await.unwrap();
+    assert_eq!(again.to_bytes(), first.bytes);
+}
+
+#[tokio::test]
+async fn the_split_is_exact_and_proportional_and_proofs_verify() {
+    let o = TestOracle::start(chain(genesis()), &Db::Sqlite).await;
+    let w = World::new(5, 4);
+    w.fund_buyers(&o.chain, 10_000_000);
+    feed(&o, &w, traffic(&w), 4, 64).await;
+    let closed = o.close(0).await.unwrap();
+    let d = &closed.dataset;
+    let sum: u64 = d.rewards.leaves.iter().map(|l| l.amount).sum();
+    assert_eq!(sum, d.allocation);
+    assert_eq!(d.allocation, d.budget.total);
+    assert_eq!(d.rewards.total, d.allocation);
+    let total_bytes: u64 = d.rewards.leaves.iter().map(|l| l.bytes).sum();
+    for l in &d.rewards.leaves {
+        let exact = d.allocation as u128 * l.bytes as u128 / total_bytes as u128;
+        assert!(l.amount as u128 == exact || l.amount as u128 == exact + 1);
+    }
+    // Every operator's proof from the API verifies against the root in the dataset.
+    let config = deployment().config;
+    for op in &w.operators {
+        let (code, text) = o
+            .get(&format!("/v1/proofs/operator/{}", b58(&pk(op))))
+            .await;
+        assert_eq!(code, 200, "{text}");
+        let p: ProofResponse = serde_json::from_str(&text).unwrap();
+        let proof: Vec<[u8; 32]> = p.proof.iter().map(|h| hash_from_hex(h).unwrap()).collect();
+        let leaf = leaf_hash(TreeKind::Reward, &config, 0, &pk(op), p.cumulative);
+        assert!(verify(
+            &proof,
+            &hash_from_hex(&d.rewards.root).unwrap(),
+            leaf
+        ));
+    }
+    for b in &w.buyers {
+        let (code, text) = o.get(&format!("/v1/proofs/buyer/{}", b58(&pk(b)))).await;
+        assert_eq!(code, 200, "{text}");
+        let p: ProofResponse = serde_json::from_str(&text).unwrap();
+        let proof: Vec<[u8; 32]> = p.proof.iter().map(|h| hash_from_hex(h).unwrap()).collect();
+        let leaf = leaf_hash(TreeKind::Usage, &config, 0, &pk(b), p.cumulative);
+        assert!(verify(&proof, &hash_from_hex(&d.usage.root).unwrap(), leaf));
+    }
+    let (code, _) = o
+        .get(&format!("/v1/proofs/operator/{}", b58(&pk(&key(5)))))
+        .await;
+    assert_eq!(code, 404);
+    let (code, _) = o.get("/v1/proofs/operator/not-a-key").await;
+    assert_eq!(code, 400);
+    // Summaries and the dataset file.
+    let (code, text) = o.get("/v1/epochs").await;
+    assert_eq!(code, 200);
+    let list: Vec<EpochSummary> = serde_json::from_str(&text).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].dataset_hash, hex(&closed.hash));
+    let resp = o
+        .http
+        .get(format!("{}/v1/epochs/0/dataset", o.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["x-dataset-sha256"].to_str().unwrap(),
+        hex(&closed.hash)
+    );
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), closed.bytes);
+    let (code, _) = o.get("/v1/epochs/9").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn epochs_build_on_each_other_and_wait_for_the_chain() {
+    let g = genesis();
+    let o = TestOracle::start(chain(g), &Db::Sqlite).await;
+    let w = World::new(2, 2);
+    w.fund_buyers(&o.chain, 10_000_000);
+    o.post("/v1/bindings", &w.bindings()).await;
+    o.post("/v1/grants", &w.grants()).await;
+    o.post(
+        "/v1/receipts",
+        &[
+            w.receipt(0, 0, 0, 1, 1, GIB),
+            w.receipt(0, 1, 1, 1, 1, 3 * GIB),
+        ],
+    )
+    .await;
+    let e0 = o.close(0).await.unwrap();
+    // Epoch 1 cannot close until epoch 0 is finalized on-chain and epoch 1's ledger is sealed.
+    o.post("/v1/receipts", &[w.receipt(1, 0, 1, 2, 1, 2 * GIB)])
+        .await;
+    let err = o.close(1).await.unwrap_err().to_string();
+    assert!(err.contains("not finalized"), "{err}");
+    finalize(&o.chain, &e0.dataset, 1);
+    let err = o.close(1).await.unwrap_err().to_string();
+    assert!(err.contains("sealed"), "{err}");
+    o.chain.update(|s| {
+        s.ledgers.insert(1, sealed_ledger(1, 0, 100_000));
+    });
+    let e1 = o.close(1).await.unwrap();
+    let d1 = &e1.dataset;
+    assert_eq!(
+        d1.parameters.previous_reward_total,
+        e0.dataset.rewards.total
+    );
+    assert_eq!(d1.rewards.total, e0.dataset.rewards.total + d1.allocation);
+    assert_eq!(d1.rewards.leaf_count, 2, "operators stay in the tree");
+    for l in &d1.rewards.leaves {
+        let before = e0
+            .dataset
+            .rewards
+            .leaves
+            .iter()
+            .find(|x| x.operator == l.operator)
+            .unwrap();
+        assert_eq!(l.cumulative, before.cumulative + l.amount);
+    }
+    assert_eq!(
+        d1.usage.total,
+        e0.dataset.usage.total + d1.usage.credits_consumed
+    );
+}
+
+/// What finalizing `d` does to the chain, as the program would.
+fn finalize(chain: &MemoryChain, d: &backhaul_protocol::dataset::Dataset, next: u64) {
+    chain.update(|s| {
+        let c = s.config.as_mut().unwrap();
+        c.next_epoch = next;
+        c.last_reward_total = d.rewards.total;
+        c.last_reward_leaf_count = d.rewards.leaf_count;
+        c.last_usage_total = d.usage.total;
+        c.last_usage_leaf_count = d.usage.leaf_count;
+        c.total_minted += d.allocation;
+        c.scheduled_minted += d.allocation.min(d.budget.scheduled_room);
+        c.total_reemitted += d.allocation.saturating_sub(d.budget.scheduled_room);
+        c.burn_ema = d.budget.burn_ema;
+    });
+}
