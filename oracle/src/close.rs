@@ -1,7 +1,7 @@
 //! Closing epochs: gather what is stored and what the chain says, run the deterministic close,
 //! store and publish the dataset, and keep the latest trees in memory for proofs.
 
-use crate::aggregate::{self, CloseInput, CloseParams};
+use crate::aggregate::{self, Aggregator, CloseContext, CloseParams};
 use crate::chain::{ChainError, ChainInputs, ChainView};
 use crate::db::{self, DbError};
 use crate::ingest::{EpochClock, Job};
@@ -10,6 +10,7 @@ use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{hex, key_from_b58, Dataset};
 use backhaul_protocol::{Deployment, Key};
+use futures::TryStreamExt;
 use sqlx::AnyPool;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -215,17 +216,20 @@ impl Closer {
         Ok(Arc::new(closed))
     }
 
-    /// Runs the deterministic close on what is stored, with the given chain inputs.
+    /// Runs the deterministic close on what is stored, with the given chain inputs. Receipts are
+    /// streamed from the database in (client, session) order, never all held at once.
     pub async fn compute(
         &self,
         epoch: u64,
         inputs: &ChainInputs,
         previous: Option<&Dataset>,
     ) -> Result<Dataset, CloseFailure> {
-        let receipts = db::receipts(&self.pool, epoch).await?;
         let bindings = db::bindings(&self.pool).await?;
         let grants = db::grants(&self.pool).await?;
-        let clients: BTreeSet<Key> = receipts.iter().map(|r| r.receipt.client).collect();
+        let clients: BTreeSet<Key> = db::epoch_clients(&self.pool, epoch)
+            .await?
+            .into_iter()
+            .collect();
         let buyers: Vec<Key> = grants
             .iter()
             .filter(|g| clients.contains(&g.body.client))
@@ -234,20 +238,24 @@ impl Closer {
             .into_iter()
             .collect();
         let credits: HashMap<_, _> = self.chain.credits(&buyers).await?;
-        let input = CloseInput {
+        let ctx = CloseContext {
             deployment: self.deployment,
             epoch,
             epoch_start: self.clock.start(epoch),
             epoch_end: self.clock.end(epoch),
             params: self.params,
             chain: inputs,
-            receipts: &receipts,
             bindings: &bindings,
             grants: &grants,
             credits: &credits,
             previous,
         };
-        Ok(aggregate::close(&input)?)
+        let mut agg = Aggregator::new(&ctx)?;
+        let mut rows = db::receipts_in_order(&self.pool, epoch);
+        while let Some(r) = rows.try_next().await? {
+            agg.push(&r)?;
+        }
+        Ok(agg.finish()?)
     }
 
     /// Writes the dataset file atomically (temporary file, then rename).

@@ -137,6 +137,45 @@ pub async fn receipts(pool: &AnyPool, epoch: u64) -> Result<Vec<StoredReceipt>, 
         .collect()
 }
 
+/// The stored receipts of `epoch` in (client, session id) order, as a stream.
+pub fn receipts_in_order(
+    pool: &AnyPool,
+    epoch: u64,
+) -> futures::stream::BoxStream<'_, Result<StoredReceipt, DbError>> {
+    use futures::StreamExt;
+    let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+    sqlx::query(
+        "SELECT body_hash, signed FROM receipts WHERE epoch = $1 ORDER BY client, session_id",
+    )
+    .bind(epoch)
+    .fetch(pool)
+    .map(|row| {
+        let r = row?;
+        let signed: Vec<u8> = r.try_get("signed")?;
+        let s: SignedReceipt = decode(&signed)?;
+        Ok(StoredReceipt {
+            receipt: s.receipt,
+            body_hash: hash_of(&r, "body_hash")?,
+        })
+    })
+    .boxed()
+}
+
+/// The distinct clients with receipts in `epoch`.
+pub async fn epoch_clients(pool: &AnyPool, epoch: u64) -> Result<Vec<[u8; 32]>, DbError> {
+    let rows = sqlx::query("SELECT DISTINCT client FROM receipts WHERE epoch = $1")
+        .bind(i64_of(epoch)?)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let v: Vec<u8> = r.try_get("client")?;
+            v.try_into()
+                .map_err(|_| DbError::Corrupt("client is not 32 bytes".into()))
+        })
+        .collect()
+}
+
 /// Sessions of epochs from `first_epoch` on.
 pub async fn sessions(pool: &AnyPool, first_epoch: u64) -> Result<Vec<SessionRow>, DbError> {
     let rows = sqlx::query(
