@@ -262,13 +262,54 @@ fn encode<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {
     borsh::to_vec(v).unwrap_or_default()
 }
 
+/// Rows per multi-row receipt insert (6 parameters each, well under every driver's limit).
+const RECEIPTS_PER_INSERT: usize = 200;
+
+async fn insert_receipts(tx: &mut sqlx::Transaction<'_, sqlx::Any>, ops: &[Op]) -> Result<(), DbError> {
+    let mut sql = String::from("INSERT INTO receipts (epoch, client, session_id, body_hash, sequence, signed) VALUES ");
+    for k in 0..ops.len() {
+        let b = k * 6;
+        if k > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+    }
+    sql.push_str(" ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING");
+    let mut q = sqlx::query(&sql);
+    for op in ops {
+        if let Op::Receipt(r, hash) = op {
+            q = q
+                .bind(i64_of(r.receipt.epoch)?)
+                .bind(r.receipt.client.to_vec())
+                .bind(r.receipt.session_id.to_vec())
+                .bind(hash.to_vec())
+                .bind(i64_of(r.receipt.sequence)?)
+                .bind(encode(r));
+        }
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Applies `set` atomically; when this returns `Ok`, every write is durable.
 pub async fn apply(pool: &AnyPool, set: &WriteSet) -> Result<(), DbError> {
     if set.ops.is_empty() {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    for op in &set.ops {
+    let mut i = 0;
+    while i < set.ops.len() {
+        // Consecutive receipts go in multi-row inserts: far fewer round trips per item.
+        let run = set.ops[i..].iter().take_while(|op| matches!(op, Op::Receipt(..))).count();
+        if run > 0 {
+            for chunk in set.ops[i..i + run].chunks(RECEIPTS_PER_INSERT) {
+                insert_receipts(&mut tx, chunk).await?;
+            }
+            i += run;
+            continue;
+        }
+        let op = &set.ops[i];
+        i += 1;
         match op {
             Op::Binding(b, hash) => {
                 sqlx::query(
@@ -308,19 +349,8 @@ pub async fn apply(pool: &AnyPool, set: &WriteSet) -> Result<(), DbError> {
                 .execute(&mut *tx)
                 .await?;
             }
-            Op::Receipt(r, hash) => {
-                sqlx::query(
-                    "INSERT INTO receipts (epoch, client, session_id, body_hash, sequence, signed) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
-                )
-                .bind(i64_of(r.receipt.epoch)?)
-                .bind(r.receipt.client.to_vec())
-                .bind(r.receipt.session_id.to_vec())
-                .bind(hash.to_vec())
-                .bind(i64_of(r.receipt.sequence)?)
-                .bind(encode(r))
-                .execute(&mut *tx)
-                .await?;
-            }
+            // Written in runs above.
+            Op::Receipt(..) => {}
             Op::EvidenceOfSession(epoch, client, session) => {
                 sqlx::query(
                     "INSERT INTO equivocations (epoch, client, session_id, body_hash, sequence, signed) SELECT epoch, client, session_id, body_hash, sequence, signed FROM receipts WHERE epoch = $1 AND client = $2 AND session_id = $3 ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
