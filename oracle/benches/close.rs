@@ -4,7 +4,9 @@
 //! `cargo bench -p backhaul-oracle --bench close` (set `BACKHAUL_BENCH_SCALE=0.1` for a tenth).
 
 use backhaul_core::merkle::sha256v;
-use backhaul_oracle::aggregate::{Aggregator, BuyerCredits, CloseContext, CloseParams, Stored, StoredReceipt};
+use backhaul_oracle::aggregate::{
+    Aggregator, BuyerCredits, CloseContext, CloseParams, Stored, StoredReceipt,
+};
 use backhaul_oracle::chain::ChainInputs;
 use backhaul_protocol::{ClientGrant, Deployment, NodeBinding, UsageReceipt};
 use std::collections::HashMap;
@@ -12,20 +14,30 @@ use std::time::Instant;
 
 fn key(i: u64, tag: u8) -> [u8; 32] {
     // Spread keys over the key space like real public keys.
-    let h = sha256v(&[&i.to_le_bytes(), &[tag]]);
-    h
+    sha256v(&[&i.to_le_bytes(), &[tag]])
 }
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
 
 fn main() {
-    let scale: f64 = std::env::var("BACKHAUL_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("BACKHAUL_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let operators = (1_000_000.0 * scale) as u64;
     let clients = (100_000.0 * scale).max(1.0) as u64;
     let receipts = (10_000_000.0 * scale) as u64;
@@ -36,7 +48,15 @@ fn main() {
     let bindings: Vec<Stored<NodeBinding>> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| Stored { body: NodeBinding { node: *n, operator: key(i as u64, 2), epoch: 0, issued_at: 1 }, body_hash: key(i as u64, 3) })
+        .map(|(i, n)| Stored {
+            body: NodeBinding {
+                node: *n,
+                operator: key(i as u64, 2),
+                epoch: 0,
+                issued_at: 1,
+            },
+            body_hash: key(i as u64, 3),
+        })
         .collect();
     let mut client_keys: Vec<[u8; 32]> = (0..clients).map(|i| key(i, 4)).collect();
     client_keys.sort_unstable();
@@ -44,12 +64,30 @@ fn main() {
         .iter()
         .enumerate()
         .map(|(i, c)| Stored {
-            body: ClientGrant { buyer: key(i as u64, 5), client: *c, epoch: 0, issued_at: 1, expires_at: i64::MAX, credit_limit: 0 },
+            body: ClientGrant {
+                buyer: key(i as u64, 5),
+                client: *c,
+                epoch: 0,
+                issued_at: 1,
+                expires_at: i64::MAX,
+                credit_limit: 0,
+            },
             body_hash: key(i as u64, 6),
         })
         .collect();
-    let credits: HashMap<[u8; 32], BuyerCredits> =
-        grants.iter().map(|g| (g.body.buyer, BuyerCredits { issued: u64::MAX / 2, purchase_epoch: 0, issued_before_purchase_epoch: 0 })).collect();
+    let credits: HashMap<[u8; 32], BuyerCredits> = grants
+        .iter()
+        .map(|g| {
+            (
+                g.body.buyer,
+                BuyerCredits {
+                    issued: u64::MAX / 2,
+                    purchase_epoch: 0,
+                    issued_before_purchase_epoch: 0,
+                },
+            )
+        })
+        .collect();
     let chain = ChainInputs {
         genesis_ts: 0,
         epoch_length_secs: 86_400,
@@ -66,18 +104,29 @@ fn main() {
         ..Default::default()
     };
     let ctx = CloseContext {
-        deployment: Deployment { program_id: [1; 32], config: [2; 32] },
+        deployment: Deployment {
+            program_id: [1; 32],
+            config: [2; 32],
+        },
         epoch: 0,
         epoch_start: 0,
         epoch_end: 86_400,
-        params: CloseParams { credits_per_gib: 50_000, pair_cap_bytes: u64::MAX, max_rate_bytes_per_sec: u64::MAX },
+        params: CloseParams {
+            credits_per_gib: 50_000,
+            pair_cap_bytes: u64::MAX,
+            max_rate_bytes_per_sec: u64::MAX,
+        },
         chain: &chain,
         bindings: &bindings,
         grants: &grants,
         credits: &credits,
         previous: None,
     };
-    println!("  setup (keys, bindings, grants): {:.1} s, peak memory so far {:.0} MiB", setup.elapsed().as_secs_f64(), peak_rss_mib());
+    println!(
+        "  setup (keys, bindings, grants): {:.1} s, peak memory so far {:.0} MiB",
+        setup.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
     let before = peak_rss_mib();
 
     // The close: receipts arrive in (client, session) order, as the database streams them.
@@ -86,7 +135,11 @@ fn main() {
     let per_client = receipts / clients;
     let mut n = 0u64;
     for (ci, client) in client_keys.iter().enumerate() {
-        let count = if ci as u64 == clients - 1 { receipts - n } else { per_client };
+        let count = if ci as u64 == clients - 1 {
+            receipts - n
+        } else {
+            per_client
+        };
         for s in 0..count {
             let node = nodes[((n.wrapping_mul(2_654_435_761)) % operators) as usize];
             let mut session_id = [0u8; 16];
@@ -96,13 +149,15 @@ fn main() {
                 session_id,
                 node,
                 client: *client,
+                buyer: grants[ci].body.buyer,
                 sequence: 1,
                 cumulative_bytes: 1_000_000 + (n % 977) * 4_096,
                 session_age_secs: 600,
             };
             let mut body_hash = [0u8; 32];
             body_hash[..8].copy_from_slice(&n.to_le_bytes());
-            agg.push(&StoredReceipt { receipt, body_hash }).expect("ordered");
+            agg.push(&StoredReceipt { receipt, body_hash })
+                .expect("ordered");
             n += 1;
         }
     }
@@ -113,7 +168,10 @@ fn main() {
     let total = started.elapsed();
     let peak = peak_rss_mib();
     assert_eq!(dataset.stats.sessions, receipts);
-    assert_eq!(dataset.rewards.leaves.iter().map(|l| l.amount).sum::<u64>(), dataset.allocation);
+    assert_eq!(
+        dataset.rewards.leaves.iter().map(|l| l.amount).sum::<u64>(),
+        dataset.allocation
+    );
 
     // Baseline: the raw sha256 work of the same trees, in the same run.
     let reward_leaves = dataset.rewards.leaf_count;
@@ -126,7 +184,8 @@ fn main() {
         }
         count
     };
-    let hashes = 2 * (reward_leaves + usage_leaves) + internal(reward_leaves) + internal(usage_leaves);
+    let hashes =
+        2 * (reward_leaves + usage_leaves) + internal(reward_leaves) + internal(usage_leaves);
     let raw_started = Instant::now();
     let mut acc = [0u8; 32];
     for i in 0..hashes {
@@ -135,10 +194,25 @@ fn main() {
     let raw = raw_started.elapsed();
     std::hint::black_box(acc);
 
-    println!("  aggregation of {receipts} receipts: {:.2} s", pushed.as_secs_f64());
+    println!(
+        "  aggregation of {receipts} receipts: {:.2} s",
+        pushed.as_secs_f64()
+    );
     println!("  whole close (aggregation, caps, split, both trees, {:.0} MB dataset and its hash): {:.2} s", bytes.len() as f64 / 1e6, total.as_secs_f64());
-    println!("  peak memory: {:.0} MiB ({:.0} MiB before the close started)", peak, before);
-    println!("  raw sha256 of the same {hashes} hashes: {:.2} s", raw.as_secs_f64());
-    println!("  close time / raw hashing time: {:.1}x", total.as_secs_f64() / raw.as_secs_f64());
-    println!("  dataset sha256 {}", backhaul_protocol::dataset::hex(&hash));
+    println!(
+        "  peak memory: {:.0} MiB ({:.0} MiB before the close started)",
+        peak, before
+    );
+    println!(
+        "  raw sha256 of the same {hashes} hashes: {:.2} s",
+        raw.as_secs_f64()
+    );
+    println!(
+        "  close time / raw hashing time: {:.1}x",
+        total.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "  dataset sha256 {}",
+        backhaul_protocol::dataset::hex(&hash)
+    );
 }

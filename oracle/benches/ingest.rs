@@ -8,7 +8,10 @@ use backhaul::state::{Config, EconomicsParams, EmissionParams, EpochLedger, Rate
 use backhaul_oracle::chain::{MemoryChain, MemoryState};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::api::{BatchResponse, ItemStatus};
-use backhaul_protocol::{verify_batch_strict, ClientGrant, Deployment, NodeBinding, SigCheck, SignedReceipt, UsageReceipt};
+use backhaul_protocol::{
+    verify_batch_strict, ClientGrant, Deployment, NodeBinding, SigCheck, SignedReceipt,
+    UsageReceipt,
+};
 use ed25519_dalek::SigningKey;
 use solana_sdk::pubkey::Pubkey;
 use std::sync::Arc;
@@ -38,9 +41,26 @@ fn config(genesis: i64) -> Config {
         genesis_ts: genesis,
         epoch_length_secs: 1_000_000,
         challenge_period_secs: 3_600,
-        emission: EmissionParams { initial_per_epoch: 1, decay_bps: 0, decay_period_epochs: 1, floor_per_epoch: 0, lifetime_cap: 1 },
-        rate_limiter: RateLimiter { window_secs: 60, capacity: 1, level: 0, last_ts: 0 },
-        economics: EconomicsParams { price_max_age_secs: 60, price_max_change_bps: 1, net_emissions_cap: 0, burn_smoothing_epochs: 1, usage_cap_bps: 0 },
+        emission: EmissionParams {
+            initial_per_epoch: 1,
+            decay_bps: 0,
+            decay_period_epochs: 1,
+            floor_per_epoch: 0,
+            lifetime_cap: 1,
+        },
+        rate_limiter: RateLimiter {
+            window_secs: 60,
+            capacity: 1,
+            level: 0,
+            last_ts: 0,
+        },
+        economics: EconomicsParams {
+            price_max_age_secs: 60,
+            price_max_change_bps: 1,
+            net_emissions_cap: 0,
+            burn_smoothing_epochs: 1,
+            usage_cap_bps: 0,
+        },
         decimals: 6,
         initial_supply: 0,
         paused: false,
@@ -62,8 +82,14 @@ fn config(genesis: i64) -> Config {
 }
 
 fn main() {
-    let count: usize = std::env::var("BACKHAUL_BENCH_RECEIPTS").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
-    let deployment = Deployment { program_id: backhaul::ID.to_bytes(), config: [0xC0; 32] };
+    let count: usize = std::env::var("BACKHAUL_BENCH_RECEIPTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let deployment = Deployment {
+        program_id: backhaul::ID.to_bytes(),
+        config: [0xC0; 32],
+    };
     let nodes: Vec<SigningKey> = (0..1_000).map(|i| key(i, 1)).collect();
     let clients: Vec<SigningKey> = (0..1_000).map(|i| key(i, 2)).collect();
 
@@ -78,7 +104,8 @@ fn main() {
                 s.spawn(move || {
                     (t * per..((t + 1) * per).min(count))
                         .map(|i| {
-                            let (n, c) = (&nodes[i % nodes.len()], &clients[(i / 7) % clients.len()]);
+                            let (n, c) =
+                                (&nodes[i % nodes.len()], &clients[(i / 7) % clients.len()]);
                             let mut session_id = [0u8; 16];
                             session_id[..8].copy_from_slice(&(i as u64).to_le_bytes());
                             UsageReceipt {
@@ -86,6 +113,9 @@ fn main() {
                                 session_id,
                                 node: n.verifying_key().to_bytes(),
                                 client: c.verifying_key().to_bytes(),
+                                buyer: key(((i / 7) % clients.len()) as u64, 4)
+                                    .verifying_key()
+                                    .to_bytes(),
                                 sequence: 1,
                                 cumulative_bytes: 10_000_000,
                                 session_age_secs: 60,
@@ -96,13 +126,22 @@ fn main() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("signer")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signer"))
+            .collect()
     });
     println!("ingest: {count} receipts from {} nodes and {} clients, batches of {BATCH}, {CONNECTIONS} connections", nodes.len(), clients.len());
-    println!("  signing (setup): {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  signing (setup): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // Baseline: raw strict batch verification of the same signatures, on all cores.
-    let checks: Vec<Vec<SigCheck>> = receipts.chunks(BATCH).map(|b| b.iter().flat_map(|r| r.checks(&deployment)).collect()).collect();
+    let checks: Vec<Vec<SigCheck>> = receipts
+        .chunks(BATCH)
+        .map(|b| b.iter().flat_map(|r| r.checks(&deployment)).collect())
+        .collect();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let raw = |threads: usize| {
         let started = Instant::now();
@@ -122,15 +161,36 @@ fn main() {
     let raw_all = raw(cores);
 
     // End to end: a real oracle on loopback with SQLite in a temporary directory.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let e2e = rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = backhaul_oracle::ingest::now() - 10;
-        let mut state = MemoryState { config: Some(config(genesis)), ..Default::default() };
-        state.ledgers.insert(0, EpochLedger {
-            config: Pubkey::default(), epoch: 0, bump: 0, sealed: false, sealed_at: 0, tokens_burned: 0, credits_issued: 0,
-            credits_settled: 0, credits_unpaid: 0, tokens_minted: 0, credits_per_token: 0, price_posted_at: 0, burn_ema: 0, budget: 0,
-        });
+        let mut state = MemoryState {
+            config: Some(config(genesis)),
+            ..Default::default()
+        };
+        state.ledgers.insert(
+            0,
+            EpochLedger {
+                config: Pubkey::default(),
+                epoch: 0,
+                bump: 0,
+                sealed: false,
+                sealed_at: 0,
+                tokens_burned: 0,
+                credits_issued: 0,
+                credits_settled: 0,
+                credits_unpaid: 0,
+                tokens_minted: 0,
+                credits_per_token: 0,
+                price_posted_at: 0,
+                burn_ema: 0,
+                budget: 0,
+            },
+        );
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
@@ -139,28 +199,65 @@ fn main() {
             max_rate_bytes_per_sec: u64::MAX,
             ..Settings::default()
         };
-        let oracle = Oracle::start(settings, Arc::new(MemoryChain::new(state))).await.expect("oracle");
+        let oracle = Oracle::start(settings, Arc::new(MemoryChain::new(state)))
+            .await
+            .expect("oracle");
         let url = format!("http://{}", oracle.addr);
         let http = reqwest::Client::new();
         let post = move |path: &'static str, body: Vec<u8>| {
             let (http, url) = (http.clone(), url.clone());
             async move {
-                let resp = http.post(format!("{url}{path}")).header("content-type", "application/octet-stream").body(body).send().await.expect("post");
-                assert!(resp.status().is_success(), "{}", resp.text().await.unwrap_or_default());
+                let resp = http
+                    .post(format!("{url}{path}"))
+                    .header("content-type", "application/octet-stream")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("post");
+                assert!(
+                    resp.status().is_success(),
+                    "{}",
+                    resp.text().await.unwrap_or_default()
+                );
                 resp.json::<BatchResponse>().await.expect("json")
             }
         };
-        let bindings: Vec<_> = nodes.iter().enumerate().map(|(i, n)| {
-            let op = key(i as u64, 3);
-            NodeBinding { node: n.verifying_key().to_bytes(), operator: op.verifying_key().to_bytes(), epoch: 0, issued_at: 1 }.sign(&deployment, n, &op)
-        }).collect();
-        let grants: Vec<_> = clients.iter().enumerate().map(|(i, c)| {
-            let b = key(i as u64, 4);
-            ClientGrant { buyer: b.verifying_key().to_bytes(), client: c.verifying_key().to_bytes(), epoch: 0, issued_at: 1, expires_at: i64::MAX, credit_limit: 0 }.sign(&deployment, &b)
-        }).collect();
+        let bindings: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let op = key(i as u64, 3);
+                NodeBinding {
+                    node: n.verifying_key().to_bytes(),
+                    operator: op.verifying_key().to_bytes(),
+                    epoch: 0,
+                    issued_at: 1,
+                }
+                .sign(&deployment, n, &op)
+            })
+            .collect();
+        let grants: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let b = key(i as u64, 4);
+                ClientGrant {
+                    buyer: b.verifying_key().to_bytes(),
+                    client: c.verifying_key().to_bytes(),
+                    epoch: 0,
+                    issued_at: 1,
+                    expires_at: i64::MAX,
+                    credit_limit: 0,
+                }
+                .sign(&deployment, &b)
+            })
+            .collect();
         post("/v1/bindings", borsh::to_vec(&bindings).expect("encode")).await;
         post("/v1/grants", borsh::to_vec(&grants).expect("encode")).await;
-        let bodies: Vec<Vec<u8>> = receipts.chunks(BATCH).map(|b| borsh::to_vec(&b.to_vec()).expect("encode")).collect();
+        let bodies: Vec<Vec<u8>> = receipts
+            .chunks(BATCH)
+            .map(|b| borsh::to_vec(&b.to_vec()).expect("encode"))
+            .collect();
         let started = Instant::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let bodies = Arc::new(bodies);
@@ -173,7 +270,11 @@ fn main() {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
                     let resp = post("/v1/receipts", body.clone()).await;
-                    stored += resp.results.iter().filter(|r| r.status == ItemStatus::Accepted).count();
+                    stored += resp
+                        .results
+                        .iter()
+                        .filter(|r| r.status == ItemStatus::Accepted)
+                        .count();
                 }
                 stored
             }));
@@ -188,8 +289,13 @@ fn main() {
         count as f64 / elapsed.as_secs_f64()
     });
 
-    println!("  raw strict batch verification, 1 core: {raw_one:.0} receipts/s (2 signatures each)");
+    println!(
+        "  raw strict batch verification, 1 core: {raw_one:.0} receipts/s (2 signatures each)"
+    );
     println!("  raw strict batch verification, {cores} cores: {raw_all:.0} receipts/s");
     println!("  end to end (HTTP, verification, durable SQLite commit): {e2e:.0} receipts/s");
-    println!("  end to end / raw verification on {cores} cores: {:.0}%", 100.0 * e2e / raw_all);
+    println!(
+        "  end to end / raw verification on {cores} cores: {:.0}%",
+        100.0 * e2e / raw_all
+    );
 }

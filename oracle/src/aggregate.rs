@@ -204,44 +204,80 @@ pub fn close(input: &CloseInput) -> Result<Dataset, CloseError> {
     agg.finish()
 }
 
-/// One counting session, with interned keys (small, so that ten million fit in memory).
-struct Counted {
-    node: u32,
-    client: u32,
-    session: u128,
-    limit: u64,
-    bytes: u64,
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Keys seen during a close, each given a small dense id.
+#[derive(Default)]
+struct Interner {
+    ids: FastMap<Key, u32>,
+    keys: Vec<Key>,
 }
 
-/// Resolves a key's binding or grant once and remembers it.
+impl Interner {
+    fn id(&mut self, key: &Key) -> (u32, bool) {
+        if let Some(id) = self.ids.get(key) {
+            return (*id, false);
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(*key);
+        self.ids.insert(*key, id);
+        (id, true)
+    }
+
+    /// For each id, its position in key order.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
+        order.sort_unstable_by_key(|i| self.keys[*i as usize]);
+        let mut rank = vec![0u32; order.len()];
+        for (r, id) in order.into_iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        rank
+    }
+}
+
+/// What applies to a (buyer, client) pair: the grant's limit, or why nothing does.
 #[derive(Clone, Copy)]
-enum Resolved {
-    /// The operator (for a node) or the buyer and credit limit (for a client); the grant's
-    /// expiry for clients.
-    Found {
-        owner: u32,
-        limit: u64,
-        expired: bool,
-    },
+enum PairGrant {
+    Valid { buyer: u32, limit: u64 },
+    Expired,
     Missing,
 }
 
+/// One counting session, with interned ids (48 bytes, so that ten million fit in memory).
+struct Counted {
+    node: u32,
+    client: u32,
+    pair: u32,
+    session: u128,
+    bytes: u64,
+}
+
+/// The session being read: its identity, the receipt at its top sequence, and whether another
+/// receipt at that sequence differs.
+struct Current {
+    client: Key,
+    session: [u8; 16],
+    top: StoredReceipt,
+    equivocated: bool,
+}
+
 /// The streaming close: push the epoch's stored receipts in (client, session) order, then finish.
-/// Memory grows with the number of counting sessions (about 48 bytes each) and distinct keys.
+/// Memory grows with the number of counting sessions (48 bytes each) and of distinct keys.
 pub struct Aggregator<'a> {
     ctx: &'a CloseContext<'a>,
-    bindings_by_node: HashMap<Key, Vec<&'a Stored<NodeBinding>>>,
-    grants_by_client: HashMap<Key, Vec<&'a Stored<ClientGrant>>>,
-    /// Interned keys: nodes, clients and owners (operators and buyers) in one table.
-    keys: Vec<Key>,
-    ids: HashMap<Key, u32>,
-    node_resolved: HashMap<u32, Resolved>,
-    client_resolved: HashMap<u32, Resolved>,
-    /// The operator of each counting node, by node id.
-    node_operator: HashMap<u32, u32>,
-    client_buyer: HashMap<u32, u32>,
-    /// The session being read and its receipts at the top sequence.
-    current: Option<(Key, [u8; 16], u64, Vec<StoredReceipt>)>,
+    bindings_by_node: FastMap<Key, Vec<&'a Stored<NodeBinding>>>,
+    grants_by_pair: FastMap<(Key, Key), Vec<&'a Stored<ClientGrant>>>,
+    nodes: Interner,
+    /// The operator of each node (an id in `operators`), `None` without a binding.
+    node_operator: Vec<Option<u32>>,
+    operators: Interner,
+    clients: Interner,
+    buyers: Interner,
+    pairs: Interner,
+    pair_grant: Vec<PairGrant>,
+    last_pair: Option<((Key, Key), u32)>,
+    current: Option<Current>,
     counted: Vec<Counted>,
     rejected: BTreeMap<String, u64>,
     sessions: u64,
@@ -286,24 +322,29 @@ impl<'a> Aggregator<'a> {
                 chain_usage: ctx.chain.last_usage_total,
             });
         }
-        let mut bindings_by_node: HashMap<Key, Vec<&Stored<NodeBinding>>> = HashMap::new();
+        let mut bindings_by_node: FastMap<Key, Vec<&Stored<NodeBinding>>> = FastMap::default();
         for b in ctx.bindings {
             bindings_by_node.entry(b.body.node).or_default().push(b);
         }
-        let mut grants_by_client: HashMap<Key, Vec<&Stored<ClientGrant>>> = HashMap::new();
+        let mut grants_by_pair: FastMap<(Key, Key), Vec<&Stored<ClientGrant>>> = FastMap::default();
         for g in ctx.grants {
-            grants_by_client.entry(g.body.client).or_default().push(g);
+            grants_by_pair
+                .entry((g.body.buyer, g.body.client))
+                .or_default()
+                .push(g);
         }
         Ok(Aggregator {
             ctx,
             bindings_by_node,
-            grants_by_client,
-            keys: Vec::new(),
-            ids: HashMap::new(),
-            node_resolved: HashMap::new(),
-            client_resolved: HashMap::new(),
-            node_operator: HashMap::new(),
-            client_buyer: HashMap::new(),
+            grants_by_pair,
+            nodes: Interner::default(),
+            node_operator: Vec::new(),
+            operators: Interner::default(),
+            clients: Interner::default(),
+            buyers: Interner::default(),
+            pairs: Interner::default(),
+            pair_grant: Vec::new(),
+            last_pair: None,
             current: None,
             counted: Vec::new(),
             rejected: BTreeMap::new(),
@@ -313,16 +354,6 @@ impl<'a> Aggregator<'a> {
             prev_reward_total,
             prev_usage_total,
         })
-    }
-
-    fn intern(&mut self, key: &Key) -> u32 {
-        if let Some(id) = self.ids.get(key) {
-            return *id;
-        }
-        let id = self.keys.len() as u32;
-        self.keys.push(*key);
-        self.ids.insert(*key, id);
-        id
     }
 
     fn skip(&mut self, s: Skip) {
@@ -336,160 +367,150 @@ impl<'a> Aggregator<'a> {
             return Ok(());
         }
         let (client, session) = (r.receipt.client, r.receipt.session_id);
-        match &mut self.current {
-            Some((c, s, top, list)) if *c == client && *s == session => {
-                if r.receipt.sequence > *top {
-                    *top = r.receipt.sequence;
-                    list.clear();
-                    list.push(*r);
-                } else if r.receipt.sequence == *top {
-                    list.push(*r);
+        if let Some(cur) = &mut self.current {
+            if cur.client == client && cur.session == session {
+                if r.receipt.sequence > cur.top.receipt.sequence {
+                    cur.top = *r;
+                    cur.equivocated = false;
+                } else if r.receipt.sequence == cur.top.receipt.sequence
+                    && r.body_hash != cur.top.body_hash
+                {
+                    cur.equivocated = true;
                 }
                 return Ok(());
             }
-            Some((c, s, _, _)) if (*c, *s) > (client, session) => {
-                return Err(CloseError::Unordered)
+            if (cur.client, cur.session) > (client, session) {
+                return Err(CloseError::Unordered);
             }
-            _ => {}
         }
-        if let Some((_, _, _, list)) = self.current.take() {
-            self.session(list);
+        if let Some(done) = self.current.take() {
+            self.session(done);
         }
-        self.current = Some((client, session, r.receipt.sequence, vec![*r]));
+        self.current = Some(Current {
+            client,
+            session,
+            top: *r,
+            equivocated: false,
+        });
         Ok(())
     }
 
-    /// Judges one session from the receipts at its top sequence.
-    fn session(&mut self, top: Vec<StoredReceipt>) {
+    /// Judges one session from the receipt at its top sequence.
+    fn session(&mut self, cur: Current) {
         self.sessions += 1;
-        let first = top[0];
-        if top.iter().any(|r| r.body_hash != first.body_hash) {
+        if cur.equivocated {
             return self.skip(Skip::Equivocation);
         }
-        let r = first.receipt;
+        let r = cur.top.receipt;
         let epoch = self.ctx.epoch;
-        let node = self.intern(&r.node);
-        let client = self.intern(&r.client);
-        let node_res = match self.node_resolved.get(&node) {
-            Some(v) => *v,
-            None => {
-                let v = match self
-                    .bindings_by_node
-                    .get(&r.node)
-                    .and_then(|v| latest(v.iter().copied(), epoch))
-                    .map(|b| b.operator)
-                {
-                    Some(op) => Resolved::Found {
-                        owner: self.intern(&op),
-                        limit: 0,
-                        expired: false,
-                    },
-                    None => Resolved::Missing,
-                };
-                self.node_resolved.insert(node, v);
-                v
+        let (node, new_node) = self.nodes.id(&r.node);
+        if new_node {
+            let operator = self
+                .bindings_by_node
+                .get(&r.node)
+                .and_then(|v| latest(v.iter().copied(), epoch))
+                .map(|b| self.operators.id(&b.operator).0);
+            self.node_operator.push(operator);
+        }
+        let pair_key = (r.buyer, r.client);
+        let pair = match self.last_pair {
+            Some((k, id)) if k == pair_key => id,
+            _ => {
+                let (id, new_pair) = self.pairs.id(&pair_hash(&pair_key));
+                if new_pair {
+                    let grant = self
+                        .grants_by_pair
+                        .get(&pair_key)
+                        .and_then(|v| latest(v.iter().copied(), epoch))
+                        .copied();
+                    self.pair_grant.push(match grant {
+                        None => PairGrant::Missing,
+                        Some(g) if g.expires_at <= self.ctx.epoch_start => PairGrant::Expired,
+                        Some(g) => PairGrant::Valid {
+                            buyer: self.buyers.id(&g.buyer).0,
+                            limit: g.credit_limit,
+                        },
+                    });
+                }
+                self.last_pair = Some((pair_key, id));
+                id
             }
         };
-        let client_res = match self.client_resolved.get(&client) {
-            Some(v) => *v,
-            None => {
-                let found = self
-                    .grants_by_client
-                    .get(&r.client)
-                    .and_then(|v| latest(v.iter().copied(), epoch))
-                    .copied();
-                let v = match found {
-                    Some(g) => Resolved::Found {
-                        owner: self.intern(&g.buyer),
-                        limit: g.credit_limit,
-                        expired: g.expires_at <= self.ctx.epoch_start,
-                    },
-                    None => Resolved::Missing,
-                };
-                self.client_resolved.insert(client, v);
-                v
-            }
-        };
-        let Resolved::Found {
-            owner: operator, ..
-        } = node_res
-        else {
+        let Some(operator) = self.node_operator[node as usize] else {
             return self.skip(Skip::UnknownBinding);
         };
-        let Resolved::Found {
-            owner: buyer,
-            limit,
-            expired,
-        } = client_res
-        else {
-            return self.skip(Skip::UnknownGrant);
+        let buyer = match self.pair_grant[pair as usize] {
+            PairGrant::Missing => return self.skip(Skip::UnknownGrant),
+            PairGrant::Expired => return self.skip(Skip::GrantExpired),
+            PairGrant::Valid { buyer, .. } => buyer,
         };
-        if expired {
-            return self.skip(Skip::GrantExpired);
-        }
         if r.rate_bytes_per_sec() > self.ctx.params.max_rate_bytes_per_sec {
             return self.skip(Skip::RateExceeded);
         }
-        if operator == buyer {
+        if self.operators.keys[operator as usize] == self.buyers.keys[buyer as usize] {
             return self.skip(Skip::SelfDealing);
         }
-        self.node_operator.insert(node, operator);
-        self.client_buyer.insert(client, buyer);
+        let (client, _) = self.clients.id(&r.client);
         self.counted.push(Counted {
             node,
             client,
+            pair,
             session: u128::from_be_bytes(r.session_id),
-            limit,
             bytes: r.cumulative_bytes,
         });
     }
 
     /// Applies the caps, splits the budget and builds both trees.
     pub fn finish(mut self) -> Result<Dataset, CloseError> {
-        if let Some((_, _, _, list)) = self.current.take() {
-            self.session(list);
+        if let Some(done) = self.current.take() {
+            self.session(done);
         }
         let ctx = self.ctx;
         let epoch = ctx.epoch;
         let overflow = || CloseError::Overflow(epoch);
         let p = ctx.params;
-        let keys = std::mem::take(&mut self.keys);
 
         // 3–4. Caps, filled in canonical order: node key, client key, session id.
-        self.counted.sort_unstable_by(|a, b| {
-            keys[a.node as usize]
-                .cmp(&keys[b.node as usize])
-                .then_with(|| keys[a.client as usize].cmp(&keys[b.client as usize]))
-                .then(a.session.cmp(&b.session))
+        let node_rank = self.nodes.ranks();
+        let client_rank = self.clients.ranks();
+        let mut counted = std::mem::take(&mut self.counted);
+        counted.sort_unstable_by_key(|c| {
+            (
+                (u64::from(node_rank[c.node as usize]) << 32)
+                    | u64::from(client_rank[c.client as usize]),
+                c.session,
+            )
         });
-        let mut client_left: HashMap<u32, u64> = HashMap::new();
-        let mut buyer_left: HashMap<u32, u64> = HashMap::new();
+        let mut pair_left: Vec<Option<u64>> = vec![None; self.pairs.keys.len()];
+        let mut buyer_left: Vec<Option<u64>> = vec![None; self.buyers.keys.len()];
+        let mut node_bytes = vec![0u64; self.nodes.keys.len()];
+        let mut buyer_bytes_v = vec![0u64; self.buyers.keys.len()];
         let (mut over_pair, mut over_credits) = (0u64, 0u64);
-        let mut node_bytes: BTreeMap<Key, (Key, u64)> = BTreeMap::new();
-        let mut buyer_bytes: BTreeMap<Key, u64> = BTreeMap::new();
         let mut sessions_counted = 0u64;
-        let mut pair: Option<(u32, u32)> = None;
-        let mut pair_left = 0u64;
-        for c in &self.counted {
-            if pair != Some((c.node, c.client)) {
-                pair = Some((c.node, c.client));
-                pair_left = p.pair_cap_bytes;
+        let mut node_client: Option<(u32, u32)> = None;
+        let mut nc_left = 0u64;
+        for c in &counted {
+            if node_client != Some((c.node, c.client)) {
+                node_client = Some((c.node, c.client));
+                nc_left = p.pair_cap_bytes;
             }
-            let after_pair = c.bytes.min(pair_left);
-            pair_left -= after_pair;
+            let after_cap = c.bytes.min(nc_left);
+            nc_left -= after_cap;
             over_pair = over_pair
-                .checked_add(c.bytes - after_pair)
+                .checked_add(c.bytes - after_cap)
                 .ok_or_else(overflow)?;
-            let buyer = self.client_buyer[&c.client];
-            let client = client_left.entry(c.client).or_insert_with(|| {
-                if c.limit == 0 {
+            let PairGrant::Valid { buyer, limit } = self.pair_grant[c.pair as usize] else {
+                continue;
+            };
+            let grant_left = pair_left[c.pair as usize].get_or_insert_with(|| {
+                if limit == 0 {
                     u64::MAX
                 } else {
-                    bytes_for_credits(c.limit, p.credits_per_gib)
+                    bytes_for_credits(limit, p.credits_per_gib)
                 }
             });
-            let buyer_key = keys[buyer as usize];
-            let left = buyer_left.entry(buyer).or_insert_with(|| {
+            let buyer_key = self.buyers.keys[buyer as usize];
+            let left = buyer_left[buyer as usize].get_or_insert_with(|| {
                 let credits = ctx.credits.get(&buyer_key).copied().unwrap_or_default();
                 let had = issued_through(
                     credits.issued,
@@ -500,32 +521,58 @@ impl<'a> Aggregator<'a> {
                 let used = self.usage_cum.get(&buyer_key).copied().unwrap_or(0);
                 bytes_for_credits(had.saturating_sub(used), p.credits_per_gib)
             });
-            let take = after_pair.min(*client).min(*left);
-            *client -= take;
+            let take = after_cap.min(*grant_left).min(*left);
+            *grant_left -= take;
             *left -= take;
             over_credits = over_credits
-                .checked_add(after_pair - take)
+                .checked_add(after_cap - take)
                 .ok_or_else(overflow)?;
             if take == 0 {
                 continue;
             }
             sessions_counted += 1;
-            let operator = keys[self.node_operator[&c.node] as usize];
-            let entry = node_bytes
-                .entry(keys[c.node as usize])
-                .or_insert((operator, 0));
-            entry.1 = entry.1.checked_add(take).ok_or_else(overflow)?;
-            let b = buyer_bytes.entry(buyer_key).or_default();
-            *b = b.checked_add(take).ok_or_else(overflow)?;
+            node_bytes[c.node as usize] = node_bytes[c.node as usize]
+                .checked_add(take)
+                .ok_or_else(overflow)?;
+            buyer_bytes_v[buyer as usize] = buyer_bytes_v[buyer as usize]
+                .checked_add(take)
+                .ok_or_else(overflow)?;
         }
-        drop(std::mem::take(&mut self.counted));
+        drop(counted);
+        let mut operator_bytes_v = vec![0u64; self.operators.keys.len()];
+        let mut node_rows: Vec<(Key, Key, u64)> = Vec::new();
+        for (node, bytes) in node_bytes.iter().enumerate() {
+            if *bytes == 0 {
+                continue;
+            }
+            if let Some(op) = self.node_operator[node] {
+                operator_bytes_v[op as usize] = operator_bytes_v[op as usize]
+                    .checked_add(*bytes)
+                    .ok_or_else(overflow)?;
+                node_rows.push((
+                    self.nodes.keys[node],
+                    self.operators.keys[op as usize],
+                    *bytes,
+                ));
+            }
+        }
+        node_rows.sort_unstable_by_key(|r| r.0);
+        let node_bytes: Vec<(Key, (Key, u64))> =
+            node_rows.into_iter().map(|(n, o, b)| (n, (o, b))).collect();
+        let operator_bytes: BTreeMap<Key, u64> = operator_bytes_v
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b > 0)
+            .map(|(i, b)| (self.operators.keys[i], *b))
+            .collect();
+        let buyer_bytes: BTreeMap<Key, u64> = buyer_bytes_v
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b > 0)
+            .map(|(i, b)| (self.buyers.keys[i], *b))
+            .collect();
 
-        // 5. Per operator and per buyer.
-        let mut operator_bytes: BTreeMap<Key, u64> = BTreeMap::new();
-        for (operator, bytes) in node_bytes.values() {
-            let o = operator_bytes.entry(*operator).or_default();
-            *o = o.checked_add(*bytes).ok_or_else(overflow)?;
-        }
+        // 5. Per buyer.
         let mut buyer_credits: BTreeMap<Key, u64> = BTreeMap::new();
         for (buyer, bytes) in &buyer_bytes {
             buyer_credits.insert(
@@ -694,4 +741,9 @@ impl<'a> Aggregator<'a> {
             },
         })
     }
+}
+
+/// One 32-byte key for a (buyer, client) pair, for interning.
+fn pair_hash(pair: &(Key, Key)) -> Key {
+    backhaul_core::merkle::sha256v(&[&pair.0, &pair.1])
 }

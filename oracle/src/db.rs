@@ -265,14 +265,27 @@ fn encode<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {
 /// Rows per multi-row receipt insert (6 parameters each, well under every driver's limit).
 const RECEIPTS_PER_INSERT: usize = 200;
 
-async fn insert_receipts(tx: &mut sqlx::Transaction<'_, sqlx::Any>, ops: &[Op]) -> Result<(), DbError> {
-    let mut sql = String::from("INSERT INTO receipts (epoch, client, session_id, body_hash, sequence, signed) VALUES ");
+async fn insert_receipts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ops: &[Op],
+) -> Result<(), DbError> {
+    let mut sql = String::from(
+        "INSERT INTO receipts (epoch, client, session_id, body_hash, sequence, signed) VALUES ",
+    );
     for k in 0..ops.len() {
         let b = k * 6;
         if k > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6
+        ));
     }
     sql.push_str(" ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING");
     let mut q = sqlx::query(&sql);
@@ -300,7 +313,10 @@ pub async fn apply(pool: &AnyPool, set: &WriteSet) -> Result<(), DbError> {
     let mut i = 0;
     while i < set.ops.len() {
         // Consecutive receipts go in multi-row inserts: far fewer round trips per item.
-        let run = set.ops[i..].iter().take_while(|op| matches!(op, Op::Receipt(..))).count();
+        let run = set.ops[i..]
+            .iter()
+            .take_while(|op| matches!(op, Op::Receipt(..)))
+            .count();
         if run > 0 {
             for chunk in set.ops[i..i + run].chunks(RECEIPTS_PER_INSERT) {
                 insert_receipts(&mut tx, chunk).await?;

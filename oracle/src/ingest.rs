@@ -71,6 +71,8 @@ struct Session {
     bodies: Vec<[u8; 32]>,
     /// Bytes of the stored receipt (the first at the top sequence).
     bytes: u64,
+    /// The buyer it names.
+    buyer: Key,
 }
 
 /// The writer's in-memory view of what is stored.
@@ -82,7 +84,8 @@ pub struct Writer {
     closed_through: Option<u64>,
     sessions: HashMap<(u64, Key, [u8; 16]), Session>,
     bindings: HashMap<Key, Vec<Stored<NodeBinding>>>,
-    grants: HashMap<Key, Vec<Stored<ClientGrant>>>,
+    /// Grants by (buyer, client).
+    grants: HashMap<(Key, Key), Vec<Stored<ClientGrant>>>,
     known: HashSet<[u8; 32]>,
     /// Provisional: bytes per (epoch, buyer) of stored sessions, and credits still available.
     buyer_bytes: HashMap<(u64, Key), u64>,
@@ -129,7 +132,10 @@ impl Writer {
         }
         for g in db::grants(&self.pool).await? {
             self.known.insert(g.body_hash);
-            self.grants.entry(g.body.client).or_default().push(g);
+            self.grants
+                .entry((g.body.buyer, g.body.client))
+                .or_default()
+                .push(g);
         }
         let first_open = self.closed_through.map_or(0, |e| e.saturating_add(1));
         for epoch in db::sessions(&self.pool, first_open)
@@ -145,25 +151,16 @@ impl Writer {
                     s.sequence = r.receipt.sequence;
                     s.bodies = vec![r.body_hash];
                     s.bytes = r.receipt.cumulative_bytes;
+                    s.buyer = r.receipt.buyer;
                 } else if r.receipt.sequence == s.sequence {
                     s.bodies.push(r.body_hash);
                 }
             }
         }
-        let sessions: Vec<_> = self.sessions.iter().map(|(k, s)| (*k, s.bytes)).collect();
-        for ((epoch, client, _), bytes) in sessions {
-            if let Some(buyer) = self.buyer_of(&client, epoch) {
-                *self.buyer_bytes.entry((epoch, buyer)).or_default() += bytes;
-            }
+        for ((epoch, _, _), s) in &self.sessions {
+            *self.buyer_bytes.entry((*epoch, s.buyer)).or_default() += s.bytes;
         }
         Ok(())
-    }
-
-    fn buyer_of(&self, client: &Key, epoch: u64) -> Option<Key> {
-        self.grants
-            .get(client)
-            .and_then(|v| latest(v, epoch))
-            .map(|g| g.buyer)
     }
 
     /// Whether `epoch` takes receipts at `now`: started, and not closed.
@@ -267,10 +264,13 @@ impl Writer {
         if !self.known.insert(hash) {
             return ItemResult::DUPLICATE;
         }
-        self.grants.entry(g.grant.client).or_default().push(Stored {
-            body: g.grant,
-            body_hash: hash,
-        });
+        self.grants
+            .entry((g.grant.buyer, g.grant.client))
+            .or_default()
+            .push(Stored {
+                body: g.grant,
+                body_hash: hash,
+            });
         set.ops.push(Op::Grant(g, hash));
         ItemResult::ACCEPTED
     }
@@ -297,6 +297,7 @@ impl Writer {
             session.sequence = r.sequence;
             session.bodies = vec![hash];
             session.bytes = r.cumulative_bytes;
+            session.buyer = r.buyer;
             set.ops.push(Op::Receipt(signed, hash));
         } else if r.sequence < session.sequence {
             return ItemResult::SUPERSEDED;
@@ -317,7 +318,7 @@ impl Writer {
             .copied();
         let grant = self
             .grants
-            .get(&r.client)
+            .get(&(r.buyer, r.client))
             .and_then(|v| latest(v, r.epoch))
             .copied();
         let Some(binding) = binding else {

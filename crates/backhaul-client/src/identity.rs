@@ -93,6 +93,11 @@ impl NodeIdentity {
 
     /// Countersigns a receipt the client signed, after checking that it names this node and
     /// that the client's signature verifies (strictly, as the oracles check it).
+    ///
+    /// The client's signature covers the whole body, `buyer` included, so the buyer cannot be
+    /// changed once the client has signed. Whether that buyer has a grant for the client is not
+    /// checked here (the grants are the oracles'): a receipt whose buyer has not granted its
+    /// client does not count.
     pub fn countersign(
         &self,
         receipt: &UsageReceipt,
@@ -145,7 +150,11 @@ impl BuyerIdentity {
 
     /// Authorizes `client` from `epoch` on, for usage in epochs starting before `expires_at`,
     /// up to `credit_limit` credits per epoch (0: no limit beyond the buyer's credits). It
-    /// replaces the client's grants issued before `issued_at`, from `epoch` on.
+    /// replaces this buyer's grants for the client issued before `issued_at`, from `epoch` on.
+    ///
+    /// It applies only to receipts that name this buyer (the client's sessions must be made
+    /// with [`key`](Self::key) as their buyer, see [`ClientSession::new`]); a grant of another
+    /// buyer for the same client neither replaces nor is replaced by it.
     pub fn grant(
         &self,
         client: Key,
@@ -165,15 +174,20 @@ impl BuyerIdentity {
         .sign(&self.deployment, &self.buyer)
     }
 
-    /// Revokes `client` from `epoch` on: a grant issued at `issued_at` (later than the grants it
-    /// revokes) that has already expired ([`REVOKED_EXPIRES_AT`]).
+    /// Revokes `client` from `epoch` on, for this buyer: a grant issued at `issued_at` (later
+    /// than the grants it revokes) that has already expired ([`REVOKED_EXPIRES_AT`]). Receipts
+    /// naming another buyer are not affected.
     pub fn revoke(&self, client: Key, epoch: u64, issued_at: i64) -> SignedGrant {
         self.grant(client, epoch, issued_at, REVOKED_EXPIRES_AT, 0)
     }
 }
 
-/// One session of a client with one node, in one epoch: the client signs a receipt for the
-/// cumulative bytes received so far, each with the next sequence number.
+/// One session of a client with one node, in one epoch, paid for by one buyer: the client
+/// signs a receipt for the cumulative bytes received so far, each with the next sequence number.
+///
+/// Every receipt names the buyer, and the oracles apply only that buyer's grant for the client:
+/// the buyer must have granted the client (see [`BuyerIdentity::grant`]) or the receipts do not
+/// count. A client granted by several buyers chooses, per session, which one pays.
 ///
 /// The session id is random, so sessions never collide: the oracles key a session by
 /// `(epoch, client, session_id)`, and two different receipts with the same key and sequence
@@ -183,6 +197,7 @@ impl BuyerIdentity {
 pub struct ClientSession {
     deployment: Deployment,
     client: SigningKey,
+    buyer: Key,
     node: Key,
     epoch: u64,
     session_id: [u8; 16],
@@ -193,10 +208,13 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    /// A new session with a random id, started at `started_at` (unix seconds).
+    /// A new session with a random id, started at `started_at` (unix seconds), in which
+    /// `client` receives from `node` on behalf of `buyer` (the buyer wallet whose grant
+    /// authorizes the client and whose credits pay).
     pub fn new(
         deployment: Deployment,
         client: SigningKey,
+        buyer: Key,
         node: Key,
         epoch: u64,
         started_at: i64,
@@ -204,6 +222,7 @@ impl ClientSession {
         Self::with_session_id(
             deployment,
             client,
+            buyer,
             node,
             epoch,
             rand::random::<[u8; 16]>(),
@@ -215,6 +234,7 @@ impl ClientSession {
     pub fn with_session_id(
         deployment: Deployment,
         client: SigningKey,
+        buyer: Key,
         node: Key,
         epoch: u64,
         session_id: [u8; 16],
@@ -223,6 +243,7 @@ impl ClientSession {
         ClientSession {
             deployment,
             client,
+            buyer,
             node,
             epoch,
             session_id,
@@ -273,6 +294,11 @@ impl ClientSession {
         self.client.verifying_key().to_bytes()
     }
 
+    /// The buyer every receipt of the session names.
+    pub fn buyer(&self) -> Key {
+        self.buyer
+    }
+
     pub fn node(&self) -> Key {
         self.node
     }
@@ -303,6 +329,7 @@ impl ClientSession {
             session_id: self.session_id,
             node: self.node,
             client: self.client(),
+            buyer: self.buyer,
             sequence: self.sequence,
             cumulative_bytes: self.cumulative_bytes,
             session_age_secs: self.session_age_secs,
@@ -331,7 +358,9 @@ mod tests {
     #[test]
     fn sessions_count_up() {
         let node = key(2).verifying_key().to_bytes();
-        let mut s = ClientSession::with_session_id(DEP, key(1), node, 42, [9; 16], 1_000);
+        let buyer = key(3).verifying_key().to_bytes();
+        let mut s = ClientSession::with_session_id(DEP, key(1), buyer, node, 42, [9; 16], 1_000);
+        assert_eq!((s.buyer(), s.node()), (buyer, node));
         assert_eq!(s.last(), None);
         let r1 = s.record(100, 1_010).unwrap();
         let r2 = s.record(250, 1_030).unwrap();
@@ -362,17 +391,19 @@ mod tests {
             assert_eq!(r.session_id, [9; 16]);
             assert_eq!(r.node, node);
             assert_eq!(r.client, key(1).verifying_key().to_bytes());
+            assert_eq!(r.buyer, buyer);
         }
         assert_eq!(s.last(), Some(r3));
         assert_eq!((s.sequence(), s.cumulative_bytes()), (3, 350));
         // Before the start: age 0, not a wrapped-around huge number.
-        let mut early = ClientSession::with_session_id(DEP, key(1), node, 42, [8; 16], 1_000);
+        let mut early =
+            ClientSession::with_session_id(DEP, key(1), buyer, node, 42, [8; 16], 1_000);
         assert_eq!(early.record(1, 900).unwrap().session_age_secs, 0);
     }
 
     #[test]
     fn counters_refuse_to_overflow_and_leave_the_session_unchanged() {
-        let mut s = ClientSession::new(DEP, key(1), [2; 32], 1, 0);
+        let mut s = ClientSession::new(DEP, key(1), [3; 32], [2; 32], 1, 0);
         s.record(u64::MAX - 1, 5).unwrap();
         assert_eq!(s.record(2, 6), Err(SessionError::Overflow));
         assert_eq!(s.sequence(), 1);
@@ -382,16 +413,18 @@ mod tests {
 
     #[test]
     fn session_ids_are_random() {
-        let a = ClientSession::new(DEP, key(1), [2; 32], 1, 0);
-        let b = ClientSession::new(DEP, key(1), [2; 32], 1, 0);
+        let a = ClientSession::new(DEP, key(1), [3; 32], [2; 32], 1, 0);
+        let b = ClientSession::new(DEP, key(1), [3; 32], [2; 32], 1, 0);
         assert_ne!(a.session_id(), b.session_id());
     }
 
     #[test]
     fn client_and_node_signatures_verify_and_the_node_checks_what_it_signs() {
         let node = NodeIdentity::new(DEP, key(2), key(4).verifying_key().to_bytes());
-        let mut s = ClientSession::new(DEP, key(1), node.key(), 42, 0);
+        let buyer = key(3).verifying_key().to_bytes();
+        let mut s = ClientSession::new(DEP, key(1), buyer, node.key(), 42, 0);
         let (receipt, client_sig) = s.record_signed(1 << 20, 60).unwrap();
+        assert_eq!(receipt.buyer, buyer);
         let signed = node.countersign(&receipt, client_sig).unwrap();
         assert_eq!(signed.receipt, receipt);
         assert_eq!(signed.client_signature, client_sig);
@@ -401,6 +434,15 @@ mod tests {
         bad[5] ^= 1;
         assert_eq!(
             node.countersign(&receipt, bad),
+            Err(IdentityError::BadClientSignature)
+        );
+        // The client's signature covers the buyer: naming another one breaks it.
+        let rebought = UsageReceipt {
+            buyer: key(5).verifying_key().to_bytes(),
+            ..receipt
+        };
+        assert_eq!(
+            node.countersign(&rebought, client_sig),
             Err(IdentityError::BadClientSignature)
         );
         let other = NodeIdentity::new(DEP, key(7), [4; 32]);

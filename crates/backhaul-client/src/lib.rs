@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use backhaul_client::{ClientConfig, ClientSession, Fanout, NodeIdentity};
+//! use backhaul_client::{BuyerIdentity, ClientConfig, ClientSession, Fanout, NodeIdentity};
 //! use backhaul_protocol::Deployment;
 //! use ed25519_dalek::SigningKey;
 //!
@@ -20,9 +20,14 @@
 //!     ClientConfig::default())?;
 //! oracles.submit_bindings(&[node.sign_binding(42, 1_750_000_000, &operator)?]).await;
 //!
-//! // The client signs what it received; the node countersigns and submits.
-//! let mut session = ClientSession::new(deployment, SigningKey::from_bytes(&[1; 32]),
-//!     node.key(), 42, 1_750_000_000);
+//! // The client signs what it received, naming the buyer whose grant authorizes it (and whose
+//! // credits pay); the node countersigns and submits.
+//! let buyer = BuyerIdentity::new(deployment, SigningKey::from_bytes(&[3; 32]));
+//! let client = SigningKey::from_bytes(&[1; 32]);
+//! oracles.submit_grants(&[buyer.grant(client.verifying_key().to_bytes(), 42, 1_750_000_000,
+//!     1_767_225_600, 0)]).await;
+//! let mut session = ClientSession::new(deployment, client, buyer.key(), node.key(), 42,
+//!     1_750_000_000);
 //! let (receipt, client_signature) = session.record_signed(1 << 20, 1_750_000_060)?;
 //! let signed = node.countersign(&receipt, client_signature)?;
 //! let report = oracles.submit_receipts(&[signed]).await;

@@ -384,6 +384,7 @@ fn receipts(n: u64) -> Vec<SignedReceipt> {
                 session_id: [3; 16],
                 node: [1; 32],
                 client: [2; 32],
+                buyer: [4; 32],
                 sequence: i,
                 cumulative_bytes: i,
                 session_age_secs: 1,
@@ -672,7 +673,15 @@ fn signed_receipts(n: u64) -> Vec<SignedReceipt> {
         SigningKey::from_bytes(&[2; 32]),
         operator.verifying_key().to_bytes(),
     );
-    let mut session = ClientSession::new(DEP, SigningKey::from_bytes(&[1; 32]), node.key(), 42, 0);
+    let buyer = SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes();
+    let mut session = ClientSession::new(
+        DEP,
+        SigningKey::from_bytes(&[1; 32]),
+        buyer,
+        node.key(),
+        42,
+        0,
+    );
     (0..n)
         .map(|i| {
             let (r, sig) = session.record_signed(1_000, 10 + i as i64).unwrap();

@@ -52,8 +52,9 @@ pub struct ClientGrant {
     pub client: Key,
     /// The first epoch the grant applies to.
     pub epoch: u64,
-    /// When it was signed (unix seconds); a later grant for the same client replaces an earlier
-    /// one, which is how a grant is revoked (a new grant that has already expired).
+    /// When it was signed (unix seconds); a later grant of the same buyer for the same client
+    /// replaces an earlier one, which is how a grant is revoked (a new grant that has already
+    /// expired). Grants of other buyers never apply to this buyer's receipts.
     pub issued_at: i64,
     /// Usage in epochs starting at or after this time (unix seconds) is not covered.
     pub expires_at: i64,
@@ -76,6 +77,9 @@ pub struct UsageReceipt {
     pub session_id: [u8; 16],
     pub node: Key,
     pub client: Key,
+    /// The buyer whose grant authorizes the client and whose credits pay: the client names it,
+    /// so only that buyer's grant (for this client) can apply.
+    pub buyer: Key,
     /// Increases with every receipt of the session; the highest one counts.
     pub sequence: u64,
     /// Bytes served in the session so far.
@@ -97,7 +101,7 @@ pub const BINDING_BODY_LEN: usize = 32 + 32 + 8 + 8;
 pub const SIGNED_BINDING_LEN: usize = BINDING_BODY_LEN + 64 + 64;
 pub const GRANT_BODY_LEN: usize = 32 + 32 + 8 + 8 + 8 + 8;
 pub const SIGNED_GRANT_LEN: usize = GRANT_BODY_LEN + 64;
-pub const RECEIPT_BODY_LEN: usize = 8 + 16 + 32 + 32 + 8 + 8 + 8;
+pub const RECEIPT_BODY_LEN: usize = 8 + 16 + 32 + 32 + 32 + 8 + 8 + 8;
 pub const SIGNED_RECEIPT_LEN: usize = RECEIPT_BODY_LEN + 64 + 64;
 
 /// `tag ‖ program id ‖ config ‖ parts…`: the bytes a signature covers.
@@ -268,6 +272,7 @@ mod tests {
             session_id: [2; 16],
             node: [3; 32],
             client: [4; 32],
+            buyer: [8; 32],
             sequence: 5,
             cumulative_bytes: 6,
             session_age_secs: 7,

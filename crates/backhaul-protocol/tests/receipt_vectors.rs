@@ -84,6 +84,7 @@ fn vectors() -> Vec<(&'static str, String)> {
         session_id,
         node: pk(&node),
         client: pk(&client),
+        buyer: pk(&buyer),
         sequence: 3,
         cumulative_bytes: 5_368_709_120,
         session_age_secs: 3_600,

@@ -365,6 +365,7 @@ impl World {
             session_id: [s; 16],
             node: pk(&self.nodes[n]),
             client: pk(&self.clients[c]),
+            buyer: pk(&self.buyers[c]),
             sequence,
             cumulative_bytes: bytes,
             session_age_secs: 3_600,

@@ -209,12 +209,34 @@ async fn every_rejection_reason_is_named() {
             o.post("/v1/grants", &[own]).await,
             vec![ItemResult::ACCEPTED]
         );
+        let self_paid = UsageReceipt {
+            buyer: pk(&w.operators[2]),
+            ..w.receipt(0, 2, 2, 1, 1, GIB).receipt
+        }
+        .sign_both(&d, &w.clients[2], &w.nodes[2]);
         assert_eq!(
-            reason(
-                &o.post("/v1/receipts", &[w.receipt(0, 2, 2, 1, 1, GIB)])
-                    .await[0]
-            ),
+            reason(&o.post("/v1/receipts", &[self_paid]).await[0]),
             Some(RejectReason::SelfDealing)
+        );
+        // A grant signed by someone else for this client cannot touch its receipts.
+        let hijacker = key(9_003);
+        let hijack = ClientGrant {
+            buyer: pk(&hijacker),
+            client: pk(&w.clients[0]),
+            epoch: 0,
+            issued_at: i64::MAX,
+            expires_at: 1,
+            credit_limit: 0,
+        }
+        .sign(&d, &hijacker);
+        assert_eq!(
+            o.post("/v1/grants", &[hijack]).await,
+            vec![ItemResult::ACCEPTED]
+        );
+        assert_eq!(
+            o.post("/v1/receipts", &[w.receipt(0, 0, 0, 9, 1, GIB)])
+                .await,
+            vec![ItemResult::ACCEPTED]
         );
         // A binding or grant with a bad signature.
         let mut bad_binding = w.bindings()[0];
@@ -236,7 +258,10 @@ async fn every_rejection_reason_is_named() {
         assert_eq!(d.rejected.get("self_dealing"), Some(&1));
         assert_eq!(d.rejected.get("unknown_binding"), Some(&1));
         assert_eq!(d.rejected.get("unknown_grant"), Some(&1));
-        assert_eq!(d.stats.bytes_counted, 0);
+        assert_eq!(
+            d.stats.bytes_counted, GIB,
+            "only the receipt the hijack could not touch counts"
+        );
         // A receipt for the closed epoch is no longer taken.
         assert_eq!(
             reason(
