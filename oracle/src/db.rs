@@ -293,9 +293,9 @@ async fn insert_receipts(
         if let Op::Receipt(r, hash) = op {
             q = q
                 .bind(i64_of(r.receipt.epoch)?)
-                .bind(r.receipt.client.to_vec())
-                .bind(r.receipt.session_id.to_vec())
-                .bind(hash.to_vec())
+                .bind(&r.receipt.client[..])
+                .bind(&r.receipt.session_id[..])
+                .bind(&hash[..])
                 .bind(i64_of(r.receipt.sequence)?)
                 .bind(encode(r));
         }

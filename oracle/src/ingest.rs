@@ -68,7 +68,9 @@ pub enum Job {
 #[derive(Default)]
 struct Session {
     sequence: u64,
-    bodies: Vec<[u8; 32]>,
+    /// Body hashes stored at the top sequence: the first, then any that equivocate with it.
+    first: Option<[u8; 32]>,
+    others: Vec<[u8; 32]>,
     /// Bytes of the stored receipt (the first at the top sequence).
     bytes: u64,
     /// The buyer it names.
@@ -147,13 +149,14 @@ impl Writer {
             for r in db::receipts(&self.pool, epoch).await? {
                 let key = (r.receipt.epoch, r.receipt.client, r.receipt.session_id);
                 let s = self.sessions.entry(key).or_default();
-                if s.bodies.is_empty() || r.receipt.sequence > s.sequence {
+                if s.first.is_none() || r.receipt.sequence > s.sequence {
                     s.sequence = r.receipt.sequence;
-                    s.bodies = vec![r.body_hash];
+                    s.first = Some(r.body_hash);
+                    s.others.clear();
                     s.bytes = r.receipt.cumulative_bytes;
                     s.buyer = r.receipt.buyer;
                 } else if r.receipt.sequence == s.sequence {
-                    s.bodies.push(r.body_hash);
+                    s.others.push(r.body_hash);
                 }
             }
         }
@@ -289,22 +292,23 @@ impl Writer {
         let key = (r.epoch, r.client, r.session_id);
         let session = self.sessions.entry(key).or_default();
         let previous_bytes;
-        if session.bodies.is_empty() || r.sequence > session.sequence {
-            if !session.bodies.is_empty() {
+        if session.first.is_none() || r.sequence > session.sequence {
+            if session.first.is_some() {
                 set.ops.push(Op::Supersede(key.0, key.1, key.2));
             }
             previous_bytes = session.bytes;
             session.sequence = r.sequence;
-            session.bodies = vec![hash];
+            session.first = Some(hash);
+            session.others.clear();
             session.bytes = r.cumulative_bytes;
             session.buyer = r.buyer;
             set.ops.push(Op::Receipt(signed, hash));
         } else if r.sequence < session.sequence {
             return ItemResult::SUPERSEDED;
-        } else if session.bodies.contains(&hash) {
+        } else if session.first == Some(hash) || session.others.contains(&hash) {
             return ItemResult::DUPLICATE;
         } else {
-            session.bodies.push(hash);
+            session.others.push(hash);
             set.ops.push(Op::Receipt(signed, hash));
             // Every receipt at this sequence, the new one included, becomes evidence.
             set.ops.push(Op::EvidenceOfSession(key.0, key.1, key.2));
