@@ -150,6 +150,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.example.toml");
+        let s = Settings::load(Some(&path), []).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
     fn bad_values_and_unknown_keys_are_clear_errors() {
         let env = [("BACKHAUL_ORACLE_GRACE_SECS".to_string(), "soon".to_string())];
         assert!(Settings::load(None, env).is_err());
