@@ -7,10 +7,10 @@
 // solana-program-test marks its whole API as "unstable" from 4.0 on.
 #![allow(deprecated)]
 
-use anchor_lang::{InstructionData, ToAccountMetas};
 use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
+use backhaul_sdk::{ix, Deployment};
 use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
 use solana_sdk::account::Account;
 use solana_sdk::account_info::AccountInfo;
@@ -46,11 +46,7 @@ fn entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramR
 
 /// The program's ProgramData address (where the upgradeable loader records the upgrade authority).
 pub fn program_data_address() -> Pubkey {
-    Pubkey::find_program_address(
-        &[backhaul::ID.as_ref()],
-        &anchor_lang::solana_program::bpf_loader_upgradeable::ID,
-    )
-    .0
+    backhaul_sdk::program_data()
 }
 
 /// A ProgramData account naming `authority` as the upgrade authority (bincode layout).
@@ -70,79 +66,59 @@ pub fn program_data_account(authority: &Pubkey) -> Account {
 }
 
 pub fn config_address(mint: &Pubkey) -> Pubkey {
-    Pubkey::find_program_address(
-        &[backhaul::constants::CONFIG_SEED, mint.as_ref()],
-        &backhaul::ID,
-    )
-    .0
+    Deployment::new(*mint).config
 }
 
 pub fn vault_address(config: &Pubkey) -> Pubkey {
-    Pubkey::find_program_address(
-        &[backhaul::constants::VAULT_SEED, config.as_ref()],
-        &backhaul::ID,
-    )
-    .0
+    Deployment {
+        mint: Pubkey::default(),
+        config: *config,
+    }
+    .vault()
 }
 
 pub fn epoch_address(config: &Pubkey, epoch: u64) -> Pubkey {
-    Pubkey::find_program_address(
-        &[
-            backhaul::constants::EPOCH_SEED,
-            config.as_ref(),
-            &epoch.to_le_bytes(),
-        ],
-        &backhaul::ID,
-    )
-    .0
+    Deployment {
+        mint: Pubkey::default(),
+        config: *config,
+    }
+    .epoch_record(epoch)
 }
 
 pub fn claim_address(config: &Pubkey, operator: &Pubkey) -> Pubkey {
-    Pubkey::find_program_address(
-        &[
-            backhaul::constants::CLAIM_SEED,
-            config.as_ref(),
-            operator.as_ref(),
-        ],
-        &backhaul::ID,
-    )
-    .0
+    Deployment {
+        mint: Pubkey::default(),
+        config: *config,
+    }
+    .operator_claim(operator)
 }
 
 pub fn price_feed_address(config: &Pubkey) -> Pubkey {
-    Pubkey::find_program_address(
-        &[backhaul::constants::PRICE_SEED, config.as_ref()],
-        &backhaul::ID,
-    )
-    .0
+    Deployment {
+        mint: Pubkey::default(),
+        config: *config,
+    }
+    .price_feed()
 }
 
 pub fn ledger_address(config: &Pubkey, epoch: u64) -> Pubkey {
-    Pubkey::find_program_address(
-        &[
-            backhaul::constants::LEDGER_SEED,
-            config.as_ref(),
-            &epoch.to_le_bytes(),
-        ],
-        &backhaul::ID,
-    )
-    .0
+    Deployment {
+        mint: Pubkey::default(),
+        config: *config,
+    }
+    .ledger(epoch)
 }
 
 pub fn credits_address(config: &Pubkey, buyer: &Pubkey) -> Pubkey {
-    Pubkey::find_program_address(
-        &[
-            backhaul::constants::CREDITS_SEED,
-            config.as_ref(),
-            buyer.as_ref(),
-        ],
-        &backhaul::ID,
-    )
-    .0
+    Deployment {
+        mint: Pubkey::default(),
+        config: *config,
+    }
+    .credits(buyer)
 }
 
 pub fn event_authority() -> Pubkey {
-    Pubkey::find_program_address(&[b"__event_authority"], &backhaul::ID).0
+    backhaul_sdk::event_authority()
 }
 
 pub fn ata(owner: &Pubkey, mint: &Pubkey) -> Pubkey {
@@ -335,6 +311,14 @@ impl Env {
         }
     }
 
+    /// The deployment the fixture points at.
+    pub fn deployment(&self) -> Deployment {
+        Deployment {
+            mint: self.mint,
+            config: self.config,
+        }
+    }
+
     pub fn payer(&self) -> Keypair {
         self.ctx.payer.insecure_clone()
     }
@@ -464,24 +448,7 @@ impl Env {
         mint: &Pubkey,
         params: InitializeParams,
     ) -> Instruction {
-        let config = config_address(mint);
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::Initialize {
-                initializer: *initializer,
-                program_data: program_data_address(),
-                config,
-                mint: *mint,
-                price_feed: price_feed_address(&config),
-                vault: vault_address(&config),
-                token_program: spl_token_interface::ID,
-                system_program: anchor_lang::system_program::ID,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::Initialize { params }.data(),
-        }
+        ix::initialize(&Deployment::new(*mint), initializer, params)
     }
 
     pub async fn initialize(&mut self, params: InitializeParams) -> Result<(), BanksClientError> {
@@ -491,20 +458,7 @@ impl Env {
     }
 
     pub fn propose_ix(&self, oracle: &Pubkey, epoch: u64, proposal: EpochProposal) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::ProposeRoot {
-                oracle: *oracle,
-                config: self.config,
-                epoch_record: epoch_address(&self.config, epoch),
-                ledger: ledger_address(&self.config, epoch),
-                system_program: anchor_lang::system_program::ID,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::ProposeRoot { epoch, proposal }.data(),
-        }
+        ix::propose_root(&self.deployment(), oracle, epoch, proposal)
     }
 
     /// Oracle `i` votes for `proposal` in `epoch`, sealing the epoch's ledger first if it can.
@@ -529,18 +483,7 @@ impl Env {
     }
 
     pub fn veto_ix(&self, guardian: &Pubkey, epoch: u64) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::Veto {
-                guardian: *guardian,
-                config: self.config,
-                epoch_record: epoch_address(&self.config, epoch),
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::Veto {}.data(),
-        }
+        ix::veto(&self.deployment(), guardian, epoch)
     }
 
     pub async fn veto(&mut self, epoch: u64) -> Result<(), BanksClientError> {
@@ -550,21 +493,7 @@ impl Env {
     }
 
     pub fn finalize_ix(&self, epoch: u64) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::Finalize {
-                config: self.config,
-                epoch_record: epoch_address(&self.config, epoch),
-                mint: self.mint,
-                vault: self.vault,
-                token_program: spl_token_interface::ID,
-                ledger: ledger_address(&self.config, epoch),
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::Finalize {}.data(),
-        }
+        ix::finalize(&self.deployment(), epoch)
     }
 
     pub async fn finalize(&mut self, epoch: u64) -> Result<(), BanksClientError> {
@@ -581,25 +510,15 @@ impl Env {
         cumulative: u64,
         proof: Vec<[u8; 32]>,
     ) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::Claim {
-                payer: *payer,
-                config: self.config,
-                epoch_record: epoch_address(&self.config, epoch),
-                operator: *operator,
-                operator_claim: claim_address(&self.config, operator),
-                vault: self.vault,
-                mint: self.mint,
-                recipient: *recipient,
-                token_program: spl_token_interface::ID,
-                system_program: anchor_lang::system_program::ID,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::Claim { cumulative, proof }.data(),
-        }
+        ix::claim(
+            &self.deployment(),
+            payer,
+            epoch,
+            operator,
+            recipient,
+            cumulative,
+            proof,
+        )
     }
 
     /// Claims for `operator` into its ATA, paid by the context payer, proving against `tree`.
@@ -619,20 +538,7 @@ impl Env {
     }
 
     pub fn seal_ix(&self, payer: &Pubkey, epoch: u64) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::SealEpoch {
-                payer: *payer,
-                config: self.config,
-                price_feed: price_feed_address(&self.config),
-                ledger: ledger_address(&self.config, epoch),
-                system_program: anchor_lang::system_program::ID,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::SealEpoch { epoch }.data(),
-        }
+        ix::seal_epoch(&self.deployment(), payer, epoch)
     }
 
     /// Seals `epoch`'s ledger, paid by the context payer.
@@ -643,18 +549,7 @@ impl Env {
     }
 
     pub fn submit_price_ix(&self, oracle: &Pubkey, credits_per_token: u64) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::SubmitPrice {
-                oracle: *oracle,
-                config: self.config,
-                price_feed: price_feed_address(&self.config),
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::SubmitPrice { credits_per_token }.data(),
-        }
+        ix::submit_price(&self.deployment(), oracle, credits_per_token)
     }
 
     /// Oracle `i` submits a price.
@@ -693,29 +588,15 @@ impl Env {
         beneficiary: Pubkey,
     ) -> Instruction {
         let epoch = self.current_epoch().await;
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::BuyCredits {
-                payer: *payer,
-                config: self.config,
-                price_feed: price_feed_address(&self.config),
-                mint: self.mint,
-                payer_tokens: *payer_tokens,
-                credit_account: credits_address(&self.config, &beneficiary),
-                ledger: ledger_address(&self.config, epoch),
-                token_program: spl_token_interface::ID,
-                system_program: anchor_lang::system_program::ID,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::BuyCredits {
-                token_amount,
-                min_credits,
-                beneficiary,
-            }
-            .data(),
-        }
+        ix::buy_credits(
+            &self.deployment(),
+            payer,
+            payer_tokens,
+            token_amount,
+            min_credits,
+            beneficiary,
+            epoch,
+        )
     }
 
     /// `buyer` burns `token_amount` from its ATA for credits of `beneficiary`.
@@ -747,26 +628,14 @@ impl Env {
         consumed_cumulative: u64,
         proof: Vec<[u8; 32]>,
     ) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: backhaul::accounts::SettleUsage {
-                payer: *payer,
-                config: self.config,
-                epoch_record: epoch_address(&self.config, epoch),
-                ledger: ledger_address(&self.config, epoch),
-                buyer: *buyer,
-                credit_account: credits_address(&self.config, buyer),
-                system_program: anchor_lang::system_program::ID,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            }
-            .to_account_metas(None),
-            data: backhaul::instruction::SettleUsage {
-                consumed_cumulative,
-                proof,
-            }
-            .data(),
-        }
+        ix::settle_usage(
+            &self.deployment(),
+            payer,
+            epoch,
+            buyer,
+            consumed_cumulative,
+            proof,
+        )
     }
 
     /// Settles `buyer`'s leaf of `tree` (a usage tree) against its epoch.
@@ -801,28 +670,8 @@ impl Env {
         account
     }
 
-    pub fn admin_ix<A: ToAccountMetas, D: InstructionData>(
-        &self,
-        accounts: A,
-        data: D,
-    ) -> Instruction {
-        Instruction {
-            program_id: backhaul::ID,
-            accounts: accounts.to_account_metas(None),
-            data: data.data(),
-        }
-    }
-
     pub fn update_params_ix(&self, admin: &Pubkey, params: UpdateParamsArgs) -> Instruction {
-        self.admin_ix(
-            backhaul::accounts::UpdateParams {
-                admin: *admin,
-                config: self.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::UpdateParams { params },
-        )
+        ix::update_params(&self.deployment(), admin, params)
     }
 
     pub fn set_oracles_ix(
@@ -831,63 +680,23 @@ impl Env {
         oracles: Vec<Pubkey>,
         threshold: u8,
     ) -> Instruction {
-        self.admin_ix(
-            backhaul::accounts::SetOracles {
-                admin: *admin,
-                config: self.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::SetOracles { oracles, threshold },
-        )
+        ix::set_oracles(&self.deployment(), admin, oracles, threshold)
     }
 
     pub fn set_guardian_ix(&self, admin: &Pubkey, guardian: Pubkey) -> Instruction {
-        self.admin_ix(
-            backhaul::accounts::SetGuardian {
-                admin: *admin,
-                config: self.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::SetGuardian { guardian },
-        )
+        ix::set_guardian(&self.deployment(), admin, guardian)
     }
 
     pub fn propose_admin_ix(&self, admin: &Pubkey, new_admin: Pubkey) -> Instruction {
-        self.admin_ix(
-            backhaul::accounts::ProposeAdmin {
-                admin: *admin,
-                config: self.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::ProposeAdmin { new_admin },
-        )
+        ix::propose_admin(&self.deployment(), admin, new_admin)
     }
 
     pub fn accept_admin_ix(&self, new_admin: &Pubkey) -> Instruction {
-        self.admin_ix(
-            backhaul::accounts::AcceptAdmin {
-                new_admin: *new_admin,
-                config: self.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::AcceptAdmin {},
-        )
+        ix::accept_admin(&self.deployment(), new_admin)
     }
 
     pub fn set_paused_ix(&self, authority: &Pubkey, paused: bool) -> Instruction {
-        self.admin_ix(
-            backhaul::accounts::SetPaused {
-                authority: *authority,
-                config: self.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::SetPaused { paused },
-        )
+        ix::set_paused(&self.deployment(), authority, paused)
     }
 
     /// Sends one of the admin instructions signed by `signer`.

@@ -1,0 +1,369 @@
+//! Addresses and instruction builders for the Backhaul program, shared by the oracle, the command
+//! line and the tests.
+//!
+//! ```ignore
+//! let d = Deployment::new(mint);
+//! let ix = backhaul_sdk::ix::claim(&d, &payer, epoch, &operator, &recipient, cumulative, proof);
+//! ```
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::{InstructionData, ToAccountMetas};
+use backhaul::constants::*;
+
+pub use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
+pub use backhaul::state;
+pub use backhaul::ID as PROGRAM_ID;
+
+/// One deployment of the program: everything derives from its mint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub mint: Pubkey,
+    pub config: Pubkey,
+}
+
+fn pda(seeds: &[&[u8]]) -> Pubkey {
+    Pubkey::find_program_address(seeds, &backhaul::ID).0
+}
+
+impl Deployment {
+    pub fn new(mint: Pubkey) -> Self {
+        Deployment {
+            mint,
+            config: pda(&[CONFIG_SEED, mint.as_ref()]),
+        }
+    }
+
+    /// The rewards vault `["vault", config]`.
+    pub fn vault(&self) -> Pubkey {
+        pda(&[VAULT_SEED, self.config.as_ref()])
+    }
+
+    /// The credit price feed `["price", config]`.
+    pub fn price_feed(&self) -> Pubkey {
+        pda(&[PRICE_SEED, self.config.as_ref()])
+    }
+
+    /// An epoch's record `["epoch", config, epoch]`.
+    pub fn epoch_record(&self, epoch: u64) -> Pubkey {
+        pda(&[EPOCH_SEED, self.config.as_ref(), &epoch.to_le_bytes()])
+    }
+
+    /// An epoch's ledger `["ledger", config, epoch]`.
+    pub fn ledger(&self, epoch: u64) -> Pubkey {
+        pda(&[LEDGER_SEED, self.config.as_ref(), &epoch.to_le_bytes()])
+    }
+
+    /// An operator's claim record `["claim", config, operator]`.
+    pub fn operator_claim(&self, operator: &Pubkey) -> Pubkey {
+        pda(&[CLAIM_SEED, self.config.as_ref(), operator.as_ref()])
+    }
+
+    /// A buyer's credits `["credits", config, buyer]`.
+    pub fn credits(&self, buyer: &Pubkey) -> Pubkey {
+        pda(&[CREDITS_SEED, self.config.as_ref(), buyer.as_ref()])
+    }
+
+    /// `owner`'s associated token account for the network token.
+    pub fn ata(&self, owner: &Pubkey) -> Pubkey {
+        spl_associated_token_account_interface::address::get_associated_token_address(
+            owner, &self.mint,
+        )
+    }
+}
+
+/// The program's event authority (`emit_cpi!`).
+pub fn event_authority() -> Pubkey {
+    pda(&[b"__event_authority"])
+}
+
+/// The program's ProgramData account, which names its upgrade authority.
+pub fn program_data() -> Pubkey {
+    Pubkey::find_program_address(
+        &[backhaul::ID.as_ref()],
+        &anchor_lang::solana_program::bpf_loader_upgradeable::ID,
+    )
+    .0
+}
+
+/// Instruction builders, one per instruction.
+pub mod ix {
+    use super::*;
+    use anchor_lang::system_program::ID as SYSTEM;
+    use backhaul::state::EpochProposal;
+    use spl_token_interface::ID as TOKEN;
+
+    fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
+        Instruction {
+            program_id: backhaul::ID,
+            accounts: accounts.to_account_metas(None),
+            data: data.data(),
+        }
+    }
+
+    pub fn initialize(
+        d: &Deployment,
+        initializer: &Pubkey,
+        params: InitializeParams,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::Initialize {
+                initializer: *initializer,
+                program_data: program_data(),
+                config: d.config,
+                mint: d.mint,
+                price_feed: d.price_feed(),
+                vault: d.vault(),
+                token_program: TOKEN,
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::Initialize { params },
+        )
+    }
+
+    pub fn propose_root(
+        d: &Deployment,
+        oracle: &Pubkey,
+        epoch: u64,
+        proposal: EpochProposal,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::ProposeRoot {
+                oracle: *oracle,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                ledger: d.ledger(epoch),
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::ProposeRoot { epoch, proposal },
+        )
+    }
+
+    pub fn veto(d: &Deployment, guardian: &Pubkey, epoch: u64) -> Instruction {
+        build(
+            backhaul::accounts::Veto {
+                guardian: *guardian,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::Veto {},
+        )
+    }
+
+    pub fn finalize(d: &Deployment, epoch: u64) -> Instruction {
+        build(
+            backhaul::accounts::Finalize {
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                mint: d.mint,
+                vault: d.vault(),
+                token_program: TOKEN,
+                ledger: d.ledger(epoch),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::Finalize {},
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim(
+        d: &Deployment,
+        payer: &Pubkey,
+        epoch: u64,
+        operator: &Pubkey,
+        recipient: &Pubkey,
+        cumulative: u64,
+        proof: Vec<[u8; 32]>,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::Claim {
+                payer: *payer,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                operator: *operator,
+                operator_claim: d.operator_claim(operator),
+                vault: d.vault(),
+                mint: d.mint,
+                recipient: *recipient,
+                token_program: TOKEN,
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::Claim { cumulative, proof },
+        )
+    }
+
+    pub fn submit_price(d: &Deployment, oracle: &Pubkey, credits_per_token: u64) -> Instruction {
+        build(
+            backhaul::accounts::SubmitPrice {
+                oracle: *oracle,
+                config: d.config,
+                price_feed: d.price_feed(),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SubmitPrice { credits_per_token },
+        )
+    }
+
+    /// `current_epoch` is the epoch the clock will be in when the transaction lands: its ledger
+    /// records the burn.
+    #[allow(clippy::too_many_arguments)]
+    pub fn buy_credits(
+        d: &Deployment,
+        payer: &Pubkey,
+        payer_tokens: &Pubkey,
+        token_amount: u64,
+        min_credits: u64,
+        beneficiary: Pubkey,
+        current_epoch: u64,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::BuyCredits {
+                payer: *payer,
+                config: d.config,
+                price_feed: d.price_feed(),
+                mint: d.mint,
+                payer_tokens: *payer_tokens,
+                credit_account: d.credits(&beneficiary),
+                ledger: d.ledger(current_epoch),
+                token_program: TOKEN,
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::BuyCredits {
+                token_amount,
+                min_credits,
+                beneficiary,
+            },
+        )
+    }
+
+    pub fn seal_epoch(d: &Deployment, payer: &Pubkey, epoch: u64) -> Instruction {
+        build(
+            backhaul::accounts::SealEpoch {
+                payer: *payer,
+                config: d.config,
+                price_feed: d.price_feed(),
+                ledger: d.ledger(epoch),
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SealEpoch { epoch },
+        )
+    }
+
+    pub fn settle_usage(
+        d: &Deployment,
+        payer: &Pubkey,
+        epoch: u64,
+        buyer: &Pubkey,
+        consumed_cumulative: u64,
+        proof: Vec<[u8; 32]>,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::SettleUsage {
+                payer: *payer,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                ledger: d.ledger(epoch),
+                buyer: *buyer,
+                credit_account: d.credits(buyer),
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SettleUsage {
+                consumed_cumulative,
+                proof,
+            },
+        )
+    }
+
+    pub fn update_params(d: &Deployment, admin: &Pubkey, params: UpdateParamsArgs) -> Instruction {
+        build(
+            backhaul::accounts::UpdateParams {
+                admin: *admin,
+                config: d.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::UpdateParams { params },
+        )
+    }
+
+    pub fn set_oracles(
+        d: &Deployment,
+        admin: &Pubkey,
+        oracles: Vec<Pubkey>,
+        threshold: u8,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::SetOracles {
+                admin: *admin,
+                config: d.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SetOracles { oracles, threshold },
+        )
+    }
+
+    pub fn set_guardian(d: &Deployment, admin: &Pubkey, guardian: Pubkey) -> Instruction {
+        build(
+            backhaul::accounts::SetGuardian {
+                admin: *admin,
+                config: d.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SetGuardian { guardian },
+        )
+    }
+
+    pub fn propose_admin(d: &Deployment, admin: &Pubkey, new_admin: Pubkey) -> Instruction {
+        build(
+            backhaul::accounts::ProposeAdmin {
+                admin: *admin,
+                config: d.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::ProposeAdmin { new_admin },
+        )
+    }
+
+    pub fn accept_admin(d: &Deployment, new_admin: &Pubkey) -> Instruction {
+        build(
+            backhaul::accounts::AcceptAdmin {
+                new_admin: *new_admin,
+                config: d.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::AcceptAdmin {},
+        )
+    }
+
+    pub fn set_paused(d: &Deployment, authority: &Pubkey, paused: bool) -> Instruction {
+        build(
+            backhaul::accounts::SetPaused {
+                authority: *authority,
+                config: d.config,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SetPaused { paused },
+        )
+    }
+}
