@@ -3,10 +3,10 @@
 
 use crate::aggregate::CloseParams;
 use crate::api::{router, ApiState, KeyLimiter};
-use crate::chain::ChainView;
+use crate::chain::{ChainTime, ChainView};
 use crate::close::Closer;
 use crate::db;
-use crate::ingest::{now, EpochClock, Job, Writer};
+use crate::ingest::{EpochClock, Job, Writer};
 use crate::settings::Settings;
 use anyhow::Context;
 use backhaul_core::price::issued_through;
@@ -26,6 +26,8 @@ pub struct Oracle {
     pub addr: SocketAddr,
     pub closer: Arc<Closer>,
     pub writer: mpsc::Sender<Job>,
+    /// The chain's clock, as this oracle follows it.
+    pub time: ChainTime,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -73,7 +75,13 @@ impl Oracle {
             epoch_length_secs: config.epoch_length_secs,
         };
 
-        let writer = Writer::load(pool.clone(), clock, settings.credits_per_gib)
+        let time = ChainTime::new(
+            chain
+                .unix_timestamp()
+                .await
+                .context("cannot read the chain's clock")?,
+        );
+        let writer = Writer::load(pool.clone(), clock, time.clone(), settings.credits_per_gib)
             .await
             .context("cannot load the ingest state")?;
         let (writer_tx, writer_rx) = mpsc::channel(1024);
@@ -100,14 +108,21 @@ impl Oracle {
             .await
             .context("cannot load the latest closed epoch")?;
 
+        tasks.push(tokio::spawn(clock_loop(
+            chain.clone(),
+            time.clone(),
+            shutdown_rx.clone(),
+        )));
         tasks.push(tokio::spawn(close_loop(
             closer.clone(),
+            time.clone(),
             Duration::from_secs(settings.close_poll_secs.max(1)),
             shutdown_rx.clone(),
         )));
         tasks.push(tokio::spawn(credit_loop(
             closer.clone(),
             writer_tx.clone(),
+            time.clone(),
             shutdown_rx.clone(),
         )));
 
@@ -142,6 +157,7 @@ impl Oracle {
             addr,
             closer,
             writer: writer_tx,
+            time,
             shutdown,
             tasks,
         })
@@ -149,7 +165,7 @@ impl Oracle {
 
     /// Refreshes the writer's provisional view of buyers' credits now (it also runs every 30 s).
     pub async fn refresh_credits(&self) -> anyhow::Result<()> {
-        refresh_credits(&self.closer, &self.writer).await
+        refresh_credits(&self.closer, &self.writer, self.time.now()).await
     }
 
     /// Stops everything at once, as a crash would: no graceful shutdown, nothing flushed beyond
@@ -172,9 +188,30 @@ impl Oracle {
     }
 }
 
-async fn close_loop(closer: Arc<Closer>, every: Duration, mut stop: watch::Receiver<bool>) {
+/// Follows the chain's clock: epochs end by it, not by this machine's clock.
+async fn clock_loop(chain: Arc<dyn ChainView>, time: ChainTime, mut stop: watch::Receiver<bool>) {
     loop {
-        closer.close_ready(now()).await;
+        match chain.unix_timestamp().await {
+            Ok(ts) => time.set(ts),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the chain's clock failed; using the last reading")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn close_loop(
+    closer: Arc<Closer>,
+    time: ChainTime,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        closer.close_ready(time.now()).await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -187,10 +224,11 @@ async fn close_loop(closer: Arc<Closer>, every: Duration, mut stop: watch::Recei
 async fn credit_loop(
     closer: Arc<Closer>,
     writer: mpsc::Sender<Job>,
+    time: ChainTime,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = refresh_credits(&closer, &writer).await {
+        if let Err(e) = refresh_credits(&closer, &writer, time.now()).await {
             tracing::warn!(error = %e, "refreshing buyers' credits failed; provisional credit checks use older figures");
         }
         tokio::select! {
@@ -200,13 +238,17 @@ async fn credit_loop(
     }
 }
 
-async fn refresh_credits(closer: &Closer, writer: &mpsc::Sender<Job>) -> anyhow::Result<()> {
+async fn refresh_credits(
+    closer: &Closer,
+    writer: &mpsc::Sender<Job>,
+    now: i64,
+) -> anyhow::Result<()> {
     let grants = db::grants(&closer.pool).await?;
     let mut buyers: Vec<_> = grants.iter().map(|g| g.body.buyer).collect();
     buyers.sort_unstable();
     buyers.dedup();
     let credits = closer.chain.credits(&buyers).await?;
-    let epoch = closer.clock.at(now()).unwrap_or(0);
+    let epoch = closer.clock.at(now).unwrap_or(0);
     let used: HashMap<_, _> = closer
         .latest()
         .map(|c| {

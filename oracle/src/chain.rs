@@ -84,6 +84,8 @@ pub trait ChainView: Send + Sync {
     async fn config(&self) -> Result<Config, ChainError>;
     async fn ledger(&self, epoch: u64) -> Result<Option<EpochLedger>, ChainError>;
     async fn credits(&self, buyers: &[Key]) -> Result<HashMap<Key, BuyerCredits>, ChainError>;
+    /// The chain's clock (unix seconds): epochs are defined by it, not by this machine's clock.
+    async fn unix_timestamp(&self) -> Result<i64, ChainError>;
 
     /// The close's inputs for `epoch`.
     async fn inputs(&self, epoch: u64) -> Result<ChainInputs, ChainError> {
@@ -191,6 +193,22 @@ impl ChainView for RpcChain {
         }
         Ok(out)
     }
+
+    async fn unix_timestamp(&self) -> Result<i64, ChainError> {
+        let key = solana_sdk::sysvar::clock::ID;
+        let acc = self
+            .rpc
+            .get_account(&key)
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        clock_unix_timestamp(&acc.data)
+            .ok_or_else(|| ChainError::Decode(key, "the Clock sysvar is too short".into()))
+    }
+}
+
+/// The Clock sysvar's `unix_timestamp` (bytes 32..40 of its data).
+pub fn clock_unix_timestamp(data: &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(data.get(32..40)?.try_into().ok()?))
 }
 
 impl From<&CreditAccount> for BuyerCredits {
@@ -214,6 +232,8 @@ pub struct MemoryState {
     pub config: Option<Config>,
     pub ledgers: HashMap<u64, EpochLedger>,
     pub credits: HashMap<Key, BuyerCredits>,
+    /// The chain's clock; this machine's clock when unset.
+    pub clock: Option<i64>,
 }
 
 impl MemoryChain {
@@ -252,5 +272,42 @@ impl ChainView for MemoryChain {
             .iter()
             .filter_map(|b| state.credits.get(b).map(|c| (*b, *c)))
             .collect())
+    }
+
+    async fn unix_timestamp(&self) -> Result<i64, ChainError> {
+        Ok(self.read().clock.unwrap_or_else(crate::ingest::now))
+    }
+}
+
+/// The chain's clock as last read, advanced by this machine's monotonic clock in between reads.
+#[derive(Clone)]
+pub struct ChainTime {
+    inner: Arc<RwLock<(i64, std::time::Instant)>>,
+}
+
+impl ChainTime {
+    pub fn new(unix_timestamp: i64) -> Self {
+        ChainTime {
+            inner: Arc::new(RwLock::new((unix_timestamp, std::time::Instant::now()))),
+        }
+    }
+
+    /// The chain's time now (unix seconds).
+    pub fn now(&self) -> i64 {
+        let (ts, at) = self
+            .inner
+            .read()
+            .map(|g| *g)
+            .unwrap_or((0, std::time::Instant::now()));
+        ts.saturating_add(i64::try_from(at.elapsed().as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Records a fresh reading (never moving backwards).
+    pub fn set(&self, unix_timestamp: i64) {
+        if let Ok(mut g) = self.inner.write() {
+            let current =
+                g.0.saturating_add(i64::try_from(g.1.elapsed().as_secs()).unwrap_or(0));
+            *g = (unix_timestamp.max(current), std::time::Instant::now());
+        }
     }
 }

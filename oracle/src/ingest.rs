@@ -80,6 +80,7 @@ struct Session {
 /// The writer's in-memory view of what is stored.
 pub struct Writer {
     pool: AnyPool,
+    time: crate::chain::ChainTime,
     clock: EpochClock,
     credits_per_gib: u64,
     /// Epochs up to this one are closed (`None`: none yet).
@@ -102,12 +103,14 @@ impl Writer {
     pub async fn load(
         pool: AnyPool,
         clock: EpochClock,
+        time: crate::chain::ChainTime,
         credits_per_gib: u64,
     ) -> Result<Self, db::DbError> {
         let closed = db::closed_epochs(&pool).await?;
         let closed_through = closed.last().copied();
         let mut w = Writer {
             pool,
+            time,
             clock,
             credits_per_gib,
             closed_through,
@@ -188,7 +191,7 @@ impl Writer {
     }
 
     async fn process(&mut self, jobs: Vec<Job>) {
-        let now = now();
+        let now = self.time.now();
         let mut set = WriteSet::default();
         let mut replies = Vec::new();
         for job in jobs {

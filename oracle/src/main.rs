@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Close { epoch } => {
             let closed = oracle
                 .closer
-                .close(epoch, backhaul_oracle::ingest::now())
+                .close(epoch, oracle.time.now())
                 .await
                 .context("closing the epoch")?;
             println!(
