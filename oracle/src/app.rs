@@ -8,11 +8,13 @@ use crate::close::Closer;
 use crate::db;
 use crate::ingest::{EpochClock, Job, Writer};
 use crate::settings::Settings;
+use crate::submit::{SubmitParams, Submitter};
 use anyhow::Context;
 use backhaul_core::price::issued_through;
 use backhaul_protocol::dataset::key_from_b58;
 use backhaul_protocol::Deployment;
 use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -126,6 +128,38 @@ impl Oracle {
             shutdown_rx.clone(),
         )));
 
+        if let Some(path) = &settings.keypair {
+            let keypair = read_keypair(path)?;
+            let rpc = Arc::new(
+                solana_client::nonblocking::rpc_client::RpcClient::new_with_commitment(
+                    settings.rpc_url.clone(),
+                    solana_commitment_config::CommitmentConfig::confirmed(),
+                ),
+            );
+            let submitter = Submitter {
+                rpc,
+                keypair: Arc::new(keypair),
+                deployment: backhaul_sdk::Deployment {
+                    mint: config.mint,
+                    config: Pubkey::new_from_array(deployment.config),
+                },
+                pool: pool.clone(),
+                closer: closer.clone(),
+                time: time.clone(),
+                params: SubmitParams {
+                    compute_unit_limit: settings.compute_unit_limit,
+                    max_priority_fee_micro_lamports: settings.max_priority_fee_micro_lamports,
+                    max_attempts: 20,
+                },
+            };
+            tracing::info!(oracle = %submitter.keypair.pubkey(), "submitter enabled");
+            tasks.push(tokio::spawn(submit_loop(
+                submitter,
+                Duration::from_secs(settings.submit_poll_secs.max(1)),
+                shutdown_rx.clone(),
+            )));
+        }
+
         let state = Arc::new(ApiState {
             pool,
             deployment,
@@ -185,6 +219,39 @@ impl Oracle {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
         tracing::info!("oracle stopped");
+    }
+}
+
+/// Reads a Solana CLI keypair file (a JSON array of 64 bytes).
+pub fn read_keypair(path: &std::path::Path) -> anyhow::Result<Keypair> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the keypair file {}", path.display()))?;
+    let bytes: Vec<u8> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a Solana keypair file (a JSON array of 64 numbers)",
+            path.display()
+        )
+    })?;
+    Keypair::try_from(&bytes[..])
+        .map_err(|e| anyhow::anyhow!("{} does not hold a valid keypair: {e}", path.display()))
+}
+
+/// Runs the submitter, backing off (up to 30 s) while the RPC endpoint fails.
+async fn submit_loop(submitter: Submitter, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut backoff = every;
+    loop {
+        match submitter.tick().await {
+            Ok(_) => backoff = every,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_secs = backoff.as_secs(), "submitter tick failed");
+                metrics::counter!("backhaul_submit_errors_total").increment(1);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

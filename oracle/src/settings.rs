@@ -34,6 +34,15 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Items per second each signing key may submit (with a burst of ten seconds' worth).
     pub per_key_items_per_sec: u32,
+    /// This oracle's key (a Solana CLI keypair file). Without it the oracle ingests, closes and
+    /// serves proofs but submits nothing.
+    pub keypair: Option<PathBuf>,
+    /// How often the submitter looks at the chain, seconds.
+    pub submit_poll_secs: u64,
+    /// Compute-unit limit of each transaction it sends.
+    pub compute_unit_limit: u32,
+    /// The most it pays per compute unit, micro-lamports (it follows recent fees up to this).
+    pub max_priority_fee_micro_lamports: u64,
 }
 
 impl Default for Settings {
@@ -52,6 +61,10 @@ impl Default for Settings {
             close_poll_secs: 10,
             max_body_bytes: 4 << 20,
             per_key_items_per_sec: 2_000,
+            keypair: None,
+            submit_poll_secs: 2,
+            compute_unit_limit: 200_000,
+            max_priority_fee_micro_lamports: 100_000,
         }
     }
 }

@@ -1,0 +1,488 @@
+//! The submitter: gets each epoch's vote on-chain exactly once, seals ledgers and finalizes epochs.
+//!
+//! Every transaction is journaled (its bytes, signature and last valid block height) and committed
+//! before it is sent. On start, and at every tick, pending entries are reconciled with the chain
+//! first: a signature the chain knows is settled; a transaction whose blockhash is still valid is
+//! rebroadcast byte for byte (the chain drops duplicates by signature); one whose blockhash has
+//! expired without landing can never land and may be replaced. A vote is only built when the
+//! chain shows none from this oracle in the epoch's current round and no journaled vote for that
+//! round is pending, so a crash at any point leads to neither a lost nor a double vote (and the
+//! program refuses double votes anyway).
+
+use crate::chain::ChainTime;
+use crate::close::Closer;
+use crate::db::{i64_of, DbError};
+use anchor_lang::AccountDeserialize;
+use backhaul::state::{Config, EpochLedger, EpochProposal, EpochRecord, EpochStatus};
+use backhaul_core::merkle::proposal_digest;
+use backhaul_protocol::dataset::{hash_from_hex, Dataset};
+use backhaul_sdk::{ix, Deployment};
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_client::rpc_config::RpcSendTransactionConfig;
+use solana_commitment_config::CommitmentConfig;
+use solana_compute_budget_interface::ComputeBudgetInstruction;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::transaction::Transaction;
+use sqlx::{AnyPool, Row};
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// What a journaled transaction does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Seal,
+    Vote,
+    Finalize,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Seal => "seal",
+            Kind::Vote => "vote",
+            Kind::Finalize => "finalize",
+        }
+    }
+}
+
+/// A journal entry's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub epoch: u64,
+    pub kind: String,
+    pub round: u64,
+    pub digest: Vec<u8>,
+    pub signature: String,
+    pub last_valid_block_height: u64,
+    pub tx: Vec<u8>,
+    pub status: String,
+    pub error: String,
+    pub attempts: u64,
+}
+
+pub const PENDING: &str = "pending";
+pub const CONFIRMED: &str = "confirmed";
+pub const FAILED: &str = "failed";
+pub const EXPIRED: &str = "expired";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("RPC request failed: {0}; the endpoint may be down or slow, retrying with backoff")]
+    Rpc(#[from] Box<solana_client::client_error::ClientError>),
+    #[error("account {0} does not decode: {1}")]
+    Decode(Pubkey, String),
+    #[error("the journal holds an unreadable entry: {0}")]
+    Journal(String),
+}
+
+impl From<solana_client::client_error::ClientError> for SubmitError {
+    fn from(e: solana_client::client_error::ClientError) -> Self {
+        SubmitError::Rpc(Box::new(e))
+    }
+}
+
+/// Settings of the submitter.
+#[derive(Clone, Copy, Debug)]
+pub struct SubmitParams {
+    pub compute_unit_limit: u32,
+    pub max_priority_fee_micro_lamports: u64,
+    /// Give up on an epoch's action after this many attempts (and alert).
+    pub max_attempts: u64,
+}
+
+pub struct Submitter {
+    pub rpc: Arc<RpcClient>,
+    pub keypair: Arc<Keypair>,
+    pub deployment: Deployment,
+    pub pool: AnyPool,
+    pub closer: Arc<Closer>,
+    pub time: ChainTime,
+    pub params: SubmitParams,
+}
+
+/// The proposal an epoch's dataset commits to.
+pub fn proposal_of(d: &Dataset) -> Option<EpochProposal> {
+    Some(EpochProposal {
+        reward_root: hash_from_hex(&d.rewards.root)?,
+        reward_leaf_count: d.rewards.leaf_count,
+        reward_total: d.rewards.total,
+        allocation: d.allocation,
+        dataset_hash: backhaul_core::merkle::sha256v(&[&d.to_bytes()]),
+        usage_root: hash_from_hex(&d.usage.root)?,
+        usage_leaf_count: d.usage.leaf_count,
+        usage_total: d.usage.total,
+        credits_consumed: d.usage.credits_consumed,
+    })
+}
+
+impl Submitter {
+    async fn account<T: AccountDeserialize>(&self, key: &Pubkey) -> Result<Option<T>, SubmitError> {
+        let acc = self
+            .rpc
+            .get_account_with_commitment(key, CommitmentConfig::confirmed())
+            .await?
+            .value;
+        acc.map(|a| {
+            T::try_deserialize(&mut &a.data[..])
+                .map_err(|e| SubmitError::Decode(*key, e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Reconciles the journal, then does whatever the next epoch needs. Returns what was sent.
+    pub async fn tick(&self) -> Result<Vec<(Kind, u64)>, SubmitError> {
+        self.reconcile().await?;
+        let mut sent = Vec::new();
+        let config: Config = self
+            .account(&self.deployment.config)
+            .await?
+            .ok_or_else(|| {
+                SubmitError::Decode(
+                    self.deployment.config,
+                    "the config account does not exist".into(),
+                )
+            })?;
+        let epoch = config.next_epoch;
+        let now = self.time.now();
+        if now < self.closer.clock.end(epoch) {
+            return Ok(sent);
+        }
+        // 1. Seal the ended epoch's ledger, so that every oracle closes it on the same inputs.
+        let ledger: Option<EpochLedger> = self.account(&self.deployment.ledger(epoch)).await?;
+        if !ledger.as_ref().is_some_and(|l| l.sealed) {
+            let ixs = vec![ix::seal_epoch(
+                &self.deployment,
+                &self.keypair.pubkey(),
+                epoch,
+            )];
+            if self.ensure(Kind::Seal, epoch, 0, &[], ixs).await? {
+                sent.push((Kind::Seal, epoch));
+            }
+            return Ok(sent);
+        }
+        // 2. Vote once the epoch is closed here.
+        let Some(closed) = self.closer.latest().filter(|c| c.dataset.epoch == epoch) else {
+            return Ok(sent);
+        };
+        let Some(proposal) = proposal_of(&closed.dataset) else {
+            return Err(SubmitError::Journal(format!(
+                "epoch {epoch}'s dataset has malformed roots"
+            )));
+        };
+        let digest = proposal_digest(
+            &self.deployment.config.to_bytes(),
+            epoch,
+            &borsh::to_vec(&proposal).unwrap_or_default(),
+        );
+        let record: Option<EpochRecord> =
+            self.account(&self.deployment.epoch_record(epoch)).await?;
+        let me = self.keypair.pubkey();
+        let (round, voted, status) = match &record {
+            Some(r) => {
+                let voted_round = u64::from(r.round) + u64::from(r.status == EpochStatus::Vetoed);
+                let voted =
+                    r.status != EpochStatus::Vetoed && r.votes.iter().any(|v| v.oracle == me);
+                (voted_round, voted, Some(r.status))
+            }
+            None => (0, false, None),
+        };
+        if let Some(r) = &record {
+            if r.status == EpochStatus::Proposed && r.proposal_digest != digest {
+                tracing::warn!(
+                    epoch,
+                    "the quorum's proposal differs from this oracle's: check the datasets"
+                );
+                metrics::counter!("backhaul_submit_dissent_total").increment(1);
+            }
+            for v in r
+                .votes
+                .iter()
+                .filter(|v| v.oracle != me && v.digest != digest)
+            {
+                tracing::warn!(epoch, oracle = %v.oracle, "another oracle voted for a different proposal");
+                metrics::counter!("backhaul_submit_dissent_total").increment(1);
+            }
+        }
+        if status != Some(EpochStatus::Finalized) && !voted {
+            let ixs = vec![ix::propose_root(&self.deployment, &me, epoch, proposal)];
+            if self.ensure(Kind::Vote, epoch, round, &digest, ixs).await? {
+                sent.push((Kind::Vote, epoch));
+            }
+        }
+        // 3. Finalize once the challenge period has passed (anyone may).
+        if let Some(r) = &record {
+            if r.status == EpochStatus::Proposed && now >= r.finalizable_at {
+                let ixs = vec![ix::finalize(&self.deployment, epoch)];
+                if self
+                    .ensure(Kind::Finalize, epoch, u64::from(r.round), &[], ixs)
+                    .await?
+                {
+                    sent.push((Kind::Finalize, epoch));
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Sends `ixs` as `kind` for (epoch, round) unless a journaled attempt is pending or done.
+    /// Returns whether a transaction was sent.
+    async fn ensure(
+        &self,
+        kind: Kind,
+        epoch: u64,
+        round: u64,
+        digest: &[u8],
+        ixs: Vec<Instruction>,
+    ) -> Result<bool, SubmitError> {
+        let existing = self.entry(epoch, kind, round).await?;
+        if let Some(e) = &existing {
+            if e.status == PENDING || e.status == CONFIRMED {
+                return Ok(false);
+            }
+            if e.attempts >= self.params.max_attempts {
+                tracing::error!(epoch, kind = kind.as_str(), attempts = e.attempts, error = %e.error, "giving up on this action; needs attention");
+                metrics::counter!("backhaul_submit_gave_up_total", "kind" => kind.as_str())
+                    .increment(1);
+                return Ok(false);
+            }
+        }
+        let attempts = existing.map_or(0, |e| e.attempts) + 1;
+        let mut all = vec![ComputeBudgetInstruction::set_compute_unit_limit(
+            self.params.compute_unit_limit,
+        )];
+        let fee = self
+            .priority_fee(&[self.deployment.config, self.deployment.epoch_record(epoch)])
+            .await;
+        if fee > 0 {
+            all.push(ComputeBudgetInstruction::set_compute_unit_price(fee));
+        }
+        all.extend(ixs);
+        let (blockhash, last_valid) = self
+            .rpc
+            .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
+            .await?;
+        let payer = self.keypair.pubkey();
+        let tx = Transaction::new_signed_with_payer(
+            &all,
+            Some(&payer),
+            &[self.keypair.as_ref()],
+            blockhash,
+        );
+        let bytes = bincode_tx(&tx);
+        let signature = tx.signatures[0];
+        // Journal first: after this commit a crash can only lead to rebroadcasting this exact tx.
+        self.journal(
+            epoch, kind, round, digest, &signature, last_valid, &bytes, PENDING, "", attempts,
+        )
+        .await?;
+        tracing::info!(epoch, kind = kind.as_str(), round, %signature, fee, "sending");
+        metrics::counter!("backhaul_submit_sent_total", "kind" => kind.as_str()).increment(1);
+        let config = RpcSendTransactionConfig {
+            skip_preflight: false,
+            ..Default::default()
+        };
+        if let Err(e) = self.rpc.send_transaction_with_config(&tx, config).await {
+            // Preflight refused it: it never reached the chain, so it can be retired now.
+            let msg = e.to_string();
+            tracing::warn!(epoch, kind = kind.as_str(), error = %msg, "the transaction was refused before sending");
+            self.journal(
+                epoch, kind, round, digest, &signature, last_valid, &bytes, FAILED, &msg, attempts,
+            )
+            .await?;
+            metrics::counter!("backhaul_submit_failed_total", "kind" => kind.as_str()).increment(1);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The priority fee: the 75th percentile of recent fees on these accounts, capped.
+    async fn priority_fee(&self, accounts: &[Pubkey]) -> u64 {
+        let Ok(mut fees) = self.rpc.get_recent_prioritization_fees(accounts).await else {
+            return 0;
+        };
+        fees.sort_unstable_by_key(|f| f.prioritization_fee);
+        let pick = fees
+            .get(fees.len().saturating_mul(3) / 4)
+            .map_or(0, |f| f.prioritization_fee);
+        pick.min(self.params.max_priority_fee_micro_lamports)
+    }
+
+    /// Settles pending journal entries with what the chain says.
+    pub async fn reconcile(&self) -> Result<(), SubmitError> {
+        let pending = self.pending().await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let signatures: Vec<Signature> = pending
+            .iter()
+            .map(|e| {
+                Signature::from_str(&e.signature)
+                    .map_err(|_| SubmitError::Journal(e.signature.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        let statuses = self
+            .rpc
+            .get_signature_statuses_with_history(&signatures)
+            .await?
+            .value;
+        let height = self.rpc.get_block_height().await?;
+        for (e, status) in pending.iter().zip(statuses) {
+            let kind = match e.kind.as_str() {
+                "seal" => Kind::Seal,
+                "vote" => Kind::Vote,
+                _ => Kind::Finalize,
+            };
+            let sig = Signature::from_str(&e.signature)
+                .map_err(|_| SubmitError::Journal(e.signature.clone()))?;
+            match status {
+                Some(s) if s.satisfies_commitment(CommitmentConfig::confirmed()) => {
+                    let (state, err) = match &s.err {
+                        None => (CONFIRMED, String::new()),
+                        Some(err) => (FAILED, err.to_string()),
+                    };
+                    tracing::info!(epoch = e.epoch, kind = %e.kind, signature = %e.signature, state, %err, "settled");
+                    self.journal(
+                        e.epoch,
+                        kind,
+                        e.round,
+                        &e.digest,
+                        &sig,
+                        e.last_valid_block_height,
+                        &e.tx,
+                        state,
+                        &err,
+                        e.attempts,
+                    )
+                    .await?;
+                }
+                Some(_) => {} // seen, not yet confirmed
+                None if height > e.last_valid_block_height => {
+                    tracing::info!(epoch = e.epoch, kind = %e.kind, signature = %e.signature, "expired without landing; will rebuild");
+                    self.journal(
+                        e.epoch,
+                        kind,
+                        e.round,
+                        &e.digest,
+                        &sig,
+                        e.last_valid_block_height,
+                        &e.tx,
+                        EXPIRED,
+                        "",
+                        e.attempts,
+                    )
+                    .await?;
+                }
+                None => {
+                    // Still valid and unseen: send the same bytes again.
+                    if let Ok(tx) = bincode::deserialize::<Transaction>(&e.tx) {
+                        let config = RpcSendTransactionConfig {
+                            skip_preflight: true,
+                            ..Default::default()
+                        };
+                        if let Err(err) = self.rpc.send_transaction_with_config(&tx, config).await {
+                            tracing::debug!(error = %err, "rebroadcast failed");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn entry(
+        &self,
+        epoch: u64,
+        kind: Kind,
+        round: u64,
+    ) -> Result<Option<Entry>, SubmitError> {
+        let row =
+            sqlx::query("SELECT * FROM submissions WHERE epoch = $1 AND kind = $2 AND round = $3")
+                .bind(i64_of(epoch)?)
+                .bind(kind.as_str())
+                .bind(i64_of(round)?)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| entry_of(&r)).transpose()
+    }
+
+    /// Every journal entry, oldest epoch first.
+    pub async fn entries(&self) -> Result<Vec<Entry>, SubmitError> {
+        let rows = sqlx::query("SELECT * FROM submissions ORDER BY epoch, kind, round")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_of).collect()
+    }
+
+    async fn pending(&self) -> Result<Vec<Entry>, SubmitError> {
+        Ok(self
+            .entries()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == PENDING)
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn journal(
+        &self,
+        epoch: u64,
+        kind: Kind,
+        round: u64,
+        digest: &[u8],
+        signature: &Signature,
+        last_valid: u64,
+        tx: &[u8],
+        status: &str,
+        error: &str,
+        attempts: u64,
+    ) -> Result<(), SubmitError> {
+        sqlx::query(
+            "INSERT INTO submissions (epoch, kind, round, digest, signature, last_valid_block_height, tx, status, error, attempts, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (epoch, kind, round) DO UPDATE SET digest = excluded.digest, signature = excluded.signature, \
+             last_valid_block_height = excluded.last_valid_block_height, tx = excluded.tx, status = excluded.status, \
+             error = excluded.error, attempts = excluded.attempts, updated_at = excluded.updated_at",
+        )
+        .bind(i64_of(epoch)?)
+        .bind(kind.as_str())
+        .bind(i64_of(round)?)
+        .bind(digest.to_vec())
+        .bind(signature.to_string())
+        .bind(i64_of(last_valid)?)
+        .bind(tx.to_vec())
+        .bind(status)
+        .bind(error)
+        .bind(i64_of(attempts)?)
+        .bind(crate::ingest::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, SubmitError> {
+    let u =
+        |v: i64| u64::try_from(v).map_err(|_| SubmitError::Journal(format!("negative value {v}")));
+    Ok(Entry {
+        epoch: u(r.try_get("epoch")?)?,
+        kind: r.try_get("kind")?,
+        round: u(r.try_get("round")?)?,
+        digest: r.try_get("digest")?,
+        signature: r.try_get("signature")?,
+        last_valid_block_height: u(r.try_get("last_valid_block_height")?)?,
+        tx: r.try_get("tx")?,
+        status: r.try_get("status")?,
+        error: r.try_get("error")?,
+        attempts: u(r.try_get("attempts")?)?,
+    })
+}
+
+fn bincode_tx(tx: &Transaction) -> Vec<u8> {
+    bincode::serialize(tx).unwrap_or_default()
+}
