@@ -150,6 +150,7 @@ impl Oracle {
                     compute_unit_limit: settings.compute_unit_limit,
                     max_priority_fee_micro_lamports: settings.max_priority_fee_micro_lamports,
                     max_attempts: 20,
+                    price: settings.price_credits_per_token,
                 },
             };
             tracing::info!(oracle = %submitter.keypair.pubkey(), "submitter enabled");

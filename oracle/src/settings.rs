@@ -43,6 +43,9 @@ pub struct Settings {
     pub compute_unit_limit: u32,
     /// The most it pays per compute unit, micro-lamports (it follows recent fees up to this).
     pub max_priority_fee_micro_lamports: u64,
+    /// The credit price this oracle posts, credits per whole token (a fixed figure standing in for
+    /// a price feed; with credits pegged at $1 = 100,000 credits, 100,000 means the token at $1).
+    pub price_credits_per_token: Option<u64>,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             submit_poll_secs: 2,
             compute_unit_limit: 200_000,
             max_priority_fee_micro_lamports: 100_000,
+            price_credits_per_token: None,
         }
     }
 }

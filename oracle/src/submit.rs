@@ -94,6 +94,8 @@ pub struct SubmitParams {
     pub max_priority_fee_micro_lamports: u64,
     /// Give up on an epoch's action after this many attempts (and alert).
     pub max_attempts: u64,
+    /// The price this oracle posts (credits per whole token), when it posts one.
+    pub price: Option<u64>,
 }
 
 pub struct Submitter {
@@ -148,6 +150,7 @@ impl Submitter {
                     "the config account does not exist".into(),
                 )
             })?;
+        self.post_price(&config).await?;
         let epoch = config.next_epoch;
         let now = self.time.now();
         if now < self.closer.clock.end(epoch) {
@@ -299,6 +302,50 @@ impl Submitter {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Posts this oracle's price when its last submission is older than half the staleness bound
+    /// (or missing), stepping at most the allowed change per update towards the target.
+    async fn post_price(&self, config: &Config) -> Result<(), SubmitError> {
+        let Some(target) = self.params.price else {
+            return Ok(());
+        };
+        let feed: Option<backhaul::state::PriceFeed> =
+            self.account(&self.deployment.price_feed()).await?;
+        let Some(feed) = feed else {
+            return Ok(());
+        };
+        let me = self.keypair.pubkey();
+        let now = self.time.now();
+        let max_age = i64::try_from(config.economics.price_max_age_secs).unwrap_or(i64::MAX);
+        let fresh = feed
+            .submissions
+            .iter()
+            .any(|s| s.oracle == me && now.saturating_sub(s.submitted_at) < max_age / 2);
+        if fresh && feed.credits_per_token == target {
+            return Ok(());
+        }
+        let price = step_towards(
+            feed.credits_per_token,
+            target,
+            config.economics.price_max_change_bps,
+        );
+        let mut ixs = vec![ComputeBudgetInstruction::set_compute_unit_limit(
+            self.params.compute_unit_limit,
+        )];
+        ixs.push(ix::submit_price(&self.deployment, &me, price));
+        let blockhash = self.rpc.get_latest_blockhash().await?;
+        let tx = Transaction::new_signed_with_payer(
+            &ixs,
+            Some(&me),
+            &[self.keypair.as_ref()],
+            blockhash,
+        );
+        match self.rpc.send_and_confirm_transaction(&tx).await {
+            Ok(sig) => tracing::info!(price, %sig, "price posted"),
+            Err(e) => tracing::warn!(price, error = %e, "posting the price failed; will retry"),
+        }
+        Ok(())
     }
 
     /// The priority fee: the 75th percentile of recent fees on these accounts, capped.
@@ -485,4 +532,36 @@ fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, SubmitError> {
 
 fn bincode_tx(tx: &Transaction) -> Vec<u8> {
     bincode::serialize(tx).unwrap_or_default()
+}
+
+/// `target`, or the closest price within `max_change_bps` of `current` (any price when there is
+/// none yet).
+pub fn step_towards(current: u64, target: u64, max_change_bps: u16) -> u64 {
+    if current == 0 || backhaul_core::price::within_bound(current, target, max_change_bps) {
+        return target;
+    }
+    let step = (u128::from(current) * u128::from(max_change_bps) / 10_000) as u64;
+    if target > current {
+        current.saturating_add(step)
+    } else {
+        current.saturating_sub(step).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_step_within_the_bound() {
+        assert_eq!(step_towards(0, 500, 2_000), 500);
+        assert_eq!(step_towards(100_000, 110_000, 2_000), 110_000);
+        assert_eq!(step_towards(100_000, 200_000, 2_000), 120_000);
+        assert_eq!(step_towards(100_000, 1, 2_000), 80_000);
+        assert!(backhaul_core::price::within_bound(
+            100_000,
+            step_towards(100_000, 200_000, 2_000),
+            2_000
+        ));
+    }
 }
