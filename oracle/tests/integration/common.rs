@@ -151,7 +151,8 @@ pub async fn databases() -> Vec<Db> {
 /// Creates a fresh database on the server at `admin_url` and returns its URL.
 async fn fresh_postgres(admin_url: &str) -> String {
     use sqlx::Connection;
-    let name = format!("bh_{}", Pubkey::new_unique().to_string().to_lowercase());
+    // Random: the server may outlive this run and hold databases of earlier ones.
+    let name = format!("bh_{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
     let mut conn = sqlx::PgConnection::connect(admin_url)
         .await
         .expect("connect to PostgreSQL");
