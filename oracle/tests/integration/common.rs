@@ -152,7 +152,11 @@ pub async fn databases() -> Vec<Db> {
 async fn fresh_postgres(admin_url: &str) -> String {
     use sqlx::Connection;
     // Random: the server may outlive this run and hold databases of earlier ones.
-    let name = format!("bh_{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+    let name = format!(
+        "bh_{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
     let mut conn = sqlx::PgConnection::connect(admin_url)
         .await
         .expect("connect to PostgreSQL");

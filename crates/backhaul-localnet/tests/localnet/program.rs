@@ -1,0 +1,277 @@
+//! The Backhaul program behind the endpoint: `initialize` sent through `RpcClient`.
+
+use crate::common::*;
+use anchor_lang::{AccountDeserialize, Discriminator, InstructionData, ToAccountMetas};
+use backhaul::instructions::InitializeParams;
+use backhaul::state::{Config, EconomicsParams, EmissionParams, PriceFeed};
+use backhaul_localnet::{LocalnetConfig, PROGRAM_ID};
+use serde_json::json;
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_client::rpc_config::{
+    RpcAccountInfoConfig, RpcProgramAccountsConfig, UiAccountEncoding,
+};
+use solana_client::rpc_filter::{Memcmp, RpcFilterType};
+use solana_commitment_config::CommitmentConfig;
+use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::program_pack::Pack;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::{Transaction, TransactionError};
+use spl_associated_token_account_interface::address::get_associated_token_address;
+use spl_associated_token_account_interface::instruction::create_associated_token_account;
+
+const GENESIS: i64 = 1_700_000_000;
+
+fn pda(seeds: &[&[u8]]) -> Pubkey {
+    Pubkey::find_program_address(seeds, &PROGRAM_ID).0
+}
+
+fn initialize_ix(initializer: &Pubkey, mint: &Pubkey, params: InitializeParams) -> Instruction {
+    let config = pda(&[backhaul::constants::CONFIG_SEED, mint.as_ref()]);
+    Instruction {
+        program_id: PROGRAM_ID,
+        accounts: backhaul::accounts::Initialize {
+            initializer: *initializer,
+            program_data: backhaul_localnet::program_data_address(),
+            config,
+            mint: *mint,
+            price_feed: pda(&[backhaul::constants::PRICE_SEED, config.as_ref()]),
+            vault: pda(&[backhaul::constants::VAULT_SEED, config.as_ref()]),
+            token_program: spl_token_interface::ID,
+            system_program: solana_system_interface::program::ID,
+            event_authority: pda(&[b"__event_authority"]),
+            program: PROGRAM_ID,
+        }
+        .to_account_metas(None),
+        data: backhaul::instruction::Initialize { params }.data(),
+    }
+}
+
+fn params(admin: Pubkey, guardian: Pubkey, oracles: Vec<Pubkey>) -> InitializeParams {
+    let unit = 10u64.pow(DECIMALS as u32);
+    InitializeParams {
+        admin,
+        guardian,
+        oracles,
+        threshold: 2,
+        genesis_ts: GENESIS,
+        epoch_length_secs: 86_400,
+        challenge_period_secs: 6 * 3_600,
+        emission: EmissionParams {
+            initial_per_epoch: 1_000 * unit,
+            decay_bps: 5_000,
+            decay_period_epochs: 30,
+            floor_per_epoch: 10 * unit,
+            lifetime_cap: 50_000 * unit,
+        },
+        rate_window_secs: 86_400,
+        rate_capacity: 2_000 * unit,
+        economics: EconomicsParams {
+            price_max_age_secs: 3_600,
+            price_max_change_bps: 2_000,
+            net_emissions_cap: 100 * unit,
+            burn_smoothing_epochs: 7,
+            usage_cap_bps: 0,
+        },
+    }
+}
+
+async fn signed(
+    client: &RpcClient,
+    ixs: &[Instruction],
+    payer: &Keypair,
+    signers: &[&Keypair],
+) -> Transaction {
+    let blockhash = client.get_latest_blockhash().await.expect("blockhash");
+    let mut keys: Vec<&Keypair> = vec![payer];
+    keys.extend_from_slice(signers);
+    Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &keys, blockhash)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_through_rpc_client() {
+    let upgrade_authority = Keypair::new();
+    let net = start_with(LocalnetConfig {
+        upgrade_authority: Some(upgrade_authority.pubkey()),
+        unix_timestamp: Some(GENESIS),
+        ..Default::default()
+    });
+    assert_eq!(net.upgrade_authority(), upgrade_authority.pubkey());
+    let client = RpcClient::new_with_commitment(net.url(), CommitmentConfig::confirmed());
+    let rpc = Rpc::new(&net);
+
+    // The program is deployed (a builtin: executable, native loader).
+    let program = client
+        .get_account(&PROGRAM_ID)
+        .await
+        .expect("program account");
+    assert!(program.executable);
+
+    let deployer = Keypair::new();
+    for key in [&upgrade_authority, &deployer] {
+        rpc.send_ok(
+            &[transfer(
+                &net.faucet().pubkey(),
+                &key.pubkey(),
+                10_000_000_000,
+            )],
+            net.faucet(),
+            &[],
+        )
+        .await;
+    }
+
+    // The network token, created and minted by the deployer, then handed to the config PDA.
+    let mint = Keypair::new();
+    let config = pda(&[backhaul::constants::CONFIG_SEED, mint.pubkey().as_ref()]);
+    let treasury = get_associated_token_address(&deployer.pubkey(), &mint.pubkey());
+    let mut ixs = create_mint_ixs(&deployer.pubkey(), &mint.pubkey(), &deployer.pubkey());
+    ixs.push(create_associated_token_account(
+        &deployer.pubkey(),
+        &deployer.pubkey(),
+        &mint.pubkey(),
+        &spl_token_interface::ID,
+    ));
+    ixs.push(mint_to(
+        &mint.pubkey(),
+        &treasury,
+        &deployer.pubkey(),
+        1_000_000,
+    ));
+    ixs.push(
+        spl_token_interface::instruction::set_authority(
+            &spl_token_interface::ID,
+            &mint.pubkey(),
+            Some(&config),
+            spl_token_interface::instruction::AuthorityType::MintTokens,
+            &deployer.pubkey(),
+            &[],
+        )
+        .unwrap(),
+    );
+    let tx = signed(&client, &ixs, &deployer, &[&mint]).await;
+    client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect("mint setup");
+    let mint_state = spl_token_interface::state::Mint::unpack(
+        &client.get_account(&mint.pubkey()).await.unwrap().data,
+    )
+    .unwrap();
+    assert_eq!(mint_state.mint_authority, Some(config).into());
+    assert_eq!(mint_state.supply, 1_000_000);
+
+    let admin = Keypair::new().pubkey();
+    let guardian = Keypair::new().pubkey();
+    let oracles: Vec<Pubkey> = (0..3).map(|_| Keypair::new().pubkey()).collect();
+
+    // Anyone but the upgrade authority is refused by the program.
+    let ix = initialize_ix(
+        &deployer.pubkey(),
+        &mint.pubkey(),
+        params(admin, guardian, oracles.clone()),
+    );
+    let tx = signed(&client, &[ix], &deployer, &[]).await;
+    let err = client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect_err("not the upgrade authority");
+    let code = anchor_lang::error::ERROR_CODE_OFFSET
+        + backhaul::error::BackhaulError::NotUpgradeAuthority as u32;
+    assert_eq!(
+        err.get_transaction_error(),
+        Some(TransactionError::InstructionError(
+            0,
+            InstructionError::Custom(code)
+        )),
+        "{err:?}"
+    );
+
+    // The upgrade authority initializes.
+    let ix = initialize_ix(
+        &upgrade_authority.pubkey(),
+        &mint.pubkey(),
+        params(admin, guardian, oracles.clone()),
+    );
+    let tx = signed(&client, std::slice::from_ref(&ix), &upgrade_authority, &[]).await;
+    let sig = client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect("initialize");
+
+    let data = client.get_account(&config).await.expect("config").data;
+    let state = Config::try_deserialize(&mut data.as_slice()).expect("a Config");
+    assert_eq!(state.admin, admin);
+    assert_eq!(state.guardian, guardian);
+    assert_eq!(state.mint, mint.pubkey());
+    assert_eq!(state.oracles, oracles);
+    assert_eq!(state.threshold, 2);
+    assert_eq!(state.genesis_ts, GENESIS);
+    let vault = client.get_account(&state.vault).await.expect("vault");
+    assert_eq!(vault.owner, spl_token_interface::ID);
+    let vault_state = spl_token_interface::state::Account::unpack(&vault.data).unwrap();
+    assert_eq!(vault_state.owner, config);
+    assert_eq!(vault_state.mint, mint.pubkey());
+    let feed = client
+        .get_account(&state.price_feed)
+        .await
+        .expect("price feed");
+    assert_eq!(feed.owner, PROGRAM_ID);
+    PriceFeed::try_deserialize(&mut feed.data.as_slice()).expect("a PriceFeed");
+
+    // The program's accounts are listed, and a discriminator filter picks the config.
+    let all = client.get_program_accounts(&PROGRAM_ID).await.unwrap();
+    let mut keys: Vec<Pubkey> = all.iter().map(|(k, _)| *k).collect();
+    keys.sort();
+    let mut expected = vec![config, state.price_feed];
+    expected.sort();
+    assert_eq!(keys, expected);
+    let configs = client
+        .get_program_accounts_with_config(
+            &PROGRAM_ID,
+            RpcProgramAccountsConfig {
+                filters: Some(vec![RpcFilterType::Memcmp(Memcmp::new_base58_encoded(
+                    0,
+                    Config::DISCRIMINATOR,
+                ))]),
+                account_config: RpcAccountInfoConfig {
+                    encoding: Some(UiAccountEncoding::Base64),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(configs.len(), 1);
+    assert_eq!(configs[0].0, config);
+
+    // The logs in getTransaction show the program ran.
+    let got = rpc.ok("getTransaction", json!([sig.to_string()])).await;
+    let logs = got["meta"]["logMessages"].to_string();
+    assert!(
+        logs.contains(&format!("Program {PROGRAM_ID} invoke [1]")),
+        "{logs}"
+    );
+    assert!(logs.contains("Instruction: Initialize"), "{logs}");
+    assert!(
+        logs.contains(&format!("Program {PROGRAM_ID} success")),
+        "{logs}"
+    );
+    assert!(got["meta"]["err"].is_null());
+
+    // A second initialize of the same mint fails (the config exists).
+    let tx = signed(&client, &[ix], &upgrade_authority, &[]).await;
+    let err = client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect_err("already initialized");
+    assert!(
+        matches!(
+            err.get_transaction_error(),
+            Some(TransactionError::InstructionError(0, _))
+        ),
+        "{err:?}"
+    );
+    net.shutdown();
+}
