@@ -152,6 +152,7 @@ impl Oracle {
                     max_attempts: 20,
                     price: settings.price_credits_per_token,
                 },
+                crash: None,
             };
             tracing::info!(oracle = %submitter.keypair.pubkey(), "submitter enabled");
             tasks.push(tokio::spawn(submit_loop(

@@ -79,6 +79,17 @@ pub enum SubmitError {
     Decode(Pubkey, String),
     #[error("the journal holds an unreadable entry: {0}")]
     Journal(String),
+    #[error("crash injected at {0:?}")]
+    Crash(Crash),
+}
+
+/// A point where crash tests stop the submitter, as a kill would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// After the journal commit, before sending.
+    AfterJournal(Kind),
+    /// After sending, before the next reconcile.
+    AfterSend(Kind),
 }
 
 impl From<solana_client::client_error::ClientError> for SubmitError {
@@ -106,6 +117,8 @@ pub struct Submitter {
     pub closer: Arc<Closer>,
     pub time: ChainTime,
     pub params: SubmitParams,
+    /// Crash tests only: stop at this point (the error ends the tick as a kill would).
+    pub crash: Option<Crash>,
 }
 
 /// The proposal an epoch's dataset commits to.
@@ -284,6 +297,9 @@ impl Submitter {
             epoch, kind, round, digest, &signature, last_valid, &bytes, PENDING, "", attempts,
         )
         .await?;
+        if self.crash == Some(Crash::AfterJournal(kind)) {
+            return Err(SubmitError::Crash(Crash::AfterJournal(kind)));
+        }
         tracing::info!(epoch, kind = kind.as_str(), round, %signature, fee, "sending");
         metrics::counter!("backhaul_submit_sent_total", "kind" => kind.as_str()).increment(1);
         let config = RpcSendTransactionConfig {
@@ -300,6 +316,9 @@ impl Submitter {
             .await?;
             metrics::counter!("backhaul_submit_failed_total", "kind" => kind.as_str()).increment(1);
             return Ok(false);
+        }
+        if self.crash == Some(Crash::AfterSend(kind)) {
+            return Err(SubmitError::Crash(Crash::AfterSend(kind)));
         }
         Ok(true)
     }

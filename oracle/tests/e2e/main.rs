@@ -11,6 +11,7 @@ use backhaul_client::{
 };
 use backhaul_localnet::{Localnet, LocalnetConfig};
 use backhaul_oracle::chain::{Addresses, RpcChain};
+use backhaul_oracle::submit::{Crash, Kind, SubmitError, SubmitParams, Submitter};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::dataset::hash_from_hex;
 use backhaul_sdk::{ix, Deployment};
@@ -140,8 +141,30 @@ fn signing_key(k: &Keypair) -> SigningKey {
     SigningKey::from_bytes(&k.secret_bytes()[..32].try_into().unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
+/// Options of a test network.
+struct Opts {
+    /// Whether the oracles run their own submitters.
+    submitters: bool,
+    /// Each oracle's bandwidth price (a different one makes a different root).
+    credits_per_gib: Vec<u64>,
+}
+
+/// A running network with traffic for epoch 0 ingested by every oracle.
+#[allow(dead_code)]
+struct World {
+    net: Net,
+    d: Deployment,
+    mint: Keypair,
+    genesis: i64,
+    oracles: Vec<Keypair>,
+    running: Vec<Oracle>,
+    urls: Vec<String>,
+    buyer: Keypair,
+    operators: Vec<Keypair>,
+    dir: tempfile::TempDir,
+}
+
+async fn world(opts: Opts) -> World {
     let start = 1_800_000_000;
     let net = Localnet::start(LocalnetConfig {
         unix_timestamp: Some(start),
@@ -258,14 +281,15 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
     let mut running = vec![];
     for (i, k) in oracles.iter().enumerate() {
         let data = dir.path().join(format!("oracle-{i}"));
+        let submits = opts.submitters;
         let settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.clone(),
             rpc_url: net.net.url(),
             config: d.config.to_string(),
-            keypair: Some(write_keypair(dir.path(), &format!("oracle-{i}"), k)),
+            keypair: submits.then(|| write_keypair(dir.path(), &format!("oracle-{i}"), k)),
             price_credits_per_token: Some(100_000),
-            credits_per_gib: 50_000,
+            credits_per_gib: opts.credits_per_gib.get(i).copied().unwrap_or(50_000),
             grace_secs: 5,
             close_poll_secs: 1,
             submit_poll_secs: 1,
@@ -287,12 +311,19 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
         .iter()
         .map(|o| format!("http://{}", o.addr))
         .collect();
-    wait_for("a posted price", 30, || async {
-        net.account::<PriceFeed>(&d.price_feed())
-            .await
-            .filter(|f| f.credits_per_token == 100_000)
-    })
-    .await;
+    if opts.submitters {
+        wait_for("a posted price", 30, || async {
+            net.account::<PriceFeed>(&d.price_feed())
+                .await
+                .filter(|f| f.credits_per_token == 100_000)
+        })
+        .await;
+    } else {
+        for o in oracles.iter().take(2) {
+            net.send(&[ix::submit_price(&d, &o.pubkey(), 100_000)], o, &[])
+                .await;
+        }
+    }
 
     // A buyer burns 100 tokens for 10,000,000 credits.
     let buyer = Keypair::new();
@@ -383,6 +414,37 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
     assert!(report.all_succeeded());
     assert!(report.stored_by(receipts.len()).iter().all(|n| *n == 3));
 
+    World {
+        net,
+        d,
+        mint,
+        genesis,
+        oracles,
+        running,
+        urls,
+        buyer,
+        operators,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
+    let World {
+        net,
+        d,
+        mint,
+        genesis,
+        running,
+        urls,
+        buyer,
+        operators,
+        ..
+    } = world(Opts {
+        submitters: true,
+        credits_per_gib: vec![],
+    })
+    .await;
     // The epoch ends; the oracles seal it, close it, vote, and two votes make quorum.
     net.warp_to(genesis + EPOCH_SECS as i64 + 1).await;
     let record = wait_for("quorum on epoch 0", 90, || async {
@@ -508,4 +570,211 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
     for o in running {
         o.stop().await;
     }
+}
+
+/// A submitter for oracle `i` of `w`, driven by hand.
+fn submitter(w: &World, i: usize, crash: Option<Crash>) -> Submitter {
+    let o = &w.running[i];
+    Submitter {
+        rpc: Arc::new(RpcClient::new_with_commitment(
+            w.net.net.url(),
+            CommitmentConfig::confirmed(),
+        )),
+        keypair: Arc::new(w.oracles[i].insecure_clone()),
+        deployment: w.d,
+        pool: o.closer.pool.clone(),
+        closer: o.closer.clone(),
+        time: o.time.clone(),
+        params: SubmitParams {
+            compute_unit_limit: 200_000,
+            max_priority_fee_micro_lamports: 1_000,
+            max_attempts: 20,
+            price: None,
+        },
+        crash,
+    }
+}
+
+/// Ticks until `done` holds, for at most `secs` seconds.
+async fn tick_until(
+    s: &Submitter,
+    w: &World,
+    secs: u64,
+    done: impl Fn(&EpochRecord) -> bool,
+) -> EpochRecord {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let _ = s.tick().await;
+        if let Some(r) = w.net.account::<EpochRecord>(&w.d.epoch_record(0)).await {
+            if done(&r) {
+                return r;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn votes_of(r: &EpochRecord, k: &Keypair) -> usize {
+    r.votes.iter().filter(|v| v.oracle == k.pubkey()).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
+    let w = world(Opts {
+        submitters: false,
+        credits_per_gib: vec![],
+    })
+    .await;
+    w.net.warp_to(w.genesis + EPOCH_SECS as i64 + 1).await;
+    // Seal (any oracle), then wait for every oracle to close the epoch.
+    let s0 = submitter(&w, 0, None);
+    wait_for("the sealed ledger", 30, || async {
+        let _ = s0.tick().await;
+        w.net
+            .account::<backhaul::state::EpochLedger>(&w.d.ledger(0))
+            .await
+            .filter(|l| l.sealed)
+    })
+    .await;
+    for o in &w.running {
+        wait_for("a closed epoch", 30, || async {
+            o.closer.latest().filter(|c| c.dataset.epoch == 0)
+        })
+        .await;
+    }
+
+    // Oracle 0 is killed after journaling its vote, before sending it.
+    let crashed = submitter(&w, 0, Some(Crash::AfterJournal(Kind::Vote)));
+    assert!(matches!(crashed.tick().await, Err(SubmitError::Crash(_))));
+    let pending = crashed
+        .entry(0, Kind::Vote, 0)
+        .await
+        .unwrap()
+        .expect("journaled");
+    assert_eq!(pending.status, "pending");
+    assert!(
+        w.net
+            .account::<EpochRecord>(&w.d.epoch_record(0))
+            .await
+            .is_none(),
+        "nothing was sent"
+    );
+    // On restart it rebroadcasts the journaled bytes: the same signature lands, once.
+    let restarted = submitter(&w, 0, None);
+    let r = tick_until(&restarted, &w, 30, |r| votes_of(r, &w.oracles[0]) == 1).await;
+    assert_eq!(votes_of(&r, &w.oracles[0]), 1);
+    let e = wait_for("the confirmed vote", 30, || async {
+        let _ = restarted.tick().await;
+        restarted
+            .entry(0, Kind::Vote, 0)
+            .await
+            .unwrap()
+            .filter(|e| e.status == "confirmed")
+    })
+    .await;
+    assert_eq!(
+        e.signature, pending.signature,
+        "the same transaction, not a second one"
+    );
+
+    // Oracle 1 is killed after sending, before confirming; the restart finds it on-chain.
+    let crashed = submitter(&w, 1, Some(Crash::AfterSend(Kind::Vote)));
+    assert!(matches!(crashed.tick().await, Err(SubmitError::Crash(_))));
+    let restarted = submitter(&w, 1, None);
+    let r = tick_until(&restarted, &w, 30, |r| r.status == EpochStatus::Proposed).await;
+    assert_eq!(
+        (votes_of(&r, &w.oracles[0]), votes_of(&r, &w.oracles[1])),
+        (1, 1)
+    );
+
+    // Oracle 2 journals a vote whose blockhash then expires without it ever being sent: on
+    // restart the entry is retired and a fresh vote lands, once.
+    let crashed = submitter(&w, 2, Some(Crash::AfterJournal(Kind::Vote)));
+    assert!(matches!(crashed.tick().await, Err(SubmitError::Crash(_))));
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "backhaulExpireBlockhashes", "params": []});
+    w.net
+        .http
+        .post(w.net.net.url())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let restarted = submitter(&w, 2, None);
+    let r = tick_until(&restarted, &w, 30, |r| votes_of(r, &w.oracles[2]) == 1).await;
+    assert_eq!(r.votes.len(), 3);
+    let e = restarted.entry(0, Kind::Vote, 0).await.unwrap().unwrap();
+    assert!(e.attempts >= 2, "the expired attempt was replaced: {e:?}");
+
+    // Finalize: killed after journaling, then restarted; the epoch finalizes once.
+    w.net.warp_to(r.finalizable_at + 1).await;
+    // The oracle follows the chain's clock about once a second.
+    let time = w.running[0].time.clone();
+    wait_for("the oracle to see the new time", 10, || async {
+        (time.now() > r.finalizable_at).then_some(())
+    })
+    .await;
+    let crashed = submitter(&w, 0, Some(Crash::AfterJournal(Kind::Finalize)));
+    assert!(matches!(crashed.tick().await, Err(SubmitError::Crash(_))));
+    let restarted = submitter(&w, 0, None);
+    tick_until(&restarted, &w, 30, |r| r.status == EpochStatus::Finalized).await;
+    let c: Config = w.net.account(&w.d.config).await.unwrap();
+    assert_eq!(c.total_minted, r.proposal.allocation, "minted once");
+    assert_eq!(c.next_epoch, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quorum_forms_on_the_honest_root_and_dissent_is_reported() {
+    // Oracle 2 prices bandwidth differently, so its dataset and root differ.
+    let w = world(Opts {
+        submitters: true,
+        credits_per_gib: vec![50_000, 50_000, 60_000],
+    })
+    .await;
+    w.net.warp_to(w.genesis + EPOCH_SECS as i64 + 1).await;
+    let r = wait_for("all three votes", 90, || async {
+        w.net
+            .account::<EpochRecord>(&w.d.epoch_record(0))
+            .await
+            .filter(|r| r.status == EpochStatus::Proposed && r.votes.len() == 3)
+    })
+    .await;
+    let honest = OracleClient::new(&w.urls[0])
+        .unwrap()
+        .epochs()
+        .await
+        .unwrap()[0]
+        .clone();
+    let dissent = OracleClient::new(&w.urls[2])
+        .unwrap()
+        .epochs()
+        .await
+        .unwrap()[0]
+        .clone();
+    // Its usage tree (and so its dataset) differs; the quorum holds the honest one.
+    assert_ne!(honest.usage_root, dissent.usage_root);
+    assert_ne!(honest.dataset_hash, dissent.dataset_hash);
+    assert_eq!(
+        hash_from_hex(&honest.dataset_hash).unwrap(),
+        r.proposal.dataset_hash
+    );
+    assert_eq!(
+        hash_from_hex(&honest.usage_root).unwrap(),
+        r.proposal.usage_root
+    );
+    let digests: std::collections::HashSet<_> = r.votes.iter().map(|v| v.digest).collect();
+    assert_eq!(digests.len(), 2, "the dissenting vote is on record");
+    // The dissent is reported in the metrics (the oracles share this process's recorder).
+    let metrics = reqwest::get(format!("{}/metrics", w.urls[0]))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("backhaul_submit_dissent_total"))
+        .expect("dissent metric");
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0, "{line}");
 }
