@@ -439,6 +439,8 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
         urls,
         buyer,
         operators,
+        // Keeps the oracles' data directories until the test ends.
+        dir: _dir,
         ..
     } = world(Opts {
         submitters: true,
