@@ -4,7 +4,6 @@
 //! `cargo bench -p backhaul-oracle --bench ingest` (set `BACKHAUL_BENCH_RECEIPTS` to change the
 //! count; 200,000 by default).
 
-use backhaul::state::{Config, EconomicsParams, EmissionParams, EpochLedger, RateLimiter};
 use backhaul_oracle::chain::{MemoryChain, MemoryState};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::api::{BatchResponse, ItemStatus};
@@ -24,61 +23,6 @@ fn key(i: u64, tag: u8) -> SigningKey {
     let mut b = [tag; 32];
     b[..8].copy_from_slice(&i.to_le_bytes());
     SigningKey::from_bytes(&b)
-}
-
-fn config(genesis: i64) -> Config {
-    Config {
-        bump: 0,
-        vault_bump: 0,
-        admin: Pubkey::new_unique(),
-        pending_admin: None,
-        guardian: Pubkey::new_unique(),
-        mint: Pubkey::new_unique(),
-        vault: Pubkey::new_unique(),
-        price_feed: Pubkey::new_unique(),
-        oracles: vec![],
-        threshold: 1,
-        genesis_ts: genesis,
-        epoch_length_secs: 1_000_000,
-        challenge_period_secs: 3_600,
-        emission: EmissionParams {
-            initial_per_epoch: 1,
-            decay_bps: 0,
-            decay_period_epochs: 1,
-            floor_per_epoch: 0,
-            lifetime_cap: 1,
-        },
-        rate_limiter: RateLimiter {
-            window_secs: 60,
-            capacity: 1,
-            level: 0,
-            last_ts: 0,
-        },
-        economics: EconomicsParams {
-            price_max_age_secs: 60,
-            price_max_change_bps: 1,
-            net_emissions_cap: 0,
-            burn_smoothing_epochs: 1,
-            usage_cap_bps: 0,
-        },
-        decimals: 6,
-        initial_supply: 0,
-        paused: false,
-        next_epoch: 0,
-        last_reward_total: 0,
-        last_reward_leaf_count: 0,
-        total_minted: 0,
-        scheduled_minted: 0,
-        total_reemitted: 0,
-        total_claimed: 0,
-        burn_ema: 0,
-        last_usage_total: 0,
-        last_usage_leaf_count: 0,
-        total_burned: 0,
-        credits_issued: 0,
-        credits_settled: 0,
-        credits_unpaid: 0,
-    }
 }
 
 fn main() {
@@ -169,27 +113,14 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = backhaul_oracle::ingest::now() - 10;
         let mut state = MemoryState {
-            config: Some(config(genesis)),
+            config: Some(backhaul_oracle::chain::examples::example_config(
+                genesis, 1_000_000, 0,
+            )),
             ..Default::default()
         };
         state.ledgers.insert(
             0,
-            EpochLedger {
-                config: Pubkey::default(),
-                epoch: 0,
-                bump: 0,
-                sealed: false,
-                sealed_at: 0,
-                tokens_burned: 0,
-                credits_issued: 0,
-                credits_settled: 0,
-                credits_unpaid: 0,
-                tokens_minted: 0,
-                credits_per_token: 0,
-                price_posted_at: 0,
-                burn_ema: 0,
-                budget: 0,
-            },
+            backhaul_oracle::chain::examples::example_ledger(Pubkey::default(), 0, false, 0, 0),
         );
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),

@@ -311,3 +311,92 @@ impl ChainTime {
         }
     }
 }
+
+/// Example accounts for tools, benchmarks and tests that run on a [`MemoryChain`].
+pub mod examples {
+    use backhaul::state::{Config, EconomicsParams, EmissionParams, EpochLedger, RateLimiter};
+    use solana_sdk::pubkey::Pubkey;
+
+    /// A config as the chain would hold it (1,000 tokens per epoch, 6 decimals): epoch
+    /// `next_epoch` is the next to finalize.
+    pub fn example_config(genesis_ts: i64, epoch_length_secs: u64, next_epoch: u64) -> Config {
+        Config {
+            bump: 255,
+            vault_bump: 255,
+            admin: Pubkey::new_unique(),
+            pending_admin: None,
+            guardian: Pubkey::new_unique(),
+            mint: Pubkey::new_unique(),
+            vault: Pubkey::new_unique(),
+            price_feed: Pubkey::new_unique(),
+            oracles: vec![Pubkey::new_unique()],
+            threshold: 1,
+            genesis_ts,
+            epoch_length_secs,
+            challenge_period_secs: 3_600,
+            emission: EmissionParams {
+                initial_per_epoch: 1_000_000_000,
+                decay_bps: 5_000,
+                decay_period_epochs: 30,
+                floor_per_epoch: 10_000_000,
+                lifetime_cap: 50_000_000_000,
+            },
+            rate_limiter: RateLimiter {
+                window_secs: 86_400,
+                capacity: 2_000_000_000,
+                level: 0,
+                last_ts: 0,
+            },
+            economics: EconomicsParams {
+                price_max_age_secs: 3_600,
+                price_max_change_bps: 2_000,
+                net_emissions_cap: 100_000_000,
+                burn_smoothing_epochs: 7,
+                usage_cap_bps: 0,
+            },
+            decimals: 6,
+            initial_supply: 0,
+            paused: false,
+            next_epoch,
+            last_reward_total: 0,
+            last_reward_leaf_count: 0,
+            total_minted: 0,
+            scheduled_minted: 0,
+            total_reemitted: 0,
+            total_claimed: 0,
+            burn_ema: 0,
+            last_usage_total: 0,
+            last_usage_leaf_count: 0,
+            total_burned: 0,
+            credits_issued: 0,
+            credits_settled: 0,
+            credits_unpaid: 0,
+        }
+    }
+
+    /// An epoch's ledger.
+    pub fn example_ledger(
+        config: Pubkey,
+        epoch: u64,
+        sealed: bool,
+        burned: u64,
+        price: u64,
+    ) -> EpochLedger {
+        EpochLedger {
+            config,
+            epoch,
+            bump: 255,
+            sealed,
+            sealed_at: 0,
+            tokens_burned: burned,
+            credits_issued: 0,
+            credits_settled: 0,
+            credits_unpaid: 0,
+            tokens_minted: 0,
+            credits_per_token: price,
+            price_posted_at: 0,
+            burn_ema: 0,
+            budget: 0,
+        }
+    }
+}

@@ -399,13 +399,6 @@ impl Submitter {
             .value;
         let height = self.rpc.get_block_height().await?;
         for (e, status) in pending.iter().zip(statuses) {
-            let kind = match e.kind.as_str() {
-                "seal" => Kind::Seal,
-                "vote" => Kind::Vote,
-                _ => Kind::Finalize,
-            };
-            let sig = Signature::from_str(&e.signature)
-                .map_err(|_| SubmitError::Journal(e.signature.clone()))?;
             match status {
                 Some(s) if s.satisfies_commitment(CommitmentConfig::confirmed()) => {
                     let (state, err) = match &s.err {
@@ -413,36 +406,12 @@ impl Submitter {
                         Some(err) => (FAILED, err.to_string()),
                     };
                     tracing::info!(epoch = e.epoch, kind = %e.kind, signature = %e.signature, state, %err, "settled");
-                    self.journal(
-                        e.epoch,
-                        kind,
-                        e.round,
-                        &e.digest,
-                        &sig,
-                        e.last_valid_block_height,
-                        &e.tx,
-                        state,
-                        &err,
-                        e.attempts,
-                    )
-                    .await?;
+                    self.set_status(e, state, &err).await?;
                 }
                 Some(_) => {} // seen, not yet confirmed
                 None if height > e.last_valid_block_height => {
                     tracing::info!(epoch = e.epoch, kind = %e.kind, signature = %e.signature, "expired without landing; will rebuild");
-                    self.journal(
-                        e.epoch,
-                        kind,
-                        e.round,
-                        &e.digest,
-                        &sig,
-                        e.last_valid_block_height,
-                        &e.tx,
-                        EXPIRED,
-                        "",
-                        e.attempts,
-                    )
-                    .await?;
+                    self.set_status(e, EXPIRED, "").await?;
                 }
                 None => {
                     // Still valid and unseen: send the same bytes again.
@@ -458,6 +427,22 @@ impl Submitter {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Records a journal entry's new state.
+    async fn set_status(&self, e: &Entry, status: &str, error: &str) -> Result<(), SubmitError> {
+        sqlx::query(
+            "UPDATE submissions SET status = $1, error = $2, updated_at = $3 WHERE epoch = $4 AND kind = $5 AND round = $6",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(crate::ingest::now())
+        .bind(i64_of(e.epoch)?)
+        .bind(e.kind.as_str())
+        .bind(i64_of(e.round)?)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! Test harness: an oracle on 127.0.0.1:0 with an in-memory chain, and keys that sign messages.
 
-use backhaul::state::{Config, EconomicsParams, EmissionParams, EpochLedger, RateLimiter};
+use backhaul::state::{Config, EpochLedger};
 use backhaul_oracle::chain::{MemoryChain, MemoryState};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::api::{BatchResponse, ItemResult};
@@ -44,77 +44,17 @@ pub fn deployment() -> Deployment {
 
 /// A config as the chain would hold it: epoch `next_epoch` is the next to finalize.
 pub fn config(genesis: i64, next_epoch: u64) -> Config {
-    Config {
-        bump: 255,
-        vault_bump: 255,
-        admin: Pubkey::new_unique(),
-        pending_admin: None,
-        guardian: Pubkey::new_unique(),
-        mint: Pubkey::new_unique(),
-        vault: Pubkey::new_unique(),
-        price_feed: Pubkey::new_unique(),
-        oracles: vec![Pubkey::new_unique()],
-        threshold: 1,
-        genesis_ts: genesis,
-        epoch_length_secs: EPOCH_SECS,
-        challenge_period_secs: 3_600,
-        emission: EmissionParams {
-            initial_per_epoch: 1_000_000_000,
-            decay_bps: 5_000,
-            decay_period_epochs: 30,
-            floor_per_epoch: 10_000_000,
-            lifetime_cap: 50_000_000_000,
-        },
-        rate_limiter: RateLimiter {
-            window_secs: 86_400,
-            capacity: 2_000_000_000,
-            level: 0,
-            last_ts: 0,
-        },
-        economics: EconomicsParams {
-            price_max_age_secs: 3_600,
-            price_max_change_bps: 2_000,
-            net_emissions_cap: 100_000_000,
-            burn_smoothing_epochs: 7,
-            usage_cap_bps: 0,
-        },
-        decimals: 6,
-        initial_supply: 0,
-        paused: false,
-        next_epoch,
-        last_reward_total: 0,
-        last_reward_leaf_count: 0,
-        total_minted: 0,
-        scheduled_minted: 0,
-        total_reemitted: 0,
-        total_claimed: 0,
-        burn_ema: 0,
-        last_usage_total: 0,
-        last_usage_leaf_count: 0,
-        total_burned: 0,
-        credits_issued: 0,
-        credits_settled: 0,
-        credits_unpaid: 0,
-    }
+    backhaul_oracle::chain::examples::example_config(genesis, EPOCH_SECS, next_epoch)
 }
 
 pub fn sealed_ledger(epoch: u64, burned: u64, price: u64) -> EpochLedger {
-    EpochLedger {
-        config: Pubkey::new_from_array(deployment().config),
+    backhaul_oracle::chain::examples::example_ledger(
+        Pubkey::new_from_array(deployment().config),
         epoch,
-        bump: 255,
-        sealed: true,
-        sealed_at: 0,
-        tokens_burned: burned,
-        credits_issued: 0,
-        credits_settled: 0,
-        credits_unpaid: 0,
-        tokens_minted: 0,
-        credits_per_token: price,
-        price_posted_at: 0,
-        burn_ema: 0,
-        budget: 0,
-    }
+        true,
+        burned,
+        price,
+    )
 }
 
 /// A chain where epoch 0 is sealed and next to finalize.
