@@ -31,6 +31,19 @@ use state::EpochProposal;
 
 declare_id!("3sxASsPrgiDAqyZAg5nTtKUjxRFHXD7kq4W1Ta6Z6WFX");
 
+// Where to report a vulnerability, embedded in the deployed program (read by explorers and
+// `query-security-txt`). The URLs name the project's public repository; edit them if it moves.
+#[cfg(not(feature = "no-entrypoint"))]
+solana_security_txt::security_txt! {
+    name: "Backhaul",
+    project_url: "https://github.com/backhaul-network/backhaul",
+    contacts: "link:https://github.com/backhaul-network/backhaul/security/advisories/new",
+    policy: "https://github.com/backhaul-network/backhaul/blob/main/SECURITY.md",
+    source_code: "https://github.com/backhaul-network/backhaul",
+    source_release: "v0.1.0",
+    auditors: "None"
+}
+
 #[program]
 pub mod backhaul {
     use super::*;
