@@ -1,0 +1,161 @@
+//! `backhaul audit`: reads every account of the deployment and every epoch's published dataset,
+//! and checks that they agree.
+//!
+//! - Each dataset hashes to the chain's `dataset_hash`, is canonical, and is internally
+//!   consistent (leaf counts, totals, cumulative = previous cumulative + amount, sorted unique
+//!   leaves, nodes against operators, bandwidth priced as the parameters say).
+//! - Both roots, rebuilt from the leaves with `backhaul_core`'s Merkle code, equal the chain's.
+//! - Each allocation is the sum of its leaves' increases and fits its budget, recomputed with
+//!   `backhaul_core::budget` from the dataset's parameters, which are checked against the chain.
+//! - vault = minted − claimed; supply = initial + minted − burned; credits issued − settled =
+//!   Σ balances; no operator claimed more than its latest cumulative reward; epochs contiguous.
+//!
+//! [`checks::audit`] is the pure core; [`fetch`] reads the chain and the datasets.
+
+pub mod checks;
+pub mod fetch;
+#[cfg(test)]
+mod tests;
+
+use crate::context::{Context, OutputFormat};
+use anyhow::bail;
+pub use checks::{AuditReport, Check, EpochFigures};
+use clap::Args;
+use fetch::DatasetSource;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuditArgs {
+    /// Read each epoch's dataset from this folder (`epoch-<n>.json`, as the oracles write them)
+    /// instead of from the oracles given with --oracle.
+    #[arg(long, value_name = "DIR")]
+    pub datasets: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// A progress bar on stderr (drawn only on a terminal).
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Fetches the deployment's accounts and its datasets (from `datasets`, or else from the
+/// context's oracles), and audits them.
+pub async fn audit(ctx: &Context, datasets: Option<PathBuf>) -> anyhow::Result<AuditReport> {
+    let source = match datasets {
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!(
+                    "--datasets {}: no such folder (it should hold epoch-<n>.json files)",
+                    dir.display()
+                );
+            }
+            DatasetSource::Folder(dir)
+        }
+        None if !ctx.oracles.is_empty() => DatasetSource::Oracles(ctx.oracle_readers()?),
+        None => bail!(
+            "the audit needs the epochs' datasets: pass --oracle <URL> (an oracle serving \
+             /v1/epochs/<n>/dataset) or --datasets <DIR> (a folder of epoch-<n>.json files)"
+        ),
+    };
+    let snapshot = fetch::snapshot(ctx).await?;
+    let wanted: Vec<(u64, [u8; 32])> = snapshot
+        .records
+        .iter()
+        .filter(|(_, r)| {
+            matches!(
+                r.status,
+                backhaul_sdk::state::EpochStatus::Proposed
+                    | backhaul_sdk::state::EpochStatus::Finalized
+            )
+        })
+        .map(|(_, r)| (r.epoch, r.proposal.dataset_hash))
+        .collect();
+    let bar = progress(wanted.len() as u64, "fetching datasets");
+    let fetched = fetch::datasets(&source, &wanted, |_| bar.inc(1)).await;
+    bar.finish_and_clear();
+    let spinner = progress(1, "checking");
+    let report = checks::audit(&snapshot, &fetched);
+    spinner.finish_and_clear();
+    tracing::info!(
+        passed = report.passed,
+        checks = report.checks.len(),
+        failed = report.failed.len(),
+        "audit done"
+    );
+    Ok(report)
+}
+
+/// Prints the report for people: a table of checks, then the epochs' figures.
+pub fn print_report(report: &AuditReport) {
+    println!(
+        "Audit of config {} (mint {}, program {})",
+        report.config, report.mint, report.program_id
+    );
+    println!();
+    let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(10);
+    println!("{:<6} {:<width$}  evidence", "result", "check");
+    for c in &report.checks {
+        println!(
+            "{:<6} {:<width$}  {}",
+            if c.passed { "pass" } else { "FAIL" },
+            c.id,
+            c.evidence
+        );
+    }
+    println!();
+    println!(
+        "{:>5} {:>10} {:>16} {:>16} {:>16} {:>9}",
+        "epoch", "status", "burned", "minted", "credits used", "operators"
+    );
+    for e in &report.epochs {
+        println!(
+            "{:>5} {:>10} {:>16} {:>16} {:>16} {:>9}",
+            e.epoch,
+            e.status,
+            e.tokens_burned,
+            e.tokens_minted,
+            e.credits_consumed,
+            e.operators_rewarded
+        );
+    }
+    println!();
+    if report.passed {
+        println!(
+            "audit passed: {} checks over {} finalized epochs",
+            report.checks.len(),
+            report.finalized_epochs
+        );
+    } else {
+        println!(
+            "audit FAILED: {} of {} checks failed: {}",
+            report.failed.len(),
+            report.checks.len(),
+            report.failed.join(", ")
+        );
+    }
+}
+
+pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let report = audit(ctx, args.datasets).await?;
+    if let Some(path) = &args.report {
+        fetch::write_report(path, &report)?;
+    }
+    crate::output::emit(ctx.output, &report, print_report);
+    if ctx.output == OutputFormat::Display && !report.passed {
+        eprintln!("the chain and the published datasets disagree: see the failed checks above");
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,191 @@
+//! Fetching what the audit reads: the deployment's accounts from the cluster, and each epoch's
+//! dataset from an oracle or from a folder.
+
+use super::checks::{Fetched, MintInfo, Snapshot, VaultInfo};
+use crate::context::Context;
+use anchor_lang::AccountDeserialize;
+use anyhow::{anyhow, Context as _};
+use backhaul_client::OracleClient;
+use backhaul_core::merkle::sha256v;
+use backhaul_sdk::state::{Config, PriceFeed};
+use futures::StreamExt;
+use solana_client::rpc_config::{
+    RpcAccountInfoConfig, RpcProgramAccountsConfig, UiAccountEncoding,
+};
+use solana_client::rpc_filter::{Memcmp, RpcFilterType};
+use solana_sdk::program_pack::Pack;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where every program account except the config holds its config: right after the 8-byte
+/// discriminator.
+pub const CONFIG_FIELD_OFFSET: usize = 8;
+
+/// Reads the config, price feed, mint and vault, and every program account whose config field
+/// is this deployment's (`getProgramAccounts` with a memcmp).
+pub async fn snapshot(ctx: &Context) -> anyhow::Result<Snapshot> {
+    let d = ctx.deployment().await?;
+    let keys = [d.config, d.price_feed(), d.mint, d.vault()];
+    let accounts = ctx
+        .rpc
+        .get_multiple_accounts_with_commitment(&keys, ctx.rpc.commitment())
+        .await
+        .map_err(|e| ctx.rpc_error(e))?
+        .value;
+    let [config, price_feed, mint, vault] = <[_; 4]>::try_from(accounts)
+        .map_err(|_| anyhow!("the cluster answered getMultipleAccounts with the wrong count"))?;
+    let config = config.ok_or_else(|| {
+        anyhow!(
+            "no config account at {} on {}: check --mint/--config and --url",
+            d.config,
+            ctx.url
+        )
+    })?;
+    let program_id = config.owner;
+    let config_state = Config::try_deserialize(&mut &config.data[..])
+        .map_err(|e| anyhow!("the config account {} does not decode: {e}", d.config))?;
+    let price_feed = price_feed
+        .and_then(|a| PriceFeed::try_deserialize(&mut &a.data[..]).ok())
+        .map(|f| (d.price_feed(), f));
+    let mint = mint
+        .and_then(|a| spl_token_interface::state::Mint::unpack(&a.data).ok())
+        .map(|m| MintInfo {
+            supply: m.supply,
+            decimals: m.decimals,
+            mint_authority: m.mint_authority.into(),
+        });
+    let vault = vault
+        .and_then(|a| spl_token_interface::state::Account::unpack(&a.data).ok())
+        .map(|v| {
+            (
+                d.vault(),
+                VaultInfo {
+                    amount: v.amount,
+                    mint: v.mint,
+                    owner: v.owner,
+                },
+            )
+        });
+
+    let filter = RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+        CONFIG_FIELD_OFFSET,
+        d.config.to_bytes().to_vec(),
+    ));
+    let program_accounts = ctx
+        .rpc
+        .get_program_ui_accounts_with_config(
+            &program_id,
+            RpcProgramAccountsConfig {
+                filters: Some(vec![filter]),
+                account_config: RpcAccountInfoConfig {
+                    encoding: Some(UiAccountEncoding::Base64),
+                    commitment: Some(ctx.rpc.commitment()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ctx.rpc_error(e))?;
+    tracing::info!(
+        accounts = program_accounts.len(),
+        config = %d.config,
+        "read the deployment's program accounts"
+    );
+    let mut snapshot = Snapshot {
+        program_id,
+        config_address: d.config,
+        config: config_state,
+        price_feed,
+        mint,
+        vault,
+        records: vec![],
+        ledgers: vec![],
+        claims: vec![],
+        credits: vec![],
+        unknown: vec![],
+    };
+    for (key, account) in program_accounts {
+        match account.data.decode() {
+            Some(data) => snapshot.add_program_account(key, &data),
+            None => snapshot.unknown.push((
+                key,
+                "the cluster sent data that does not decode as base64".into(),
+            )),
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Where datasets come from.
+#[derive(Clone, Debug)]
+pub enum DatasetSource {
+    /// A folder holding `epoch-<n>.json`, as the oracles write them.
+    Folder(PathBuf),
+    /// Oracles, asked in order.
+    Oracles(Vec<OracleClient>),
+}
+
+/// Fetches each wanted epoch's dataset; `expected` is the chain's sha256, used to prefer an
+/// oracle that serves the committed bytes when several are given. Calls `tick` once per epoch.
+pub async fn datasets(
+    source: &DatasetSource,
+    wanted: &[(u64, [u8; 32])],
+    tick: impl Fn(u64),
+) -> BTreeMap<u64, Fetched> {
+    let fetches = wanted.iter().map(|(epoch, expected)| {
+        let source = source.clone();
+        let tick = &tick;
+        async move {
+            let fetched = fetch_one(&source, *epoch, expected).await;
+            tick(*epoch);
+            (*epoch, fetched)
+        }
+    });
+    futures::stream::iter(fetches)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+async fn fetch_one(source: &DatasetSource, epoch: u64, expected: &[u8; 32]) -> Fetched {
+    match source {
+        DatasetSource::Folder(dir) => {
+            let path = dir.join(format!("epoch-{epoch}.json"));
+            Fetched {
+                source: path.display().to_string(),
+                bytes: tokio::fs::read(&path).await.map_err(|e| e.to_string()),
+            }
+        }
+        DatasetSource::Oracles(clients) => {
+            let mut first: Option<Fetched> = None;
+            for client in clients {
+                let source = format!(
+                    "{}/v1/epochs/{epoch}/dataset",
+                    client.base_url().as_str().trim_end_matches('/')
+                );
+                let bytes = client.dataset(epoch).await.map_err(|e| e.to_string());
+                if let Ok(b) = &bytes {
+                    if sha256v(&[b]) == *expected {
+                        return Fetched { source, bytes };
+                    }
+                    tracing::warn!(%source, "the oracle's dataset does not hash to the chain's dataset_hash");
+                }
+                first.get_or_insert(Fetched { source, bytes });
+            }
+            first.unwrap_or(Fetched {
+                source: "no oracle".into(),
+                bytes: Err("no oracle URL was given".into()),
+            })
+        }
+    }
+}
+
+/// Writes `report` as pretty JSON to `path`.
+pub fn write_report<T: serde::Serialize>(path: &std::path::Path, report: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report).context("cannot encode the report")?;
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot write the report to {}", path.display()))
+}
