@@ -30,6 +30,8 @@ pub struct ApiState {
     pub closer: Arc<Closer>,
     pub max_body_bytes: usize,
     pub limiter: KeyLimiter,
+    /// Storage, chain and submitter state for `/health`.
+    pub status: Arc<crate::status::Status>,
 }
 
 /// An API error: a status code and a message that says what to do.
@@ -445,11 +447,26 @@ async fn dataset(
     Ok(resp)
 }
 
+/// `503` when the database cannot be reached; `200` with `"status": "degraded"` when the last
+/// ingest write failed (`storage`, e.g. a full disk: the next write may work, and a balancer
+/// that stopped sending would never find out), or the chain or the submitter has trouble.
 async fn health(State(state): State<Arc<ApiState>>) -> Response {
-    let db_ok = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+    // A short bound: a health check that hangs as long as the pool's acquire timeout is no
+    // answer at all.
+    let ping = sqlx::query("SELECT 1").execute(&state.pool);
+    let db_ok = matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(3), ping).await,
+        Ok(Ok(_))
+    );
+    let report = state.status.report();
+    let ingest_ok = db_ok && report.storage.is_ok();
+    let all_ok = ingest_ok && report.chain.is_ok() && report.submitter.is_ok();
     let body = serde_json::json!({
-        "status": if db_ok { "ok" } else { "degraded" },
+        "status": if all_ok { "ok" } else { "degraded" },
         "database": if db_ok { "ok" } else { "unavailable" },
+        "storage": report.storage,
+        "chain": report.chain,
+        "submitter": report.submitter,
         "last_closed_epoch": state.closer.latest().map(|c| c.dataset.epoch),
         "time": now(),
     });

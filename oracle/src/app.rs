@@ -8,6 +8,7 @@ use crate::close::Closer;
 use crate::db;
 use crate::ingest::{EpochClock, Job, Writer};
 use crate::settings::Settings;
+use crate::status::Status;
 use crate::submit::{SubmitParams, Submitter};
 use anyhow::Context;
 use backhaul_core::price::issued_through;
@@ -30,6 +31,8 @@ pub struct Oracle {
     pub writer: mpsc::Sender<Job>,
     /// The chain's clock, as this oracle follows it.
     pub time: ChainTime,
+    /// What `/health` reports.
+    pub status: Arc<Status>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -83,9 +86,16 @@ impl Oracle {
                 .await
                 .context("cannot read the chain's clock")?,
         );
-        let writer = Writer::load(pool.clone(), clock, time.clone(), settings.credits_per_gib)
-            .await
-            .context("cannot load the ingest state")?;
+        let status = Arc::new(Status::default());
+        let writer = Writer::load(
+            pool.clone(),
+            clock,
+            time.clone(),
+            settings.credits_per_gib,
+            status.clone(),
+        )
+        .await
+        .context("cannot load the ingest state")?;
         let (writer_tx, writer_rx) = mpsc::channel(1024);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(writer.run(writer_rx))];
@@ -113,6 +123,7 @@ impl Oracle {
         tasks.push(tokio::spawn(clock_loop(
             chain.clone(),
             time.clone(),
+            status.clone(),
             shutdown_rx.clone(),
         )));
         tasks.push(tokio::spawn(close_loop(
@@ -155,9 +166,11 @@ impl Oracle {
                 crash: None,
             };
             tracing::info!(oracle = %submitter.keypair.pubkey(), "submitter enabled");
+            status.submit_ok();
             tasks.push(tokio::spawn(submit_loop(
                 submitter,
                 Duration::from_secs(settings.submit_poll_secs.max(1)),
+                status.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -169,6 +182,7 @@ impl Oracle {
             closer: closer.clone(),
             max_body_bytes: settings.max_body_bytes,
             limiter: KeyLimiter::new(settings.per_key_items_per_sec),
+            status: status.clone(),
         });
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -194,6 +208,7 @@ impl Oracle {
             closer,
             writer: writer_tx,
             time,
+            status,
             shutdown,
             tasks,
         })
@@ -238,32 +253,66 @@ pub fn read_keypair(path: &std::path::Path) -> anyhow::Result<Keypair> {
         .map_err(|e| anyhow::anyhow!("{} does not hold a valid keypair: {e}", path.display()))
 }
 
+/// The pause after the `failures`-th failure in a row: `every`, doubled per failure, at most
+/// 30 s.
+pub fn backoff(every: Duration, failures: u32) -> Duration {
+    let max = Duration::from_secs(30);
+    every
+        .checked_mul(2u32.saturating_pow(failures.min(16)))
+        .unwrap_or(max)
+        .min(max)
+}
+
 /// Runs the submitter, backing off (up to 30 s) while the RPC endpoint fails.
-async fn submit_loop(submitter: Submitter, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut backoff = every;
+async fn submit_loop(
+    submitter: Submitter,
+    every: Duration,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
     loop {
-        match submitter.tick().await {
-            Ok(_) => backoff = every,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_secs = backoff.as_secs(), "submitter tick failed");
-                metrics::counter!("backhaul_submit_errors_total").increment(1);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+        let pause = match submitter.tick().await {
+            Ok(_) => {
+                if failures > 0 {
+                    tracing::info!(after_failures = failures, "the submitter works again");
+                }
+                failures = 0;
+                status.submit_ok();
+                every
             }
-        }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let pause = backoff(every, failures);
+                tracing::warn!(error = %e, failures, retry_in_secs = pause.as_secs(), "submitter tick failed");
+                metrics::counter!("backhaul_submit_errors_total").increment(1);
+                status.submit_failed(&e, pause.as_secs());
+                pause
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
 }
 
 /// Follows the chain's clock: epochs end by it, not by this machine's clock.
-async fn clock_loop(chain: Arc<dyn ChainView>, time: ChainTime, mut stop: watch::Receiver<bool>) {
+async fn clock_loop(
+    chain: Arc<dyn ChainView>,
+    time: ChainTime,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         match chain.unix_timestamp().await {
-            Ok(ts) => time.set(ts),
+            Ok(ts) => {
+                time.set(ts);
+                status.chain_ok();
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "reading the chain's clock failed; using the last reading")
+                tracing::warn!(error = %e, "reading the chain's clock failed; using the last reading");
+                status.chain_failed(&e);
             }
         }
         tokio::select! {
@@ -344,4 +393,18 @@ async fn refresh_credits(
         .collect();
     writer.send(Job::Credits(available)).await.ok();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_thirty_seconds() {
+        let every = Duration::from_secs(2);
+        let secs: Vec<u64> = (1..=6).map(|f| backoff(every, f).as_secs()).collect();
+        assert_eq!(secs, vec![4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(every, u32::MAX), Duration::from_secs(30));
+    }
 }

@@ -200,7 +200,11 @@ impl Closer {
         let bytes = dataset.to_bytes();
         let hash = dataset.hash();
         db::store_dataset(&self.pool, epoch, &bytes, &hash, now).await?;
-        self.publish(epoch, &bytes).await?;
+        // Stored: this is the epoch's dataset from now on, whatever happens to the file below
+        // (a failed or interrupted write is redone from the stored copy).
+        let closed = ClosedEpoch::from_bytes(bytes, now)?;
+        self.set_latest(ClosedEpoch::from_bytes(closed.bytes.clone(), now)?);
+        self.publish(epoch, &closed.bytes).await?;
         m::epoch_closed(epoch, started.elapsed().as_secs_f64());
         tracing::info!(
             epoch,
@@ -211,8 +215,6 @@ impl Closer {
             operators = dataset.rewards.leaf_count,
             "epoch closed"
         );
-        let closed = ClosedEpoch::from_bytes(bytes, now)?;
-        self.set_latest(ClosedEpoch::from_bytes(closed.bytes.clone(), now)?);
         Ok(Arc::new(closed))
     }
 
@@ -258,24 +260,66 @@ impl Closer {
         Ok(agg.finish()?)
     }
 
-    /// Writes the dataset file atomically (temporary file, then rename).
+    /// The published file of `epoch`'s dataset.
+    pub fn dataset_path(&self, epoch: u64) -> PathBuf {
+        self.datasets_dir.join(format!("epoch-{epoch}.json"))
+    }
+
+    /// Writes the dataset file atomically and durably: a temporary file, synced, renamed over
+    /// the final name, then the directory synced. A crash leaves the old state or the new file,
+    /// never a partial one.
     async fn publish(&self, epoch: u64, bytes: &[u8]) -> Result<(), CloseFailure> {
-        let path = self.datasets_dir.join(format!("epoch-{epoch}.json"));
+        let path = self.dataset_path(epoch);
         let tmp = self.datasets_dir.join(format!(".epoch-{epoch}.json.tmp"));
-        let file_err = |source| CloseFailure::File {
-            path: path.clone(),
-            source,
+        let dir = self.datasets_dir.clone();
+        let bytes = bytes.to_vec();
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            std::fs::create_dir_all(&dir)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &target)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+        written.map_err(|source| CloseFailure::File { path, source })
+    }
+
+    /// Makes sure the latest closed epoch's file is on disk: a close interrupted between storing
+    /// the dataset and writing the file (a crash, a full disk) left it missing or partial. The
+    /// stored copy is the one that counts, so the file is written again from it.
+    pub async fn ensure_published(&self) -> Result<(), CloseFailure> {
+        let Some(latest) = self.latest() else {
+            return Ok(());
         };
-        tokio::fs::create_dir_all(&self.datasets_dir)
-            .await
-            .map_err(file_err)?;
-        tokio::fs::write(&tmp, bytes).await.map_err(file_err)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(file_err)?;
-        Ok(())
+        let epoch = latest.dataset.epoch;
+        let path = self.dataset_path(epoch);
+        let len = tokio::fs::metadata(&path).await.ok().map(|m| m.len());
+        if len == Some(latest.bytes.len() as u64) {
+            return Ok(());
+        }
+        match len {
+            None => {
+                tracing::warn!(epoch, path = %path.display(), "the dataset file is missing; writing it from the stored dataset")
+            }
+            Some(len) => {
+                tracing::error!(epoch, path = %path.display(), len, expected = latest.bytes.len(), "the dataset file does not match the stored dataset; writing it again from the stored copy")
+            }
+        }
+        self.publish(epoch, &latest.bytes).await
     }
 
     /// Closes every epoch that is ready, oldest first; returns how many closed.
     pub async fn close_ready(&self, now: i64) -> usize {
+        if let Err(e) = self.ensure_published().await {
+            tracing::error!(error = %e, "writing the latest dataset file failed; will retry");
+            m::close_error("publish");
+        }
         let mut closed = 0;
         loop {
             let epoch = match self.next_epoch().await {

@@ -14,10 +14,12 @@
 use crate::aggregate::{latest, Stored};
 use crate::db::{self, Op, WriteSet};
 use crate::metrics as m;
+use crate::status::Status;
 use backhaul_protocol::api::{ItemResult, RejectReason};
 use backhaul_protocol::{ClientGrant, Key, NodeBinding, SignedBinding, SignedGrant, SignedReceipt};
 use sqlx::AnyPool;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Epoch timing, from the chain's config.
@@ -93,6 +95,10 @@ pub struct Writer {
     /// Provisional: bytes per (epoch, buyer) of stored sessions, and credits still available.
     buyer_bytes: HashMap<(u64, Key), u64>,
     available_credits: HashMap<Key, u64>,
+    /// The in-memory view ran ahead of a failed write and could not be rebuilt yet: nothing is
+    /// classified until a reload succeeds, or replays of stored items would pass as new.
+    stale: bool,
+    status: Arc<Status>,
 }
 
 /// Most jobs one transaction commits together.
@@ -105,6 +111,7 @@ impl Writer {
         clock: EpochClock,
         time: crate::chain::ChainTime,
         credits_per_gib: u64,
+        status: Arc<Status>,
     ) -> Result<Self, db::DbError> {
         let closed = db::closed_epochs(&pool).await?;
         let closed_through = closed.last().copied();
@@ -120,6 +127,8 @@ impl Writer {
             known: HashSet::new(),
             buyer_bytes: HashMap::new(),
             available_credits: HashMap::new(),
+            stale: false,
+            status,
         };
         w.reload().await?;
         Ok(w)
@@ -191,9 +200,30 @@ impl Writer {
     }
 
     async fn process(&mut self, jobs: Vec<Job>) {
+        if self.stale {
+            match self.reload().await {
+                Ok(()) => {
+                    self.stale = false;
+                    tracing::info!("the ingest state was rebuilt from the database");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the ingest state cannot be rebuilt: the database is unavailable; refusing writes");
+                    m::storage_error();
+                    self.status.storage_failed(&e);
+                    let msg = format!(
+                        "the oracle's database is unavailable ({e}); nothing was stored, retry later"
+                    );
+                    self.refuse(jobs, &msg);
+                    return;
+                }
+            }
+        }
         let now = self.time.now();
         let mut set = WriteSet::default();
         let mut replies = Vec::new();
+        // Acknowledged only once the writes classified before them are committed: a close must
+        // not start reading while receipts it should count are still being written.
+        let mut closes = Vec::new();
         for job in jobs {
             match job {
                 Job::Bindings(items, reply) => {
@@ -215,16 +245,17 @@ impl Writer {
                     replies.push((reply, results));
                 }
                 Job::CloseThrough(epoch, done) => {
-                    self.closed_through = Some(self.closed_through.map_or(epoch, |c| c.max(epoch)));
-                    self.sessions.retain(|(e, _, _), _| *e > epoch);
-                    self.buyer_bytes.retain(|(e, _), _| *e > epoch);
-                    let _ = done.send(());
+                    self.close_through(epoch);
+                    closes.push(done);
                 }
                 Job::Credits(available) => self.available_credits = available,
             }
         }
         match db::apply(&self.pool, &set).await {
             Ok(()) => {
+                if !set.ops.is_empty() {
+                    self.status.storage_ok();
+                }
                 for (reply, results) in replies {
                     for r in &results {
                         m::item(r);
@@ -235,16 +266,44 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "storing an ingest batch failed; nothing in it was stored");
                 m::storage_error();
+                self.status.storage_failed(&e);
                 let msg = format!(
                     "the oracle could not store the batch ({e}); nothing was stored, retry later"
                 );
                 for (reply, _) in replies {
                     let _ = reply.send(Err(msg.clone()));
                 }
-                // The in-memory view ran ahead of the database: rebuild it.
+                // The in-memory view ran ahead of the database: rebuild it, now or before the
+                // next batch.
                 if let Err(e) = self.reload().await {
-                    tracing::error!(error = %e, "reloading the ingest state failed");
+                    tracing::error!(error = %e, "reloading the ingest state failed; will retry before the next batch");
+                    self.stale = true;
                 }
+            }
+        }
+        for done in closes {
+            let _ = done.send(());
+        }
+    }
+
+    fn close_through(&mut self, epoch: u64) {
+        self.closed_through = Some(self.closed_through.map_or(epoch, |c| c.max(epoch)));
+        self.sessions.retain(|(e, _, _), _| *e > epoch);
+        self.buyer_bytes.retain(|(e, _), _| *e > epoch);
+    }
+
+    /// Answers every job of a group that cannot be classified.
+    fn refuse(&mut self, jobs: Vec<Job>, msg: &str) {
+        for job in jobs {
+            match job {
+                Job::Bindings(_, reply) | Job::Grants(_, reply) | Job::Receipts(_, reply) => {
+                    let _ = reply.send(Err(msg.to_string()));
+                }
+                Job::CloseThrough(epoch, done) => {
+                    self.close_through(epoch);
+                    let _ = done.send(());
+                }
+                Job::Credits(available) => self.available_credits = available,
             }
         }
     }

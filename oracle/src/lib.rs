@@ -17,6 +17,7 @@ pub mod db;
 pub mod ingest;
 pub mod metrics;
 pub mod settings;
+pub mod status;
 pub mod submit;
 
 pub use app::Oracle;

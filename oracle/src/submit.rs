@@ -307,6 +307,13 @@ impl Submitter {
             ..Default::default()
         };
         if let Err(e) = self.rpc.send_transaction_with_config(&tx, config).await {
+            if is_transport(&e) {
+                // The endpoint is down or slow: the transaction may or may not have reached the
+                // chain. The entry stays pending; reconciling finds it, sends the same bytes
+                // again, or retires it once its blockhash has expired. Never a second one.
+                tracing::warn!(epoch, kind = kind.as_str(), %signature, error = %e, "sending failed in transport; the journaled transaction stays pending");
+                return Err(e.into());
+            }
             // Preflight refused it: it never reached the chain, so it can be retired now.
             let msg = e.to_string();
             tracing::warn!(epoch, kind = kind.as_str(), error = %msg, "the transaction was refused before sending");
@@ -532,6 +539,16 @@ fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, SubmitError> {
         error: r.try_get("error")?,
         attempts: u(r.try_get("attempts")?)?,
     })
+}
+
+/// Whether a failed request may not have reached the endpoint's logic at all (connection
+/// refused or reset, timeout, a proxy's error page), as opposed to an answer from it.
+pub fn is_transport(e: &solana_client::client_error::ClientError) -> bool {
+    use solana_client::client_error::ClientErrorKind;
+    matches!(
+        e.kind(),
+        ClientErrorKind::Io(_) | ClientErrorKind::Reqwest(_) | ClientErrorKind::Middleware(_)
+    )
 }
 
 fn bincode_tx(tx: &Transaction) -> Vec<u8> {
