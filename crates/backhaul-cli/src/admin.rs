@@ -1,0 +1,1145 @@
+//! Admins: initialize a deployment from a parameters file, change its parameters, oracle set,
+//! guardian and admin, pause and unpause; and `show`, which prints a deployment for everyone.
+
+use crate::amount::format_tokens;
+use crate::context::{parse_pubkey, read_keypair, write_keypair, Context};
+use crate::error::CommandError;
+use crate::output::emit;
+use crate::tx;
+use anyhow::{anyhow, bail};
+use backhaul_core::epoch::epoch_at;
+use backhaul_sdk::state::{Config, EconomicsParams, EmissionParams, PriceFeed};
+use backhaul_sdk::{ix, Deployment, InitializeParams, UpdateParamsArgs};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use solana_sdk::program_pack::Pack;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a deployment from a parameters file (see migrations/initial-params.toml); does
+    /// nothing when it already exists with the same parameters.
+    Init(InitArgs),
+    /// Print the deployment: authorities, oracles, parameters, price and totals.
+    Show,
+    /// Change the challenge period, emission schedule, mint rate limiter or economics
+    /// (amounts in base units, as in the parameters file).
+    SetParams(SetParamsArgs),
+    /// Replace the oracle set and threshold.
+    SetOracles(SetOraclesArgs),
+    /// Replace the guardian.
+    SetGuardian(KeyArg),
+    /// Propose a new admin; it takes over when it runs `accept-admin`.
+    ProposeAdmin(KeyArg),
+    /// Accept a pending admin transfer (sign with the proposed admin's keypair).
+    AcceptAdmin,
+    /// Pause voting, finalizing, claiming, buying and settling (admin or guardian).
+    Pause,
+    /// Unpause (admin only).
+    Unpause,
+}
+
+/// `admin init`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct InitArgs {
+    /// The parameters file (TOML, in the shape of migrations/initial-params.toml).
+    pub params: PathBuf,
+    /// Also create the token mint (no freeze authority) and hand its mint authority to the
+    /// deployment's config PDA.
+    #[arg(long)]
+    pub create_mint: bool,
+    /// The new mint's keypair file; written with a fresh keypair if it does not exist (so a
+    /// re-run finds the same mint). Default: a fresh keypair, not saved.
+    #[arg(long, requires = "create_mint")]
+    pub mint_keypair: Option<PathBuf>,
+    /// Decimals of the new mint.
+    #[arg(long, default_value_t = 6, requires = "create_mint")]
+    pub decimals: u8,
+    /// Pre-launch supply minted before the authority is handed over, in whole tokens.
+    #[arg(long, requires = "create_mint")]
+    pub supply: Option<String>,
+    /// Who receives the pre-launch supply (its associated token account). Default: the signer.
+    #[arg(long, requires = "supply")]
+    pub supply_to: Option<String>,
+}
+
+/// A public key argument.
+#[derive(Args, Debug, Clone)]
+pub struct KeyArg {
+    /// Base58 public key.
+    pub key: String,
+}
+
+/// `admin set-oracles`.
+#[derive(Args, Debug, Clone)]
+pub struct SetOraclesArgs {
+    /// The oracles' public keys (1 to 10, distinct).
+    #[arg(required = true)]
+    pub oracles: Vec<String>,
+    /// Votes needed for quorum (more than half of the oracles).
+    #[arg(long)]
+    pub threshold: u8,
+}
+
+/// `admin set-params`: every option left out keeps its current value.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SetParamsArgs {
+    /// Read the new parameters from a parameters file (its emission, rate_limit, economics and
+    /// challenge_period_secs); the options below override it.
+    #[arg(long)]
+    pub from_file: Option<PathBuf>,
+    #[arg(long)]
+    pub challenge_period_secs: Option<u64>,
+    #[arg(long)]
+    pub initial_per_epoch: Option<u64>,
+    #[arg(long)]
+    pub decay_bps: Option<u16>,
+    #[arg(long)]
+    pub decay_period_epochs: Option<u64>,
+    #[arg(long)]
+    pub floor_per_epoch: Option<u64>,
+    #[arg(long)]
+    pub lifetime_cap: Option<u64>,
+    #[arg(long)]
+    pub rate_window_secs: Option<u64>,
+    #[arg(long)]
+    pub rate_capacity: Option<u64>,
+    #[arg(long)]
+    pub price_max_age_secs: Option<u64>,
+    #[arg(long)]
+    pub price_max_change_bps: Option<u16>,
+    #[arg(long)]
+    pub net_emissions_cap: Option<u64>,
+    #[arg(long)]
+    pub burn_smoothing_epochs: Option<u64>,
+    #[arg(long)]
+    pub usage_cap_bps: Option<u32>,
+}
+
+// ---- the parameters file ----------------------------------------------------------------------
+
+/// `migrations/initial-params.toml`: amounts in base units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamsFile {
+    pub admin: String,
+    pub guardian: String,
+    pub oracles: Vec<String>,
+    pub threshold: u8,
+    /// Unix seconds; 0 means the chain's clock at initialization.
+    #[serde(default)]
+    pub genesis_ts: i64,
+    pub epoch_length_secs: u64,
+    pub challenge_period_secs: u64,
+    pub emission: EmissionToml,
+    pub rate_limit: RateLimitToml,
+    pub economics: EconomicsToml,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmissionToml {
+    pub initial_per_epoch: u64,
+    pub decay_bps: u16,
+    pub decay_period_epochs: u64,
+    pub floor_per_epoch: u64,
+    pub lifetime_cap: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitToml {
+    pub window_secs: u64,
+    pub capacity: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EconomicsToml {
+    pub price_max_age_secs: u64,
+    pub price_max_change_bps: u16,
+    pub net_emissions_cap: u64,
+    pub burn_smoothing_epochs: u64,
+    pub usage_cap_bps: u32,
+}
+
+impl From<&EmissionToml> for EmissionParams {
+    fn from(e: &EmissionToml) -> Self {
+        EmissionParams {
+            initial_per_epoch: e.initial_per_epoch,
+            decay_bps: e.decay_bps,
+            decay_period_epochs: e.decay_period_epochs,
+            floor_per_epoch: e.floor_per_epoch,
+            lifetime_cap: e.lifetime_cap,
+        }
+    }
+}
+
+impl From<&EconomicsToml> for EconomicsParams {
+    fn from(e: &EconomicsToml) -> Self {
+        EconomicsParams {
+            price_max_age_secs: e.price_max_age_secs,
+            price_max_change_bps: e.price_max_change_bps,
+            net_emissions_cap: e.net_emissions_cap,
+            burn_smoothing_epochs: e.burn_smoothing_epochs,
+            usage_cap_bps: e.usage_cap_bps,
+        }
+    }
+}
+
+impl ParamsFile {
+    pub fn from_toml(text: &str) -> anyhow::Result<ParamsFile> {
+        toml::from_str(text).map_err(|e| anyhow!("{e}"))
+    }
+
+    pub fn read(path: &Path) -> anyhow::Result<ParamsFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "cannot read the parameters file {}: {e}. Start from migrations/initial-params.toml",
+                path.display()
+            )
+        })?;
+        Self::from_toml(&text).map_err(|e| {
+            anyhow!(
+                "the parameters file {} is not in the shape of migrations/initial-params.toml: {e}",
+                path.display()
+            )
+        })
+    }
+
+    /// The instruction's parameters; `now` stands in for `genesis_ts = 0`.
+    pub fn to_params(&self, now: i64) -> anyhow::Result<InitializeParams> {
+        let key = |what: &str, s: &str| {
+            parse_pubkey(what, s).map_err(|e| {
+                anyhow!("{e}: replace the placeholder with the key in the parameters file")
+            })
+        };
+        Ok(InitializeParams {
+            admin: key("admin", &self.admin)?,
+            guardian: key("guardian", &self.guardian)?,
+            oracles: self
+                .oracles
+                .iter()
+                .map(|o| key("oracle", o))
+                .collect::<anyhow::Result<_>>()?,
+            threshold: self.threshold,
+            genesis_ts: if self.genesis_ts == 0 {
+                now
+            } else {
+                self.genesis_ts
+            },
+            epoch_length_secs: self.epoch_length_secs,
+            challenge_period_secs: self.challenge_period_secs,
+            emission: (&self.emission).into(),
+            rate_window_secs: self.rate_limit.window_secs,
+            rate_capacity: self.rate_limit.capacity,
+            economics: (&self.economics).into(),
+        })
+    }
+}
+
+/// How the on-chain config differs from `p` (genesis only compared when `compare_genesis`).
+pub fn differences(c: &Config, p: &InitializeParams, compare_genesis: bool) -> Vec<String> {
+    let mut out = vec![];
+    let mut diff = |name: &str, chain: String, file: String| {
+        if chain != file {
+            out.push(format!("{name} is {chain} on-chain but {file} in the file"));
+        }
+    };
+    diff("admin", c.admin.to_string(), p.admin.to_string());
+    diff("guardian", c.guardian.to_string(), p.guardian.to_string());
+    diff("oracles", keys(&c.oracles), keys(&p.oracles));
+    diff(
+        "threshold",
+        c.threshold.to_string(),
+        p.threshold.to_string(),
+    );
+    if compare_genesis {
+        diff(
+            "genesis_ts",
+            c.genesis_ts.to_string(),
+            p.genesis_ts.to_string(),
+        );
+    }
+    diff(
+        "epoch_length_secs",
+        c.epoch_length_secs.to_string(),
+        p.epoch_length_secs.to_string(),
+    );
+    diff(
+        "challenge_period_secs",
+        c.challenge_period_secs.to_string(),
+        p.challenge_period_secs.to_string(),
+    );
+    diff(
+        "emission",
+        format!("{:?}", c.emission),
+        format!("{:?}", p.emission),
+    );
+    diff(
+        "rate_limit.window_secs",
+        c.rate_limiter.window_secs.to_string(),
+        p.rate_window_secs.to_string(),
+    );
+    diff(
+        "rate_limit.capacity",
+        c.rate_limiter.capacity.to_string(),
+        p.rate_capacity.to_string(),
+    );
+    diff(
+        "economics",
+        format!("{:?}", c.economics),
+        format!("{:?}", p.economics),
+    );
+    out
+}
+
+fn keys(k: &[Pubkey]) -> String {
+    format!(
+        "[{}]",
+        k.iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+// ---- init -------------------------------------------------------------------------------------
+
+/// What `init` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitOutcome {
+    pub config: String,
+    pub mint: String,
+    pub vault: String,
+    pub price_feed: String,
+    /// The deployment already existed with the file's parameters; nothing was sent.
+    pub already_initialized: bool,
+    /// The mint was created by this run.
+    pub created_mint: bool,
+    pub genesis_ts: i64,
+    pub signatures: Vec<String>,
+}
+
+/// The upgrade authority recorded in the program's ProgramData account.
+pub async fn upgrade_authority(ctx: &Context) -> anyhow::Result<Option<Pubkey>> {
+    let key = backhaul_sdk::program_data();
+    let acc = ctx.raw_account(&key).await?.ok_or_else(|| {
+        anyhow!(
+            "the program {} is not deployed on {} (no ProgramData account {key}): deploy it \
+             first, or check --url",
+            backhaul_sdk::PROGRAM_ID,
+            ctx.url
+        )
+    })?;
+    // bincode UpgradeableLoaderState::ProgramData: u32 tag 3, u64 slot, Option<Pubkey>.
+    if acc.data.len() < 13 || acc.data[..4] != 3u32.to_le_bytes() {
+        bail!("{key} is not the program's ProgramData account");
+    }
+    if acc.data[12] == 0 {
+        return Ok(None);
+    }
+    let bytes: [u8; 32] = acc
+        .data
+        .get(13..45)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("{key}: truncated ProgramData account"))?;
+    Ok(Some(Pubkey::new_from_array(bytes)))
+}
+
+/// Creates the deployment described by `args.params` (and its mint when asked).
+pub async fn initialize(ctx: &Context, args: &InitArgs) -> anyhow::Result<InitOutcome> {
+    let file = ParamsFile::read(&args.params)?;
+    initialize_with(ctx, &file, args).await
+}
+
+/// [`initialize`] with the parameters already read.
+pub async fn initialize_with(
+    ctx: &Context,
+    file: &ParamsFile,
+    args: &InitArgs,
+) -> anyhow::Result<InitOutcome> {
+    let signer = ctx.signer()?;
+    let now = ctx.chain_time().await?;
+    let params = file.to_params(now)?;
+    let mut signatures = vec![];
+    let mut created_mint = false;
+
+    let mint_keypair = if args.create_mint {
+        Some(match &args.mint_keypair {
+            Some(path) if path.exists() => read_keypair(path)?,
+            Some(path) => {
+                let k = Keypair::new();
+                write_keypair(path, &k)?;
+                k
+            }
+            None => Keypair::new(),
+        })
+    } else {
+        None
+    };
+    let d = match &mint_keypair {
+        Some(k) => Deployment::new(k.pubkey()),
+        None => ctx.deployment().await?,
+    };
+
+    if let Some(existing) = ctx.account::<Config>(&d.config).await? {
+        let diffs = differences(&existing, &params, file.genesis_ts != 0);
+        if !diffs.is_empty() {
+            return Err(CommandError::InitializedDifferently {
+                config: d.config.to_string(),
+                differences: diffs,
+            }
+            .into());
+        }
+        tracing::info!(config = %d.config, "already initialized with these parameters");
+        return Ok(InitOutcome {
+            config: d.config.to_string(),
+            mint: d.mint.to_string(),
+            vault: d.vault().to_string(),
+            price_feed: d.price_feed().to_string(),
+            already_initialized: true,
+            created_mint: false,
+            genesis_ts: existing.genesis_ts,
+            signatures,
+        });
+    }
+
+    match upgrade_authority(ctx).await? {
+        Some(a) if a == signer.pubkey() => {}
+        Some(a) => {
+            return Err(CommandError::WrongKeypair {
+                signer: signer.pubkey().to_string(),
+                role: "program's upgrade authority".into(),
+                expected: a.to_string(),
+                hint: "only the upgrade authority can initialize a deployment: pass its keypair \
+                       with --keypair; nothing was sent"
+                    .into(),
+            }
+            .into())
+        }
+        None => bail!(
+            "the program is immutable (no upgrade authority), so no deployment can be initialized"
+        ),
+    }
+    if let Some(mint) = &mint_keypair {
+        if let Some(sig) = create_mint(ctx, &d, mint, args).await? {
+            signatures.push(sig.to_string());
+            created_mint = true;
+        }
+    }
+    check_mint(ctx, &d).await?;
+    let genesis_ts = params.genesis_ts;
+    let sig = tx::send(
+        ctx,
+        "initialize",
+        &[ix::initialize(&d, &signer.pubkey(), params)],
+        &[],
+    )
+    .await?;
+    signatures.push(sig.to_string());
+    Ok(InitOutcome {
+        config: d.config.to_string(),
+        mint: d.mint.to_string(),
+        vault: d.vault().to_string(),
+        price_feed: d.price_feed().to_string(),
+        already_initialized: false,
+        created_mint,
+        genesis_ts,
+        signatures,
+    })
+}
+
+/// Refuses a mint the program would refuse, saying how to fix it.
+async fn check_mint(ctx: &Context, d: &Deployment) -> anyhow::Result<()> {
+    let acc = ctx.raw_account(&d.mint).await?.ok_or_else(|| {
+        anyhow!(
+            "the mint {} does not exist on {}: create it first, or pass --create-mint",
+            d.mint,
+            ctx.url
+        )
+    })?;
+    let mint = spl_token_interface::state::Mint::unpack(&acc.data)
+        .map_err(|e| anyhow!("{} is not an SPL Token mint: {e}", d.mint))?;
+    if mint.mint_authority != Some(d.config).into() {
+        bail!(
+            "the mint {}'s mint authority must be the deployment's config PDA {} before \
+             initializing: run `spl-token authorize {} mint {}`",
+            d.mint,
+            d.config,
+            d.mint,
+            d.config
+        );
+    }
+    if mint.freeze_authority.is_some() {
+        bail!(
+            "the mint {} has a freeze authority, which could freeze the rewards vault: the \
+             program refuses such a mint",
+            d.mint
+        );
+    }
+    Ok(())
+}
+
+/// Creates the mint (and its pre-launch supply) and hands its authority to the config PDA; does
+/// nothing when that is already done.
+async fn create_mint(
+    ctx: &Context,
+    d: &Deployment,
+    mint: &Keypair,
+    args: &InitArgs,
+) -> anyhow::Result<Option<solana_sdk::signature::Signature>> {
+    use spl_token_interface::instruction as token_ix;
+    let signer = ctx.signer()?;
+    if let Some(acc) = ctx.raw_account(&d.mint).await? {
+        let existing = spl_token_interface::state::Mint::unpack(&acc.data)
+            .map_err(|e| anyhow!("{} exists and is not an SPL Token mint: {e}", d.mint))?;
+        if existing.mint_authority == Some(d.config).into() {
+            return Ok(None);
+        }
+        bail!(
+            "the mint {} exists but its mint authority is not the config PDA {}",
+            d.mint,
+            d.config
+        );
+    }
+    let space = spl_token_interface::state::Mint::LEN;
+    let rent = ctx
+        .rpc
+        .get_minimum_balance_for_rent_exemption(space)
+        .await
+        .map_err(|e| ctx.rpc_error(e))?;
+    let mut ixs = vec![
+        solana_system_interface::instruction::create_account(
+            &signer.pubkey(),
+            &d.mint,
+            rent,
+            space as u64,
+            &spl_token_interface::ID,
+        ),
+        token_ix::initialize_mint2(
+            &spl_token_interface::ID,
+            &d.mint,
+            &signer.pubkey(),
+            None,
+            args.decimals,
+        )?,
+    ];
+    if let Some(supply) = &args.supply {
+        let amount = crate::amount::parse_tokens(supply, args.decimals)?;
+        let owner = match &args.supply_to {
+            Some(k) => parse_pubkey("--supply-to", k)?,
+            None => signer.pubkey(),
+        };
+        let ata = d.ata(&owner);
+        ixs.push(
+            spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+                &signer.pubkey(),
+                &owner,
+                &d.mint,
+                &spl_token_interface::ID,
+            ),
+        );
+        ixs.push(token_ix::mint_to(
+            &spl_token_interface::ID,
+            &d.mint,
+            &ata,
+            &signer.pubkey(),
+            &[],
+            amount,
+        )?);
+    }
+    ixs.push(token_ix::set_authority(
+        &spl_token_interface::ID,
+        &d.mint,
+        Some(&d.config),
+        token_ix::AuthorityType::MintTokens,
+        &signer.pubkey(),
+        &[],
+    )?);
+    let sig = tx::send(ctx, "create the mint", &ixs, &[mint]).await?;
+    Ok(Some(sig))
+}
+
+// ---- show -------------------------------------------------------------------------------------
+
+/// A deployment as `admin show` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigView {
+    pub config: String,
+    pub mint: String,
+    pub vault: String,
+    pub admin: String,
+    pub pending_admin: Option<String>,
+    pub guardian: String,
+    pub oracles: Vec<String>,
+    pub threshold: u8,
+    pub paused: bool,
+    pub decimals: u8,
+    pub genesis_ts: i64,
+    pub epoch_length_secs: u64,
+    pub challenge_period_secs: u64,
+    /// The chain's clock.
+    pub chain_time: i64,
+    /// The epoch the chain's clock is in.
+    pub current_epoch: u64,
+    /// The next epoch to be proposed and finalized (every earlier one is finalized).
+    pub next_epoch: u64,
+    pub emission: EmissionToml,
+    pub rate_limit: RateLimitToml,
+    pub rate_limiter_level: u64,
+    pub economics: EconomicsToml,
+    pub price: PriceView,
+    pub totals: TotalsView,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PriceView {
+    /// Credits one whole token buys; 0 before the oracles first agree.
+    pub credits_per_token: u64,
+    pub posted_at: i64,
+    pub age_secs: Option<i64>,
+    /// Older than `price_max_age_secs` by the chain's clock: purchases are refused.
+    pub stale: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TotalsView {
+    /// Base units.
+    pub supply: u64,
+    pub initial_supply: u64,
+    pub vault_balance: u64,
+    pub total_minted: u64,
+    pub total_claimed: u64,
+    pub total_burned: u64,
+    pub credits_issued: u64,
+    pub credits_settled: u64,
+    pub credits_unpaid: u64,
+}
+
+fn emission_view(e: &EmissionParams) -> EmissionToml {
+    EmissionToml {
+        initial_per_epoch: e.initial_per_epoch,
+        decay_bps: e.decay_bps,
+        decay_period_epochs: e.decay_period_epochs,
+        floor_per_epoch: e.floor_per_epoch,
+        lifetime_cap: e.lifetime_cap,
+    }
+}
+
+fn economics_view(e: &EconomicsParams) -> EconomicsToml {
+    EconomicsToml {
+        price_max_age_secs: e.price_max_age_secs,
+        price_max_change_bps: e.price_max_change_bps,
+        net_emissions_cap: e.net_emissions_cap,
+        burn_smoothing_epochs: e.burn_smoothing_epochs,
+        usage_cap_bps: e.usage_cap_bps,
+    }
+}
+
+/// Reads the deployment named by `--mint`/`--config`.
+pub async fn show(ctx: &Context) -> anyhow::Result<ConfigView> {
+    let (d, c) = ctx.deployment_config().await?;
+    let now = ctx.chain_time().await?;
+    let feed: Option<PriceFeed> = ctx.account(&d.price_feed()).await?;
+    let supply = match ctx.raw_account(&d.mint).await? {
+        Some(a) => spl_token_interface::state::Mint::unpack(&a.data)
+            .map(|m| m.supply)
+            .unwrap_or(0),
+        None => 0,
+    };
+    let vault_balance = match ctx.raw_account(&d.vault()).await? {
+        Some(a) => spl_token_interface::state::Account::unpack(&a.data)
+            .map(|t| t.amount)
+            .unwrap_or(0),
+        None => 0,
+    };
+    let (price, posted_at) = feed
+        .as_ref()
+        .map_or((0, 0), |f| (f.credits_per_token, f.posted_at));
+    let age = (price > 0).then(|| now.saturating_sub(posted_at));
+    Ok(ConfigView {
+        config: d.config.to_string(),
+        mint: d.mint.to_string(),
+        vault: c.vault.to_string(),
+        admin: c.admin.to_string(),
+        pending_admin: c.pending_admin.map(|k| k.to_string()),
+        guardian: c.guardian.to_string(),
+        oracles: c.oracles.iter().map(|k| k.to_string()).collect(),
+        threshold: c.threshold,
+        paused: c.paused,
+        decimals: c.decimals,
+        genesis_ts: c.genesis_ts,
+        epoch_length_secs: c.epoch_length_secs,
+        challenge_period_secs: c.challenge_period_secs,
+        chain_time: now,
+        current_epoch: epoch_at(c.genesis_ts, c.epoch_length_secs, now).unwrap_or(0),
+        next_epoch: c.next_epoch,
+        emission: emission_view(&c.emission),
+        rate_limit: RateLimitToml {
+            window_secs: c.rate_limiter.window_secs,
+            capacity: c.rate_limiter.capacity,
+        },
+        rate_limiter_level: c.rate_limiter.level,
+        economics: economics_view(&c.economics),
+        price: PriceView {
+            credits_per_token: price,
+            posted_at,
+            age_secs: age,
+            stale: age
+                .is_none_or(|a| u64::try_from(a).unwrap_or(0) > c.economics.price_max_age_secs),
+        },
+        totals: TotalsView {
+            supply,
+            initial_supply: c.initial_supply,
+            vault_balance,
+            total_minted: c.total_minted,
+            total_claimed: c.total_claimed,
+            total_burned: c.total_burned,
+            credits_issued: c.credits_issued,
+            credits_settled: c.credits_settled,
+            credits_unpaid: c.credits_unpaid,
+        },
+    })
+}
+
+// ---- administration ---------------------------------------------------------------------------
+
+/// What an administrative transaction did.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdminOutcome {
+    pub action: String,
+    pub config: String,
+    pub signature: String,
+    /// What changed, one sentence each.
+    pub changes: Vec<String>,
+}
+
+fn wrong_keypair(signer: &Pubkey, role: &str, expected: String, action: &str) -> anyhow::Error {
+    CommandError::WrongKeypair {
+        signer: signer.to_string(),
+        role: role.into(),
+        expected,
+        hint: format!("pass --keypair with the {role}'s keypair to {action}; nothing was sent"),
+    }
+    .into()
+}
+
+/// The deployment, its config and the signer, after checking the signer is the admin.
+async fn as_admin(ctx: &Context, action: &str) -> anyhow::Result<(Deployment, Config, Pubkey)> {
+    let (d, c) = ctx.deployment_config().await?;
+    let signer = ctx.signer_pubkey()?;
+    if signer != c.admin {
+        return Err(wrong_keypair(&signer, "admin", c.admin.to_string(), action));
+    }
+    Ok((d, c, signer))
+}
+
+/// `update_params` with the options given (the rest keep their values).
+pub async fn set_params(ctx: &Context, args: &SetParamsArgs) -> anyhow::Result<AdminOutcome> {
+    let (d, c, admin) = as_admin(ctx, "change parameters").await?;
+    let file = args
+        .from_file
+        .as_deref()
+        .map(ParamsFile::read)
+        .transpose()?;
+    let mut emission = file.as_ref().map_or(c.emission, |f| (&f.emission).into());
+    let mut economics = file.as_ref().map_or(c.economics, |f| (&f.economics).into());
+    let pick = |opt: Option<u64>, file: Option<u64>, current: u64| opt.or(file).unwrap_or(current);
+    let challenge = pick(
+        args.challenge_period_secs,
+        file.as_ref().map(|f| f.challenge_period_secs),
+        c.challenge_period_secs,
+    );
+    let window = pick(
+        args.rate_window_secs,
+        file.as_ref().map(|f| f.rate_limit.window_secs),
+        c.rate_limiter.window_secs,
+    );
+    let capacity = pick(
+        args.rate_capacity,
+        file.as_ref().map(|f| f.rate_limit.capacity),
+        c.rate_limiter.capacity,
+    );
+    macro_rules! set {
+        ($target:ident . $field:ident) => {
+            if let Some(v) = args.$field {
+                $target.$field = v;
+            }
+        };
+    }
+    set!(emission.initial_per_epoch);
+    set!(emission.decay_bps);
+    set!(emission.decay_period_epochs);
+    set!(emission.floor_per_epoch);
+    set!(emission.lifetime_cap);
+    set!(economics.price_max_age_secs);
+    set!(economics.price_max_change_bps);
+    set!(economics.net_emissions_cap);
+    set!(economics.burn_smoothing_epochs);
+    set!(economics.usage_cap_bps);
+
+    let mut changes = vec![];
+    let mut update = UpdateParamsArgs::default();
+    if challenge != c.challenge_period_secs {
+        changes.push(format!(
+            "challenge_period_secs {} -> {challenge}",
+            c.challenge_period_secs
+        ));
+        update.challenge_period_secs = Some(challenge);
+    }
+    if emission != c.emission {
+        changes.push(format!("emission {:?} -> {emission:?}", c.emission));
+        update.emission = Some(emission);
+    }
+    if window != c.rate_limiter.window_secs {
+        changes.push(format!(
+            "rate_limit.window_secs {} -> {window}",
+            c.rate_limiter.window_secs
+        ));
+        update.rate_window_secs = Some(window);
+    }
+    if capacity != c.rate_limiter.capacity {
+        changes.push(format!(
+            "rate_limit.capacity {} -> {capacity}",
+            c.rate_limiter.capacity
+        ));
+        update.rate_capacity = Some(capacity);
+    }
+    if economics != c.economics {
+        changes.push(format!("economics {:?} -> {economics:?}", c.economics));
+        update.economics = Some(economics);
+    }
+    if changes.is_empty() {
+        bail!(
+            "nothing to change: every value given equals the current one. Pass at least one \
+             option that differs (see `backhaul admin set-params --help`)"
+        );
+    }
+    let sig = tx::send(
+        ctx,
+        "update parameters",
+        &[ix::update_params(&d, &admin, update)],
+        &[],
+    )
+    .await?;
+    Ok(AdminOutcome {
+        action: "set-params".into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes,
+    })
+}
+
+/// Checks an oracle set the way the program does, before sending.
+pub fn validate_oracle_set(oracles: &[Pubkey], threshold: u8) -> anyhow::Result<()> {
+    let max = usize::from(backhaul::constants::MAX_ORACLES);
+    if oracles.is_empty() || oracles.len() > max {
+        bail!("give 1 to {max} oracle keys, not {}", oracles.len());
+    }
+    for (i, o) in oracles.iter().enumerate() {
+        if *o == Pubkey::default() {
+            bail!("the all-zero key cannot be an oracle");
+        }
+        if oracles[..i].contains(o) {
+            bail!("oracle {o} is listed twice");
+        }
+    }
+    let m = usize::from(threshold);
+    if m == 0 || m > oracles.len() || m.saturating_mul(2) <= oracles.len() {
+        bail!(
+            "threshold {threshold} does not fit {} oracles: it must be more than half of them \
+             and at most all of them",
+            oracles.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn set_oracles(ctx: &Context, args: &SetOraclesArgs) -> anyhow::Result<AdminOutcome> {
+    let oracles = args
+        .oracles
+        .iter()
+        .map(|o| parse_pubkey("oracle", o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    validate_oracle_set(&oracles, args.threshold)?;
+    let (d, c, admin) = as_admin(ctx, "change the oracle set").await?;
+    let changes = vec![format!(
+        "oracles {} (threshold {}) -> {} (threshold {})",
+        keys(&c.oracles),
+        c.threshold,
+        keys(&oracles),
+        args.threshold
+    )];
+    let sig = tx::send(
+        ctx,
+        "set the oracles",
+        &[ix::set_oracles(&d, &admin, oracles, args.threshold)],
+        &[],
+    )
+    .await?;
+    Ok(AdminOutcome {
+        action: "set-oracles".into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes,
+    })
+}
+
+pub async fn set_guardian(ctx: &Context, guardian: &Pubkey) -> anyhow::Result<AdminOutcome> {
+    if *guardian == Pubkey::default() {
+        bail!("the all-zero key cannot be the guardian");
+    }
+    let (d, c, admin) = as_admin(ctx, "change the guardian").await?;
+    let sig = tx::send(
+        ctx,
+        "set the guardian",
+        &[ix::set_guardian(&d, &admin, *guardian)],
+        &[],
+    )
+    .await?;
+    Ok(AdminOutcome {
+        action: "set-guardian".into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes: vec![format!("guardian {} -> {guardian}", c.guardian)],
+    })
+}
+
+pub async fn propose_admin(ctx: &Context, new_admin: &Pubkey) -> anyhow::Result<AdminOutcome> {
+    if *new_admin == Pubkey::default() {
+        bail!("the all-zero key cannot be the admin");
+    }
+    let (d, _, admin) = as_admin(ctx, "propose a new admin").await?;
+    let sig = tx::send(
+        ctx,
+        "propose the admin",
+        &[ix::propose_admin(&d, &admin, *new_admin)],
+        &[],
+    )
+    .await?;
+    Ok(AdminOutcome {
+        action: "propose-admin".into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes: vec![format!(
+            "pending admin {new_admin}: it takes over when it runs `backhaul admin accept-admin`"
+        )],
+    })
+}
+
+pub async fn accept_admin(ctx: &Context) -> anyhow::Result<AdminOutcome> {
+    let (d, c) = ctx.deployment_config().await?;
+    let signer = ctx.signer_pubkey()?;
+    let Some(pending) = c.pending_admin else {
+        bail!(
+            "no admin transfer is pending: the admin ({}) must first run `backhaul admin \
+             propose-admin {signer}`; nothing was sent",
+            c.admin
+        );
+    };
+    if signer != pending {
+        return Err(wrong_keypair(
+            &signer,
+            "pending admin",
+            pending.to_string(),
+            "accept the admin role",
+        ));
+    }
+    let sig = tx::send(
+        ctx,
+        "accept the admin role",
+        &[ix::accept_admin(&d, &signer)],
+        &[],
+    )
+    .await?;
+    Ok(AdminOutcome {
+        action: "accept-admin".into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes: vec![format!("admin {} -> {signer}", c.admin)],
+    })
+}
+
+/// Pauses (admin or guardian) or unpauses (admin).
+pub async fn set_paused(ctx: &Context, paused: bool) -> anyhow::Result<AdminOutcome> {
+    let (d, c) = ctx.deployment_config().await?;
+    let signer = ctx.signer_pubkey()?;
+    if paused && signer != c.admin && signer != c.guardian {
+        return Err(wrong_keypair(
+            &signer,
+            "admin or guardian",
+            format!("admin {}, guardian {}", c.admin, c.guardian),
+            "pause",
+        ));
+    }
+    if !paused && signer != c.admin {
+        return Err(wrong_keypair(
+            &signer,
+            "admin",
+            c.admin.to_string(),
+            "unpause (the guardian can only pause)",
+        ));
+    }
+    if c.paused == paused {
+        bail!(
+            "the deployment is already {}; nothing was sent",
+            if paused {
+                "paused"
+            } else {
+                "running (not paused)"
+            }
+        );
+    }
+    let action = if paused { "pause" } else { "unpause" };
+    let sig = tx::send(ctx, action, &[ix::set_paused(&d, &signer, paused)], &[]).await?;
+    Ok(AdminOutcome {
+        action: action.into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes: vec![format!("paused {} -> {paused}", c.paused)],
+    })
+}
+
+// ---- dispatch ---------------------------------------------------------------------------------
+
+fn print_admin(o: &AdminOutcome) {
+    println!("{}: done (signature {})", o.action, o.signature);
+    for c in &o.changes {
+        println!("  {c}");
+    }
+}
+
+pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let out = ctx.output;
+    match command {
+        AdminCommand::Init(args) => {
+            let o = initialize(ctx, &args).await?;
+            emit(out, &o, |o| {
+                if o.already_initialized {
+                    println!("already initialized: config {} (mint {}) holds these parameters; nothing was changed", o.config, o.mint);
+                } else {
+                    println!("initialized: config {}", o.config);
+                    println!(
+                        "  mint        {}{}",
+                        o.mint,
+                        if o.created_mint { " (created)" } else { "" }
+                    );
+                    println!("  vault       {}", o.vault);
+                    println!("  price feed  {}", o.price_feed);
+                    println!("  genesis     {}", o.genesis_ts);
+                    for s in &o.signatures {
+                        println!("  signature   {s}");
+                    }
+                }
+            });
+        }
+        AdminCommand::Show => {
+            let v = show(ctx).await?;
+            emit(out, &v, print_config);
+        }
+        AdminCommand::SetParams(args) => emit(out, &set_params(ctx, &args).await?, print_admin),
+        AdminCommand::SetOracles(args) => emit(out, &set_oracles(ctx, &args).await?, print_admin),
+        AdminCommand::SetGuardian(k) => {
+            let key = parse_pubkey("guardian", &k.key)?;
+            emit(out, &set_guardian(ctx, &key).await?, print_admin)
+        }
+        AdminCommand::ProposeAdmin(k) => {
+            let key = parse_pubkey("admin", &k.key)?;
+            emit(out, &propose_admin(ctx, &key).await?, print_admin)
+        }
+        AdminCommand::AcceptAdmin => emit(out, &accept_admin(ctx).await?, print_admin),
+        AdminCommand::Pause => emit(out, &set_paused(ctx, true).await?, print_admin),
+        AdminCommand::Unpause => emit(out, &set_paused(ctx, false).await?, print_admin),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_config(v: &ConfigView) {
+    let t = |a: u64| format_tokens(a, v.decimals);
+    println!("Deployment {}", v.config);
+    println!("  mint              {} ({} decimals)", v.mint, v.decimals);
+    println!("  vault             {}", v.vault);
+    println!("  admin             {}", v.admin);
+    if let Some(p) = &v.pending_admin {
+        println!("  pending admin     {p}");
+    }
+    println!("  guardian          {}", v.guardian);
+    println!(
+        "  oracles           {} of {}: {}",
+        v.threshold,
+        v.oracles.len(),
+        v.oracles.join(", ")
+    );
+    println!(
+        "  paused            {}",
+        if v.paused { "YES" } else { "no" }
+    );
+    println!(
+        "  epochs            {} s from {}; the clock ({}) is in epoch {}; next to finalize: {}",
+        v.epoch_length_secs, v.genesis_ts, v.chain_time, v.current_epoch, v.next_epoch
+    );
+    println!("  challenge period  {} s", v.challenge_period_secs);
+    println!(
+        "  emission          {} per epoch, decay {} bps every {} epochs, floor {}, lifetime cap {}",
+        t(v.emission.initial_per_epoch),
+        v.emission.decay_bps,
+        v.emission.decay_period_epochs,
+        t(v.emission.floor_per_epoch),
+        t(v.emission.lifetime_cap)
+    );
+    println!(
+        "  rate limit        {} per {} s (level {})",
+        t(v.rate_limit.capacity),
+        v.rate_limit.window_secs,
+        t(v.rate_limiter_level)
+    );
+    println!(
+        "  economics         price max age {} s, max change {} bps, net emissions cap {}, smoothing {} epochs, usage cap {} bps",
+        v.economics.price_max_age_secs,
+        v.economics.price_max_change_bps,
+        t(v.economics.net_emissions_cap),
+        v.economics.burn_smoothing_epochs,
+        v.economics.usage_cap_bps
+    );
+    match v.price.age_secs {
+        Some(age) => println!(
+            "  price             {} credits per token, posted {age} s ago{}",
+            v.price.credits_per_token,
+            if v.price.stale {
+                " (STALE: purchases refused)"
+            } else {
+                ""
+            }
+        ),
+        None => println!("  price             none posted yet"),
+    }
+    let s = &v.totals;
+    println!(
+        "  supply            {} (initial {}); minted {}, claimed {}, in the vault {}, burned {}",
+        t(s.supply),
+        t(s.initial_supply),
+        t(s.total_minted),
+        t(s.total_claimed),
+        t(s.vault_balance),
+        t(s.total_burned)
+    );
+    println!(
+        "  credits           issued {}, settled {}, unpaid {}",
+        s.credits_issued, s.credits_settled, s.credits_unpaid
+    );
+}
+
+/// `InitArgs` for a parameters file, with no mint creation.
+impl InitArgs {
+    pub fn for_file(params: impl Into<PathBuf>) -> InitArgs {
+        InitArgs {
+            params: params.into(),
+            decimals: 6,
+            ..InitArgs::default()
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The `backhaul` command line as a library: every command is a function over a [`Context`], so
+//! the demo and the tests run exactly the code a user runs.
+//!
+//! | module | for |
+//! |---|---|
+//! | [`context`] | the global options: cluster URL, keypair, deployment, oracles, output |
+//! | [`operator`] | node operators: bind a node, see pending rewards, claim |
+//! | [`firm`] | AI firms: buy credits, balance and unsettled usage, settle, grant and revoke clients |
+//! | [`admin`] | admins: initialize, parameters, oracles, guardian, admin transfer, pause |
+//! | [`audit`] | auditors: reconcile the chain with the published datasets |
+//! | [`demo`] | the whole network on the local endpoint, in one command |
+//! | [`tx`] | sending transactions: compute budget, spinner, program errors explained |
+//! | [`amount`] | token amounts with the mint's decimals |
+//! | [`proofs`] | proofs from the oracles, checked against the chain |
+//! | [`error`] | the errors commands return on purpose |
+
+pub mod admin;
+pub mod amount;
+pub mod audit;
+pub mod cli;
+pub mod context;
+pub mod demo;
+pub mod error;
+pub mod firm;
+pub mod operator;
+pub mod output;
+pub mod proofs;
+pub mod tx;
+
+pub use context::Context;

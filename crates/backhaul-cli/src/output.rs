@@ -1,0 +1,150 @@
+//! Printing: logs on stderr through `tracing`, results on stdout as text or JSON.
+
+use crate::context::OutputFormat;
+
+/// Logs go to stderr so that `--output json` stays parseable; `RUST_LOG` overrides `-v`.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,solana_metrics=error,tarpc=error",
+        1 => "info,backhaul=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints a command's error: a sentence on stderr, or `{"error": ...}` on stdout with JSON output.
+pub fn print_error(output: OutputFormat, e: &anyhow::Error) {
+    match output {
+        OutputFormat::Display => eprintln!("error: {e:#}"),
+        OutputFormat::Json | OutputFormat::JsonCompact => {
+            println!("{}", serde_json::json!({ "error": format!("{e:#}") }))
+        }
+    }
+}
+
+/// Prints a serializable result as JSON, or calls `display` for people.
+pub fn emit<T: serde::Serialize>(output: OutputFormat, value: &T, display: impl FnOnce(&T)) {
+    match output {
+        OutputFormat::Display => display(value),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        ),
+        OutputFormat::JsonCompact => println!(
+            "{}",
+            serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        ),
+    }
+}
+
+/// One oracle's answer to a submitted message.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OracleReport {
+    pub oracle: String,
+    /// `accepted`, `duplicate`, `superseded`, `equivocation`, `rejected`, or `error`.
+    pub status: String,
+    /// Why it was rejected, or what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What the oracles answered to a signed message (binding, grant or revocation).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SubmitOutcome {
+    pub action: String,
+    /// The message, in words.
+    pub message: String,
+    /// How many oracles hold it now (answered accepted or duplicate).
+    pub stored_by: usize,
+    pub oracles: Vec<OracleReport>,
+}
+
+impl SubmitOutcome {
+    /// Summarizes a one-item fan-out report.
+    pub fn from_report(
+        action: &str,
+        message: String,
+        report: &backhaul_client::FanoutReport,
+    ) -> SubmitOutcome {
+        use backhaul_protocol::api::ItemStatus;
+        let oracles = report
+            .outcomes
+            .iter()
+            .map(|o| {
+                let first = match &o.result {
+                    Ok(batch) => batch.results.first().copied(),
+                    Err(e) => e.completed.first().copied(),
+                };
+                match (first, &o.result) {
+                    (Some(r), _) => OracleReport {
+                        oracle: o.oracle.clone(),
+                        status: match r.status {
+                            ItemStatus::Accepted => "accepted",
+                            ItemStatus::Duplicate => "duplicate",
+                            ItemStatus::Superseded => "superseded",
+                            ItemStatus::Equivocation => "equivocation",
+                            ItemStatus::Rejected => "rejected",
+                        }
+                        .into(),
+                        reason: r.reason.map(|r| r.as_str().to_string()),
+                    },
+                    (None, Err(e)) => OracleReport {
+                        oracle: o.oracle.clone(),
+                        status: "error".into(),
+                        reason: Some(e.to_string()),
+                    },
+                    (None, Ok(_)) => OracleReport {
+                        oracle: o.oracle.clone(),
+                        status: "error".into(),
+                        reason: Some("the oracle answered no result for the item".into()),
+                    },
+                }
+            })
+            .collect::<Vec<_>>();
+        SubmitOutcome {
+            action: action.into(),
+            message,
+            stored_by: report.stored_by(1).first().copied().unwrap_or(0),
+            oracles,
+        }
+    }
+
+    /// Every oracle holds the message.
+    pub fn all_stored(&self) -> bool {
+        self.stored_by == self.oracles.len()
+    }
+
+    /// 0 when every oracle holds the message, 1 otherwise.
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        if self.all_stored() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    }
+
+    pub fn print(&self) {
+        println!(
+            "{}: {} (held by {} of {} oracles)",
+            self.action,
+            self.message,
+            self.stored_by,
+            self.oracles.len()
+        );
+        for o in &self.oracles {
+            match &o.reason {
+                Some(r) => println!("  {:<40} {} ({r})", o.oracle, o.status),
+                None => println!("  {:<40} {}", o.oracle, o.status),
+            }
+        }
+        if !self.all_stored() {
+            println!("  some oracles do not hold it: run the command again once they are reachable (resubmitting is safe)");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Sending transactions: a compute-unit limit (and price), signing, sending and confirming with
+//! a spinner, and program errors turned into the program's error name, message and a hint.
+
+use crate::context::Context;
+use crate::error::CommandError;
+use solana_client::client_error::{ClientError, ClientErrorKind};
+use solana_client::rpc_request::{RpcError, RpcResponseErrorData};
+use solana_compute_budget_interface::ComputeBudgetInstruction;
+use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::transaction::{Transaction, TransactionError};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The committed IDL: the program's error codes, names and messages.
+const IDL: &str = include_str!("../../../programs/backhaul/idl/backhaul.json");
+
+/// One of the program's errors, as the IDL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramErrorInfo {
+    pub code: u32,
+    pub name: String,
+    pub message: String,
+}
+
+fn idl_errors() -> &'static HashMap<u32, ProgramErrorInfo> {
+    static ERRORS: OnceLock<HashMap<u32, ProgramErrorInfo>> = OnceLock::new();
+    ERRORS.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct Idl {
+            #[serde(default)]
+            errors: Vec<IdlError>,
+        }
+        #[derive(serde::Deserialize)]
+        struct IdlError {
+            code: u32,
+            name: String,
+            #[serde(default)]
+            msg: String,
+        }
+        let idl: Idl = serde_json::from_str(IDL).unwrap_or(Idl { errors: vec![] });
+        idl.errors
+            .into_iter()
+            .map(|e| {
+                (
+                    e.code,
+                    ProgramErrorInfo {
+                        code: e.code,
+                        name: e.name,
+                        message: e.msg,
+                    },
+                )
+            })
+            .collect()
+    })
+}
+
+/// The program's error with custom code `code`, if the IDL has it.
+pub fn program_error(code: u32) -> Option<&'static ProgramErrorInfo> {
+    idl_errors().get(&code)
+}
+
+/// What to do next after the program refused with `name`.
+pub fn hint_for(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "NotUpgradeAuthority" => "initialize with the program's upgrade authority as --keypair",
+        "NotAdmin" => {
+            "sign with the admin's keypair (--keypair); `backhaul admin show` names the admin"
+        }
+        "NotPendingAdmin" => {
+            "sign with the proposed admin's keypair; `backhaul admin show` names it"
+        }
+        "NoPendingAdmin" => "the admin must first run `backhaul admin propose-admin <KEY>`",
+        "NotGuardian" | "NotAdminOrGuardian" => {
+            "sign with the admin's or the guardian's keypair; `backhaul admin show` names both"
+        }
+        "Paused" => "the deployment is paused: wait for the admin to run `backhaul admin unpause`",
+        "InvalidMint" => {
+            "the mint needs the config PDA as mint authority and no freeze authority \
+             (`backhaul admin init --create-mint` sets this up)"
+        }
+        "InvalidOracleSet" | "InvalidThreshold" => {
+            "give 1 to 10 distinct oracle keys and a threshold m with n/2 < m <= n"
+        }
+        "InvalidEpochLength"
+        | "InvalidGenesis"
+        | "InvalidChallengePeriod"
+        | "InvalidEmissionSchedule"
+        | "InvalidRateLimit"
+        | "InvalidEconomics" => "see docs/parameters.md for every bound",
+        "EpochNotFinalized" => "wait for the epoch to be finalized after its challenge period",
+        "InvalidProof" => {
+            "the proof does not match the chain's root: try another --oracle, or wait for the \
+             oracles to publish the finalized epoch"
+        }
+        "NothingToClaim" => "everything proven so far is claimed; wait for the next epoch",
+        "NothingToSettle" => "the newest usage is already settled; wait for the next epoch",
+        "NoPrice" => "no price posted yet: wait for the oracles to agree on one",
+        "PriceStale" => "wait for the oracles to post a fresh price",
+        "SlippageExceeded" => {
+            "the price moved: check it with `backhaul admin show` and retry with a wider \
+             --max-slippage-bps or a lower --min-credits"
+        }
+        "ZeroAmount" => "give a positive amount",
+        "LedgerSealed" | "WrongLedger" => "the epoch changed while sending: run the command again",
+        _ => return None,
+    })
+}
+
+/// Turns a failed send into an error with the program's error name, message and a hint, or
+/// "cannot reach the cluster" when the endpoint is down.
+/// `programs` are the program ids of the transaction's instructions, in order.
+pub fn explain(ctx: &Context, what: &str, e: ClientError, programs: &[Pubkey]) -> anyhow::Error {
+    let logs = preflight_logs(&e);
+    if let Some(tx_err) = e.get_transaction_error() {
+        return explain_transaction_error(what, &tx_err, &logs, programs).into();
+    }
+    match e.kind() {
+        ClientErrorKind::Reqwest(_) | ClientErrorKind::Io(_) => ctx.rpc_error(e),
+        _ => anyhow::anyhow!(
+            "{what}: the cluster at {} refused the transaction: {e}",
+            ctx.url
+        ),
+    }
+}
+
+fn preflight_logs(e: &ClientError) -> Vec<String> {
+    match e.kind() {
+        ClientErrorKind::RpcError(RpcError::RpcResponseError {
+            data: RpcResponseErrorData::SendTransactionPreflightFailure(sim),
+            ..
+        }) => sim.logs.clone().unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
+/// The error for a transaction that failed with `tx_err` (and the program logs, if any).
+pub fn explain_transaction_error(
+    what: &str,
+    tx_err: &TransactionError,
+    logs: &[String],
+    programs: &[Pubkey],
+) -> CommandError {
+    let program_of = |index: u8| programs.get(usize::from(index)).copied();
+    match tx_err {
+        TransactionError::InstructionError(index, InstructionError::Custom(code))
+            if program_of(*index) == Some(spl_token_interface::ID) =>
+        {
+            let (name, hint) = match code {
+                1 => (
+                    "InsufficientFunds",
+                    "the token account holds fewer tokens than needed",
+                ),
+                3 => (
+                    "MintMismatch",
+                    "the token account is not for this deployment's mint",
+                ),
+                4 => ("OwnerMismatch", "the token account belongs to someone else"),
+                _ => ("TokenError", "see the SPL Token program's errors"),
+            };
+            CommandError::Transaction {
+                detail: format!("{what}: the token program refused: {name} (error {code})"),
+                hint: Some(hint.into()),
+            }
+        }
+        TransactionError::InstructionError(index, InstructionError::Custom(code))
+            if program_of(*index).is_some_and(|p| p != backhaul::ID) =>
+        {
+            CommandError::Transaction {
+                detail: format!(
+                    "{what}: program {} refused with custom error {code}",
+                    program_of(*index)
+                        .map(|p| p.to_string())
+                        .unwrap_or_default()
+                ),
+                hint: None,
+            }
+        }
+        TransactionError::InstructionError(_, InstructionError::Custom(code)) => {
+            if let Some(info) = program_error(*code) {
+                return CommandError::Program {
+                    code: *code,
+                    name: info.name.clone(),
+                    message: info.message.clone(),
+                    hint: hint_for(&info.name).map(str::to_string),
+                };
+            }
+            // Anchor's own checks (constraints, accounts) log their name and message.
+            let (name, message) = anchor_log(logs).unwrap_or_else(|| {
+                (
+                    format!("Custom({code})"),
+                    format!("{what} failed with custom error {code}"),
+                )
+            });
+            CommandError::Program {
+                code: *code,
+                name,
+                message,
+                hint: Some(
+                    "an account passed to the program is not the one it expects: check --mint \
+                     and the keys you gave"
+                        .into(),
+                ),
+            }
+        }
+        TransactionError::InsufficientFundsForFee | TransactionError::AccountNotFound => {
+            CommandError::Transaction {
+                detail: format!("{what}: the fee payer has no SOL to pay the fee ({tx_err})"),
+                hint: Some("fund the --keypair account with SOL".into()),
+            }
+        }
+        TransactionError::InsufficientFundsForRent { .. } => CommandError::Transaction {
+            detail: format!("{what}: {tx_err}"),
+            hint: Some("fund the --keypair account with more SOL".into()),
+        },
+        TransactionError::BlockhashNotFound => CommandError::Transaction {
+            detail: format!("{what}: the blockhash expired before the transaction landed"),
+            hint: Some("run the command again".into()),
+        },
+        other => {
+            let detail = match anchor_log(logs) {
+                Some((name, message)) => format!("{what}: {other} ({name}: {message})"),
+                None => format!("{what}: {other}"),
+            };
+            CommandError::Transaction { detail, hint: None }
+        }
+    }
+}
+
+/// `(name, message)` from Anchor's `AnchorError ... Error Code: X. Error Number: N. Error
+/// Message: M.` log line.
+fn anchor_log(logs: &[String]) -> Option<(String, String)> {
+    logs.iter().find_map(|line| {
+        let code = line.split("Error Code: ").nth(1)?;
+        let name = code.split('.').next()?.trim().to_string();
+        let message = line
+            .split("Error Message: ")
+            .nth(1)
+            .map(|m| m.trim_end_matches('.').to_string())
+            .unwrap_or_default();
+        Some((name, message))
+    })
+}
+
+/// The compute-budget instructions every transaction starts with.
+pub fn compute_budget(ctx: &Context) -> Vec<Instruction> {
+    let mut ixs = vec![ComputeBudgetInstruction::set_compute_unit_limit(
+        ctx.compute_unit_limit,
+    )];
+    if let Some(price) = ctx.compute_unit_price {
+        ixs.push(ComputeBudgetInstruction::set_compute_unit_price(price));
+    }
+    ixs
+}
+
+/// Signs `ixs` (after the compute-budget instructions) with the signer as fee payer and
+/// `extra` signers, sends, and waits for confirmation with a spinner. `what` names the action
+/// in the spinner and in errors.
+pub async fn send(
+    ctx: &Context,
+    what: &str,
+    ixs: &[Instruction],
+    extra: &[&Keypair],
+) -> anyhow::Result<Signature> {
+    let payer = ctx.signer()?;
+    let mut all = compute_budget(ctx);
+    all.extend_from_slice(ixs);
+    let spinner = ctx.spinner(format!("{what}: sending"));
+    let blockhash = match ctx.rpc.get_latest_blockhash().await {
+        Ok(b) => b,
+        Err(e) => {
+            spinner.finish_and_clear();
+            return Err(ctx.rpc_error(e));
+        }
+    };
+    let mut signers: Vec<&Keypair> = vec![payer];
+    signers.extend_from_slice(extra);
+    let tx = match Transaction::new_signed_with_payer_checked(
+        &all,
+        Some(&payer.pubkey()),
+        &signers,
+        blockhash,
+    ) {
+        Ok(tx) => tx,
+        Err(e) => {
+            spinner.finish_and_clear();
+            anyhow::bail!("{what}: cannot sign the transaction: {e}");
+        }
+    };
+    spinner.set_message(format!("{what}: confirming {}", tx.signatures[0]));
+    let result = ctx.rpc.send_and_confirm_transaction(&tx).await;
+    spinner.finish_and_clear();
+    match result {
+        Ok(sig) => {
+            tracing::info!(%sig, what, "transaction confirmed");
+            Ok(sig)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, what, "transaction failed");
+            let programs: Vec<Pubkey> = all.iter().map(|ix| ix.program_id).collect();
+            Err(explain(ctx, what, e, &programs))
+        }
+    }
+}
+
+trait SignedChecked: Sized {
+    fn new_signed_with_payer_checked(
+        ixs: &[Instruction],
+        payer: Option<&solana_sdk::pubkey::Pubkey>,
+        signers: &[&Keypair],
+        blockhash: solana_sdk::hash::Hash,
+    ) -> Result<Self, solana_sdk::signer::SignerError>;
+}
+
+impl SignedChecked for Transaction {
+    fn new_signed_with_payer_checked(
+        ixs: &[Instruction],
+        payer: Option<&solana_sdk::pubkey::Pubkey>,
+        signers: &[&Keypair],
+        blockhash: solana_sdk::hash::Hash,
+    ) -> Result<Self, solana_sdk::signer::SignerError> {
+        let mut tx = Transaction::new_with_payer(ixs, payer);
+        tx.try_sign(signers, blockhash)?;
+        Ok(tx)
+    }
+}

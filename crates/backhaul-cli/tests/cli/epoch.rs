@@ -1,0 +1,303 @@
+//! A whole epoch through the commands, with three real oracles: operators bind their nodes, the
+//! firm buys credits and grants (and revokes) clients, traffic flows, the oracles reach quorum and
+//! finalize; then rewards, claim (twice), balance and settle.
+
+use crate::common::*;
+use backhaul_cli::context::{read_keypair, signing_key};
+use backhaul_cli::error::{command_error, CommandError};
+use backhaul_cli::firm::{self, BuyArgs, GrantArgs, RevokeArgs};
+use backhaul_cli::operator::{self, BindArgs};
+use backhaul_cli::proofs::ChainStatus;
+use backhaul_client::OracleClient;
+use backhaul_sdk::state::{CreditAccount, EpochRecord, EpochStatus, OperatorClaim};
+use solana_sdk::signature::{Keypair, Signer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
+    let w = deploy(Net::start(true), START, 3 * EPOCH_SECS).await;
+    let net = &w.net;
+    let (running, urls) = start_oracles(&w, 100_000).await;
+
+    // The firm buys 100 tokens of credits at the oracles' price.
+    let buyer = net.funded().await;
+    w.give_tokens(&buyer.pubkey(), 500 * TOKEN).await;
+    let buyer_ctx = w.ctx(&buyer, &urls);
+    let bought = firm::buy(
+        &buyer_ctx,
+        &BuyArgs {
+            tokens: "100".into(),
+            ..BuyArgs::default()
+        },
+    )
+    .await
+    .expect("buy");
+    assert_eq!(bought.credits, 10_000_000);
+
+    // It authorizes a client key, and revokes another; every oracle takes both.
+    let client = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let client_key = solana_sdk::pubkey::Pubkey::new_from_array(client.verifying_key().to_bytes());
+    let g = firm::grant(
+        &buyer_ctx,
+        &GrantArgs {
+            client: client_key.to_string(),
+            expires_at: None,
+            expires_in_days: Some(30),
+            credit_limit: 0,
+            epoch: None,
+            issued_at: None,
+        },
+    )
+    .await
+    .expect("grant");
+    assert_eq!(g.stored_by, 3, "{g:?}");
+    assert!(g.oracles.iter().all(|o| o.status == "accepted"), "{g:?}");
+    let retired = solana_sdk::pubkey::Pubkey::new_unique();
+    let grant_retired = GrantArgs {
+        client: retired.to_string(),
+        expires_at: Some(START + 86_400),
+        expires_in_days: None,
+        credit_limit: 1_000,
+        epoch: Some(0),
+        issued_at: Some(START),
+    };
+    assert!(firm::grant(&buyer_ctx, &grant_retired)
+        .await
+        .expect("grant")
+        .all_stored());
+    let r = firm::revoke(
+        &buyer_ctx,
+        &RevokeArgs {
+            client: retired.to_string(),
+            epoch: Some(0),
+            issued_at: Some(START + 1),
+        },
+    )
+    .await
+    .expect("revoke");
+    assert_eq!(r.stored_by, 3);
+    assert!(r.oracles.iter().all(|o| o.status == "accepted"), "{r:?}");
+    // The same grant again is a duplicate everywhere: still held by all three.
+    let again = firm::grant(&buyer_ctx, &grant_retired)
+        .await
+        .expect("grant");
+    assert!(
+        again.oracles.iter().all(|o| o.status == "duplicate"),
+        "{again:?}"
+    );
+
+    // Two operators bind a node each, from their key files.
+    let operators: Vec<Keypair> = vec![net.funded().await, net.funded().await];
+    let mut nodes = vec![];
+    for (i, op) in operators.iter().enumerate() {
+        let node_file = net.keypair_file(&format!("node-{i}"), &Keypair::new());
+        let o = operator::bind(
+            &w.ctx(op, &urls),
+            &BindArgs {
+                node_keypair: node_file.clone(),
+                epoch: None,
+            },
+        )
+        .await
+        .expect("bind");
+        assert_eq!(o.stored_by, 3, "{o:?}");
+        assert!(o.message.contains(&op.pubkey().to_string()));
+        nodes.push(signing_key(&read_keypair(&node_file).expect("node key")));
+    }
+    // A node key file that is not a keypair is refused with what to do.
+    let garbage = net.write("garbage.json", "not a keypair");
+    let e = operator::bind(
+        &w.ctx(&operators[0], &urls),
+        &BindArgs {
+            node_keypair: garbage,
+            epoch: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("is not a Solana CLI keypair file"),
+        "{e:#}"
+    );
+
+    let operator_keys: Vec<_> = operators.iter().map(|o| o.pubkey()).collect();
+    serve_traffic(&w, &urls, &nodes, &operator_keys, &client, &buyer.pubkey()).await;
+
+    // Nothing is finalized yet: nothing to claim.
+    let op0 = w.ctx(&operators[0], &urls);
+    let e = operator::claim(&op0, None).await.unwrap_err();
+    assert!(format!("{e}").starts_with("nothing to claim"), "{e}");
+
+    // The epoch ends; the oracles close it and reach quorum.
+    net.warp_to(START + EPOCH_SECS as i64 + 10).await;
+    let record = wait_for("quorum on epoch 0", 90, || async {
+        net.account::<EpochRecord>(&w.d.epoch_record(0))
+            .await
+            .filter(|r| r.status == EpochStatus::Proposed && r.votes.len() >= 2)
+    })
+    .await;
+
+    // rewards: the proof verifies against the proposed root, but is not claimable yet.
+    let api = OracleClient::new(&urls[0]).expect("client");
+    let proof0 = wait_for("oracle 0's proof", 30, || async {
+        api.operator_proof(&operators[0].pubkey().to_bytes())
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    let r = operator::rewards(&op0, None).await.expect("rewards");
+    let latest = r.latest.clone().expect("a proof");
+    assert_eq!(
+        (
+            latest.epoch,
+            latest.cumulative,
+            latest.status,
+            latest.verified
+        ),
+        (0, proof0.cumulative, ChainStatus::Proposed, true)
+    );
+    assert_eq!(latest.finalizable_at, Some(record.finalizable_at));
+    assert_eq!(
+        (r.claimable_now, r.claimable_epoch, r.claimed),
+        (0, None, 0)
+    );
+    assert_eq!(r.pending_finalization, proof0.cumulative);
+
+    // After the challenge period an oracle finalizes.
+    net.warp_to(record.finalizable_at + 1).await;
+    wait_for("finalization", 60, || async {
+        net.account::<EpochRecord>(&w.d.epoch_record(0))
+            .await
+            .filter(|r| r.status == EpochStatus::Finalized)
+    })
+    .await;
+    let r = operator::rewards(&op0, None).await.expect("rewards");
+    assert_eq!(
+        (r.claimable_now, r.claimable_epoch),
+        (proof0.cumulative, Some(0))
+    );
+    assert_eq!(r.pending_finalization, 0);
+    assert_eq!(r.latest.expect("proof").status, ChainStatus::Finalized);
+
+    // claim: pays the proof's cumulative amount into the operator's new token account.
+    let ata0 = w.d.ata(&operators[0].pubkey());
+    assert_eq!(net.token_balance(&ata0).await, 0);
+    let c = operator::claim(&op0, None).await.expect("claim");
+    assert_eq!(
+        (c.epoch, c.cumulative, c.amount),
+        (0, proof0.cumulative, proof0.cumulative)
+    );
+    assert_eq!(c.balance, proof0.cumulative);
+    assert_eq!(net.token_balance(&ata0).await, proof0.cumulative);
+    let claim_record: OperatorClaim = net
+        .account(&w.d.operator_claim(&operators[0].pubkey()))
+        .await
+        .expect("claim record");
+    assert_eq!(claim_record.claimed, proof0.cumulative);
+
+    // A second claim: nothing to claim, nothing sent.
+    let lamports = net.lamports(&operators[0].pubkey()).await;
+    let e = operator::claim(&op0, None).await.unwrap_err();
+    assert!(
+        matches!(
+            command_error(&e),
+            Some(CommandError::NothingToClaim { epoch: 0, .. })
+        ),
+        "{e:#}"
+    );
+    assert_eq!(net.lamports(&operators[0].pubkey()).await, lamports);
+
+    // The second operator claims through the binary (JSON), then again: exit code 1.
+    let proof1 = api
+        .operator_proof(&operators[1].pubkey().to_bytes())
+        .await
+        .expect("proof")
+        .expect("a leaf");
+    assert!(proof1.cumulative > proof0.cumulative, "node 1 served more");
+    let keypair1 = net.keypair_file("operator-1", &operators[1]);
+    let claim_args = |json: bool| {
+        let mut a = vec![
+            "operator".to_string(),
+            "claim".into(),
+            "--url".into(),
+            net.url(),
+            "--keypair".into(),
+            path_str(&keypair1),
+            "--mint".into(),
+            w.mint.to_string(),
+            "--oracle".into(),
+            urls.join(","),
+        ];
+        if json {
+            a.extend(["--output".into(), "json".into()]);
+        }
+        a
+    };
+    let out = run_binary_async(claim_args(true)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["amount"], proof1.cumulative);
+    assert_eq!(v["epoch"], 0);
+    assert_eq!(
+        net.token_balance(&w.d.ata(&operators[1].pubkey())).await,
+        proof1.cumulative
+    );
+    let out = run_binary_async(claim_args(false)).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nothing to claim"),
+        "{}",
+        stderr(&out)
+    );
+    let record: EpochRecord = net.account(&w.d.epoch_record(0)).await.expect("record");
+    assert_eq!(
+        proof0.cumulative + proof1.cumulative,
+        record.proposal.allocation,
+        "the two operators were paid the whole epoch"
+    );
+
+    // balance: 5 GiB at 50,000 credits per GiB proven and not yet settled.
+    let b = firm::balance(&buyer_ctx, None).await.expect("balance");
+    assert_eq!(b.balance, 10_000_000);
+    assert_eq!(b.usage_epoch, Some(0));
+    assert_eq!(b.usage_status, Some(ChainStatus::Finalized));
+    assert!(b.usage_verified);
+    assert_eq!(b.unsettled, Some(250_000));
+
+    // settle, by anyone (here an operator pays the fee).
+    let s = firm::settle(&op0, Some(buyer.pubkey()))
+        .await
+        .expect("settle");
+    assert_eq!(
+        (
+            s.epoch,
+            s.consumed_cumulative,
+            s.debited,
+            s.unpaid,
+            s.balance
+        ),
+        (0, 250_000, 250_000, 0, 9_750_000)
+    );
+    let credits: CreditAccount = net
+        .account(&w.d.credits(&buyer.pubkey()))
+        .await
+        .expect("credits");
+    assert_eq!((credits.balance, credits.settled), (9_750_000, 250_000));
+    let e = firm::settle(&buyer_ctx, None).await.unwrap_err();
+    assert!(
+        matches!(
+            command_error(&e),
+            Some(CommandError::NothingToSettle {
+                cumulative: 250_000,
+                ..
+            })
+        ),
+        "{e:#}"
+    );
+    let b = firm::balance(&buyer_ctx, None).await.expect("balance");
+    assert_eq!((b.settled, b.unsettled), (250_000, Some(0)));
+
+    for o in running {
+        o.stop().await;
+    }
+}
