@@ -532,7 +532,7 @@ fn contiguity_check(
         .collect();
     let missing: Vec<String> = with_proposal
         .iter()
-        .filter(|e| !datasets.get(e).is_some_and(|f| f.bytes.is_ok()))
+        .filter(|e| datasets.get(e).is_none_or(|f| f.bytes.is_err()))
         .map(|e| e.to_string())
         .collect();
     if !missing.is_empty() {

@@ -1,0 +1,340 @@
+//! `backhaul demo`: the network's main job on this machine, with no setup.
+//!
+//! It starts the local endpoint and three oracles (threshold two, embedded SQLite in a temporary
+//! folder), creates a deployment, and for several epochs has firms buy credits, their clients
+//! exchange signed receipts with a few dozen nodes over HTTP, the oracles close, vote and
+//! finalize, operators claim and firms settle; then it audits everything and reports. Every step
+//! goes through the command functions a user runs, each actor with its own [`Context`].
+
+pub mod network;
+mod stdout;
+pub mod traffic;
+
+use crate::audit::{AuditReport, EpochFigures};
+use crate::context::{Context, GlobalArgs, OutputFormat};
+use crate::output::emit;
+use anyhow::Context as _;
+use backhaul_sdk::state::Config;
+use clap::Args;
+pub use network::{DemoOptions, EpochRun, Network};
+use serde::Serialize;
+use solana_sdk::program_pack::Pack;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Epochs to run.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: u64,
+    /// Nodes to simulate (three per operator).
+    #[arg(long, default_value_t = 36)]
+    pub nodes: usize,
+    /// AI firms, each with three clients.
+    #[arg(long, default_value_t = 3)]
+    pub firms: usize,
+    /// Seed of the simulation: the same seed gives the same keys, traffic and datasets.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the data folder (oracles' databases and datasets, keys, report.json) here instead
+    /// of a temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+}
+
+/// One epoch as the demo reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoEpoch {
+    pub epoch: u64,
+    pub status: String,
+    pub sessions: usize,
+    pub receipts: usize,
+    pub bytes_signed: u64,
+    pub bytes_counted: u64,
+    /// Tokens burned for credits in the epoch and the credits issued.
+    pub tokens_burned: u64,
+    pub credits_issued: u64,
+    /// Credits consumed (the usage tree's increase) and settled against the epoch.
+    pub credits_consumed: u64,
+    pub credits_settled: u64,
+    pub credits_unpaid: u64,
+    /// Tokens minted as the epoch's rewards, and its budget.
+    pub tokens_minted: u64,
+    pub budget: u64,
+    pub operators_rewarded: u64,
+    /// Claims made after the epoch was finalized, and what they paid.
+    pub claims: usize,
+    pub claimed: u64,
+    /// The largest rewards: (operator, tokens in base units).
+    pub top_earners: Vec<(String, u64)>,
+    /// Wall seconds from the epoch's end to its finalization.
+    pub close_to_finalize_secs: f64,
+}
+
+/// The deployment's totals at the end.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoTotals {
+    pub initial_supply: u64,
+    pub supply: u64,
+    pub minted: u64,
+    pub claimed: u64,
+    pub vault: u64,
+    pub burned: u64,
+    pub credits_issued: u64,
+    pub credits_settled: u64,
+    pub credits_unpaid: u64,
+}
+
+/// The audit's outcome, short.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoAudit {
+    pub passed: bool,
+    pub checks: usize,
+    pub failed: Vec<String>,
+}
+
+/// What `backhaul demo` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoReport {
+    pub seed: u64,
+    pub nodes: usize,
+    pub operators: usize,
+    pub firms: usize,
+    pub clients: usize,
+    pub oracles: usize,
+    pub threshold: u8,
+    pub config: String,
+    pub mint: String,
+    pub decimals: u8,
+    pub epochs: Vec<DemoEpoch>,
+    pub totals: DemoTotals,
+    pub audit: DemoAudit,
+    /// Where the data was kept (`--keep`), if anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    pub elapsed_secs: f64,
+}
+
+impl DemoReport {
+    /// Every epoch finalized, minted = claimed + vault, and the audit passed.
+    pub fn succeeded(&self) -> bool {
+        self.epochs.iter().all(|e| e.status == "finalized")
+            && self.totals.minted.checked_sub(self.totals.claimed) == Some(self.totals.vault)
+            && self.audit.passed
+    }
+}
+
+/// Runs the demo and returns its report (the network is stopped before returning).
+pub async fn run_demo(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
+    let mut net = Network::start(opts).await?;
+    let result = drive(&mut net, opts).await;
+    if let (Ok(report), Some(dir)) = (&result, &opts.keep) {
+        let path = dir.join("report.json");
+        crate::audit::fetch::write_report(&path, report)?;
+    }
+    net.progress.step("stopping the oracles and the endpoint");
+    net.stop().await;
+    result
+}
+
+async fn drive(net: &mut Network, opts: &DemoOptions) -> anyhow::Result<DemoReport> {
+    let mut runs = vec![];
+    for e in 0..opts.epochs {
+        runs.push(net.run_epoch(e).await?);
+    }
+    net.progress
+        .step("auditing the chain against the published datasets");
+    let auditor = Context::new(&net.global)?;
+    let audit = crate::audit::audit(&auditor, None).await?;
+    net.progress.step(if audit.passed {
+        format!("audit passed: {} checks", audit.checks.len())
+    } else {
+        format!("audit FAILED: {}", audit.failed.join(", "))
+    });
+    let totals = totals(net).await?;
+    Ok(report(net, opts, &runs, &audit, totals))
+}
+
+async fn totals(net: &Network) -> anyhow::Result<DemoTotals> {
+    let d = net.deployment;
+    let c: Config = net
+        .admin
+        .account(&d.config)
+        .await?
+        .context("the config account is gone")?;
+    let vault = crate::firm::token_balance(&net.admin, &d.vault()).await?;
+    let mint = net
+        .admin
+        .raw_account(&d.mint)
+        .await?
+        .context("the mint is gone")?;
+    let supply = spl_token_interface::state::Mint::unpack(&mint.data)
+        .map_err(|e| anyhow::anyhow!("the mint does not decode: {e}"))?
+        .supply;
+    Ok(DemoTotals {
+        initial_supply: c.initial_supply,
+        supply,
+        minted: c.total_minted,
+        claimed: c.total_claimed,
+        vault,
+        burned: c.total_burned,
+        credits_issued: c.credits_issued,
+        credits_settled: c.credits_settled,
+        credits_unpaid: c.credits_unpaid,
+    })
+}
+
+fn report(
+    net: &Network,
+    opts: &DemoOptions,
+    runs: &[EpochRun],
+    audit: &AuditReport,
+    totals: DemoTotals,
+) -> DemoReport {
+    let figures = |e: u64| -> Option<&EpochFigures> { audit.epochs.iter().find(|f| f.epoch == e) };
+    let epochs = runs
+        .iter()
+        .map(|r| {
+            let f = figures(r.epoch);
+            DemoEpoch {
+                epoch: r.epoch,
+                status: f.map_or("unknown".into(), |f| f.status.clone()),
+                sessions: r.sessions,
+                receipts: r.receipts,
+                bytes_signed: r.bytes_signed,
+                bytes_counted: f.map_or(0, |f| f.bytes_counted),
+                tokens_burned: f.map_or(0, |f| f.tokens_burned),
+                credits_issued: f.map_or(0, |f| f.credits_issued),
+                credits_consumed: f.map_or(0, |f| f.credits_consumed),
+                credits_settled: f.map_or(0, |f| f.credits_settled),
+                credits_unpaid: f.map_or(0, |f| f.credits_unpaid),
+                tokens_minted: f.map_or(0, |f| f.tokens_minted),
+                budget: f.map_or(0, |f| f.budget),
+                operators_rewarded: f.map_or(0, |f| f.operators_rewarded),
+                claims: r.claims,
+                claimed: r.claimed,
+                top_earners: f.map_or(vec![], |f| f.top_earners.iter().take(3).cloned().collect()),
+                close_to_finalize_secs: r.close_to_finalize_secs,
+            }
+        })
+        .collect();
+    DemoReport {
+        seed: opts.seed,
+        nodes: net.nodes.len(),
+        operators: net.operators.len(),
+        firms: net.firms.len(),
+        clients: net.firms.iter().map(|f| f.clients.len()).sum(),
+        oracles: net.urls.len(),
+        threshold: 2,
+        config: net.deployment.config.to_string(),
+        mint: net.deployment.mint.to_string(),
+        decimals: network::DECIMALS,
+        epochs,
+        totals,
+        audit: DemoAudit {
+            passed: audit.passed,
+            checks: audit.checks.len(),
+            failed: audit.failed.clone(),
+        },
+        data_dir: opts.keep.as_ref().map(|p| p.display().to_string()),
+        elapsed_secs: net.progress.elapsed().as_secs_f64(),
+    }
+}
+
+fn short(key: &str) -> String {
+    if key.len() > 8 {
+        format!("{}…", &key[..8])
+    } else {
+        key.to_string()
+    }
+}
+
+/// Prints the report for people.
+pub fn print_report(r: &DemoReport) {
+    let tokens = |v: u64| crate::amount::format_tokens(v, r.decimals);
+    println!(
+        "Backhaul demo (seed {}): {} nodes of {} operators, {} firms with {} clients, {} oracles (threshold {})",
+        r.seed, r.nodes, r.operators, r.firms, r.clients, r.oracles, r.threshold
+    );
+    println!("deployment: mint {}, config {}", r.mint, r.config);
+    println!();
+    println!(
+        "{:>5}  {:<9}  {:>9}  {:>12}  {:>14}  {:>12}  {:>12}  top earners",
+        "epoch", "status", "receipts", "burned", "credits used", "minted", "claimed"
+    );
+    for e in &r.epochs {
+        let top: Vec<String> = e
+            .top_earners
+            .iter()
+            .map(|(k, v)| format!("{} {}", short(k), tokens(*v)))
+            .collect();
+        println!(
+            "{:>5}  {:<9}  {:>9}  {:>12}  {:>14}  {:>12}  {:>12}  {}",
+            e.epoch,
+            e.status,
+            e.receipts,
+            tokens(e.tokens_burned),
+            e.credits_consumed,
+            tokens(e.tokens_minted),
+            tokens(e.claimed),
+            top.join(", ")
+        );
+    }
+    let t = &r.totals;
+    println!();
+    println!(
+        "minted {} = claimed {} + vault {}",
+        tokens(t.minted),
+        tokens(t.claimed),
+        tokens(t.vault)
+    );
+    println!(
+        "supply {} = initial {} + minted {} − burned {}",
+        tokens(t.supply),
+        tokens(t.initial_supply),
+        tokens(t.minted),
+        tokens(t.burned)
+    );
+    println!(
+        "credits: issued {}, settled {}, unpaid {}",
+        t.credits_issued, t.credits_settled, t.credits_unpaid
+    );
+    if r.audit.passed {
+        println!("audit: passed ({} checks)", r.audit.checks);
+    } else {
+        println!(
+            "audit: FAILED ({} of {} checks): {}",
+            r.audit.failed.len(),
+            r.audit.checks,
+            r.audit.failed.join(", ")
+        );
+    }
+    if let Some(dir) = &r.data_dir {
+        println!("data kept in {dir}");
+    }
+    println!("finished in {:.1} s", r.elapsed_secs);
+}
+
+pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let opts = DemoOptions {
+        epochs: args.epochs,
+        nodes: args.nodes,
+        firms: args.firms,
+        seed: args.seed,
+        keep: args.keep,
+        progress: true,
+    };
+    let quiet = stdout::QuietStdout::new(global.verbose > 0);
+    let report = run_demo(&opts).await;
+    drop(quiet);
+    let report = report?;
+    emit(global.output, &report, print_report);
+    if global.output == OutputFormat::Display && !report.succeeded() {
+        eprintln!("the demo did not reconcile: see the audit above");
+    }
+    Ok(if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
