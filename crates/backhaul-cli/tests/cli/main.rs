@@ -1,7 +1,9 @@
 //! The `backhaul` command line against the local endpoint.
 
 mod admin;
+mod audit;
 mod common;
+mod demo;
 mod epoch;
 mod errors;
 mod firm;
