@@ -2,6 +2,7 @@
 
 #![allow(deprecated)] // solana-program-test marks its API "unstable" from 4.0 on.
 mod admin;
+mod adversarial;
 mod claim;
 mod credits;
 mod economics;

@@ -22,15 +22,15 @@ pub struct BuyCredits<'info> {
     /// The payer's own token account for the network token; the tokens are burned from it.
     #[account(mut, token::mint = mint, token::authority = payer)]
     pub payer_tokens: Box<Account<'info, TokenAccount>>,
-    /// The beneficiary's credits, created on its first purchase.
+    /// The beneficiary's credits (`CreditAccount`), created on its first purchase, also at an
+    /// address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds, the contents when the handler loads them.
     #[account(
-        init_if_needed,
-        payer = payer,
-        space = CreditAccount::SIZE,
+        mut,
         seeds = [CREDITS_SEED, config.key().as_ref(), beneficiary.as_ref()],
         bump,
     )]
-    pub credit_account: Box<Account<'info, CreditAccount>>,
+    pub credit_account: UncheckedAccount<'info>,
     /// CHECK: the ledger `["ledger", config, epoch]` of the epoch the clock is in; the handler
     /// checks the address, creates it on the epoch's first purchase, and checks its contents.
     #[account(mut)]
@@ -95,12 +95,32 @@ pub fn handler(
         token_amount,
     )?;
 
-    let account = &mut ctx.accounts.credit_account;
-    if account.config == Pubkey::default() {
+    let credit_info = ctx.accounts.credit_account.to_account_info();
+    let bump = ctx.bumps.credit_account;
+    let credit_seeds: &[&[u8]] = &[
+        CREDITS_SEED,
+        config_key.as_ref(),
+        beneficiary.as_ref(),
+        &[bump],
+    ];
+    let (mut credit_state, created) = pda::load_or_create::<CreditAccount>(
+        &credit_info,
+        &ctx.accounts.payer.to_account_info(),
+        &ctx.accounts.system_program.to_account_info(),
+        credit_seeds,
+        CreditAccount::SIZE,
+        ctx.program_id,
+    )?;
+    let account = &mut credit_state;
+    if created {
         account.config = config_key;
         account.buyer = beneficiary;
-        account.bump = ctx.bumps.credit_account;
+        account.bump = bump;
     }
+    require!(
+        account.config == config_key && account.buyer == beneficiary,
+        BackhaulError::InvariantViolated
+    );
     if account.issued == 0 || account.purchase_epoch != epoch {
         account.purchase_epoch = epoch;
         account.issued_before_purchase_epoch = account.issued;
@@ -118,6 +138,7 @@ pub fn handler(
         .checked_add(token_amount)
         .ok_or(BackhaulError::Overflow)?;
     let balance = account.balance;
+    pda::store(&credit_state, &credit_info)?;
 
     let mut ledger = EpochLedger::load_or_create(
         &ctx.accounts.ledger.to_account_info(),

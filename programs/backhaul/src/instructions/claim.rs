@@ -19,14 +19,15 @@ pub struct Claim<'info> {
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// CHECK: only a key: it names the leaf and must own `recipient`; it need not sign.
     pub operator: UncheckedAccount<'info>,
+    /// What the operator has claimed (`OperatorClaim`), created on its first claim, also at an
+    /// address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds, the contents when the handler loads them.
     #[account(
-        init_if_needed,
-        payer = payer,
-        space = OperatorClaim::SIZE,
+        mut,
         seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
         bump,
     )]
-    pub operator_claim: Box<Account<'info, OperatorClaim>>,
+    pub operator_claim: UncheckedAccount<'info>,
     #[account(mut)]
     pub vault: Box<Account<'info, TokenAccount>>,
     pub mint: Box<Account<'info, Mint>>,
@@ -69,12 +70,30 @@ pub fn handler(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Re
         BackhaulError::InvalidProof
     );
 
-    let claim = &ctx.accounts.operator_claim;
-    let already = if claim.operator == Pubkey::default() {
-        0
-    } else {
-        claim.claimed
-    };
+    let config_key = config.key();
+    let claim_info = ctx.accounts.operator_claim.to_account_info();
+    let bump = ctx.bumps.operator_claim;
+    let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
+    let (mut claim, created) = pda::load_or_create::<OperatorClaim>(
+        &claim_info,
+        &ctx.accounts.payer.to_account_info(),
+        &ctx.accounts.system_program.to_account_info(),
+        claim_seeds,
+        OperatorClaim::SIZE,
+        ctx.program_id,
+    )?;
+    // A new record is told apart by its creation, never by its contents: an operator whose key
+    // is all zeros would otherwise look new at every claim and be paid again each time.
+    if created {
+        claim.config = config_key;
+        claim.operator = operator;
+        claim.bump = bump;
+    }
+    require!(
+        claim.config == config_key && claim.operator == operator,
+        BackhaulError::InvariantViolated
+    );
+    let already = claim.claimed;
     let amount = cumulative
         .checked_sub(already)
         .filter(|a| *a > 0)
@@ -97,14 +116,9 @@ pub fn handler(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Re
     )?;
 
     let epoch = record.epoch;
-    let claim = &mut ctx.accounts.operator_claim;
-    if claim.operator == Pubkey::default() {
-        claim.config = ctx.accounts.config.key();
-        claim.operator = operator;
-        claim.bump = ctx.bumps.operator_claim;
-    }
     claim.claimed = cumulative;
     claim.last_epoch = epoch;
+    pda::store(&claim, &claim_info)?;
 
     let config = &mut ctx.accounts.config;
     config.total_claimed = config

@@ -14,14 +14,15 @@ pub struct ProposeRoot<'info> {
     #[account(mut)]
     pub oracle: Signer<'info>,
     pub config: Box<Account<'info, Config>>,
+    /// The epoch's votes and status (`EpochRecord`), created on the first vote, also at an
+    /// address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds, the contents when the handler loads them.
     #[account(
-        init_if_needed,
-        payer = oracle,
-        space = EpochRecord::SIZE,
+        mut,
         seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
         bump,
     )]
-    pub epoch_record: Box<Account<'info, EpochRecord>>,
+    pub epoch_record: UncheckedAccount<'info>,
     /// The epoch's ledger, sealed: the budget is computed from it.
     #[account(
         seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
@@ -60,13 +61,28 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
         .map_err(budget_error)?;
 
     let config_key = config.key();
-    let record = &mut ctx.accounts.epoch_record;
-    if record.config == Pubkey::default() {
+    let record_info = ctx.accounts.epoch_record.to_account_info();
+    let epoch_bytes = epoch.to_le_bytes();
+    let bump = ctx.bumps.epoch_record;
+    let seeds: &[&[u8]] = &[EPOCH_SEED, config_key.as_ref(), &epoch_bytes, &[bump]];
+    let (mut record, created) = pda::load_or_create::<EpochRecord>(
+        &record_info,
+        &ctx.accounts.oracle.to_account_info(),
+        &ctx.accounts.system_program.to_account_info(),
+        seeds,
+        EpochRecord::SIZE,
+        ctx.program_id,
+    )?;
+    if created {
         record.config = config_key;
         record.epoch = epoch;
-        record.bump = ctx.bumps.epoch_record;
+        record.bump = bump;
         record.status = EpochStatus::Voting;
     }
+    require!(
+        record.config == config_key && record.epoch == epoch,
+        BackhaulError::InvariantViolated
+    );
     match record.status {
         EpochStatus::Finalized => return err!(BackhaulError::AlreadyFinalized),
         EpochStatus::Vetoed => {
@@ -107,7 +123,6 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
         disagrees_with_quorum,
     });
 
-    let record = &mut ctx.accounts.epoch_record;
     if record.status == EpochStatus::Voting && votes_for_digest >= config.threshold {
         let challenge =
             i64::try_from(config.challenge_period_secs).map_err(|_| BackhaulError::Overflow)?;
@@ -127,7 +142,7 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
             finalizable_at,
         });
     }
-    Ok(())
+    pda::store(&record, &record_info)
 }
 
 /// Both trees' internal consistency against the last finalized epoch.

@@ -15,14 +15,15 @@ pub struct SealEpoch<'info> {
     #[account(has_one = price_feed)]
     pub config: Box<Account<'info, Config>>,
     pub price_feed: Box<Account<'info, PriceFeed>>,
+    /// The epoch's `EpochLedger`, created here if the epoch saw no purchase, also at an address
+    /// someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds, the contents by `EpochLedger::load_or_create`.
     #[account(
-        init_if_needed,
-        payer = payer,
-        space = EpochLedger::SIZE,
+        mut,
         seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
         bump,
     )]
-    pub ledger: Box<Account<'info, EpochLedger>>,
+    pub ledger: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -42,17 +43,21 @@ pub fn handler(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
     let feed = &ctx.accounts.price_feed;
     let (price, posted_at) = (feed.credits_per_token, feed.posted_at);
 
-    let ledger = &mut ctx.accounts.ledger;
+    let info = ctx.accounts.ledger.to_account_info();
+    let mut ledger = EpochLedger::load_or_create(
+        &info,
+        &ctx.accounts.payer.to_account_info(),
+        &ctx.accounts.system_program.to_account_info(),
+        &config_key,
+        epoch,
+        ctx.program_id,
+    )?;
     require!(!ledger.sealed, BackhaulError::LedgerSealed);
-    if ledger.config == Pubkey::default() {
-        ledger.config = config_key;
-        ledger.epoch = epoch;
-        ledger.bump = ctx.bumps.ledger;
-    }
     ledger.sealed = true;
     ledger.sealed_at = now;
     ledger.credits_per_token = price;
     ledger.price_posted_at = posted_at;
+    ledger.store(&info)?;
     let (tokens_burned, credits_issued) = (ledger.tokens_burned, ledger.credits_issued);
     emit_cpi!(EpochSealed {
         config: config_key,

@@ -25,14 +25,15 @@ pub struct SettleUsage<'info> {
     pub ledger: Box<Account<'info, EpochLedger>>,
     /// CHECK: only a key: it names the leaf and the credit account.
     pub buyer: UncheckedAccount<'info>,
+    /// The buyer's credits (`CreditAccount`), created if usage was proven for a buyer without
+    /// one, also at an address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds, the contents when the handler loads them.
     #[account(
-        init_if_needed,
-        payer = payer,
-        space = CreditAccount::SIZE,
+        mut,
         seeds = [CREDITS_SEED, config.key().as_ref(), buyer.key().as_ref()],
         bump,
     )]
-    pub credit_account: Box<Account<'info, CreditAccount>>,
+    pub credit_account: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -74,12 +75,27 @@ pub fn handler(
     );
     let epoch = record.epoch;
 
-    let account = &mut ctx.accounts.credit_account;
-    if account.config == Pubkey::default() {
+    let credit_info = ctx.accounts.credit_account.to_account_info();
+    let bump = ctx.bumps.credit_account;
+    let credit_seeds: &[&[u8]] = &[CREDITS_SEED, config_key.as_ref(), buyer.as_ref(), &[bump]];
+    let (mut credit_state, created) = pda::load_or_create::<CreditAccount>(
+        &credit_info,
+        &ctx.accounts.payer.to_account_info(),
+        &ctx.accounts.system_program.to_account_info(),
+        credit_seeds,
+        CreditAccount::SIZE,
+        ctx.program_id,
+    )?;
+    let account = &mut credit_state;
+    if created {
         account.config = config_key;
         account.buyer = buyer;
-        account.bump = ctx.bumps.credit_account;
+        account.bump = bump;
     }
+    require!(
+        account.config == config_key && account.buyer == buyer,
+        BackhaulError::InvariantViolated
+    );
     let delta = consumed_cumulative
         .checked_sub(account.consumed_cumulative)
         .filter(|d| *d > 0)
@@ -98,6 +114,7 @@ pub fn handler(
     account.consumed_cumulative = consumed_cumulative;
     account.last_settled_epoch = epoch;
     let balance = account.balance;
+    pda::store(&credit_state, &credit_info)?;
 
     let ledger = &mut ctx.accounts.ledger;
     ledger.credits_settled = ledger

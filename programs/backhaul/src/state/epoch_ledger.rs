@@ -1,7 +1,6 @@
 use crate::constants::LEDGER_SEED;
 use crate::error::BackhaulError;
 use anchor_lang::prelude::*;
-use anchor_lang::system_program;
 
 /// What happened in one epoch, for auditors and for the epoch's budget. Created by the epoch's
 /// first purchase or by `seal_epoch`; sealed once the epoch has ended, after which no purchase
@@ -61,85 +60,25 @@ impl EpochLedger {
         let (expected, bump) =
             Pubkey::find_program_address(&[LEDGER_SEED, config.as_ref(), &epoch_bytes], program_id);
         require_keys_eq!(info.key(), expected, BackhaulError::WrongLedger);
-        if info.owner == program_id {
-            let ledger = EpochLedger::try_deserialize(&mut &info.try_borrow_data()?[..])?;
-            require!(
-                ledger.config == *config && ledger.epoch == epoch,
-                BackhaulError::WrongLedger
-            );
-            return Ok(ledger);
-        }
-        let space = EpochLedger::SIZE;
-        let rent = Rent::get()?.minimum_balance(space);
         let seeds: &[&[u8]] = &[LEDGER_SEED, config.as_ref(), &epoch_bytes, &[bump]];
-        let signer = &[seeds];
-        let funded = info.lamports();
-        if funded == 0 {
-            system_program::create_account(
-                CpiContext::new_with_signer(
-                    system_program.key(),
-                    system_program::CreateAccount {
-                        from: payer.clone(),
-                        to: info.clone(),
-                    },
-                    signer,
-                ),
-                rent,
-                space as u64,
-                program_id,
-            )?;
-        } else {
-            // Someone sent lamports to the address first: top up, allocate and assign instead.
-            let shortfall = rent.saturating_sub(funded);
-            if shortfall > 0 {
-                system_program::transfer(
-                    CpiContext::new(
-                        system_program.key(),
-                        system_program::Transfer {
-                            from: payer.clone(),
-                            to: info.clone(),
-                        },
-                    ),
-                    shortfall,
-                )?;
-            }
-            system_program::allocate(
-                CpiContext::new_with_signer(
-                    system_program.key(),
-                    system_program::Allocate {
-                        account_to_allocate: info.clone(),
-                    },
-                    signer,
-                ),
-                space as u64,
-            )?;
-            system_program::assign(
-                CpiContext::new_with_signer(
-                    system_program.key(),
-                    system_program::Assign {
-                        account_to_assign: info.clone(),
-                    },
-                    signer,
-                ),
-                program_id,
-            )?;
+        let (mut ledger, created) = crate::state::pda::load_or_create::<EpochLedger>(
+            info,
+            payer,
+            system_program,
+            seeds,
+            EpochLedger::SIZE,
+            program_id,
+        )?;
+        if created {
+            ledger.config = *config;
+            ledger.epoch = epoch;
+            ledger.bump = bump;
         }
-        Ok(EpochLedger {
-            config: *config,
-            epoch,
-            bump,
-            sealed: false,
-            sealed_at: 0,
-            tokens_burned: 0,
-            credits_issued: 0,
-            credits_settled: 0,
-            credits_unpaid: 0,
-            tokens_minted: 0,
-            credits_per_token: 0,
-            price_posted_at: 0,
-            burn_ema: 0,
-            budget: 0,
-        })
+        require!(
+            ledger.config == *config && ledger.epoch == epoch,
+            BackhaulError::WrongLedger
+        );
+        Ok(ledger)
     }
 
     /// Writes the ledger (with its discriminator) back into `info`.

@@ -5,6 +5,7 @@ pub mod credit_account;
 pub mod epoch_ledger;
 pub mod epoch_record;
 pub mod operator_claim;
+pub mod pda;
 pub mod price_feed;
 
 pub use config::*;
