@@ -72,7 +72,7 @@ async fn decode_body<T: borsh::BorshDeserialize>(
     state: &ApiState,
     headers: &HeaderMap,
     body: Body,
-    what: &str,
+    what: &'static str,
     item_len: usize,
     max_items: usize,
 ) -> Result<Vec<T>, ApiError> {
@@ -95,38 +95,15 @@ async fn decode_body<T: borsh::BorshDeserialize>(
             ),
         )
     })?;
-    if bytes.len() >= 4 {
-        let count = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        let expected = count.saturating_mul(item_len).saturating_add(4);
-        if bytes.len() != expected {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("the body has {} bytes but {count} {what}s of {item_len} bytes take {expected}: truncated or malformed", bytes.len()),
-            ));
-        }
-        if count > max_items {
-            return Err(ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("{count} items in one request; at most {max_items} {what}s per request"),
-            ));
-        }
-    }
-    let items: Vec<T> = borsh::from_slice(&bytes).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the body ({} bytes) does not decode as Vec<{what}>: {e}",
-                bytes.len()
-            ),
-        )
-    })?;
-    if items.is_empty() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the body holds no {what}"),
-        ));
-    }
-    Ok(items)
+    decode_batch(&bytes, what, item_len, max_items).map_err(|e| {
+        let code = match e {
+            BodyError::TooMany { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Length { .. } | BodyError::Decode { .. } | BodyError::Empty { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+        };
+        ApiError(code, e.to_string())
+    })
 }
 
 /// Verifies signatures on a blocking thread; returns which items passed.

@@ -8,6 +8,78 @@ pub const MAX_BINDINGS_PER_REQUEST: usize = 1_000;
 pub const MAX_GRANTS_PER_REQUEST: usize = 1_000;
 pub const MAX_RECEIPTS_PER_REQUEST: usize = 10_000;
 
+/// Why an ingest body (a borsh `Vec<T>` of fixed-size items) was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The length does not match the item count in the 4-byte prefix.
+    #[error("the body has {len} bytes but {count} {what}s of {item_len} bytes take {expected}: truncated or malformed")]
+    Length {
+        what: &'static str,
+        len: usize,
+        count: usize,
+        item_len: usize,
+        expected: usize,
+    },
+    /// More items than one request may carry.
+    #[error("{count} items in one request; at most {max} {what}s per request")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    /// The bytes are not a borsh `Vec<T>`.
+    #[error("the body ({len} bytes) does not decode as Vec<{what}>: {reason}")]
+    Decode {
+        what: &'static str,
+        len: usize,
+        reason: String,
+    },
+    /// A well-formed but empty batch.
+    #[error("the body holds no {what}")]
+    Empty { what: &'static str },
+}
+
+/// Decodes an ingest body: a borsh `Vec<T>` whose items take exactly `item_len` bytes each, with
+/// at least one and at most `max_items` items and no trailing bytes. The length is checked
+/// against the count prefix before anything is allocated, so a forged count cannot make the
+/// decoder reserve memory for items that are not there.
+pub fn decode_batch<T: borsh::BorshDeserialize>(
+    bytes: &[u8],
+    what: &'static str,
+    item_len: usize,
+    max_items: usize,
+) -> Result<Vec<T>, BodyError> {
+    if let Some(prefix) = bytes.first_chunk::<4>() {
+        let count = u32::from_le_bytes(*prefix) as usize;
+        let expected = count.saturating_mul(item_len).saturating_add(4);
+        if bytes.len() != expected {
+            return Err(BodyError::Length {
+                what,
+                len: bytes.len(),
+                count,
+                item_len,
+                expected,
+            });
+        }
+        if count > max_items {
+            return Err(BodyError::TooMany {
+                what,
+                count,
+                max: max_items,
+            });
+        }
+    }
+    let items: Vec<T> = borsh::from_slice(bytes).map_err(|e| BodyError::Decode {
+        what,
+        len: bytes.len(),
+        reason: e.to_string(),
+    })?;
+    if items.is_empty() {
+        return Err(BodyError::Empty { what });
+    }
+    Ok(items)
+}
+
 /// What happened to one submitted item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,4 +214,64 @@ pub struct EpochSummary {
     pub usage_total: u64,
     pub credits_consumed: u64,
     pub closed_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SignedGrant, SIGNED_GRANT_LEN};
+
+    fn grants(n: u32) -> Vec<u8> {
+        let mut body = n.to_le_bytes().to_vec();
+        for i in 0..n {
+            let mut item = vec![0u8; SIGNED_GRANT_LEN];
+            item[0] = i as u8;
+            body.extend_from_slice(&item);
+        }
+        body
+    }
+
+    fn decode(bytes: &[u8], max: usize) -> Result<Vec<SignedGrant>, BodyError> {
+        decode_batch(bytes, "SignedGrant", SIGNED_GRANT_LEN, max)
+    }
+
+    #[test]
+    fn exact_bodies_decode() {
+        let items = decode(&grants(3), 10).expect("three grants");
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].grant.buyer[0], 2);
+    }
+
+    #[test]
+    fn every_malformed_body_is_refused_with_its_reason() {
+        assert!(matches!(decode(&[], 10), Err(BodyError::Decode { .. })));
+        assert!(matches!(decode(&[1, 0], 10), Err(BodyError::Decode { .. })));
+        assert_eq!(
+            decode(&grants(0), 10),
+            Err(BodyError::Empty {
+                what: "SignedGrant"
+            })
+        );
+        let mut long = grants(2);
+        long.push(0);
+        assert!(matches!(
+            decode(&long, 10),
+            Err(BodyError::Length { count: 2, .. })
+        ));
+        let mut short = grants(2);
+        short.pop();
+        assert!(matches!(decode(&short, 10), Err(BodyError::Length { .. })));
+        assert!(matches!(
+            decode(&grants(11), 10),
+            Err(BodyError::TooMany {
+                count: 11,
+                max: 10,
+                ..
+            })
+        ));
+        // A count that would overflow the expected length on 32-bit hosts saturates and is
+        // refused on length, before any allocation.
+        let forged = u32::MAX.to_le_bytes();
+        assert!(matches!(decode(&forged, 10), Err(BodyError::Length { .. })));
+    }
 }
