@@ -181,6 +181,14 @@ impl Network {
         let progress = Progress::new(opts.progress);
         let dir = match &opts.keep {
             Some(p) => {
+                let used = std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
+                if used {
+                    bail!(
+                        "--keep {}: the folder is not empty; name a new or empty folder (the \
+                         oracles' databases of an earlier run would not match the new chain)",
+                        p.display()
+                    );
+                }
                 std::fs::create_dir_all(p)
                     .with_context(|| format!("cannot create the data folder {}", p.display()))?;
                 DataDir::Kept(p.clone())
@@ -643,8 +651,21 @@ impl Network {
             crate::amount::format_tokens(record.proposal.allocation, DECIMALS)
         ));
 
+        self.wait_for_datasets(e).await?;
         self.claim_and_settle(e, &mut run).await?;
         Ok(run)
+    }
+
+    /// Waits until every oracle serves epoch `e`'s dataset (the quorum needs only two of them).
+    pub async fn wait_for_datasets(&self, e: u64) -> anyhow::Result<()> {
+        for url in &self.urls {
+            let client = OracleClient::new(url).map_err(|err| anyhow!("{url}: {err}"))?;
+            wait_for(&format!("{url} to publish epoch {e}'s dataset"), || async {
+                Ok(client.dataset(e).await.ok().map(|_| ()))
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Operators with a larger cumulative reward claim (`operator claim`); firms with

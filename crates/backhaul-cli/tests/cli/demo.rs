@@ -1,16 +1,38 @@
 //! `backhaul demo` through the real binary, small: every epoch finalized, minted = claimed +
-//! vault, the audit passed; `--keep` leaves the data and the report behind.
+//! vault, the audit passed; `--keep` leaves the data and the report behind; the same seed gives
+//! the same datasets.
 
 use crate::common::{json, run_binary, stderr};
+use std::path::Path;
+
+/// Runs a small demo with `seed`, keeping its data in `keep`.
+fn demo(seed: &str, keep: &Path) -> std::process::Output {
+    let keep = keep.display().to_string();
+    run_binary(&[
+        "demo", "--epochs", "2", "--nodes", "8", "--firms", "2", "--seed", seed, "--keep", &keep,
+        "--output", "json",
+    ])
+}
+
+/// The report without its timings.
+fn without_timings(r: &serde_json::Value) -> serde_json::Value {
+    let mut r = r.clone();
+    if let Some(o) = r.as_object_mut() {
+        o.remove("elapsed_secs");
+        o.remove("data_dir");
+    }
+    for e in r["epochs"].as_array_mut().into_iter().flatten() {
+        if let Some(o) = e.as_object_mut() {
+            o.remove("close_to_finalize_secs");
+        }
+    }
+    r
+}
 
 #[test]
 fn the_demo_runs_every_epoch_to_finalization_and_its_audit_passes() {
     let keep = tempfile::tempdir().expect("tempdir");
-    let keep_arg = keep.path().join("data").display().to_string();
-    let out = run_binary(&[
-        "demo", "--epochs", "2", "--nodes", "8", "--firms", "2", "--seed", "5", "--keep",
-        &keep_arg, "--output", "json",
-    ]);
+    let out = demo("5", &keep.path().join("data"));
     assert!(
         out.status.success(),
         "exit {:?}\n{}",
@@ -69,4 +91,27 @@ fn the_demo_runs_every_epoch_to_finalization_and_its_audit_passes() {
             .expect("report.json is JSON");
     assert_eq!(kept["totals"], r["totals"]);
     assert_eq!(kept["epochs"], r["epochs"]);
+
+    // A used folder is refused: its databases would not match a new chain.
+    let again = demo("5", &data);
+    assert_eq!(again.status.code(), Some(1));
+    // With --output json the error is JSON on stdout.
+    let error = json(&again)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("not empty"), "{error}");
+
+    // The same seed again: the same keys, traffic, datasets (byte for byte) and report.
+    let second = demo("5", &keep.path().join("again"));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(without_timings(&json(&second)), without_timings(&r));
+    for e in 0..2 {
+        let name = format!("oracle-0/datasets/epoch-{e}.json");
+        assert_eq!(
+            std::fs::read(data.join(&name)).expect("first run's dataset"),
+            std::fs::read(keep.path().join("again").join(&name)).expect("second run's dataset"),
+            "{name}"
+        );
+    }
 }
