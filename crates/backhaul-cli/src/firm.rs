@@ -350,6 +350,8 @@ pub struct SettleOutcome {
     /// The balance afterwards.
     pub balance: u64,
     pub signature: String,
+    /// Where the proof came from: an oracle, or an epoch's dataset.
+    pub source: String,
 }
 
 /// Settles the buyer's newest finalized usage against its credits (the signer pays the fee).
@@ -415,6 +417,7 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
             .saturating_sub(before.as_ref().map_or(0, |b| b.unpaid)),
         balance: after.balance,
         signature: sig.to_string(),
+        source: proof.source,
     })
 }
 

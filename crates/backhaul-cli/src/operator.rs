@@ -4,7 +4,7 @@ use crate::amount::format_tokens;
 use crate::context::{parse_pubkey, read_keypair, signing_key, wall_time, Context};
 use crate::error::CommandError;
 use crate::output::{emit, SubmitOutcome};
-use crate::proofs::{finalized_proof, oracle_proofs, ChainStatus, ProofKind};
+use crate::proofs::{finalized_from, finalized_proof, oracle_proofs, ChainStatus, ProofKind};
 use crate::tx;
 use anyhow::Context as _;
 use backhaul_client::{ClientConfig, Fanout, NodeIdentity};
@@ -160,9 +160,24 @@ pub async fn rewards(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<
     let (d, c) = ctx.deployment_config().await?;
     let claim: Option<OperatorClaim> = ctx.account(&d.operator_claim(&operator)).await?;
     let claimed = claim.as_ref().map_or(0, |c| c.claimed);
-    let proofs = oracle_proofs(ctx, &d, ProofKind::Reward, &operator).await?;
+    let spinner = ctx.spinner("fetching proofs from the oracles");
+    let found = async {
+        let proofs = oracle_proofs(ctx, &d, ProofKind::Reward, &operator).await?;
+        let final_proof = finalized_from(
+            ctx,
+            &d,
+            ProofKind::Reward,
+            &operator,
+            c.next_epoch,
+            proofs.clone(),
+        )
+        .await?;
+        anyhow::Ok((proofs, final_proof))
+    }
+    .await;
+    spinner.finish_and_clear();
+    let (proofs, final_proof) = found?;
     let latest = proofs.first().cloned();
-    let final_proof = finalized_proof(ctx, &d, ProofKind::Reward, &operator, c.next_epoch).await?;
     let claimable_now = final_proof
         .as_ref()
         .map_or(0, |p| p.cumulative.saturating_sub(claimed));
@@ -210,6 +225,8 @@ pub struct ClaimOutcome {
     pub signature: String,
     /// The recipient's balance afterwards (base units).
     pub balance: u64,
+    /// Where the proof came from: an oracle, or an epoch's dataset.
+    pub source: String,
 }
 
 /// Claims the operator's newest finalized reward: fetches and verifies the proof, creates the
@@ -278,6 +295,7 @@ pub async fn claim(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<Cl
         amount_display: format_tokens(amount, c.decimals),
         signature: sig.to_string(),
         balance,
+        source: proof.source,
     })
 }
 

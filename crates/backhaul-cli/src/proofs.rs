@@ -209,10 +209,25 @@ pub async fn finalized_proof(
     account: &Pubkey,
     next_epoch: u64,
 ) -> anyhow::Result<Option<CheckedProof>> {
+    if next_epoch == 0 {
+        return Ok(None);
+    }
+    let proofs = oracle_proofs(ctx, d, kind, account).await?;
+    finalized_from(ctx, d, kind, account, next_epoch, proofs).await
+}
+
+/// [`finalized_proof`] from proofs already fetched with [`oracle_proofs`].
+pub async fn finalized_from(
+    ctx: &Context,
+    d: &Deployment,
+    kind: ProofKind,
+    account: &Pubkey,
+    next_epoch: u64,
+    proofs: Vec<CheckedProof>,
+) -> anyhow::Result<Option<CheckedProof>> {
     let Some(newest_final) = next_epoch.checked_sub(1) else {
         return Ok(None);
     };
-    let proofs = oracle_proofs(ctx, d, kind, account).await?;
     if let Some(p) = proofs
         .iter()
         .find(|p| p.verified && p.status == ChainStatus::Finalized && p.epoch == newest_final)

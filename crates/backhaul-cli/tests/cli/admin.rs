@@ -256,6 +256,67 @@ async fn every_admin_command_checks_its_signer_before_sending() {
         .expect("set-guardian");
     assert_eq!(config_of(&w).await.guardian, guardian.pubkey());
 
+    // Every transaction starts with the compute-unit limit and, when asked, the price.
+    let priced = backhaul_cli::Context::with_signer(
+        &backhaul_cli::context::GlobalArgs {
+            compute_unit_limit: 150_000,
+            compute_unit_price: Some(5_000),
+            ..net.args(Some(&w.mint), &[])
+        },
+        w.admin.insecure_clone(),
+    )
+    .expect("context");
+    let o = admin::set_guardian(&priced, &guardian.pubkey())
+        .await
+        .expect("set-guardian again");
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [o.signature, {"encoding": "json"}]});
+    let tx: serde_json::Value = net
+        .http
+        .post(net.url())
+        .json(&body)
+        .send()
+        .await
+        .expect("getTransaction")
+        .json()
+        .await
+        .expect("json");
+    let message = &tx["result"]["transaction"]["message"];
+    let keys: Vec<&str> = message["accountKeys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k.as_str().expect("key"))
+        .collect();
+    let ixs = message["instructions"].as_array().expect("instructions");
+    let budget = solana_compute_budget_interface::ID.to_string();
+    let decoded: Vec<(String, Vec<u8>)> = ixs
+        .iter()
+        .map(|ix| {
+            let program = keys[ix["programIdIndex"].as_u64().expect("index") as usize];
+            let data = bs58::decode(ix["data"].as_str().expect("data"))
+                .into_vec()
+                .expect("base58");
+            (program.to_string(), data)
+        })
+        .collect();
+    use solana_compute_budget_interface::ComputeBudgetInstruction;
+    assert_eq!(decoded.len(), 3, "{decoded:?}");
+    assert_eq!(
+        decoded[0],
+        (
+            budget.clone(),
+            ComputeBudgetInstruction::set_compute_unit_limit(150_000).data
+        )
+    );
+    assert_eq!(
+        decoded[1],
+        (
+            budget,
+            ComputeBudgetInstruction::set_compute_unit_price(5_000).data
+        )
+    );
+    assert_eq!(decoded[2].0, backhaul::ID.to_string());
+
     // pause / unpause: the guardian may pause but not unpause.
     let guardian_ctx = w.ctx(&guardian, &[]);
     wrong_keypair(

@@ -179,6 +179,25 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     assert_eq!(r.pending_finalization, 0);
     assert_eq!(r.latest.expect("proof").status, ChainStatus::Finalized);
 
+    // A dishonest oracle serving a forged cumulative amount is ignored: the proof does not
+    // verify against the chain's root. Alone, it leaves nothing to claim.
+    let forged = serde_json::json!({
+        "epoch": 0,
+        "account": operators[0].pubkey().to_string(),
+        "cumulative": proof0.cumulative * 10,
+        "proof": proof0.proof,
+        "root": proof0.root,
+    });
+    let fake = fake_oracle(forged.to_string()).await;
+    let mixed = w.ctx(&operators[0], &[fake.clone(), urls[0].clone()]);
+    let r = operator::rewards(&mixed, None).await.expect("rewards");
+    assert_eq!(r.claimable_now, proof0.cumulative);
+    assert!(r.latest.expect("proof").source.starts_with(&urls[0]));
+    let e = operator::claim(&w.ctx(&operators[0], &[fake]), None)
+        .await
+        .unwrap_err();
+    assert!(format!("{e}").starts_with("nothing to claim"), "{e}");
+
     // claim: pays the proof's cumulative amount into the operator's new token account.
     let ata0 = w.d.ata(&operators[0].pubkey());
     assert_eq!(net.token_balance(&ata0).await, 0);
@@ -264,6 +283,31 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     assert!(b.usage_verified);
     assert_eq!(b.unsettled, Some(250_000));
 
+    // Epoch 1 ends and reaches quorum but is not final: the oracles' newest proofs are of
+    // epoch 1, so settling rebuilds epoch 0's proof from its published dataset.
+    net.warp_to(START + 2 * EPOCH_SECS as i64 + 10).await;
+    wait_for("quorum on epoch 1", 90, || async {
+        net.account::<EpochRecord>(&w.d.epoch_record(1))
+            .await
+            .filter(|r| r.status == EpochStatus::Proposed)
+    })
+    .await;
+    for url in &urls {
+        let c = OracleClient::new(url).expect("client");
+        wait_for("every oracle to close epoch 1", 30, || async {
+            c.epochs()
+                .await
+                .ok()
+                .filter(|e| e.iter().any(|s| s.epoch == 1))
+        })
+        .await;
+    }
+    let b = firm::balance(&buyer_ctx, None).await.expect("balance");
+    assert_eq!(b.usage_epoch, Some(1));
+    assert_eq!(b.usage_status, Some(ChainStatus::Proposed));
+    assert!(b.usage_verified);
+    assert_eq!(b.unsettled, Some(250_000), "no new usage in epoch 1");
+
     // settle, by anyone (here an operator pays the fee).
     let s = firm::settle(&op0, Some(buyer.pubkey()))
         .await
@@ -278,6 +322,7 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
         ),
         (0, 250_000, 250_000, 0, 9_750_000)
     );
+    assert!(s.source.starts_with("dataset "), "{}", s.source);
     let credits: CreditAccount = net
         .account(&w.d.credits(&buyer.pubkey()))
         .await

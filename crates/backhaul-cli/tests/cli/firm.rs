@@ -17,6 +17,22 @@ async fn buying_credits_respects_slippage_and_price_age() {
     let ctx = w.ctx(&buyer, &[]);
     let ata = w.d.ata(&buyer.pubkey());
 
+    // A mint with no deployment behind it.
+    let stray = solana_sdk::pubkey::Pubkey::new_unique();
+    let e = firm::buy(
+        &net.ctx(&buyer, Some(&stray), &[]),
+        &BuyArgs {
+            tokens: "1".into(),
+            ..BuyArgs::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{e}").contains(&format!("no Backhaul deployment for mint {stray}")),
+        "{e}"
+    );
+
     // No price yet.
     let e = firm::buy(
         &ctx,
