@@ -535,3 +535,11 @@ pub async fn fake_oracle(proof_body: String) -> String {
     });
     format!("http://{addr}")
 }
+
+/// A loopback port nothing listens on.
+pub fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    port
+}

@@ -84,6 +84,22 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
         again.oracles.iter().all(|o| o.status == "duplicate"),
         "{again:?}"
     );
+    // An oracle that is down is reported as such, the others still take it, and the binary
+    // exits non-zero so a script notices.
+    let dead = format!("http://127.0.0.1:{}", unused_port());
+    let mut with_dead = urls.clone();
+    with_dead.push(dead.clone());
+    let partial = firm::grant(&w.ctx(&buyer, &with_dead), &grant_retired)
+        .await
+        .expect("grant");
+    assert_eq!((partial.stored_by, partial.oracles.len()), (3, 4));
+    assert!(!partial.all_stored());
+    let down = &partial.oracles[3];
+    assert!(
+        down.oracle.starts_with(&dead) && down.status == "error",
+        "{down:?}"
+    );
+    assert!(down.reason.is_some());
 
     // Two operators bind a node each, from their key files.
     let operators: Vec<Keypair> = vec![net.funded().await, net.funded().await];
@@ -171,6 +187,26 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
             .filter(|r| r.status == EpochStatus::Finalized)
     })
     .await;
+    // The binary's display for people says which epoch and that it is final.
+    let out = run_binary_async(vec![
+        "operator".into(),
+        "rewards".into(),
+        "--operator".into(),
+        operators[0].pubkey().to_string(),
+        "--url".into(),
+        net.url(),
+        "--mint".into(),
+        w.mint.to_string(),
+        "--oracle".into(),
+        urls.join(","),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("epoch 0:") && text.contains("finalized, verified against the chain"),
+        "{text}"
+    );
     let r = operator::rewards(&op0, None).await.expect("rewards");
     assert_eq!(
         (r.claimable_now, r.claimable_epoch),

@@ -6,14 +6,6 @@ use backhaul_cli::amount::{format_tokens, parse_tokens};
 use backhaul_cli::context::{read_keypair, resolve_url};
 use solana_sdk::pubkey::Pubkey;
 
-/// A loopback port nothing listens on.
-fn unused_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    port
-}
-
 #[test]
 fn a_cluster_that_is_down_is_named_with_what_to_check() {
     let url = format!("http://127.0.0.1:{}", unused_port());
