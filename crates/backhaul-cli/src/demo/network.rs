@@ -596,13 +596,17 @@ impl Network {
 
         // Clients sign receipts, nodes countersign, everything goes to every oracle.
         let proto = crate::operator::protocol_deployment(&self.deployment);
+        let signing = Instant::now();
         let t = traffic::simulate(&mut self.rng, proto, e, start, &self.nodes, &self.firms)?;
+        let signed_in = signing.elapsed();
         run.sessions = t.sessions;
         run.receipts = t.receipts.len();
         run.bytes_signed = t.bytes;
         let fanout = Fanout::from_urls(&self.urls, ClientConfig::default())
             .map_err(|err| anyhow!("the oracles' URLs: {err}"))?;
+        let sending = Instant::now();
         let report = fanout.submit_receipts(&t.receipts).await;
+        let sent_in = sending.elapsed();
         if let Some((oracle, err)) = report.failures().next() {
             bail!("submitting epoch {e}'s receipts to {oracle} failed: {err}");
         }
@@ -611,11 +615,13 @@ impl Network {
             tracing::warn!(epoch = e, "some receipts were not stored by every oracle");
         }
         self.progress.step(format!(
-            "epoch {e}: {} sessions, {} receipts signed by clients and countersigned by nodes, {:.1} GiB, sent to {} oracles",
+            "epoch {e}: {} sessions, {} receipts signed by clients and countersigned by nodes ({:.1} s), {:.1} GiB, sent to {} oracles ({:.1} s)",
             t.sessions,
             t.receipts.len(),
+            signed_in.as_secs_f64(),
             t.bytes as f64 / (1u64 << 30) as f64,
-            self.urls.len()
+            self.urls.len(),
+            sent_in.as_secs_f64()
         ));
 
         // The epoch ends: the oracles seal it, close it, publish the dataset and vote.
