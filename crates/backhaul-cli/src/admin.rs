@@ -241,6 +241,57 @@ impl ParamsFile {
     }
 }
 
+/// Checks `p` against the bounds `initialize` enforces (the program's own checks, run here so
+/// that nothing is sent, not even the mint, when the file is out of bounds). `now` is the
+/// chain's clock.
+pub fn validate_params(p: &InitializeParams, now: i64) -> anyhow::Result<()> {
+    use backhaul::constants::*;
+    use backhaul::state::config as checks;
+    let program = |what: &str, r: anchor_lang::Result<()>| {
+        r.map_err(|e| {
+            let e = match e {
+                anchor_lang::error::Error::AnchorError(a) => {
+                    format!("{} ({})", a.error_msg, a.error_name)
+                }
+                other => other.to_string(),
+            };
+            anyhow!(
+                "the parameters file is out of bounds: {what}: {e}. See docs/parameters.md; \
+                 nothing was sent"
+            )
+        })
+    };
+    if p.admin == Pubkey::default() || p.guardian == Pubkey::default() {
+        bail!("the admin and the guardian cannot be the all-zero key");
+    }
+    validate_oracle_set(&p.oracles, p.threshold)?;
+    if !(MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&p.epoch_length_secs) {
+        bail!(
+            "epoch_length_secs {} is out of bounds: {MIN_EPOCH_LENGTH_SECS} to \
+             {MAX_EPOCH_LENGTH_SECS}; nothing was sent",
+            p.epoch_length_secs
+        );
+    }
+    if p.genesis_ts.abs_diff(now) > MAX_GENESIS_OFFSET_SECS.unsigned_abs() {
+        bail!(
+            "genesis_ts {} is more than a year from the chain's clock ({now}); use 0 for \
+             \"now\"; nothing was sent",
+            p.genesis_ts
+        );
+    }
+    program(
+        "challenge_period_secs",
+        checks::validate_challenge_period(p.challenge_period_secs),
+    )?;
+    program("emission", checks::validate_emission(&p.emission))?;
+    program(
+        "rate_limit",
+        checks::validate_rate_limit(p.rate_window_secs, p.rate_capacity, &p.emission),
+    )?;
+    program("economics", checks::validate_economics(&p.economics))?;
+    Ok(())
+}
+
 /// How the on-chain config differs from `p` (genesis only compared when `compare_genesis`).
 pub fn differences(c: &Config, p: &InitializeParams, compare_genesis: bool) -> Vec<String> {
     let mut out = vec![];
@@ -408,6 +459,7 @@ pub async fn initialize_with(
         });
     }
 
+    validate_params(&params, now)?;
     match upgrade_authority(ctx).await? {
         Some(a) if a == signer.pubkey() => {}
         Some(a) => {

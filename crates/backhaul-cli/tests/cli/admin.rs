@@ -147,6 +147,35 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
     wrong_keypair(&e, "program's upgrade authority");
     assert_eq!(net.lamports(&stranger.pubkey()).await, lamports);
 
+    // Parameters out of the program's bounds are refused before anything is sent.
+    let authority_lamports = net.lamports(&authority.pubkey()).await;
+    for (threshold, age, says) in [(1, 600, "more than half"), (2, 10, "(InvalidEconomics)")] {
+        let bad = net.write(
+            "bad.toml",
+            &params_toml(&Params {
+                admin: w.admin.pubkey(),
+                guardian: w.guardian.pubkey(),
+                oracles: w.oracles.iter().map(|o| o.pubkey()).collect(),
+                threshold,
+                genesis_ts: 0,
+                price_max_age_secs: age,
+            }),
+        );
+        let e = admin::initialize(
+            &ctx,
+            &InitArgs {
+                params: bad,
+                create_mint: true,
+                decimals: DECIMALS,
+                ..InitArgs::default()
+            },
+        )
+        .await
+        .expect_err("out of bounds");
+        assert!(format!("{e:#}").contains(says), "{says}: {e:#}");
+    }
+    assert_eq!(net.lamports(&authority.pubkey()).await, authority_lamports);
+
     // A placeholder left in the file says so.
     let placeholder = net.write(
         "placeholder.toml",
