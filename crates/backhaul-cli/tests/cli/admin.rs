@@ -475,4 +475,20 @@ async fn every_admin_command_checks_its_signer_before_sending() {
         "{}",
         stderr(&out)
     );
+
+    // set-params --from-file: the file's challenge period and economics come back, the rest of
+    // the file (already equal) changes nothing.
+    let o = admin::set_params(
+        &next_ctx,
+        &SetParamsArgs {
+            from_file: Some(w.params_path.clone()),
+            ..SetParamsArgs::default()
+        },
+    )
+    .await
+    .expect("set-params from the file");
+    assert_eq!(o.changes.len(), 2, "{:?}", o.changes);
+    let c = config_of(&w).await;
+    assert_eq!(c.challenge_period_secs, CHALLENGE_SECS);
+    assert_eq!(c.economics.price_max_age_secs, 600);
 }
