@@ -520,7 +520,7 @@ pub async fn proofs(
                         continue;
                     }
                     n += 1;
-                    if n % load.verify_every.max(1) == 0 {
+                    if n.is_multiple_of(load.verify_every.max(1)) {
                         let good = serde_json::from_slice::<ProofResponse>(&bytes)
                             .is_ok_and(|p| load.check.holds(&load.keys[i], &p));
                         if !good {

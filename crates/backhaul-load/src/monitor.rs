@@ -1,7 +1,6 @@
 //! The oracle's resident memory over time, read from `/proc/<pid>/status` (`VmRSS`).
 
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,7 +68,8 @@ pub struct RssReport {
     pub pid: u32,
     pub interval_secs: f64,
     pub overall: RssStats,
-    pub phases: BTreeMap<String, RssStats>,
+    /// Per phase, in the order they ran.
+    pub phases: Vec<(String, RssStats)>,
     pub series: Vec<RssSample>,
 }
 
@@ -213,7 +213,8 @@ mod tests {
         m.set_phase("b");
         let r = m.finish();
         assert!(r.overall.samples >= 4, "{:?}", r.overall);
-        assert!(r.phases.contains_key("a") && r.phases.contains_key("b"));
+        let names: Vec<&str> = r.phases.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["setup", "a", "b"]);
         assert!(r.overall.max_kib >= r.overall.first_kib);
         assert!(r.series.windows(2).all(|w| w[0].t_secs <= w[1].t_secs));
     }

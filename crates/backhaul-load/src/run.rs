@@ -46,7 +46,7 @@ pub struct RunArgs {
     /// Receipts per ingest request.
     #[arg(long, default_value_t = 2_000)]
     pub batch: usize,
-    /// Receipts to sign beforehand (default: enough for 50,000 per second for the whole ingest
+    /// Receipts to sign beforehand (default: enough for 40,000 per second for the whole ingest
     /// phase, or 5% over --ingest-rate times its length). The phase ends early if they run out.
     #[arg(long)]
     pub receipts: Option<usize>,
@@ -169,6 +169,22 @@ pub struct CloseReport {
     pub reward_root: String,
 }
 
+/// The machine's load average (`/proc/loadavg`, 1 minute) when a phase started and ended: other
+/// work on the machine takes cores from both the oracle and the baseline.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LoadAverage {
+    pub phase: String,
+    pub at_start: f64,
+    pub at_end: f64,
+}
+
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
 /// Every figure of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -177,10 +193,15 @@ pub struct Report {
     pub machine: Machine,
     pub oracle_url: String,
     pub workload: WorkloadReport,
+    /// Raw verification of the same signatures, measured before the ingest phase and again
+    /// right after it (the machine's other load may change in between).
     pub baseline: Option<Baseline>,
+    pub baseline_after: Option<Baseline>,
     pub ingest: Option<PhaseReport>,
-    /// Receipts answered per second end to end over raw verification of the same signatures.
+    /// Receipts answered per second end to end over raw verification of the same signatures
+    /// (the faster of the two baselines, so the ratio is not flattered).
     pub ingest_vs_baseline: Option<f64>,
+    pub load_average: Vec<LoadAverage>,
     pub close: Option<CloseReport>,
     pub proofs: Option<PhaseReport>,
     pub rss: Option<RssReport>,
@@ -247,7 +268,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
     };
     let receipts = a.receipts.unwrap_or_else(|| match a.ingest_rate {
         Some(r) => (r * ingest_for.as_secs_f64() * 1.05).ceil() as usize,
-        None => (50_000.0 * ingest_for.as_secs_f64()).ceil() as usize,
+        None => (40_000.0 * ingest_for.as_secs_f64()).ceil() as usize,
     });
     let shape = Shape {
         nodes: a.nodes,
@@ -285,11 +306,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
     );
 
     // 2. The baseline, on an otherwise idle machine.
-    let baseline = if ingest_for.is_zero() {
-        None
-    } else {
-        let w = w.clone();
-        let sample = a.baseline_receipts;
+    let mut load_average = Vec::new();
+    let sample = a.baseline_receipts;
+    let measure_baseline = |w: Arc<Workload>| async move {
         let b =
             tokio::task::spawn_blocking(move || workload::baseline(&w, sample, threads)).await??;
         tracing::info!(
@@ -297,6 +316,18 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
             all_threads = format!("{:.0}/s", b.receipts_per_sec),
             "raw strict batch verification"
         );
+        anyhow::Ok(b)
+    };
+    let baseline = if ingest_for.is_zero() {
+        None
+    } else {
+        let at_start = loadavg();
+        let b = measure_baseline(w.clone()).await?;
+        load_average.push(LoadAverage {
+            phase: "baseline".into(),
+            at_start,
+            at_end: loadavg(),
+        });
         Some(b)
     };
 
@@ -387,6 +418,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
     let ingest = if ingest_for.is_zero() {
         None
     } else {
+        let at_start = loadavg();
         let r = drive::ingest(
             IngestLoad {
                 url: url.clone(),
@@ -401,6 +433,11 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
             monitor.clone(),
         )
         .await?;
+        load_average.push(LoadAverage {
+            phase: "ingest".into(),
+            at_start,
+            at_end: loadavg(),
+        });
         if r.exhausted {
             notes.push(format!(
                 "the {} prepared receipts ran out after {:.1} s: pass a larger --receipts",
@@ -413,6 +450,15 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
     for c in &mut stage.children {
         c.check_running()?;
     }
+    let baseline_after = match &ingest {
+        Some(_) => {
+            if let Some(m) = &monitor {
+                m.set_phase("baseline");
+            }
+            Some(measure_baseline(w.clone()).await?)
+        }
+        None => None,
+    };
 
     // 6. Close the epoch: warp past its end and grace, seal it; the oracle closes it.
     let close = match &chain {
@@ -478,8 +524,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
                 notes.push("the oracle has no closed epoch with rewards: no proof phase".into());
                 None
             }
-            Some((check, keys)) => Some(
-                drive::proofs(
+            Some((check, keys)) => Some({
+                let at_start = loadavg();
+                let r = drive::proofs(
                     ProofLoad {
                         url: url.clone(),
                         check: Arc::new(check),
@@ -492,8 +539,14 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
                     },
                     monitor.clone(),
                 )
-                .await?,
-            ),
+                .await?;
+                load_average.push(LoadAverage {
+                    phase: "proofs".into(),
+                    at_start,
+                    at_end: loadavg(),
+                });
+                r
+            }),
         }
     };
     for c in &mut stage.children {
@@ -527,8 +580,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<Report> {
             grants_accepted,
         },
         baseline,
+        baseline_after,
         ingest,
         ingest_vs_baseline,
+        load_average,
         close,
         proofs,
         rss,

@@ -157,7 +157,7 @@ pub fn prepare(
                     let lo = (t * chunk).min(shape.nodes);
                     let hi = ((t + 1) * chunk).min(shape.nodes);
                     let mut mine: Vec<(usize, ClientSession)> = Vec::new();
-                    for n in lo..hi {
+                    for (n, node) in nodes.iter().enumerate().take(hi).skip(lo) {
                         for j in 0..spn {
                             let c = client_of(n, j, spn, shape.clients);
                             let mut id = [0u8; 16];
@@ -169,7 +169,7 @@ pub fn prepare(
                                     deployment,
                                     clients[c].clone(),
                                     buyer_ids[c % buyer_ids.len()].key(),
-                                    nodes[n].key(),
+                                    node.key(),
                                     shape.epoch,
                                     id,
                                     shape.started_at,
