@@ -7,6 +7,8 @@
 //! - Both roots, rebuilt from the leaves with `backhaul_core`'s Merkle code, equal the chain's.
 //! - Each allocation is the sum of its leaves' increases and fits its budget, recomputed with
 //!   `backhaul_core::budget` from the dataset's parameters, which are checked against the chain.
+//! - Each proposal hashes to the digest a quorum of oracles voted for, and was finalized only
+//!   after its challenge period.
 //! - vault = minted − claimed; supply = initial + minted − burned; credits issued − settled =
 //!   Σ balances; no operator claimed more than its latest cumulative reward; epochs contiguous.
 //!

@@ -569,6 +569,7 @@ fn epoch_checks(c: &mut Checks, x: &EpochCtx, fetched: Option<&Fetched>) -> Opti
     let e = x.e;
     let at = Some(e);
     let proposal = &x.record.proposal;
+    quorum_check(c, x);
 
     // Available.
     let bytes = match fetched {
@@ -773,6 +774,80 @@ fn epoch_checks(c: &mut Checks, x: &EpochCtx, fetched: Option<&Fetched>) -> Opti
         dataset: ds,
         budget,
     })
+}
+
+/// The proposal is the one the oracles voted for, by a quorum, and was finalized only after its
+/// challenge period.
+fn quorum_check(c: &mut Checks, x: &EpochCtx) {
+    let r = x.record;
+    let cfg = &x.s.config;
+    let mut p = vec![];
+    match anchor_lang::prelude::borsh::to_vec(&r.proposal) {
+        Ok(bytes) => {
+            let digest = backhaul_core::merkle::proposal_digest(&x.config_bytes, x.e, &bytes);
+            if digest != r.proposal_digest {
+                p.push(format!(
+                    "the proposal hashes to {}, but the record's digest is {}",
+                    hex(&digest),
+                    hex(&r.proposal_digest)
+                ));
+            }
+        }
+        Err(err) => p.push(format!("the proposal does not encode: {err}")),
+    }
+    let voters: BTreeSet<Pubkey> = r
+        .votes
+        .iter()
+        .filter(|v| v.digest == r.proposal_digest)
+        .map(|v| v.oracle)
+        .collect();
+    if voters.len() < usize::from(cfg.threshold) {
+        p.push(format!(
+            "{} distinct oracle(s) voted for the proposal; the threshold is {}",
+            voters.len(),
+            cfg.threshold
+        ));
+    }
+    for v in voters.iter().filter(|v| !cfg.oracles.contains(v)) {
+        p.push(format!(
+            "{v} voted but is not in the oracle set (if the set changed since, this is expected)"
+        ));
+    }
+    let challenge = i64::try_from(cfg.challenge_period_secs).unwrap_or(i64::MAX);
+    if r.finalizable_at != r.quorum_at.saturating_add(challenge) {
+        p.push(format!(
+            "finalizable at {} but quorum at {} plus the challenge period {} is {}",
+            r.finalizable_at,
+            r.quorum_at,
+            cfg.challenge_period_secs,
+            r.quorum_at.saturating_add(challenge)
+        ));
+    }
+    if r.status == EpochStatus::Finalized && r.finalized_at < r.finalizable_at {
+        p.push(format!(
+            "finalized at {}, before the challenge period ended at {}",
+            r.finalized_at, r.finalizable_at
+        ));
+    }
+    c.add(
+        "proposal.quorum",
+        Some(x.e),
+        p,
+        format!(
+            "{} of {} oracles voted digest {} (threshold {}); quorum at {}, finalizable at {}{}",
+            voters.len(),
+            cfg.oracles.len(),
+            hex(&r.proposal_digest),
+            cfg.threshold,
+            r.quorum_at,
+            r.finalizable_at,
+            if r.status == EpochStatus::Finalized {
+                format!(", finalized at {}", r.finalized_at)
+            } else {
+                String::new()
+            }
+        ),
+    );
 }
 
 /// Decodes a base58 key, noting a problem when it is not one.

@@ -14,7 +14,7 @@ use backhaul_protocol::dataset::{
 };
 use backhaul_sdk::state::{
     Config, CreditAccount, EconomicsParams, EmissionParams, EpochLedger, EpochProposal,
-    EpochRecord, EpochStatus, OperatorClaim, PriceFeed, RateLimiter,
+    EpochRecord, EpochStatus, OperatorClaim, PriceFeed, RateLimiter, Vote,
 };
 use backhaul_sdk::Deployment;
 use solana_sdk::pubkey::Pubkey;
@@ -505,6 +505,8 @@ impl Fixture {
         let ds = ds.clone();
         let bytes = ds.to_bytes();
         self.set_bytes(e, bytes);
+        let challenge = self.snapshot.config.challenge_period_secs as i64;
+        let oracle = self.snapshot.config.oracles[0];
         let r = self.record(e);
         r.proposal = EpochProposal {
             reward_root: rt.root,
@@ -517,6 +519,17 @@ impl Fixture {
             usage_total: ds.usage.total,
             credits_consumed: ds.usage.credits_consumed,
         };
+        // The oracle set's vote (threshold one) on that proposal, then the challenge period.
+        let digest = backhaul_core::merkle::proposal_digest(
+            &config,
+            e,
+            &anchor_lang::prelude::borsh::to_vec(&r.proposal).unwrap(),
+        );
+        r.proposal_digest = digest;
+        r.votes = vec![Vote { oracle, digest }];
+        r.quorum_at = ds.epoch_end + 10;
+        r.finalizable_at = r.quorum_at + challenge;
+        r.finalized_at = r.finalizable_at + 1;
     }
 
     /// Serves `bytes` as epoch `e`'s dataset, committing their hash on the chain.
@@ -618,8 +631,8 @@ fn every_check_passes_on_consistent_data() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(r.passed && r.failed.is_empty());
     assert_eq!(r.finalized_epochs, 2);
-    // 13 per epoch and 12 for the deployment.
-    assert_eq!(r.checks.len(), 2 * 13 + 12, "{:#?}", r.checks);
+    // 14 per epoch and 12 for the deployment.
+    assert_eq!(r.checks.len(), 2 * 14 + 12, "{:#?}", r.checks);
     for id in [
         "epoch-0/dataset.sha256",
         "epoch-1/root.rewards",
@@ -1021,4 +1034,35 @@ fn settling_or_claiming_beyond_the_latest_leaf_fails() {
     let mut f = Fixture::new();
     f.snapshot.claims[0].1.operator = Pubkey::new_from_array([0x77; 32]);
     failed(&f.run(), "claims.within_cumulative");
+}
+
+#[test]
+fn a_proposal_without_quorum_or_finalized_early_fails() {
+    // The record's digest is not its proposal's.
+    let mut f = Fixture::new();
+    f.record(0).proposal_digest = [0x11; 32];
+    let evidence = failed(&f.run(), "epoch-0/proposal.quorum");
+    assert!(evidence.contains("hashes to"), "{evidence}");
+
+    // Fewer votes than the threshold.
+    let mut f = Fixture::new();
+    f.record(1).votes.clear();
+    let evidence = failed(&f.run(), "epoch-1/proposal.quorum");
+    assert!(evidence.contains("threshold"), "{evidence}");
+
+    // A vote from outside the oracle set.
+    let mut f = Fixture::new();
+    f.record(1).votes[0].oracle = Pubkey::new_from_array([0x99; 32]);
+    let evidence = failed(&f.run(), "epoch-1/proposal.quorum");
+    assert!(evidence.contains("not in the oracle set"), "{evidence}");
+
+    // Finalized before its challenge period ended.
+    let mut f = Fixture::new();
+    let r = f.record(0);
+    r.finalized_at = r.finalizable_at - 1;
+    let evidence = failed(&f.run(), "epoch-0/proposal.quorum");
+    assert!(
+        evidence.contains("before the challenge period ended"),
+        "{evidence}"
+    );
 }
