@@ -26,7 +26,7 @@ enum Input {
         bytes: Vec<u8>,
     },
     /// A message signed for real, then changed at one byte.
-    Signed(Signed),
+    Signed(Box<Signed>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -218,6 +218,6 @@ fn signed(s: Signed) {
 fuzz_target!(|input: Input| {
     match input {
         Input::Raw { deployment, bytes } => raw(&deployment, &bytes),
-        Input::Signed(s) => signed(s),
+        Input::Signed(s) => signed(*s),
     }
 });
