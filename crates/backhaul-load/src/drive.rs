@@ -83,6 +83,12 @@ pub struct PhaseReport {
     pub errors: BTreeMap<String, u64>,
     /// The prepared work ran out before the deadline.
     pub exhausted: bool,
+    /// CPU seconds (user + system) the oracle process and this process used during the phase,
+    /// and the oracle's CPU microseconds per item: a figure that other load on the machine
+    /// changes much less than throughput.
+    pub oracle_cpu_secs: Option<f64>,
+    pub generator_cpu_secs: Option<f64>,
+    pub oracle_cpu_us_per_item: Option<f64>,
     pub timeline: Vec<Tick>,
 }
 
@@ -236,6 +242,7 @@ where
     if let Some(m) = &monitor {
         m.set_phase(phase);
     }
+    let oracle_pid = monitor.as_ref().map(|m| m.pid());
     let live = Arc::new(Live::default());
     let (done, done_rx) = tokio::sync::watch::channel(false);
     let reporter = tokio::spawn(progress(
@@ -246,6 +253,9 @@ where
         monitor,
         unit,
     ));
+    let cpu = |pid: Option<u32>| pid.and_then(|p| crate::monitor::cpu_secs(p).ok());
+    let me = Some(std::process::id());
+    let cpu_at_start = (cpu(oracle_pid), cpu(me));
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections.max(1))
         .map(|c| tokio::spawn(worker(c, live.clone())))
@@ -255,6 +265,9 @@ where
         total.merge(t.await??);
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let used = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+    let oracle_cpu_secs = used(cpu_at_start.0, cpu(oracle_pid));
+    let generator_cpu_secs = used(cpu_at_start.1, cpu(me));
     let _ = done.send(true);
     let timeline = reporter.await.unwrap_or_default();
     Ok(PhaseReport {
@@ -270,6 +283,11 @@ where
         outcomes: total.outcomes,
         errors: total.errors,
         exhausted: exhausted.load(Ordering::Relaxed),
+        oracle_cpu_secs,
+        generator_cpu_secs,
+        oracle_cpu_us_per_item: oracle_cpu_secs
+            .filter(|_| total.items > 0)
+            .map(|c| c * 1e6 / total.items as f64),
         timeline,
     })
 }

@@ -88,6 +88,24 @@ pub fn read_rss_kib(pid: u32) -> std::io::Result<u64> {
         })
 }
 
+/// CPU time (user + system) `pid` has used so far, in seconds (`/proc/<pid>/stat`, in clock
+/// ticks of 1/100 s, the value Linux exposes to user space on every architecture it runs on).
+pub fn cpu_secs(pid: u32) -> std::io::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => Ok((u + s) as f64 / 100.0),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat has no readable utime/stime"),
+        )),
+    }
+}
+
 /// Samples a process's RSS every `interval` on a thread of its own until dropped.
 pub struct RssMonitor {
     pid: u32,
@@ -153,6 +171,10 @@ impl RssMonitor {
         self.sample();
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn last_kib(&self) -> Option<u64> {
         self.samples.lock().ok()?.last().map(|s| s.rss_kib)
     }
@@ -206,6 +228,17 @@ mod tests {
         let me = std::process::id();
         assert!(read_rss_kib(me).unwrap() > 0);
         assert!(read_rss_kib(u32::MAX).is_err());
+        assert!(cpu_secs(u32::MAX).is_err());
+        let before = cpu_secs(me).unwrap();
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(
+            cpu_secs(me).unwrap() >= before + 0.1,
+            "300 ms of spinning shows as CPU time"
+        );
         assert!(RssMonitor::start(u32::MAX, Duration::from_millis(10)).is_err());
         let m = RssMonitor::start(me, Duration::from_millis(20)).unwrap();
         m.set_phase("a");

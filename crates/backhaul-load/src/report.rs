@@ -62,6 +62,16 @@ fn phase(out: &mut String, p: &PhaseReport, unit: &str) {
         "  latency per request: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, mean {:.2} ms",
         l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
     );
+    if let (Some(o), Some(g)) = (p.oracle_cpu_secs, p.generator_cpu_secs) {
+        let _ = writeln!(
+            out,
+            "  CPU: oracle {o:.1} s ({:.0}% of one core, {} us per {}), load generator {g:.1} s",
+            100.0 * o / p.elapsed_secs.max(1e-9),
+            p.oracle_cpu_us_per_item
+                .map_or_else(|| "-".to_string(), |u| format!("{u:.1}")),
+            unit.trim_end_matches('s'),
+        );
+    }
     let outcomes: Vec<String> = p
         .outcomes
         .iter()

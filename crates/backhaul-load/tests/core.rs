@@ -5,6 +5,7 @@
 
 use backhaul_client::OracleClient;
 use backhaul_load::drive::{self, IngestLoad, PhaseReport, ProofLoad};
+use backhaul_load::monitor::RssMonitor;
 use backhaul_load::run::proof_check;
 use backhaul_load::workload::{self, Shape, Workload};
 use backhaul_oracle::aggregate::BuyerCredits;
@@ -125,15 +126,22 @@ async fn ingest_close_and_proofs_against_a_real_oracle() {
 
     // 600 receipts: 120 sessions, 5 rounds; the phase runs out of work before its deadline.
     // One connection keeps the rounds in order, so no receipt arrives after its successor.
+    // The oracle runs in this process, so this process's memory and CPU are followed.
+    let monitor = RssMonitor::start(std::process::id(), Duration::from_millis(100)).unwrap();
     let r = drive::ingest(
         IngestLoad {
             connections: 1,
             ..ingest_load(&net.url, &w, 30.0)
         },
-        None,
+        Some(monitor.clone()),
     )
     .await
     .unwrap();
+    assert!(r.oracle_cpu_secs.is_some_and(|c| c > 0.0), "{r:?}");
+    assert!(r.oracle_cpu_us_per_item.is_some_and(|c| c > 0.0));
+    let rss = monitor.finish();
+    assert_eq!(rss.phases.last().map(|(p, _)| p.as_str()), Some("ingest"));
+    assert!(rss.overall.max_kib > 0);
     assert!(r.exhausted, "{r:?}");
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!((r.requests, r.items), (12, 600));
