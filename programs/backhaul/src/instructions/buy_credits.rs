@@ -138,7 +138,7 @@ pub fn handler(
         .checked_add(token_amount)
         .ok_or(BackhaulError::Overflow)?;
     let balance = account.balance;
-    pda::store(&credit_state, &credit_info)?;
+    pda::store(&*credit_state, &credit_info)?;
 
     let mut ledger = EpochLedger::load_or_create(
         &ctx.accounts.ledger.to_account_info(),

@@ -118,7 +118,7 @@ pub fn handler(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Re
     let epoch = record.epoch;
     claim.claimed = cumulative;
     claim.last_epoch = epoch;
-    pda::store(&claim, &claim_info)?;
+    pda::store(&*claim, &claim_info)?;
 
     let config = &mut ctx.accounts.config;
     config.total_claimed = config

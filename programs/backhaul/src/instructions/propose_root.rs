@@ -142,7 +142,7 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
             finalizable_at,
         });
     }
-    pda::store(&record, &record_info)
+    pda::store(&*record, &record_info)
 }
 
 /// Both trees' internal consistency against the last finalized epoch.

@@ -114,7 +114,7 @@ pub fn handler(
     account.consumed_cumulative = consumed_cumulative;
     account.last_settled_epoch = epoch;
     let balance = account.balance;
-    pda::store(&credit_state, &credit_info)?;
+    pda::store(&*credit_state, &credit_info)?;
 
     let ledger = &mut ctx.accounts.ledger;
     ledger.credits_settled = ledger

@@ -78,7 +78,7 @@ impl EpochLedger {
             ledger.config == *config && ledger.epoch == epoch,
             BackhaulError::WrongLedger
         );
-        Ok(ledger)
+        Ok(*ledger)
     }
 
     /// Writes the ledger (with its discriminator) back into `info`.

@@ -79,7 +79,8 @@ pub fn create_pda<'info>(
 
 /// Loads the account of type `T` at `info`, or creates it (see [`create_pda`]) and returns the
 /// all-zero value a fresh account decodes to, with `true`. The caller has checked that `info`
-/// is the PDA of `signer_seeds`; an existing account must be a `T` of this program.
+/// is the PDA of `signer_seeds`; an existing account must be a `T` of this program. The value is
+/// boxed to keep it off the handlers' stack frames.
 pub fn load_or_create<'info, T>(
     info: &AccountInfo<'info>,
     payer: &AccountInfo<'info>,
@@ -87,13 +88,13 @@ pub fn load_or_create<'info, T>(
     signer_seeds: &[&[u8]],
     space: usize,
     program_id: &Pubkey,
-) -> Result<(T, bool)>
+) -> Result<(Box<T>, bool)>
 where
     T: AccountDeserialize + Discriminator,
 {
     if info.owner == program_id {
         let value = T::try_deserialize(&mut &info.try_borrow_data()?[..])?;
-        return Ok((value, false));
+        return Ok((Box::new(value), false));
     }
     require_keys_eq!(
         *info.owner,
@@ -107,7 +108,7 @@ where
         .get_mut(..tag.len())
         .ok_or(ErrorCode::AccountDidNotSerialize)?
         .copy_from_slice(tag);
-    Ok((T::try_deserialize(&mut &fresh[..])?, true))
+    Ok((Box::new(T::try_deserialize(&mut &fresh[..])?), true))
 }
 
 /// Writes `value` (with its discriminator) back into `info`.
