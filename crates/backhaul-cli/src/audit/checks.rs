@@ -265,8 +265,10 @@ pub fn audit(s: &Snapshot, datasets: &BTreeMap<u64, Fetched>) -> AuditReport {
             scheduled_before,
         };
         let audited = epoch_checks(&mut c, &ctx, datasets.get(&e));
-        // The schedule's share of this epoch's mint, for the next epoch's parameters.
+        // The schedule's share of this epoch's mint, for the next epoch's parameters (an epoch
+        // not finalized yet minted nothing).
         scheduled_before = match (&audited, scheduled_before) {
+            (_, before) if record.status != EpochStatus::Finalized => before,
             (
                 Some(Audited {
                     budget: Some(b), ..

@@ -233,6 +233,12 @@ impl Fixture {
 
     /// One epoch: purchases, the oracle's close, the quorum and the program's finalize.
     fn epoch(&mut self, a: Activity) {
+        self.epoch_until(a, EpochStatus::Finalized);
+    }
+
+    /// One epoch up to `status`: purchases and a sealed ledger always; the oracles' close and
+    /// quorum from `Proposed` on; the program's finalize for `Finalized`.
+    fn epoch_until(&mut self, a: Activity, status: EpochStatus) {
         let d = self.d();
         let e = self.snapshot.config.next_epoch;
         let mut ledger = EpochLedger {
@@ -427,7 +433,7 @@ impl Fixture {
             config: d.config,
             epoch: e,
             bump: 255,
-            status: EpochStatus::Finalized,
+            status,
             round: 0,
             votes: vec![],
             proposal: EpochProposal::default(),
@@ -441,6 +447,18 @@ impl Fixture {
         self.snapshot.ledgers.push((d.ledger(e), ledger));
         self.decoded.insert(e, ds);
         self.recommit(e);
+        if status != EpochStatus::Finalized {
+            let r = self.record(e);
+            r.finalized_at = 0;
+            if status == EpochStatus::Voting {
+                r.proposal = EpochProposal::default();
+                r.proposal_digest = [0; 32];
+                r.quorum_at = 0;
+                r.finalizable_at = 0;
+                self.datasets.remove(&e);
+            }
+            return;
+        }
         let split = budget.split(allocation).unwrap();
         let ds = self.decoded[&e].clone();
         let l = self.ledger(e);
@@ -1065,4 +1083,38 @@ fn a_proposal_without_quorum_or_finalized_early_fails() {
         evidence.contains("before the challenge period ended"),
         "{evidence}"
     );
+}
+
+#[test]
+fn an_epoch_in_its_challenge_period_or_still_voting_audits_clean() {
+    let activity = || Activity {
+        burns: vec![(buyer(1), 20 * TOKEN)],
+        operators: vec![(op(1), GIB), (op(3), GIB)],
+        buyers: vec![(buyer(1), 2 * GIB)],
+    };
+    // Epoch 2 has a quorum and waits out its challenge period.
+    let mut f = Fixture::new();
+    f.epoch_until(activity(), EpochStatus::Proposed);
+    let r = f.run();
+    let failures: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(r.finalized_epochs, 2);
+    assert_eq!(r.epochs[2].status, "proposed");
+    assert_eq!(r.checks.len(), 3 * 14 + 12);
+    passed(&r, "epoch-2/budget.within");
+    // Its dataset is checked like the others: a changed byte fails.
+    let Ok(bytes) = &mut f.datasets.get_mut(&2).unwrap().bytes else {
+        panic!()
+    };
+    let last = bytes.len() - 2;
+    bytes[last] = b' ';
+    failed(&f.run(), "epoch-2/dataset.sha256");
+
+    // Epoch 2 still collects votes: it has no proposal and no dataset to check yet.
+    let mut f = Fixture::new();
+    f.epoch_until(activity(), EpochStatus::Voting);
+    let r = f.run();
+    assert!(r.passed, "{:?}", r.failed);
+    assert_eq!(r.checks.len(), 2 * 14 + 12);
+    assert_eq!(r.epochs[2].status, "voting");
 }
