@@ -1328,6 +1328,13 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         pr.usage_cap_bps,
         ec.usage_cap_bps,
     );
+    if p.iter().any(|m| m.contains("(vs the config)")) {
+        p.push(
+            "the config holds only the current parameters: if `admin set-params` changed them \
+             after this epoch, check the change against the program's parameter-update events"
+                .into(),
+        );
+    }
     c.add(
         "budget.parameters",
         at,

@@ -1118,3 +1118,18 @@ fn an_epoch_in_its_challenge_period_or_still_voting_audits_clean() {
     assert_eq!(r.checks.len(), 2 * 14 + 12);
     assert_eq!(r.epochs[2].status, "voting");
 }
+
+#[test]
+fn parameters_changed_since_an_epoch_are_flagged_with_what_to_check() {
+    let mut f = Fixture::new();
+    f.cfg().economics.net_emissions_cap += 1;
+    let r = f.run();
+    let evidence = failed(&r, "epoch-0/budget.parameters");
+    assert!(
+        evidence.contains("net_emissions_cap (vs the config)"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("admin set-params"), "{evidence}");
+    // The budget itself still matches what the program recorded at finalize.
+    passed(&r, "epoch-0/budget.within");
+}
