@@ -9,10 +9,11 @@ use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
 use backhaul_core::merkle::{leaf_hash, node_hash, verify, TreeKind};
 use backhaul_core::tree::EpochTree;
 use backhaul_tests::*;
-use solana_sdk::instruction::{AccountMeta, Instruction};
+use solana_program_test::BanksClientError;
+use solana_sdk::instruction::{AccountMeta, Instruction, InstructionError};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
-use solana_sdk::transaction::Transaction;
+use solana_sdk::transaction::{Transaction, TransactionError};
 
 const TOKEN: u64 = 1_000_000;
 /// $1 = 100,000 credits and the token at $1.
@@ -300,7 +301,18 @@ async fn duplicated_accounts_are_refused() {
     // The mint as the vault.
     let mut ix = env.finalize_ix(0);
     ix.accounts[3].pubkey = ix.accounts[2].pubkey;
-    assert_failed(env.send(&[ix], &[]).await);
+    // (a mint does not decode as a token account)
+    let err = env.send(&[ix], &[]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BanksClientError::TransactionError(TransactionError::InstructionError(
+                _,
+                InstructionError::InvalidAccountData
+            ))
+        ),
+        "{err:?}"
+    );
     assert_eq!(env.token_balance(&vault).await, 1_000);
     assert_eq!(env.config_state().await.total_claimed, 0);
 }
@@ -1293,7 +1305,7 @@ async fn pitfall_18_no_authority_can_redirect_the_vault() {
     let admins = env.create_token_account(&mint, &admin.pubkey()).await;
     let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
     let ix = env.claim_ix(&admin.pubkey(), 0, &a, &admins, entry.cumulative, proof);
-    assert_failed(env.send(&[ix], &[&admin]).await);
+    assert_anchor_err(env.send(&[ix], &[&admin]).await, A::ConstraintTokenOwner);
     let ix = env.set_paused_ix(&admin.pubkey(), false);
     env.send_as(ix, &admin).await.unwrap();
     env.claim_from(&t0, 0, &a).await.unwrap();
