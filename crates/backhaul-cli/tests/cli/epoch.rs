@@ -233,6 +233,27 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
         .await
         .unwrap_err();
     assert!(format!("{e}").starts_with("nothing to claim"), "{e}");
+    // An oracle answering garbage, or a proof whose hashes are not hex, is skipped too.
+    let garbage = fake_oracle("{not json".into()).await;
+    let bad_hex = fake_oracle(
+        serde_json::json!({
+            "epoch": 0,
+            "account": operators[0].pubkey().to_string(),
+            "cumulative": proof0.cumulative,
+            "proof": ["zz"],
+            "root": proof0.root,
+        })
+        .to_string(),
+    )
+    .await;
+    let r = operator::rewards(
+        &w.ctx(&operators[0], &[garbage, bad_hex, urls[1].clone()]),
+        None,
+    )
+    .await
+    .expect("rewards");
+    assert_eq!(r.claimable_now, proof0.cumulative);
+    assert!(r.latest.expect("proof").source.starts_with(&urls[1]));
 
     // claim: pays the proof's cumulative amount into the operator's new token account.
     let ata0 = w.d.ata(&operators[0].pubkey());

@@ -17,6 +17,42 @@ async fn buying_credits_respects_slippage_and_price_age() {
     let ctx = w.ctx(&buyer, &[]);
     let ata = w.d.ata(&buyer.pubkey());
 
+    // The deployment named by its config account reads the same; an account that is not a
+    // config, or none at all, is refused with what to check.
+    let by_config = |config: String| {
+        backhaul_cli::Context::new(&backhaul_cli::context::GlobalArgs {
+            config: Some(config),
+            ..net.args(None, &[])
+        })
+        .expect("context")
+    };
+    let shown = backhaul_cli::admin::show(&by_config(w.d.config.to_string()))
+        .await
+        .expect("show by config");
+    assert_eq!(shown.mint, w.mint.to_string());
+    let e = backhaul_cli::admin::show(&by_config(w.mint.to_string()))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e}").contains("does not decode as expected"),
+        "{e}"
+    );
+    let missing = solana_sdk::pubkey::Pubkey::new_unique();
+    let e = backhaul_cli::admin::show(&by_config(missing.to_string()))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e}").contains(&format!("no config account at {missing}")),
+        "{e}"
+    );
+    let e = backhaul_cli::Context::new(&backhaul_cli::context::GlobalArgs {
+        mint: Some("not-a-key".into()),
+        ..net.args(None, &[])
+    })
+    .err()
+    .expect("a bad --mint");
+    assert!(format!("{e}").contains("is not a base58 public key"), "{e}");
+
     // A mint with no deployment behind it.
     let stray = solana_sdk::pubkey::Pubkey::new_unique();
     let e = firm::buy(
