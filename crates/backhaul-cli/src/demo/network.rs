@@ -597,7 +597,7 @@ impl Network {
         // Clients sign receipts, nodes countersign, everything goes to every oracle.
         let proto = crate::operator::protocol_deployment(&self.deployment);
         let signing = Instant::now();
-        let t = traffic::simulate(&mut self.rng, proto, e, start, &self.nodes, &self.firms)?;
+        let t = traffic::simulate(&mut self.rng, proto, e, start, &self.nodes, &self.firms).await?;
         let signed_in = signing.elapsed();
         run.sessions = t.sessions;
         run.receipts = t.receipts.len();
