@@ -452,6 +452,27 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     assert_eq!(v["admin"], next.pubkey().to_string());
     assert_eq!(v["oracles"].as_array().map(Vec::len), Some(4));
     assert_eq!(v["economics"]["price_max_age_secs"], 1_200);
+    // The same for people.
+    let out = run_binary_async(vec![
+        "admin".into(),
+        "show".into(),
+        "--url".into(),
+        net.url(),
+        "--mint".into(),
+        w.mint.to_string(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        format!("Deployment {}", w.d.config),
+        format!("  admin             {}", next.pubkey()),
+        "  paused            no".to_string(),
+        "  price             none posted yet".to_string(),
+        "  supply            1000000 (initial 1000000)".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line:?} in\n{text}");
+    }
 
     // The binary refuses the wrong keypair with exit code 1 and the sentence.
     let stranger_file = net.keypair_file("stranger", &stranger);

@@ -339,6 +339,27 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     assert_eq!(b.usage_status, Some(ChainStatus::Finalized));
     assert!(b.usage_verified);
     assert_eq!(b.unsettled, Some(250_000));
+    let out = run_binary_async(vec![
+        "firm".into(),
+        "balance".into(),
+        "--buyer".into(),
+        buyer.pubkey().to_string(),
+        "--url".into(),
+        net.url(),
+        "--mint".into(),
+        w.mint.to_string(),
+        "--oracle".into(),
+        urls.join(","),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "unsettled   250000 credits (usage through epoch 0, finalized, verified against the chain)"
+        ),
+        "{}",
+        stdout(&out)
+    );
 
     // Epoch 1 ends and reaches quorum but is not final: the oracles' newest proofs are of
     // epoch 1, so settling rebuilds epoch 0's proof from its published dataset.
