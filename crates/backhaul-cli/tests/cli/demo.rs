@@ -115,3 +115,20 @@ fn the_demo_runs_every_epoch_to_finalization_and_its_audit_passes() {
         );
     }
 }
+
+#[test]
+fn the_demo_refuses_empty_sizes_before_starting_anything() {
+    for (flag, value) in [("--nodes", "0"), ("--firms", "0"), ("--epochs", "0")] {
+        let out = run_binary(&["demo", flag, value]);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}");
+        assert!(
+            stderr(&out).contains("must each be at least 1"),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("local endpoint at"),
+            "nothing started"
+        );
+    }
+}
