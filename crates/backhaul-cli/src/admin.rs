@@ -433,7 +433,16 @@ pub async fn initialize_with(
         None
     };
     let d = match &mint_keypair {
-        Some(k) => Deployment::new(k.pubkey()),
+        Some(k) => {
+            if let Some(given) = ctx.mint_arg().filter(|m| *m != k.pubkey()) {
+                bail!(
+                    "--mint {given} and --create-mint disagree: the mint to create is {}. Leave \
+                     out --mint (and BACKHAUL_MINT) to create one, or --create-mint to use {given}",
+                    k.pubkey()
+                );
+            }
+            Deployment::new(k.pubkey())
+        }
         None => ctx.deployment().await?,
     };
 
@@ -1086,6 +1095,10 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<ExitCod
                     for s in &o.signatures {
                         println!("  signature   {s}");
                     }
+                    println!(
+                        "use --mint {} (or BACKHAUL_MINT) with the other commands",
+                        o.mint
+                    );
                 }
             });
         }

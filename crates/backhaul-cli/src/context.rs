@@ -259,6 +259,11 @@ impl Context {
         self
     }
 
+    /// The mint given with `--mint`, if any.
+    pub fn mint_arg(&self) -> Option<Pubkey> {
+        self.mint
+    }
+
     /// The signer from `--keypair` (read once).
     pub fn signer(&self) -> anyhow::Result<&Keypair> {
         if let Some(k) = self.keypair.get() {

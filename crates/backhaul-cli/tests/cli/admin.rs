@@ -176,6 +176,20 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
     }
     assert_eq!(net.lamports(&authority.pubkey()).await, authority_lamports);
 
+    // --mint and --create-mint naming different mints.
+    let e = admin::initialize(
+        &by_mint,
+        &InitArgs {
+            params: w.params_path.clone(),
+            create_mint: true,
+            decimals: DECIMALS,
+            ..InitArgs::default()
+        },
+    )
+    .await
+    .expect_err("two mints");
+    assert!(format!("{e}").contains("--create-mint disagree"), "{e}");
+
     // A placeholder left in the file says so.
     let placeholder = net.write(
         "placeholder.toml",
