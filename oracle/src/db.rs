@@ -305,11 +305,29 @@ async fn insert_receipts(
 }
 
 /// Applies `set` atomically; when this returns `Ok`, every write is durable.
+///
+/// A connection whose write failed is closed, not returned to the pool: after a full disk or an
+/// I/O error SQLite may keep the failed transaction (and its write lock) open, or roll it back by
+/// itself so that the driver's own rollback fails and its transaction bookkeeping is off. Either
+/// way every later write would wait for a lock nobody releases ("database is locked"). Closing
+/// the connection ends whatever it held.
 pub async fn apply(pool: &AnyPool, set: &WriteSet) -> Result<(), DbError> {
     if set.ops.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    let written = apply_on(&mut conn, set).await;
+    if written.is_err() {
+        conn.close_on_drop();
+    }
+    written
+}
+
+async fn apply_on(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    set: &WriteSet,
+) -> Result<(), DbError> {
+    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     let mut i = 0;
     while i < set.ops.len() {
         // Consecutive receipts go in multi-row inserts: far fewer round trips per item.
