@@ -92,6 +92,7 @@ impl Oracle {
             clock,
             time.clone(),
             settings.credits_per_gib,
+            settings.grace_secs,
             status.clone(),
         )
         .await

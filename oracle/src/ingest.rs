@@ -85,6 +85,8 @@ pub struct Writer {
     time: crate::chain::ChainTime,
     clock: EpochClock,
     credits_per_gib: u64,
+    /// Seconds after an epoch's end during which its receipts are still taken.
+    grace_secs: u64,
     /// Epochs up to this one are closed (`None`: none yet).
     closed_through: Option<u64>,
     sessions: HashMap<(u64, Key, [u8; 16]), Session>,
@@ -111,6 +113,7 @@ impl Writer {
         clock: EpochClock,
         time: crate::chain::ChainTime,
         credits_per_gib: u64,
+        grace_secs: u64,
         status: Arc<Status>,
     ) -> Result<Self, db::DbError> {
         let closed = db::closed_epochs(&pool).await?;
@@ -120,6 +123,7 @@ impl Writer {
             time,
             clock,
             credits_per_gib,
+            grace_secs,
             closed_through,
             sessions: HashMap::new(),
             bindings: HashMap::new(),
@@ -178,11 +182,19 @@ impl Writer {
         Ok(())
     }
 
-    /// Whether `epoch` takes receipts at `now`: started, and not closed.
+    /// Whether `epoch` takes receipts at `now`: started, within its grace period, and not
+    /// closed. The grace period is a hard cutoff by the chain's clock, the same for every
+    /// oracle: an oracle that restarts after a close was interrupted must not take receipts the
+    /// others refused.
     pub fn is_open(&self, epoch: u64, now: i64) -> bool {
         let started = self.clock.at(now).is_some_and(|current| epoch <= current);
+        let late = now
+            >= self
+                .clock
+                .end(epoch)
+                .saturating_add(i64::try_from(self.grace_secs).unwrap_or(i64::MAX));
         let closed = self.closed_through.is_some_and(|c| epoch <= c);
-        started && !closed
+        started && !late && !closed
     }
 
     /// Runs until every sender is dropped.
