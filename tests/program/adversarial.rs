@@ -1208,6 +1208,45 @@ async fn pitfall_15_prefunded_addresses_do_not_block_creation() {
     assert!(l1.sealed);
 }
 
+/// Pitfall 15, at deployment: lamports sent to the config, price feed and vault addresses of a
+/// mint whose authority was already handed to the config PDA do not block `initialize` (which
+/// would leave the mint with an authority nobody can use); a second `initialize` still fails.
+#[tokio::test]
+async fn pitfall_15_prefunded_deployment_addresses_do_not_block_initialize() {
+    let mut env = Env::new_uninitialized().await;
+    let config = env.config;
+    for key in [config, price_feed_address(&config), vault_address(&config)] {
+        crate::util::fund(&mut env, &key).await;
+    }
+    let params = env.default_params();
+    env.initialize(params.clone()).await.unwrap();
+    let c = env.config_state().await;
+    assert_eq!(
+        (c.mint, c.vault, c.admin),
+        (env.mint, env.vault, env.admin.pubkey())
+    );
+    let feed: PriceFeed = env.account(&price_feed_address(&config)).await.unwrap();
+    assert_eq!((feed.config, feed.credits_per_token), (config, 0));
+    let vault = env.vault;
+    let acc = env
+        .ctx
+        .banks_client
+        .get_account(vault)
+        .await
+        .unwrap()
+        .unwrap();
+    let state = crate::util::unpack_token(&acc.data);
+    assert_eq!(
+        (state.mint, state.owner, state.amount),
+        (env.mint, config, 0)
+    );
+    assert_anchor_err(env.initialize(params).await, A::AccountNotSystemOwned);
+    // The deployment works: an epoch is finalized into the vault.
+    let t0 = env.reward_tree(0, &[(Pubkey::new_unique(), 10)]);
+    env.run_epoch(0, env.proposal(&t0, 0)).await;
+    assert_eq!(env.token_balance(&vault).await, 10);
+}
+
 /// Pitfall 16 (precision): conversions round against the receiver; a purchase too small to
 /// buy one credit is refused instead of burning tokens for nothing.
 #[tokio::test]

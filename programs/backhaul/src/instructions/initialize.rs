@@ -4,7 +4,7 @@ use crate::events::ConfigInitialized;
 use crate::state::*;
 use anchor_lang::prelude::*;
 use anchor_lang::solana_program::bpf_loader_upgradeable;
-use anchor_spl::token::{Mint, Token, TokenAccount};
+use anchor_spl::token::{self, Mint, Token, TokenAccount};
 
 /// Everything a deployment starts with.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
@@ -38,14 +38,15 @@ pub struct Initialize<'info> {
             @ BackhaulError::NotUpgradeAuthority,
     )]
     pub program_data: Account<'info, ProgramData>,
+    /// The deployment (`Config`), created here, also at an address someone sent lamports to
+    /// first.
+    /// CHECK: the address is checked by the seeds; the handler refuses an existing deployment.
     #[account(
-        init,
-        payer = initializer,
-        space = Config::SIZE,
+        mut,
         seeds = [CONFIG_SEED, mint.key().as_ref()],
         bump,
     )]
-    pub config: Box<Account<'info, Config>>,
+    pub config: UncheckedAccount<'info>,
     /// The network token. Its mint authority must already be the config PDA, and it must have no
     /// freeze authority (which could freeze the vault).
     #[account(
@@ -53,25 +54,24 @@ pub struct Initialize<'info> {
         constraint = mint.freeze_authority.is_none() @ BackhaulError::InvalidMint,
     )]
     pub mint: Box<Account<'info, Mint>>,
-    /// The credit price feed, empty until the oracles first agree on a price.
+    /// The credit price feed (`PriceFeed`), empty until the oracles first agree on a price;
+    /// created here, also at an address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds; the handler creates it.
     #[account(
-        init,
-        payer = initializer,
-        space = PriceFeed::SIZE,
+        mut,
         seeds = [PRICE_SEED, config.key().as_ref()],
         bump,
     )]
-    pub price_feed: Box<Account<'info, PriceFeed>>,
-    /// The rewards vault, owned by the config PDA.
+    pub price_feed: UncheckedAccount<'info>,
+    /// The rewards vault: a token account of the mint owned by the config PDA, created here,
+    /// also at an address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds; the handler creates and initializes it.
     #[account(
-        init,
-        payer = initializer,
+        mut,
         seeds = [VAULT_SEED, config.key().as_ref()],
         bump,
-        token::mint = mint,
-        token::authority = config,
     )]
-    pub vault: Box<Account<'info, TokenAccount>>,
+    pub vault: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
@@ -116,8 +116,50 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
     );
     let (decimals, initial_supply) = (mint.decimals, mint.supply);
 
-    let config = &mut ctx.accounts.config;
-    config.set_inner(Config {
+    // The accounts are created by hand rather than with `init`, so that lamports sent to their
+    // predictable addresses beforehand cannot block the deployment (see `state::pda`).
+    let config_key = ctx.accounts.config.key();
+    let mint_key = ctx.accounts.mint.key();
+    let config_info = ctx.accounts.config.to_account_info();
+    let payer = ctx.accounts.initializer.to_account_info();
+    let system = ctx.accounts.system_program.to_account_info();
+    pda::create_pda(
+        &config_info,
+        &payer,
+        &system,
+        &[CONFIG_SEED, mint_key.as_ref(), &[ctx.bumps.config]],
+        Config::SIZE,
+        ctx.program_id,
+    )?;
+    let feed_info = ctx.accounts.price_feed.to_account_info();
+    pda::create_pda(
+        &feed_info,
+        &payer,
+        &system,
+        &[PRICE_SEED, config_key.as_ref(), &[ctx.bumps.price_feed]],
+        PriceFeed::SIZE,
+        ctx.program_id,
+    )?;
+    let vault_info = ctx.accounts.vault.to_account_info();
+    let token_program = ctx.accounts.token_program.key();
+    pda::create_pda(
+        &vault_info,
+        &payer,
+        &system,
+        &[VAULT_SEED, config_key.as_ref(), &[ctx.bumps.vault]],
+        TokenAccount::LEN,
+        &token_program,
+    )?;
+    token::initialize_account3(CpiContext::new(
+        token_program,
+        token::InitializeAccount3 {
+            account: vault_info.clone(),
+            mint: ctx.accounts.mint.to_account_info(),
+            authority: config_info.clone(),
+        },
+    ))?;
+
+    let config = Box::new(Config {
         bump: ctx.bumps.config,
         vault_bump: ctx.bumps.vault,
         admin: params.admin,
@@ -158,10 +200,15 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         credits_unpaid: 0,
     });
     config.invariant()?;
-    let config_key = config.key();
-    let feed = &mut ctx.accounts.price_feed;
-    feed.config = config_key;
-    feed.bump = ctx.bumps.price_feed;
+    pda::store(&*config, &config_info)?;
+    let feed = PriceFeed {
+        config: config_key,
+        bump: ctx.bumps.price_feed,
+        credits_per_token: 0,
+        posted_at: 0,
+        submissions: Vec::new(),
+    };
+    pda::store(&feed, &feed_info)?;
 
     emit_cpi!(ConfigInitialized {
         config: config_key,

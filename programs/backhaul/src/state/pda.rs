@@ -14,15 +14,22 @@ use anchor_lang::system_program;
 use anchor_lang::Discriminator;
 
 /// Creates the PDA `info` (signed with `signer_seeds`, which end with the bump) with `space`
-/// bytes owned by `program_id`, rent paid by `payer`.
+/// bytes owned by `owner`, rent paid by `payer`. The address must not hold an account yet (it
+/// may hold lamports).
 pub fn create_pda<'info>(
     info: &AccountInfo<'info>,
     payer: &AccountInfo<'info>,
     system_program: &AccountInfo<'info>,
     signer_seeds: &[&[u8]],
     space: usize,
-    program_id: &Pubkey,
+    owner: &Pubkey,
 ) -> Result<()> {
+    // An account that is not the system program's already exists (an existing deployment, say).
+    require_keys_eq!(
+        *info.owner,
+        system_program::ID,
+        ErrorCode::AccountNotSystemOwned
+    );
     let rent = Rent::get()?.minimum_balance(space);
     let signer = &[signer_seeds];
     let funded = info.lamports();
@@ -38,7 +45,7 @@ pub fn create_pda<'info>(
             ),
             rent,
             space as u64,
-            program_id,
+            owner,
         );
     }
     // Someone sent lamports to the address first: top up, allocate and assign instead.
@@ -73,7 +80,7 @@ pub fn create_pda<'info>(
             },
             signer,
         ),
-        program_id,
+        owner,
     )
 }
 
@@ -96,11 +103,6 @@ where
         let value = T::try_deserialize(&mut &info.try_borrow_data()?[..])?;
         return Ok((Box::new(value), false));
     }
-    require_keys_eq!(
-        *info.owner,
-        system_program::ID,
-        ErrorCode::AccountOwnedByWrongProgram
-    );
     create_pda(info, payer, system_program, signer_seeds, space, program_id)?;
     let mut fresh = vec![0u8; space];
     let tag = T::DISCRIMINATOR;
