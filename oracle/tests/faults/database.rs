@@ -167,7 +167,7 @@ async fn postgres_outage_answers_503_writes_nothing_half_and_recovers() {
     let sent = Arc::new(Mutex::new(HashMap::new()));
     let batches: Vec<Fresh> = {
         let mut s = sent.lock().expect("lock");
-        (0..400)
+        (0..80)
             .map(|_| fresh(&traffic, &mut rng, 100, &mut s))
             .collect()
     };
@@ -199,7 +199,7 @@ async fn postgres_outage_answers_503_writes_nothing_half_and_recovers() {
     }
     wait_for("some batches stored", 30, || async {
         let o = outcomes.lock().ok()?;
-        (o.values().filter(|x| matches!(x, Outcome::Acked)).count() >= 20).then_some(())
+        (o.values().filter(|x| matches!(x, Outcome::Acked)).count() >= 10).then_some(())
     })
     .await;
     // The outage: no new connections, and every open one terminated.
@@ -428,7 +428,7 @@ async fn sqlite_on_a_full_disk_answers_503_stays_intact_and_recovers() {
     let mut sent = HashMap::new();
     let mut acked = vec![];
     for _ in 0..5 {
-        let b = fresh(&traffic, &mut rng, 500, &mut sent);
+        let b = fresh(&traffic, &mut rng, 250, &mut sent);
         assert!(matches!(send(&http, &o.url, &b).await, Outcome::Acked));
         acked.push(b);
     }
@@ -437,7 +437,7 @@ async fn sqlite_on_a_full_disk_answers_503_stays_intact_and_recovers() {
     let filler = fill(&data);
     let mut refused = vec![];
     for _ in 0..300 {
-        let b = fresh(&traffic, &mut rng, 500, &mut sent);
+        let b = fresh(&traffic, &mut rng, 250, &mut sent);
         match send(&http, &o.url, &b).await {
             Outcome::Acked => acked.push(b),
             Outcome::Refused(503, e) => {
@@ -451,7 +451,7 @@ async fn sqlite_on_a_full_disk_answers_503_stays_intact_and_recovers() {
     assert_eq!(refused.len(), 1, "a batch is refused once the disk is full");
     // It stays refused while the disk is full, and the oracle says why.
     for _ in 0..3 {
-        let b = fresh(&traffic, &mut rng, 500, &mut sent);
+        let b = fresh(&traffic, &mut rng, 250, &mut sent);
         match send(&http, &o.url, &b).await {
             Outcome::Refused(503, e) => assert!(e.contains("full"), "{e}"),
             other => panic!("{other:?}"),

@@ -737,15 +737,21 @@ pub struct Feeder {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Receipts per batch: new sessions and updates to earlier ones (a higher sequence replaces).
-const NEW_PER_BATCH: usize = 30;
-const UPDATES_PER_BATCH: usize = 10;
+/// How fast a feeder sends: per batch, new sessions and updates to earlier ones (a higher
+/// sequence replaces), one batch every `every`. Receipts are signed twice each in the test
+/// process (a debug build), so the rate is kept modest.
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    pub new: usize,
+    pub updates: usize,
+    pub every: Duration,
+}
 /// Batches generated ahead of the slowest oracle, at most (an oracle that is down holds the
 /// generator back rather than growing the backlog without bound).
 const MAX_BACKLOG: usize = 30;
 
 impl Feeder {
-    pub fn start(traffic: Arc<Traffic>, urls: Vec<String>, seed: u64) -> Feeder {
+    pub fn start(traffic: Arc<Traffic>, urls: Vec<String>, seed: u64, rate: Rate) -> Feeder {
         let n = urls.len();
         let state = Arc::new(Mutex::new(FeedState {
             acked: vec![HashMap::new(); n],
@@ -759,14 +765,14 @@ impl Feeder {
             tasks.push(tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(seed);
                 loop {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(rate.every).await;
                     let Ok(mut s) = state.lock() else { return };
                     let Some(epoch) = s.feeding else { continue };
                     let slowest = s.cursors.iter().copied().min().unwrap_or(0);
                     if s.batches.len() - slowest >= MAX_BACKLOG {
                         continue;
                     }
-                    let batch = generate(&traffic, &mut s, &mut rng, epoch);
+                    let batch = generate(&traffic, &mut s, &mut rng, epoch, rate);
                     s.batches.push(Arc::new(batch));
                 }
             }));
@@ -924,8 +930,14 @@ fn record(
             .is_some_and(|b| Arc::ptr_eq(b, batch))
 }
 
-fn generate(traffic: &Traffic, s: &mut FeedState, rng: &mut StdRng, epoch: u64) -> Batch {
-    let mut receipts = Vec::with_capacity(NEW_PER_BATCH + UPDATES_PER_BATCH);
+fn generate(
+    traffic: &Traffic,
+    s: &mut FeedState,
+    rng: &mut StdRng,
+    epoch: u64,
+    rate: Rate,
+) -> Batch {
+    let mut receipts = Vec::with_capacity(rate.new + rate.updates);
     let open: Vec<usize> = s
         .sessions
         .iter()
@@ -934,7 +946,7 @@ fn generate(traffic: &Traffic, s: &mut FeedState, rng: &mut StdRng, epoch: u64) 
         .map(|(i, _)| i)
         .collect();
     let mut touched = std::collections::HashSet::new();
-    for _ in 0..UPDATES_PER_BATCH {
+    for _ in 0..rate.updates {
         if open.is_empty() {
             break;
         }
@@ -947,7 +959,7 @@ fn generate(traffic: &Traffic, s: &mut FeedState, rng: &mut StdRng, epoch: u64) 
         x.bytes += rng.gen_range(1..=1u64 << 16);
         receipts.push(x.clone());
     }
-    for _ in 0..NEW_PER_BATCH {
+    for _ in 0..rate.new {
         let x = Session {
             epoch,
             node: rng.gen_range(0..traffic.nodes.len()),

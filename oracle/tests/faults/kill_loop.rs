@@ -177,6 +177,11 @@ async fn sigkill_loop_loses_nothing_changes_no_dataset_and_never_double_votes() 
         traffic.clone(),
         oracles.iter().map(|o| o.url.clone()).collect(),
         rng.gen(),
+        Rate {
+            new: 20,
+            updates: 5,
+            every: Duration::from_millis(100),
+        },
     );
     let mut l = Loop {
         chain,

@@ -186,7 +186,16 @@ async fn chain_endpoint_down_or_slow_backs_off_reports_and_votes_exactly_once() 
     o.start().await;
     let traffic = Arc::new(Traffic::new(&chain, &mut rng, 2, 2));
     traffic.register(&o.url).await;
-    let feeder = Feeder::start(traffic, vec![o.url.clone()], seed);
+    let feeder = Feeder::start(
+        traffic,
+        vec![o.url.clone()],
+        seed,
+        Rate {
+            new: 5,
+            updates: 2,
+            every: Duration::from_millis(200),
+        },
+    );
     feeder.feed(Some(0));
     let (code, h) = health(&o.url).await;
     assert_eq!(code, 200, "{h}");
@@ -199,7 +208,7 @@ async fn chain_endpoint_down_or_slow_backs_off_reports_and_votes_exactly_once() 
         .warp_to(chain.epoch_end(0) + GRACE_SECS as i64 + 1)
         .await;
     let acked_before = feeder.acked()[0].len();
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     // Ingest goes on.
     let acked_during = feeder.acked()[0].len();
     assert!(
@@ -240,7 +249,7 @@ async fn chain_endpoint_down_or_slow_backs_off_reports_and_votes_exactly_once() 
     // Slow: the oracle seals, closes and votes through a slow endpoint; the moment it sends its
     // vote, the endpoint goes down again, so the vote is cut in transit (or just made it).
     let mark = o.log.len();
-    proxy.set(Mode::Slow(Duration::from_millis(400)));
+    proxy.set(Mode::Slow(Duration::from_millis(250)));
     let line = wait_for("the oracle to send its vote", 90, || async {
         o.log.find(mark, |l| {
             l.contains(" sending ") && (l.contains("kind=\"vote\"") || l.contains("kind=vote "))
