@@ -182,9 +182,15 @@ pub fn key_from_b58(s: &str) -> Option<Key> {
     v.try_into().ok()
 }
 
-/// Lowercase hex of bytes.
+/// Lowercase hex of bytes (one allocation: proofs are answered with a dozen or more hashes).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// 32 bytes from hex.
@@ -212,5 +218,14 @@ mod tests {
         assert_eq!(hash_from_hex(&hex(&k)), Some(k));
         assert_eq!(hash_from_hex("zz"), None);
         assert_eq!(key_from_b58("0OIl"), None);
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), expected);
+        assert_eq!(hex(&[]), "");
+        assert_eq!(hex(&[0x0a, 0xf0]), "0af0");
     }
 }
