@@ -89,9 +89,8 @@ pub fn binary(explicit: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
         }
     }
     anyhow::bail!(
-        "no {name} binary next to {}: build it with `cargo build --profile bench -p {}` or pass its path",
-        me.display(),
-        if name == "backhaul-oracle" { "backhaul-oracle" } else { name }
+        "no {name} binary next to {}: build it with `cargo build --profile bench -p {name}` or pass its path",
+        me.display()
     )
 }
 
