@@ -872,6 +872,194 @@ fn ascending(p: &mut Vec<String>, what: &str, keys: &[Option<[u8; 32]>]) {
     }
 }
 
+/// One leaf of either tree, as the checks read it: the account, what this epoch adds to it and
+/// its running total.
+struct LeafFigures<'a> {
+    account: &'a str,
+    added: u64,
+    cumulative: u64,
+}
+
+/// One tree of a dataset, as the checks read it.
+struct TreeFigures<'a> {
+    leaf_count: u64,
+    total: u64,
+    /// What the epoch adds over all leaves (the allocation, or the credits consumed).
+    added: u64,
+    /// The previous epoch's total, as the dataset's parameters state it.
+    previous_total: u64,
+    leaves: Vec<LeafFigures<'a>>,
+}
+
+/// What differs between the reward tree and the usage tree: the names used in problems and how
+/// to read the tree out of a dataset.
+struct TreeSide {
+    /// Check id.
+    id: &'static str,
+    /// Field prefix in the dataset ("rewards", "usage").
+    section: &'static str,
+    /// Leaf name ("reward", "usage").
+    leaf: &'static str,
+    /// Who a leaf belongs to ("operator", "buyer").
+    who: &'static str,
+    /// What a leaf adds this epoch ("amount", "credits").
+    added: &'static str,
+    /// What the sum of the leaves' additions is called.
+    added_sum: &'static str,
+    /// The parameter holding the previous epoch's total.
+    previous_field: &'static str,
+    figures: for<'a> fn(&'a Dataset) -> TreeFigures<'a>,
+}
+
+fn reward_figures(ds: &Dataset) -> TreeFigures<'_> {
+    TreeFigures {
+        leaf_count: ds.rewards.leaf_count,
+        total: ds.rewards.total,
+        added: ds.allocation,
+        previous_total: ds.parameters.previous_reward_total,
+        leaves: ds
+            .rewards
+            .leaves
+            .iter()
+            .map(|l| LeafFigures {
+                account: &l.operator,
+                added: l.amount,
+                cumulative: l.cumulative,
+            })
+            .collect(),
+    }
+}
+
+fn usage_figures(ds: &Dataset) -> TreeFigures<'_> {
+    TreeFigures {
+        leaf_count: ds.usage.leaf_count,
+        total: ds.usage.total,
+        added: ds.usage.credits_consumed,
+        previous_total: ds.parameters.previous_usage_total,
+        leaves: ds
+            .usage
+            .leaves
+            .iter()
+            .map(|l| LeafFigures {
+                account: &l.buyer,
+                added: l.credits,
+                cumulative: l.cumulative,
+            })
+            .collect(),
+    }
+}
+
+const REWARD_TREE: TreeSide = TreeSide {
+    id: "dataset.reward_leaves",
+    section: "rewards",
+    leaf: "reward",
+    who: "operator",
+    added: "amount",
+    added_sum: "the sum of reward amounts",
+    previous_field: "parameters.previous_reward_total",
+    figures: reward_figures,
+};
+
+const USAGE_TREE: TreeSide = TreeSide {
+    id: "dataset.usage_leaves",
+    section: "usage",
+    leaf: "usage",
+    who: "buyer",
+    added: "credits",
+    added_sum: "the sum of usage credits",
+    previous_field: "parameters.previous_usage_total",
+    figures: usage_figures,
+};
+
+/// The checks both trees share: keys sorted and unique, counts and totals, the previous total,
+/// and each leaf's cumulative against the previous epoch's. `more` adds the tree's own checks
+/// before the comparison with the previous epoch.
+fn tree_leaf_problems(
+    side: &TreeSide,
+    e: u64,
+    ds: &Dataset,
+    prev: Option<&Dataset>,
+    prev_missing: bool,
+    more: impl FnOnce(&mut Vec<String>),
+) -> Vec<String> {
+    let t = (side.figures)(ds);
+    let mut p = vec![];
+    let keys: Vec<Option<[u8; 32]>> = t
+        .leaves
+        .iter()
+        .map(|l| {
+            key(
+                &mut p,
+                &format!("{} leaf {}", side.leaf, side.who),
+                l.account,
+            )
+        })
+        .collect();
+    ascending(&mut p, &format!("{} leaves", side.leaf), &keys);
+    same(
+        &mut p,
+        &format!("{}.leaf_count", side.section),
+        u128::from(t.leaf_count),
+        t.leaves.len() as u128,
+    );
+    let total = format!("{}.total", side.section);
+    same(
+        &mut p,
+        &total,
+        u128::from(t.total),
+        sum(t.leaves.iter().map(|l| l.cumulative)),
+    );
+    same(
+        &mut p,
+        side.added_sum,
+        sum(t.leaves.iter().map(|l| l.added)),
+        u128::from(t.added),
+    );
+    let prev_figures = prev.map(side.figures);
+    same(
+        &mut p,
+        side.previous_field,
+        t.previous_total,
+        prev_figures.as_ref().map_or(0, |f| f.total),
+    );
+    same(
+        &mut p,
+        &total,
+        u128::from(t.total),
+        u128::from(t.previous_total) + u128::from(t.added),
+    );
+    more(&mut p);
+    if prev_missing {
+        p.push(format!(
+            "cannot check cumulative = previous cumulative + {}: epoch {}'s dataset is unavailable",
+            side.added,
+            e - 1
+        ));
+    } else {
+        let before: BTreeMap<&str, u64> = prev_figures
+            .map(|f| f.leaves.iter().map(|l| (l.account, l.cumulative)).collect())
+            .unwrap_or_default();
+        for l in &t.leaves {
+            let was = before.get(l.account).copied().unwrap_or(0);
+            if u128::from(l.cumulative) != u128::from(was) + u128::from(l.added) {
+                p.push(format!(
+                    "{} {}: cumulative {} ≠ previous cumulative {was} + {} {}",
+                    side.who, l.account, l.cumulative, side.added, l.added
+                ));
+            }
+        }
+        let now: BTreeSet<&str> = t.leaves.iter().map(|l| l.account).collect();
+        for gone in before.keys().filter(|k| !now.contains(*k)) {
+            p.push(format!(
+                "{} {gone} had a leaf in epoch {} and has none now",
+                side.who,
+                e - 1
+            ));
+        }
+    }
+    p
+}
+
 fn reward_leaf_checks(
     c: &mut Checks,
     e: u64,
@@ -879,85 +1067,15 @@ fn reward_leaf_checks(
     prev: Option<&Dataset>,
     prev_missing: bool,
 ) {
-    let r = &ds.rewards;
-    let mut p = vec![];
-    let keys: Vec<Option<[u8; 32]>> = r
-        .leaves
-        .iter()
-        .map(|l| key(&mut p, "reward leaf operator", &l.operator))
-        .collect();
-    ascending(&mut p, "reward leaves", &keys);
-    same(
-        &mut p,
-        "rewards.leaf_count",
-        u128::from(r.leaf_count),
-        r.leaves.len() as u128,
-    );
-    same(
-        &mut p,
-        "rewards.total",
-        u128::from(r.total),
-        sum(r.leaves.iter().map(|l| l.cumulative)),
-    );
-    same(
-        &mut p,
-        "the sum of reward amounts",
-        sum(r.leaves.iter().map(|l| l.amount)),
-        u128::from(ds.allocation),
-    );
-    let prev_total = prev.map_or(0, |d| d.rewards.total);
-    same(
-        &mut p,
-        "parameters.previous_reward_total",
-        ds.parameters.previous_reward_total,
-        prev_total,
-    );
-    same(
-        &mut p,
-        "rewards.total",
-        u128::from(r.total),
-        u128::from(ds.parameters.previous_reward_total) + u128::from(ds.allocation),
-    );
-    if prev_missing {
-        p.push(format!(
-            "cannot check cumulative = previous cumulative + amount: epoch {}'s dataset is unavailable",
-            e - 1
-        ));
-    } else {
-        let before: BTreeMap<&str, u64> = prev
-            .map(|d| {
-                d.rewards
-                    .leaves
-                    .iter()
-                    .map(|l| (l.operator.as_str(), l.cumulative))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for l in &r.leaves {
-            let was = before.get(l.operator.as_str()).copied().unwrap_or(0);
-            if u128::from(l.cumulative) != u128::from(was) + u128::from(l.amount) {
-                p.push(format!(
-                    "operator {}: cumulative {} ≠ previous cumulative {was} + amount {}",
-                    l.operator, l.cumulative, l.amount
-                ));
-            }
-        }
-        let now: BTreeSet<&str> = r.leaves.iter().map(|l| l.operator.as_str()).collect();
-        for gone in before.keys().filter(|k| !now.contains(*k)) {
-            p.push(format!(
-                "operator {gone} had a leaf in epoch {} and has none now",
-                e - 1
-            ));
-        }
-    }
+    let p = tree_leaf_problems(&REWARD_TREE, e, ds, prev, prev_missing, |_| {});
     c.add(
-        "dataset.reward_leaves",
+        REWARD_TREE.id,
         Some(e),
         p,
         format!(
             "{} leaves sorted and unique, total {} = previous {} + allocation {}, each cumulative = previous + amount",
-            r.leaves.len(),
-            r.total,
+            ds.rewards.leaves.len(),
+            ds.rewards.total,
             ds.parameters.previous_reward_total,
             ds.allocation
         ),
@@ -972,91 +1090,24 @@ fn usage_leaf_checks(
     prev_missing: bool,
 ) {
     let u = &ds.usage;
-    let mut p = vec![];
-    let keys: Vec<Option<[u8; 32]>> = u
-        .leaves
-        .iter()
-        .map(|l| key(&mut p, "usage leaf buyer", &l.buyer))
-        .collect();
-    ascending(&mut p, "usage leaves", &keys);
-    same(
-        &mut p,
-        "usage.leaf_count",
-        u128::from(u.leaf_count),
-        u.leaves.len() as u128,
-    );
-    same(
-        &mut p,
-        "usage.total",
-        u128::from(u.total),
-        sum(u.leaves.iter().map(|l| l.cumulative)),
-    );
-    same(
-        &mut p,
-        "the sum of usage credits",
-        sum(u.leaves.iter().map(|l| l.credits)),
-        u128::from(u.credits_consumed),
-    );
-    let prev_total = prev.map_or(0, |d| d.usage.total);
-    same(
-        &mut p,
-        "parameters.previous_usage_total",
-        ds.parameters.previous_usage_total,
-        prev_total,
-    );
-    same(
-        &mut p,
-        "usage.total",
-        u128::from(u.total),
-        u128::from(ds.parameters.previous_usage_total) + u128::from(u.credits_consumed),
-    );
-    for l in &u.leaves {
-        match credits_for_bytes(l.bytes, ds.parameters.credits_per_gib) {
-            Ok(credits) if credits == l.credits => {}
-            Ok(credits) => p.push(format!(
-                "buyer {}: charged {} credits for {} bytes, {} at {} credits per GiB",
-                l.buyer, l.credits, l.bytes, credits, ds.parameters.credits_per_gib
-            )),
-            Err(_) => p.push(format!(
-                "buyer {}: the price of {} bytes overflows",
-                l.buyer, l.bytes
-            )),
-        }
-    }
-    if prev_missing {
-        p.push(format!(
-            "cannot check cumulative = previous cumulative + credits: epoch {}'s dataset is unavailable",
-            e - 1
-        ));
-    } else {
-        let before: BTreeMap<&str, u64> = prev
-            .map(|d| {
-                d.usage
-                    .leaves
-                    .iter()
-                    .map(|l| (l.buyer.as_str(), l.cumulative))
-                    .collect()
-            })
-            .unwrap_or_default();
+    let priced = |p: &mut Vec<String>| {
         for l in &u.leaves {
-            let was = before.get(l.buyer.as_str()).copied().unwrap_or(0);
-            if u128::from(l.cumulative) != u128::from(was) + u128::from(l.credits) {
-                p.push(format!(
-                    "buyer {}: cumulative {} ≠ previous cumulative {was} + credits {}",
-                    l.buyer, l.cumulative, l.credits
-                ));
+            match credits_for_bytes(l.bytes, ds.parameters.credits_per_gib) {
+                Ok(credits) if credits == l.credits => {}
+                Ok(credits) => p.push(format!(
+                    "buyer {}: charged {} credits for {} bytes, {} at {} credits per GiB",
+                    l.buyer, l.credits, l.bytes, credits, ds.parameters.credits_per_gib
+                )),
+                Err(_) => p.push(format!(
+                    "buyer {}: the price of {} bytes overflows",
+                    l.buyer, l.bytes
+                )),
             }
         }
-        let now: BTreeSet<&str> = u.leaves.iter().map(|l| l.buyer.as_str()).collect();
-        for gone in before.keys().filter(|k| !now.contains(*k)) {
-            p.push(format!(
-                "buyer {gone} had a leaf in epoch {} and has none now",
-                e - 1
-            ));
-        }
-    }
+    };
+    let p = tree_leaf_problems(&USAGE_TREE, e, ds, prev, prev_missing, priced);
     c.add(
-        "dataset.usage_leaves",
+        USAGE_TREE.id,
         Some(e),
         p,
         format!(
@@ -1133,16 +1184,17 @@ fn node_checks(c: &mut Checks, e: u64, ds: &Dataset) {
 /// Both roots rebuilt from the leaves with the shared Merkle code.
 fn root_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
     let e = x.e;
-    let rebuild = |kind: TreeKind, leaves: Vec<(&str, u64)>| -> Result<EpochTree, String> {
-        let entries = leaves
+    let rebuild = |kind: TreeKind, side: &TreeSide| -> Result<EpochTree, String> {
+        let entries = (side.figures)(ds)
+            .leaves
             .into_iter()
-            .map(|(k, cumulative)| {
-                key_from_b58(k)
+            .map(|l| {
+                key_from_b58(l.account)
                     .map(|account| Entry {
                         account,
-                        cumulative,
+                        cumulative: l.cumulative,
                     })
-                    .ok_or_else(|| format!("{k:?} is not a key"))
+                    .ok_or_else(|| format!("{:?} is not a key", l.account))
             })
             .collect::<Result<Vec<_>, _>>()?;
         EpochTree::build(kind, &x.config_bytes, e, entries).map_err(|err| format!("{err:?}"))
@@ -1150,27 +1202,13 @@ fn root_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
     let trees = [
         (
             "root.rewards",
-            rebuild(
-                TreeKind::Reward,
-                ds.rewards
-                    .leaves
-                    .iter()
-                    .map(|l| (l.operator.as_str(), l.cumulative))
-                    .collect(),
-            ),
+            rebuild(TreeKind::Reward, &REWARD_TREE),
             &ds.rewards.root,
             x.record.proposal.reward_root,
         ),
         (
             "root.usage",
-            rebuild(
-                TreeKind::Usage,
-                ds.usage
-                    .leaves
-                    .iter()
-                    .map(|l| (l.buyer.as_str(), l.cumulative))
-                    .collect(),
-            ),
+            rebuild(TreeKind::Usage, &USAGE_TREE),
             &ds.usage.root,
             x.record.proposal.usage_root,
         ),
