@@ -8,13 +8,14 @@ use backhaul_core::emission::EmissionSchedule;
 use backhaul_core::merkle::{sha256v, TreeKind};
 use backhaul_core::split::{credits_for_bytes, split_largest_remainder, GIB};
 use backhaul_core::tree::{Entry, EpochTree};
+use backhaul_oracle::chain::examples::{example_config, example_ledger};
 use backhaul_protocol::dataset::{
     b58, hex, Budget, Dataset, NodeUsage, Parameters, RewardLeaf, RewardTree, Stats, UsageLeaf,
     UsageTree, DATASET_VERSION,
 };
 use backhaul_sdk::state::{
-    Config, CreditAccount, EconomicsParams, EmissionParams, EpochLedger, EpochProposal,
-    EpochRecord, EpochStatus, OperatorClaim, PriceFeed, RateLimiter, Vote,
+    Config, CreditAccount, EpochLedger, EpochProposal, EpochRecord, EpochStatus, OperatorClaim,
+    PriceFeed, Vote,
 };
 use backhaul_sdk::Deployment;
 use solana_sdk::pubkey::Pubkey;
@@ -50,60 +51,21 @@ struct Activity {
     buyers: Vec<([u8; 32], u64)>,
 }
 
+/// The oracle's example config (1,000 tokens per epoch, 6 decimals), bound to this deployment's
+/// accounts, with a 10-minute challenge period and a price that may be three epochs old.
 fn config(mint: Pubkey) -> Config {
     let d = Deployment::new(mint);
-    Config {
-        bump: 255,
-        vault_bump: 255,
-        admin: Pubkey::new_from_array([9; 32]),
-        pending_admin: None,
-        guardian: Pubkey::new_from_array([8; 32]),
-        mint,
-        vault: d.vault(),
-        price_feed: d.price_feed(),
-        oracles: vec![Pubkey::new_from_array([7; 32])],
-        threshold: 1,
-        genesis_ts: GENESIS,
-        epoch_length_secs: EPOCH_SECS,
-        challenge_period_secs: 600,
-        emission: EmissionParams {
-            initial_per_epoch: 1_000 * TOKEN,
-            decay_bps: 5_000,
-            decay_period_epochs: 30,
-            floor_per_epoch: 10 * TOKEN,
-            lifetime_cap: 50_000 * TOKEN,
-        },
-        rate_limiter: RateLimiter {
-            window_secs: 86_400,
-            capacity: 2_000 * TOKEN,
-            level: 0,
-            last_ts: 0,
-        },
-        economics: EconomicsParams {
-            price_max_age_secs: 3 * EPOCH_SECS,
-            price_max_change_bps: 2_000,
-            net_emissions_cap: 100 * TOKEN,
-            burn_smoothing_epochs: 7,
-            usage_cap_bps: 0,
-        },
-        decimals: 6,
-        initial_supply: 1_000_000 * TOKEN,
-        paused: false,
-        next_epoch: 0,
-        last_reward_total: 0,
-        last_reward_leaf_count: 0,
-        total_minted: 0,
-        scheduled_minted: 0,
-        total_reemitted: 0,
-        total_claimed: 0,
-        burn_ema: 0,
-        last_usage_total: 0,
-        last_usage_leaf_count: 0,
-        total_burned: 0,
-        credits_issued: 0,
-        credits_settled: 0,
-        credits_unpaid: 0,
-    }
+    let mut c = example_config(GENESIS, EPOCH_SECS, 0);
+    c.admin = Pubkey::new_from_array([9; 32]);
+    c.guardian = Pubkey::new_from_array([8; 32]);
+    c.mint = mint;
+    c.vault = d.vault();
+    c.price_feed = d.price_feed();
+    c.oracles = vec![Pubkey::new_from_array([7; 32])];
+    c.challenge_period_secs = 600;
+    c.economics.price_max_age_secs = 3 * EPOCH_SECS;
+    c.initial_supply = 1_000_000 * TOKEN;
+    c
 }
 
 fn credit_account(d: &Deployment, b: &[u8; 32]) -> CreditAccount {
@@ -241,22 +203,9 @@ impl Fixture {
     fn epoch_until(&mut self, a: Activity, status: EpochStatus) {
         let d = self.d();
         let e = self.snapshot.config.next_epoch;
-        let mut ledger = EpochLedger {
-            config: d.config,
-            epoch: e,
-            bump: 255,
-            sealed: true,
-            sealed_at: GENESIS + (e as i64 + 1) * EPOCH_SECS as i64,
-            tokens_burned: 0,
-            credits_issued: 0,
-            credits_settled: 0,
-            credits_unpaid: 0,
-            tokens_minted: 0,
-            credits_per_token: CREDITS_PER_TOKEN,
-            price_posted_at: GENESIS,
-            burn_ema: 0,
-            budget: 0,
-        };
+        let mut ledger = example_ledger(d.config, e, true, 0, CREDITS_PER_TOKEN);
+        ledger.sealed_at = GENESIS + (e as i64 + 1) * EPOCH_SECS as i64;
+        ledger.price_posted_at = GENESIS;
         for (b, tokens) in &a.burns {
             let credits = tokens * CREDITS_PER_TOKEN / TOKEN;
             let acc = self.credits_of(b);
