@@ -42,14 +42,7 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
     let ctx = net.ctx(&authority, None, &[]);
     let before = net.account_data(&w.d.config).await;
     let lamports = net.lamports(&authority.pubkey()).await;
-    let args = InitArgs {
-        params: w.params_path.clone(),
-        create_mint: true,
-        mint_keypair: Some(net.dir.path().join("mint.json")),
-        decimals: DECIMALS,
-        supply: Some("1000000".into()),
-        supply_to: Some(w.treasury.pubkey().to_string()),
-    };
+    let args = deployment_init(net, &w.params_path, &w.treasury.pubkey());
     let again = admin::initialize(&ctx, &args).await.expect("second init");
     assert!(again.already_initialized);
     assert!(!again.created_mint);
@@ -135,12 +128,7 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
     let lamports = net.lamports(&stranger.pubkey()).await;
     let e = admin::initialize(
         &net.ctx(&stranger, None, &[]),
-        &InitArgs {
-            params: w.params_path.clone(),
-            create_mint: true,
-            decimals: DECIMALS,
-            ..InitArgs::default()
-        },
+        &init_creating_mint(&w.params_path),
     )
     .await
     .expect_err("not the upgrade authority");
@@ -161,33 +149,17 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
                 price_max_age_secs: age,
             }),
         );
-        let e = admin::initialize(
-            &ctx,
-            &InitArgs {
-                params: bad,
-                create_mint: true,
-                decimals: DECIMALS,
-                ..InitArgs::default()
-            },
-        )
-        .await
-        .expect_err("out of bounds");
+        let e = admin::initialize(&ctx, &init_creating_mint(bad))
+            .await
+            .expect_err("out of bounds");
         assert!(format!("{e:#}").contains(says), "{says}: {e:#}");
     }
     assert_eq!(net.lamports(&authority.pubkey()).await, authority_lamports);
 
     // --mint and --create-mint naming different mints.
-    let e = admin::initialize(
-        &by_mint,
-        &InitArgs {
-            params: w.params_path.clone(),
-            create_mint: true,
-            decimals: DECIMALS,
-            ..InitArgs::default()
-        },
-    )
-    .await
-    .expect_err("two mints");
+    let e = admin::initialize(&by_mint, &init_creating_mint(&w.params_path))
+        .await
+        .expect_err("two mints");
     assert!(format!("{e}").contains("--create-mint disagree"), "{e}");
 
     // A placeholder left in the file says so.
@@ -449,17 +421,7 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     assert_eq!(v.current_epoch, 0);
     assert_eq!(v.totals.supply, 1_000_000 * TOKEN);
     assert_eq!(v.price.credits_per_token, 0);
-    let out = run_binary_async(vec![
-        "admin".into(),
-        "show".into(),
-        "--url".into(),
-        net.url(),
-        "--mint".into(),
-        w.mint.to_string(),
-        "-o".into(),
-        "json-compact".into(),
-    ])
-    .await;
+    let out = w.run_cli(&["admin", "show", "-o", "json-compact"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 1, "compact JSON is one line");
     let v = json(&out);
@@ -467,15 +429,7 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     assert_eq!(v["oracles"].as_array().map(Vec::len), Some(4));
     assert_eq!(v["economics"]["price_max_age_secs"], 1_200);
     // The same for people.
-    let out = run_binary_async(vec![
-        "admin".into(),
-        "show".into(),
-        "--url".into(),
-        net.url(),
-        "--mint".into(),
-        w.mint.to_string(),
-    ])
-    .await;
+    let out = w.run_cli(&["admin", "show"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     for line in [
@@ -490,17 +444,9 @@ async fn every_admin_command_checks_its_signer_before_sending() {
 
     // The binary refuses the wrong keypair with exit code 1 and the sentence.
     let stranger_file = net.keypair_file("stranger", &stranger);
-    let out = run_binary_async(vec![
-        "admin".into(),
-        "pause".into(),
-        "--url".into(),
-        net.url(),
-        "--mint".into(),
-        w.mint.to_string(),
-        "--keypair".into(),
-        path_str(&stranger_file),
-    ])
-    .await;
+    let out = w
+        .run_cli(&["admin", "pause", "--keypair", &path_str(&stranger_file)])
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(&format!(

@@ -69,6 +69,18 @@ fn base_args(n: &Shared) -> Vec<String> {
     ]
 }
 
+/// The audit of the datasets in `dir`, reported as JSON.
+fn audit_json(n: &Shared, dir: &Path) -> std::process::Output {
+    let mut args = base_args(n);
+    args.extend([
+        "--datasets".into(),
+        dir.display().to_string(),
+        "--output".into(),
+        "json".into(),
+    ]);
+    run(args)
+}
+
 fn run(args: Vec<String>) -> std::process::Output {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run_binary(&refs)
@@ -94,6 +106,12 @@ fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .iter()
         .find(|c| c["id"] == id)
         .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+fn evidence<'a>(report: &'a serde_json::Value, id: &str) -> &'a str {
+    check(report, id)["evidence"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no evidence for {id} in {report}"))
 }
 
 fn failed(report: &serde_json::Value) -> Vec<String> {
@@ -135,14 +153,8 @@ fn a_clean_audit_passes_with_datasets_from_the_oracles() {
     let checks = report["checks"].as_array().expect("checks");
     assert_eq!(checks.len(), 2 * 14 + 12);
     assert!(checks.iter().all(|c| c["passed"] == true));
-    assert!(check(&report, "epoch-1/dataset.sha256")["evidence"]
-        .as_str()
-        .expect("evidence")
-        .contains("equals the chain's dataset_hash"));
-    assert!(check(&report, "epoch-1/dataset.available")["evidence"]
-        .as_str()
-        .expect("evidence")
-        .contains("/v1/epochs/1/dataset"));
+    assert!(evidence(&report, "epoch-1/dataset.sha256").contains("equals the chain's dataset_hash"));
+    assert!(evidence(&report, "epoch-1/dataset.available").contains("/v1/epochs/1/dataset"));
     // The same report was written to the file.
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report_file.path()).expect("report file"))
@@ -187,14 +199,7 @@ fn a_dataset_altered_by_one_byte_fails_the_sha256_check() {
     };
     std::fs::write(&path, &bytes).expect("write");
 
-    let mut args = base_args(n);
-    args.extend([
-        "--datasets".into(),
-        dir.path().display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ]);
-    let out = run(args);
+    let out = audit_json(n, dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = json(&out);
     assert_eq!(report["passed"], false);
@@ -203,13 +208,10 @@ fn a_dataset_altered_by_one_byte_fails_the_sha256_check() {
         failed.contains(&"epoch-1/dataset.sha256".to_string()),
         "{failed:?}"
     );
-    let evidence = check(&report, "epoch-1/dataset.sha256")["evidence"]
-        .as_str()
-        .expect("evidence")
-        .to_string();
+    let said = evidence(&report, "epoch-1/dataset.sha256");
     assert!(
-        evidence.contains("is not the dataset the oracles committed"),
-        "{evidence}"
+        said.contains("is not the dataset the oracles committed"),
+        "{said}"
     );
     // Epoch 0's file is untouched, and epoch 1's still decodes as a canonical dataset.
     assert_eq!(check(&report, "epoch-0/dataset.sha256")["passed"], true);
@@ -226,14 +228,7 @@ fn a_re_encoded_dataset_fails_the_sha256_check() {
     // The same content, pretty-printed: every figure is right, the bytes are not.
     std::fs::write(&path, serde_json::to_vec_pretty(&value).expect("encode")).expect("write");
 
-    let mut args = base_args(n);
-    args.extend([
-        "--datasets".into(),
-        dir.path().display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ]);
-    let out = run(args);
+    let out = audit_json(n, dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = json(&out);
     let failed = failed(&report);
@@ -245,10 +240,7 @@ fn a_re_encoded_dataset_fails_the_sha256_check() {
         failed.contains(&"epoch-0/dataset.format".to_string()),
         "{failed:?}"
     );
-    assert!(check(&report, "epoch-0/dataset.format")["evidence"]
-        .as_str()
-        .expect("evidence")
-        .contains("not the canonical encoding"));
+    assert!(evidence(&report, "epoch-0/dataset.format").contains("not the canonical encoding"));
     // The roots rebuilt from its leaves still match the chain: only the bytes changed.
     assert_eq!(check(&report, "epoch-0/root.rewards")["passed"], true);
     assert_eq!(check(&report, "epoch-1/dataset.sha256")["passed"], true);
@@ -259,14 +251,7 @@ fn a_missing_dataset_or_no_source_fails() {
     let n = network();
     let dir = copy_datasets(&n.datasets);
     std::fs::remove_file(dir.path().join("epoch-1.json")).expect("remove");
-    let mut args = base_args(n);
-    args.extend([
-        "--datasets".into(),
-        dir.path().display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ]);
-    let out = run(args);
+    let out = audit_json(n, dir.path());
     assert_eq!(out.status.code(), Some(1));
     let failed = failed(&json(&out));
     assert!(

@@ -257,6 +257,19 @@ pub struct Deployed {
 }
 
 impl Deployed {
+    /// Runs the `backhaul` binary with `words`, on this endpoint (`--url`) and deployment
+    /// (`--mint`).
+    pub async fn run_cli(&self, words: &[&str]) -> Output {
+        let mut args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        args.extend([
+            "--url".into(),
+            self.net.url(),
+            "--mint".into(),
+            self.mint.to_string(),
+        ]);
+        run_binary_async(args).await
+    }
+
     /// A context for `signer` on this deployment.
     pub fn ctx(&self, signer: &Keypair, oracles: &[String]) -> Context {
         self.net.ctx(signer, Some(&self.mint), oracles)
@@ -301,6 +314,26 @@ impl Deployed {
     }
 }
 
+/// `admin init` creating the mint from a parameters file, with decimals [`DECIMALS`].
+pub fn init_creating_mint(params: impl Into<PathBuf>) -> InitArgs {
+    InitArgs {
+        create_mint: true,
+        decimals: DECIMALS,
+        ..InitArgs::for_file(params)
+    }
+}
+
+/// `admin init` as [`deploy`] runs it: the mint from the keypair file `mint.json`, and
+/// 1,000,000 tokens minted to `treasury`.
+pub fn deployment_init(net: &Net, params: &Path, treasury: &Pubkey) -> InitArgs {
+    InitArgs {
+        mint_keypair: Some(net.dir.path().join("mint.json")),
+        supply: Some("1000000".into()),
+        supply_to: Some(treasury.to_string()),
+        ..init_creating_mint(params)
+    }
+}
+
 /// Creates a deployment: three funded oracle keys (threshold two), a separate admin and
 /// guardian, the mint with 1,000,000 tokens for the treasury, initialized by the upgrade
 /// authority through `admin::initialize`.
@@ -328,14 +361,7 @@ pub async fn deploy(net: Net, genesis_ts: i64, price_max_age_secs: u64) -> Deplo
     let ctx = net.ctx(&net.authority(), None, &[]);
     let init = admin::initialize(
         &ctx,
-        &InitArgs {
-            params: params_path.clone(),
-            create_mint: true,
-            mint_keypair: Some(net.dir.path().join("mint.json")),
-            decimals: DECIMALS,
-            supply: Some("1000000".into()),
-            supply_to: Some(treasury.pubkey().to_string()),
-        },
+        &deployment_init(&net, &params_path, &treasury.pubkey()),
     )
     .await
     .expect("admin init");

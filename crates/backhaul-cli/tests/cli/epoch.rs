@@ -188,19 +188,16 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     })
     .await;
     // The binary's display for people says which epoch and that it is final.
-    let out = run_binary_async(vec![
-        "operator".into(),
-        "rewards".into(),
-        "--operator".into(),
-        operators[0].pubkey().to_string(),
-        "--url".into(),
-        net.url(),
-        "--mint".into(),
-        w.mint.to_string(),
-        "--oracle".into(),
-        urls.join(","),
-    ])
-    .await;
+    let out = w
+        .run_cli(&[
+            "operator",
+            "rewards",
+            "--operator",
+            &operators[0].pubkey().to_string(),
+            "--oracle",
+            &urls.join(","),
+        ])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
@@ -290,26 +287,23 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
         .expect("proof")
         .expect("a leaf");
     assert!(proof1.cumulative > proof0.cumulative, "node 1 served more");
-    let keypair1 = net.keypair_file("operator-1", &operators[1]);
+    let keypair1 = path_str(&net.keypair_file("operator-1", &operators[1]));
+    let oracles = urls.join(",");
     let claim_args = |json: bool| {
         let mut a = vec![
-            "operator".to_string(),
-            "claim".into(),
-            "--url".into(),
-            net.url(),
-            "--keypair".into(),
-            path_str(&keypair1),
-            "--mint".into(),
-            w.mint.to_string(),
-            "--oracle".into(),
-            urls.join(","),
+            "operator",
+            "claim",
+            "--keypair",
+            keypair1.as_str(),
+            "--oracle",
+            oracles.as_str(),
         ];
         if json {
-            a.extend(["--output".into(), "json".into()]);
+            a.extend(["--output", "json"]);
         }
         a
     };
-    let out = run_binary_async(claim_args(true)).await;
+    let out = w.run_cli(&claim_args(true)).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["amount"], proof1.cumulative);
@@ -318,7 +312,7 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
         net.token_balance(&w.d.ata(&operators[1].pubkey())).await,
         proof1.cumulative
     );
-    let out = run_binary_async(claim_args(false)).await;
+    let out = w.run_cli(&claim_args(false)).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("nothing to claim"),
@@ -339,19 +333,16 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     assert_eq!(b.usage_status, Some(ChainStatus::Finalized));
     assert!(b.usage_verified);
     assert_eq!(b.unsettled, Some(250_000));
-    let out = run_binary_async(vec![
-        "firm".into(),
-        "balance".into(),
-        "--buyer".into(),
-        buyer.pubkey().to_string(),
-        "--url".into(),
-        net.url(),
-        "--mint".into(),
-        w.mint.to_string(),
-        "--oracle".into(),
-        urls.join(","),
-    ])
-    .await;
+    let out = w
+        .run_cli(&[
+            "firm",
+            "balance",
+            "--buyer",
+            &buyer.pubkey().to_string(),
+            "--oracle",
+            &urls.join(","),
+        ])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(

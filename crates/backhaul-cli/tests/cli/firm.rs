@@ -8,6 +8,22 @@ use backhaul_cli::firm::{self, BuyArgs};
 use backhaul_sdk::state::CreditAccount;
 use solana_sdk::signature::Signer;
 
+/// A buy of `tokens` with no other bound.
+fn buy_args(tokens: &str) -> BuyArgs {
+    BuyArgs {
+        tokens: tokens.into(),
+        ..BuyArgs::default()
+    }
+}
+
+/// A buy that must be refused; the error it was refused with.
+async fn buy_refused(ctx: &backhaul_cli::Context, args: &BuyArgs) -> anyhow::Error {
+    match firm::buy(ctx, args).await {
+        Ok(o) => panic!("the buy of {} tokens went through: {o:?}", args.tokens),
+        Err(e) => e,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buying_credits_respects_slippage_and_price_age() {
     let w = deploy(Net::start(false), START, 600).await;
@@ -55,30 +71,14 @@ async fn buying_credits_respects_slippage_and_price_age() {
 
     // A mint with no deployment behind it.
     let stray = solana_sdk::pubkey::Pubkey::new_unique();
-    let e = firm::buy(
-        &net.ctx(&buyer, Some(&stray), &[]),
-        &BuyArgs {
-            tokens: "1".into(),
-            ..BuyArgs::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let e = buy_refused(&net.ctx(&buyer, Some(&stray), &[]), &buy_args("1")).await;
     assert!(
         format!("{e}").contains(&format!("no Backhaul deployment for mint {stray}")),
         "{e}"
     );
 
     // No price yet.
-    let e = firm::buy(
-        &ctx,
-        &BuyArgs {
-            tokens: "1".into(),
-            ..BuyArgs::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let e = buy_refused(&ctx, &buy_args("1")).await;
     assert!(
         format!("{e}").starts_with("no price has been posted yet"),
         "{e}"
@@ -121,7 +121,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
     assert_eq!(o.credits, 250_000);
     assert_eq!(o.min_credits, 249_375);
     // ... 3% below 110,000 is not: refused before sending.
-    let e = firm::buy(
+    let e = buy_refused(
         &ctx,
         &BuyArgs {
             tokens: "10".into(),
@@ -130,8 +130,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
             ..BuyArgs::default()
         },
     )
-    .await
-    .unwrap_err();
+    .await;
     match command_error(&e) {
         Some(CommandError::Slippage {
             credits,
@@ -145,7 +144,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
         other => panic!("expected a slippage refusal, got {other:?}: {e:#}"),
     }
     // So is an explicit minimum above the quote.
-    let e = firm::buy(
+    let e = buy_refused(
         &ctx,
         &BuyArgs {
             tokens: "1".into(),
@@ -153,8 +152,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
             ..BuyArgs::default()
         },
     )
-    .await
-    .unwrap_err();
+    .await;
     assert!(matches!(
         command_error(&e),
         Some(CommandError::Slippage { .. })
@@ -194,15 +192,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
         ("0", "more than zero"),
         ("1000", "fewer than the 1000 to burn"),
     ] {
-        let e = firm::buy(
-            &ctx,
-            &BuyArgs {
-                tokens: tokens.into(),
-                ..BuyArgs::default()
-            },
-        )
-        .await
-        .unwrap_err();
+        let e = buy_refused(&ctx, &buy_args(tokens)).await;
         assert!(format!("{e}").contains(says), "{tokens}: {e}");
     }
 
@@ -226,15 +216,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
     admin::set_paused(&w.ctx(&w.guardian, &[]), true)
         .await
         .expect("pause");
-    let e = firm::buy(
-        &ctx,
-        &BuyArgs {
-            tokens: "1".into(),
-            ..BuyArgs::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let e = buy_refused(&ctx, &buy_args("1")).await;
     assert!(
         matches!(command_error(&e), Some(CommandError::Paused { .. })),
         "{e:#}"
@@ -246,15 +228,7 @@ async fn buying_credits_respects_slippage_and_price_age() {
     // The price ages past price_max_age_secs (600 s) by the chain's clock: refused, saying so.
     net.warp_to(START + 601).await;
     let lamports = net.lamports(&buyer.pubkey()).await;
-    let e = firm::buy(
-        &ctx,
-        &BuyArgs {
-            tokens: "1".into(),
-            ..BuyArgs::default()
-        },
-    )
-    .await
-    .unwrap_err();
+    let e = buy_refused(&ctx, &buy_args("1")).await;
     match command_error(&e) {
         Some(CommandError::StalePrice {
             age_secs,
@@ -273,40 +247,36 @@ async fn buying_credits_respects_slippage_and_price_age() {
     assert_eq!(net.token_balance(&ata).await, 487 * TOKEN);
 
     // The binary says the same and exits 1; with JSON output the error is JSON on stdout.
-    let keypair = net.keypair_file("buyer", &buyer);
+    let keypair = path_str(&net.keypair_file("buyer", &buyer));
     let args = |json: bool| {
         let mut a = vec![
-            "firm".to_string(),
-            "buy".into(),
-            "--tokens".into(),
-            "1".into(),
-            "--url".into(),
-            net.url(),
-            "--keypair".into(),
-            path_str(&keypair),
-            "--mint".into(),
-            w.mint.to_string(),
+            "firm",
+            "buy",
+            "--tokens",
+            "1",
+            "--keypair",
+            keypair.as_str(),
         ];
         if json {
-            a.extend(["--output".into(), "json".into()]);
+            a.extend(["--output", "json"]);
         }
         a
     };
-    let out = run_binary_async(args(false)).await;
+    let out = w.run_cli(&args(false)).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("the posted price is stale"),
         "{}",
         stderr(&out)
     );
-    let out = run_binary_async(args(true)).await;
+    let out = w.run_cli(&args(true)).await;
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert!(v["error"].as_str().unwrap_or("").contains("stale"), "{v}");
 
     // A fresh price opens purchases again; the binary's JSON reports the purchase.
     w.post_price(2, 100_000).await;
-    let out = run_binary_async(args(true)).await;
+    let out = w.run_cli(&args(true)).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["credits"], 100_000);
