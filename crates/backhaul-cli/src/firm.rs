@@ -6,7 +6,7 @@ use crate::context::{parse_pubkey, signing_key, wall_time, Context};
 use crate::error::CommandError;
 use crate::operator::{current_epoch, protocol_deployment};
 use crate::output::{emit, SubmitOutcome};
-use crate::proofs::{finalized_proof, oracle_proofs, ChainStatus, ProofKind};
+use crate::proofs::{newest_finalized, oracle_proofs, proof_to_act_on, ChainStatus, ProofKind};
 use crate::tx;
 use anyhow::{anyhow, bail};
 use backhaul_client::{BuyerIdentity, ClientConfig, Fanout};
@@ -359,22 +359,21 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
     let payer = ctx.signer()?;
     let buyer = buyer.unwrap_or(payer.pubkey());
     let (d, c) = ctx.deployment_config().await?;
-    if c.paused {
-        return Err(CommandError::Paused {
-            what: "settling".into(),
-        }
-        .into());
-    }
-    let spinner = ctx.spinner("fetching the newest finalized usage proof");
-    let proof = finalized_proof(ctx, &d, ProofKind::Usage, &buyer, c.next_epoch).await;
-    spinner.finish_and_clear();
-    let Some(proof) = proof? else {
+    let proof = proof_to_act_on(
+        ctx,
+        &d,
+        &c,
+        ProofKind::Usage,
+        &buyer,
+        "settling",
+        "fetching the newest finalized usage proof",
+    )
+    .await?;
+    let Some(proof) = proof else {
         bail!(
             "nothing to settle: no finalized epoch records usage for buyer {buyer} (newest \
              finalized epoch: {})",
-            c.next_epoch
-                .checked_sub(1)
-                .map_or("none yet".to_string(), |e| e.to_string())
+            newest_finalized(c.next_epoch)
         );
     };
     let before: Option<CreditAccount> = ctx.account(&d.credits(&buyer)).await?;
@@ -421,16 +420,47 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
     })
 }
 
+/// What a grant and a revocation start from: the client, the oracles, the buyer (the signer)
+/// and the epoch from which it applies.
+struct GrantStart {
+    client: Pubkey,
+    urls: Vec<String>,
+    buyer: Pubkey,
+    epoch: u64,
+    identity: BuyerIdentity,
+}
+
+impl GrantStart {
+    /// Reads `--client`, the oracles, the signer and the deployment; the epoch is `epoch` or,
+    /// when not given, the chain's current one.
+    async fn new(ctx: &Context, client: &str, epoch: Option<u64>) -> anyhow::Result<GrantStart> {
+        let client = parse_pubkey("client", client)?;
+        let urls = ctx.oracle_urls()?.to_vec();
+        let buyer = ctx.signer()?;
+        let (d, c) = ctx.deployment_config().await?;
+        let epoch = match epoch {
+            Some(e) => e,
+            None => current_epoch(ctx, &c).await?,
+        };
+        Ok(GrantStart {
+            client,
+            urls,
+            buyer: buyer.pubkey(),
+            epoch,
+            identity: BuyerIdentity::new(protocol_deployment(&d), signing_key(buyer)),
+        })
+    }
+}
+
 /// Signs a grant of `args.client` with the signer (the buyer) and sends it to every oracle.
 pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutcome> {
-    let client = parse_pubkey("client", &args.client)?;
-    let urls = ctx.oracle_urls()?.to_vec();
-    let buyer = ctx.signer()?;
-    let (d, c) = ctx.deployment_config().await?;
-    let epoch = match args.epoch {
-        Some(e) => e,
-        None => current_epoch(ctx, &c).await?,
-    };
+    let GrantStart {
+        client,
+        urls,
+        buyer,
+        epoch,
+        identity,
+    } = GrantStart::new(ctx, &args.client, args.epoch).await?;
     let expires_at = match (args.expires_at, args.expires_in_days) {
         (Some(t), _) => t,
         (None, Some(days)) => {
@@ -443,7 +473,6 @@ pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutc
         (None, None) => i64::MAX,
     };
     let issued_at = args.issued_at.unwrap_or_else(wall_time);
-    let identity = BuyerIdentity::new(protocol_deployment(&d), signing_key(buyer));
     let signed = identity.grant(
         client.to_bytes(),
         epoch,
@@ -466,8 +495,7 @@ pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutc
         &urls,
         "grant",
         format!(
-            "client {client} may spend {}'s credits from epoch {epoch} ({expiry}, {limit})",
-            buyer.pubkey()
+            "client {client} may spend {buyer}'s credits from epoch {epoch} ({expiry}, {limit})"
         ),
         signed,
     )
@@ -476,25 +504,20 @@ pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutc
 
 /// Signs a revocation of `args.client` and sends it to every oracle.
 pub async fn revoke(ctx: &Context, args: &RevokeArgs) -> anyhow::Result<SubmitOutcome> {
-    let client = parse_pubkey("client", &args.client)?;
-    let urls = ctx.oracle_urls()?.to_vec();
-    let buyer = ctx.signer()?;
-    let (d, c) = ctx.deployment_config().await?;
-    let epoch = match args.epoch {
-        Some(e) => e,
-        None => current_epoch(ctx, &c).await?,
-    };
+    let GrantStart {
+        client,
+        urls,
+        buyer,
+        epoch,
+        identity,
+    } = GrantStart::new(ctx, &args.client, args.epoch).await?;
     let issued_at = args.issued_at.unwrap_or_else(wall_time);
-    let identity = BuyerIdentity::new(protocol_deployment(&d), signing_key(buyer));
     let signed = identity.revoke(client.to_bytes(), epoch, issued_at);
     submit_grant(
         ctx,
         &urls,
         "revoke",
-        format!(
-            "client {client} may no longer spend {}'s credits from epoch {epoch}",
-            buyer.pubkey()
-        ),
+        format!("client {client} may no longer spend {buyer}'s credits from epoch {epoch}"),
         signed,
     )
     .await

@@ -4,7 +4,9 @@ use crate::amount::format_tokens;
 use crate::context::{parse_pubkey, read_keypair, signing_key, wall_time, Context};
 use crate::error::CommandError;
 use crate::output::{emit, SubmitOutcome};
-use crate::proofs::{finalized_from, finalized_proof, oracle_proofs, ChainStatus, ProofKind};
+use crate::proofs::{
+    finalized_from, newest_finalized, oracle_proofs, proof_to_act_on, ChainStatus, ProofKind,
+};
 use crate::tx;
 use anyhow::Context as _;
 use backhaul_client::{ClientConfig, Fanout, NodeIdentity};
@@ -235,23 +237,22 @@ pub async fn claim(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<Cl
     let payer = ctx.signer()?;
     let operator = operator.unwrap_or(payer.pubkey());
     let (d, c) = ctx.deployment_config().await?;
-    if c.paused {
-        return Err(CommandError::Paused {
-            what: "claiming".into(),
-        }
-        .into());
-    }
-    let spinner = ctx.spinner("fetching the newest finalized proof");
-    let proof = finalized_proof(ctx, &d, ProofKind::Reward, &operator, c.next_epoch).await;
-    spinner.finish_and_clear();
-    let Some(proof) = proof? else {
+    let proof = proof_to_act_on(
+        ctx,
+        &d,
+        &c,
+        ProofKind::Reward,
+        &operator,
+        "claiming",
+        "fetching the newest finalized proof",
+    )
+    .await?;
+    let Some(proof) = proof else {
         anyhow::bail!(
             "nothing to claim: no finalized epoch has a reward for operator {operator} (newest \
              finalized epoch: {}). Bind your node (`backhaul operator bind`) and wait for an \
              epoch with its traffic to be finalized",
-            c.next_epoch
-                .checked_sub(1)
-                .map_or("none yet".to_string(), |e| e.to_string())
+            newest_finalized(c.next_epoch)
         );
     };
     let record: Option<OperatorClaim> = ctx.account(&d.operator_claim(&operator)).await?;

@@ -7,12 +7,13 @@
 //! its published dataset (whose sha256 the chain holds).
 
 use crate::context::Context;
+use crate::error::CommandError;
 use anyhow::{anyhow, bail};
 use backhaul_core::merkle::{leaf_hash, verify, TreeKind};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::api::ProofResponse;
 use backhaul_protocol::dataset::{hash_from_hex, Dataset};
-use backhaul_sdk::state::{EpochRecord, EpochStatus};
+use backhaul_sdk::state::{Config, EpochRecord, EpochStatus};
 use backhaul_sdk::Deployment;
 use serde::Serialize;
 use solana_sdk::pubkey::Pubkey;
@@ -214,6 +215,37 @@ pub async fn finalized_proof(
     }
     let proofs = oracle_proofs(ctx, d, kind, account).await?;
     finalized_from(ctx, d, kind, account, next_epoch, proofs).await
+}
+
+/// The newest finalized proof of `account`, for a command that acts on it on-chain (`acting`:
+/// "settling", "claiming"): refused while the deployment is paused, fetched behind a spinner
+/// saying `fetching`.
+pub async fn proof_to_act_on(
+    ctx: &Context,
+    d: &Deployment,
+    c: &Config,
+    kind: ProofKind,
+    account: &Pubkey,
+    acting: &str,
+    fetching: &str,
+) -> anyhow::Result<Option<CheckedProof>> {
+    if c.paused {
+        return Err(CommandError::Paused {
+            what: acting.into(),
+        }
+        .into());
+    }
+    let spinner = ctx.spinner(fetching);
+    let proof = finalized_proof(ctx, d, kind, account, c.next_epoch).await;
+    spinner.finish_and_clear();
+    proof
+}
+
+/// The newest finalized epoch as messages name it: its number, or "none yet".
+pub fn newest_finalized(next_epoch: u64) -> String {
+    next_epoch
+        .checked_sub(1)
+        .map_or("none yet".to_string(), |e| e.to_string())
 }
 
 /// [`finalized_proof`] from proofs already fetched with [`oracle_proofs`].
