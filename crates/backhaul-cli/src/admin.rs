@@ -12,6 +12,7 @@ use backhaul_sdk::state::{Config, EconomicsParams, EmissionParams, PriceFeed};
 use backhaul_sdk::{ix, Deployment, InitializeParams, UpdateParamsArgs};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
+use solana_sdk::instruction::Instruction;
 use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
@@ -779,6 +780,25 @@ pub struct AdminOutcome {
     pub changes: Vec<String>,
 }
 
+/// Sends one administrative instruction (`what` names it in messages) and reports `changes`
+/// under `action`.
+async fn send_admin(
+    ctx: &Context,
+    d: &Deployment,
+    action: &str,
+    what: &str,
+    instruction: Instruction,
+    changes: Vec<String>,
+) -> anyhow::Result<AdminOutcome> {
+    let sig = tx::send(ctx, what, &[instruction], &[]).await?;
+    Ok(AdminOutcome {
+        action: action.into(),
+        config: d.config.to_string(),
+        signature: sig.to_string(),
+        changes,
+    })
+}
+
 fn wrong_keypair(signer: &Pubkey, role: &str, expected: String, action: &str) -> anyhow::Error {
     CommandError::WrongKeypair {
         signer: signer.to_string(),
@@ -880,19 +900,15 @@ pub async fn set_params(ctx: &Context, args: &SetParamsArgs) -> anyhow::Result<A
              option that differs (see `backhaul admin set-params --help`)"
         );
     }
-    let sig = tx::send(
+    send_admin(
         ctx,
+        &d,
+        "set-params",
         "update parameters",
-        &[ix::update_params(&d, &admin, update)],
-        &[],
-    )
-    .await?;
-    Ok(AdminOutcome {
-        action: "set-params".into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
+        ix::update_params(&d, &admin, update),
         changes,
-    })
+    )
+    .await
 }
 
 /// Checks an oracle set the way the program does, before sending.
@@ -935,19 +951,15 @@ pub async fn set_oracles(ctx: &Context, args: &SetOraclesArgs) -> anyhow::Result
         keys(&oracles),
         args.threshold
     )];
-    let sig = tx::send(
+    send_admin(
         ctx,
+        &d,
+        "set-oracles",
         "set the oracles",
-        &[ix::set_oracles(&d, &admin, oracles, args.threshold)],
-        &[],
-    )
-    .await?;
-    Ok(AdminOutcome {
-        action: "set-oracles".into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
+        ix::set_oracles(&d, &admin, oracles, args.threshold),
         changes,
-    })
+    )
+    .await
 }
 
 pub async fn set_guardian(ctx: &Context, guardian: &Pubkey) -> anyhow::Result<AdminOutcome> {
@@ -955,19 +967,15 @@ pub async fn set_guardian(ctx: &Context, guardian: &Pubkey) -> anyhow::Result<Ad
         bail!("the all-zero key cannot be the guardian");
     }
     let (d, c, admin) = as_admin(ctx, "change the guardian").await?;
-    let sig = tx::send(
+    send_admin(
         ctx,
+        &d,
+        "set-guardian",
         "set the guardian",
-        &[ix::set_guardian(&d, &admin, *guardian)],
-        &[],
+        ix::set_guardian(&d, &admin, *guardian),
+        vec![format!("guardian {} -> {guardian}", c.guardian)],
     )
-    .await?;
-    Ok(AdminOutcome {
-        action: "set-guardian".into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
-        changes: vec![format!("guardian {} -> {guardian}", c.guardian)],
-    })
+    .await
 }
 
 pub async fn propose_admin(ctx: &Context, new_admin: &Pubkey) -> anyhow::Result<AdminOutcome> {
@@ -975,21 +983,17 @@ pub async fn propose_admin(ctx: &Context, new_admin: &Pubkey) -> anyhow::Result<
         bail!("the all-zero key cannot be the admin");
     }
     let (d, _, admin) = as_admin(ctx, "propose a new admin").await?;
-    let sig = tx::send(
+    send_admin(
         ctx,
+        &d,
+        "propose-admin",
         "propose the admin",
-        &[ix::propose_admin(&d, &admin, *new_admin)],
-        &[],
-    )
-    .await?;
-    Ok(AdminOutcome {
-        action: "propose-admin".into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
-        changes: vec![format!(
+        ix::propose_admin(&d, &admin, *new_admin),
+        vec![format!(
             "pending admin {new_admin}: it takes over when it runs `backhaul admin accept-admin`"
         )],
-    })
+    )
+    .await
 }
 
 pub async fn accept_admin(ctx: &Context) -> anyhow::Result<AdminOutcome> {
@@ -1010,19 +1014,15 @@ pub async fn accept_admin(ctx: &Context) -> anyhow::Result<AdminOutcome> {
             "accept the admin role",
         ));
     }
-    let sig = tx::send(
+    send_admin(
         ctx,
+        &d,
+        "accept-admin",
         "accept the admin role",
-        &[ix::accept_admin(&d, &signer)],
-        &[],
+        ix::accept_admin(&d, &signer),
+        vec![format!("admin {} -> {signer}", c.admin)],
     )
-    .await?;
-    Ok(AdminOutcome {
-        action: "accept-admin".into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
-        changes: vec![format!("admin {} -> {signer}", c.admin)],
-    })
+    .await
 }
 
 /// Pauses (admin or guardian) or unpauses (admin).
@@ -1056,13 +1056,15 @@ pub async fn set_paused(ctx: &Context, paused: bool) -> anyhow::Result<AdminOutc
         );
     }
     let action = if paused { "pause" } else { "unpause" };
-    let sig = tx::send(ctx, action, &[ix::set_paused(&d, &signer, paused)], &[]).await?;
-    Ok(AdminOutcome {
-        action: action.into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
-        changes: vec![format!("paused {} -> {paused}", c.paused)],
-    })
+    send_admin(
+        ctx,
+        &d,
+        action,
+        action,
+        ix::set_paused(&d, &signer, paused),
+        vec![format!("paused {} -> {paused}", c.paused)],
+    )
+    .await
 }
 
 // ---- dispatch ---------------------------------------------------------------------------------
