@@ -12,8 +12,8 @@ use anyhow::{anyhow, bail};
 use backhaul_client::{BuyerIdentity, ClientConfig, Fanout};
 use backhaul_core::epoch::epoch_at;
 use backhaul_core::price::credits_for_tokens;
-use backhaul_sdk::ix;
 use backhaul_sdk::state::{CreditAccount, PriceFeed};
+use backhaul_sdk::{ix, Deployment};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use solana_sdk::program_pack::Pack;
@@ -241,10 +241,7 @@ pub async fn buy(ctx: &Context, args: &BuyArgs) -> anyhow::Result<BuyOutcome> {
         &[],
     )
     .await?;
-    let after: CreditAccount = ctx
-        .account(&d.credits(&beneficiary))
-        .await?
-        .ok_or_else(|| anyhow!("the credit account is missing after the purchase {sig}"))?;
+    let after = credit_account_after(ctx, &d, &beneficiary, format!("the purchase {sig}")).await?;
     let credits = after.issued.saturating_sub(before.map_or(0, |b| b.issued));
     Ok(BuyOutcome {
         buyer: payer.pubkey().to_string(),
@@ -336,6 +333,19 @@ pub async fn balance(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Bal
     Ok(view)
 }
 
+/// The credit account of `buyer` after a transaction (`after` names it) that must have
+/// created or kept it.
+async fn credit_account_after(
+    ctx: &Context,
+    d: &Deployment,
+    buyer: &Pubkey,
+    after: String,
+) -> anyhow::Result<CreditAccount> {
+    ctx.account(&d.credits(buyer))
+        .await?
+        .ok_or_else(|| anyhow!("the credit account is missing after {after}"))
+}
+
 /// What `settle` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct SettleOutcome {
@@ -400,10 +410,7 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
         &[],
     )
     .await?;
-    let after: CreditAccount = ctx
-        .account(&d.credits(&buyer))
-        .await?
-        .ok_or_else(|| anyhow!("the credit account is missing after settlement {sig}"))?;
+    let after = credit_account_after(ctx, &d, &buyer, format!("settlement {sig}")).await?;
     Ok(SettleOutcome {
         buyer: buyer.to_string(),
         epoch: proof.epoch,
