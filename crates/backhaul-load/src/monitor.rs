@@ -128,18 +128,18 @@ impl RssMonitor {
             samples: Mutex::new(Vec::new()),
             stop: Mutex::new(false),
         });
+        // The first reading now, then one every interval.
+        m.sample();
         let weak = Arc::downgrade(&m);
         std::thread::Builder::new()
             .name("rss-monitor".into())
             .spawn(move || loop {
+                std::thread::sleep(interval);
                 let Some(m) = weak.upgrade() else { return };
                 if m.stop.lock().map(|s| *s).unwrap_or(true) {
                     return;
                 }
                 m.sample();
-                let interval = m.interval;
-                drop(m);
-                std::thread::sleep(interval);
             })?;
         Ok(m)
     }
