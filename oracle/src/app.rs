@@ -230,10 +230,20 @@ impl Oracle {
 
     /// Stops accepting requests, lets in-flight ones finish and waits for every task.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        drop(self.writer);
-        for t in self.tasks {
-            // The writer ends when the last sender is gone; the others on the shutdown signal.
+        let Oracle {
+            writer,
+            closer,
+            shutdown,
+            mut tasks,
+            ..
+        } = self;
+        let _ = shutdown.send(true);
+        drop(writer);
+        drop(closer);
+        // Every task but the writer ends on the shutdown signal, dropping the writer's senders it
+        // holds; the writer ends when the last of them is gone, so it is awaited last.
+        let writer_task = tasks.remove(0);
+        for t in tasks.into_iter().chain(std::iter::once(writer_task)) {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
         tracing::info!("oracle stopped");
