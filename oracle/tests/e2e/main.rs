@@ -766,17 +766,21 @@ async fn quorum_forms_on_the_honest_root_and_dissent_is_reported() {
     );
     let digests: std::collections::HashSet<_> = r.votes.iter().map(|v| v.digest).collect();
     assert_eq!(digests.len(), 2, "the dissenting vote is on record");
-    // The dissent is reported in the metrics (the oracles share this process's recorder).
-    let metrics = reqwest::get(format!("{}/metrics", w.urls[0]))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("backhaul_submit_dissent_total"))
-        .expect("dissent metric");
-    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(count >= 1.0, "{line}");
+    // The dissent is reported in the metrics (the oracles share this process's recorder) once a
+    // submitter next looks at the chain and sees the votes differ.
+    let count = wait_for("the dissent metric", 30, || async {
+        let metrics = reqwest::get(format!("{}/metrics", w.urls[0]))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("backhaul_submit_dissent_total"))?;
+        let count: f64 = line.rsplit(' ').next()?.parse().ok()?;
+        (count >= 1.0).then_some(count)
+    })
+    .await;
+    assert!(count >= 1.0);
 }
