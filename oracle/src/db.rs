@@ -48,6 +48,12 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
                     sqlx::query("PRAGMA busy_timeout = 10000")
                         .execute(&mut *conn)
                         .await?;
+                    // Up to 64 MiB of pages per connection (the default is 2 MiB): an epoch's
+                    // receipts index is written at random places, and pages read back from the
+                    // operating system on every insert cost more than the inserts themselves.
+                    sqlx::query("PRAGMA cache_size = -65536")
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Ok(())
             })
@@ -262,45 +268,164 @@ fn encode<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {
     borsh::to_vec(v).unwrap_or_default()
 }
 
-/// Rows per multi-row receipt insert (6 parameters each, well under every driver's limit).
-const RECEIPTS_PER_INSERT: usize = 200;
+/// Rows per multi-row receipt insert (6 parameters each: 3,000 per statement, under every
+/// driver's limit).
+const RECEIPTS_PER_INSERT: usize = 500;
+/// Sessions per multi-row delete (3 parameters each).
+const SESSIONS_PER_DELETE: usize = 500;
+
+/// How a multi-row statement's parameters are written. SQLite binds anonymous `?` parameters in
+/// order; a numbered `$n` is looked up by name, a linear search per parameter that makes a
+/// statement of thousands of parameters quadratic in its size. PostgreSQL takes only `$n`.
+/// (Statements of a few parameters use `$n`, which both accept.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Params {
+    Anonymous,
+    Numbered,
+}
+
+impl Params {
+    fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name() == "SQLite" {
+            Params::Anonymous
+        } else {
+            Params::Numbered
+        }
+    }
+
+    /// Appends `rows` tuples of `width` parameters to `sql`, separated by commas.
+    fn push_rows(self, sql: &mut String, rows: usize, width: usize) {
+        use std::fmt::Write;
+        let mut n = 0;
+        for row in 0..rows {
+            if row > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for col in 0..width {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                n += 1;
+                match self {
+                    Params::Anonymous => sql.push('?'),
+                    Params::Numbered => {
+                        let _ = write!(sql, "${n}");
+                    }
+                }
+            }
+            sql.push(')');
+        }
+    }
+
+    /// A statement of `head`, `rows` parameter tuples and `tail`.
+    fn statement(self, head: &str, rows: usize, width: usize, tail: &str) -> String {
+        let mut sql = String::with_capacity(head.len() + tail.len() + rows * width * 6);
+        sql.push_str(head);
+        self.push_rows(&mut sql, rows, width);
+        sql.push_str(tail);
+        sql
+    }
+}
+
+/// A session's key in the receipts table: (epoch, client, session id).
+type SessionKey = (u64, [u8; 32], [u8; 16]);
+
+/// One stretch of a write set, applied as a few multi-row statements. A write set is cut after
+/// each `EvidenceOfSession`, which reads the receipts written before it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Stretch<'a> {
+    bindings: Vec<(&'a SignedBinding, &'a [u8; 32])>,
+    grants: Vec<(&'a SignedGrant, &'a [u8; 32])>,
+    /// Sessions whose stored receipts are deleted (each once), before the inserts.
+    deletes: Vec<SessionKey>,
+    /// Receipts inserted after the deletes: those no later `Supersede` in the stretch removes.
+    receipts: Vec<(&'a SignedReceipt, &'a [u8; 32])>,
+    /// Applied last.
+    evidence: Option<SessionKey>,
+}
+
+/// Plans `ops` as stretches whose batched application leaves the tables exactly as applying
+/// every op in order would. Within a stretch the only order that matters is between a session's
+/// receipts and its `Supersede`s: a delete removes every row of its session, so a receipt
+/// followed by a `Supersede` of its session would be deleted again and is not written at all;
+/// the rest are written after all the deletes. Bindings and grants are other tables.
+fn plan(ops: &[Op]) -> Vec<Stretch<'_>> {
+    let mut stretches = Vec::new();
+    for part in ops.split_inclusive(|op| matches!(op, Op::EvidenceOfSession(..))) {
+        let mut stretch = Stretch::default();
+        let mut superseded_later = std::collections::HashSet::new();
+        // Backwards: a receipt is kept when no `Supersede` of its session comes after it.
+        for op in part.iter().rev() {
+            match op {
+                Op::Binding(b, hash) => stretch.bindings.push((b, hash)),
+                Op::Grant(g, hash) => stretch.grants.push((g, hash)),
+                Op::Supersede(epoch, client, session) => {
+                    if superseded_later.insert((*epoch, *client, *session)) {
+                        stretch.deletes.push((*epoch, *client, *session));
+                    }
+                }
+                Op::Receipt(r, hash) => {
+                    let key = (r.receipt.epoch, r.receipt.client, r.receipt.session_id);
+                    if !superseded_later.contains(&key) {
+                        stretch.receipts.push((r, hash));
+                    }
+                }
+                Op::EvidenceOfSession(epoch, client, session) => {
+                    stretch.evidence = Some((*epoch, *client, *session));
+                }
+            }
+        }
+        stretch.bindings.reverse();
+        stretch.grants.reverse();
+        stretch.deletes.reverse();
+        stretch.receipts.reverse();
+        stretches.push(stretch);
+    }
+    stretches
+}
 
 async fn insert_receipts(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    ops: &[Op],
+    tx: &mut sqlx::AnyConnection,
+    params: Params,
+    rows: &[(&SignedReceipt, &[u8; 32])],
 ) -> Result<(), DbError> {
-    let mut sql = String::from(
+    let sql = params.statement(
         "INSERT INTO receipts (epoch, client, session_id, body_hash, sequence, signed) VALUES ",
+        rows.len(),
+        6,
+        " ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
     );
-    for k in 0..ops.len() {
-        let b = k * 6;
-        if k > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6
-        ));
-    }
-    sql.push_str(" ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING");
     let mut q = sqlx::query(&sql);
-    for op in ops {
-        if let Op::Receipt(r, hash) = op {
-            q = q
-                .bind(i64_of(r.receipt.epoch)?)
-                .bind(&r.receipt.client[..])
-                .bind(&r.receipt.session_id[..])
-                .bind(&hash[..])
-                .bind(i64_of(r.receipt.sequence)?)
-                .bind(encode(r));
-        }
+    for (r, hash) in rows {
+        q = q
+            .bind(i64_of(r.receipt.epoch)?)
+            .bind(&r.receipt.client[..])
+            .bind(&r.receipt.session_id[..])
+            .bind(&hash[..])
+            .bind(i64_of(r.receipt.sequence)?)
+            .bind(encode(*r));
     }
-    q.execute(&mut **tx).await?;
+    q.execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// The receipts of the listed sessions. The `SELECT` around the `VALUES` lets SQLite look each
+/// session up in the primary key; a bare `IN (VALUES …)` scans the whole table.
+const DELETE_HEAD: &str = "DELETE FROM receipts WHERE (epoch, client, session_id) IN (SELECT column1, column2, column3 FROM (VALUES ";
+const DELETE_TAIL: &str = ") AS sessions)";
+
+async fn delete_sessions(
+    tx: &mut sqlx::AnyConnection,
+    params: Params,
+    sessions: &[SessionKey],
+) -> Result<(), DbError> {
+    let sql = params.statement(DELETE_HEAD, sessions.len(), 3, DELETE_TAIL);
+    let mut q = sqlx::query(&sql);
+    for (epoch, client, session) in sessions {
+        q = q.bind(i64_of(*epoch)?).bind(&client[..]).bind(&session[..]);
+    }
+    q.execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -327,44 +452,29 @@ async fn apply_on(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
     set: &WriteSet,
 ) -> Result<(), DbError> {
+    let params = Params::of(conn);
     let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-    let mut i = 0;
-    while i < set.ops.len() {
-        // Consecutive receipts go in multi-row inserts: far fewer round trips per item.
-        let run = set.ops[i..]
-            .iter()
-            .take_while(|op| matches!(op, Op::Receipt(..)))
-            .count();
-        if run > 0 {
-            for chunk in set.ops[i..i + run].chunks(RECEIPTS_PER_INSERT) {
-                insert_receipts(&mut tx, chunk).await?;
-            }
-            i += run;
-            continue;
-        }
-        let op = &set.ops[i];
-        i += 1;
-        match op {
-            Op::Binding(b, hash) => {
-                sqlx::query(
-                    "INSERT INTO bindings (body_hash, node, operator, epoch, issued_at, signed) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (body_hash) DO NOTHING",
-                )
-                .bind(hash.to_vec())
-                .bind(b.binding.node.to_vec())
-                .bind(b.binding.operator.to_vec())
+    for stretch in plan(&set.ops) {
+        for (b, hash) in stretch.bindings {
+            sqlx::query(
+                "INSERT INTO bindings (body_hash, node, operator, epoch, issued_at, signed) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (body_hash) DO NOTHING",
+            )
+                .bind(&hash[..])
+                .bind(&b.binding.node[..])
+                .bind(&b.binding.operator[..])
                 .bind(i64_of(b.binding.epoch)?)
                 .bind(b.binding.issued_at)
                 .bind(encode(b))
                 .execute(&mut *tx)
                 .await?;
-            }
-            Op::Grant(g, hash) => {
-                sqlx::query(
-                    "INSERT INTO grants (body_hash, client, buyer, epoch, issued_at, expires_at, credit_limit, signed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (body_hash) DO NOTHING",
-                )
-                .bind(hash.to_vec())
-                .bind(g.grant.client.to_vec())
-                .bind(g.grant.buyer.to_vec())
+        }
+        for (g, hash) in stretch.grants {
+            sqlx::query(
+                "INSERT INTO grants (body_hash, client, buyer, epoch, issued_at, expires_at, credit_limit, signed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (body_hash) DO NOTHING",
+            )
+                .bind(&hash[..])
+                .bind(&g.grant.client[..])
+                .bind(&g.grant.buyer[..])
                 .bind(i64_of(g.grant.epoch)?)
                 .bind(g.grant.issued_at)
                 .bind(g.grant.expires_at)
@@ -372,31 +482,152 @@ async fn apply_on(
                 .bind(encode(g))
                 .execute(&mut *tx)
                 .await?;
-            }
-            Op::Supersede(epoch, client, session) => {
-                sqlx::query(
-                    "DELETE FROM receipts WHERE epoch = $1 AND client = $2 AND session_id = $3",
-                )
-                .bind(i64_of(*epoch)?)
-                .bind(client.to_vec())
-                .bind(session.to_vec())
+        }
+        for chunk in stretch.deletes.chunks(SESSIONS_PER_DELETE) {
+            delete_sessions(&mut tx, params, chunk).await?;
+        }
+        for chunk in stretch.receipts.chunks(RECEIPTS_PER_INSERT) {
+            insert_receipts(&mut tx, params, chunk).await?;
+        }
+        if let Some((epoch, client, session)) = stretch.evidence {
+            sqlx::query(
+                "INSERT INTO equivocations (epoch, client, session_id, body_hash, sequence, signed) SELECT epoch, client, session_id, body_hash, sequence, signed FROM receipts WHERE epoch = $1 AND client = $2 AND session_id = $3 ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
+            )
+                .bind(i64_of(epoch)?)
+                .bind(&client[..])
+                .bind(&session[..])
                 .execute(&mut *tx)
                 .await?;
-            }
-            // Written in runs above.
-            Op::Receipt(..) => {}
-            Op::EvidenceOfSession(epoch, client, session) => {
-                sqlx::query(
-                    "INSERT INTO equivocations (epoch, client, session_id, body_hash, sequence, signed) SELECT epoch, client, session_id, body_hash, sequence, signed FROM receipts WHERE epoch = $1 AND client = $2 AND session_id = $3 ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
-                )
-                .bind(i64_of(*epoch)?)
-                .bind(client.to_vec())
-                .bind(session.to_vec())
-                .execute(&mut *tx)
-                .await?;
-            }
         }
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backhaul_protocol::UsageReceipt;
+
+    fn receipt(session: u8, sequence: u64) -> (SignedReceipt, [u8; 32]) {
+        let r = SignedReceipt {
+            receipt: UsageReceipt {
+                epoch: 3,
+                session_id: [session; 16],
+                node: [1; 32],
+                client: [2; 32],
+                buyer: [4; 32],
+                sequence,
+                cumulative_bytes: sequence * 1000,
+                session_age_secs: sequence,
+            },
+            client_signature: [5; 64],
+            node_signature: [6; 64],
+        };
+        let hash = r.receipt.body_hash();
+        (r, hash)
+    }
+
+    fn key(session: u8) -> SessionKey {
+        (3, [2; 32], [session; 16])
+    }
+
+    fn sequences(receipts: &[(&SignedReceipt, &[u8; 32])]) -> Vec<(u8, u64)> {
+        receipts
+            .iter()
+            .map(|(r, _)| (r.receipt.session_id[0], r.receipt.sequence))
+            .collect()
+    }
+
+    #[test]
+    fn a_receipt_a_later_supersede_removes_is_not_written() {
+        let (a1, h1) = receipt(1, 1);
+        let (a2, h2) = receipt(1, 2);
+        let (b1, hb) = receipt(2, 1);
+        let (a3, h3) = receipt(1, 3);
+        let ops = vec![
+            Op::Receipt(a1, h1),
+            Op::Receipt(b1, hb),
+            Op::Supersede(3, [2; 32], [1; 16]),
+            Op::Receipt(a2, h2),
+            Op::Supersede(3, [2; 32], [1; 16]),
+            Op::Receipt(a3, h3),
+        ];
+        let stretches = plan(&ops);
+        assert_eq!(stretches.len(), 1);
+        let s = &stretches[0];
+        // Session 1 is deleted once; only its last receipt and session 2's are written.
+        assert_eq!(s.deletes, vec![key(1)]);
+        assert_eq!(sequences(&s.receipts), vec![(2, 1), (1, 3)]);
+        assert_eq!(s.evidence, None);
+    }
+
+    #[test]
+    fn a_supersede_before_any_receipt_of_its_session_only_deletes() {
+        let (a, h) = receipt(1, 4);
+        let ops = vec![Op::Supersede(3, [2; 32], [7; 16]), Op::Receipt(a, h)];
+        let stretches = plan(&ops);
+        assert_eq!(stretches[0].deletes, vec![key(7)]);
+        assert_eq!(sequences(&stretches[0].receipts), vec![(1, 4)]);
+    }
+
+    #[test]
+    fn evidence_ends_a_stretch_so_it_reads_what_came_before() {
+        let (a1, h1) = receipt(1, 1);
+        let (a1b, h1b) = receipt(1, 1);
+        let (a2, h2) = receipt(1, 2);
+        let ops = vec![
+            Op::Receipt(a1, h1),
+            Op::Receipt(a1b, h1b),
+            Op::EvidenceOfSession(3, [2; 32], [1; 16]),
+            Op::Supersede(3, [2; 32], [1; 16]),
+            Op::Receipt(a2, h2),
+        ];
+        let stretches = plan(&ops);
+        assert_eq!(stretches.len(), 2);
+        assert_eq!(sequences(&stretches[0].receipts), vec![(1, 1), (1, 1)]);
+        assert_eq!(stretches[0].evidence, Some(key(1)));
+        assert!(stretches[0].deletes.is_empty());
+        assert_eq!(stretches[1].deletes, vec![key(1)]);
+        assert_eq!(sequences(&stretches[1].receipts), vec![(1, 2)]);
+        assert_eq!(stretches[1].evidence, None);
+    }
+
+    #[test]
+    fn parameters_are_anonymous_for_sqlite_and_numbered_for_postgres() {
+        assert_eq!(
+            Params::Anonymous.statement("V ", 2, 3, ";"),
+            "V (?, ?, ?),(?, ?, ?);"
+        );
+        assert_eq!(
+            Params::Numbered.statement("V ", 2, 3, ";"),
+            "V ($1, $2, $3),($4, $5, $6);"
+        );
+    }
+
+    /// A multi-row session delete must look each session up, not scan every receipt.
+    #[tokio::test]
+    async fn session_deletes_use_the_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&sqlite_url(dir.path())).await.unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            Params::Anonymous.statement(DELETE_HEAD, 3, 3, DELETE_TAIL)
+        );
+        let mut q = sqlx::query(&sql);
+        for s in 0..3u8 {
+            q = q.bind(3i64).bind(vec![2u8; 32]).bind(vec![s; 16]);
+        }
+        let rows = q.fetch_all(&pool).await.unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap())
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.starts_with("SEARCH receipts USING")
+                && d.ends_with("(epoch=? AND client=? AND session_id=?)")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d == "SCAN receipts"), "{plan:?}");
+    }
 }
