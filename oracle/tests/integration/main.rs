@@ -4,3 +4,4 @@
 mod close;
 mod common;
 mod ingest;
+mod storage;
