@@ -106,9 +106,50 @@ async fn decode_body<T: borsh::BorshDeserialize>(
     })
 }
 
+/// How much lower than the rest of the oracle signature checks run (a `nice` increment).
+const VERIFY_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's CPU priority by [`VERIFY_NICENESS`], once per thread.
+///
+/// Every request passes through the single storage writer in turn, while signatures are checked
+/// on as many threads as there are requests. When both compete for the cores, the writer runs
+/// for only a share of the time it has work, and every request waits behind it. Checking at a
+/// lower priority lets the writer run as soon as it has work; verification takes whatever CPU is
+/// left, which is all of it whenever the writer waits for the disk or for work. (Linux applies
+/// `setpriority` to the calling thread; elsewhere this does nothing.)
+fn yield_cpu_to_the_writer() {
+    #[cfg(target_os = "linux")]
+    {
+        thread_local! {
+            static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if !LOWERED.get() {
+            LOWERED.set(true);
+            // SAFETY: `gettid` and `setpriority` take no pointers; `setpriority` on the calling
+            // thread's id changes only that thread's scheduling priority.
+            let done = unsafe {
+                let tid = libc::gettid();
+                let current = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+                libc::setpriority(
+                    libc::PRIO_PROCESS,
+                    tid as libc::id_t,
+                    current.saturating_add(VERIFY_NICENESS).min(19),
+                )
+            };
+            if done != 0 {
+                tracing::debug!(
+                    error = %std::io::Error::last_os_error(),
+                    "could not lower a verification thread's priority"
+                );
+            }
+        }
+    }
+}
+
 /// Verifies signatures on a blocking thread; returns which items passed.
 async fn verify(checks: Vec<Vec<SigCheck>>) -> Result<Vec<Option<RejectReason>>, ApiError> {
     tokio::task::spawn_blocking(move || {
+        yield_cpu_to_the_writer();
         let flat: Vec<SigCheck> = checks.iter().flatten().cloned().collect();
         let results = verify_batch_strict(&flat);
         let mut out = Vec::with_capacity(checks.len());

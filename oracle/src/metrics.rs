@@ -57,3 +57,13 @@ pub fn close_error(kind: &'static str) {
 pub fn proof_served(tree: &'static str) {
     metrics::counter!("backhaul_proofs_served_total", "tree" => tree).increment(1);
 }
+
+/// One ingest write set stored: `backhaul_ingest_write_seconds{phase}` (`statements`: the
+/// inserts and deletes; `commit`: making them durable) and `backhaul_ingest_write_ops` (writes
+/// per set).
+pub fn write_set(ops: usize, statements: f64, commit: f64) {
+    metrics::histogram!("backhaul_ingest_write_seconds", "phase" => "statements")
+        .record(statements);
+    metrics::histogram!("backhaul_ingest_write_seconds", "phase" => "commit").record(commit);
+    metrics::histogram!("backhaul_ingest_write_ops").record(ops as f64);
+}
