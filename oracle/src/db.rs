@@ -403,7 +403,8 @@ async fn insert_receipts(
         6,
         " ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
     );
-    let mut q = sqlx::query(&sql);
+    // Only the full-size statement is worth keeping prepared; the rest would crowd it out.
+    let mut q = sqlx::query(&sql).persistent(rows.len() == RECEIPTS_PER_INSERT);
     for (r, hash) in rows {
         q = q
             .bind(i64_of(r.receipt.epoch)?)
@@ -428,7 +429,7 @@ async fn delete_sessions(
     sessions: &[SessionKey],
 ) -> Result<(), DbError> {
     let sql = params.statement(DELETE_HEAD, sessions.len(), 3, DELETE_TAIL);
-    let mut q = sqlx::query(&sql);
+    let mut q = sqlx::query(&sql).persistent(sessions.len() == SESSIONS_PER_DELETE);
     for (epoch, client, session) in sessions {
         q = q.bind(i64_of(*epoch)?).bind(&client[..]).bind(&session[..]);
     }
@@ -624,6 +625,10 @@ mod tests {
     async fn session_deletes_use_the_primary_key() {
         let dir = tempfile::tempdir().unwrap();
         let pool = connect(&sqlite_url(dir.path())).await.unwrap();
+        // The pool's connections are recognized as SQLite, so they get `?` parameters.
+        let conn = pool.acquire().await.unwrap();
+        assert_eq!(Params::of(&conn), Params::Anonymous);
+        drop(conn);
         let sql = format!(
             "EXPLAIN QUERY PLAN {}",
             Params::Anonymous.statement(DELETE_HEAD, 3, 3, DELETE_TAIL)

@@ -1,9 +1,10 @@
 //! Ingest: verify, classify and durably store bindings, grants and receipts.
 //!
-//! Handlers decode and verify (signatures in batches, on blocking threads); one writer task then
-//! classifies every item against what is stored and commits each group of requests in a single
-//! transaction before anyone is answered. A single writer makes classification race-free, and
-//! group commit keeps the cost of durability per request, not per item.
+//! Handlers decode and verify (signatures in batches, on blocking threads at a lower CPU priority);
+//! one writer task then classifies every item against what is stored and commits each group of
+//! requests in a single transaction before anyone is answered. A single writer makes
+//! classification race-free, and group commit keeps the cost of durability per request, not per
+//! item; every request passes through the writer, so it runs first when both want a core.
 //!
 //! Every receipt with valid signatures in an open epoch is stored, even when the oracle's current
 //! knowledge says it will not count (no grant or binding yet, an expired grant, self-dealing, no
