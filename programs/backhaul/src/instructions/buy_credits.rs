@@ -96,31 +96,15 @@ pub fn handler(
     )?;
 
     let credit_info = ctx.accounts.credit_account.to_account_info();
-    let bump = ctx.bumps.credit_account;
-    let credit_seeds: &[&[u8]] = &[
-        CREDITS_SEED,
-        config_key.as_ref(),
-        beneficiary.as_ref(),
-        &[bump],
-    ];
-    let (mut credit_state, created) = pda::load_or_create::<CreditAccount>(
+    let mut account = CreditAccount::load_or_create(
         &credit_info,
         &ctx.accounts.payer.to_account_info(),
         &ctx.accounts.system_program.to_account_info(),
-        credit_seeds,
-        CreditAccount::SIZE,
+        &config_key,
+        &beneficiary,
+        ctx.bumps.credit_account,
         ctx.program_id,
     )?;
-    let account = &mut credit_state;
-    if created {
-        account.config = config_key;
-        account.buyer = beneficiary;
-        account.bump = bump;
-    }
-    require!(
-        account.config == config_key && account.buyer == beneficiary,
-        BackhaulError::InvariantViolated
-    );
     if account.issued == 0 || account.purchase_epoch != epoch {
         account.purchase_epoch = epoch;
         account.issued_before_purchase_epoch = account.issued;
@@ -138,7 +122,7 @@ pub fn handler(
         .checked_add(token_amount)
         .ok_or(BackhaulError::Overflow)?;
     let balance = account.balance;
-    pda::store(&*credit_state, &credit_info)?;
+    pda::store(&*account, &credit_info)?;
 
     let mut ledger = EpochLedger::load_or_create(
         &ctx.accounts.ledger.to_account_info(),

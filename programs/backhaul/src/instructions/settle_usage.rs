@@ -76,26 +76,15 @@ pub fn handler(
     let epoch = record.epoch;
 
     let credit_info = ctx.accounts.credit_account.to_account_info();
-    let bump = ctx.bumps.credit_account;
-    let credit_seeds: &[&[u8]] = &[CREDITS_SEED, config_key.as_ref(), buyer.as_ref(), &[bump]];
-    let (mut credit_state, created) = pda::load_or_create::<CreditAccount>(
+    let mut account = CreditAccount::load_or_create(
         &credit_info,
         &ctx.accounts.payer.to_account_info(),
         &ctx.accounts.system_program.to_account_info(),
-        credit_seeds,
-        CreditAccount::SIZE,
+        &config_key,
+        &buyer,
+        ctx.bumps.credit_account,
         ctx.program_id,
     )?;
-    let account = &mut credit_state;
-    if created {
-        account.config = config_key;
-        account.buyer = buyer;
-        account.bump = bump;
-    }
-    require!(
-        account.config == config_key && account.buyer == buyer,
-        BackhaulError::InvariantViolated
-    );
     let delta = consumed_cumulative
         .checked_sub(account.consumed_cumulative)
         .filter(|d| *d > 0)
@@ -114,7 +103,7 @@ pub fn handler(
     account.consumed_cumulative = consumed_cumulative;
     account.last_settled_epoch = epoch;
     let balance = account.balance;
-    pda::store(&*credit_state, &credit_info)?;
+    pda::store(&*account, &credit_info)?;
 
     let ledger = &mut ctx.accounts.ledger;
     ledger.credits_settled = ledger

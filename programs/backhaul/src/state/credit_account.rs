@@ -1,3 +1,5 @@
+use crate::constants::CREDITS_SEED;
+use crate::error::BackhaulError;
 use anchor_lang::prelude::*;
 
 /// A buyer's usage credits. Credits are not transferable: no instruction moves them between
@@ -34,4 +36,39 @@ pub struct CreditAccount {
 
 impl CreditAccount {
     pub const SIZE: usize = 8 + CreditAccount::INIT_SPACE;
+
+    /// `buyer`'s credit account in `config`, created (paid by `payer`) when it has none yet.
+    ///
+    /// `info` must already be checked as the PDA `["credits", config, buyer]` with `bump` (the
+    /// accounts struct's `seeds` constraint); an existing account must be this program's credit
+    /// account for the same config and buyer. Write it back with [`crate::state::pda::store`].
+    pub fn load_or_create<'info>(
+        info: &AccountInfo<'info>,
+        payer: &AccountInfo<'info>,
+        system_program: &AccountInfo<'info>,
+        config: &Pubkey,
+        buyer: &Pubkey,
+        bump: u8,
+        program_id: &Pubkey,
+    ) -> Result<Box<Self>> {
+        let seeds: &[&[u8]] = &[CREDITS_SEED, config.as_ref(), buyer.as_ref(), &[bump]];
+        let (mut account, created) = crate::state::pda::load_or_create::<CreditAccount>(
+            info,
+            payer,
+            system_program,
+            seeds,
+            CreditAccount::SIZE,
+            program_id,
+        )?;
+        if created {
+            account.config = *config;
+            account.buyer = *buyer;
+            account.bump = bump;
+        }
+        require!(
+            account.config == *config && account.buyer == *buyer,
+            BackhaulError::InvariantViolated
+        );
+        Ok(account)
+    }
 }
