@@ -554,7 +554,6 @@ async fn create_mint(
     mint: &Keypair,
     args: &InitArgs,
 ) -> anyhow::Result<Option<solana_sdk::signature::Signature>> {
-    use spl_token_interface::instruction as token_ix;
     let signer = ctx.signer()?;
     if let Some(acc) = ctx.raw_account(&d.mint).await? {
         let existing = spl_token_interface::state::Mint::unpack(&acc.data)
@@ -574,54 +573,24 @@ async fn create_mint(
         .get_minimum_balance_for_rent_exemption(space)
         .await
         .map_err(|e| ctx.rpc_error(e))?;
-    let mut ixs = vec![
-        solana_system_interface::instruction::create_account(
-            &signer.pubkey(),
-            &d.mint,
-            rent,
-            space as u64,
-            &spl_token_interface::ID,
-        ),
-        token_ix::initialize_mint2(
-            &spl_token_interface::ID,
-            &d.mint,
-            &signer.pubkey(),
-            None,
-            args.decimals,
-        )?,
-    ];
-    if let Some(supply) = &args.supply {
-        let amount = crate::amount::parse_tokens(supply, args.decimals)?;
-        let owner = match &args.supply_to {
-            Some(k) => parse_pubkey("--supply-to", k)?,
-            None => signer.pubkey(),
-        };
-        let ata = d.ata(&owner);
-        ixs.push(
-            spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
-                &signer.pubkey(),
-                &owner,
-                &d.mint,
-                &spl_token_interface::ID,
-            ),
-        );
-        ixs.push(token_ix::mint_to(
-            &spl_token_interface::ID,
-            &d.mint,
-            &ata,
-            &signer.pubkey(),
-            &[],
-            amount,
-        )?);
-    }
-    ixs.push(token_ix::set_authority(
-        &spl_token_interface::ID,
-        &d.mint,
-        Some(&d.config),
-        token_ix::AuthorityType::MintTokens,
+    let supply = match &args.supply {
+        Some(supply) => {
+            let amount = crate::amount::parse_tokens(supply, args.decimals)?;
+            let owner = match &args.supply_to {
+                Some(k) => parse_pubkey("--supply-to", k)?,
+                None => signer.pubkey(),
+            };
+            Some((owner, amount))
+        }
+        None => None,
+    };
+    let ixs = ix::create_mint(
+        d,
         &signer.pubkey(),
-        &[],
-    )?);
+        rent,
+        args.decimals,
+        supply.as_ref().map(|(owner, amount)| (owner, *amount)),
+    )?;
     let sig = tx::send(ctx, "create the mint", &ixs, &[mint]).await?;
     Ok(Some(sig))
 }

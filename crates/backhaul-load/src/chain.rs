@@ -311,50 +311,15 @@ pub async fn deploy(
         .checked_mul(buyers.len() as u64)
         .and_then(|s| s.checked_add(1_000 * TOKEN))
         .context("token supply overflow")?;
+    let create = ix::create_mint(
+        &d,
+        &treasury.pubkey(),
+        rent,
+        DECIMALS,
+        Some((&treasury.pubkey(), supply)),
+    )?;
     chain
-        .send(
-            "create the mint",
-            &[
-                solana_system_interface::instruction::create_account(
-                    &treasury.pubkey(),
-                    &mint.pubkey(),
-                    rent,
-                    space as u64,
-                    &spl_token_interface::ID,
-                ),
-                spl_token_interface::instruction::initialize_mint2(
-                    &spl_token_interface::ID,
-                    &mint.pubkey(),
-                    &treasury.pubkey(),
-                    None,
-                    DECIMALS,
-                )?,
-                spl_associated_token_account_interface::instruction::create_associated_token_account(
-                    &treasury.pubkey(),
-                    &treasury.pubkey(),
-                    &mint.pubkey(),
-                    &spl_token_interface::ID,
-                ),
-                spl_token_interface::instruction::mint_to(
-                    &spl_token_interface::ID,
-                    &mint.pubkey(),
-                    &treasury_ata,
-                    &treasury.pubkey(),
-                    &[],
-                    supply,
-                )?,
-                spl_token_interface::instruction::set_authority(
-                    &spl_token_interface::ID,
-                    &mint.pubkey(),
-                    Some(&d.config),
-                    spl_token_interface::instruction::AuthorityType::MintTokens,
-                    &treasury.pubkey(),
-                    &[],
-                )?,
-            ],
-            &treasury,
-            &[mint],
-        )
+        .send("create the mint", &create, &treasury, &[mint])
         .await?;
 
     chain.fund(&oracle.pubkey(), 10_000_000_000).await?;

@@ -101,6 +101,57 @@ pub mod ix {
         }
     }
 
+    /// Creates the network token's mint at `d.mint` for a new deployment: the account (`rent`
+    /// lamports from `payer`), the mint with `payer` as its authority for now and no freeze
+    /// authority, `supply` tokens (if any) minted to the owner's associated token account
+    /// (created if missing), and the mint authority handed to the config PDA, as `initialize`
+    /// requires. Signed by `payer` and the mint's keypair.
+    pub fn create_mint(
+        d: &Deployment,
+        payer: &Pubkey,
+        rent: u64,
+        decimals: u8,
+        supply: Option<(&Pubkey, u64)>,
+    ) -> Result<Vec<Instruction>, anchor_lang::prelude::ProgramError> {
+        use anchor_lang::solana_program::program_pack::Pack;
+        use spl_token_interface::instruction as token_ix;
+        let space = spl_token_interface::state::Mint::LEN;
+        let mut ixs = vec![
+            solana_system_interface::instruction::create_account(
+                payer,
+                &d.mint,
+                rent,
+                space as u64,
+                &TOKEN,
+            ),
+            token_ix::initialize_mint2(&TOKEN, &d.mint, payer, None, decimals)?,
+        ];
+        if let Some((owner, amount)) = supply {
+            ixs.push(
+                spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+                    payer, owner, &d.mint, &TOKEN,
+                ),
+            );
+            ixs.push(token_ix::mint_to(
+                &TOKEN,
+                &d.mint,
+                &d.ata(owner),
+                payer,
+                &[],
+                amount,
+            )?);
+        }
+        ixs.push(token_ix::set_authority(
+            &TOKEN,
+            &d.mint,
+            Some(&d.config),
+            token_ix::AuthorityType::MintTokens,
+            payer,
+            &[],
+        )?);
+        Ok(ixs)
+    }
+
     pub fn initialize(
         d: &Deployment,
         initializer: &Pubkey,

@@ -131,52 +131,15 @@ impl Chain {
             .await
             .expect("rent");
         let treasury_ata = d.ata(&treasury.pubkey());
-        self.send(
-            &[
-                solana_system_interface::instruction::create_account(
-                    &treasury.pubkey(),
-                    &mint.pubkey(),
-                    rent,
-                    space as u64,
-                    &spl_token_interface::ID,
-                ),
-                spl_token_interface::instruction::initialize_mint2(
-                    &spl_token_interface::ID,
-                    &mint.pubkey(),
-                    &treasury.pubkey(),
-                    None,
-                    DECIMALS,
-                )
-                .expect("ix"),
-                spl_associated_token_account_interface::instruction::create_associated_token_account(
-                    &treasury.pubkey(),
-                    &treasury.pubkey(),
-                    &mint.pubkey(),
-                    &spl_token_interface::ID,
-                ),
-                spl_token_interface::instruction::mint_to(
-                    &spl_token_interface::ID,
-                    &mint.pubkey(),
-                    &treasury_ata,
-                    &treasury.pubkey(),
-                    &[],
-                    1_000_000 * TOKEN,
-                )
-                .expect("ix"),
-                spl_token_interface::instruction::set_authority(
-                    &spl_token_interface::ID,
-                    &mint.pubkey(),
-                    Some(&d.config),
-                    spl_token_interface::instruction::AuthorityType::MintTokens,
-                    &treasury.pubkey(),
-                    &[],
-                )
-                .expect("ix"),
-            ],
-            &treasury,
-            &[mint],
+        let create = ix::create_mint(
+            d,
+            &treasury.pubkey(),
+            rent,
+            DECIMALS,
+            Some((&treasury.pubkey(), 1_000_000 * TOKEN)),
         )
-        .await;
+        .expect("ix");
+        self.send(&create, &treasury, &[mint]).await;
         for o in &self.oracles {
             self.fund(&o.pubkey()).await;
         }
