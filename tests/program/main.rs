@@ -5,6 +5,7 @@ mod admin;
 mod adversarial;
 mod claim;
 mod credits;
+mod cu;
 mod economics;
 mod finalize;
 mod initialize;

@@ -1,8 +1,8 @@
 //! Test fixtures: the program running inside a real Agave bank (solana-program-test), SPL Token
 //! as real SBF, and builders for every instruction.
 //!
-//! The program is compiled for the host (no SBF toolchain is needed); every call into SPL Token is
-//! the real program. Compute units are therefore only counted for the token program's part.
+//! The program runs as its SBF bytecode (see [`program_build`]), so compute units, stack frames and
+//! the heap are those of the SBF virtual machine; every call into SPL Token is the real program.
 
 // solana-program-test marks its whole API as "unstable" from 4.0 on.
 #![allow(deprecated)]
@@ -10,12 +10,11 @@
 use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
+use backhaul_localnet::ProgramBuild;
 use backhaul_sdk::{ix, Deployment};
-use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
+use solana_program_test::{BanksClientError, ProgramTest, ProgramTestContext};
 use solana_sdk::account::Account;
-use solana_sdk::account_info::AccountInfo;
 use solana_sdk::clock::Clock;
-use solana_sdk::entrypoint::ProgramResult;
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
@@ -38,10 +37,49 @@ pub const TREASURY_SUPPLY: u64 = 1_000_000_000 * 10u64.pow(DECIMALS as u32);
 /// Genesis of the fixtures' deployments.
 pub const GENESIS: i64 = 1_700_000_000;
 
-fn entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
-    // Anchor's entry wants `&'info [AccountInfo<'info>]`; program-test hands a shorter lifetime.
-    let accounts: &[AccountInfo] = unsafe { std::mem::transmute(accounts) };
-    backhaul::entry(program_id, accounts, data)
+/// The compute units of every top-level (`invoke [1]`) invocation of `program` in `logs`, read
+/// from the runtime's `Program <id> consumed <n> of <m> compute units` lines.
+pub fn top_level_units(logs: &[String], program: &Pubkey) -> Vec<u64> {
+    let mut depth = 0usize;
+    let mut units = Vec::new();
+    let consumed = format!("Program {program} consumed ");
+    for line in logs {
+        if line.starts_with("Program ") && line.contains(" invoke [") {
+            depth += 1;
+        } else if line.starts_with("Program ")
+            && (line.ends_with(" success") || line.contains(" failed: "))
+        {
+            depth = depth.saturating_sub(1);
+        } else if depth == 1 {
+            if let Some(rest) = line.strip_prefix(&consumed) {
+                if let Some(n) = rest.split(' ').next().and_then(|n| n.parse().ok()) {
+                    units.push(n);
+                }
+            }
+        }
+    }
+    units
+}
+
+/// Keys derived from `seed`, one after another: the same seed gives the same keys.
+pub fn seeded_keys(seed: u64) -> impl FnMut() -> Keypair {
+    let mut n = 0u64;
+    move || {
+        n += 1;
+        let secret = backhaul_core::merkle::sha256v(&[
+            b"backhaul-test-key",
+            &seed.to_le_bytes(),
+            &n.to_le_bytes(),
+        ]);
+        Keypair::new_from_array(secret)
+    }
+}
+
+/// The program build every fixture loads: the SBF bytecode (`target/deploy/backhaul.so`, or
+/// `$SBF_OUT_DIR/backhaul.so`), or the host build when `BACKHAUL_PROGRAM=host` asks for it.
+/// Panics, saying how to build the bytecode, when it is missing.
+pub fn program_build() -> ProgramBuild {
+    ProgramBuild::from_env().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The program's ProgramData address (where the upgradeable loader records the upgrade authority).
@@ -221,28 +259,49 @@ pub fn assert_failed(res: Result<(), BanksClientError>) {
 impl Env {
     /// A bank with the program, a mint whose authority is the would-be config PDA, and funded keys.
     pub async fn new_uninitialized() -> Self {
+        Self::new_uninitialized_with_keys(&mut Keypair::new).await
+    }
+
+    /// Like [`Env::new_uninitialized`], with every key (and so every PDA's bump) fixed by `seed`:
+    /// compute-unit figures then do not wander with the PDA bump search.
+    pub async fn new_uninitialized_seeded(seed: u64) -> Self {
+        let mut keys = seeded_keys(seed);
+        Self::new_uninitialized_with_keys(&mut keys).await
+    }
+
+    /// A deployment initialized with [`Env::default_params`], its keys fixed by `seed`.
+    pub async fn new_seeded(seed: u64) -> Self {
+        let mut env = Self::new_uninitialized_seeded(seed).await;
+        let params = env.default_params();
+        env.initialize(params).await.expect("initialize");
+        env
+    }
+
+    async fn new_uninitialized_with_keys(next_key: &mut dyn FnMut() -> Keypair) -> Self {
         quiet_bank_logs();
-        let mut pt = ProgramTest::new("backhaul", backhaul::ID, processor!(entry));
-        pt.prefer_bpf(false);
-        let upgrade_authority = Keypair::new();
+        let mut pt = ProgramTest::default();
+        program_build()
+            .add_to(&mut pt)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let upgrade_authority = next_key();
         pt.add_account(
             program_data_address(),
             program_data_account(&upgrade_authority.pubkey()),
         );
-        let admin = Keypair::new();
-        let guardian = Keypair::new();
-        let oracles: Vec<Keypair> = (0..3).map(|_| Keypair::new()).collect();
+        let admin = next_key();
+        let guardian = next_key();
+        let oracles: Vec<Keypair> = (0..3).map(|_| next_key()).collect();
         for k in [&upgrade_authority, &admin, &guardian]
             .into_iter()
             .chain(oracles.iter())
         {
             pt.add_account(k.pubkey(), funded());
         }
-        let mint_kp = Keypair::new();
+        let mint_kp = next_key();
         let mint = mint_kp.pubkey();
         let config = config_address(&mint);
         pt.add_account(mint, mint_account(Some(config), None, TREASURY_SUPPLY));
-        let treasury = Keypair::new();
+        let treasury = next_key();
         pt.add_account(treasury.pubkey(), funded());
         pt.add_account(
             ata(&treasury.pubkey(), &mint),
@@ -347,6 +406,46 @@ impl Env {
             self.ctx.last_blockhash,
         );
         self.ctx.banks_client.process_transaction(tx).await
+    }
+
+    /// Like [`Env::send`], and returns the compute units the Backhaul program's top-level
+    /// instruction used (its `consumed` log line; inner invocations included). `ixs` must hold
+    /// exactly one instruction of the program.
+    pub async fn send_metered(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<u64, BanksClientError> {
+        self.nonce += 1;
+        let mut all = vec![
+            solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_price(
+                self.nonce,
+            ),
+        ];
+        all.extend_from_slice(ixs);
+        let payer = self.payer();
+        let mut keys: Vec<&Keypair> = vec![&payer];
+        keys.extend_from_slice(signers);
+        let tx = Transaction::new_signed_with_payer(
+            &all,
+            Some(&payer.pubkey()),
+            &keys,
+            self.ctx.last_blockhash,
+        );
+        let res = self
+            .ctx
+            .banks_client
+            .process_transaction_with_metadata(tx)
+            .await?;
+        res.result.map_err(BanksClientError::TransactionError)?;
+        let logs = res.metadata.map(|m| m.log_messages).unwrap_or_default();
+        let units = top_level_units(&logs, &backhaul::ID);
+        match units.as_slice() {
+            [u] => Ok(*u),
+            other => {
+                panic!("expected one top-level Backhaul instruction, found {other:?} in {logs:#?}")
+            }
+        }
     }
 
     pub async fn now(&mut self) -> i64 {

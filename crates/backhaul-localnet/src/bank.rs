@@ -14,11 +14,9 @@
 use futures::future::LocalBoxFuture;
 use solana_account_decoder::parse_account_data::SplTokenAdditionalDataV2;
 use solana_account_decoder::parse_token::{get_token_account_mint, token_amount_to_ui_amount_v3};
-use solana_program_test::{processor, BanksClientError, ProgramTest, ProgramTestContext};
+use solana_program_test::{BanksClientError, ProgramTest, ProgramTestContext};
 use solana_sdk::account::{Account, AccountSharedData};
-use solana_sdk::account_info::AccountInfo;
 use solana_sdk::clock::Clock;
-use solana_sdk::entrypoint::ProgramResult;
 use solana_sdk::epoch_schedule::EpochSchedule;
 use solana_sdk::hash::Hash;
 use solana_sdk::message::compiled_instruction::CompiledInstruction;
@@ -52,12 +50,6 @@ const SYSTEM_PROGRAM: Pubkey = solana_sdk::pubkey!("1111111111111111111111111111
 /// Size of an address lookup table's header before its addresses.
 const LOOKUP_TABLE_META_SIZE: usize = 56;
 
-fn entry(program_id: &Pubkey, accounts: &[AccountInfo], data: &[u8]) -> ProgramResult {
-    // Anchor's entry wants `&'info [AccountInfo<'info>]`; program-test hands a shorter lifetime.
-    let accounts: &[AccountInfo] = unsafe { std::mem::transmute(accounts) };
-    backhaul::entry(program_id, accounts, data)
-}
-
 /// What the bank thread needs to build the bank.
 pub(crate) struct BankSetup {
     pub faucet: Keypair,
@@ -66,6 +58,7 @@ pub(crate) struct BankSetup {
     pub accounts: Vec<(Pubkey, Account)>,
     pub unix_timestamp: Option<i64>,
     pub follow_wall_clock: bool,
+    pub program: crate::ProgramBuild,
 }
 
 /// Facts fixed at start, readable without a round trip to the bank thread.
@@ -230,9 +223,7 @@ impl BankState {
         // ProgramTest installs a logger printing every instruction at debug level; the logs are in
         // getTransaction / simulateTransaction already, so keep stderr quiet unless RUST_LOG asks.
         agave_logger::setup_with_default("error");
-        // Always the host build: there is no SBF toolchain to build the program with.
-        pt.prefer_bpf(false);
-        pt.add_program("backhaul", backhaul::ID, processor!(entry));
+        setup.program.add_to(&mut pt)?;
         let mut known = BTreeSet::new();
         let program_data = crate::program_data_address();
         pt.add_account(

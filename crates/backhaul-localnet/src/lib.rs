@@ -24,7 +24,10 @@
 
 mod bank;
 mod http;
+pub mod program;
 mod rpc;
+
+pub use program::ProgramBuild;
 
 use anyhow::Context as _;
 use solana_sdk::account::Account;
@@ -68,6 +71,9 @@ pub struct LocalnetConfig {
     pub faucet: Option<Keypair>,
     /// The faucet's starting balance.
     pub faucet_lamports: u64,
+    /// The program to load. `None`: [`ProgramBuild::from_env`] (the bytecode, or the build
+    /// `BACKHAUL_PROGRAM` names), failing when it is missing.
+    pub program: Option<ProgramBuild>,
 }
 
 impl Default for LocalnetConfig {
@@ -80,6 +86,7 @@ impl Default for LocalnetConfig {
             follow_wall_clock: false,
             faucet: None,
             faucet_lamports: DEFAULT_FAUCET_LAMPORTS,
+            program: None,
         }
     }
 }
@@ -109,7 +116,13 @@ impl Localnet {
 
         let faucet = config.faucet.unwrap_or_else(Keypair::new);
         let upgrade_authority = config.upgrade_authority.unwrap_or(faucet.pubkey());
+        let program = match config.program {
+            Some(p) => p,
+            None => ProgramBuild::from_env()?,
+        };
+        tracing::debug!(program = %program.describe(), "loading the Backhaul program");
         let setup = bank::BankSetup {
+            program,
             faucet: faucet.insecure_clone(),
             faucet_lamports: config.faucet_lamports,
             upgrade_authority,

@@ -5,7 +5,9 @@ use backhaul_localnet::solana_sdk::account::Account;
 use backhaul_localnet::solana_sdk::pubkey::Pubkey;
 use backhaul_localnet::solana_sdk::signature::{Keypair, Signer};
 use backhaul_localnet::solana_sdk::signer::keypair::{read_keypair_file, write_keypair_file};
-use backhaul_localnet::{Localnet, LocalnetConfig, DEFAULT_FAUCET_LAMPORTS, PROGRAM_ID};
+use backhaul_localnet::{
+    Localnet, LocalnetConfig, ProgramBuild, DEFAULT_FAUCET_LAMPORTS, PROGRAM_ID,
+};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +51,10 @@ struct Args {
     /// Repeatable.
     #[arg(long = "account", value_name = "FILE")]
     accounts: Vec<PathBuf>,
+    /// The program to load: a `.so` file, or `host` for the host build (debugging only).
+    /// Default: `$SBF_OUT_DIR/backhaul.so`, or `target/deploy/backhaul.so` in the workspace.
+    #[arg(long, env = "BACKHAUL_PROGRAM", value_name = "PATH|host")]
+    program: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,7 +95,14 @@ fn main() -> anyhow::Result<()> {
         tracing::warn!(listen = %args.listen, "listening beyond loopback: anyone who can connect can use the faucet");
     }
 
+    let program = match args.program.as_deref() {
+        Some("host") => ProgramBuild::Host,
+        Some(path) => ProgramBuild::Bytecode(PathBuf::from(path)),
+        None => ProgramBuild::from_env()?,
+    };
+    let program_line = program.describe();
     let net = Localnet::start(LocalnetConfig {
+        program: Some(program),
         listen: args.listen,
         upgrade_authority,
         accounts,
@@ -100,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     println!("JSON RPC URL: {}", net.url());
-    println!("Program: {PROGRAM_ID}");
+    println!("Program: {PROGRAM_ID} ({program_line})");
     println!("Upgrade authority: {}", net.upgrade_authority());
     println!(
         "Faucet: {} ({} SOL; requestAirdrop transfers from it)",

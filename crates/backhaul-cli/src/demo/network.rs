@@ -9,7 +9,7 @@ use crate::error::CommandError;
 use crate::firm::{BuyArgs, GrantArgs};
 use anyhow::{anyhow, bail, Context as _};
 use backhaul_client::{ClientConfig, Fanout, NodeIdentity, OracleClient};
-use backhaul_localnet::{Localnet, LocalnetConfig};
+use backhaul_localnet::{Localnet, LocalnetConfig, ProgramBuild};
 use backhaul_oracle::chain::{Addresses, RpcChain};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::dataset::Dataset;
@@ -197,7 +197,12 @@ impl Network {
         };
         let mut rng = StdRng::seed_from_u64(opts.seed);
 
+        // The bytecode when it was built (or `BACKHAUL_PROGRAM` names a build), otherwise the
+        // host build, so that the demo runs with the Rust toolchain alone; the report says which.
+        let program = ProgramBuild::from_env_or_host()?;
+        progress.step(format!("program: {}", program.describe()));
         let localnet = Localnet::start(LocalnetConfig {
+            program: Some(program),
             unix_timestamp: Some(START_TS),
             follow_wall_clock: true,
             ..Default::default()
