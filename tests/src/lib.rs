@@ -439,6 +439,9 @@ impl Env {
             .await?;
         res.result.map_err(BanksClientError::TransactionError)?;
         let logs = res.metadata.map(|m| m.log_messages).unwrap_or_default();
+        if std::env::var_os("BACKHAUL_PRINT_LOGS").is_some() {
+            println!("{}", logs.join("\n"));
+        }
         let units = top_level_units(&logs, &backhaul::ID);
         match units.as_slice() {
             [u] => Ok(*u),
