@@ -54,6 +54,14 @@ impl Rpc {
         (status, res.text().await.expect("body"))
     }
 
+    /// `GET <url><path>`: status and body.
+    pub async fn get_raw(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let res = self.http.get(&url).send().await.expect("http");
+        let status = res.status();
+        (status, res.text().await.expect("body"))
+    }
+
     pub async fn post(&self, body: Value) -> Value {
         let (status, text) = self.post_raw(&body.to_string()).await;
         assert_eq!(status, 200, "{text}");
