@@ -26,8 +26,10 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::rent::Rent;
 use solana_sdk::signature::{Keypair, Signature, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError, VersionedTransaction};
-use solana_transaction_status_client_types::{TransactionStatusMeta, TransactionTokenBalance};
-use std::collections::{BTreeSet, HashMap};
+use solana_transaction_status_client_types::{
+    InnerInstruction, InnerInstructions, TransactionStatusMeta, TransactionTokenBalance,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -47,6 +49,8 @@ pub(crate) const ATA_PROGRAM: Pubkey =
 const COMPUTE_BUDGET_PROGRAM: Pubkey =
     solana_sdk::pubkey!("ComputeBudget111111111111111111111111111111");
 const SYSTEM_PROGRAM: Pubkey = solana_sdk::pubkey!("11111111111111111111111111111111");
+/// Owner of the builtin programs (and of a program solana-program-test loads from a host build).
+const NATIVE_LOADER: Pubkey = solana_sdk::pubkey!("NativeLoader1111111111111111111111111111111");
 /// Size of an address lookup table's header before its addresses.
 const LOOKUP_TABLE_META_SIZE: usize = 56;
 
@@ -154,6 +158,7 @@ pub(crate) fn spawn(setup: BankSetup) -> anyhow::Result<(BankHandle, JoinHandle<
                     rt.block_on(async {
                         state.before_job().await;
                         job(&mut state).await;
+                        crate::pubsub::publish(&mut state).await;
                     })
                 }));
                 if ran.is_err() {
@@ -215,6 +220,11 @@ pub(crate) struct BankState {
     warp_offset: i64,
     follow_wall_clock: bool,
     started: Instant,
+    /// Programs running as host builtins through solana-program-test's shim, whose logs need
+    /// [`crate::logs::normalize`].
+    host_programs: HashSet<Pubkey>,
+    /// Websocket subscriptions and the events they wait for.
+    pub(crate) pubsub: crate::pubsub::Registry,
 }
 
 impl BankState {
@@ -277,8 +287,11 @@ impl BankState {
             warp_offset: 0,
             follow_wall_clock: setup.follow_wall_clock,
             started: Instant::now(),
+            host_programs: HashSet::new(),
+            pubsub: Default::default(),
         };
         state.apply_clock().await?;
+        state.host_programs = state.find_host_programs().await?;
         Ok(state)
     }
 
@@ -313,14 +326,32 @@ impl BankState {
         Ok(clock)
     }
 
+    /// The programs loaded from a host build (owned by the native loader like the builtins, but
+    /// run through solana-program-test's shim): the Backhaul program unless it runs as bytecode.
+    async fn find_host_programs(&self) -> BankResult<HashSet<Pubkey>> {
+        let program = self.ctx.banks_client.get_account(backhaul::ID).await?;
+        Ok(program
+            .filter(|a| a.owner == NATIVE_LOADER)
+            .map(|_| backhaul::ID)
+            .into_iter()
+            .collect())
+    }
+
     /// Freezes the working bank and continues in the next slot, which registers a new blockhash.
     async fn advance_slot(&mut self) -> BankResult<()> {
+        let parent = self.slot;
         let next = self.slot + 1;
         self.ctx
             .warp_to_slot(next)
             .map_err(|_| BanksClientError::ClientError("could not advance the slot"))?;
         self.slot = next;
         self.apply_clock().await?;
+        // `warp_to_slot` roots the parent.
+        self.pubsub.record(crate::pubsub::Event::Slot {
+            parent,
+            slot: next,
+            root: parent,
+        });
         Ok(())
     }
 
@@ -415,13 +446,37 @@ impl BankState {
 
     // ---- transactions -----------------------------------------------------------------------
 
+    /// Simulates `tx` on the working bank; logs as a validator prints them.
     pub async fn simulate(&self, tx: VersionedTransaction) -> BankResult<Simulation> {
-        self.ctx.banks_client.simulate_transaction(tx).await
+        let mut sim = self.ctx.banks_client.simulate_transaction(tx).await?;
+        if let Some(details) = &mut sim.simulation_details {
+            details.logs =
+                crate::logs::normalize(std::mem::take(&mut details.logs), &self.host_programs);
+        }
+        Ok(sim)
+    }
+
+    /// Tells signature subscribers that `signature` was received for execution.
+    pub fn note_received(&mut self, signature: Signature) {
+        if self.pubsub.wants_received(&signature) {
+            self.pubsub.record(crate::pubsub::Event::Received {
+                signature,
+                slot: self.slot,
+            });
+        }
     }
 
     /// Executes `tx` (signatures must already be verified) and records it if it was committed;
     /// then moves to the next slot so that the blockhash changes.
-    pub async fn execute(&mut self, tx: VersionedTransaction) -> BankResult<Executed> {
+    ///
+    /// `preflight` is a simulation of `tx` made in this same job, if any (one is made otherwise):
+    /// the banks client does not return inner instructions from execution, so the record takes
+    /// them from the simulation when it ran identically (same result, same logs).
+    pub async fn execute(
+        &mut self,
+        tx: VersionedTransaction,
+        preflight: Option<Simulation>,
+    ) -> BankResult<Executed> {
         let message = &tx.message;
         let loaded = self.resolve_lookups(message).await?;
         let keys: Vec<Pubkey> = message
@@ -435,6 +490,10 @@ impl BankState {
         let fee = self.fee_for(message).await?;
         let clock = self.clock().await?;
         let slot = self.slot;
+        let sim = match preflight {
+            Some(sim) => sim,
+            None => self.simulate(tx.clone()).await?,
+        };
 
         let result = self
             .ctx
@@ -453,13 +512,25 @@ impl BankState {
         let pre_token = self.token_balances(&pre).await?;
         let post_token = self.token_balances(&post).await?;
         let err = result.result.clone().err();
+        let log_messages = crate::logs::normalize(metadata.log_messages, &self.host_programs);
+        let inner_instructions = sim.simulation_details.as_ref().and_then(|details| {
+            let same = sim.result.as_ref() == Some(&result.result) && details.logs == log_messages;
+            if !same {
+                tracing::debug!(
+                    signature = %tx.signatures[0],
+                    "execution differed from its simulation; no inner instructions recorded"
+                );
+                return None;
+            }
+            details.inner_instructions.as_deref().map(record_inner)
+        });
         let meta = TransactionStatusMeta {
             status: result.result,
             fee,
             pre_balances: pre.iter().map(lamports).collect(),
             post_balances: post.iter().map(lamports).collect(),
-            inner_instructions: None,
-            log_messages: Some(metadata.log_messages),
+            inner_instructions,
+            log_messages: Some(log_messages),
             pre_token_balances: Some(pre_token),
             post_token_balances: Some(post_token),
             rewards: Some(vec![]),
@@ -471,6 +542,22 @@ impl BankState {
         let writable = writable_keys(message, &loaded);
         let cu_price = compute_unit_price(message);
         let signature = tx.signatures[0];
+        // What the transaction stored: every writable account if it succeeded, else the fee
+        // payer (charged the fee).
+        let written = if !self.pubsub.wants_accounts() {
+            Vec::new()
+        } else {
+            let stored: Vec<Pubkey> = if err.is_none() {
+                writable.clone()
+            } else {
+                keys.first().copied().into_iter().collect()
+            };
+            keys.iter()
+                .zip(&post)
+                .filter(|(k, _)| stored.contains(k))
+                .map(|(k, a)| (*k, a.clone()))
+                .collect()
+        };
         self.known.extend(keys);
         self.order.push(signature);
         self.txs.insert(
@@ -484,6 +571,8 @@ impl BankState {
                 cu_price,
             },
         );
+        self.pubsub
+            .record(crate::pubsub::Event::Committed { signature, written });
         self.advance_slot().await?;
         Ok(Executed::Committed(err))
     }
@@ -545,6 +634,7 @@ impl BankState {
         self.ctx
             .set_account(&key, &AccountSharedData::from(account));
         self.known.insert(key);
+        self.pubsub.record(crate::pubsub::Event::AccountSet { key });
     }
 
     // ---- helpers ----------------------------------------------------------------------------
@@ -658,6 +748,28 @@ impl BankState {
 pub(crate) enum WarpError {
     Backward { now: i64 },
     Bank(BanksClientError),
+}
+
+/// A simulation's inner instructions as a transaction's status records them: per top-level
+/// instruction that made any, by its index.
+fn record_inner(
+    inner: &[solana_sdk::message::inner_instruction::InnerInstructions],
+) -> Vec<InnerInstructions> {
+    inner
+        .iter()
+        .enumerate()
+        .filter(|(_, ixs)| !ixs.is_empty())
+        .map(|(index, ixs)| InnerInstructions {
+            index: index as u8,
+            instructions: ixs
+                .iter()
+                .map(|ix| InnerInstruction {
+                    instruction: ix.instruction.clone(),
+                    stack_height: Some(u32::from(ix.stack_height)),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn lamports(account: &Option<Account>) -> u64 {

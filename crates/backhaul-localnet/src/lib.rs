@@ -3,14 +3,15 @@
 //! The bank is solana-program-test's (`ProgramTestContext` / `BanksClient`): the Backhaul program is
 //! compiled for the host and loaded as a builtin (the same entry shim as `tests/src/lib.rs`), while
 //! SPL Token, Token-2022 and the Associated Token Account program run as the real SBF programs
-//! shipped inside solana-program-test. Unmodified clients (`solana_client`'s `RpcClient`,
-//! `@solana/web3.js`, Anchor TS) talk to it over HTTP.
+//! shipped inside solana-program-test. Unmodified clients (`solana_client`'s `RpcClient` and
+//! `PubsubClient`, `@solana/web3.js`, Anchor TS) talk to it over HTTP and websocket (PubSub on
+//! the RPC port + 1, where web3.js and `solana-test-validator` put it, and on the RPC port).
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use backhaul_localnet::{Localnet, LocalnetConfig};
 //! let net = Localnet::start(LocalnetConfig::default())?;
-//! println!("RPC at {}", net.url());
+//! println!("RPC at {}, PubSub at {}", net.url(), net.ws_url());
 //! net.shutdown();
 //! # Ok(())
 //! # }
@@ -25,7 +26,12 @@
 mod bank;
 mod http;
 pub mod program;
+mod logs;
+mod pubsub;
 mod rpc;
+mod ws;
+
+pub use ws::PubsubLimits;
 
 pub use program::ProgramBuild;
 
@@ -34,6 +40,7 @@ use solana_sdk::account::Account;
 use solana_sdk::hash::Hash;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
+use std::future::IntoFuture;
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
@@ -74,6 +81,13 @@ pub struct LocalnetConfig {
     /// The program to load. `None`: [`ProgramBuild::from_env`] (the bytecode, or the build
     /// `BACKHAUL_PROGRAM` names), failing when it is missing.
     pub program: Option<ProgramBuild>,
+    /// Where the websocket PubSub endpoint listens. `None`: the RPC address with port + 1, as
+    /// `solana-test-validator` (web3.js derives the websocket URL that way); with an ephemeral
+    /// RPC port, a pair of free consecutive ports is picked. PubSub is also served on the RPC
+    /// port itself (`GET /` with a websocket upgrade).
+    pub ws_listen: Option<SocketAddr>,
+    /// Bounds of the websocket endpoint (connections, subscriptions, queued notifications).
+    pub pubsub_limits: PubsubLimits,
 }
 
 impl Default for LocalnetConfig {
@@ -87,17 +101,67 @@ impl Default for LocalnetConfig {
             faucet: None,
             faucet_lamports: DEFAULT_FAUCET_LAMPORTS,
             program: None,
+            ws_listen: None,
+            pubsub_limits: PubsubLimits::default(),
         }
     }
+}
+
+/// How many ephemeral ports to try for a free `port, port + 1` pair.
+const PORT_PAIR_ATTEMPTS: usize = 64;
+
+/// Binds the RPC listener and the websocket listener (`ws_listen`, or the RPC port + 1).
+fn bind(
+    listen: SocketAddr,
+    ws_listen: Option<SocketAddr>,
+) -> anyhow::Result<(TcpListener, TcpListener)> {
+    if let Some(ws) = ws_listen {
+        let rpc = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        let ws =
+            TcpListener::bind(ws).with_context(|| format!("binding the websocket address {ws}"))?;
+        return Ok((rpc, ws));
+    }
+    let next = |addr: SocketAddr| -> Option<SocketAddr> {
+        let port = addr.port().checked_add(1)?;
+        Some(SocketAddr::new(addr.ip(), port))
+    };
+    if listen.port() != 0 {
+        let ws_addr = next(listen).with_context(|| {
+            format!("the RPC port {} leaves no port + 1 for websocket; choose a lower port or set the websocket address", listen.port())
+        })?;
+        let rpc = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        let ws = TcpListener::bind(ws_addr).with_context(|| {
+            format!(
+                "binding the websocket address {ws_addr} (the RPC port + 1, where clients look for \
+                 it); free that port, or choose another with --ws-listen / LocalnetConfig::ws_listen"
+            )
+        })?;
+        return Ok((rpc, ws));
+    }
+    for _ in 0..PORT_PAIR_ATTEMPTS {
+        let rpc = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        let Some(ws_addr) = next(rpc.local_addr()?) else {
+            continue;
+        };
+        if let Ok(ws) = TcpListener::bind(ws_addr) {
+            return Ok((rpc, ws));
+        }
+    }
+    anyhow::bail!(
+        "found no free pair of consecutive ports on {} in {PORT_PAIR_ATTEMPTS} attempts; set \
+         LocalnetConfig::ws_listen to put the websocket endpoint elsewhere",
+        listen.ip()
+    )
 }
 
 /// A running endpoint. Dropping it shuts it down too.
 pub struct Localnet {
     addr: SocketAddr,
+    ws_addr: SocketAddr,
     faucet: Keypair,
     upgrade_authority: Pubkey,
     genesis_hash: Hash,
-    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    http_stop: Option<tokio::sync::watch::Sender<bool>>,
     http_thread: Option<JoinHandle<()>>,
     bank: Option<bank::BankHandle>,
     bank_thread: Option<JoinHandle<()>>,
@@ -109,10 +173,11 @@ impl Localnet {
     /// Blocks until the endpoint accepts requests (typically well under a second); it runs on
     /// threads of its own, so it can be used from synchronous code and from any async runtime.
     pub fn start(config: LocalnetConfig) -> anyhow::Result<Localnet> {
-        let listener = TcpListener::bind(config.listen)
-            .with_context(|| format!("binding {}", config.listen))?;
+        let (listener, ws_listener) = bind(config.listen, config.ws_listen)?;
         listener.set_nonblocking(true)?;
+        ws_listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let ws_addr = ws_listener.local_addr()?;
 
         let faucet = config.faucet.unwrap_or_else(Keypair::new);
         let upgrade_authority = config.upgrade_authority.unwrap_or(faucet.pubkey());
@@ -133,9 +198,10 @@ impl Localnet {
         let (bank, bank_thread) = bank::spawn(setup)?;
         let genesis_hash = bank.info.genesis_hash;
 
-        let (http_stop, stop_rx) = tokio::sync::oneshot::channel();
+        let (http_stop, stop_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let io = rpc::handler(bank.clone());
+        let pubsub = ws::PubsubServer::new(bank.clone(), config.pubsub_limits, stop_rx.clone());
         let http_thread = std::thread::Builder::new()
             .name("localnet-http".into())
             .spawn(move || {
@@ -152,7 +218,9 @@ impl Localnet {
                     }
                 };
                 rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                    let listeners = tokio::net::TcpListener::from_std(listener)
+                        .and_then(|l| Ok((l, tokio::net::TcpListener::from_std(ws_listener)?)));
+                    let (listener, ws_listener) = match listeners {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e.into()));
@@ -160,23 +228,29 @@ impl Localnet {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
-                    let app = http::router(io);
-                    let served = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop_rx.await;
-                        })
-                        .await;
-                    if let Err(e) = served {
+                    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    };
+                    let http = axum::serve(listener, http::router(io, pubsub.clone()))
+                        .with_graceful_shutdown(stopped(stop_rx.clone()));
+                    let ws = axum::serve(ws_listener, ws::router(pubsub))
+                        .with_graceful_shutdown(stopped(stop_rx));
+                    let (http, ws) = tokio::join!(http.into_future(), ws.into_future());
+                    if let Err(e) = http {
                         tracing::error!(error = %e, "JSON-RPC server failed");
+                    }
+                    if let Err(e) = ws {
+                        tracing::error!(error = %e, "websocket server failed");
                     }
                 });
             })?;
         ready_rx
             .recv()
             .context("the HTTP thread exited during startup")??;
-        tracing::info!(%addr, faucet = %faucet.pubkey(), %upgrade_authority, "localnet started");
+        tracing::info!(%addr, %ws_addr, faucet = %faucet.pubkey(), %upgrade_authority, "localnet started");
         Ok(Localnet {
             addr,
+            ws_addr,
             faucet,
             upgrade_authority,
             genesis_hash,
@@ -195,6 +269,16 @@ impl Localnet {
     /// The address the endpoint listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `ws://127.0.0.1:<port>`: websocket PubSub (by default the RPC port + 1).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.ws_addr)
+    }
+
+    /// The address the websocket PubSub endpoint listens on.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
     }
 
     /// The faucet behind `requestAirdrop`; also usable directly as a funded payer.
@@ -219,7 +303,7 @@ impl Localnet {
 
     fn stop(&mut self) {
         if let Some(stop) = self.http_stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(t) = self.http_thread.take() {
             let _ = t.join();

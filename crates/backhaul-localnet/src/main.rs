@@ -6,7 +6,7 @@ use backhaul_localnet::solana_sdk::pubkey::Pubkey;
 use backhaul_localnet::solana_sdk::signature::{Keypair, Signer};
 use backhaul_localnet::solana_sdk::signer::keypair::{read_keypair_file, write_keypair_file};
 use backhaul_localnet::{
-    Localnet, LocalnetConfig, ProgramBuild, DEFAULT_FAUCET_LAMPORTS, PROGRAM_ID,
+    Localnet, LocalnetConfig, ProgramBuild, PubsubLimits, DEFAULT_FAUCET_LAMPORTS, PROGRAM_ID,
 };
 use clap::Parser;
 use std::net::SocketAddr;
@@ -26,6 +26,16 @@ struct Args {
         env = "BACKHAUL_LOCALNET_LISTEN"
     )]
     listen: SocketAddr,
+    /// Address of the websocket PubSub endpoint (default: the --listen address with port + 1, where
+    /// web3.js and other clients look for it). PubSub is also served on the --listen port.
+    #[arg(long, env = "BACKHAUL_LOCALNET_WS_LISTEN")]
+    ws_listen: Option<SocketAddr>,
+    /// Most websocket connections open at once (more are refused with HTTP 503).
+    #[arg(long, default_value_t = PubsubLimits::default().max_connections)]
+    ws_max_connections: usize,
+    /// Most subscriptions per websocket connection (more are refused with a JSON-RPC error).
+    #[arg(long, default_value_t = PubsubLimits::default().max_subscriptions_per_connection)]
+    ws_max_subscriptions: usize,
     /// Upgrade authority written into the program's ProgramData account: a pubkey or a keypair
     /// file. Default: the faucet.
     #[arg(long)]
@@ -110,9 +120,16 @@ fn main() -> anyhow::Result<()> {
         follow_wall_clock: args.follow_wall_clock,
         faucet: Some(faucet),
         faucet_lamports: args.faucet_lamports,
+        ws_listen: args.ws_listen,
+        pubsub_limits: PubsubLimits {
+            max_connections: args.ws_max_connections,
+            max_subscriptions_per_connection: args.ws_max_subscriptions,
+            ..PubsubLimits::default()
+        },
     })?;
 
     println!("JSON RPC URL: {}", net.url());
+    println!("WebSocket PubSub URL: {}", net.ws_url());
     println!("Program: {PROGRAM_ID} ({program_line})");
     println!("Upgrade authority: {}", net.upgrade_authority());
     println!(

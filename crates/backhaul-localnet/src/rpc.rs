@@ -119,7 +119,7 @@ where
     })?
 }
 
-fn internal(message: impl std::fmt::Display) -> Error {
+pub(crate) fn internal(message: impl std::fmt::Display) -> Error {
     Error {
         code: ErrorCode::InternalError,
         message: format!("Internal error: {message}"),
@@ -137,7 +137,11 @@ fn invalid_params(message: impl Into<String>) -> Error {
 
 /// Positional parameters `T` (a tuple of `total` elements, the first `required` mandatory;
 /// missing trailing ones are `null`).
-fn parse<T: DeserializeOwned>(params: Params, required: usize, total: usize) -> RpcResult<T> {
+pub(crate) fn parse<T: DeserializeOwned>(
+    params: Params,
+    required: usize,
+    total: usize,
+) -> RpcResult<T> {
     let mut values = match params {
         Params::None => Vec::new(),
         Params::Array(v) => v,
@@ -166,7 +170,7 @@ fn parse<T: DeserializeOwned>(params: Params, required: usize, total: usize) -> 
         .map_err(|e| invalid_params(format!("Invalid params: {e}.")))
 }
 
-fn no_params(params: Params) -> RpcResult<()> {
+pub(crate) fn no_params(params: Params) -> RpcResult<()> {
     match params {
         Params::None => Ok(()),
         Params::Array(v) if v.is_empty() => Ok(()),
@@ -252,7 +256,7 @@ async fn encode_account(
 }
 
 /// The mint's decimals for parsing a token account as JSON.
-async fn token_additional_data(
+pub(crate) async fn token_additional_data(
     bank: &BankState,
     account: &Account,
 ) -> RpcResult<Option<AccountAdditionalDataV3>> {
@@ -328,7 +332,7 @@ async fn get_multiple_accounts(bank: BankHandle, params: Params) -> RpcResult<Va
     .await
 }
 
-fn filter_matches(filter: &RpcFilterType, account: &Account) -> bool {
+pub(crate) fn filter_matches(filter: &RpcFilterType, account: &Account) -> bool {
     match filter {
         RpcFilterType::DataSize(size) => account.data.len() as u64 == *size,
         RpcFilterType::Memcmp(compare) => compare.bytes_match(&account.data),
@@ -336,21 +340,27 @@ fn filter_matches(filter: &RpcFilterType, account: &Account) -> bool {
     }
 }
 
-async fn get_program_accounts(bank: BankHandle, params: Params) -> RpcResult<Value> {
-    let (program, config): (String, Option<RpcProgramAccountsConfig>) = parse(params, 1, 2)?;
-    let program = verify_pubkey(&program)?;
-    let config = config.unwrap_or_default();
-    let filters = config.filters.unwrap_or_default();
+/// `getProgramAccounts` / `programSubscribe` filters: at most four, each well-formed.
+pub(crate) fn check_filters(filters: &[RpcFilterType]) -> RpcResult<()> {
     if filters.len() > MAX_FILTERS {
         return Err(invalid_params(format!(
             "Too many filters provided; max {MAX_FILTERS}"
         )));
     }
-    for filter in &filters {
+    for filter in filters {
         filter
             .verify()
             .map_err(|e| invalid_params(format!("Invalid param: {e:?}")))?;
     }
+    Ok(())
+}
+
+async fn get_program_accounts(bank: BankHandle, params: Params) -> RpcResult<Value> {
+    let (program, config): (String, Option<RpcProgramAccountsConfig>) = parse(params, 1, 2)?;
+    let program = verify_pubkey(&program)?;
+    let config = config.unwrap_or_default();
+    let filters = config.filters.unwrap_or_default();
+    check_filters(&filters)?;
     let with_ctx = config.with_context.unwrap_or(false);
     let (encoding, slice, min_slot) =
         account_config(Some(config.account_config), UiAccountEncoding::Binary);
@@ -737,6 +747,7 @@ async fn submit(
     skip_preflight: bool,
 ) -> RpcResult<Signature> {
     let signature = tx.signatures[0];
+    let mut preflight = None;
     if !skip_preflight {
         let sim = b.simulate(tx.clone()).await.map_err(bank_err)?;
         if let Some(Err(err)) = &sim.result {
@@ -749,8 +760,10 @@ async fn submit(
             }
             .into());
         }
+        preflight = Some(sim);
     }
-    match b.execute(tx).await.map_err(bank_err)? {
+    b.note_received(signature);
+    match b.execute(tx, preflight).await.map_err(bank_err)? {
         Executed::Committed(None) => {
             tracing::debug!(%signature, "transaction succeeded");
         }
@@ -793,8 +806,9 @@ async fn simulate_transaction(bank: BankHandle, params: Params) -> RpcResult<Val
     }
     if config.accounts.is_some() {
         return Err(invalid_params(
-            "Invalid params: `accounts` is not supported by this endpoint (the bank does not \
-             return post-simulation accounts)",
+            "Invalid params: `accounts` is not supported by this endpoint (solana-program-test's \
+             banks server does not return post-simulation accounts); read them with \
+             getMultipleAccounts after sending the transaction",
         ));
     }
     if config.sig_verify {

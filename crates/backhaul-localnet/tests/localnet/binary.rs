@@ -2,7 +2,9 @@
 
 use crate::common::Rpc;
 use base64::prelude::{Engine, BASE64_STANDARD};
+use futures::StreamExt;
 use serde_json::json;
+use solana_pubsub_client::nonblocking::pubsub_client::PubsubClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::signer::keypair::read_keypair_file;
@@ -52,14 +54,17 @@ async fn binary_serves_and_stops_on_sigterm() {
         }
     });
     let mut url = None;
+    let mut ws_url = None;
     let mut faucet_line = None;
     let mut authority_line = None;
-    while url.is_none() || faucet_line.is_none() || authority_line.is_none() {
+    while url.is_none() || ws_url.is_none() || faucet_line.is_none() || authority_line.is_none() {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the binary prints its endpoint");
         if let Some(u) = line.strip_prefix("JSON RPC URL: ") {
             url = Some(u.to_string());
+        } else if let Some(u) = line.strip_prefix("WebSocket PubSub URL: ") {
+            ws_url = Some(u.to_string());
         } else if let Some(f) = line.strip_prefix("Faucet: ") {
             faucet_line = Some(f.to_string());
         } else if let Some(a) = line.strip_prefix("Upgrade authority: ") {
@@ -68,6 +73,15 @@ async fn binary_serves_and_stops_on_sigterm() {
     }
     let url = url.unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // The websocket endpoint is on the RPC port + 1, where web3.js looks for it.
+    let port = |u: &str| -> u16 { u.rsplit(':').next().unwrap().parse().unwrap() };
+    let ws_url = ws_url.unwrap();
+    assert!(ws_url.starts_with("ws://127.0.0.1:"), "{ws_url}");
+    assert_eq!(port(&ws_url), port(&url) + 1);
+    let pubsub = PubsubClient::new(ws_url.as_str())
+        .await
+        .expect("connect to the printed websocket URL");
+    let (mut slots, _unsubscribe) = pubsub.slot_subscribe().await.expect("slotSubscribe");
     assert_eq!(authority_line.unwrap(), authority.to_string());
     let faucet = read_keypair_file(&faucet_file).expect("faucet keypair written");
     assert!(faucet_line
@@ -95,7 +109,8 @@ async fn binary_serves_and_stops_on_sigterm() {
         .decode(pd["value"]["data"][0].as_str().unwrap())
         .unwrap();
     assert_eq!(&data[13..45], authority.as_ref());
-    // The written faucet keypair can pay.
+    // The written faucet keypair can pay; the transaction ends its slot.
+    let slot = rpc.slot().await;
     rpc.send_ok(
         &[crate::common::transfer(
             &faucet.pubkey(),
@@ -106,6 +121,13 @@ async fn binary_serves_and_stops_on_sigterm() {
         &[],
     )
     .await;
+    let next = tokio::time::timeout(Duration::from_secs(20), slots.next())
+        .await
+        .expect("a slot notification in time")
+        .expect("the slot stream is open");
+    assert_eq!(next.slot, slot + 1);
+    drop(slots);
+    pubsub.shutdown().await.expect("websocket closes cleanly");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -54,6 +54,14 @@ impl Rpc {
         (status, res.text().await.expect("body"))
     }
 
+    /// `GET <url><path>`: status and body.
+    pub async fn get_raw(&self, path: &str) -> (reqwest::StatusCode, String) {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let res = self.http.get(&url).send().await.expect("http");
+        let status = res.status();
+        (status, res.text().await.expect("body"))
+    }
+
     pub async fn post(&self, body: Value) -> Value {
         let (status, text) = self.post_raw(&body.to_string()).await;
         assert_eq!(status, 200, "{text}");
@@ -314,4 +322,47 @@ pub async fn setup_tokens(rpc: &Rpc, faucet: &Keypair, amount: u64) -> Tokens {
         alice_tokens: alice_tokens.pubkey(),
         bob_tokens: bob_tokens.pubkey(),
     }
+}
+
+/// Checks that `logs` nest as a validator prints them: each `Program <id> invoke [n]` at depth
+/// `n` (one more than the invocations still open), `consumed` lines for the innermost program,
+/// each `success` / `failed` closing the innermost invocation, none left open.
+pub fn assert_validator_shaped(logs: &[String]) {
+    let mut stack: Vec<Pubkey> = Vec::new();
+    for (i, line) in logs.iter().enumerate() {
+        let Some((id, rest)) = line
+            .strip_prefix("Program ")
+            .and_then(|r| r.split_once(' '))
+        else {
+            continue;
+        };
+        let Ok(id) = Pubkey::from_str(id) else {
+            continue; // "Program log:", "Program data:", "Program return:"
+        };
+        if let Some(depth) = rest
+            .strip_prefix("invoke [")
+            .and_then(|d| d.strip_suffix(']'))
+        {
+            let depth: usize = depth.parse().expect("a depth");
+            assert_eq!(
+                depth,
+                stack.len() + 1,
+                "line {i} at the wrong depth: {logs:#?}"
+            );
+            stack.push(id);
+        } else if rest == "success" || rest.starts_with("failed: ") {
+            assert_eq!(
+                stack.pop(),
+                Some(id),
+                "line {i} closes another program: {logs:#?}"
+            );
+        } else if rest.starts_with("consumed ") {
+            assert_eq!(
+                stack.last(),
+                Some(&id),
+                "line {i} for another program: {logs:#?}"
+            );
+        }
+    }
+    assert!(stack.is_empty(), "invocations left open: {logs:#?}");
 }

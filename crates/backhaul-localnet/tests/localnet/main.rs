@@ -9,3 +9,4 @@ mod client;
 mod common;
 mod conformance;
 mod program;
+mod pubsub;

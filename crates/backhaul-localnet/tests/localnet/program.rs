@@ -88,6 +88,44 @@ async fn signed(
     Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &keys, blockhash)
 }
 
+/// The network token: a mint created by `deployer`, 1,000,000 base units minted to its ATA, and
+/// mint authority handed to the config PDA (as `initialize` requires). Returns it and the config.
+async fn network_mint(client: &RpcClient, deployer: &Keypair) -> (Keypair, Pubkey) {
+    let mint = Keypair::new();
+    let config = pda(&[backhaul::constants::CONFIG_SEED, mint.pubkey().as_ref()]);
+    let treasury = get_associated_token_address(&deployer.pubkey(), &mint.pubkey());
+    let mut ixs = create_mint_ixs(&deployer.pubkey(), &mint.pubkey(), &deployer.pubkey());
+    ixs.push(create_associated_token_account(
+        &deployer.pubkey(),
+        &deployer.pubkey(),
+        &mint.pubkey(),
+        &spl_token_interface::ID,
+    ));
+    ixs.push(mint_to(
+        &mint.pubkey(),
+        &treasury,
+        &deployer.pubkey(),
+        1_000_000,
+    ));
+    ixs.push(
+        spl_token_interface::instruction::set_authority(
+            &spl_token_interface::ID,
+            &mint.pubkey(),
+            Some(&config),
+            spl_token_interface::instruction::AuthorityType::MintTokens,
+            &deployer.pubkey(),
+            &[],
+        )
+        .unwrap(),
+    );
+    let tx = signed(client, &ixs, deployer, &[&mint]).await;
+    client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect("mint setup");
+    (mint, config)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initialize_through_rpc_client() {
     let upgrade_authority = Keypair::new();
@@ -122,38 +160,7 @@ async fn initialize_through_rpc_client() {
     }
 
     // The network token, created and minted by the deployer, then handed to the config PDA.
-    let mint = Keypair::new();
-    let config = pda(&[backhaul::constants::CONFIG_SEED, mint.pubkey().as_ref()]);
-    let treasury = get_associated_token_address(&deployer.pubkey(), &mint.pubkey());
-    let mut ixs = create_mint_ixs(&deployer.pubkey(), &mint.pubkey(), &deployer.pubkey());
-    ixs.push(create_associated_token_account(
-        &deployer.pubkey(),
-        &deployer.pubkey(),
-        &mint.pubkey(),
-        &spl_token_interface::ID,
-    ));
-    ixs.push(mint_to(
-        &mint.pubkey(),
-        &treasury,
-        &deployer.pubkey(),
-        1_000_000,
-    ));
-    ixs.push(
-        spl_token_interface::instruction::set_authority(
-            &spl_token_interface::ID,
-            &mint.pubkey(),
-            Some(&config),
-            spl_token_interface::instruction::AuthorityType::MintTokens,
-            &deployer.pubkey(),
-            &[],
-        )
-        .unwrap(),
-    );
-    let tx = signed(&client, &ixs, &deployer, &[&mint]).await;
-    client
-        .send_and_confirm_transaction(&tx)
-        .await
-        .expect("mint setup");
+    let (mint, config) = network_mint(&client, &deployer).await;
     let mint_state = spl_token_interface::state::Mint::unpack(
         &client.get_account(&mint.pubkey()).await.unwrap().data,
     )
@@ -273,5 +280,160 @@ async fn initialize_through_rpc_client() {
         ),
         "{err:?}"
     );
+    net.shutdown();
+}
+
+fn set_paused_ix(authority: &Pubkey, config: &Pubkey, paused: bool) -> Instruction {
+    Instruction {
+        program_id: PROGRAM_ID,
+        accounts: backhaul::accounts::SetPaused {
+            authority: *authority,
+            config: *config,
+            event_authority: pda(&[b"__event_authority"]),
+            program: PROGRAM_ID,
+        }
+        .to_account_metas(None),
+        data: backhaul::instruction::SetPaused { paused }.data(),
+    }
+}
+
+fn lines(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("log lines: {v}"))
+        .iter()
+        .map(|l| l.as_str().expect("a log line").to_string())
+        .collect()
+}
+
+fn count(logs: &[String], line: &str) -> usize {
+    logs.iter().filter(|l| *l == line).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_inner_instructions_and_units_as_a_validator_reports_them() {
+    let upgrade_authority = Keypair::new();
+    let net = start_with(LocalnetConfig {
+        upgrade_authority: Some(upgrade_authority.pubkey()),
+        unix_timestamp: Some(GENESIS),
+        ..Default::default()
+    });
+    let client = RpcClient::new_with_commitment(net.url(), CommitmentConfig::confirmed());
+    let rpc = Rpc::new(&net);
+    let admin = Keypair::new();
+    let guardian = Keypair::new();
+    for key in [&upgrade_authority, &admin, &guardian] {
+        rpc.send_ok(
+            &[transfer(
+                &net.faucet().pubkey(),
+                &key.pubkey(),
+                10_000_000_000,
+            )],
+            net.faucet(),
+            &[],
+        )
+        .await;
+    }
+    let (mint, config) = network_mint(&client, &upgrade_authority).await;
+    let oracles: Vec<Pubkey> = (0..3).map(|_| Keypair::new().pubkey()).collect();
+    let ix = initialize_ix(
+        &upgrade_authority.pubkey(),
+        &mint.pubkey(),
+        params(admin.pubkey(), guardian.pubkey(), oracles),
+    );
+    let tx = signed(&client, &[ix], &upgrade_authority, &[]).await;
+    client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect("initialize");
+
+    // set_paused emits its event through a CPI into the program itself (one inner invocation);
+    // a system transfer follows, so that compute units are counted however the program is built.
+    let invoke_1 = format!("Program {PROGRAM_ID} invoke [1]");
+    let invoke_2 = format!("Program {PROGRAM_ID} invoke [2]");
+    let success = format!("Program {PROGRAM_ID} success");
+    let ixs = [
+        set_paused_ix(&admin.pubkey(), &config, true),
+        transfer(&admin.pubkey(), &Keypair::new().pubkey(), 1_000_000_000),
+    ];
+    let tx = signed(&client, &ixs, &admin, &[]).await;
+    let program_index = tx
+        .message
+        .account_keys
+        .iter()
+        .position(|k| *k == PROGRAM_ID)
+        .expect("the program is in the message");
+
+    let sim = rpc
+        .ok(
+            "simulateTransaction",
+            json!([b64(&tx), {"encoding": "base64", "sigVerify": true, "innerInstructions": true}]),
+        )
+        .await;
+    let sim = &sim["value"];
+    assert!(sim["err"].is_null(), "{sim}");
+    let sim_logs = lines(&sim["logs"]);
+    assert_eq!(count(&sim_logs, &invoke_1), 1, "{sim_logs:#?}");
+    assert_eq!(count(&sim_logs, &invoke_2), 1, "{sim_logs:#?}");
+    assert_eq!(count(&sim_logs, &success), 2, "{sim_logs:#?}");
+    assert_eq!(
+        count(
+            &sim_logs,
+            "Program 11111111111111111111111111111111 invoke [1]"
+        ),
+        1
+    );
+    assert_validator_shaped(&sim_logs);
+    let units = sim["unitsConsumed"].as_u64().expect("unitsConsumed");
+    assert!(units > 0, "{sim}");
+    assert!(sim["returnData"].is_null(), "{sim}");
+    let inner = sim["innerInstructions"].clone();
+    let inner_ixs = inner[0]["instructions"]
+        .as_array()
+        .expect("inner instructions");
+    assert_eq!(inner.as_array().map(Vec::len), Some(1), "{inner}");
+    assert_eq!(inner[0]["index"], 0, "{inner}");
+    assert_eq!(inner_ixs.len(), 1, "{inner}");
+    assert_eq!(inner_ixs[0]["programIdIndex"], program_index, "{inner}");
+    assert_eq!(inner_ixs[0]["stackHeight"], 2, "{inner}");
+
+    let sig = client
+        .send_and_confirm_transaction(&tx)
+        .await
+        .expect("set_paused");
+    let got = rpc
+        .ok("getTransaction", json!([sig.to_string(), "json"]))
+        .await;
+    let meta = &got["meta"];
+    assert!(meta["err"].is_null(), "{meta}");
+    let logs = lines(&meta["logMessages"]);
+    assert_eq!(logs, sim_logs, "execution logs as the simulation's");
+    assert_eq!(count(&logs, &invoke_1), 1, "{logs:#?}");
+    assert_eq!(count(&logs, &invoke_2), 1, "{logs:#?}");
+    assert_eq!(meta["computeUnitsConsumed"].as_u64(), Some(units), "{meta}");
+    assert_eq!(meta["innerInstructions"], inner, "{meta}");
+
+    // A failing host-program instruction: one `failed` line, not the shim's two.
+    let tx = signed(
+        &client,
+        &[set_paused_ix(&guardian.pubkey(), &config, false)],
+        &guardian,
+        &[],
+    )
+    .await;
+    let sim = rpc
+        .ok(
+            "simulateTransaction",
+            json!([b64(&tx), {"encoding": "base64"}]),
+        )
+        .await;
+    let logs = lines(&sim["value"]["logs"]);
+    let failed: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.starts_with(&format!("Program {PROGRAM_ID} failed: ")))
+        .collect();
+    assert_eq!(failed.len(), 1, "{logs:#?}");
+    assert_eq!(count(&logs, &invoke_1), 1, "{logs:#?}");
+    assert_validator_shaped(&logs);
+    assert!(!sim["value"]["err"].is_null());
     net.shutdown();
 }
