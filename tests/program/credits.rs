@@ -1,6 +1,7 @@
 //! Prices, credit purchases and usage settlement.
 
 use backhaul::error::BackhaulError as E;
+use backhaul_sdk::ix;
 use backhaul_tests::*;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
@@ -271,7 +272,10 @@ async fn wrong_mints_and_other_peoples_token_accounts_are_refused() {
         .buy_credits_ix(&buyer.pubkey(), &mine, TOKEN, 0, buyer.pubkey())
         .await;
     ix.accounts[6].pubkey = ledger_address(&env.config, 7);
-    assert_program_err(env.send(&[ix], &[&buyer]).await, E::WrongLedger);
+    assert_anchor_err(
+        env.send(&[ix], &[&buyer]).await,
+        anchor_lang::error::ErrorCode::ConstraintSeeds,
+    );
     assert_eq!(env.token_balance(&theirs).await, 5 * TOKEN);
     assert_eq!(env.token_balance(&mine).await, 5 * TOKEN);
 }
@@ -303,6 +307,90 @@ async fn buying_is_refused_while_paused() {
     let ix = env.set_paused_ix(&g.pubkey(), true);
     env.send_as(ix, &g).await.unwrap();
     assert_program_err(env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await, E::Paused);
+}
+
+/// The raw state a refused purchase must leave alone: the buyer's tokens, credit account and
+/// the ledgers of `epochs` (`None` where there is no account), the config and the mint.
+async fn purchase_state(env: &mut Env, buyer: &Pubkey, epochs: &[u64]) -> Vec<Option<Vec<u8>>> {
+    let mut keys = vec![
+        ata(buyer, &env.mint),
+        credits_address(&env.config, buyer),
+        env.config,
+        env.mint,
+    ];
+    keys.extend(epochs.iter().map(|e| ledger_address(&env.config, *e)));
+    let mut state = vec![];
+    for key in keys {
+        let acc = env.ctx.banks_client.get_account(key).await.unwrap();
+        state.push(acc.map(|a| a.data));
+    }
+    state
+}
+
+/// `buy_credits` names the epoch the clock is in, from which its ledger's address derives. A
+/// purchase built for epoch e that lands after the boundary (sent just before it), and one naming
+/// a future epoch, are refused with `WrongEpoch` and change nothing.
+/// Rebuilt from the chain's clock (what the SDK and the command line do), it goes through.
+#[tokio::test]
+async fn a_purchase_naming_another_epoch_than_the_clocks_is_refused() {
+    let mut env = with_price().await;
+    let buyer = buyer_with(&mut env, 10 * TOKEN).await;
+    let tokens = ata(&buyer.pubkey(), &env.mint);
+    env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await.unwrap();
+    let e = env.current_epoch().await;
+    let d = env.deployment();
+    let build = |epoch| {
+        ix::buy_credits(
+            &d,
+            &buyer.pubkey(),
+            &tokens,
+            TOKEN,
+            0,
+            buyer.pubkey(),
+            epoch,
+        )
+    };
+    let signed_in_e = build(e);
+    // The transaction lands at the first second of e + 1, whose ledger does not exist yet; e's
+    // ledger is sealed meanwhile. The price is posted again so that only the epoch is wrong.
+    env.end_epoch(e).await;
+    env.seal(e).await.unwrap();
+    env.post_price(PRICE).await;
+    let watched = [e, e + 1, e + 2];
+    let before = purchase_state(&mut env, &buyer.pubkey(), &watched).await;
+    assert!(before[4].is_some() && before[5].is_none() && before[6].is_none());
+    for (ix, named) in [(signed_in_e, e), (build(e + 2), e + 2)] {
+        assert_program_err(env.send(&[ix], &[&buyer]).await, E::WrongEpoch);
+        // What the program logs (a host-compiled program's logs do not reach the bank's log
+        // collector, so the line is checked here).
+        let now = env.now().await;
+        let log = backhaul::instructions::buy_credits::wrong_epoch_log(named, now, e + 1);
+        assert!(
+            log.contains(&format!(
+                "names epoch {named} but the clock ({now}) is in epoch {}",
+                e + 1
+            )) && log.contains("just before an epoch boundary")
+                && log.contains("read the epoch from the chain's clock and send again"),
+            "{log}"
+        );
+        assert_eq!(
+            purchase_state(&mut env, &buyer.pubkey(), &watched).await,
+            before,
+            "a refused purchase changed something"
+        );
+    }
+    // The epoch read from the chain's clock, as `backhaul_sdk::purchase_epoch` gives it.
+    let config = env.config_state().await;
+    let now = env.now().await;
+    let epoch = backhaul_sdk::purchase_epoch(&config, now);
+    assert_eq!(epoch, e + 1);
+    env.send(&[build(epoch)], &[&buyer]).await.unwrap();
+    let ledger: EpochLedger = env
+        .account(&ledger_address(&env.config, e + 1))
+        .await
+        .unwrap();
+    assert_eq!((ledger.epoch, ledger.tokens_burned), (e + 1, TOKEN));
+    assert_eq!(env.token_balance(&tokens).await, 8 * TOKEN);
 }
 
 /// Buyer b bought 1,000,000 credits in epoch 0, then epoch 0 and 1 are finalized with usage

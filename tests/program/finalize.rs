@@ -224,7 +224,7 @@ async fn finalize_refuses_a_wrong_mint_vault_or_record() {
     ix.accounts[1].pubkey = epoch_address(&config_address(&other), 0);
     assert_anchor_err(
         env.send(&[ix], &[]).await,
-        anchor_lang::error::ErrorCode::ConstraintHasOne,
+        anchor_lang::error::ErrorCode::ConstraintSeeds,
     );
     // A token program that is not SPL Token.
     let mut ix = env.finalize_ix(0);

@@ -121,6 +121,6 @@ async fn a_record_of_another_deployment_is_refused() {
     ix.accounts[2].pubkey = epoch_address(&config_address(&other), 0);
     assert_anchor_err(
         env.send_as(ix, &g).await,
-        anchor_lang::error::ErrorCode::ConstraintHasOne,
+        anchor_lang::error::ErrorCode::ConstraintSeeds,
     );
 }

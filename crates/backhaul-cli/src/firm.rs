@@ -10,10 +10,9 @@ use crate::proofs::{newest_finalized, oracle_proofs, proof_to_act_on, ChainStatu
 use crate::tx;
 use anyhow::{anyhow, bail};
 use backhaul_client::{BuyerIdentity, ClientConfig, Fanout};
-use backhaul_core::epoch::epoch_at;
 use backhaul_core::price::credits_for_tokens;
 use backhaul_sdk::state::{CreditAccount, PriceFeed};
-use backhaul_sdk::{ix, Deployment};
+use backhaul_sdk::{ix, purchase_epoch, Deployment};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use solana_sdk::program_pack::Pack;
@@ -225,7 +224,9 @@ pub async fn buy(ctx: &Context, args: &BuyArgs) -> anyhow::Result<BuyOutcome> {
         );
     }
     let before: Option<CreditAccount> = ctx.account(&d.credits(&beneficiary)).await?;
-    let epoch = epoch_at(c.genesis_ts, c.epoch_length_secs, now).unwrap_or(0);
+    // The epoch of the chain's clock, which the program checks; if the purchase lands after an
+    // epoch boundary it is refused (`WrongEpoch`) and the command can simply be run again.
+    let epoch = purchase_epoch(&c, now);
     let sig = tx::send(
         ctx,
         "buy credits",

@@ -103,7 +103,9 @@ pub fn hint_for(name: &str) -> Option<&'static str> {
              --max-slippage-bps or a lower --min-credits"
         }
         "ZeroAmount" => "give a positive amount",
-        "LedgerSealed" | "WrongLedger" => "the epoch changed while sending: run the command again",
+        "LedgerSealed" | "WrongLedger" | "WrongEpoch" => {
+            "the epoch changed while sending: run the command again"
+        }
         _ => return None,
     })
 }

@@ -72,6 +72,13 @@ impl Deployment {
     }
 }
 
+/// The epoch `buy_credits` must name: the epoch of `config` that the chain's clock is in, given
+/// the Clock sysvar's `unix_timestamp` (epoch 0 before genesis). Read the clock from the cluster,
+/// not from the local machine.
+pub fn purchase_epoch(config: &state::Config, clock_unix_timestamp: i64) -> u64 {
+    backhaul::instructions::buy_credits::epoch_at_time(config, clock_unix_timestamp)
+}
+
 /// The program's event authority (`emit_cpi!`).
 pub fn event_authority() -> Pubkey {
     pda(&[b"__event_authority"])
@@ -203,7 +210,7 @@ pub mod ix {
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },
-            backhaul::instruction::Veto {},
+            backhaul::instruction::Veto { epoch },
         )
     }
 
@@ -219,7 +226,7 @@ pub mod ix {
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },
-            backhaul::instruction::Finalize {},
+            backhaul::instruction::Finalize { epoch },
         )
     }
 
@@ -248,7 +255,11 @@ pub mod ix {
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },
-            backhaul::instruction::Claim { cumulative, proof },
+            backhaul::instruction::Claim {
+                epoch,
+                cumulative,
+                proof,
+            },
         )
     }
 
@@ -265,8 +276,9 @@ pub mod ix {
         )
     }
 
-    /// `current_epoch` is the epoch the clock will be in when the transaction lands: its ledger
-    /// records the burn.
+    /// `epoch` is the epoch the chain's clock is in (see [`super::purchase_epoch`]): the
+    /// program refuses the purchase with `WrongEpoch`, changing nothing, when it lands in another
+    /// one (sent just before an epoch boundary, say); its ledger records the burn.
     #[allow(clippy::too_many_arguments)]
     pub fn buy_credits(
         d: &Deployment,
@@ -275,7 +287,7 @@ pub mod ix {
         token_amount: u64,
         min_credits: u64,
         beneficiary: Pubkey,
-        current_epoch: u64,
+        epoch: u64,
     ) -> Instruction {
         build(
             backhaul::accounts::BuyCredits {
@@ -285,7 +297,7 @@ pub mod ix {
                 mint: d.mint,
                 payer_tokens: *payer_tokens,
                 credit_account: d.credits(&beneficiary),
-                ledger: d.ledger(current_epoch),
+                ledger: d.ledger(epoch),
                 token_program: TOKEN,
                 system_program: SYSTEM,
                 event_authority: event_authority(),
@@ -295,6 +307,7 @@ pub mod ix {
                 token_amount,
                 min_credits,
                 beneficiary,
+                epoch,
             },
         )
     }
@@ -335,6 +348,7 @@ pub mod ix {
                 program: backhaul::ID,
             },
             backhaul::instruction::SettleUsage {
+                epoch,
                 consumed_cumulative,
                 proof,
             },

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run -p backhaul-idl -- write   # regenerate programs/backhaul/idl/backhaul.json
-//! cargo run -p backhaul-idl -- check   # exit 1 if the committed file differs from the code
+//! cargo run -p backhaul-idl -- check   # exit 1 if the committed file differs from the code, or
+//!                                      # if the IDL lacks an account type, event or PDA seeds
 //! cargo run -p backhaul-idl -- print   # print the generated IDL to stdout
 //! ```
 //!
@@ -13,22 +14,39 @@
 //! sorts and verifies the result. This tool calls the same builder with anchor-cli's defaults
 //! (account resolution on, lint on, docs on) and serializes with `serde_json::to_string_pretty`
 //! (2-space indent), as anchor-cli does, plus a trailing newline.
+//!
+//! Two things Anchor's builder leaves out are then added (see [`complete`]): the account types
+//! the program creates by hand, which the program itself lists (the test
+//! `state::idl_build::print_account_types`, run with the same features and environment, so
+//! nothing is compiled twice), and the seeds and address of the event CPI accounts. Finally the
+//! IDL must hold what a client needs (see [`rules`]): every `#[account]` type of the state
+//! module, every event, and seeds for every PDA that an instruction takes.
 
 use std::{
     env, fs,
     path::{Path, PathBuf},
-    process::ExitCode,
+    process::{Command, ExitCode, Stdio},
     time::Instant,
 };
 
 use anchor_lang_idl::{build::IdlBuilder, serde_json, types::Idl};
 use anyhow::{bail, Context, Result};
 
+mod complete;
+mod rules;
+
+use complete::AccountTypes;
+use rules::ProgramSource;
+
 /// The program, relative to the workspace root.
 const PROGRAM_DIR: &str = "programs/backhaul";
 /// The committed IDL, relative to the workspace root.
 const IDL_FILE: &str = "programs/backhaul/idl/backhaul.json";
 const WRITE_CMD: &str = "cargo run -p backhaul-idl -- write";
+/// The program's test that prints its account types, and the lines around its output.
+const ACCOUNT_TYPES_TEST: &str = "state::idl_build::print_account_types";
+const ACCOUNT_TYPES_BEGIN: &str = "--- backhaul-idl account types begin ---";
+const ACCOUNT_TYPES_END: &str = "--- backhaul-idl account types end ---";
 /// Lines of each side shown when the committed IDL differs.
 const HINT_LINES: usize = 12;
 
@@ -49,20 +67,32 @@ fn run() -> Result<ExitCode> {
         _ => {
             eprintln!("usage: cargo run -p backhaul-idl -- <write|check|print>");
             eprintln!("  write  build the IDL and write {IDL_FILE}");
-            eprintln!("  check  build the IDL and fail if {IDL_FILE} differs");
+            eprintln!(
+                "  check  build the IDL and fail if {IDL_FILE} differs or lacks an account \
+                 type, an event or PDA seeds"
+            );
             eprintln!("  print  build the IDL and print it to stdout");
             return Ok(ExitCode::from(2));
         }
     };
 
     let root = workspace_root()?;
-    let idl = build_idl(&root.join(PROGRAM_DIR))?;
+    let program_dir = root.join(PROGRAM_DIR);
+    let idl = build_idl(&program_dir)?;
+    let idl = complete::complete(idl, program_account_types(&program_dir)?)?;
     let generated = to_json(&idl)?;
     let idl_path = root.join(IDL_FILE);
+    let problems = rules::problems(&idl, &ProgramSource::read(&root)?);
+    eprintln!(
+        "with the program's own account types: {} accounts, {} types",
+        idl.accounts.len(),
+        idl.types.len()
+    );
 
     match mode {
         "print" => {
             print!("{generated}");
+            report(&problems);
             Ok(ExitCode::SUCCESS)
         }
         "write" => {
@@ -79,10 +109,33 @@ fn run() -> Result<ExitCode> {
                 "{IDL_FILE}: {}",
                 if unchanged { "unchanged" } else { "written" }
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(if report(&problems) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        _ => check(&idl_path, &generated),
+        _ => {
+            let matches = check(&idl_path, &generated)?;
+            let complete = report(&problems);
+            Ok(if matches && complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
+}
+
+/// Prints each problem; `true` when there is none.
+fn report(problems: &[String]) -> bool {
+    for problem in problems {
+        eprintln!("error: {problem}");
+    }
+    if problems.is_empty() {
+        eprintln!("the IDL lists every account type, every event and the seeds of every PDA");
+    }
+    problems.is_empty()
 }
 
 /// The workspace root: this crate lives in `<root>/crates/idl-check`.
@@ -141,6 +194,39 @@ fn build_idl(program_dir: &Path) -> Result<Idl> {
     Ok(idl)
 }
 
+/// The program's own list of its account types (see [`complete`]): its test
+/// [`ACCOUNT_TYPES_TEST`], built with exactly the features, flags and environment of
+/// [`build_idl`]'s test run, so that cargo only runs the test binary it already built.
+fn program_account_types(program_dir: &Path) -> Result<AccountTypes> {
+    let output = Command::new("cargo")
+        .args(["test", "--features", "idl-build", "--lib", "--locked"])
+        .args([
+            ACCOUNT_TYPES_TEST,
+            "--",
+            "--exact",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env("ANCHOR_IDL_BUILD_NO_DOCS", "FALSE")
+        .env("ANCHOR_IDL_BUILD_RESOLUTION", "TRUE")
+        .env("ANCHOR_IDL_BUILD_SKIP_LINT", "FALSE")
+        .env("ANCHOR_IDL_BUILD_PROGRAM_PATH", program_dir)
+        .env("RUSTFLAGS", "-A warnings")
+        .current_dir(program_dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo for the program's account types")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "the program's test `{ACCOUNT_TYPES_TEST}` failed (output above and here):\n{stdout}"
+        );
+    }
+    AccountTypes::from_output(&stdout, ACCOUNT_TYPES_BEGIN, ACCOUNT_TYPES_END).with_context(|| {
+        format!("the program's test `{ACCOUNT_TYPES_TEST}` printed no account types:\n{stdout}")
+    })
+}
+
 /// `cargo run` hands its child `RUSTUP_TOOLCHAIN`, and anchor-lang-idl 0.1.4 then calls
 /// `cargo "+{toolchain}"` (a literal, unformatted string) after trying `rustup toolchain install`,
 /// which fails. Drop the variable and instead put the directory of the cargo that runs us first on
@@ -182,13 +268,14 @@ fn normalize(s: &str) -> String {
     s.replace("\r\n", "\n").trim_end_matches('\n').to_owned()
 }
 
-fn check(idl_path: &Path, generated: &str) -> Result<ExitCode> {
+/// Compares the committed IDL with `generated`; `true` when they match.
+fn check(idl_path: &Path, generated: &str) -> Result<bool> {
     let committed = match fs::read_to_string(idl_path) {
         Ok(s) => s,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             eprintln!("error: {IDL_FILE} does not exist.");
             eprintln!("run `{WRITE_CMD}` and commit");
-            return Ok(ExitCode::FAILURE);
+            return Ok(false);
         }
         Err(err) => {
             return Err(err).with_context(|| format!("cannot read {}", idl_path.display()));
@@ -196,7 +283,7 @@ fn check(idl_path: &Path, generated: &str) -> Result<ExitCode> {
     };
     if same(&committed, generated) {
         eprintln!("{IDL_FILE} matches the program");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(true);
     }
     eprintln!("error: {IDL_FILE} does not match the IDL built from the program's code.");
     eprintln!(
@@ -205,7 +292,7 @@ fn check(idl_path: &Path, generated: &str) -> Result<ExitCode> {
     );
     eprintln!("run `{WRITE_CMD}` and commit");
     eprintln!("(full diff: cargo run -q -p backhaul-idl -- print | diff -u {IDL_FILE} -)");
-    Ok(ExitCode::FAILURE)
+    Ok(false)
 }
 
 /// The changed block between the common prefix and the common suffix, cut to a few lines.

@@ -105,6 +105,8 @@ pub enum BackhaulError {
     NothingToSettle,
     #[msg("The ledger account is not the current epoch's ledger of this deployment")]
     WrongLedger,
+    #[msg("The epoch argument is not the epoch the clock is in (a purchase sent just before an epoch boundary can land after it): read the epoch from the chain's clock and send again")]
+    WrongEpoch,
 }
 
 /// Maps the pure crate's errors onto the program's.

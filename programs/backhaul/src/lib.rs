@@ -63,18 +63,24 @@ pub mod backhaul {
     }
 
     /// The guardian stops an epoch before its challenge period ends.
-    pub fn veto(ctx: Context<Veto>) -> Result<()> {
-        instructions::veto::handler(ctx)
+    pub fn veto(ctx: Context<Veto>, epoch: u64) -> Result<()> {
+        instructions::veto::handler(ctx, epoch)
     }
 
     /// Mints the next epoch's allocation once its challenge period has passed. Anyone may call.
-    pub fn finalize(ctx: Context<Finalize>) -> Result<()> {
-        instructions::finalize::handler(ctx)
+    pub fn finalize(ctx: Context<Finalize>, epoch: u64) -> Result<()> {
+        instructions::finalize::handler(ctx, epoch)
     }
 
-    /// Pays an operator its proven cumulative reward minus what it already claimed.
-    pub fn claim(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Result<()> {
-        instructions::claim::handler(ctx, cumulative, proof)
+    /// Pays an operator its proven cumulative reward minus what it already claimed, with the
+    /// proof of `epoch`.
+    pub fn claim(
+        ctx: Context<Claim>,
+        epoch: u64,
+        cumulative: u64,
+        proof: Vec<[u8; 32]>,
+    ) -> Result<()> {
+        instructions::claim::handler(ctx, epoch, cumulative, proof)
     }
 
     /// An oracle's price submission; posts the quorum's conservative price.
@@ -82,14 +88,16 @@ pub mod backhaul {
         instructions::submit_price::handler(ctx, credits_per_token)
     }
 
-    /// Burns tokens for non-transferable usage credits at the posted price.
+    /// Burns tokens for non-transferable usage credits at the posted price; `epoch` is the epoch
+    /// the clock is in.
     pub fn buy_credits(
         ctx: Context<BuyCredits>,
         token_amount: u64,
         min_credits: u64,
         beneficiary: Pubkey,
+        epoch: u64,
     ) -> Result<()> {
-        instructions::buy_credits::handler(ctx, token_amount, min_credits, beneficiary)
+        instructions::buy_credits::handler(ctx, token_amount, min_credits, beneficiary, epoch)
     }
 
     /// Freezes an ended epoch's budget inputs (burns, price). Anyone may call.
@@ -97,13 +105,15 @@ pub mod backhaul {
         instructions::seal_epoch::handler(ctx, epoch)
     }
 
-    /// Debits a buyer's proven cumulative usage from its credits. Anyone may call.
+    /// Debits a buyer's proven cumulative usage from its credits, with the proof of `epoch`.
+    /// Anyone may call.
     pub fn settle_usage(
         ctx: Context<SettleUsage>,
+        epoch: u64,
         consumed_cumulative: u64,
         proof: Vec<[u8; 32]>,
     ) -> Result<()> {
-        instructions::settle_usage::handler(ctx, consumed_cumulative, proof)
+        instructions::settle_usage::handler(ctx, epoch, consumed_cumulative, proof)
     }
 
     /// Changes the challenge period, emission schedule, rate limiter or economics (admin).

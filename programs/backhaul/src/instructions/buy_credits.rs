@@ -9,13 +9,14 @@ use backhaul_core::price::credits_for_tokens;
 
 #[event_cpi]
 #[derive(Accounts)]
-#[instruction(token_amount: u64, min_credits: u64, beneficiary: Pubkey)]
+#[instruction(token_amount: u64, min_credits: u64, beneficiary: Pubkey, epoch: u64)]
 pub struct BuyCredits<'info> {
     /// Burns its tokens; pays for the credit account and the epoch ledger when they are new.
     #[account(mut)]
     pub payer: Signer<'info>,
     #[account(mut, has_one = mint, has_one = price_feed)]
     pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [PRICE_SEED, config.key().as_ref()], bump = price_feed.bump)]
     pub price_feed: Box<Account<'info, PriceFeed>>,
     #[account(mut)]
     pub mint: Box<Account<'info, Mint>>,
@@ -31,18 +32,33 @@ pub struct BuyCredits<'info> {
         bump,
     )]
     pub credit_account: UncheckedAccount<'info>,
-    /// CHECK: the ledger `["ledger", config, epoch]` of the epoch the clock is in; the handler
-    /// checks the address, creates it on the epoch's first purchase, and checks its contents.
-    #[account(mut)]
+    /// The `EpochLedger` of `epoch`, the epoch the clock is in; created on the epoch's first
+    /// purchase, also at an address someone sent lamports to first.
+    /// CHECK: the address is checked by the seeds, the contents by `EpochLedger::load_or_create`.
+    #[account(
+        mut,
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump,
+    )]
     pub ledger: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
 
-/// The epoch the clock is in (epoch 0 before genesis).
-pub fn current_epoch(config: &Config) -> Result<u64> {
-    let now = Clock::get()?.unix_timestamp;
-    Ok(epoch_at(config.genesis_ts, config.epoch_length_secs, now).unwrap_or(0))
+/// The epoch of `config` that the unix time `now` is in (epoch 0 before genesis). With the
+/// chain's clock (the Clock sysvar's `unix_timestamp`) it is the epoch `buy_credits` must name.
+pub fn epoch_at_time(config: &Config, now: i64) -> u64 {
+    epoch_at(config.genesis_ts, config.epoch_length_secs, now).unwrap_or(0)
+}
+
+/// The log line of a purchase that names epoch `given` while the clock (`now`, unix seconds) is
+/// in epoch `current`.
+pub fn wrong_epoch_log(given: u64, now: i64, current: u64) -> String {
+    format!(
+        "buy_credits names epoch {given} but the clock ({now}) is in epoch {current}: a purchase \
+         sent just before an epoch boundary can land after it; read the epoch from the chain's \
+         clock and send again"
+    )
 }
 
 /// Burns `token_amount` of the payer's tokens and credits `beneficiary` at the posted price.
@@ -51,7 +67,12 @@ pub fn current_epoch(config: &Config) -> Result<u64> {
 /// beneficiary's balance; the burn and the credits recorded in the current epoch's ledger and in
 /// the deployment's totals.
 ///
-/// Checks: not paused; a positive amount; a price was posted no longer ago than the staleness
+/// `epoch` names the epoch the clock is in, whose ledger records the purchase (the ledger's
+/// address depends on it, so clients derive it from the argument). A purchase signed for one
+/// epoch that lands after the epoch boundary is refused with `WrongEpoch` and changes nothing;
+/// the client reads the epoch again from the chain's clock and resends.
+///
+/// Checks: not paused; `epoch` is the epoch the clock is in; a positive amount; a price was posted no longer ago than the staleness
 /// bound; at least `min_credits` (and at least one) credits result, so a price move between
 /// signing and landing cannot shortchange the buyer; the payer's token account holds the
 /// configured mint; no overflow anywhere.
@@ -60,10 +81,16 @@ pub fn handler(
     token_amount: u64,
     min_credits: u64,
     beneficiary: Pubkey,
+    epoch: u64,
 ) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
     require!(!config.paused, BackhaulError::Paused);
+    let current = epoch_at_time(config, now);
+    if epoch != current {
+        msg!("{}", wrong_epoch_log(epoch, now, current));
+        return err!(BackhaulError::WrongEpoch);
+    }
     require!(token_amount > 0, BackhaulError::ZeroAmount);
     require!(beneficiary != Pubkey::default(), BackhaulError::InvalidKey);
     let feed = &ctx.accounts.price_feed;
@@ -80,7 +107,6 @@ pub fn handler(
         credits >= min_credits && credits > 0,
         BackhaulError::SlippageExceeded
     );
-    let epoch = current_epoch(config)?;
     let config_key = config.key();
 
     token::burn(
@@ -130,6 +156,7 @@ pub fn handler(
         &ctx.accounts.system_program.to_account_info(),
         &config_key,
         epoch,
+        ctx.bumps.ledger,
         ctx.program_id,
     )?;
     require!(!ledger.sealed, BackhaulError::LedgerSealed);

@@ -8,14 +8,19 @@ use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
 
 #[event_cpi]
 #[derive(Accounts)]
+#[instruction(epoch: u64)]
 pub struct Claim<'info> {
     /// Pays the fee and, on the first claim, the operator's claim record. Anyone may send a claim.
     #[account(mut)]
     pub payer: Signer<'info>,
     #[account(mut, has_one = mint, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
-    /// A finalized epoch of this deployment whose reward tree holds the operator's leaf.
-    #[account(has_one = config)]
+    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf.
+    #[account(
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
+        has_one = config,
+    )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// CHECK: only a key: it names the leaf and must own `recipient`; it need not sign.
     pub operator: UncheckedAccount<'info>,
@@ -28,7 +33,7 @@ pub struct Claim<'info> {
         bump,
     )]
     pub operator_claim: UncheckedAccount<'info>,
-    #[account(mut)]
+    #[account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)]
     pub vault: Box<Account<'info, TokenAccount>>,
     pub mint: Box<Account<'info, Mint>>,
     /// The operator's own token account for the network token; the only place the tokens go.
@@ -44,11 +49,19 @@ pub struct Claim<'info> {
 /// `cumulative − claimed` from the vault to the operator's token account; sets `claimed` to
 /// `cumulative`; adds the amount to the deployment's claimed total.
 ///
+/// `epoch` names the epoch whose proof is used; the accounts' seeds check that `epoch_record` is
+/// its record, so clients derive the record's address from the argument.
+///
 /// Checks: not paused; the epoch is finalized; the proof is at most 32 hashes and links the leaf
 /// `(operator, cumulative)` of this deployment and epoch to the epoch's reward root; the
 /// recipient is owned by the operator and holds the configured mint; something is left to pay.
 /// Proofs from older epochs carry smaller cumulative amounts and so can never pay twice.
-pub fn handler(ctx: Context<Claim>, cumulative: u64, proof: Vec<[u8; 32]>) -> Result<()> {
+pub fn handler(
+    ctx: Context<Claim>,
+    _epoch: u64,
+    cumulative: u64,
+    proof: Vec<[u8; 32]>,
+) -> Result<()> {
     let config = &ctx.accounts.config;
     let record = &ctx.accounts.epoch_record;
     let operator = ctx.accounts.operator.key();

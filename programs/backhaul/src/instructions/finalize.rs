@@ -1,4 +1,4 @@
-use crate::constants::LEDGER_SEED;
+use crate::constants::{EPOCH_SEED, LEDGER_SEED, VAULT_SEED};
 use crate::error::{core_error, BackhaulError};
 use crate::events::EpochFinalized;
 use crate::state::*;
@@ -8,20 +8,27 @@ use backhaul_core::rate_limit::MintBucket;
 
 #[event_cpi]
 #[derive(Accounts)]
+#[instruction(epoch: u64)]
 pub struct Finalize<'info> {
     #[account(mut, has_one = mint, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
-    #[account(mut, has_one = config)]
+    /// The record of `epoch`, which must be the deployment's next epoch.
+    #[account(
+        mut,
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
+        has_one = config,
+    )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     #[account(mut)]
     pub mint: Box<Account<'info, Mint>>,
-    #[account(mut)]
+    #[account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)]
     pub vault: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
     /// The epoch's ledger; records what was minted and the new moving average of burns.
     #[account(
         mut,
-        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch_record.epoch.to_le_bytes()],
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
         bump = ledger.bump,
     )]
     pub ledger: Box<Account<'info, EpochLedger>>,
@@ -37,7 +44,7 @@ pub struct Finalize<'info> {
 /// Checks: not paused; the epoch is `Proposed` and is the next epoch; the challenge period has
 /// ended; the allocation fits the epoch's budget (the schedule plus capped net emissions, the
 /// lifetime cap, the paid-usage cap, as they stand now) and the mint rate limiter.
-pub fn handler(ctx: Context<Finalize>) -> Result<()> {
+pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
     let record = &ctx.accounts.epoch_record;

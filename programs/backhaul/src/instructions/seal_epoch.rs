@@ -14,6 +14,7 @@ pub struct SealEpoch<'info> {
     pub payer: Signer<'info>,
     #[account(has_one = price_feed)]
     pub config: Box<Account<'info, Config>>,
+    #[account(seeds = [PRICE_SEED, config.key().as_ref()], bump = price_feed.bump)]
     pub price_feed: Box<Account<'info, PriceFeed>>,
     /// The epoch's `EpochLedger`, created here if the epoch saw no purchase, also at an address
     /// someone sent lamports to first.
@@ -50,6 +51,7 @@ pub fn handler(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
         &ctx.accounts.system_program.to_account_info(),
         &config_key,
         epoch,
+        ctx.bumps.ledger,
         ctx.program_id,
     )?;
     require!(!ledger.sealed, BackhaulError::LedgerSealed);

@@ -7,19 +7,24 @@ use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
 
 #[event_cpi]
 #[derive(Accounts)]
+#[instruction(epoch: u64)]
 pub struct SettleUsage<'info> {
     /// Anyone; pays for the buyer's credit account if usage was proven for a buyer without one.
     #[account(mut)]
     pub payer: Signer<'info>,
     #[account(mut)]
     pub config: Box<Account<'info, Config>>,
-    /// A finalized epoch of this deployment whose usage tree holds the buyer's leaf.
-    #[account(has_one = config)]
+    /// The record of `epoch`, a finalized epoch whose usage tree holds the buyer's leaf.
+    #[account(
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
+        has_one = config,
+    )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// That epoch's ledger.
     #[account(
         mut,
-        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch_record.epoch.to_le_bytes()],
+        seeds = [LEDGER_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
         bump = ledger.bump,
     )]
     pub ledger: Box<Account<'info, EpochLedger>>,
@@ -47,8 +52,12 @@ pub struct SettleUsage<'info> {
 /// `(buyer, consumed_cumulative)` of this deployment and epoch to the epoch's usage root; the
 /// cumulative amount is above what was already settled (so nothing is ever debited twice, and
 /// proofs from older epochs settle nothing).
+///
+/// `epoch` names the epoch whose proof is used; the accounts' seeds check that `epoch_record` and
+/// `ledger` are its own, so clients derive both addresses from the argument.
 pub fn handler(
     ctx: Context<SettleUsage>,
+    _epoch: u64,
     consumed_cumulative: u64,
     proof: Vec<[u8; 32]>,
 ) -> Result<()> {

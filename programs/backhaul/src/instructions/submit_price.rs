@@ -1,3 +1,4 @@
+use crate::constants::PRICE_SEED;
 use crate::error::BackhaulError;
 use crate::events::{PriceSubmitted, PriceUpdated};
 use crate::state::*;
@@ -10,7 +11,7 @@ pub struct SubmitPrice<'info> {
     pub oracle: Signer<'info>,
     #[account(has_one = price_feed)]
     pub config: Box<Account<'info, Config>>,
-    #[account(mut)]
+    #[account(mut, seeds = [PRICE_SEED, config.key().as_ref()], bump = price_feed.bump)]
     pub price_feed: Box<Account<'info, PriceFeed>>,
 }
 

@@ -1,3 +1,4 @@
+use crate::constants::EPOCH_SEED;
 use crate::error::BackhaulError;
 use crate::events::EpochVetoed;
 use crate::state::*;
@@ -5,11 +6,18 @@ use anchor_lang::prelude::*;
 
 #[event_cpi]
 #[derive(Accounts)]
+#[instruction(epoch: u64)]
 pub struct Veto<'info> {
     pub guardian: Signer<'info>,
     #[account(has_one = guardian @ BackhaulError::NotGuardian)]
     pub config: Box<Account<'info, Config>>,
-    #[account(mut, has_one = config)]
+    /// The record of `epoch`, the epoch to stop.
+    #[account(
+        mut,
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
+        has_one = config,
+    )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
 }
 
@@ -20,7 +28,7 @@ pub struct Veto<'info> {
 ///
 /// Checks: the signer is the guardian; the epoch is `Voting`, or `Proposed` with its challenge
 /// period still running.
-pub fn handler(ctx: Context<Veto>) -> Result<()> {
+pub fn handler(ctx: Context<Veto>, _epoch: u64) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let record = &mut ctx.accounts.epoch_record;
     let digest = match record.status {

@@ -43,23 +43,21 @@ impl EpochLedger {
 
 impl EpochLedger {
     /// Loads the ledger of `epoch` from `info`, creating it (rent paid by `payer`) when the epoch
-    /// has none yet. Used where the epoch comes from the clock, which account constraints (and the
-    /// IDL's PDA resolution) cannot express.
+    /// has none yet.
     ///
-    /// Checks: `info` is the PDA `["ledger", config, epoch]`; an existing account is a ledger of
-    /// this program for the same config and epoch.
+    /// `info` must already be checked as the PDA `["ledger", config, epoch]` with `bump` (the
+    /// accounts struct's `seeds` constraint); an existing account must be this program's ledger
+    /// for the same config and epoch.
     pub fn load_or_create<'info>(
         info: &AccountInfo<'info>,
         payer: &AccountInfo<'info>,
         system_program: &AccountInfo<'info>,
         config: &Pubkey,
         epoch: u64,
+        bump: u8,
         program_id: &Pubkey,
     ) -> Result<Self> {
         let epoch_bytes = epoch.to_le_bytes();
-        let (expected, bump) =
-            Pubkey::find_program_address(&[LEDGER_SEED, config.as_ref(), &epoch_bytes], program_id);
-        require_keys_eq!(info.key(), expected, BackhaulError::WrongLedger);
         let seeds: &[&[u8]] = &[LEDGER_SEED, config.as_ref(), &epoch_bytes, &[bump]];
         let (mut ledger, created) = crate::state::pda::load_or_create::<EpochLedger>(
             info,
