@@ -39,8 +39,9 @@ pub struct Settings {
     pub keypair: Option<PathBuf>,
     /// How often the submitter looks at the chain, seconds.
     pub submit_poll_secs: u64,
-    /// Compute-unit limit of each transaction it sends.
-    pub compute_unit_limit: u32,
+    /// A fixed compute-unit limit for each transaction it sends. Unset (the default): each
+    /// transaction is simulated first and asks for the units it used plus 10% and 1,000 units.
+    pub compute_unit_limit: Option<u32>,
     /// The most it pays per compute unit, micro-lamports (it follows recent fees up to this).
     pub max_priority_fee_micro_lamports: u64,
     /// The credit price this oracle posts, credits per whole token (a fixed figure standing in for
@@ -66,7 +67,7 @@ impl Default for Settings {
             per_key_items_per_sec: 2_000,
             keypair: None,
             submit_poll_secs: 2,
-            compute_unit_limit: 200_000,
+            compute_unit_limit: None,
             max_priority_fee_micro_lamports: 100_000,
             price_credits_per_token: None,
         }

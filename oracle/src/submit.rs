@@ -8,23 +8,32 @@
 //! chain shows none from this oracle in the epoch's current round and no journaled vote for that
 //! round is pending, so a crash at any point leads to neither a lost nor a double vote (and the
 //! program refuses double votes anyway).
+//!
+//! Each transaction is simulated before it is journaled, and asks for the compute units its
+//! simulation used plus the margin of [`backhaul_sdk::compute`] (or the fixed
+//! `compute_unit_limit` of the settings), so that its priority fee pays for the units it needs.
+//! A simulation that fails sends nothing. Refusals that only mean another oracle got there first
+//! (a ledger already sealed, an epoch already finalized, a vote already on-chain, a price that
+//! moved) are [`Race`]s: expected with several oracles, logged at debug level and counted in
+//! `backhaul_submit_raced_total`, never warned about.
 
 use crate::chain::ChainTime;
 use crate::close::Closer;
 use crate::db::{i64_of, DbError};
 use anchor_lang::AccountDeserialize;
+use backhaul::error::BackhaulError;
 use backhaul::state::{Config, EpochLedger, EpochProposal, EpochRecord, EpochStatus};
 use backhaul_core::merkle::proposal_digest;
 use backhaul_protocol::dataset::{hash_from_hex, Dataset};
-use backhaul_sdk::{ix, Deployment};
+use backhaul_sdk::{compute, ix, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
-use solana_client::rpc_config::RpcSendTransactionConfig;
+use solana_client::rpc_config::{RpcSendTransactionConfig, RpcSimulateTransactionConfig};
 use solana_commitment_config::CommitmentConfig;
-use solana_compute_budget_interface::ComputeBudgetInstruction;
-use solana_sdk::instruction::Instruction;
+use solana_sdk::hash::Hash;
+use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
-use solana_sdk::transaction::Transaction;
+use solana_sdk::transaction::{Transaction, TransactionError};
 use sqlx::{AnyPool, Row};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -38,7 +47,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Seal => "seal",
             Kind::Vote => "vote",
@@ -98,10 +107,129 @@ impl From<solana_client::client_error::ClientError> for SubmitError {
     }
 }
 
+/// A refusal by the program that only means the work is already done, or was overtaken: several
+/// oracles race to seal, vote, finalize and post prices, and all but the first are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Race {
+    /// `LedgerSealed`: another oracle sealed the epoch's ledger first.
+    AlreadySealed,
+    /// `AlreadyFinalized`: another oracle finalized the epoch first.
+    AlreadyFinalized,
+    /// `EpochOutOfOrder`: the epoch was finalized meanwhile; the chain expects the next one.
+    EpochPassed,
+    /// `DoubleVote`: this oracle's vote for the round is already on-chain.
+    AlreadyVoted,
+    /// `PriceJumpTooLarge`: the posted price moved between reading it and posting this oracle's
+    /// step towards its own (the next step starts from the new price).
+    PriceMoved,
+}
+
+impl Race {
+    /// The program's errors that are races.
+    const ERRORS: [(BackhaulError, Race); 5] = [
+        (BackhaulError::LedgerSealed, Race::AlreadySealed),
+        (BackhaulError::AlreadyFinalized, Race::AlreadyFinalized),
+        (BackhaulError::EpochOutOfOrder, Race::EpochPassed),
+        (BackhaulError::DoubleVote, Race::AlreadyVoted),
+        (BackhaulError::PriceJumpTooLarge, Race::PriceMoved),
+    ];
+
+    /// The race `err` shows, if it is one: one of the program's race errors (by its custom error
+    /// code) raised by an instruction of the Backhaul program. `programs` are the program ids of
+    /// the transaction's instructions, in order.
+    pub fn of(err: &TransactionError, programs: &[Pubkey]) -> Option<Race> {
+        let TransactionError::InstructionError(index, InstructionError::Custom(code)) = err else {
+            return None;
+        };
+        if programs.get(usize::from(*index)) != Some(&backhaul::ID) {
+            return None;
+        }
+        Race::ERRORS
+            .iter()
+            .find(|(e, _)| u32::from(*e) == *code)
+            .map(|(_, race)| *race)
+    }
+
+    /// The program's name for the error.
+    pub fn error_name(self) -> String {
+        Race::ERRORS
+            .iter()
+            .find(|(_, race)| *race == self)
+            .map(|(e, _)| e.name())
+            .unwrap_or_default()
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Race::AlreadySealed => "already_sealed",
+            Race::AlreadyFinalized => "already_finalized",
+            Race::EpochPassed => "epoch_passed",
+            Race::AlreadyVoted => "already_voted",
+            Race::PriceMoved => "price_moved",
+        }
+    }
+
+    /// What happened, in a sentence about `epoch` (the epoch the transaction was for; a price
+    /// belongs to no epoch).
+    pub fn sentence(self, epoch: u64) -> String {
+        match self {
+            Race::AlreadySealed => {
+                format!("epoch {epoch}'s ledger was already sealed by another oracle")
+            }
+            Race::AlreadyFinalized => format!("epoch {epoch} was already finalized by another oracle"),
+            Race::EpochPassed => format!(
+                "epoch {epoch} was already finalized by another oracle; the chain expects the next epoch"
+            ),
+            Race::AlreadyVoted => {
+                format!("this oracle's vote on epoch {epoch} is already on-chain for this round")
+            }
+            Race::PriceMoved => "the posted price moved while this oracle was posting its own; \
+                                 its next step starts from the new price"
+                .to_string(),
+        }
+    }
+}
+
+/// The program ids of `tx`'s instructions, in order.
+pub fn program_ids(tx: &Transaction) -> Vec<Pubkey> {
+    tx.message
+        .instructions
+        .iter()
+        .map(|ix| {
+            tx.message
+                .account_keys
+                .get(usize::from(ix.program_id_index))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A transaction that a simulation (or the endpoint's preflight) refused: nothing was sent.
+struct Refusal {
+    /// The transaction that was refused.
+    tx: Transaction,
+    /// The transaction's error, when the endpoint gave one.
+    error: Option<TransactionError>,
+    /// The error in words, with the program's logs.
+    detail: String,
+}
+
+impl Refusal {
+    fn race(&self) -> Option<Race> {
+        self.error
+            .as_ref()
+            .and_then(|e| Race::of(e, &program_ids(&self.tx)))
+    }
+}
+
 /// Settings of the submitter.
 #[derive(Clone, Copy, Debug)]
 pub struct SubmitParams {
-    pub compute_unit_limit: u32,
+    /// A fixed compute-unit limit for every transaction; `None`: each transaction's simulated
+    /// units plus the margin of [`backhaul_sdk::compute`].
+    pub compute_unit_limit: Option<u32>,
     pub max_priority_fee_micro_lamports: u64,
     /// Give up on an epoch's action after this many attempts (and alert).
     pub max_attempts: u64,
@@ -269,27 +397,24 @@ impl Submitter {
             }
         }
         let attempts = existing.map_or(0, |e| e.attempts) + 1;
-        let mut all = vec![ComputeBudgetInstruction::set_compute_unit_limit(
-            self.params.compute_unit_limit,
-        )];
         let fee = self
             .priority_fee(&[self.deployment.config, self.deployment.epoch_record(epoch)])
             .await;
-        if fee > 0 {
-            all.push(ComputeBudgetInstruction::set_compute_unit_price(fee));
-        }
-        all.extend(ixs);
+        let price = (fee > 0).then_some(fee);
         let (blockhash, last_valid) = self
             .rpc
             .get_latest_blockhash_with_commitment(CommitmentConfig::confirmed())
             .await?;
-        let payer = self.keypair.pubkey();
-        let tx = Transaction::new_signed_with_payer(
-            &all,
-            Some(&payer),
-            &[self.keypair.as_ref()],
-            blockhash,
-        );
+        let limit = match self.compute_unit_limit(&ixs, blockhash).await? {
+            Ok(limit) => limit,
+            Err(refusal) => {
+                // The simulation failed: nothing was sent, and the attempt is journaled as such.
+                self.refused(kind, epoch, round, digest, last_valid, attempts, &refusal)
+                    .await?;
+                return Ok(false);
+            }
+        };
+        let tx = self.sign(&compute::with_budget(limit, price, &ixs), blockhash);
         let bytes = bincode_tx(&tx);
         let signature = tx.signatures[0];
         // Journal first: after this commit a crash can only lead to rebroadcasting this exact tx.
@@ -300,7 +425,7 @@ impl Submitter {
         if self.crash == Some(Crash::AfterJournal(kind)) {
             return Err(SubmitError::Crash(Crash::AfterJournal(kind)));
         }
-        tracing::info!(epoch, kind = kind.as_str(), round, %signature, fee, "sending");
+        tracing::info!(epoch, kind = kind.as_str(), round, %signature, fee, compute_unit_limit = limit, "sending");
         metrics::counter!("backhaul_submit_sent_total", "kind" => kind.as_str()).increment(1);
         let config = RpcSendTransactionConfig {
             skip_preflight: false,
@@ -314,14 +439,15 @@ impl Submitter {
                 tracing::warn!(epoch, kind = kind.as_str(), %signature, error = %e, "sending failed in transport; the journaled transaction stays pending");
                 return Err(e.into());
             }
-            // Preflight refused it: it never reached the chain, so it can be retired now.
-            let msg = e.to_string();
-            tracing::warn!(epoch, kind = kind.as_str(), error = %msg, "the transaction was refused before sending");
-            self.journal(
-                epoch, kind, round, digest, &signature, last_valid, &bytes, FAILED, &msg, attempts,
-            )
-            .await?;
-            metrics::counter!("backhaul_submit_failed_total", "kind" => kind.as_str()).increment(1);
+            // Preflight refused it (the chain changed since the simulation): it never reached
+            // the chain, so it can be retired now.
+            let refusal = Refusal {
+                error: e.get_transaction_error(),
+                detail: e.to_string(),
+                tx,
+            };
+            self.refused(kind, epoch, round, digest, last_valid, attempts, &refusal)
+                .await?;
             return Ok(false);
         }
         if self.crash == Some(Crash::AfterSend(kind)) {
@@ -356,22 +482,143 @@ impl Submitter {
             target,
             config.economics.price_max_change_bps,
         );
-        let mut ixs = vec![ComputeBudgetInstruction::set_compute_unit_limit(
-            self.params.compute_unit_limit,
-        )];
-        ixs.push(ix::submit_price(&self.deployment, &me, price));
+        let ixs = vec![ix::submit_price(&self.deployment, &me, price)];
         let blockhash = self.rpc.get_latest_blockhash().await?;
-        let tx = Transaction::new_signed_with_payer(
-            &ixs,
-            Some(&me),
-            &[self.keypair.as_ref()],
-            blockhash,
-        );
+        let limit = match self.compute_unit_limit(&ixs, blockhash).await? {
+            Ok(limit) => limit,
+            Err(refusal) => {
+                price_refused(price, &refusal);
+                return Ok(());
+            }
+        };
+        let tx = self.sign(&compute::with_budget(limit, None, &ixs), blockhash);
         match self.rpc.send_and_confirm_transaction(&tx).await {
-            Ok(sig) => tracing::info!(price, %sig, "price posted"),
-            Err(e) => tracing::warn!(price, error = %e, "posting the price failed; will retry"),
+            Ok(sig) => tracing::info!(price, %sig, compute_unit_limit = limit, "price posted"),
+            Err(e) if is_transport(&e) => {
+                tracing::warn!(price, error = %e, "posting the price failed; will retry")
+            }
+            Err(e) => price_refused(
+                price,
+                &Refusal {
+                    error: e.get_transaction_error(),
+                    detail: e.to_string(),
+                    tx,
+                },
+            ),
         }
         Ok(())
+    }
+
+    /// Signs `ixs` with this oracle's key as the fee payer.
+    fn sign(&self, ixs: &[Instruction], blockhash: Hash) -> Transaction {
+        Transaction::new_signed_with_payer(
+            ixs,
+            Some(&self.keypair.pubkey()),
+            &[self.keypair.as_ref()],
+            blockhash,
+        )
+    }
+
+    /// The compute-unit limit for `ixs`: the fixed one of the settings, or what a simulation of
+    /// them used plus the margin. `Err` when the simulation fails: nothing may be sent then.
+    async fn compute_unit_limit(
+        &self,
+        ixs: &[Instruction],
+        blockhash: Hash,
+    ) -> Result<Result<u32, Refusal>, SubmitError> {
+        if let Some(limit) = self.params.compute_unit_limit {
+            return Ok(Ok(limit));
+        }
+        let probe = self.sign(&compute::simulation_budget(ixs), blockhash);
+        let config = RpcSimulateTransactionConfig {
+            sig_verify: false,
+            replace_recent_blockhash: true,
+            commitment: Some(CommitmentConfig::confirmed()),
+            ..RpcSimulateTransactionConfig::default()
+        };
+        let sim = match self
+            .rpc
+            .simulate_transaction_with_config(&probe, config)
+            .await
+        {
+            Ok(response) => response.value,
+            Err(e) if is_transport(&e) => return Err(e.into()),
+            Err(e) => {
+                return Ok(Err(Refusal {
+                    error: e.get_transaction_error(),
+                    detail: e.to_string(),
+                    tx: probe,
+                }))
+            }
+        };
+        if let Some(err) = sim.err {
+            let error = TransactionError::from(err);
+            let logs = sim.logs.unwrap_or_default();
+            let detail = format!(
+                "Transaction simulation failed: {error}; {} log messages:\n  {}",
+                logs.len(),
+                logs.join("\n  ")
+            );
+            return Ok(Err(Refusal {
+                error: Some(error),
+                detail,
+                tx: probe,
+            }));
+        }
+        Ok(Ok(match sim.units_consumed {
+            Some(units) => compute::limit_from_simulation(units),
+            None => {
+                tracing::warn!(
+                    "the RPC endpoint did not say how many compute units the simulation used; \
+                     asking for the most a transaction may use (set compute_unit_limit to fix one)"
+                );
+                compute::MAX_COMPUTE_UNIT_LIMIT
+            }
+        }))
+    }
+
+    /// Records a refused attempt (nothing reached the chain): a race at debug level, anything
+    /// else as a warning.
+    #[allow(clippy::too_many_arguments)]
+    async fn refused(
+        &self,
+        kind: Kind,
+        epoch: u64,
+        round: u64,
+        digest: &[u8],
+        last_valid: u64,
+        attempts: u64,
+        refusal: &Refusal,
+    ) -> Result<(), SubmitError> {
+        let note = match refusal.race() {
+            Some(race) => {
+                let sentence = race.sentence(epoch);
+                tracing::debug!(epoch, kind = kind.as_str(), round, error = %race.error_name(), "{sentence}");
+                metrics::counter!("backhaul_submit_raced_total", "kind" => kind.as_str(), "race" => race.as_str())
+                    .increment(1);
+                sentence
+            }
+            None => {
+                tracing::warn!(epoch, kind = kind.as_str(), error = %refusal.detail, "the transaction was refused before sending");
+                metrics::counter!("backhaul_submit_failed_total", "kind" => kind.as_str())
+                    .increment(1);
+                refusal.detail.clone()
+            }
+        };
+        let tx = &refusal.tx;
+        self.journal(
+            epoch,
+            kind,
+            round,
+            digest,
+            &tx.signatures.first().copied().unwrap_or_default(),
+            last_valid,
+            &bincode_tx(tx),
+            FAILED,
+            &note,
+            attempts,
+        )
+        .await
     }
 
     /// The priority fee: the 75th percentile of recent fees on these accounts, capped.
@@ -551,6 +798,21 @@ pub fn is_transport(e: &solana_client::client_error::ClientError) -> bool {
     )
 }
 
+/// A refused price: a race at debug level, anything else as a warning (it is posted again at the
+/// next tick).
+fn price_refused(price: u64, refusal: &Refusal) {
+    match refusal.race() {
+        Some(race) => {
+            tracing::debug!(price, error = %race.error_name(), "{}", race.sentence(0));
+            metrics::counter!("backhaul_submit_raced_total", "kind" => "price", "race" => race.as_str())
+                .increment(1);
+        }
+        None => {
+            tracing::warn!(price, error = %refusal.detail, "posting the price failed; will retry")
+        }
+    }
+}
+
 fn bincode_tx(tx: &Transaction) -> Vec<u8> {
     bincode::serialize(tx).unwrap_or_default()
 }
@@ -572,6 +834,109 @@ pub fn step_towards(current: u64, target: u64, max_change_bps: u16) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failure of instruction `index` with the program's error `e`.
+    fn failed(index: u8, e: BackhaulError) -> TransactionError {
+        TransactionError::InstructionError(index, InstructionError::Custom(u32::from(e)))
+    }
+
+    #[test]
+    fn races_between_oracles_are_recognized_by_their_error_codes() {
+        // A compute-budget instruction, then the Backhaul instruction.
+        let programs = [compute::COMPUTE_BUDGET_PROGRAM_ID, backhaul::ID];
+        let cases = [
+            (BackhaulError::LedgerSealed, Race::AlreadySealed, 0x1799),
+            (
+                BackhaulError::AlreadyFinalized,
+                Race::AlreadyFinalized,
+                0x1787,
+            ),
+            (BackhaulError::EpochOutOfOrder, Race::EpochPassed, 0x1781),
+            (BackhaulError::DoubleVote, Race::AlreadyVoted, 0x1785),
+            (BackhaulError::PriceJumpTooLarge, Race::PriceMoved, 0x179c),
+        ];
+        for (e, race, code) in cases {
+            // The codes of the demo's old warnings, decoded.
+            assert_eq!(u32::from(e), code, "{e:?}");
+            assert_eq!(Race::of(&failed(1, e), &programs), Some(race), "{e:?}");
+            assert_eq!(race.error_name(), e.name());
+            // Raised by another program (or an instruction index past the end), the same code
+            // is not the program's race.
+            assert_eq!(Race::of(&failed(0, e), &programs), None, "{e:?}");
+            assert_eq!(Race::of(&failed(2, e), &programs), None, "{e:?}");
+        }
+        assert_eq!(
+            Race::AlreadyFinalized.sentence(3),
+            "epoch 3 was already finalized by another oracle"
+        );
+        assert_eq!(
+            Race::AlreadySealed.sentence(0),
+            "epoch 0's ledger was already sealed by another oracle"
+        );
+        // Other refusals are not races: they are warned about.
+        for e in [
+            BackhaulError::EpochNotEnded,
+            BackhaulError::LedgerNotSealed,
+            BackhaulError::NotOracle,
+            BackhaulError::Paused,
+            BackhaulError::ChallengePeriodActive,
+            BackhaulError::NoQuorum,
+            BackhaulError::ProposalVetoed,
+            BackhaulError::InconsistentProposal,
+            BackhaulError::ExceedsEpochEmission,
+        ] {
+            assert_eq!(Race::of(&failed(1, e), &programs), None, "{e:?}");
+        }
+        assert_eq!(
+            Race::of(
+                &TransactionError::InstructionError(1, InstructionError::InvalidAccountData),
+                &programs
+            ),
+            None
+        );
+        assert_eq!(
+            Race::of(&TransactionError::InsufficientFundsForFee, &programs),
+            None
+        );
+        // A custom code that no race has.
+        assert_eq!(
+            Race::of(
+                &TransactionError::InstructionError(1, InstructionError::Custom(1)),
+                &programs
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_transactions_programs_are_read_in_order() {
+        let payer = Keypair::new();
+        let ixs = compute::with_budget(
+            5_000,
+            Some(3),
+            &[ix::finalize(&Deployment::new(Pubkey::new_unique()), 4)],
+        );
+        let tx = Transaction::new_signed_with_payer(
+            &ixs,
+            Some(&payer.pubkey()),
+            &[&payer],
+            Hash::default(),
+        );
+        assert_eq!(
+            program_ids(&tx),
+            vec![
+                compute::COMPUTE_BUDGET_PROGRAM_ID,
+                compute::COMPUTE_BUDGET_PROGRAM_ID,
+                backhaul::ID
+            ]
+        );
+        let refusal = Refusal {
+            error: Some(failed(2, BackhaulError::AlreadyFinalized)),
+            detail: String::new(),
+            tx,
+        };
+        assert_eq!(refusal.race(), Some(Race::AlreadyFinalized));
+    }
 
     #[test]
     fn prices_step_within_the_bound() {

@@ -1,7 +1,8 @@
 //! The command tree (clap) and its dispatch.
 
 use crate::context::{Context, GlobalArgs};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -39,7 +40,14 @@ pub enum Command {
 /// Parses the arguments, runs the command and maps its result to an exit code (0 success, 1 a
 /// failed command or check, 2 bad usage, which clap reports itself).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    if let Some(refusal) = demo_refusal(&matches) {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, refusal)
+            .exit();
+    }
     crate::output::init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,5 +78,100 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => crate::audit::run(&ctx()?, a).await,
         Command::Admin(c) => crate::admin::run(&ctx()?, c).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
+    }
+}
+
+/// The global options `demo` has no use for (it starts its own endpoint, deployment, keys and
+/// oracles, and sizes its own transactions), by argument id and flag.
+const DEMO_UNUSED: [(&str, &str); 8] = [
+    ("url", "--url"),
+    ("keypair", "--keypair"),
+    ("mint", "--mint"),
+    ("config", "--config"),
+    ("oracles", "--oracle"),
+    ("commitment", "--commitment"),
+    ("compute_unit_limit", "--compute-unit-limit"),
+    ("compute_unit_price", "--with-compute-unit-price"),
+];
+
+/// The options given on the command line to `demo` that it would not use. Those that come from
+/// the environment (`BACKHAUL_URL`, ...) are for the other commands and are left alone.
+pub fn demo_unused_options(matches: &ArgMatches) -> Vec<&'static str> {
+    let Some(("demo", demo)) = matches.subcommand() else {
+        return vec![];
+    };
+    let given = |m: &ArgMatches, id: &str| {
+        m.try_contains_id(id).unwrap_or(false)
+            && m.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    DEMO_UNUSED
+        .iter()
+        .filter(|(id, _)| given(matches, id) || given(demo, id))
+        .map(|(_, flag)| *flag)
+        .collect()
+}
+
+/// Why `demo` refuses these arguments, if it does.
+pub fn demo_refusal(matches: &ArgMatches) -> Option<String> {
+    let unused = demo_unused_options(matches);
+    let (last, rest) = unused.split_last()?;
+    let (list, verb) = if rest.is_empty() {
+        (last.to_string(), "is")
+    } else {
+        (format!("{} and {last}", rest.join(", ")), "are")
+    };
+    Some(format!(
+        "the demo starts its own local network; {list} {verb} not used by `demo`"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(args: &[&str]) -> Option<String> {
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .expect("the arguments parse");
+        demo_refusal(&matches)
+    }
+
+    #[test]
+    fn the_demo_refuses_the_options_it_would_ignore() {
+        assert_eq!(
+            refusal(&["backhaul", "demo", "--url", "http://x"]).as_deref(),
+            Some("the demo starts its own local network; --url is not used by `demo`")
+        );
+        // Before or after the subcommand, alone or with others.
+        let both =
+            refusal(&["backhaul", "--url", "devnet", "demo", "--mint", "M"]).expect("refused");
+        assert!(
+            both.contains("--url and --mint are not used by `demo`"),
+            "{both}"
+        );
+        let three = refusal(&[
+            "backhaul",
+            "demo",
+            "--oracle",
+            "http://o",
+            "--compute-unit-limit",
+            "5000",
+            "-k",
+            "id.json",
+        ])
+        .expect("refused");
+        assert!(
+            three.contains("--keypair, --oracle and --compute-unit-limit are not used"),
+            "{three}"
+        );
+        // What the demo uses, and other commands, are fine.
+        assert_eq!(
+            refusal(&["backhaul", "demo", "--epochs", "1", "-v", "-o", "json"]),
+            None
+        );
+        assert_eq!(
+            refusal(&["backhaul", "firm", "balance", "--url", "http://x"]),
+            None
+        );
     }
 }

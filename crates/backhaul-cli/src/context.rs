@@ -37,9 +37,6 @@ impl OutputFormat {
     }
 }
 
-/// The compute-unit limit every transaction asks for unless `--compute-unit-limit` says otherwise.
-pub const DEFAULT_COMPUTE_UNIT_LIMIT: u32 = 400_000;
-
 /// Options shared by every command.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
@@ -75,9 +72,10 @@ pub struct GlobalArgs {
     /// Commitment for reads and confirmations: processed, confirmed or finalized.
     #[arg(long, global = true, default_value = "confirmed")]
     pub commitment: String,
-    /// Compute-unit limit set on every transaction.
-    #[arg(long, global = true, default_value_t = DEFAULT_COMPUTE_UNIT_LIMIT)]
-    pub compute_unit_limit: u32,
+    /// Compute-unit limit set on every transaction. By default each transaction is simulated
+    /// first and asks for the units it used plus 10% and 1,000 units (at most 1,400,000).
+    #[arg(long, global = true, value_name = "UNITS", value_parser = clap::value_parser!(u32).range(1..=i64::from(backhaul_sdk::compute::MAX_COMPUTE_UNIT_LIMIT)))]
+    pub compute_unit_limit: Option<u32>,
     /// Priority fee: price per compute unit in micro-lamports (none by default).
     #[arg(long = "with-compute-unit-price", global = true)]
     pub compute_unit_price: Option<u64>,
@@ -96,7 +94,7 @@ impl Default for GlobalArgs {
             oracles: Vec::new(),
             output: OutputFormat::Display,
             commitment: "confirmed".into(),
-            compute_unit_limit: DEFAULT_COMPUTE_UNIT_LIMIT,
+            compute_unit_limit: None,
             compute_unit_price: None,
             verbose: 0,
         }
@@ -197,7 +195,8 @@ pub struct Context {
     pub http: reqwest::Client,
     pub output: OutputFormat,
     pub oracles: Vec<String>,
-    pub compute_unit_limit: u32,
+    /// A fixed compute-unit limit (`--compute-unit-limit`); `None`: from a simulation.
+    pub compute_unit_limit: Option<u32>,
     pub compute_unit_price: Option<u64>,
     keypair_path: PathBuf,
     keypair: OnceLock<Keypair>,

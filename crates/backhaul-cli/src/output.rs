@@ -2,7 +2,23 @@
 
 use crate::context::OutputFormat;
 
-/// Logs go to stderr so that `--output json` stays parseable; `RUST_LOG` overrides `-v`.
+/// Whether to colour what goes to a stream: only a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string (<https://no-color.org>).
+pub fn use_colour(is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Whether stderr gets colours ([`use_colour`] for stderr and this process's `NO_COLOR`).
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    )
+}
+
+/// Logs go to stderr so that `--output json` stays parseable; `RUST_LOG` overrides `-v`. They
+/// are coloured only on a terminal (and without `NO_COLOR`).
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn,solana_metrics=error,tarpc=error",
@@ -14,6 +30,7 @@ pub fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(stderr_colour())
         .try_init();
 }
 
@@ -146,5 +163,22 @@ impl SubmitOutcome {
         if !self.all_stored() {
             println!("  some oracles do not hold it: run the command again once they are reachable (resubmitting is safe)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(
+            use_colour(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some("1".into())));
     }
 }

@@ -1,11 +1,13 @@
-//! Sending transactions: a compute-unit limit (and price), signing, sending and confirming with
-//! a spinner, and program errors turned into the program's error name, message and a hint.
+//! Sending transactions: a compute-unit limit from a simulation (and a price), signing, sending
+//! and confirming with a spinner, and program errors turned into the program's error name,
+//! message and a hint.
 
 use crate::context::Context;
 use crate::error::CommandError;
+use backhaul_sdk::compute;
 use solana_client::client_error::{ClientError, ClientErrorKind};
+use solana_client::rpc_config::RpcSimulateTransactionConfig;
 use solana_client::rpc_request::{RpcError, RpcResponseErrorData};
-use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
@@ -245,20 +247,58 @@ fn anchor_log(logs: &[String]) -> Option<(String, String)> {
     })
 }
 
-/// The compute-budget instructions every transaction starts with.
-pub fn compute_budget(ctx: &Context) -> Vec<Instruction> {
-    let mut ixs = vec![ComputeBudgetInstruction::set_compute_unit_limit(
-        ctx.compute_unit_limit,
-    )];
-    if let Some(price) = ctx.compute_unit_price {
-        ixs.push(ComputeBudgetInstruction::set_compute_unit_price(price));
+/// The compute-unit limit for `ixs` paid by `payer`: `--compute-unit-limit` when given, otherwise
+/// what a simulation of them used plus the margin ([`backhaul_sdk::compute`]). A simulation the
+/// program refuses stops here, with its error explained as a refused send would be.
+pub async fn compute_unit_limit(
+    ctx: &Context,
+    what: &str,
+    payer: &Pubkey,
+    ixs: &[Instruction],
+) -> anyhow::Result<u32> {
+    if let Some(limit) = ctx.compute_unit_limit {
+        return Ok(limit);
     }
-    ixs
+    let probe = compute::simulation_budget(ixs);
+    let programs: Vec<Pubkey> = probe.iter().map(|ix| ix.program_id).collect();
+    // Unsigned: the endpoint neither checks signatures nor the blockhash (it puts in its own).
+    let tx = Transaction::new_with_payer(&probe, Some(payer));
+    let config = RpcSimulateTransactionConfig {
+        sig_verify: false,
+        replace_recent_blockhash: true,
+        commitment: Some(ctx.rpc.commitment()),
+        ..RpcSimulateTransactionConfig::default()
+    };
+    let sim = ctx
+        .rpc
+        .simulate_transaction_with_config(&tx, config)
+        .await
+        .map_err(|e| explain(ctx, what, e, &programs))?
+        .value;
+    if let Some(err) = sim.err {
+        let err = TransactionError::from(err);
+        tracing::debug!(what, error = %err, "the simulation failed; nothing was sent");
+        let logs = sim.logs.unwrap_or_default();
+        return Err(explain_transaction_error(what, &err, &logs, &programs).into());
+    }
+    let Some(units) = sim.units_consumed else {
+        tracing::warn!(
+            what,
+            url = %ctx.url,
+            "the cluster did not say how many compute units the simulation used; asking for the \
+             most a transaction may use (pass --compute-unit-limit to set a limit)"
+        );
+        return Ok(compute::MAX_COMPUTE_UNIT_LIMIT);
+    };
+    let limit = compute::limit_from_simulation(units);
+    tracing::debug!(what, units, limit, "simulated");
+    Ok(limit)
 }
 
-/// Signs `ixs` (after the compute-budget instructions) with the signer as fee payer and
-/// `extra` signers, sends, and waits for confirmation with a spinner. `what` names the action
-/// in the spinner and in errors.
+/// Simulates `ixs` for their compute-unit limit (unless `--compute-unit-limit` fixes it), puts
+/// the compute-budget instructions (the limit, and the `--with-compute-unit-price` priority fee)
+/// before them, signs with the signer as fee payer and `extra` signers, sends, and waits for
+/// confirmation with a spinner. `what` names the action in the spinner and in errors.
 pub async fn send(
     ctx: &Context,
     what: &str,
@@ -266,9 +306,16 @@ pub async fn send(
     extra: &[&Keypair],
 ) -> anyhow::Result<Signature> {
     let payer = ctx.signer()?;
-    let mut all = compute_budget(ctx);
-    all.extend_from_slice(ixs);
-    let spinner = ctx.spinner(format!("{what}: sending"));
+    let spinner = ctx.spinner(format!("{what}: simulating"));
+    let limit = match compute_unit_limit(ctx, what, &payer.pubkey(), ixs).await {
+        Ok(limit) => limit,
+        Err(e) => {
+            spinner.finish_and_clear();
+            return Err(e);
+        }
+    };
+    let all = compute::with_budget(limit, ctx.compute_unit_price, ixs);
+    spinner.set_message(format!("{what}: sending"));
     let blockhash = match ctx.rpc.get_latest_blockhash().await {
         Ok(b) => b,
         Err(e) => {
@@ -295,7 +342,7 @@ pub async fn send(
     spinner.finish_and_clear();
     match result {
         Ok(sig) => {
-            tracing::info!(%sig, what, "transaction confirmed");
+            tracing::info!(%sig, what, compute_unit_limit = limit, "transaction confirmed");
             Ok(sig)
         }
         Err(e) => {

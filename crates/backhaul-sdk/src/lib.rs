@@ -11,6 +11,8 @@ use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{InstructionData, ToAccountMetas};
 use backhaul::constants::*;
 
+pub mod compute;
+
 pub use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
 pub use backhaul::state;
 pub use backhaul::ID as PROGRAM_ID;

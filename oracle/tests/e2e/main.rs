@@ -11,10 +11,10 @@ use backhaul_client::{
 };
 use backhaul_localnet::{Localnet, LocalnetConfig};
 use backhaul_oracle::chain::{Addresses, RpcChain};
-use backhaul_oracle::submit::{Crash, Kind, SubmitError, SubmitParams, Submitter};
+use backhaul_oracle::submit::{Crash, Entry, Kind, SubmitError, SubmitParams, Submitter};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::dataset::hash_from_hex;
-use backhaul_sdk::{ix, Deployment};
+use backhaul_sdk::{compute, ix, Deployment};
 use ed25519_dalek::SigningKey;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_commitment_config::CommitmentConfig;
@@ -537,8 +537,18 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
     }
 }
 
-/// A submitter for oracle `i` of `w`, driven by hand.
+/// A submitter for oracle `i` of `w`, driven by hand, sizing its transactions by simulation.
 fn submitter(w: &World, i: usize, crash: Option<Crash>) -> Submitter {
+    submitter_with_limit(w, i, crash, None)
+}
+
+/// A submitter for oracle `i` of `w` with a fixed compute-unit limit (or none: by simulation).
+fn submitter_with_limit(
+    w: &World,
+    i: usize,
+    crash: Option<Crash>,
+    compute_unit_limit: Option<u32>,
+) -> Submitter {
     let o = &w.running[i];
     Submitter {
         rpc: Arc::new(RpcClient::new_with_commitment(
@@ -551,7 +561,7 @@ fn submitter(w: &World, i: usize, crash: Option<Crash>) -> Submitter {
         closer: o.closer.clone(),
         time: o.time.clone(),
         params: SubmitParams {
-            compute_unit_limit: 200_000,
+            compute_unit_limit,
             max_priority_fee_micro_lamports: 1_000,
             max_attempts: 20,
             price: None,
@@ -746,4 +756,111 @@ async fn quorum_forms_on_the_honest_root_and_dissent_is_reported() {
     })
     .await;
     assert!(count >= 1.0);
+}
+
+/// A journaled transaction as it landed: the compute-unit limit it set, whether it set a price,
+/// and the units it consumed (`getTransaction`'s `meta.computeUnitsConsumed`).
+async fn landed(w: &World, e: &Entry) -> (Option<u32>, bool, u64) {
+    let tx: Transaction = bincode::deserialize(&e.tx).expect("the journaled transaction");
+    assert_eq!(
+        tx.signatures[0].to_string(),
+        e.signature,
+        "the journaled bytes"
+    );
+    let programs: Vec<(Pubkey, Vec<u8>)> = tx
+        .message
+        .instructions
+        .iter()
+        .map(|ix| {
+            (
+                tx.message.account_keys[usize::from(ix.program_id_index)],
+                ix.data.clone(),
+            )
+        })
+        .collect();
+    let limit = programs
+        .iter()
+        .find_map(|(p, data)| compute::decode_compute_unit_limit(p, data));
+    let priced = programs
+        .iter()
+        .filter(|(p, _)| *p == compute::COMPUTE_BUDGET_PROGRAM_ID)
+        .count()
+        > 1;
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [e.signature, {"encoding": "json", "commitment": "confirmed"}]});
+    let v: serde_json::Value = w
+        .net
+        .http
+        .post(w.net.net.url())
+        .json(&body)
+        .send()
+        .await
+        .expect("getTransaction")
+        .json()
+        .await
+        .expect("json");
+    let meta = &v["result"]["meta"];
+    assert!(
+        meta["err"].is_null(),
+        "the transaction landed and succeeded: {v}"
+    );
+    let consumed = meta["computeUnitsConsumed"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no computeUnitsConsumed: {v}"));
+    (limit, priced, consumed)
+}
+
+/// Ticks `s` until its journal entry for (epoch 0, `kind`, round 0) is confirmed.
+async fn confirmed(s: &Submitter, kind: Kind) -> Entry {
+    wait_for("a confirmed journal entry", 30, || async {
+        let _ = s.tick().await;
+        s.entry(0, kind, 0)
+            .await
+            .unwrap()
+            .filter(|e| e.status == "confirmed")
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submitted_transactions_ask_for_their_simulated_units_plus_the_margin() {
+    let w = world(Opts {
+        submitters: false,
+        credits_per_gib: vec![],
+    })
+    .await;
+    w.net.warp_to(w.genesis + EPOCH_SECS as i64 + 1).await;
+    // No recent fees on these accounts: no price instruction, so the transaction consumes
+    // exactly the units its simulation did, and asks for them plus the margin.
+    let by_simulation = |e: (Option<u32>, bool, u64)| {
+        let (limit, priced, consumed) = e;
+        assert!(!priced, "no priority fee here");
+        assert_eq!(limit, Some(compute::limit_from_simulation(consumed)));
+        // Far below the 200,000 units each transaction asked for before.
+        assert!(limit < Some(100_000), "{limit:?} for {consumed} units");
+    };
+    let s0 = submitter(&w, 0, None);
+    let seal = confirmed(&s0, Kind::Seal).await;
+    by_simulation(landed(&w, &seal).await);
+    for o in &w.running {
+        wait_for("a closed epoch", 30, || async {
+            o.closer.latest().filter(|c| c.dataset.epoch == 0)
+        })
+        .await;
+    }
+    let vote = confirmed(&s0, Kind::Vote).await;
+    by_simulation(landed(&w, &vote).await);
+
+    // A fixed limit in the settings is used as it is.
+    let fixed = submitter_with_limit(&w, 1, None, Some(77_777));
+    let vote = confirmed(&fixed, Kind::Vote).await;
+    let (limit, _, consumed) = landed(&w, &vote).await;
+    assert_eq!(limit, Some(77_777));
+    assert_ne!(compute::limit_from_simulation(consumed), 77_777);
+
+    // Oracle 2 finds the quorum formed; its vote still lands, sized by its simulation.
+    let s2 = submitter(&w, 2, None);
+    let vote = confirmed(&s2, Kind::Vote).await;
+    by_simulation(landed(&w, &vote).await);
+    let r: EpochRecord = w.net.account(&w.d.epoch_record(0)).await.unwrap();
+    assert_eq!(r.votes.len(), 3);
 }

@@ -274,7 +274,7 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     // Every transaction starts with the compute-unit limit and, when asked, the price.
     let priced = backhaul_cli::Context::with_signer(
         &backhaul_cli::context::GlobalArgs {
-            compute_unit_limit: 150_000,
+            compute_unit_limit: Some(150_000),
             compute_unit_price: Some(5_000),
             ..net.args(Some(&w.mint), &[])
         },

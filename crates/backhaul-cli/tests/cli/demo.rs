@@ -1,8 +1,9 @@
 //! `backhaul demo` through the real binary, small: every epoch finalized, minted = claimed +
 //! vault, the audit passed; `--keep` leaves the data and the report behind; the same seed gives
-//! the same datasets.
+//! the same datasets; through pipes it prints no warning and no colour code; the options it
+//! would not use are refused.
 
-use crate::common::{json, run_binary, stderr};
+use crate::common::{json, run_binary, stderr, stdout};
 use std::path::Path;
 
 /// Runs a small demo with `seed`, keeping its data in `keep`.
@@ -131,4 +132,71 @@ fn the_demo_refuses_empty_sizes_before_starting_anything() {
             "nothing started"
         );
     }
+}
+
+/// Lines of `text` that a warning or an error log would print.
+fn alarms(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.contains(" WARN ") || l.contains("ERROR"))
+        .collect()
+}
+
+#[test]
+fn the_demo_prints_no_warning_and_no_colour_through_pipes() {
+    // As a user runs it (display output, default verbosity), with both streams piped; the
+    // environment's BACKHAUL_URL is for the other commands and is left alone.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backhaul"))
+        .args([
+            "demo", "--epochs", "2", "--nodes", "6", "--firms", "1", "--seed", "9",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("BACKHAUL_MINT")
+        .env_remove("BACKHAUL_ORACLES")
+        .env("BACKHAUL_URL", "http://127.0.0.1:1")
+        .output()
+        .expect("the backhaul binary runs");
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "exit {:?}\n{err_text}", out.status);
+    assert!(out_text.contains("audit: passed"), "{out_text}");
+    assert!(
+        err_text.contains("epoch 1: finalized after the challenge period"),
+        "{err_text}"
+    );
+    for (name, text) in [("stdout", &out_text), ("stderr", &err_text)] {
+        assert!(
+            alarms(text).is_empty(),
+            "{name} has warnings: {:#?}",
+            alarms(text)
+        );
+        assert!(!text.contains("\x1b["), "{name} has colour codes:\n{text}");
+    }
+}
+
+#[test]
+fn the_demo_refuses_the_options_it_would_not_use() {
+    for args in [
+        &["demo", "--url", "http://x"][..],
+        &["--url", "http://x", "demo", "--epochs", "1"][..],
+    ] {
+        let out = run_binary(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: bad usage");
+        let err = stderr(&out);
+        assert!(
+            err.contains("the demo starts its own local network; --url is not used by `demo`"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("local endpoint at"), "nothing started: {err}");
+        assert!(
+            !err.contains("\x1b["),
+            "no colour codes through a pipe: {err}"
+        );
+    }
+    let out = run_binary(&["demo", "--mint", "x", "--with-compute-unit-price", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--mint and --with-compute-unit-price are not used by `demo`"),
+        "{}",
+        stderr(&out)
+    );
 }

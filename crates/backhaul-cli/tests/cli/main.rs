@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod common;
+mod compute;
 mod demo;
 mod epoch;
 mod errors;
