@@ -25,8 +25,8 @@
 
 mod bank;
 mod http;
-pub mod program;
 mod logs;
+pub mod program;
 mod pubsub;
 mod rpc;
 mod ws;
