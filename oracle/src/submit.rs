@@ -47,7 +47,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Kind::Seal => "seal",
             Kind::Vote => "vote",

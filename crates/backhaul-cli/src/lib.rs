@@ -9,7 +9,7 @@
 //! | [`admin`] | admins: initialize, parameters, oracles, guardian, admin transfer, pause |
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
-//! | [`tx`] | sending transactions: compute budget, spinner, program errors explained |
+//! | [`tx`] | sending transactions: compute-unit limit from a simulation, spinner, program errors explained |
 //! | [`amount`] | token amounts with the mint's decimals |
 //! | [`proofs`] | proofs from the oracles, checked against the chain |
 //! | [`error`] | the errors commands return on purpose |
