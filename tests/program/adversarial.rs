@@ -122,13 +122,12 @@ async fn another_deployments_accounts_do_not_combine_with_ours() {
     ix.accounts[1].pubkey = other_config;
     ix.accounts[4].pubkey = claim_address(&other_config, &a);
     ix.accounts[5].pubkey = vault_address(&other_config);
-    ix.accounts[6].pubkey = other;
-    // Our epoch record is not at their config's record address for the epoch.
-    assert_anchor_err(env.send(&[ix], &[]).await, A::ConstraintSeeds);
+    // Our epoch record names our config, not theirs.
+    assert_anchor_err(env.send(&[ix], &[]).await, A::ConstraintHasOne);
     // Our config with their claim record for the same operator.
     let mut ix = env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, proof.clone());
     ix.accounts[4].pubkey = claim_address(&other_config, &a);
-    assert_anchor_err(env.send(&[ix], &[]).await, A::ConstraintSeeds);
+    assert_program_err(env.send(&[ix], &[]).await, E::WrongClaimRecord);
     // Their config in settle_usage, with our epoch record and ledger.
     let ix = env.settle_ix(&payer, 0, &a, 0, vec![]);
     let mut ix2 = ix.clone();
@@ -211,7 +210,7 @@ async fn pdas_at_a_non_canonical_bump_are_refused() {
     // The operator's claim record.
     let mut ix = env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, proof);
     ix.accounts[4].pubkey = off_bump_pda(&[b"claim", config.as_ref(), a.as_ref()]);
-    assert_anchor_err(env.send(&[ix], &[]).await, A::ConstraintSeeds);
+    assert_program_err(env.send(&[ix], &[]).await, E::WrongClaimRecord);
     // The next epoch's record and ledger.
     env.end_epoch(1).await;
     let p1 = env.proposal(&env.reward_tree(1, &[(a, 300), (b, 700)]), 1_000);

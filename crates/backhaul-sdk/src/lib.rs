@@ -250,7 +250,6 @@ pub mod ix {
                 operator: *operator,
                 operator_claim: d.operator_claim(operator),
                 vault: d.vault(),
-                mint: d.mint,
                 recipient: *recipient,
                 token_program: TOKEN,
                 system_program: SYSTEM,

@@ -107,6 +107,10 @@ pub enum BackhaulError {
     WrongLedger,
     #[msg("The epoch argument is not the epoch the clock is in (a purchase sent just before an epoch boundary can land after it): read the epoch from the chain's clock and send again")]
     WrongEpoch,
+    #[msg("The epoch record is not the record of the epoch argument: derive it from the seeds [\"epoch\", config, epoch]")]
+    WrongEpochRecord,
+    #[msg("The claim record is not this operator's claim record of this deployment: derive it from the seeds [\"claim\", config, operator]")]
+    WrongClaimRecord,
 }
 
 /// Maps the pure crate's errors onto the program's.

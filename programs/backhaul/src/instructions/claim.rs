@@ -3,9 +3,13 @@ use crate::error::BackhaulError;
 use crate::events::RewardClaimed;
 use crate::state::*;
 use anchor_lang::prelude::*;
-use anchor_spl::token::{self, Mint, Token, TokenAccount, TransferChecked};
+use anchor_spl::token::{self, Token, TokenAccount, Transfer};
 use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
 
+// Accounts whose contents identify them (a program-owned account of the right type naming this
+// deployment, or the deployment's own vault) are checked by those contents, which costs nothing
+// beyond their deserialization; their seeds are stated for clients only, in the IDL build, since
+// re-deriving each address would cost a `create_program_address` (1,500 units) apiece.
 #[event_cpi]
 #[derive(Accounts)]
 #[instruction(epoch: u64)]
@@ -13,31 +17,52 @@ pub struct Claim<'info> {
     /// Pays the fee and, on the first claim, the operator's claim record. Anyone may send a claim.
     #[account(mut)]
     pub payer: Signer<'info>,
-    #[account(mut, has_one = mint, has_one = vault)]
+    #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
-    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf.
-    #[account(
-        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
-        bump = epoch_record.bump,
-        has_one = config,
+    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf:
+    /// identified by its type, its deployment and its epoch.
+    #[cfg_attr(
+        not(feature = "idl-build"),
+        account(
+            has_one = config,
+            constraint = epoch_record.epoch == epoch @ BackhaulError::WrongEpochRecord,
+        )
+    )]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(
+            seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+            bump = epoch_record.bump,
+            has_one = config,
+        )
     )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// CHECK: only a key: it names the leaf and must own `recipient`; it need not sign.
     pub operator: UncheckedAccount<'info>,
     /// What the operator has claimed (`OperatorClaim`), created on its first claim, also at an
     /// address someone sent lamports to first.
-    /// CHECK: the address is checked by the seeds, the contents when the handler loads them.
-    #[account(
-        mut,
-        seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
-        bump,
+    /// CHECK: an existing record is checked by its contents (owner, type, deployment, operator:
+    /// the program creates records only at their PDA), a new one's address by its seeds, in the
+    /// handler.
+    #[cfg_attr(not(feature = "idl-build"), account(mut))]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(
+            mut,
+            seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
+            bump,
+        )
     )]
     pub operator_claim: UncheckedAccount<'info>,
-    #[account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)]
+    /// The deployment's vault (`has_one` on the config).
+    #[cfg_attr(not(feature = "idl-build"), account(mut))]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)
+    )]
     pub vault: Box<Account<'info, TokenAccount>>,
-    pub mint: Box<Account<'info, Mint>>,
     /// The operator's own token account for the network token; the only place the tokens go.
-    #[account(mut, token::mint = mint, token::authority = operator)]
+    #[account(mut, token::mint = config.mint, token::authority = operator)]
     pub recipient: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
@@ -49,8 +74,8 @@ pub struct Claim<'info> {
 /// `cumulative − claimed` from the vault to the operator's token account; sets `claimed` to
 /// `cumulative`; adds the amount to the deployment's claimed total.
 ///
-/// `epoch` names the epoch whose proof is used; the accounts' seeds check that `epoch_record` is
-/// its record, so clients derive the record's address from the argument.
+/// `epoch` names the epoch whose proof is used, and `epoch_record` must be its record, so clients
+/// derive the record's address from the argument.
 ///
 /// Checks: not paused; the epoch is finalized; the proof is at most 32 hashes and links the leaf
 /// `(operator, cumulative)` of this deployment and epoch to the epoch's reward root; the
@@ -85,26 +110,39 @@ pub fn handler(
 
     let config_key = config.key();
     let claim_info = ctx.accounts.operator_claim.to_account_info();
-    let bump = ctx.bumps.operator_claim;
-    let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
-    let (mut claim, created) = pda::load_or_create::<OperatorClaim>(
-        &claim_info,
-        &ctx.accounts.payer.to_account_info(),
-        &ctx.accounts.system_program.to_account_info(),
-        claim_seeds,
-        OperatorClaim::SIZE,
-        ctx.program_id,
-    )?;
+    let (mut claim, created) = if claim_info.owner == ctx.program_id {
+        let data = claim_info.try_borrow_data()?;
+        (
+            Box::new(OperatorClaim::try_deserialize(&mut &data[..])?),
+            false,
+        )
+    } else {
+        let (address, bump) = Pubkey::find_program_address(
+            &[CLAIM_SEED, config_key.as_ref(), operator.as_ref()],
+            ctx.program_id,
+        );
+        require_keys_eq!(address, claim_info.key(), BackhaulError::WrongClaimRecord);
+        let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
+        let (mut fresh, created) = pda::load_or_create::<OperatorClaim>(
+            &claim_info,
+            &ctx.accounts.payer.to_account_info(),
+            &ctx.accounts.system_program.to_account_info(),
+            claim_seeds,
+            OperatorClaim::SIZE,
+            ctx.program_id,
+        )?;
+        fresh.bump = bump;
+        (fresh, created)
+    };
     // A new record is told apart by its creation, never by its contents: an operator whose key
     // is all zeros would otherwise look new at every claim and be paid again each time.
     if created {
         claim.config = config_key;
         claim.operator = operator;
-        claim.bump = bump;
     }
     require!(
         claim.config == config_key && claim.operator == operator,
-        BackhaulError::InvariantViolated
+        BackhaulError::WrongClaimRecord
     );
     let already = claim.claimed;
     let amount = cumulative
@@ -113,19 +151,17 @@ pub fn handler(
         .ok_or(BackhaulError::NothingToClaim)?;
 
     let seeds = config.signer_seeds();
-    token::transfer_checked(
+    token::transfer(
         CpiContext::new_with_signer(
             ctx.accounts.token_program.key(),
-            TransferChecked {
+            Transfer {
                 from: ctx.accounts.vault.to_account_info(),
-                mint: ctx.accounts.mint.to_account_info(),
                 to: ctx.accounts.recipient.to_account_info(),
                 authority: config.to_account_info(),
             },
             &[&seeds],
         ),
         amount,
-        ctx.accounts.mint.decimals,
     )?;
 
     let epoch = record.epoch;
