@@ -8,3 +8,4 @@ mod demo;
 mod epoch;
 mod errors;
 mod firm;
+mod ts_example;
