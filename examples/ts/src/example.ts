@@ -506,7 +506,6 @@ async function main(): Promise<void> {
       operator: operator.publicKey,
       operatorClaim,
       vault,
-      mint,
       recipient,
       tokenProgram: TOKEN_PROGRAM,
       systemProgram: SystemProgram.programId,
