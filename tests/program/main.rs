@@ -7,6 +7,7 @@ mod claim;
 mod credits;
 mod economics;
 mod finalize;
+mod idl;
 mod initialize;
 mod propose_root;
 mod smoke;
