@@ -8,6 +8,7 @@ mod credits;
 mod cu;
 mod economics;
 mod finalize;
+mod idl;
 mod initialize;
 mod propose_root;
 mod smoke;
