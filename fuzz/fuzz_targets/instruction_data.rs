@@ -187,9 +187,16 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
             },
         }
         .data(),
-        2 => ix::Veto {}.data(),
-        3 => ix::Finalize {}.data(),
+        2 => ix::Veto {
+            epoch: u.arbitrary()?,
+        }
+        .data(),
+        3 => ix::Finalize {
+            epoch: u.arbitrary()?,
+        }
+        .data(),
         4 => ix::Claim {
+            epoch: u.arbitrary()?,
             cumulative: u.arbitrary()?,
             proof: proof(u)?,
         }
@@ -202,6 +209,7 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
             token_amount: u.arbitrary()?,
             min_credits: u.arbitrary()?,
             beneficiary: key(u)?,
+            epoch: u.arbitrary()?,
         }
         .data(),
         7 => ix::SealEpoch {
@@ -209,6 +217,7 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
         }
         .data(),
         8 => ix::SettleUsage {
+            epoch: u.arbitrary()?,
             consumed_cumulative: u.arbitrary()?,
             proof: proof(u)?,
         }
