@@ -1034,8 +1034,9 @@ async fn pitfall_11_voting_bugs() {
     assert_program_err(env.vote(2, 0, p).await, E::EpochOutOfOrder);
 }
 
-/// Pitfall 12 (quorum and median subtleties): a threshold a minority can meet is refused, and
-/// one inflated price among two submissions cannot raise the posted price.
+/// Pitfall 12 (quorum and median subtleties): a threshold a minority can meet is refused; one
+/// inflated price among three submissions does not move the median, and among two (the mean)
+/// it moves the posted price only as far as the band allows.
 #[tokio::test]
 async fn pitfall_12_quorum_needs_a_strict_majority() {
     let mut env = Env::new().await;
@@ -1046,13 +1047,26 @@ async fn pitfall_12_quorum_needs_a_strict_majority() {
         assert_program_err(env.send_as(ix, &admin).await, E::InvalidThreshold);
     }
     assert_eq!(env.config_state().await.threshold, 2);
-    env.submit_price(0, 100_000).await.unwrap();
-    env.submit_price(1, 120_000).await.unwrap();
+    let t0 = env.now().await;
+    env.post_price(100_000).await;
+    env.set_time(t0 + 10).await;
+    env.submit_price(2, 10_000_000).await.unwrap();
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
     assert_eq!(
-        feed.credits_per_token, 100_000,
-        "the lower of two is posted"
+        (feed.credits_per_token, feed.posted_at),
+        (100_000, t0 + 10),
+        "the median of three"
     );
+    // Oracle 1 expires; oracle 0's fresh submission and the inflated one make the mean of two,
+    // 5,050,000: the posted price moves to the band's edge only.
+    env.set_time(t0 + 3_601).await;
+    env.submit_price(0, 100_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    let edge = backhaul_core::price::price_band(100_000, 3_591, 2_000)
+        .unwrap()
+        .upper;
+    assert_eq!((feed.credits_per_token, feed.posted_at), (edge, t0 + 3_601));
+    assert!(edge < 123_000, "{edge}");
     // Two oracles of three cannot reach quorum with two different proposals each.
     let t = env.reward_tree(0, &[(Pubkey::new_unique(), 5)]);
     let p = env.proposal(&t, 0);

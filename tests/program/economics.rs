@@ -25,12 +25,20 @@ async fn sealing_freezes_an_ended_epoch_once() {
     env.buy(&b, 3 * TOKEN, 0, b.pubkey()).await.unwrap();
     assert_program_err(env.seal(0).await, E::EpochNotEnded);
     env.end_epoch(0).await;
+    // The oracles keep the price fresh: it values the epoch's consumption.
+    env.post_price(PRICE).await;
     env.seal(0).await.unwrap();
     let l: EpochLedger = env.account(&ledger_address(&env.config, 0)).await.unwrap();
     assert!(l.sealed);
+    let now = env.now().await;
     assert_eq!(
-        (l.tokens_burned, l.credits_per_token, l.sealed_at),
-        (3 * TOKEN, PRICE, env.now().await)
+        (
+            l.tokens_burned,
+            l.credits_per_token,
+            l.price_posted_at,
+            l.sealed_at
+        ),
+        (3 * TOKEN, PRICE, now, now)
     );
     assert_program_err(env.seal(0).await, E::LedgerSealed);
     // An epoch without purchases gets its ledger when sealed.
@@ -103,6 +111,7 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
     let usage = env.usage_tree(0, &[(b.pubkey(), 20_000_000)]);
     let over = env.reward_tree(0, &[(op, 160 * TOKEN + 1)]);
     env.end_epoch(0).await;
+    env.post_price(PRICE).await;
     assert_program_err(
         env.vote(0, 0, env.proposal_with_usage(&over, 0, &usage, 0))
             .await,
@@ -116,6 +125,7 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
     let none = env.reward_tree(1, &[(op, 160 * TOKEN + 1)]);
     let same_usage = env.usage_tree(1, &[(b.pubkey(), 20_000_000)]);
     env.end_epoch(1).await;
+    env.post_price(PRICE).await;
     assert_program_err(
         env.vote(
             0,

@@ -9,6 +9,7 @@ mod cu;
 mod economics;
 mod finalize;
 mod initialize;
+mod price;
 mod propose_root;
 mod smoke;
 mod tx_size;
