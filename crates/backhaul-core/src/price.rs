@@ -238,7 +238,7 @@ pub fn median(values: &mut [u64]) -> Option<u64> {
     }
     let lower = *values.get(half.checked_sub(1)?)?;
     // lower ≤ upper (sorted), so neither step can overflow.
-    Some(lower.checked_add(upper.checked_sub(lower)?.checked_shr(1)?)?)
+    lower.checked_add(upper.checked_sub(lower)?.checked_shr(1)?)
 }
 
 /// What a quorum posts: the median of the fresh submissions and the price posted, which is the
