@@ -255,6 +255,11 @@ pub struct QuorumPost {
 /// as far as its band for the time since it was posted allows (any positive median when nothing
 /// was ever posted). A median outside the band is clamped to the band's edge, not refused, so the
 /// posted price still moves towards it, at the band's pace.
+///
+/// Also `None` when the median lies beyond the band but the band does not yet allow a whole unit
+/// of movement towards it: posting the unchanged price would restart the band's clock and drop
+/// the fraction, so that one oracle submitting every second could freeze a price whose band
+/// allows less than a unit per second. The price then moves once the band allows a unit.
 pub fn quorum_post(
     posted: TimedPrice,
     fresh: &mut [u64],
@@ -268,14 +273,22 @@ pub fn quorum_post(
     let Some(median) = median(fresh) else {
         return Ok(None);
     };
-    let band = price_band(
-        posted.credits_per_token,
-        elapsed_secs(posted.at, now),
-        max_change_bps,
-    )?;
+    let previous = posted.credits_per_token;
+    if median == previous {
+        // Within every band: no need to compute it.
+        return Ok(Some(QuorumPost {
+            median,
+            credits_per_token: median,
+        }));
+    }
+    let band = price_band(previous, elapsed_secs(posted.at, now), max_change_bps)?;
+    let price = band.clamp(median);
+    if previous > 0 && price == previous {
+        return Ok(None);
+    }
     Ok(Some(QuorumPost {
         median,
-        credits_per_token: band.clamp(median),
+        credits_per_token: price,
     }))
 }
 
@@ -479,9 +492,44 @@ mod tests {
                 credits_per_token: 99_668
             })
         );
+        // A median beyond the band when the band allows no whole unit yet posts nothing (the
+        // price and its time stay); once it allows one, the price moves.
+        let small = TimedPrice {
+            credits_per_token: 1_000,
+            at: 0,
+        };
+        assert_eq!(
+            quorum_post(small, &mut [2_000, 2_000], 2, 17, 2_000),
+            Ok(None)
+        );
+        let post = quorum_post(small, &mut [2_000, 2_000], 2, 18, 2_000).unwrap();
+        assert_eq!(post.map(|p| p.credits_per_token), Some(1_001));
+        // The same price is posted again at any time (it refreshes the price's time).
+        let post = quorum_post(small, &mut [1_000, 1_000], 2, 0, 2_000).unwrap();
+        assert_eq!(post.map(|p| p.credits_per_token), Some(1_000));
         // Within the band it is posted as it is.
         let post = quorum_post(posted, &mut [100_100, 100_200, 1], 2, 1_060, 2_000).unwrap();
         assert_eq!(post.map(|p| p.credits_per_token), Some(100_100));
+    }
+
+    /// One oracle submitting every second cannot freeze a price whose band allows less than a
+    /// unit per second: over an hour at 100 bps per hour, 1,000 still reaches 1,010.
+    #[test]
+    fn posting_every_second_does_not_freeze_a_slow_price() {
+        let mut posted = TimedPrice {
+            credits_per_token: 1_000,
+            at: 0,
+        };
+        for now in 1..=3_600 {
+            if let Some(p) = quorum_post(posted, &mut [5_000, 5_000], 2, now, 100).unwrap() {
+                posted = TimedPrice {
+                    credits_per_token: p.credits_per_token,
+                    at: now,
+                };
+            }
+        }
+        assert_eq!(posted.credits_per_token, 1_010);
+        assert!(price_band(1_000, 3_600, 100).unwrap().contains(1_010));
     }
 
     proptest! {

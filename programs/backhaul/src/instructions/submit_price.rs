@@ -3,7 +3,7 @@ use crate::error::{core_error, BackhaulError};
 use crate::events::{PriceSubmitted, PriceUpdated};
 use crate::state::*;
 use anchor_lang::prelude::*;
-use backhaul_core::price::{is_fresh, quorum_post, submission_band, TimedPrice};
+use backhaul_core::price::{is_fresh, quorum_post, submission_band, PriceBand, TimedPrice};
 
 #[event_cpi]
 #[derive(Accounts)]
@@ -21,7 +21,8 @@ pub struct SubmitPrice<'info> {
 /// those older than the price staleness; when at least `threshold` fresh submissions remain,
 /// posts their median, moved from the previous posted price at most as far as
 /// `price_max_change_bps` per hour allows for the time since it was posted (a median beyond that
-/// posts the band's edge), with the current time.
+/// posts the band's edge, or nothing while the band allows no whole unit of movement), with the
+/// current time.
 ///
 /// Checks: not paused; the signer is in the oracle set; the price is positive and, when this
 /// oracle's previous submission is still fresh, within the band of that submission for the time
@@ -44,7 +45,13 @@ pub fn handler(ctx: Context<SubmitPrice>, credits_per_token: u64) -> Result<()> 
             credits_per_token: s.credits_per_token,
             at: s.submitted_at,
         });
-    let band = submission_band(previous, now, max_age, max_change).map_err(core_error)?;
+    // Resubmitting the same price is within every band: no need to compute it.
+    let unchanged = previous.is_some_and(|p| p.credits_per_token == credits_per_token);
+    let band = if unchanged {
+        PriceBand::ANY
+    } else {
+        submission_band(previous, now, max_age, max_change).map_err(core_error)?
+    };
     if !band.contains(credits_per_token) {
         msg!(
             "price {} is outside {}..={}, the band of this oracle's previous submission",
