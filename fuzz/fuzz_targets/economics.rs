@@ -16,7 +16,10 @@ use backhaul_core::budget::{
     next_burn_ema, BudgetExceeded, EpochActivity, EpochBudget, NetEmissionParams,
 };
 use backhaul_core::emission::EmissionSchedule;
-use backhaul_core::price::{credits_for_tokens, quorum_price, tokens_for_credits, within_bound};
+use backhaul_core::price::{
+    credits_for_tokens, median, price_band, quorum_post, tokens_for_credits, TimedPrice,
+    MAX_BAND_FACTOR,
+};
 use backhaul_core::rate_limit::MintBucket;
 use backhaul_core::split::{bytes_for_credits, credits_for_bytes, split_largest_remainder};
 use libfuzzer_sys::fuzz_target;
@@ -206,18 +209,35 @@ fn prices(i: &Input) {
     let mut values: Vec<u64> = i.prices.iter().take(16).copied().collect();
     let t = usize::from(i.threshold % 17);
     let original = values.clone();
-    match quorum_price(&mut values, t) {
-        Some(p) => {
+    let elapsed = i.bytes % (400 * 86_400);
+    let posted = TimedPrice {
+        credits_per_token: i.price,
+        at: 0,
+    };
+    let now = i64::try_from(elapsed).unwrap();
+    match quorum_post(posted, &mut values, t, now, i.bps) {
+        Ok(Some(post)) => {
             assert!(t >= 1 && original.len() >= t);
-            assert!(original.contains(&p));
-            assert!(original.iter().filter(|v| **v >= p).count() >= t);
+            let mut sorted = original.clone();
+            assert_eq!(median(&mut sorted), Some(post.median));
+            assert!(post.median >= sorted[0] && post.median <= sorted[sorted.len() - 1]);
+            if i.price == 0 {
+                assert_eq!(post.credits_per_token, post.median.max(1));
+            }
         }
-        None => assert!(t == 0 || original.len() < t),
+        Ok(None) => assert!(t == 0 || original.len() < t),
+        Err(e) => panic!("quorum_post refused valid inputs: {e}"),
     }
-    if within_bound(i.price, i.proposed, i.bps) && i.price > 0 {
-        let diff = u128::from(i.price.abs_diff(i.proposed));
-        assert!(diff * 10_000 <= u128::from(i.price) * u128::from(i.bps));
-        assert!(i.proposed > 0);
+    if i.price > 0 {
+        let band = price_band(i.price, elapsed, i.bps).expect("a band never overflows");
+        assert!(band.lower >= 1 && band.lower <= i.price && i.price <= band.upper);
+        assert!(u128::from(band.upper) <= u128::from(i.price) * u128::from(MAX_BAND_FACTOR));
+        assert!(u128::from(band.lower) * u128::from(MAX_BAND_FACTOR) >= u128::from(i.price));
+        let clamped = band.clamp(i.proposed);
+        assert!(band.contains(clamped));
+        // q^t ≤ e^(bps·t / 36,000,000): the upper edge never exceeds it.
+        let exact = (elapsed as f64 * f64::from(i.bps) / 36_000_000.0).exp();
+        assert!(band.upper as f64 <= i.price as f64 * exact * (1.0 + 1e-12) + 1.0);
     }
 }
 

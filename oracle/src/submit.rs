@@ -13,9 +13,10 @@
 //! simulation used plus the margin of [`backhaul_sdk::compute`] (or the fixed
 //! `compute_unit_limit` of the settings), so that its priority fee pays for the units it needs.
 //! A simulation that fails sends nothing. Refusals that only mean another oracle got there first
-//! (a ledger already sealed, an epoch already finalized, a vote already on-chain, a price that
-//! moved) are [`Race`]s: expected with several oracles, logged at debug level and counted in
-//! `backhaul_submit_raced_total`, never warned about.
+//! (a ledger already sealed, an epoch already finalized, a vote already on-chain) are [`Race`]s:
+//! expected with several oracles, logged at debug level and counted in
+//! `backhaul_submit_raced_total`, never warned about. A price is never refused for what other
+//! oracles did: the program bounds it only by this oracle's own previous submission.
 
 use crate::chain::ChainTime;
 use crate::close::Closer;
@@ -24,6 +25,7 @@ use anchor_lang::AccountDeserialize;
 use backhaul::error::BackhaulError;
 use backhaul::state::{Config, EpochLedger, EpochProposal, EpochRecord, EpochStatus};
 use backhaul_core::merkle::proposal_digest;
+use backhaul_core::price::{submission_band, PriceBand, TimedPrice};
 use backhaul_protocol::dataset::{hash_from_hex, Dataset};
 use backhaul_sdk::{compute, ix, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -119,19 +121,17 @@ pub enum Race {
     EpochPassed,
     /// `DoubleVote`: this oracle's vote for the round is already on-chain.
     AlreadyVoted,
-    /// `PriceJumpTooLarge`: the posted price moved between reading it and posting this oracle's
-    /// step towards its own (the next step starts from the new price).
-    PriceMoved,
 }
 
 impl Race {
     /// The program's errors that are races.
-    const ERRORS: [(BackhaulError, Race); 5] = [
+    /// A price is never refused for what other oracles did: it is bounded only by this
+    /// oracle's own previous submission, so `PriceJumpTooLarge` is no race.
+    const ERRORS: [(BackhaulError, Race); 4] = [
         (BackhaulError::LedgerSealed, Race::AlreadySealed),
         (BackhaulError::AlreadyFinalized, Race::AlreadyFinalized),
         (BackhaulError::EpochOutOfOrder, Race::EpochPassed),
         (BackhaulError::DoubleVote, Race::AlreadyVoted),
-        (BackhaulError::PriceJumpTooLarge, Race::PriceMoved),
     ];
 
     /// The race `err` shows, if it is one: one of the program's race errors (by its custom error
@@ -166,7 +166,6 @@ impl Race {
             Race::AlreadyFinalized => "already_finalized",
             Race::EpochPassed => "epoch_passed",
             Race::AlreadyVoted => "already_voted",
-            Race::PriceMoved => "price_moved",
         }
     }
 
@@ -184,9 +183,6 @@ impl Race {
             Race::AlreadyVoted => {
                 format!("this oracle's vote on epoch {epoch} is already on-chain for this round")
             }
-            Race::PriceMoved => "the posted price moved while this oracle was posting its own; \
-                                 its next step starts from the new price"
-                .to_string(),
         }
     }
 }
@@ -456,8 +452,11 @@ impl Submitter {
         Ok(true)
     }
 
-    /// Posts this oracle's price when its last submission is older than half the staleness bound
-    /// (or missing), stepping at most the allowed change per update towards the target.
+    /// Submits this oracle's target price, as far as the band of its own previous submission
+    /// lets it (the program's only bound on it): when its last submission is missing or older
+    /// than half the staleness bound, when the submission would differ from its last one (still
+    /// stepping towards the target), or when the oracle set changed since the price was posted
+    /// (a submission then lets the new set's quorum post).
     async fn post_price(&self, config: &Config) -> Result<(), SubmitError> {
         let Some(target) = self.params.price else {
             return Ok(());
@@ -469,19 +468,23 @@ impl Submitter {
         };
         let me = self.keypair.pubkey();
         let now = self.time.now();
-        let max_age = i64::try_from(config.economics.price_max_age_secs).unwrap_or(i64::MAX);
-        let fresh = feed
-            .submissions
-            .iter()
-            .any(|s| s.oracle == me && now.saturating_sub(s.submitted_at) < max_age / 2);
-        if fresh && feed.credits_per_token == target {
+        let economics = &config.economics;
+        let mine = feed.submission_of(&me);
+        let price = next_submission(
+            mine,
+            target,
+            now,
+            economics.price_max_age_secs,
+            economics.price_max_change_bps,
+        );
+        let half_age = i64::try_from(economics.price_max_age_secs / 2).unwrap_or(i64::MAX);
+        let due = match mine {
+            None => true,
+            Some(m) => now.saturating_sub(m.at) >= half_age || m.credits_per_token != price,
+        };
+        if !due && !feed.oracle_set_changed {
             return Ok(());
         }
-        let price = step_towards(
-            feed.credits_per_token,
-            target,
-            config.economics.price_max_change_bps,
-        );
         let ixs = vec![ix::submit_price(&self.deployment, &me, price)];
         let blockhash = self.rpc.get_latest_blockhash().await?;
         let limit = match self.compute_unit_limit(&ixs, blockhash).await? {
@@ -817,23 +820,37 @@ fn bincode_tx(tx: &Transaction) -> Vec<u8> {
     bincode::serialize(tx).unwrap_or_default()
 }
 
-/// `target`, or the closest price within `max_change_bps` of `current` (any price when there is
-/// none yet).
-pub fn step_towards(current: u64, target: u64, max_change_bps: u16) -> u64 {
-    if current == 0 || backhaul_core::price::within_bound(current, target, max_change_bps) {
-        return target;
-    }
-    let step = (u128::from(current) * u128::from(max_change_bps) / 10_000) as u64;
-    if target > current {
-        current.saturating_add(step)
-    } else {
-        current.saturating_sub(step).max(1)
-    }
+/// Seconds by which the chain's clock may lag this oracle's reading of it without a submission
+/// being refused: the band is computed for that much less time, and a previous submission that
+/// expired less than twice that long ago still counts as binding.
+pub const CLOCK_MARGIN_SECS: i64 = 10;
+
+/// The price to submit at `now` towards `target`: `target` when the band of this oracle's own
+/// previous submission (`previous`) allows it, else the band's edge nearest to it. Any target
+/// when there is no previous submission, or it expired. Computed for a chain clock up to
+/// [`CLOCK_MARGIN_SECS`] behind `now`, so that the program never finds it outside the band.
+pub fn next_submission(
+    previous: Option<TimedPrice>,
+    target: u64,
+    now: i64,
+    max_age_secs: u64,
+    max_change_bps: u16,
+) -> u64 {
+    let margin = CLOCK_MARGIN_SECS.unsigned_abs();
+    let band = submission_band(
+        previous,
+        now.saturating_sub(CLOCK_MARGIN_SECS),
+        max_age_secs.saturating_add(margin),
+        max_change_bps,
+    )
+    .unwrap_or(PriceBand::ANY);
+    band.clamp(target.max(1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backhaul_core::price::price_band;
 
     /// A failure of instruction `index` with the program's error `e`.
     fn failed(index: u8, e: BackhaulError) -> TransactionError {
@@ -853,7 +870,6 @@ mod tests {
             ),
             (BackhaulError::EpochOutOfOrder, Race::EpochPassed, 0x1781),
             (BackhaulError::DoubleVote, Race::AlreadyVoted, 0x1785),
-            (BackhaulError::PriceJumpTooLarge, Race::PriceMoved, 0x179c),
         ];
         for (e, race, code) in cases {
             // The codes of the demo's old warnings, decoded.
@@ -884,6 +900,7 @@ mod tests {
             BackhaulError::ProposalVetoed,
             BackhaulError::InconsistentProposal,
             BackhaulError::ExceedsEpochEmission,
+            BackhaulError::PriceJumpTooLarge,
         ] {
             assert_eq!(Race::of(&failed(1, e), &programs), None, "{e:?}");
         }
@@ -939,15 +956,45 @@ mod tests {
     }
 
     #[test]
-    fn prices_step_within_the_bound() {
-        assert_eq!(step_towards(0, 500, 2_000), 500);
-        assert_eq!(step_towards(100_000, 110_000, 2_000), 110_000);
-        assert_eq!(step_towards(100_000, 200_000, 2_000), 120_000);
-        assert_eq!(step_towards(100_000, 1, 2_000), 80_000);
-        assert!(backhaul_core::price::within_bound(
-            100_000,
-            step_towards(100_000, 200_000, 2_000),
-            2_000
-        ));
+    fn submissions_step_within_the_band_of_this_oracles_previous_one() {
+        let prev = |p: u64, at: i64| {
+            Some(TimedPrice {
+                credits_per_token: p,
+                at,
+            })
+        };
+        // Nothing before, or expired (with the clock margin twice over): the target itself.
+        assert_eq!(next_submission(None, 500, 1_000, 600, 2_000), 500);
+        assert_eq!(next_submission(prev(100_000, 0), 500, 621, 600, 2_000), 500);
+        assert_eq!(next_submission(None, 0, 1_000, 600, 2_000), 1);
+        // Within the band: the target.
+        assert_eq!(
+            next_submission(prev(100_000, 0), 100_300, 70, 600, 2_000),
+            100_300
+        );
+        // Beyond it: the edge of the band for ten seconds less, which the program accepts for
+        // any chain clock at most that far behind.
+        let up = next_submission(prev(100_000, 0), 200_000, 70, 600, 2_000);
+        let down = next_submission(prev(100_000, 0), 1, 70, 600, 2_000);
+        let band_60 = price_band(100_000, 60, 2_000).unwrap();
+        assert_eq!((down, up), (band_60.lower, band_60.upper));
+        for chain_now in 60..=80 {
+            let program = submission_band(prev(100_000, 0), chain_now, 600, 2_000).unwrap();
+            assert!(
+                program.contains(up) && program.contains(down),
+                "{chain_now}"
+            );
+        }
+        // About to expire on this oracle's clock, maybe not yet on the chain's: still bounded.
+        let late = next_submission(prev(100_000, 0), 200_000, 615, 600, 2_000);
+        assert!(late < 200_000);
+        assert!(submission_band(prev(100_000, 0), 605, 600, 2_000)
+            .unwrap()
+            .contains(late));
+        // No time since the last one: no move.
+        assert_eq!(
+            next_submission(prev(100_000, 50), 200_000, 55, 600, 2_000),
+            100_000
+        );
     }
 }

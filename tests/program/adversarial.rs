@@ -34,13 +34,6 @@ fn off_bump_pda(seeds: &[&[u8]]) -> Pubkey {
         .expect("some lower bump is off the curve")
 }
 
-async fn buyer_with(env: &mut Env, tokens: u64) -> Keypair {
-    let buyer = Keypair::new();
-    crate::util::fund(env, &buyer.pubkey()).await;
-    env.give_tokens(&buyer.pubkey(), tokens).await;
-    buyer
-}
-
 /// Epoch 0 finalized with a paying `a` 300 and `b` 700.
 async fn finalized() -> (Env, Pubkey, Pubkey, EpochTree) {
     let mut env = Env::new().await;
@@ -225,7 +218,7 @@ async fn pdas_at_a_non_canonical_bump_are_refused() {
     assert_anchor_err(env.send(&[ix], &[&oracle]).await, A::ConstraintSeeds);
     // A buyer's credit account and the epoch's ledger in buy_credits.
     env.post_price(PRICE).await;
-    let buyer = buyer_with(&mut env, TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, TOKEN).await;
     let tokens = ata(&buyer.pubkey(), &env.mint);
     let mut ix = env
         .buy_credits_ix(&buyer.pubkey(), &tokens, TOKEN, 0, buyer.pubkey())
@@ -271,7 +264,7 @@ async fn duplicated_accounts_are_refused() {
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     // The config as its own price feed.
     env.post_price(PRICE).await;
-    let buyer = buyer_with(&mut env, TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, TOKEN).await;
     let tokens = ata(&buyer.pubkey(), &env.mint);
     let mut ix = env
         .buy_credits_ix(&buyer.pubkey(), &tokens, TOKEN, 0, buyer.pubkey())
@@ -840,8 +833,8 @@ async fn pitfall_07_claims_pay_only_the_operator_in_the_right_mint() {
 async fn pitfall_08_totals_accumulate() {
     let mut env = Env::new().await;
     env.post_price(PRICE).await;
-    let b1 = buyer_with(&mut env, 10 * TOKEN).await;
-    let b2 = buyer_with(&mut env, 10 * TOKEN).await;
+    let b1 = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
+    let b2 = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
     env.buy(&b1, TOKEN, 0, b1.pubkey()).await.unwrap();
     env.buy(&b1, 2 * TOKEN, 0, b1.pubkey()).await.unwrap();
     env.buy(&b2, 3 * TOKEN, 0, b1.pubkey()).await.unwrap();
@@ -902,7 +895,7 @@ async fn pitfall_09_only_a_fresh_quorum_price_of_this_deployment_counts() {
     env.use_deployment(other);
     env.post_price(2 * PRICE).await;
     env.use_deployment(first);
-    let buyer = buyer_with(&mut env, 10 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
     let tokens = ata(&buyer.pubkey(), &first);
     let mut ix = env
         .buy_credits_ix(&buyer.pubkey(), &tokens, TOKEN, 0, buyer.pubkey())
@@ -960,7 +953,7 @@ async fn pitfall_10_cranks_cannot_substitute_accounts() {
     env.finalize(0).await.unwrap();
     // Buying into a sealed past epoch or another deployment's ledger.
     env.post_price(PRICE).await;
-    let buyer = buyer_with(&mut env, TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, TOKEN).await;
     let tokens = ata(&buyer.pubkey(), &first);
     for wrong in [
         ledger_address(&env.config, 1),
@@ -1033,8 +1026,9 @@ async fn pitfall_11_voting_bugs() {
     assert_program_err(env.vote(2, 0, p).await, E::EpochOutOfOrder);
 }
 
-/// Pitfall 12 (quorum and median subtleties): a threshold a minority can meet is refused, and
-/// one inflated price among two submissions cannot raise the posted price.
+/// Pitfall 12 (quorum and median subtleties): a threshold a minority can meet is refused; one
+/// inflated price among three submissions does not move the median, and among two (the mean)
+/// it moves the posted price only as far as the band allows.
 #[tokio::test]
 async fn pitfall_12_quorum_needs_a_strict_majority() {
     let mut env = Env::new().await;
@@ -1045,13 +1039,26 @@ async fn pitfall_12_quorum_needs_a_strict_majority() {
         assert_program_err(env.send_as(ix, &admin).await, E::InvalidThreshold);
     }
     assert_eq!(env.config_state().await.threshold, 2);
-    env.submit_price(0, 100_000).await.unwrap();
-    env.submit_price(1, 120_000).await.unwrap();
+    let t0 = env.now().await;
+    env.post_price(100_000).await;
+    env.set_time(t0 + 10).await;
+    env.submit_price(2, 10_000_000).await.unwrap();
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
     assert_eq!(
-        feed.credits_per_token, 100_000,
-        "the lower of two is posted"
+        (feed.credits_per_token, feed.posted_at),
+        (100_000, t0 + 10),
+        "the median of three"
     );
+    // Oracle 1 expires; oracle 0's fresh submission and the inflated one make the mean of two,
+    // 5,050,000: the posted price moves to the band's edge only.
+    env.set_time(t0 + 3_601).await;
+    env.submit_price(0, 100_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    let edge = backhaul_core::price::price_band(100_000, 3_591, 2_000)
+        .unwrap()
+        .upper;
+    assert_eq!((feed.credits_per_token, feed.posted_at), (edge, t0 + 3_601));
+    assert!(edge < 123_000, "{edge}");
     // Two oracles of three cannot reach quorum with two different proposals each.
     let t = env.reward_tree(0, &[(Pubkey::new_unique(), 5)]);
     let p = env.proposal(&t, 0);
@@ -1174,7 +1181,7 @@ async fn pitfall_14_updates_validate_every_parameter() {
 async fn pitfall_15_prefunded_addresses_do_not_block_creation() {
     let mut env = Env::new().await;
     env.post_price(PRICE).await;
-    let buyer = buyer_with(&mut env, 10 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
     let a = Pubkey::new_unique();
     let config = env.config;
     let epoch_now = env.current_epoch().await;
@@ -1253,7 +1260,7 @@ async fn pitfall_15_prefunded_deployment_addresses_do_not_block_initialize() {
 async fn pitfall_16_rounding_never_favours_the_receiver() {
     let mut env = Env::new().await;
     env.post_price(PRICE).await;
-    let buyer = buyer_with(&mut env, TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, TOKEN).await;
     let tokens = ata(&buyer.pubkey(), &env.mint);
     // 1 base unit = 0.1 credit.
     assert_program_err(

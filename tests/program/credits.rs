@@ -16,40 +16,67 @@ async fn with_price() -> Env {
     env
 }
 
-async fn buyer_with(env: &mut Env, tokens: u64) -> Keypair {
-    let buyer = Keypair::new();
-    crate::util::fund(env, &buyer.pubkey()).await;
-    env.give_tokens(&buyer.pubkey(), tokens).await;
-    buyer
-}
-
 #[tokio::test]
-async fn a_quorum_posts_the_conservative_price() {
+async fn a_quorum_posts_the_median_of_the_fresh_submissions() {
     let mut env = Env::new().await;
+    let t0 = env.now().await;
     env.submit_price(0, 110_000).await.unwrap();
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
     assert_eq!(feed.credits_per_token, 0, "one oracle alone posts nothing");
+    // The first quorum posts freely: the median of two is their mean.
     env.submit_price(1, 100_000).await.unwrap();
-    let now = env.now().await;
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
-    assert_eq!((feed.credits_per_token, feed.posted_at), (100_000, now));
-    // A third, higher submission: the 2nd largest of {110k, 100k, 115k} is 110k.
+    assert_eq!((feed.credits_per_token, feed.posted_at), (105_000, t0));
+    // Three fresh submissions an hour later: the median of {110k, 100k, 115k} is 110k, within
+    // an hour's band of 105k.
+    env.set_time(t0 + 3_600).await;
     env.submit_price(2, 115_000).await.unwrap();
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
-    assert_eq!(feed.credits_per_token, 110_000);
+    assert_eq!(
+        (feed.credits_per_token, feed.posted_at),
+        (110_000, t0 + 3_600)
+    );
     assert_eq!(feed.submissions.len(), 3);
+    // Oracles 0 and 1 expire: fewer than m fresh submissions post nothing new.
+    env.set_time(t0 + 3_601).await;
+    env.submit_price(2, 115_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    assert_eq!(
+        (feed.credits_per_token, feed.posted_at),
+        (110_000, t0 + 3_600)
+    );
+    assert_eq!(feed.submissions.len(), 1);
 }
 
 #[tokio::test]
-async fn a_single_update_cannot_jump_beyond_the_bound() {
+async fn a_median_beyond_the_band_moves_the_price_to_the_band_edge() {
     let mut env = with_price().await;
-    // 20% bound around 100,000.
-    assert_program_err(env.submit_price(0, 120_001).await, E::PriceJumpTooLarge);
-    assert_program_err(env.submit_price(0, 79_999).await, E::PriceJumpTooLarge);
-    env.submit_price(0, 120_000).await.unwrap();
-    env.submit_price(1, 120_000).await.unwrap();
+    let t0 = env.now().await;
+    // Both oracles have expired after an hour and a second; both submit 200,000 freely. The
+    // median is 200,000, an hour's band from 100,000 reaches 122,139.
+    env.set_time(t0 + 3_601).await;
+    env.submit_price(0, 200_000).await.unwrap();
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
-    assert_eq!(feed.credits_per_token, 120_000);
+    assert_eq!(
+        feed.credits_per_token, PRICE,
+        "one fresh submission posts nothing"
+    );
+    env.submit_price(1, 200_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    let edge = backhaul_core::price::price_band(PRICE, 3_601, 2_000)
+        .unwrap()
+        .upper;
+    assert!((122_100..122_200).contains(&edge), "{edge}");
+    assert_eq!((feed.credits_per_token, feed.posted_at), (edge, t0 + 3_601));
+    // Each later submission moves it on by the band for the time since the last post.
+    env.set_time(t0 + 7_201).await;
+    env.submit_price(0, 200_000).await.unwrap();
+    let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
+    let next = backhaul_core::price::price_band(edge, 3_600, 2_000)
+        .unwrap()
+        .upper;
+    assert_eq!(feed.credits_per_token, next);
+    assert!(next > edge && next < 200_000);
 }
 
 #[tokio::test]
@@ -78,7 +105,7 @@ async fn stale_and_foreign_submissions_do_not_count() {
 #[tokio::test]
 async fn buying_burns_tokens_and_credits_the_buyer() {
     let mut env = with_price().await;
-    let buyer = buyer_with(&mut env, 50 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 50 * TOKEN).await;
     let supply = env.mint_supply().await;
     env.buy(&buyer, 10 * TOKEN, 1_000_000, buyer.pubkey())
         .await
@@ -157,7 +184,7 @@ async fn buying_burns_tokens_and_credits_the_buyer() {
 #[tokio::test]
 async fn a_company_can_fund_its_teams_account() {
     let mut env = with_price().await;
-    let company = buyer_with(&mut env, 5 * TOKEN).await;
+    let company = crate::util::buyer_with(&mut env, 5 * TOKEN).await;
     let team = Pubkey::new_unique();
     env.buy(&company, 2 * TOKEN, 200_000, team).await.unwrap();
     let credits: CreditAccount = env
@@ -178,7 +205,7 @@ async fn a_company_can_fund_its_teams_account() {
 #[tokio::test]
 async fn buying_needs_a_fresh_price() {
     let mut env = Env::new().await;
-    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 5 * TOKEN).await;
     assert_program_err(env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await, E::NoPrice);
     env.post_price(PRICE).await;
     let now = env.now().await;
@@ -194,9 +221,13 @@ async fn buying_needs_a_fresh_price() {
 #[tokio::test]
 async fn min_credits_protects_against_a_price_move() {
     let mut env = with_price().await;
-    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
-    // Signed expecting 100,000 credits; the price drops 10% before it lands.
-    env.post_price(90_000).await;
+    let buyer = crate::util::buyer_with(&mut env, 5 * TOKEN).await;
+    // Signed expecting 100,000 credits; an hour later, before it lands, oracle 0 submits 90,000
+    // and the posted price drops 5% to the mean of the two oracles' submissions.
+    let now = env.now().await;
+    env.set_time(now + 3_600).await;
+    env.submit_price(0, 90_000).await.unwrap();
+    assert_eq!(env.price_feed().await.credits_per_token, 95_000);
     assert_program_err(
         env.buy(&buyer, TOKEN, 100_000, buyer.pubkey()).await,
         E::SlippageExceeded,
@@ -207,7 +238,7 @@ async fn min_credits_protects_against_a_price_move() {
         5 * TOKEN,
         "nothing was burned"
     );
-    env.buy(&buyer, TOKEN, 90_000, buyer.pubkey())
+    env.buy(&buyer, TOKEN, 95_000, buyer.pubkey())
         .await
         .unwrap();
     // Dust that buys zero credits is refused rather than burned for nothing.
@@ -221,8 +252,8 @@ async fn min_credits_protects_against_a_price_move() {
 #[tokio::test]
 async fn wrong_mints_and_other_peoples_token_accounts_are_refused() {
     let mut env = with_price().await;
-    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
-    let victim = buyer_with(&mut env, 5 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 5 * TOKEN).await;
+    let victim = crate::util::buyer_with(&mut env, 5 * TOKEN).await;
     let mint = env.mint;
     // Burning from someone else's token account.
     let theirs = ata(&victim.pubkey(), &mint);
@@ -284,7 +315,7 @@ async fn wrong_mints_and_other_peoples_token_accounts_are_refused() {
 async fn amounts_that_overflow_are_refused() {
     let mut env = Env::new().await;
     env.post_price(1_000_000_000_000).await;
-    let buyer = buyer_with(&mut env, 20_000_000_000_000).await;
+    let buyer = crate::util::buyer_with(&mut env, 20_000_000_000_000).await;
     assert_program_err(
         env.buy(&buyer, u64::MAX, 0, buyer.pubkey()).await,
         E::Overflow,
@@ -302,7 +333,7 @@ async fn amounts_that_overflow_are_refused() {
 #[tokio::test]
 async fn buying_is_refused_while_paused() {
     let mut env = with_price().await;
-    let buyer = buyer_with(&mut env, 5 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 5 * TOKEN).await;
     let g = env.guardian.insecure_clone();
     let ix = env.set_paused_ix(&g.pubkey(), true);
     env.send_as(ix, &g).await.unwrap();
@@ -334,7 +365,7 @@ async fn purchase_state(env: &mut Env, buyer: &Pubkey, epochs: &[u64]) -> Vec<Op
 #[tokio::test]
 async fn a_purchase_naming_another_epoch_than_the_clocks_is_refused() {
     let mut env = with_price().await;
-    let buyer = buyer_with(&mut env, 10 * TOKEN).await;
+    let buyer = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
     let tokens = ata(&buyer.pubkey(), &env.mint);
     env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await.unwrap();
     let e = env.current_epoch().await;
@@ -402,7 +433,7 @@ async fn settled_world() -> (
     backhaul_core::tree::EpochTree,
 ) {
     let mut env = with_price().await;
-    let b = buyer_with(&mut env, 20 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 20 * TOKEN).await;
     env.buy(&b, 10 * TOKEN, 0, b.pubkey()).await.unwrap();
     let op = Pubkey::new_unique();
     let r0 = env.reward_tree(0, &[(op, 100 * TOKEN)]);
@@ -483,7 +514,7 @@ async fn invalid_settlement_proofs_are_refused() {
 #[tokio::test]
 async fn settlement_needs_a_finalized_epoch() {
     let mut env = with_price().await;
-    let b = buyer_with(&mut env, 20 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 20 * TOKEN).await;
     env.buy(&b, 10 * TOKEN, 0, b.pubkey()).await.unwrap();
     let r0 = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
     let u0 = env.usage_tree(0, &[(b.pubkey(), 300_000)]);
@@ -508,7 +539,7 @@ async fn settlement_needs_a_finalized_epoch() {
 #[tokio::test]
 async fn over_consumption_is_recorded_not_hidden() {
     let mut env = with_price().await;
-    let b = buyer_with(&mut env, 20 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 20 * TOKEN).await;
     env.buy(&b, TOKEN, 0, b.pubkey()).await.unwrap(); // 100,000 credits
     let stranger = Pubkey::new_unique(); // never bought anything
     let r0 = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);

@@ -101,16 +101,25 @@ async fn measure() -> Samples {
         env.send_metered(&[ix], &[&auth]).await.expect("initialize"),
     );
 
-    // submit_price: the first oracle's submission, then the one that posts the quorum's price.
-    for (i, case) in [(0, "first submission"), (1, "posts the price")] {
+    // submit_price: the first oracle's submission, then the one that posts the quorum's first
+    // price; 45 minutes later a submission bounded by its own previous one that moves the posted
+    // price within its band (both bands computed).
+    let start = env.now().await;
+    for (i, at, price, case) in [
+        (0, start, 1_000_000, "first submission"),
+        (1, start, 1_000_000, "posts the price"),
+        (0, start + 2_700, 1_100_000, "moves the posted price"),
+    ] {
+        env.set_time(at).await;
         let o = env.oracles[i].insecure_clone();
-        let ix = env.submit_price_ix(&o.pubkey(), 1_000_000);
+        let ix = env.submit_price_ix(&o.pubkey(), price);
         s.add(
             "submit_price",
             case,
             env.send_metered(&[ix], &[&o]).await.expect("price"),
         );
     }
+    assert_eq!(env.price_feed().await.credits_per_token, 1_050_000);
 
     // buy_credits: a new credit account and ledger, then a repeat purchase.
     let buyer = keys();

@@ -10,27 +10,28 @@ use solana_sdk::signature::{Keypair, Signer};
 const TOKEN: u64 = 1_000_000;
 const PRICE: u64 = 100_000;
 
-async fn buyer_with(env: &mut Env, tokens: u64) -> Keypair {
-    let buyer = Keypair::new();
-    crate::util::fund(env, &buyer.pubkey()).await;
-    env.give_tokens(&buyer.pubkey(), tokens).await;
-    buyer
-}
-
 #[tokio::test]
 async fn sealing_freezes_an_ended_epoch_once() {
     let mut env = Env::new().await;
     env.post_price(PRICE).await;
-    let b = buyer_with(&mut env, 10 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
     env.buy(&b, 3 * TOKEN, 0, b.pubkey()).await.unwrap();
     assert_program_err(env.seal(0).await, E::EpochNotEnded);
     env.end_epoch(0).await;
+    // The oracles keep the price fresh: it values the epoch's consumption.
+    env.post_price(PRICE).await;
     env.seal(0).await.unwrap();
     let l: EpochLedger = env.account(&ledger_address(&env.config, 0)).await.unwrap();
     assert!(l.sealed);
+    let now = env.now().await;
     assert_eq!(
-        (l.tokens_burned, l.credits_per_token, l.sealed_at),
-        (3 * TOKEN, PRICE, env.now().await)
+        (
+            l.tokens_burned,
+            l.credits_per_token,
+            l.price_posted_at,
+            l.sealed_at
+        ),
+        (3 * TOKEN, PRICE, now, now)
     );
     assert_program_err(env.seal(0).await, E::LedgerSealed);
     // An epoch without purchases gets its ledger when sealed.
@@ -50,7 +51,7 @@ async fn sealing_freezes_an_ended_epoch_once() {
 async fn burns_raise_the_budget_through_capped_net_emissions() {
     let mut env = Env::new().await;
     env.post_price(PRICE).await;
-    let b = buyer_with(&mut env, 1_000 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 1_000 * TOKEN).await;
     // 700 tokens burned in epoch 0: EMA = 700 / 7 = 100 tokens, cap 100 tokens.
     env.buy(&b, 700 * TOKEN, 0, b.pubkey()).await.unwrap();
     let op = Pubkey::new_unique();
@@ -96,13 +97,14 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
     };
     env.initialize(params).await.unwrap();
     env.post_price(PRICE).await;
-    let b = buyer_with(&mut env, 1_000 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 1_000 * TOKEN).await;
     env.buy(&b, 500 * TOKEN, 0, b.pubkey()).await.unwrap();
     // 20,000,000 credits consumed = 200 tokens of value; k = 0.8 → at most 160 tokens.
     let op = Pubkey::new_unique();
     let usage = env.usage_tree(0, &[(b.pubkey(), 20_000_000)]);
     let over = env.reward_tree(0, &[(op, 160 * TOKEN + 1)]);
     env.end_epoch(0).await;
+    env.post_price(PRICE).await;
     assert_program_err(
         env.vote(0, 0, env.proposal_with_usage(&over, 0, &usage, 0))
             .await,
@@ -116,6 +118,7 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
     let none = env.reward_tree(1, &[(op, 160 * TOKEN + 1)]);
     let same_usage = env.usage_tree(1, &[(b.pubkey(), 20_000_000)]);
     env.end_epoch(1).await;
+    env.post_price(PRICE).await;
     assert_program_err(
         env.vote(
             0,
@@ -177,7 +180,7 @@ async fn proposals_need_a_sealed_ledger_and_consistent_usage() {
 async fn a_purchase_ledger_that_is_not_sealed_blocks_votes() {
     let mut env = Env::new().await;
     env.post_price(PRICE).await;
-    let b = buyer_with(&mut env, 10 * TOKEN).await;
+    let b = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
     env.buy(&b, TOKEN, 0, b.pubkey()).await.unwrap();
     env.end_epoch(0).await;
     let r = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
@@ -195,7 +198,7 @@ async fn ledger_identities_hold_over_several_epochs() {
     let buyers: Vec<Keypair> = {
         let mut v = vec![];
         for _ in 0..3 {
-            v.push(buyer_with(&mut env, 1_000 * TOKEN).await);
+            v.push(crate::util::buyer_with(&mut env, 1_000 * TOKEN).await);
         }
         v
     };

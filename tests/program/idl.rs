@@ -547,10 +547,10 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
     }
     // The 15 event authorities, and: initialize's program data, config, price feed and vault;
     // propose_root's record and ledger; veto's record; finalize's record, vault and ledger;
-    // claim's record, claim record and vault; submit_price's feed; buy_credits' feed, credit
-    // account and ledger; seal_epoch's feed and ledger; settle_usage's record, ledger and credit
-    // account.
-    assert_eq!(by_seeds, 15 + 22, "accounts derived from seeds");
+    // claim's record, claim record and vault; submit_price's feed; set_oracles' feed;
+    // buy_credits' feed, credit account and ledger; seal_epoch's feed and ledger; settle_usage's
+    // record, ledger and credit account.
+    assert_eq!(by_seeds, 15 + 23, "accounts derived from seeds");
     // The deployment itself derives from its mint with `initialize`'s seeds.
     let init = resolve(&idl, "initialize", &instructions[0].1);
     assert!(init.contains(&("config".into(), Source::Seeds)));

@@ -10,6 +10,7 @@ mod economics;
 mod finalize;
 mod idl;
 mod initialize;
+mod price;
 mod propose_root;
 mod smoke;
 mod tx_size;

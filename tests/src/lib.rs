@@ -174,7 +174,7 @@ pub fn default_emission() -> EmissionParams {
     }
 }
 
-/// Default economics: prices valid for an hour and moving at most 20% per update, net emissions
+/// Default economics: prices valid for an hour and moving at most 20% per hour, net emissions
 /// capped at 100 tokens per epoch with a 7-epoch average, no paid-usage cap.
 pub fn default_economics() -> EconomicsParams {
     EconomicsParams {
@@ -665,7 +665,8 @@ impl Env {
         self.send(&[ix], &[&oracle]).await
     }
 
-    /// Oracles 0 and 1 post `credits_per_token`.
+    /// Oracles 0 and 1 post `credits_per_token`; panics unless it is then the posted price (a
+    /// price beyond the band of the previous one needs the clock moved on first).
     pub async fn post_price(&mut self, credits_per_token: u64) {
         self.submit_price(0, credits_per_token)
             .await
@@ -673,6 +674,20 @@ impl Env {
         self.submit_price(1, credits_per_token)
             .await
             .expect("price 1");
+        let feed: PriceFeed = self
+            .account(&price_feed_address(&self.config))
+            .await
+            .expect("price feed");
+        assert_eq!(
+            feed.credits_per_token, credits_per_token,
+            "the posted price is clamped to the band of the previous one"
+        );
+    }
+
+    /// The deployment's price feed.
+    pub async fn price_feed(&mut self) -> PriceFeed {
+        let key = price_feed_address(&self.config);
+        self.account(&key).await.expect("price feed")
     }
 
     /// The ledger epoch a purchase sent now lands in.

@@ -378,6 +378,7 @@ pub mod ix {
             backhaul::accounts::SetOracles {
                 admin: *admin,
                 config: d.config,
+                price_feed: d.price_feed(),
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },

@@ -57,6 +57,6 @@ pub const MIN_PRICE_MAX_AGE_SECS: u64 = 60;
 #[constant]
 pub const MAX_PRICE_MAX_AGE_SECS: u64 = 7 * 86_400;
 
-/// The most one price update may move the price, basis points (100%).
+/// The highest allowed price change rate, basis points per hour (100% per hour).
 #[constant]
 pub const MAX_PRICE_CHANGE_BPS: u16 = 10_000;

@@ -91,9 +91,9 @@ pub enum BackhaulError {
     LedgerSealed,
     #[msg("No price has been posted yet")]
     NoPrice,
-    #[msg("The posted price is older than the allowed staleness; wait for the oracles to post")]
+    #[msg("The posted price is older than the allowed staleness, or predates the oracle set; wait for the oracles to post")]
     PriceStale,
-    #[msg("The price moves more than the allowed bound from the posted price")]
+    #[msg("The price is further from this oracle's previous submission than price_max_change_bps per hour allows")]
     PriceJumpTooLarge,
     #[msg("The price must be positive")]
     InvalidPrice,

@@ -121,7 +121,10 @@ pub struct PriceSubmitted {
 pub struct PriceUpdated {
     pub config: Pubkey,
     pub previous_credits_per_token: u64,
+    /// The posted price: `median`, or the edge of the band it lay beyond.
     pub credits_per_token: u64,
+    /// The median of the quorum's fresh submissions.
+    pub median: u64,
     pub posted_at: i64,
 }
 
@@ -147,7 +150,13 @@ pub struct EpochSealed {
     pub epoch: u64,
     pub tokens_burned: u64,
     pub credits_issued: u64,
+    /// The price that values the epoch's consumption, as recorded in the ledger: the posted price
+    /// when it was fresh, else 0 (no usage value).
     pub credits_per_token: u64,
+    /// The posted price when sealed, fresh or not (0 if none was ever posted).
+    pub posted_credits_per_token: u64,
+    /// Whether the posted price was usable for purchases when sealed.
+    pub price_fresh: bool,
     pub price_posted_at: i64,
     pub sealed_at: i64,
 }

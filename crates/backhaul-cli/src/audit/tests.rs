@@ -100,6 +100,7 @@ impl Fixture {
                     bump: 255,
                     credits_per_token: CREDITS_PER_TOKEN,
                     posted_at: GENESIS,
+                    oracle_set_changed: false,
                     submissions: vec![],
                 },
             )),

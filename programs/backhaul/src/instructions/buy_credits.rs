@@ -72,8 +72,8 @@ pub fn wrong_epoch_log(given: u64, now: i64, current: u64) -> String {
 /// epoch that lands after the epoch boundary is refused with `WrongEpoch` and changes nothing;
 /// the client reads the epoch again from the chain's clock and resends.
 ///
-/// Checks: not paused; `epoch` is the epoch the clock is in; a positive amount; a price was posted no longer ago than the staleness
-/// bound; at least `min_credits` (and at least one) credits result, so a price move between
+/// Checks: not paused; `epoch` is the epoch the clock is in; a positive amount; a price was
+/// posted by the current oracle set no longer ago than the staleness bound; at least `min_credits` (and at least one) credits result, so a price move between
 /// signing and landing cannot shortchange the buyer; the payer's token account holds the
 /// configured mint; no overflow anywhere.
 pub fn handler(
@@ -95,13 +95,9 @@ pub fn handler(
     require!(beneficiary != Pubkey::default(), BackhaulError::InvalidKey);
     let feed = &ctx.accounts.price_feed;
     require!(feed.credits_per_token > 0, BackhaulError::NoPrice);
-    let max_age =
-        i64::try_from(config.economics.price_max_age_secs).map_err(|_| BackhaulError::Overflow)?;
-    require!(
-        now.saturating_sub(feed.posted_at) <= max_age,
-        BackhaulError::PriceStale
-    );
-    let price = feed.credits_per_token;
+    let price = feed
+        .usable_price(now, config.economics.price_max_age_secs)
+        .ok_or(BackhaulError::PriceStale)?;
     let credits = credits_for_tokens(token_amount, price, config.decimals).map_err(core_error)?;
     require!(
         credits >= min_credits && credits > 0,

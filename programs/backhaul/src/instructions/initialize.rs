@@ -206,6 +206,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         bump: ctx.bumps.price_feed,
         credits_per_token: 0,
         posted_at: 0,
+        oracle_set_changed: false,
         submissions: Vec::new(),
     };
     pda::store(&feed, &feed_info)?;

@@ -30,11 +30,14 @@ pub struct SealEpoch<'info> {
 
 /// Freezes an ended epoch's budget inputs so that every oracle computes the same budget.
 ///
-/// Effects: creates the ledger if the epoch saw no purchase; records the current price as the
-/// price that values the epoch's consumption; marks the ledger sealed.
+/// Effects: creates the ledger if the epoch saw no purchase; records the price that values the
+/// epoch's consumption: the posted price if purchases could use it now (posted by the current
+/// oracle set no longer ago than the staleness bound), else 0, so a stale or missing price values
+/// the consumption at nothing and unlocks no budget through the paid-usage cap; marks the ledger
+/// sealed.
 ///
 /// Checks: the epoch has ended by the clock (so no purchase can land in it any more); the ledger
-/// is not sealed yet.
+/// is not sealed yet. Never the price: an ended epoch can always be sealed.
 pub fn handler(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
@@ -42,7 +45,9 @@ pub fn handler(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
     require!(now >= end, BackhaulError::EpochNotEnded);
     let config_key = config.key();
     let feed = &ctx.accounts.price_feed;
-    let (price, posted_at) = (feed.credits_per_token, feed.posted_at);
+    let (posted, posted_at) = (feed.credits_per_token, feed.posted_at);
+    let fresh = feed.usable_price(now, config.economics.price_max_age_secs);
+    let price = fresh.unwrap_or(0);
 
     let info = ctx.accounts.ledger.to_account_info();
     let mut ledger = EpochLedger::load_or_create(
@@ -67,6 +72,8 @@ pub fn handler(ctx: Context<SealEpoch>, epoch: u64) -> Result<()> {
         tokens_burned,
         credits_issued,
         credits_per_token: price,
+        posted_credits_per_token: posted,
+        price_fresh: fresh.is_some(),
         price_posted_at: posted_at,
         sealed_at: now,
     });

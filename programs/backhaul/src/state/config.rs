@@ -36,9 +36,11 @@ impl From<EmissionParams> for EmissionSchedule {
 /// Prices, net emissions and the paid-usage cap (see `backhaul_core::budget` and `price`).
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
 pub struct EconomicsParams {
-    /// Buying refuses a price posted longer ago than this, seconds.
+    /// Buying refuses a price posted longer ago than this, seconds; older submissions no longer
+    /// count towards a quorum.
     pub price_max_age_secs: u64,
-    /// One price update may move the price at most this much, basis points.
+    /// The most the posted price may move per hour, basis points, compounding every second (and
+    /// at most 4× in one post); likewise each oracle's submission from its own previous one.
     pub price_max_change_bps: u16,
     /// The most re-minted from burns per epoch on top of the schedule (0: no net emissions).
     pub net_emissions_cap: u64,
@@ -279,7 +281,7 @@ pub fn budget_error(e: BudgetExceeded) -> Error {
     }
 }
 
-/// Price staleness and change bounds, smoothing and usage-cap bounds.
+/// Price staleness and change-rate bounds, smoothing and usage-cap bounds.
 pub fn validate_economics(e: &EconomicsParams) -> Result<()> {
     require!(
         (MIN_PRICE_MAX_AGE_SECS..=MAX_PRICE_MAX_AGE_SECS).contains(&e.price_max_age_secs)

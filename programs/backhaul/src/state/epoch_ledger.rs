@@ -27,9 +27,11 @@ pub struct EpochLedger {
     pub credits_unpaid: u64,
     /// Tokens minted as this epoch's rewards.
     pub tokens_minted: u64,
-    /// The price when sealed (credits per whole token); it values the epoch's consumption.
+    /// The price that values the epoch's consumption (credits per whole token): the posted price
+    /// if it was fresh when sealed (usable for purchases), else 0, which values the consumption
+    /// at nothing (see `seal_epoch`).
     pub credits_per_token: u64,
-    /// When that price was posted.
+    /// When the posted price was posted (0 if none ever was), fresh or not.
     pub price_posted_at: i64,
     /// The moving average of burns after this epoch (set at finalize).
     pub burn_ema: u64,
