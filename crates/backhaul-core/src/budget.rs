@@ -3,7 +3,7 @@
 //! ```text
 //! ema(e)       = ⌊(ema(e−1) · (N − 1) + burned(e)) / N⌋             N = smoothing epochs
 //! scheduled(e) = the emission schedule (see `emission`), limited by what the lifetime cap leaves
-//! net(e)       = min(ema(e), net_emissions_cap)
+//! net(e)       = min(ema(e), net_emissions_cap, burned through e − re-emitted before e)
 //! usage_cap(e) = ⌊k_bps · tokens_for_credits(consumed(e)) / 10_000⌋   (only when k_bps > 0)
 //! budget(e)    = min(scheduled(e) + net(e), usage_cap(e))
 //! ```
@@ -11,7 +11,8 @@
 //! The lifetime cap bounds the scheduled part, which is new supply. The net part only re-mints
 //! what buyers burned: by induction `Σ ema ≤ Σ burned` (each step gives
 //! `N·ema(e) ≤ (N−1)·ema(e−1) + burned(e)`, so `Σ ema + (N−1)·ema(last) ≤ Σ burned`), so
-//! re-emissions can never exceed burns. The usage cap ties the whole budget to paid usage: with
+//! re-emissions can never exceed burns under one N; the third term makes that hold by construction
+//! when N (or anything else) changes between epochs, instead of halting on the invariant. The usage cap ties the whole budget to paid usage: with
 //! `k < 1` (below 10_000 bps) paying yourself for fake traffic returns less than it burns.
 //! See `docs/economics.md` for a worked example.
 
@@ -59,6 +60,9 @@ pub struct EpochActivity {
     pub credits_per_token: u64,
     /// The mint's decimals.
     pub decimals: u8,
+    /// Tokens burned through the end of the epoch (every finalized epoch's burns plus this one's)
+    /// minus everything re-minted before it: net emissions never exceed it.
+    pub burns_not_reemitted: u64,
 }
 
 /// The moving average of burns after an epoch that burned `burned`.
@@ -86,7 +90,7 @@ pub struct EpochBudget {
     pub scheduled_room: u64,
     /// The moving average of burns including this epoch (stored at finalize).
     pub burn_ema: u64,
-    /// Net emissions allowed: `min(burn_ema, cap)`.
+    /// Net emissions allowed: `min(burn_ema, cap, burns_not_reemitted)`.
     pub net: u64,
     /// The paid-usage cap, when configured.
     pub usage_cap: Option<u64>,
@@ -132,7 +136,9 @@ impl EpochBudget {
             activity.tokens_burned,
             params.smoothing_epochs,
         )?;
-        let net = burn_ema.min(params.net_emissions_cap);
+        let net = burn_ema
+            .min(params.net_emissions_cap)
+            .min(activity.burns_not_reemitted);
         let usage_cap = if params.usage_cap_bps == 0 {
             None
         } else {
@@ -214,6 +220,7 @@ mod tests {
             credits_consumed: consumed,
             credits_per_token: 100_000,
             decimals: 6,
+            burns_not_reemitted: u64::MAX,
         }
     }
 
@@ -325,6 +332,7 @@ mod tests {
             credits_consumed: u64::MAX,
             credits_per_token: 1,
             decimals: 18,
+            burns_not_reemitted: u64::MAX,
         };
         // scheduled + net overflows u64: refused as an error, never wrapped.
         assert_eq!(
@@ -352,7 +360,7 @@ mod tests {
             epoch in any::<u64>(),
         ) {
             let p = NetEmissionParams { net_emissions_cap: cap, smoothing_epochs: n, usage_cap_bps: k };
-            let a = EpochActivity { tokens_burned: burned, credits_consumed: consumed, credits_per_token: price, decimals: 6 };
+            let a = EpochActivity { tokens_burned: burned, credits_consumed: consumed, credits_per_token: price, decimals: 6, burns_not_reemitted: u64::MAX };
             let b = EpochBudget::compute(&schedule(), epoch, minted, ema, &p, &a).unwrap();
             prop_assert!(b.net <= cap);
             prop_assert!(b.scheduled_room <= schedule().lifetime_cap.saturating_sub(minted));
@@ -389,6 +397,25 @@ mod tests {
                 ema = next_burn_ema(ema, b, n).unwrap();
                 burned += b as u128;
                 reminted += ema as u128;
+                prop_assert!(reminted <= burned);
+            }
+        }
+
+        #[test]
+        fn re_emissions_never_exceed_burns_when_smoothing_changes(
+            steps in proptest::collection::vec((0u64..1_000_000_000_000, 1u64..30, 0u64..2_000_000_000_000), 1..100),
+        ) {
+            // N and the cap change between epochs (as a governance change may); each epoch
+            // re-mints its full net allowance, the most an allocation may take.
+            let mut ema = 0u64;
+            let (mut burned, mut reminted) = (0u64, 0u64);
+            for (b, n, cap) in steps {
+                burned += b;
+                let p = NetEmissionParams { net_emissions_cap: cap, smoothing_epochs: n, usage_cap_bps: 0 };
+                let a = EpochActivity { burns_not_reemitted: burned - reminted, ..activity(b, 0) };
+                let budget = EpochBudget::compute(&schedule(), 1_000_000, schedule().lifetime_cap, ema, &p, &a).unwrap();
+                ema = budget.burn_ema;
+                reminted += budget.split(budget.total).unwrap().net;
                 prop_assert!(reminted <= burned);
             }
         }

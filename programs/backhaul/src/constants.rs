@@ -25,19 +25,32 @@ pub const CREDITS_SEED: &[u8] = b"credits";
 #[constant]
 pub const LEDGER_SEED: &[u8] = b"ledger";
 
+/// `PendingChange` PDA: `["change", config, id (u64 LE)]`.
+#[constant]
+pub const CHANGE_SEED: &[u8] = b"change";
+
+/// Layout version of `Config` and `EpochRecord` (see `migrations/README.md`).
+#[constant]
+pub const ACCOUNT_VERSION: u8 = 2;
+
 /// At most this many oracles.
 #[constant]
 pub const MAX_ORACLES: u8 = 10;
 
-/// Epoch length bounds, seconds.
+/// At most this many guardians.
 #[constant]
-pub const MIN_EPOCH_LENGTH_SECS: u64 = 60;
+pub const MAX_GUARDIANS: u8 = 4;
+
+/// Epoch length bounds, seconds. The shortest epoch holds two of the shortest challenge periods.
+#[constant]
+pub const MIN_EPOCH_LENGTH_SECS: u64 = 7_200;
 #[constant]
 pub const MAX_EPOCH_LENGTH_SECS: u64 = 30 * 86_400;
 
-/// Challenge period bounds, seconds.
+/// Challenge period bounds, seconds; it may also be at most half the epoch length, so that
+/// finalization keeps up with the clock.
 #[constant]
-pub const MIN_CHALLENGE_PERIOD_SECS: u64 = 60;
+pub const MIN_CHALLENGE_PERIOD_SECS: u64 = 3_600;
 #[constant]
 pub const MAX_CHALLENGE_PERIOD_SECS: u64 = 30 * 86_400;
 
@@ -60,3 +73,23 @@ pub const MAX_PRICE_MAX_AGE_SECS: u64 = 7 * 86_400;
 /// The highest allowed price change rate, basis points per hour (100% per hour).
 #[constant]
 pub const MAX_PRICE_CHANGE_BPS: u16 = 10_000;
+
+/// The longest governance delay, seconds; the shortest is one epoch plus the challenge period.
+#[constant]
+pub const MAX_GOVERNANCE_DELAY_SECS: u64 = 90 * 86_400;
+
+/// A parameter that bounds emissions (initial and floor emission, rate capacity, net emissions
+/// cap) may at most double in one change.
+#[constant]
+pub const MAX_RAISE_FACTOR: u64 = 2;
+
+/// A pause lasts at most this long, seconds, unless the admin lifts it earlier.
+#[constant]
+pub const MAX_PAUSE_SECS: i64 = 86_400;
+/// After a pause ends, nobody may pause again for this long, seconds.
+#[constant]
+pub const PAUSE_COOLDOWN_SECS: i64 = 86_400;
+
+/// At most this many vetoes per epoch; after them only a failing proof stops a proposal.
+#[constant]
+pub const MAX_VETOES_PER_EPOCH: u8 = 3;

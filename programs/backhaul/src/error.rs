@@ -13,13 +13,13 @@ pub enum BackhaulError {
     NotPendingAdmin,
     #[msg("No admin transfer is pending")]
     NoPendingAdmin,
-    #[msg("The signer is not the guardian")]
+    #[msg("The signer is not one of the guardians")]
     NotGuardian,
-    #[msg("The signer is neither the admin nor the guardian")]
+    #[msg("The signer is neither the admin nor a guardian")]
     NotAdminOrGuardian,
     #[msg("The signer is not in the oracle set")]
     NotOracle,
-    #[msg("The deployment is paused")]
+    #[msg("The deployment is paused until paused_until (or until the admin unpauses)")]
     Paused,
     #[msg("The mint's authority must be the config PDA and it must have no freeze authority")]
     InvalidMint,
@@ -111,6 +111,30 @@ pub enum BackhaulError {
     WrongEpochRecord,
     #[msg("The claim record is not this operator's claim record of this deployment: derive it from the seeds [\"claim\", config, operator]")]
     WrongClaimRecord,
+    #[msg("Guardians must be 1 to 4 distinct non-default keys")]
+    InvalidGuardianSet,
+    #[msg("The admin, the guardians and the oracles must be different keys")]
+    RolesOverlap,
+    #[msg("The governance delay must be at least one epoch plus the challenge period and at most 90 days")]
+    InvalidGovernanceDelay,
+    #[msg("The lifetime cap may only go down, and not below what the schedule already minted")]
+    LifetimeCapRaised,
+    #[msg("A change may at most double the emission, floor, net emissions cap or rate capacity, and may not slow the schedule's decay")]
+    RaiseTooLarge,
+    #[msg("Budget parameters applied earlier have not reached their first epoch yet: apply again once it is finalized")]
+    BudgetChangePending,
+    #[msg("The change id is not the next change id of this deployment (queue) or no such change is queued: read next_change_id from the config")]
+    WrongChange,
+    #[msg("The governance delay of this change has not passed yet: wait for executable_at")]
+    ChangeNotReady,
+    #[msg("A guardian cannot cancel a change that removes it")]
+    CannotCancel,
+    #[msg("The deployment is not paused")]
+    NotPaused,
+    #[msg("A pause ended less than the cooldown ago: wait for pause_available_at")]
+    PauseCoolingDown,
+    #[msg("This epoch was already vetoed the maximum number of times")]
+    VetoLimitReached,
 }
 
 /// Maps the pure crate's errors onto the program's.

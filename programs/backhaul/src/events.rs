@@ -1,7 +1,7 @@
 //! Events, emitted through `emit_cpi!` so that log truncation cannot drop them. Together they carry
 //! every figure needed to rebuild the deployment's totals without reading account state.
 
-use crate::state::{EconomicsParams, EmissionParams, EpochProposal};
+use crate::state::{EconomicsParams, EmissionParams, EpochProposal, GovernanceChange};
 use anchor_lang::prelude::*;
 
 #[event]
@@ -10,12 +10,13 @@ pub struct ConfigInitialized {
     pub mint: Pubkey,
     pub vault: Pubkey,
     pub admin: Pubkey,
-    pub guardian: Pubkey,
+    pub guardians: Vec<Pubkey>,
     pub oracles: Vec<Pubkey>,
     pub threshold: u8,
     pub genesis_ts: i64,
     pub epoch_length_secs: u64,
     pub challenge_period_secs: u64,
+    pub governance_delay_secs: u64,
     pub emission: EmissionParams,
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
@@ -57,8 +58,11 @@ pub struct EpochVetoed {
     pub epoch: u64,
     pub round: u32,
     pub guardian: Pubkey,
-    /// Digest of the vetoed proposal, zero when no proposal had quorum yet.
+    /// Digest of the vetoed proposal, zero when no proposal had quorum yet; it cannot be voted
+    /// in the next round.
     pub digest: [u8; 32],
+    /// Vetoes of this epoch so far, this one included (at most `MAX_VETOES_PER_EPOCH`).
+    pub vetoes: u8,
 }
 
 #[event]
@@ -96,16 +100,6 @@ pub struct RewardClaimed {
     pub amount: u64,
     /// Everything ever paid out by claims after this one.
     pub total_claimed: u64,
-}
-
-#[event]
-pub struct ParamsUpdated {
-    pub config: Pubkey,
-    pub challenge_period_secs: u64,
-    pub emission: EmissionParams,
-    pub rate_window_secs: u64,
-    pub rate_capacity: u64,
-    pub economics: EconomicsParams,
 }
 
 #[event]
@@ -179,17 +173,37 @@ pub struct UsageSettled {
 }
 
 #[event]
-pub struct OraclesSet {
+pub struct ChangeQueued {
     pub config: Pubkey,
-    pub oracles: Vec<Pubkey>,
-    pub threshold: u8,
+    pub id: u64,
+    pub queued_by: Pubkey,
+    pub executable_at: i64,
+    pub change: GovernanceChange,
 }
 
 #[event]
-pub struct GuardianSet {
+pub struct ChangeCancelled {
     pub config: Pubkey,
-    pub old_guardian: Pubkey,
-    pub new_guardian: Pubkey,
+    pub id: u64,
+    pub cancelled_by: Pubkey,
+}
+
+#[event]
+pub struct ChangeApplied {
+    pub config: Pubkey,
+    pub id: u64,
+    pub change: GovernanceChange,
+    /// The first epoch whose budget the new parameters decide, for a change of budget parameters.
+    pub from_epoch: Option<u64>,
+}
+
+#[event]
+pub struct RoundExpired {
+    pub config: Pubkey,
+    pub epoch: u64,
+    /// The round that ended without quorum; the vote that noticed starts the next one.
+    pub round: u32,
+    pub started_at: i64,
 }
 
 #[event]
@@ -211,4 +225,8 @@ pub struct PausedSet {
     pub config: Pubkey,
     pub by: Pubkey,
     pub paused: bool,
+    /// The pause ends at this time unless lifted earlier (the time it was lifted when unpausing).
+    pub paused_until: i64,
+    /// Nobody may pause again before this time.
+    pub pause_available_at: i64,
 }

@@ -6,8 +6,10 @@
 //!
 //! - **Quorum.** A root counts only when `m` of the `n` oracles voted for identical values, so a
 //!   single compromised oracle cannot move money.
-//! - **Challenge window.** A root that reached quorum waits out a challenge period during which the
+//! - **Challenge window.** A root that reached quorum waits out a challenge period during which a
 //!   guardian can veto it; only then can anyone finalize it.
+//! - **Delayed governance.** The admin only queues changes; they take effect after a delay of at
+//!   least an epoch plus the challenge period, during which a guardian can cancel them.
 //! - **Capped emissions.** Finalizing mints exactly the epoch's allocation into the rewards vault,
 //!   and refuses anything above the emission schedule, the lifetime cap or the mint rate limiter.
 //! - **Cumulative claims.** Leaves hold what an operator earned since genesis; a claim pays that
@@ -27,7 +29,7 @@ pub mod instructions;
 pub mod state;
 
 use instructions::*;
-use state::EpochProposal;
+use state::{EpochProposal, GovernanceChange};
 
 declare_id!("3sxASsPrgiDAqyZAg5nTtKUjxRFHXD7kq4W1Ta6Z6WFX");
 
@@ -62,7 +64,7 @@ pub mod backhaul {
         instructions::propose_root::handler(ctx, epoch, proposal)
     }
 
-    /// The guardian stops an epoch before its challenge period ends.
+    /// A guardian stops an epoch before its challenge period ends (a bounded number of times).
     pub fn veto(ctx: Context<Veto>, epoch: u64) -> Result<()> {
         instructions::veto::handler(ctx, epoch)
     }
@@ -116,23 +118,24 @@ pub mod backhaul {
         instructions::settle_usage::handler(ctx, epoch, consumed_cumulative, proof)
     }
 
-    /// Changes the challenge period, emission schedule, rate limiter or economics (admin).
-    pub fn update_params(ctx: Context<UpdateParams>, params: UpdateParamsArgs) -> Result<()> {
-        instructions::update_params::handler(ctx, params)
-    }
-
-    /// Replaces the oracle set and threshold (admin).
-    pub fn set_oracles(
-        ctx: Context<SetOracles>,
-        oracles: Vec<Pubkey>,
-        threshold: u8,
+    /// Queues a change of parameters, oracles or guardians (admin); `id` is the config's
+    /// `next_change_id`.
+    pub fn queue_change(
+        ctx: Context<QueueChange>,
+        id: u64,
+        change: GovernanceChange,
     ) -> Result<()> {
-        instructions::set_oracles::handler(ctx, oracles, threshold)
+        instructions::queue_change::handler(ctx, id, change)
     }
 
-    /// Replaces the guardian (admin).
-    pub fn set_guardian(ctx: Context<SetGuardian>, guardian: Pubkey) -> Result<()> {
-        instructions::set_guardian::handler(ctx, guardian)
+    /// Cancels a queued change (admin, or a guardian unless the change removes it).
+    pub fn cancel_change(ctx: Context<CancelChange>, id: u64) -> Result<()> {
+        instructions::cancel_change::handler(ctx, id)
+    }
+
+    /// Applies a queued change after its governance delay. Anyone may call.
+    pub fn apply_change(ctx: Context<ApplyChange>, id: u64) -> Result<()> {
+        instructions::apply_change::handler(ctx, id)
     }
 
     /// Names the next admin (admin); it takes over when it accepts.
@@ -145,7 +148,7 @@ pub mod backhaul {
         instructions::accept_admin::handler(ctx)
     }
 
-    /// Pauses (admin or guardian) or unpauses (admin).
+    /// Pauses for at most a day (admin or a guardian) or unpauses (admin).
     pub fn set_paused(ctx: Context<SetPaused>, paused: bool) -> Result<()> {
         instructions::set_paused::handler(ctx, paused)
     }

@@ -13,7 +13,8 @@ pub struct AcceptAdmin<'info> {
 
 /// Second step of an admin transfer: the pending admin signs and becomes the admin.
 ///
-/// Checks: a transfer is pending; the signer is the pending admin.
+/// Checks: a transfer is pending; the signer is the pending admin; it is neither a guardian nor an
+/// oracle (which may have changed since it was proposed).
 pub fn handler(ctx: Context<AcceptAdmin>) -> Result<()> {
     let config = &mut ctx.accounts.config;
     let pending = config.pending_admin.ok_or(BackhaulError::NoPendingAdmin)?;
@@ -25,6 +26,7 @@ pub fn handler(ctx: Context<AcceptAdmin>) -> Result<()> {
     let old_admin = config.admin;
     config.admin = pending;
     config.pending_admin = None;
+    config.invariant()?;
     emit_cpi!(AdminAccepted {
         config: config.key(),
         old_admin,

@@ -85,7 +85,7 @@ pub fn handler(
 ) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
-    require!(!config.paused, BackhaulError::Paused);
+    require!(!config.is_paused(now), BackhaulError::Paused);
     let current = epoch_at_time(config, now);
     if epoch != current {
         msg!("{}", wrong_epoch_log(epoch, now, current));

@@ -1,10 +1,9 @@
 use crate::constants::{EPOCH_SEED, LEDGER_SEED, VAULT_SEED};
-use crate::error::{core_error, BackhaulError};
+use crate::error::BackhaulError;
 use crate::events::EpochFinalized;
 use crate::state::*;
 use anchor_lang::prelude::*;
 use anchor_spl::token::{self, Mint, MintTo, Token, TokenAccount};
-use backhaul_core::rate_limit::MintBucket;
 
 #[event_cpi]
 #[derive(Accounts)]
@@ -39,16 +38,18 @@ pub struct Finalize<'info> {
 /// Effects: mints exactly the proposal's allocation into the vault (signed by the config PDA),
 /// counting it first against the schedule and the rest as re-minted burns; updates the moving
 /// average of burns; advances `next_epoch`; records both trees' totals and leaf counts; writes
-/// the ledger's minted amount and budget; marks the epoch `Finalized`.
+/// the ledger's minted amount and budget; marks the epoch `Finalized`; budget parameters applied
+/// from the new next epoch become current.
 ///
 /// Checks: not paused; the epoch is `Proposed` and is the next epoch; the challenge period has
 /// ended; the allocation fits the epoch's budget (the schedule plus capped net emissions, the
-/// lifetime cap, the paid-usage cap, as they stand now) and the mint rate limiter.
+/// lifetime cap, the paid-usage cap, under the epoch's parameters) and the mint rate limiter. The
+/// votes checked the same at quorum, and none of it can get stricter since.
 pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
     let record = &ctx.accounts.epoch_record;
-    require!(!config.paused, BackhaulError::Paused);
+    require!(!config.is_paused(now), BackhaulError::Paused);
     match record.status {
         EpochStatus::Proposed => {}
         EpochStatus::Finalized => return err!(BackhaulError::AlreadyFinalized),
@@ -66,11 +67,18 @@ pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
     let epoch = record.epoch;
     let proposal = record.proposal;
     let allocation = proposal.allocation;
-    let budget = config.epoch_budget(epoch, &ctx.accounts.ledger, proposal.credits_consumed)?;
-    let split = budget.split(allocation).map_err(budget_error)?;
-    let bucket = MintBucket::from(config.rate_limiter)
-        .consume(now, allocation)
-        .map_err(core_error)?;
+    let FinalizeOutcome {
+        budget,
+        split,
+        bucket,
+    } = config.finalize_outcome(
+        epoch,
+        &ctx.accounts.ledger,
+        allocation,
+        proposal.credits_consumed,
+        now,
+    )?;
+    let tokens_burned = ctx.accounts.ledger.tokens_burned;
 
     if allocation > 0 {
         let seeds = config.signer_seeds();
@@ -89,7 +97,8 @@ pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
     }
 
     let config = &mut ctx.accounts.config;
-    config.rate_limiter = bucket.into();
+    config.rate_limiter.level = bucket.level;
+    config.rate_limiter.last_ts = bucket.last_ts;
     config.total_minted = config
         .total_minted
         .checked_add(allocation)
@@ -102,12 +111,17 @@ pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
         .total_reemitted
         .checked_add(split.net)
         .ok_or(BackhaulError::Overflow)?;
+    config.burned_finalized = config
+        .burned_finalized
+        .checked_add(tokens_burned)
+        .ok_or(BackhaulError::Overflow)?;
     config.burn_ema = budget.burn_ema;
     config.last_reward_total = proposal.reward_total;
     config.last_reward_leaf_count = proposal.reward_leaf_count;
     config.last_usage_total = proposal.usage_total;
     config.last_usage_leaf_count = proposal.usage_leaf_count;
     config.next_epoch = epoch.checked_add(1).ok_or(BackhaulError::Overflow)?;
+    config.promote_pending_params();
     config.invariant()?;
     let total_minted = config.total_minted;
 
@@ -115,7 +129,6 @@ pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
     ledger.tokens_minted = allocation;
     ledger.burn_ema = budget.burn_ema;
     ledger.budget = budget.total;
-    let tokens_burned = ledger.tokens_burned;
 
     let record = &mut ctx.accounts.epoch_record;
     record.status = EpochStatus::Finalized;

@@ -10,12 +10,13 @@ use anchor_spl::token::{self, Mint, Token, TokenAccount};
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
 pub struct InitializeParams {
     pub admin: Pubkey,
-    pub guardian: Pubkey,
+    pub guardians: Vec<Pubkey>,
     pub oracles: Vec<Pubkey>,
     pub threshold: u8,
     pub genesis_ts: i64,
     pub epoch_length_secs: u64,
     pub challenge_period_secs: u64,
+    pub governance_delay_secs: u64,
     pub emission: EmissionParams,
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
@@ -82,33 +83,35 @@ pub struct Initialize<'info> {
 /// vault's owner; the mint's current supply is recorded as the initial supply.
 ///
 /// Checks: the signer is the upgrade authority; the mint's authority is the config PDA and it has
-/// no freeze authority; 1 to 10 distinct oracles with `n/2 < m <= n`; non-default admin and
-/// guardian; epoch length, challenge period and rate window within bounds; genesis within a year of
-/// the clock; a valid emission schedule; a rate capacity of at least one initial emission; price
+/// no freeze authority; 1 to 10 distinct oracles with `n/2 < m <= n`; 1 to 4 distinct guardians;
+/// a non-default admin; admin, guardians and oracles all different keys; the epoch length, the
+/// challenge period (at most half an epoch) and the governance delay (at least an epoch plus the
+/// challenge period) within bounds; genesis within a year of the clock; a valid emission schedule;
+/// a rate window within bounds and a capacity that holds and drains a full epoch budget; price
 /// staleness and change bounds, smoothing and usage cap within bounds; at most 18 decimals.
 pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
-    require!(
-        params.admin != Pubkey::default() && params.guardian != Pubkey::default(),
-        BackhaulError::InvalidKey
-    );
     validate_oracles(&params.oracles, params.threshold)?;
-    require!(
-        (MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&params.epoch_length_secs),
-        BackhaulError::InvalidEpochLength
-    );
+    validate_guardians(&params.guardians)?;
+    validate_roles(&params.admin, &params.guardians, &params.oracles)?;
+    validate_timing(
+        params.epoch_length_secs,
+        params.challenge_period_secs,
+        params.governance_delay_secs,
+    )?;
     require!(
         params.genesis_ts.abs_diff(now) <= MAX_GENESIS_OFFSET_SECS.unsigned_abs(),
         BackhaulError::InvalidGenesis
     );
-    validate_challenge_period(params.challenge_period_secs)?;
-    validate_emission(&params.emission)?;
-    validate_rate_limit(
-        params.rate_window_secs,
-        params.rate_capacity,
-        &params.emission,
+    validate_params(
+        &EpochParams {
+            emission: params.emission,
+            economics: params.economics,
+            rate_window_secs: params.rate_window_secs,
+            rate_capacity: params.rate_capacity,
+        },
+        params.epoch_length_secs,
     )?;
-    validate_economics(&params.economics)?;
     let mint = &ctx.accounts.mint;
     require!(
         mint.decimals <= backhaul_core::price::MAX_DECIMALS,
@@ -160,11 +163,12 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
     ))?;
 
     let config = Box::new(Config {
+        version: ACCOUNT_VERSION,
         bump: ctx.bumps.config,
         vault_bump: ctx.bumps.vault,
         admin: params.admin,
         pending_admin: None,
-        guardian: params.guardian,
+        guardians: params.guardians.clone(),
         mint: ctx.accounts.mint.key(),
         vault: ctx.accounts.vault.key(),
         price_feed: ctx.accounts.price_feed.key(),
@@ -173,6 +177,9 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         genesis_ts: params.genesis_ts,
         epoch_length_secs: params.epoch_length_secs,
         challenge_period_secs: params.challenge_period_secs,
+        governance_delay_secs: params.governance_delay_secs,
+        next_change_id: 0,
+        pending_params: None,
         emission: params.emission,
         rate_limiter: RateLimiter {
             window_secs: params.rate_window_secs,
@@ -183,7 +190,8 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         economics: params.economics,
         decimals,
         initial_supply,
-        paused: false,
+        paused_until: 0,
+        pause_available_at: 0,
         next_epoch: 0,
         last_reward_total: 0,
         last_reward_leaf_count: 0,
@@ -195,6 +203,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         last_usage_total: 0,
         last_usage_leaf_count: 0,
         total_burned: 0,
+        burned_finalized: 0,
         credits_issued: 0,
         credits_settled: 0,
         credits_unpaid: 0,
@@ -216,12 +225,13 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         mint: ctx.accounts.mint.key(),
         vault: ctx.accounts.vault.key(),
         admin: params.admin,
-        guardian: params.guardian,
+        guardians: params.guardians,
         oracles: params.oracles,
         threshold: params.threshold,
         genesis_ts: params.genesis_ts,
         epoch_length_secs: params.epoch_length_secs,
         challenge_period_secs: params.challenge_period_secs,
+        governance_delay_secs: params.governance_delay_secs,
         emission: params.emission,
         rate_window_secs: params.rate_window_secs,
         rate_capacity: params.rate_capacity,

@@ -1,6 +1,6 @@
 use crate::constants::*;
 use crate::error::{core_error, BackhaulError};
-use crate::events::{RootProposed, RootVoted};
+use crate::events::{RootProposed, RootVoted, RoundExpired};
 use crate::state::*;
 use anchor_lang::prelude::*;
 use backhaul_core::epoch::epoch_end;
@@ -35,30 +35,36 @@ pub struct ProposeRoot<'info> {
 
 /// Records one oracle's vote for `proposal` in `epoch`.
 ///
-/// Effects: creates the epoch record on the first vote; after a veto, starts a new round (clears
-/// the votes); appends the vote; when `threshold` current oracles voted for the same digest, stores
+/// Effects: creates the epoch record on the first vote; after a veto, or when the current round
+/// began a challenge period ago without reaching quorum, starts a new round (clears the votes);
+/// appends the vote; when `threshold` current oracles voted for the same digest, stores
 /// the proposal, moves the epoch to `Proposed` and sets `finalizable_at = now + challenge period`.
 /// A vote that arrives after quorum is recorded (and flagged in its event) but changes nothing.
 ///
 /// Checks: not paused; the signer is in the oracle set; `epoch` is the next epoch, has ended by
 /// the clock and its ledger is sealed; not finalized; the oracle has not voted in this round; the
-/// digest was not vetoed; neither root is all zeros; both trees are consistent (total = previous
-/// total + this epoch's increase, the leaf count never shrinks, an empty tree has the empty root);
-/// the allocation fits the epoch's budget.
+/// digest was not vetoed in the previous round; neither root is all zeros; both trees are
+/// consistent (total = previous total + this epoch's increase, the leaf count never shrinks, an
+/// empty tree has the empty root); everything `finalize` will check passes now (the epoch's
+/// budget, the mint rate limiter, the totals it leaves), so a proposal with quorum can always be
+/// finalized.
 pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
     let oracle = ctx.accounts.oracle.key();
-    require!(!config.paused, BackhaulError::Paused);
+    require!(!config.is_paused(now), BackhaulError::Paused);
     require!(config.is_oracle(&oracle), BackhaulError::NotOracle);
     require!(epoch == config.next_epoch, BackhaulError::EpochOutOfOrder);
     let end = epoch_end(config.genesis_ts, config.epoch_length_secs, epoch).map_err(core_error)?;
     require!(now >= end, BackhaulError::EpochNotEnded);
     check_proposal(config, &config.key(), epoch, &proposal)?;
-    config
-        .epoch_budget(epoch, &ctx.accounts.ledger, proposal.credits_consumed)?
-        .split(proposal.allocation)
-        .map_err(budget_error)?;
+    config.finalize_outcome(
+        epoch,
+        &ctx.accounts.ledger,
+        proposal.allocation,
+        proposal.credits_consumed,
+        now,
+    )?;
 
     let config_key = config.key();
     let record_info = ctx.accounts.epoch_record.to_account_info();
@@ -74,6 +80,8 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
         ctx.program_id,
     )?;
     if created {
+        record.version = ACCOUNT_VERSION;
+        record.round_started_at = now;
         record.config = config_key;
         record.epoch = epoch;
         record.bump = bump;
@@ -85,25 +93,38 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     );
     match record.status {
         EpochStatus::Finalized => return err!(BackhaulError::AlreadyFinalized),
-        EpochStatus::Vetoed => {
-            record.round = record.round.checked_add(1).ok_or(BackhaulError::Overflow)?;
-            record.votes.clear();
-            record.status = EpochStatus::Voting;
-        }
+        EpochStatus::Vetoed => record.start_next_round(now)?,
         EpochStatus::Voting | EpochStatus::Proposed => {}
     }
     // Votes of oracles that have since left the set no longer count, nor take a slot.
     record.votes.retain(|v| config.oracles.contains(&v.oracle));
+    if record.status == EpochStatus::Voting {
+        let challenge =
+            i64::try_from(config.challenge_period_secs).map_err(|_| BackhaulError::Overflow)?;
+        let round_ends = record
+            .round_started_at
+            .checked_add(challenge)
+            .ok_or(BackhaulError::Overflow)?;
+        if record.votes.is_empty() {
+            record.round_started_at = now;
+        } else if now >= round_ends {
+            // A split vote, or votes for a digest that can no longer reach quorum: start over.
+            emit_cpi!(RoundExpired {
+                config: config_key,
+                epoch,
+                round: record.round,
+                started_at: record.round_started_at,
+            });
+            record.start_next_round(now)?;
+        }
+    }
     require!(
         !record.votes.iter().any(|v| v.oracle == oracle),
         BackhaulError::DoubleVote
     );
 
     let digest = proposal_digest(&config_key.to_bytes(), epoch, &borsh::to_vec(&proposal)?);
-    require!(
-        digest != record.vetoed_digest,
-        BackhaulError::ProposalVetoed
-    );
+    require!(!record.is_banned(&digest), BackhaulError::ProposalVetoed);
     record.votes.push(Vote { oracle, digest });
     let votes_for_digest = record.votes.iter().filter(|v| v.digest == digest).count();
     let votes_for_digest = u8::try_from(votes_for_digest).map_err(|_| BackhaulError::Overflow)?;

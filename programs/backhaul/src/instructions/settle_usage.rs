@@ -64,7 +64,10 @@ pub fn handler(
     let config = &ctx.accounts.config;
     let record = &ctx.accounts.epoch_record;
     let buyer = ctx.accounts.buyer.key();
-    require!(!config.paused, BackhaulError::Paused);
+    require!(
+        !config.is_paused(Clock::get()?.unix_timestamp),
+        BackhaulError::Paused
+    );
     require!(
         record.status == EpochStatus::Finalized,
         BackhaulError::EpochNotFinalized

@@ -31,7 +31,7 @@ pub fn handler(ctx: Context<SubmitPrice>, credits_per_token: u64) -> Result<()> 
     let now = Clock::get()?.unix_timestamp;
     let config = &ctx.accounts.config;
     let oracle = ctx.accounts.oracle.key();
-    require!(!config.paused, BackhaulError::Paused);
+    require!(!config.is_paused(now), BackhaulError::Paused);
     require!(config.is_oracle(&oracle), BackhaulError::NotOracle);
     require!(credits_per_token > 0, BackhaulError::InvalidPrice);
     let economics = &config.economics;

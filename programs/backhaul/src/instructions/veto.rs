@@ -1,4 +1,4 @@
-use crate::constants::EPOCH_SEED;
+use crate::constants::{EPOCH_SEED, MAX_VETOES_PER_EPOCH};
 use crate::error::BackhaulError;
 use crate::events::EpochVetoed;
 use crate::state::*;
@@ -9,7 +9,7 @@ use anchor_lang::prelude::*;
 #[instruction(epoch: u64)]
 pub struct Veto<'info> {
     pub guardian: Signer<'info>,
-    #[account(has_one = guardian @ BackhaulError::NotGuardian)]
+    #[account(constraint = config.is_guardian(&guardian.key()) @ BackhaulError::NotGuardian)]
     pub config: Box<Account<'info, Config>>,
     /// The record of `epoch`, the epoch to stop.
     #[account(
@@ -21,13 +21,15 @@ pub struct Veto<'info> {
     pub epoch_record: Box<Account<'info, EpochRecord>>,
 }
 
-/// The guardian stops an epoch before money moves. Works while paused.
+/// A guardian stops an epoch before money moves. Works while paused.
 ///
-/// Effects: marks the epoch `Vetoed` and remembers the vetoed digest, which can never be voted
-/// again; the next vote starts a new round with no votes.
+/// Effects: marks the epoch `Vetoed`; a vetoed proposal's digest cannot be voted in the next
+/// round (after that the oracles, which close deterministically, may propose it again); the next
+/// vote starts a new round with no votes.
 ///
-/// Checks: the signer is the guardian; the epoch is `Voting`, or `Proposed` with its challenge
-/// period still running.
+/// Checks: the signer is a guardian; the epoch is `Voting`, or `Proposed` with its challenge
+/// period still running; fewer than [`MAX_VETOES_PER_EPOCH`] vetoes of this epoch so far, so a
+/// hostile guardian delays an epoch by a bounded number of rounds.
 pub fn handler(ctx: Context<Veto>, _epoch: u64) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let record = &mut ctx.accounts.epoch_record;
@@ -40,21 +42,28 @@ pub fn handler(ctx: Context<Veto>, _epoch: u64) -> Result<()> {
         EpochStatus::Finalized => return err!(BackhaulError::VetoWindowClosed),
         EpochStatus::Vetoed => return err!(BackhaulError::NothingToVeto),
     };
+    require!(
+        record.vetoes < MAX_VETOES_PER_EPOCH,
+        BackhaulError::VetoLimitReached
+    );
+    record.vetoes = record.vetoes.checked_add(1).ok_or(BackhaulError::Overflow)?;
     record.status = EpochStatus::Vetoed;
     if digest != [0u8; 32] {
         record.vetoed_digest = digest;
+        record.banned_round = record.round.checked_add(1).ok_or(BackhaulError::Overflow)?;
     }
     record.proposal = EpochProposal::default();
     record.proposal_digest = [0u8; 32];
     record.quorum_at = 0;
     record.finalizable_at = 0;
-    let (epoch, round) = (record.epoch, record.round);
+    let (epoch, round, vetoes) = (record.epoch, record.round, record.vetoes);
     emit_cpi!(EpochVetoed {
         config: ctx.accounts.config.key(),
         epoch,
         round,
         guardian: ctx.accounts.guardian.key(),
         digest,
+        vetoes,
     });
     Ok(())
 }

@@ -2,7 +2,9 @@ use crate::constants::*;
 use crate::error::BackhaulError;
 use crate::state::EpochLedger;
 use anchor_lang::prelude::*;
-use backhaul_core::budget::{BudgetExceeded, EpochActivity, EpochBudget, NetEmissionParams};
+use backhaul_core::budget::{
+    AllocationSplit, BudgetExceeded, EpochActivity, EpochBudget, NetEmissionParams,
+};
 use backhaul_core::emission::EmissionSchedule;
 use backhaul_core::rate_limit::MintBucket;
 
@@ -96,20 +98,41 @@ impl From<MintBucket> for RateLimiter {
     }
 }
 
+/// Everything that decides an epoch's budget and mint limit.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct EpochParams {
+    pub emission: EmissionParams,
+    pub economics: EconomicsParams,
+    pub rate_window_secs: u64,
+    pub rate_capacity: u64,
+}
+
+/// Budget parameters applied by governance that take effect from `from_epoch`.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct PendingParams {
+    /// The first epoch they apply to: one that had not started when they were applied.
+    pub from_epoch: u64,
+    pub params: EpochParams,
+}
+
 /// One deployment: its authorities, oracle set, schedule, limits and running totals.
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct Config {
+    /// Layout version ([`ACCOUNT_VERSION`]).
+    pub version: u8,
     /// PDA bump of `["config", mint]`.
     pub bump: u8,
     /// PDA bump of the vault `["vault", config]`.
     pub vault_bump: u8,
-    /// Changes parameters, the oracle set and the guardian; unpauses.
+    /// Queues changes of parameters, oracles and guardians; pauses and unpauses.
     pub admin: Pubkey,
     /// Set by `propose_admin`; becomes admin when it signs `accept_admin`.
     pub pending_admin: Option<Pubkey>,
-    /// Pauses and vetoes; cannot move funds or change parameters.
-    pub guardian: Pubkey,
+    /// Each may veto (a bounded number of times per epoch), pause (for a bounded time) and cancel
+    /// queued changes (except its own removal); none can move funds or change parameters.
+    #[max_len(MAX_GUARDIANS)]
+    pub guardians: Vec<Pubkey>,
     /// The network token (classic SPL Token); this config is its mint authority.
     pub mint: Pubkey,
     /// Token account holding minted rewards until they are claimed; owned by this config.
@@ -127,6 +150,12 @@ pub struct Config {
     pub epoch_length_secs: u64,
     /// Time between quorum and the earliest finalize, seconds.
     pub challenge_period_secs: u64,
+    /// Time between queueing a change and the earliest `apply_change`, seconds.
+    pub governance_delay_secs: u64,
+    /// The id the next queued change gets.
+    pub next_change_id: u64,
+    /// Budget parameters that apply from a later epoch than the current ones.
+    pub pending_params: Option<PendingParams>,
     /// The emission schedule.
     pub emission: EmissionParams,
     /// The mint rate limiter and its state.
@@ -137,8 +166,10 @@ pub struct Config {
     pub decimals: u8,
     /// The mint's supply when the deployment was created.
     pub initial_supply: u64,
-    /// When set, voting, finalizing and claiming are refused.
-    pub paused: bool,
+    /// Voting, finalizing, claiming, buying and settling are refused until this time.
+    pub paused_until: i64,
+    /// Nobody may pause before this time (the cooldown after the last pause).
+    pub pause_available_at: i64,
     /// The next epoch to be proposed and finalized.
     pub next_epoch: u64,
     /// Sum of all cumulative amounts in the last finalized reward tree.
@@ -161,12 +192,22 @@ pub struct Config {
     pub last_usage_leaf_count: u64,
     /// Tokens ever burned for credits.
     pub total_burned: u64,
+    /// Tokens burned in finalized epochs (net emissions never exceed it).
+    pub burned_finalized: u64,
     /// Credits ever issued by purchases.
     pub credits_issued: u64,
     /// Credits ever debited by settlements.
     pub credits_settled: u64,
     /// Consumption settled beyond a buyer's balance (recorded, never debited).
     pub credits_unpaid: u64,
+}
+
+/// What finalizing a proposal would do: the budget, its split and the rate limiter after it.
+#[derive(Clone, Copy, Debug)]
+pub struct FinalizeOutcome {
+    pub budget: EpochBudget,
+    pub split: AllocationSplit,
+    pub bucket: MintBucket,
 }
 
 impl Config {
@@ -186,8 +227,58 @@ impl Config {
         self.oracles.contains(key)
     }
 
-    pub fn schedule(&self) -> EmissionSchedule {
-        self.emission.into()
+    pub fn is_guardian(&self, key: &Pubkey) -> bool {
+        self.guardians.contains(key)
+    }
+
+    pub fn is_paused(&self, now: i64) -> bool {
+        now < self.paused_until
+    }
+
+    /// The budget parameters in force for the epochs finalized so far.
+    pub fn current_params(&self) -> EpochParams {
+        EpochParams {
+            emission: self.emission,
+            economics: self.economics,
+            rate_window_secs: self.rate_limiter.window_secs,
+            rate_capacity: self.rate_limiter.capacity,
+        }
+    }
+
+    /// The budget parameters of `epoch`.
+    pub fn params_for(&self, epoch: u64) -> EpochParams {
+        match self.pending_params {
+            Some(p) if epoch >= p.from_epoch => p.params,
+            _ => self.current_params(),
+        }
+    }
+
+    /// The newest budget parameters, pending or current: a new change is checked against them.
+    pub fn latest_params(&self) -> EpochParams {
+        self.pending_params
+            .map_or_else(|| self.current_params(), |p| p.params)
+    }
+
+    /// Makes pending parameters current once every epoch before `from_epoch` is finalized (the
+    /// rate limiter keeps its level). A lowered lifetime cap that the epochs finalized in between
+    /// already passed becomes what they minted: nothing more is scheduled, and nothing halts.
+    pub fn promote_pending_params(&mut self) {
+        if let Some(p) = self.pending_params {
+            if self.next_epoch >= p.from_epoch {
+                let mut params = p.params;
+                params.emission.lifetime_cap =
+                    params.emission.lifetime_cap.max(self.scheduled_minted);
+                self.set_current_params(&params);
+                self.pending_params = None;
+            }
+        }
+    }
+
+    pub fn set_current_params(&mut self, p: &EpochParams) {
+        self.emission = p.emission;
+        self.economics = p.economics;
+        self.rate_limiter.window_secs = p.rate_window_secs;
+        self.rate_limiter.capacity = p.rate_capacity;
     }
 
     /// The budget of `epoch` given its sealed ledger and the credits its proposal consumes.
@@ -197,21 +288,75 @@ impl Config {
         ledger: &EpochLedger,
         credits_consumed: u64,
     ) -> Result<EpochBudget> {
+        let params = self.params_for(epoch);
+        let burns_not_reemitted = self
+            .burned_finalized
+            .checked_add(ledger.tokens_burned)
+            .and_then(|b| b.checked_sub(self.total_reemitted))
+            .ok_or(BackhaulError::InvariantViolated)?;
         let activity = EpochActivity {
             tokens_burned: ledger.tokens_burned,
             credits_consumed,
             credits_per_token: ledger.credits_per_token,
             decimals: self.decimals,
+            burns_not_reemitted,
         };
         EpochBudget::compute(
-            &self.schedule(),
+            &params.emission.into(),
             epoch,
             self.scheduled_minted,
             self.burn_ema,
-            &self.economics.into(),
+            &params.economics.into(),
             &activity,
         )
         .map_err(crate::error::core_error)
+    }
+
+    /// Everything `finalize` checks about `allocation` of the next epoch at `now`: the budget, the
+    /// rate limiter and the totals it would leave. Votes run it too, so a proposal that reaches
+    /// quorum can always be finalized.
+    pub fn finalize_outcome(
+        &self,
+        epoch: u64,
+        ledger: &EpochLedger,
+        allocation: u64,
+        credits_consumed: u64,
+        now: i64,
+    ) -> Result<FinalizeOutcome> {
+        let params = self.params_for(epoch);
+        let budget = self.epoch_budget(epoch, ledger, credits_consumed)?;
+        let split = budget.split(allocation).map_err(budget_error)?;
+        let bucket = MintBucket {
+            window_secs: params.rate_window_secs,
+            capacity: params.rate_capacity,
+            level: self.rate_limiter.level,
+            last_ts: self.rate_limiter.last_ts,
+        }
+        .consume(now, allocation)
+        .map_err(crate::error::core_error)?;
+        let scheduled = self
+            .scheduled_minted
+            .checked_add(split.scheduled)
+            .ok_or(BackhaulError::Overflow)?;
+        let reemitted = self
+            .total_reemitted
+            .checked_add(split.net)
+            .ok_or(BackhaulError::Overflow)?;
+        let burned = self
+            .burned_finalized
+            .checked_add(ledger.tokens_burned)
+            .ok_or(BackhaulError::Overflow)?;
+        // The schedule's room is what the cap leaves, so `scheduled` stays within the cap.
+        require!(
+            scheduled <= params.emission.lifetime_cap.max(self.scheduled_minted)
+                && reemitted <= burned,
+            BackhaulError::InvariantViolated
+        );
+        Ok(FinalizeOutcome {
+            budget,
+            split,
+            bucket,
+        })
     }
 
     /// Checks that must hold after every change.
@@ -222,12 +367,15 @@ impl Config {
             self.total_claimed <= self.total_minted
                 && self.scheduled_minted <= self.emission.lifetime_cap
                 && split_ok
-                && self.total_reemitted <= self.total_burned
+                && self.total_reemitted <= self.burned_finalized
+                && self.burned_finalized <= self.total_burned
                 && self.last_reward_total == self.total_minted
                 && self.credits_settled <= self.credits_issued,
             BackhaulError::InvariantViolated
         );
         validate_oracles(&self.oracles, self.threshold)?;
+        validate_guardians(&self.guardians)?;
+        validate_roles(&self.admin, &self.guardians, &self.oracles)?;
         Ok(())
     }
 }
@@ -238,15 +386,42 @@ pub fn validate_oracles(oracles: &[Pubkey], threshold: u8) -> Result<()> {
         !oracles.is_empty() && oracles.len() <= usize::from(MAX_ORACLES),
         BackhaulError::InvalidOracleSet
     );
-    for (i, o) in oracles.iter().enumerate() {
-        require!(*o != Pubkey::default(), BackhaulError::InvalidOracleSet);
-        require!(!oracles[..i].contains(o), BackhaulError::InvalidOracleSet);
-    }
+    require!(distinct_keys(oracles), BackhaulError::InvalidOracleSet);
     let m = usize::from(threshold);
     // m > n/2, written without division: 2m > n.
     require!(
         m >= 1 && m <= oracles.len() && m.saturating_mul(2) > oracles.len(),
         BackhaulError::InvalidThreshold
+    );
+    Ok(())
+}
+
+/// 1 to [`MAX_GUARDIANS`] distinct non-default keys.
+pub fn validate_guardians(guardians: &[Pubkey]) -> Result<()> {
+    require!(
+        !guardians.is_empty()
+            && guardians.len() <= usize::from(MAX_GUARDIANS)
+            && distinct_keys(guardians),
+        BackhaulError::InvalidGuardianSet
+    );
+    Ok(())
+}
+
+fn distinct_keys(keys: &[Pubkey]) -> bool {
+    keys.iter()
+        .enumerate()
+        .all(|(i, k)| *k != Pubkey::default() && !keys[..i].contains(k))
+}
+
+/// The admin, the guardians and the oracles are different keys: no one key both queues changes
+/// and votes, or both votes and vetoes.
+pub fn validate_roles(admin: &Pubkey, guardians: &[Pubkey], oracles: &[Pubkey]) -> Result<()> {
+    require!(*admin != Pubkey::default(), BackhaulError::InvalidKey);
+    require!(
+        !guardians.contains(admin)
+            && !oracles.contains(admin)
+            && !guardians.iter().any(|g| oracles.contains(g)),
+        BackhaulError::RolesOverlap
     );
     Ok(())
 }
@@ -258,16 +433,71 @@ pub fn validate_emission(e: &EmissionParams) -> Result<()> {
         .map_err(|_| error!(BackhaulError::InvalidEmissionSchedule))
 }
 
-/// A window within bounds and a capacity that can hold at least one initial epoch emission.
-pub fn validate_rate_limit(
-    window_secs: u64,
-    capacity: u64,
-    emission: &EmissionParams,
-) -> Result<()> {
+/// The epoch length, challenge period and governance delay fit together: the challenge period is
+/// within its bounds and at most half an epoch (so finalization keeps up with the clock), and the
+/// delay covers at least one epoch plus the challenge period.
+pub fn validate_timing(epoch_length: u64, challenge: u64, delay: u64) -> Result<()> {
     require!(
-        (MIN_RATE_WINDOW_SECS..=MAX_RATE_WINDOW_SECS).contains(&window_secs)
-            && capacity >= emission.initial_per_epoch,
+        (MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&epoch_length),
+        BackhaulError::InvalidEpochLength
+    );
+    require!(
+        (MIN_CHALLENGE_PERIOD_SECS..=MAX_CHALLENGE_PERIOD_SECS).contains(&challenge)
+            && challenge.saturating_mul(2) <= epoch_length,
+        BackhaulError::InvalidChallengePeriod
+    );
+    require!(
+        delay >= epoch_length.saturating_add(challenge) && delay <= MAX_GOVERNANCE_DELAY_SECS,
+        BackhaulError::InvalidGovernanceDelay
+    );
+    Ok(())
+}
+
+/// Budget parameters that can always be met: a valid schedule and economics, a rate window within
+/// bounds, and a rate capacity that holds one full epoch budget (initial emission plus the net
+/// emissions cap) and drains at least one full budget per epoch.
+pub fn validate_params(p: &EpochParams, epoch_length: u64) -> Result<()> {
+    validate_emission(&p.emission)?;
+    validate_economics(&p.economics)?;
+    let max_budget = u128::from(p.emission.initial_per_epoch)
+        .saturating_add(u128::from(p.economics.net_emissions_cap));
+    let capacity = u128::from(p.rate_capacity);
+    require!(
+        (MIN_RATE_WINDOW_SECS..=MAX_RATE_WINDOW_SECS).contains(&p.rate_window_secs)
+            && capacity >= max_budget
+            && capacity.saturating_mul(u128::from(epoch_length))
+                >= max_budget.saturating_mul(u128::from(p.rate_window_secs)),
         BackhaulError::InvalidRateLimit
+    );
+    Ok(())
+}
+
+/// A change of budget parameters from `old` to `new` can raise what any epoch may mint at most
+/// [`MAX_RAISE_FACTOR`]-fold: the initial and floor emission, the net emissions cap and the rate
+/// capacity at most double, the schedule may only decay as fast or faster, and the lifetime cap
+/// only goes down (never below what the schedule already minted).
+pub fn validate_params_change(
+    old: &EpochParams,
+    new: &EpochParams,
+    scheduled_minted: u64,
+) -> Result<()> {
+    let (o, n) = (&old.emission, &new.emission);
+    require!(
+        n.lifetime_cap <= o.lifetime_cap && n.lifetime_cap >= scheduled_minted,
+        BackhaulError::LifetimeCapRaised
+    );
+    let within = |old: u64, new: u64| new <= old.saturating_mul(MAX_RAISE_FACTOR);
+    require!(
+        within(o.initial_per_epoch, n.initial_per_epoch)
+            && within(o.floor_per_epoch, n.floor_per_epoch)
+            && n.decay_bps >= o.decay_bps
+            && n.decay_period_epochs <= o.decay_period_epochs
+            && within(old.rate_capacity, new.rate_capacity)
+            && within(
+                old.economics.net_emissions_cap,
+                new.economics.net_emissions_cap
+            ),
+        BackhaulError::RaiseTooLarge
     );
     Ok(())
 }
@@ -291,12 +521,4 @@ pub fn validate_economics(e: &EconomicsParams) -> Result<()> {
     NetEmissionParams::from(*e)
         .validate()
         .map_err(|_| error!(BackhaulError::InvalidEconomics))
-}
-
-pub fn validate_challenge_period(secs: u64) -> Result<()> {
-    require!(
-        (MIN_CHALLENGE_PERIOD_SECS..=MAX_CHALLENGE_PERIOD_SECS).contains(&secs),
-        BackhaulError::InvalidChallengePeriod
-    );
-    Ok(())
 }

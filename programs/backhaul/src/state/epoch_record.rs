@@ -35,7 +35,7 @@ pub enum EpochStatus {
     Proposed,
     /// Rewards are minted and claimable.
     Finalized,
-    /// The guardian vetoed; the next vote starts a new round.
+    /// A guardian vetoed; the next vote starts a new round.
     Vetoed,
 }
 
@@ -50,6 +50,8 @@ pub struct Vote {
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct EpochRecord {
+    /// Layout version (`ACCOUNT_VERSION`).
+    pub version: u8,
     /// The deployment.
     pub config: Pubkey,
     /// The epoch number.
@@ -57,8 +59,13 @@ pub struct EpochRecord {
     /// PDA bump of `["epoch", config, epoch]`.
     pub bump: u8,
     pub status: EpochStatus,
-    /// Incremented each time a veto restarts the vote.
+    /// Incremented each time a veto or an expired round restarts the vote.
     pub round: u32,
+    /// When the current round's first vote arrived; a round without quorum ends a challenge
+    /// period later.
+    pub round_started_at: i64,
+    /// Vetoes of this epoch so far.
+    pub vetoes: u8,
     /// Votes of the current round.
     #[max_len(MAX_ORACLES)]
     pub votes: Vec<Vote>,
@@ -66,8 +73,10 @@ pub struct EpochRecord {
     pub proposal: EpochProposal,
     /// Digest of `proposal`.
     pub proposal_digest: [u8; 32],
-    /// Digest of the last vetoed proposal; it cannot be voted again.
+    /// Digest of the last vetoed proposal; it cannot be voted in `banned_round`.
     pub vetoed_digest: [u8; 32],
+    /// The round in which `vetoed_digest` is refused: the one after the veto.
+    pub banned_round: u32,
     /// When the proposal reached quorum.
     pub quorum_at: i64,
     /// When the proposal became (or becomes) finalizable: quorum plus the challenge period.
@@ -78,4 +87,25 @@ pub struct EpochRecord {
 
 impl EpochRecord {
     pub const SIZE: usize = 8 + EpochRecord::INIT_SPACE;
+
+    /// Whether `digest` was vetoed in the round before the current one.
+    pub fn is_banned(&self, digest: &[u8; 32]) -> bool {
+        *digest != [0u8; 32] && *digest == self.vetoed_digest && self.round == self.banned_round
+    }
+
+    /// Clears the votes and any proposal and starts round `round + 1` at `now`.
+    pub fn start_next_round(&mut self, now: i64) -> Result<()> {
+        self.round = self
+            .round
+            .checked_add(1)
+            .ok_or(crate::error::BackhaulError::Overflow)?;
+        self.votes.clear();
+        self.status = EpochStatus::Voting;
+        self.proposal = EpochProposal::default();
+        self.proposal_digest = [0u8; 32];
+        self.quorum_at = 0;
+        self.finalizable_at = 0;
+        self.round_started_at = now;
+        Ok(())
+    }
 }

@@ -4,15 +4,19 @@ pub mod config;
 pub mod credit_account;
 pub mod epoch_ledger;
 pub mod epoch_record;
+pub mod governance;
 pub mod operator_claim;
 pub mod pda;
+pub mod pending_change;
 pub mod price_feed;
 
 pub use config::*;
 pub use credit_account::*;
 pub use epoch_ledger::*;
 pub use epoch_record::*;
+pub use governance::*;
 pub use operator_claim::*;
+pub use pending_change::*;
 pub use price_feed::*;
 
 /// Every account type, for the IDL. Anchor's IDL build lists only the account types that some
