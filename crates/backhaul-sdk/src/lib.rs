@@ -13,8 +13,9 @@ use backhaul::constants::*;
 
 pub mod compute;
 
-pub use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
+pub use backhaul::instructions::InitializeParams;
 pub use backhaul::state;
+pub use backhaul::state::{GovernanceChange, ParamsChange};
 pub use backhaul::ID as PROGRAM_ID;
 
 /// One deployment of the program: everything derives from its mint.
@@ -64,6 +65,11 @@ impl Deployment {
     /// A buyer's credits `["credits", config, buyer]`.
     pub fn credits(&self, buyer: &Pubkey) -> Pubkey {
         pda(&[CREDITS_SEED, self.config.as_ref(), buyer.as_ref()])
+    }
+
+    /// Queued governance change `id`: `["change", config, id]`.
+    pub fn pending_change(&self, id: u64) -> Pubkey {
+        pda(&[CHANGE_SEED, self.config.as_ref(), &id.to_le_bytes()])
     }
 
     /// `owner`'s associated token account for the network token.
@@ -356,45 +362,58 @@ pub mod ix {
         )
     }
 
-    pub fn update_params(d: &Deployment, admin: &Pubkey, params: UpdateParamsArgs) -> Instruction {
+    /// Queues `change` as change `id`, which must be the config's `next_change_id`.
+    pub fn queue_change(
+        d: &Deployment,
+        admin: &Pubkey,
+        id: u64,
+        change: GovernanceChange,
+    ) -> Instruction {
         build(
-            backhaul::accounts::UpdateParams {
+            backhaul::accounts::QueueChange {
                 admin: *admin,
                 config: d.config,
+                pending_change: d.pending_change(id),
+                system_program: SYSTEM,
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },
-            backhaul::instruction::UpdateParams { params },
+            backhaul::instruction::QueueChange { id, change },
         )
     }
 
-    pub fn set_oracles(
+    /// Cancels change `id`; `queued_by` (the change's field) gets its rent back.
+    pub fn cancel_change(
         d: &Deployment,
-        admin: &Pubkey,
-        oracles: Vec<Pubkey>,
-        threshold: u8,
+        authority: &Pubkey,
+        id: u64,
+        queued_by: &Pubkey,
     ) -> Instruction {
         build(
-            backhaul::accounts::SetOracles {
-                admin: *admin,
+            backhaul::accounts::CancelChange {
+                authority: *authority,
                 config: d.config,
+                pending_change: d.pending_change(id),
+                queued_by: *queued_by,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::CancelChange { id },
+        )
+    }
+
+    /// Applies change `id` after its delay; `queued_by` (the change's field) gets its rent back.
+    pub fn apply_change(d: &Deployment, id: u64, queued_by: &Pubkey) -> Instruction {
+        build(
+            backhaul::accounts::ApplyChange {
+                config: d.config,
+                pending_change: d.pending_change(id),
+                queued_by: *queued_by,
                 price_feed: d.price_feed(),
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },
-            backhaul::instruction::SetOracles { oracles, threshold },
-        )
-    }
-
-    pub fn set_guardian(d: &Deployment, admin: &Pubkey, guardian: Pubkey) -> Instruction {
-        build(
-            backhaul::accounts::SetGuardian {
-                admin: *admin,
-                config: d.config,
-                event_authority: event_authority(),
-                program: backhaul::ID,
-            },
-            backhaul::instruction::SetGuardian { guardian },
+            backhaul::instruction::ApplyChange { id },
         )
     }
 

@@ -36,7 +36,10 @@ pub fn handler(ctx: Context<CancelChange>, id: u64) -> Result<()> {
     if by != config.admin {
         require!(config.is_guardian(&by), BackhaulError::NotAdminOrGuardian);
         require!(
-            ctx.accounts.pending_change.change.cancellable_by_guardian(&by),
+            ctx.accounts
+                .pending_change
+                .change
+                .cancellable_by_guardian(&by),
             BackhaulError::CannotCancel
         );
     }

@@ -46,7 +46,10 @@ pub fn handler(ctx: Context<Veto>, _epoch: u64) -> Result<()> {
         record.vetoes < MAX_VETOES_PER_EPOCH,
         BackhaulError::VetoLimitReached
     );
-    record.vetoes = record.vetoes.checked_add(1).ok_or(BackhaulError::Overflow)?;
+    record.vetoes = record
+        .vetoes
+        .checked_add(1)
+        .ok_or(BackhaulError::Overflow)?;
     record.status = EpochStatus::Vetoed;
     if digest != [0u8; 32] {
         record.vetoed_digest = digest;
