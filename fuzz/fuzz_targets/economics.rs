@@ -39,6 +39,7 @@ struct Input {
     smoothing: u64,
     usage_cap_bps: u32,
     burned: u64,
+    unreemitted: u64,
     consumed: u64,
     price: u64,
     decimals: u8,
@@ -77,6 +78,7 @@ fn budget(i: &Input) {
         credits_consumed: i.consumed,
         credits_per_token: i.price,
         decimals: i.decimals,
+        burns_not_reemitted: i.unreemitted,
     };
     let valid = s.validate().is_ok() && params.validate().is_ok() && i.decimals <= 18;
     let b = EpochBudget::compute(&s, i.epoch, i.minted, i.prev_ema, &params, &activity);
@@ -93,13 +95,15 @@ fn budget(i: &Input) {
         if valid {
             let room = s.budget(i.epoch, i.minted).expect("valid schedule");
             let ema = next_burn_ema(i.prev_ema, i.burned, i.smoothing).expect("valid smoothing");
-            assert!(room.checked_add(ema.min(i.net_cap)).is_none());
+            assert!(room
+                .checked_add(ema.min(i.net_cap).min(i.unreemitted))
+                .is_none());
         }
         return;
     };
     assert!(b.scheduled_room <= b.scheduled);
     assert!(b.scheduled_room <= i.cap.saturating_sub(i.minted));
-    assert!(b.net <= i.net_cap && b.net <= b.burn_ema);
+    assert!(b.net <= i.net_cap && b.net <= b.burn_ema && b.net <= i.unreemitted);
     assert!(
         b.burn_ema <= i.prev_ema.max(i.burned),
         "average above both inputs"

@@ -19,8 +19,10 @@ use anchor_lang::solana_program::program_error::ProgramError;
 use anchor_lang::{AnchorDeserialize, AnchorSerialize, Discriminator, InstructionData};
 use arbitrary::{Arbitrary, Unstructured};
 use backhaul::instruction as ix;
-use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
-use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
+use backhaul::instructions::InitializeParams;
+use backhaul::state::{
+    EconomicsParams, EmissionParams, EpochProposal, GovernanceChange, ParamsChange,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// What the entry point must answer for some instruction data and no accounts.
@@ -61,8 +63,8 @@ macro_rules! all_instructions {
         $m!(
             $($arg,)*
             ix::Initialize, ix::ProposeRoot, ix::Veto, ix::Finalize, ix::Claim, ix::SubmitPrice,
-            ix::BuyCredits, ix::SealEpoch, ix::SettleUsage, ix::UpdateParams, ix::SetOracles,
-            ix::SetGuardian, ix::ProposeAdmin, ix::AcceptAdmin, ix::SetPaused
+            ix::BuyCredits, ix::SealEpoch, ix::SettleUsage, ix::QueueChange, ix::CancelChange,
+            ix::ApplyChange, ix::ProposeAdmin, ix::AcceptAdmin, ix::SetPaused
         )
     };
 }
@@ -143,6 +145,33 @@ fn economics(u: &mut Unstructured) -> arbitrary::Result<EconomicsParams> {
     })
 }
 
+fn maybe<T>(
+    u: &mut Unstructured,
+    f: impl FnOnce(&mut Unstructured) -> arbitrary::Result<T>,
+) -> arbitrary::Result<Option<T>> {
+    Ok(if u.arbitrary()? { Some(f(u)?) } else { None })
+}
+
+fn change(u: &mut Unstructured) -> arbitrary::Result<GovernanceChange> {
+    Ok(match u.int_in_range(0..=2)? {
+        0 => GovernanceChange::Params(ParamsChange {
+            challenge_period_secs: u.arbitrary()?,
+            governance_delay_secs: u.arbitrary()?,
+            emission: maybe(u, emission)?,
+            rate_window_secs: u.arbitrary()?,
+            rate_capacity: u.arbitrary()?,
+            economics: maybe(u, economics)?,
+        }),
+        1 => GovernanceChange::Oracles {
+            oracles: keys(u)?,
+            threshold: u.arbitrary()?,
+        },
+        _ => GovernanceChange::Guardians {
+            guardians: keys(u)?,
+        },
+    })
+}
+
 fn keys(u: &mut Unstructured) -> arbitrary::Result<Vec<Pubkey>> {
     let n = u.int_in_range(0..=12)?;
     (0..n).map(|_| key(u)).collect()
@@ -159,12 +188,13 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
         0 => ix::Initialize {
             params: InitializeParams {
                 admin: key(u)?,
-                guardian: key(u)?,
+                guardians: keys(u)?,
                 oracles: keys(u)?,
                 threshold: u.arbitrary()?,
                 genesis_ts: u.arbitrary()?,
                 epoch_length_secs: u.arbitrary()?,
                 challenge_period_secs: u.arbitrary()?,
+                governance_delay_secs: u.arbitrary()?,
                 emission: emission(u)?,
                 rate_window_secs: u.arbitrary()?,
                 rate_capacity: u.arbitrary()?,
@@ -222,30 +252,13 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
             proof: proof(u)?,
         }
         .data(),
-        9 => ix::UpdateParams {
-            params: UpdateParamsArgs {
-                challenge_period_secs: u.arbitrary()?,
-                emission: if u.arbitrary()? {
-                    Some(emission(u)?)
-                } else {
-                    None
-                },
-                rate_window_secs: u.arbitrary()?,
-                rate_capacity: u.arbitrary()?,
-                economics: if u.arbitrary()? {
-                    Some(economics(u)?)
-                } else {
-                    None
-                },
-            },
+        9 => ix::QueueChange {
+            id: u.arbitrary()?,
+            change: change(u)?,
         }
         .data(),
-        10 => ix::SetOracles {
-            oracles: keys(u)?,
-            threshold: u.arbitrary()?,
-        }
-        .data(),
-        11 => ix::SetGuardian { guardian: key(u)? }.data(),
+        10 => ix::CancelChange { id: u.arbitrary()? }.data(),
+        11 => ix::ApplyChange { id: u.arbitrary()? }.data(),
         12 => ix::ProposeAdmin { new_admin: key(u)? }.data(),
         13 => ix::AcceptAdmin {}.data(),
         _ => ix::SetPaused {

@@ -608,6 +608,7 @@ impl<'a> Aggregator<'a> {
             credits_consumed,
             credits_per_token: ch.credits_per_token,
             decimals: ch.decimals,
+            burns_not_reemitted: ch.burns_not_reemitted,
         };
         let budget = EpochBudget::compute(
             &schedule,
@@ -678,6 +679,7 @@ impl<'a> Aggregator<'a> {
                 decimals: ch.decimals,
                 previous_reward_total: self.prev_reward_total,
                 previous_usage_total: self.prev_usage_total,
+                burns_not_reemitted: ch.burns_not_reemitted,
             },
             budget: Budget {
                 scheduled: budget.scheduled,

@@ -36,30 +36,41 @@ pub struct ChainInputs {
     pub tokens_burned: u64,
     pub credits_per_token: u64,
     pub ledger_sealed: bool,
+    /// Tokens burned in finalized epochs and this epoch's ledger, less everything already
+    /// re-minted: net emissions never exceed it.
+    pub burns_not_reemitted: u64,
 }
 
 impl ChainInputs {
-    pub fn from_accounts(config: &Config, ledger: Option<&EpochLedger>) -> Self {
+    /// The inputs to `epoch`'s close: the budget parameters that apply to that epoch (a change
+    /// applied by governance takes effect only from an epoch that had not started).
+    pub fn from_accounts(config: &Config, epoch: u64, ledger: Option<&EpochLedger>) -> Self {
+        let params = config.params_for(epoch);
+        let tokens_burned = ledger.map_or(0, |l| l.tokens_burned);
         ChainInputs {
             genesis_ts: config.genesis_ts,
             epoch_length_secs: config.epoch_length_secs,
             next_epoch: config.next_epoch,
-            initial_per_epoch: config.emission.initial_per_epoch,
-            decay_bps: config.emission.decay_bps,
-            decay_period_epochs: config.emission.decay_period_epochs,
-            floor_per_epoch: config.emission.floor_per_epoch,
-            lifetime_cap: config.emission.lifetime_cap,
+            initial_per_epoch: params.emission.initial_per_epoch,
+            decay_bps: params.emission.decay_bps,
+            decay_period_epochs: params.emission.decay_period_epochs,
+            floor_per_epoch: params.emission.floor_per_epoch,
+            lifetime_cap: params.emission.lifetime_cap,
             scheduled_minted: config.scheduled_minted,
             burn_ema: config.burn_ema,
-            net_emissions_cap: config.economics.net_emissions_cap,
-            burn_smoothing_epochs: config.economics.burn_smoothing_epochs,
-            usage_cap_bps: config.economics.usage_cap_bps,
+            net_emissions_cap: params.economics.net_emissions_cap,
+            burn_smoothing_epochs: params.economics.burn_smoothing_epochs,
+            usage_cap_bps: params.economics.usage_cap_bps,
             decimals: config.decimals,
             last_reward_total: config.last_reward_total,
             last_usage_total: config.last_usage_total,
-            tokens_burned: ledger.map_or(0, |l| l.tokens_burned),
+            tokens_burned,
             credits_per_token: ledger.map_or(0, |l| l.credits_per_token),
             ledger_sealed: ledger.is_some_and(|l| l.sealed),
+            burns_not_reemitted: config
+                .burned_finalized
+                .saturating_add(tokens_burned)
+                .saturating_sub(config.total_reemitted),
         }
     }
 }
@@ -91,7 +102,7 @@ pub trait ChainView: Send + Sync {
     async fn inputs(&self, epoch: u64) -> Result<ChainInputs, ChainError> {
         let config = self.config().await?;
         let ledger = self.ledger(epoch).await?;
-        Ok(ChainInputs::from_accounts(&config, ledger.as_ref()))
+        Ok(ChainInputs::from_accounts(&config, epoch, ledger.as_ref()))
     }
 }
 
@@ -321,11 +332,12 @@ pub mod examples {
     /// `next_epoch` is the next to finalize.
     pub fn example_config(genesis_ts: i64, epoch_length_secs: u64, next_epoch: u64) -> Config {
         Config {
+            version: backhaul::constants::ACCOUNT_VERSION,
             bump: 255,
             vault_bump: 255,
             admin: Pubkey::new_unique(),
             pending_admin: None,
-            guardian: Pubkey::new_unique(),
+            guardians: vec![Pubkey::new_unique()],
             mint: Pubkey::new_unique(),
             vault: Pubkey::new_unique(),
             price_feed: Pubkey::new_unique(),
@@ -334,6 +346,7 @@ pub mod examples {
             genesis_ts,
             epoch_length_secs,
             challenge_period_secs: 3_600,
+            governance_delay_secs: epoch_length_secs.saturating_add(3_600),
             emission: EmissionParams {
                 initial_per_epoch: 1_000_000_000,
                 decay_bps: 5_000,
@@ -356,8 +369,11 @@ pub mod examples {
             },
             decimals: 6,
             initial_supply: 0,
-            paused: false,
+            paused_until: 0,
+            pause_available_at: 0,
             next_epoch,
+            next_change_id: 0,
+            pending_params: None,
             last_reward_total: 0,
             last_reward_leaf_count: 0,
             total_minted: 0,
@@ -368,6 +384,7 @@ pub mod examples {
             last_usage_total: 0,
             last_usage_leaf_count: 0,
             total_burned: 0,
+            burned_finalized: 0,
             credits_issued: 0,
             credits_settled: 0,
             credits_unpaid: 0,

@@ -243,35 +243,65 @@ async fn measure() -> Samples {
 
     // The administrative instructions.
     let admin = env.admin.insecure_clone();
-    let ix = env.update_params_ix(
-        &admin.pubkey(),
-        UpdateParamsArgs {
-            challenge_period_secs: Some(CHALLENGE_SECS + 60),
-            emission: None,
-            rate_window_secs: None,
-            rate_capacity: None,
-            economics: None,
-        },
-    );
+    let params = GovernanceChange::Params(ParamsChange {
+        challenge_period_secs: Some(CHALLENGE_SECS + 60),
+        emission: Some(backhaul::state::EmissionParams {
+            floor_per_epoch: default_emission().floor_per_epoch / 2,
+            ..default_emission()
+        }),
+        ..ParamsChange::default()
+    });
+    let id = env.next_change_id().await;
+    let ix = env.queue_change_ix(&admin.pubkey(), id, params);
     s.add(
-        "update_params",
-        "challenge period",
-        env.send_metered(&[ix], &[&admin]).await.expect("params"),
+        "queue_change",
+        "parameters",
+        env.send_metered(&[ix], &[&admin]).await.expect("queue"),
     );
-    let oracles: Vec<_> = env.oracles.iter().map(|k| k.pubkey()).collect();
-    let ix = env.set_oracles_ix(&admin.pubkey(), oracles, 2);
+    let g = env.guardian.insecure_clone();
+    let ix = env.cancel_change_ix(&g.pubkey(), id);
     s.add(
-        "set_oracles",
-        "three oracles",
-        env.send_metered(&[ix], &[&admin]).await.expect("oracles"),
+        "cancel_change",
+        "by a guardian",
+        env.send_metered(&[ix], &[&g]).await.expect("cancel"),
     );
-    let new_guardian = keys();
-    let ix = env.set_guardian_ix(&admin.pubkey(), new_guardian.pubkey());
-    s.add(
-        "set_guardian",
-        "new guardian",
-        env.send_metered(&[ix], &[&admin]).await.expect("guardian"),
-    );
+    let mut oracles: Vec<_> = env.oracles.iter().map(|k| k.pubkey()).collect();
+    oracles.truncate(2);
+    let changes = [
+        (
+            "parameters, from the next epoch",
+            GovernanceChange::Params(ParamsChange {
+                emission: Some(backhaul::state::EmissionParams {
+                    floor_per_epoch: default_emission().floor_per_epoch / 2,
+                    ..default_emission()
+                }),
+                ..ParamsChange::default()
+            }),
+        ),
+        (
+            "oracles, two of three kept",
+            GovernanceChange::Oracles {
+                oracles,
+                threshold: 2,
+            },
+        ),
+        (
+            "guardians, one replaced",
+            GovernanceChange::Guardians {
+                guardians: vec![keys().pubkey()],
+            },
+        ),
+    ];
+    for (case, change) in changes {
+        let id = env.queue(change).await.expect("queue");
+        env.wait_for_change(id).await;
+        let ix = env.apply_change_ix(id);
+        s.add(
+            "apply_change",
+            case,
+            env.send_metered(&[ix], &[]).await.expect("apply"),
+        );
+    }
     for (paused, case) in [(true, "pause"), (false, "unpause")] {
         let ix = env.set_paused_ix(&admin.pubkey(), paused);
         s.add(

@@ -146,11 +146,23 @@ impl<'a> Reader<'a> {
                 let variants = def["variants"].as_array().expect("variants");
                 let at = self.int::<1>()[0] as usize;
                 let variant = &variants[at];
-                assert!(
-                    variant["fields"].is_null(),
-                    "only unit variants are handled"
-                );
-                variant["name"].as_str().expect("variant name").to_string()
+                let vname = variant["name"].as_str().expect("variant name");
+                let Some(fields) = variant["fields"].as_array() else {
+                    return vname.to_string();
+                };
+                // Named fields render as a struct's, tuple fields as a tuple's.
+                let body: Vec<String> = fields
+                    .iter()
+                    .map(|f| match f["name"].as_str() {
+                        Some(field) => format!("{field}: {}", self.value(&f["type"])),
+                        None => self.value(f),
+                    })
+                    .collect();
+                if fields.iter().all(|f| f["name"].is_string()) {
+                    format!("{vname} {{ {} }}", body.join(", "))
+                } else {
+                    format!("{vname}({})", body.join(", "))
+                }
             }
             other => panic!("type kind {other:?} of {name} is not handled"),
         }
@@ -245,6 +257,23 @@ async fn world() -> World {
     let u1 = env.usage_tree(1, &[(buyer.pubkey(), 50_000)]);
     let p1 = env.proposal_with_usage(&r1, 1_000, &u1, 50_000);
     env.vote(0, 1, p1).await.unwrap();
+    // Two queued changes: a tuple variant and one with named fields.
+    env.queue(GovernanceChange::Params(ParamsChange {
+        emission: Some(backhaul::state::EmissionParams {
+            floor_per_epoch: default_emission().floor_per_epoch / 2,
+            ..default_emission()
+        }),
+        ..ParamsChange::default()
+    }))
+    .await
+    .unwrap();
+    let oracles = env.oracles.iter().map(|k| k.pubkey()).collect();
+    env.queue(GovernanceChange::Oracles {
+        oracles,
+        threshold: 3,
+    })
+    .await
+    .unwrap();
     World {
         env,
         operator,
@@ -302,6 +331,13 @@ async fn every_account_type_decodes_by_the_idl_to_the_programs_struct() {
         voting.contains("status: Voting") && voting.contains("votes: [Vote {"),
         "{voting}"
     );
+    let d = env.deployment();
+    let params = assert_decodes::<PendingChange>(&mut env, &idl, "PendingChange", &d.pending_change(0))
+        .await;
+    assert!(params.contains("change: Params(ParamsChange {"), "{params}");
+    let oracles = assert_decodes::<PendingChange>(&mut env, &idl, "PendingChange", &d.pending_change(1))
+        .await;
+    assert!(oracles.contains("threshold: 3 }"), "{oracles}");
     // The IDL lists exactly these account types, with distinct discriminators.
     let mut names: Vec<&str> = idl
         .list("accounts")
@@ -317,6 +353,7 @@ async fn every_account_type_decodes_by_the_idl_to_the_programs_struct() {
             "EpochLedger",
             "EpochRecord",
             "OperatorClaim",
+            "PendingChange",
             "PriceFeed"
         ]
     );
@@ -472,7 +509,8 @@ fn resolve(idl: &Idl, name: &str, ix: &Instruction) -> Vec<(String, Source)> {
 }
 
 /// Accounts a caller names: the deployment (its mint follows from it through `relations`), the
-/// operator or buyer a leaf is for, their token accounts, and signers.
+/// operator or buyer a leaf is for, their token accounts, who queued a change (its account
+/// names it and gets the rent back), and signers.
 const GIVEN: &[&str] = &[
     "config",
     "mint",
@@ -480,6 +518,7 @@ const GIVEN: &[&str] = &[
     "buyer",
     "recipient",
     "payer_tokens",
+    "queued_by",
 ];
 
 #[tokio::test]
@@ -490,12 +529,8 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
     let env = Env::new().await;
     let params = env.default_params();
     let proposal = backhaul::state::EpochProposal::default();
-    let update = UpdateParamsArgs {
-        challenge_period_secs: None,
-        emission: None,
-        rate_window_secs: None,
-        rate_capacity: None,
-        economics: None,
+    let change = GovernanceChange::Guardians {
+        guardians: vec![other],
     };
     let instructions = [
         ("initialize", ix::initialize(&d, &who, params)),
@@ -516,9 +551,9 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
             "settle_usage",
             ix::settle_usage(&d, &who, 7, &other, 5, vec![]),
         ),
-        ("update_params", ix::update_params(&d, &who, update)),
-        ("set_oracles", ix::set_oracles(&d, &who, vec![other], 1)),
-        ("set_guardian", ix::set_guardian(&d, &who, other)),
+        ("queue_change", ix::queue_change(&d, &who, 3, change)),
+        ("cancel_change", ix::cancel_change(&d, &who, 3, &other)),
+        ("apply_change", ix::apply_change(&d, 3, &other)),
         ("propose_admin", ix::propose_admin(&d, &who, other)),
         ("accept_admin", ix::accept_admin(&d, &who)),
         ("set_paused", ix::set_paused(&d, &who, true)),
@@ -547,10 +582,11 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
     }
     // The 15 event authorities, and: initialize's program data, config, price feed and vault;
     // propose_root's record and ledger; veto's record; finalize's record, vault and ledger;
-    // claim's record, claim record and vault; submit_price's feed; set_oracles' feed;
-    // buy_credits' feed, credit account and ledger; seal_epoch's feed and ledger; settle_usage's
-    // record, ledger and credit account.
-    assert_eq!(by_seeds, 15 + 23, "accounts derived from seeds");
+    // claim's record, claim record and vault; submit_price's feed; buy_credits' feed, credit
+    // account and ledger; seal_epoch's feed and ledger; settle_usage's record, ledger and credit
+    // account; queue_change's and cancel_change's pending change; apply_change's pending change
+    // and feed.
+    assert_eq!(by_seeds, 15 + 26, "accounts derived from seeds");
     // The deployment itself derives from its mint with `initialize`'s seeds.
     let init = resolve(&idl, "initialize", &instructions[0].1);
     assert!(init.contains(&("config".into(), Source::Seeds)));

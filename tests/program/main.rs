@@ -8,6 +8,7 @@ mod credits;
 mod cu;
 mod economics;
 mod finalize;
+mod governance;
 mod idl;
 mod initialize;
 mod price;

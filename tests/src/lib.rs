@@ -21,15 +21,18 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
-pub use backhaul::instructions::{InitializeParams, UpdateParamsArgs};
+pub use backhaul::instructions::InitializeParams;
 pub use backhaul::state::{
-    Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PriceFeed,
+    Config, GovernanceChange, ParamsChange, PendingChange, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PriceFeed,
 };
 
 /// Epoch length used by the fixtures (one day).
 pub const EPOCH_SECS: u64 = 86_400;
 /// Challenge period used by the fixtures (six hours).
 pub const CHALLENGE_SECS: u64 = 6 * 3_600;
+/// Governance delay used by the fixtures: the least the program allows (an epoch and a challenge
+/// period).
+pub const GOVERNANCE_DELAY_SECS: u64 = EPOCH_SECS + CHALLENGE_SECS;
 /// Decimals of the test mint.
 pub const DECIMALS: u8 = 6;
 /// Tokens (base units) minted before the deployment, all held by the treasury.
@@ -357,12 +360,13 @@ impl Env {
     pub fn default_params(&self) -> InitializeParams {
         InitializeParams {
             admin: self.admin.pubkey(),
-            guardian: self.guardian.pubkey(),
+            guardians: vec![self.guardian.pubkey()],
             oracles: self.oracles.iter().map(|k| k.pubkey()).collect(),
             threshold: 2,
             genesis_ts: GENESIS,
             epoch_length_secs: EPOCH_SECS,
             challenge_period_secs: CHALLENGE_SECS,
+            governance_delay_secs: GOVERNANCE_DELAY_SECS,
             emission: default_emission(),
             rate_window_secs: EPOCH_SECS,
             rate_capacity: 2 * default_emission().initial_per_epoch,
@@ -787,21 +791,59 @@ impl Env {
         account
     }
 
-    pub fn update_params_ix(&self, admin: &Pubkey, params: UpdateParamsArgs) -> Instruction {
-        ix::update_params(&self.deployment(), admin, params)
-    }
-
-    pub fn set_oracles_ix(
+    pub fn queue_change_ix(
         &self,
         admin: &Pubkey,
-        oracles: Vec<Pubkey>,
-        threshold: u8,
+        id: u64,
+        change: GovernanceChange,
     ) -> Instruction {
-        ix::set_oracles(&self.deployment(), admin, oracles, threshold)
+        ix::queue_change(&self.deployment(), admin, id, change)
     }
 
-    pub fn set_guardian_ix(&self, admin: &Pubkey, guardian: Pubkey) -> Instruction {
-        ix::set_guardian(&self.deployment(), admin, guardian)
+    /// `cancel_change` of a change the admin queued.
+    pub fn cancel_change_ix(&self, authority: &Pubkey, id: u64) -> Instruction {
+        ix::cancel_change(&self.deployment(), authority, id, &self.admin.pubkey())
+    }
+
+    /// `apply_change` of a change the admin queued.
+    pub fn apply_change_ix(&self, id: u64) -> Instruction {
+        ix::apply_change(&self.deployment(), id, &self.admin.pubkey())
+    }
+
+    /// The id the next queued change gets.
+    pub async fn next_change_id(&mut self) -> u64 {
+        self.config_state().await.next_change_id
+    }
+
+    /// The admin queues `change`; returns its id.
+    pub async fn queue(&mut self, change: GovernanceChange) -> Result<u64, BanksClientError> {
+        let id = self.next_change_id().await;
+        let admin = self.admin.insecure_clone();
+        let ix = self.queue_change_ix(&admin.pubkey(), id, change);
+        self.send(&[ix], &[&admin]).await?;
+        Ok(id)
+    }
+
+    /// Applies change `id` (signed by the payer: anyone may apply).
+    pub async fn apply(&mut self, id: u64) -> Result<(), BanksClientError> {
+        let ix = self.apply_change_ix(id);
+        self.send(&[ix], &[]).await
+    }
+
+    /// Moves the clock to when change `id` becomes executable.
+    pub async fn wait_for_change(&mut self, id: u64) {
+        let key = self.deployment().pending_change(id);
+        let change: PendingChange = self.account(&key).await.expect("queued change");
+        let now = self.now().await;
+        self.set_time(change.executable_at.max(now)).await;
+    }
+
+    /// The whole governance path: queue, wait out the delay, apply. Returns the change's id.
+    pub async fn govern(&mut self, change: GovernanceChange) -> Result<u64, BanksClientError> {
+        let id = self.queue(change).await?;
+        self.wait_for_change(id).await;
+        self.apply(id).await?;
+        Ok(id)
     }
 
     pub fn propose_admin_ix(&self, admin: &Pubkey, new_admin: Pubkey) -> Instruction {

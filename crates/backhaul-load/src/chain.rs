@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 pub const DECIMALS: u8 = 6;
 pub const TOKEN: u64 = 1_000_000;
-pub const EPOCH_SECS: u64 = 3_600;
+pub const EPOCH_SECS: u64 = 7_200;
 /// The credit price the oracle posts: credits per whole token.
 pub const CREDITS_PER_TOKEN: u64 = 100_000;
 /// Seconds after an epoch's end the oracle waits before closing it.
@@ -325,12 +325,13 @@ pub async fn deploy(
     chain.fund(&oracle.pubkey(), 10_000_000_000).await?;
     let params = InitializeParams {
         admin: authority.pubkey(),
-        guardian: Keypair::new().pubkey(),
+        guardians: vec![Keypair::new().pubkey()],
         oracles: vec![oracle.pubkey()],
         threshold: 1,
         genesis_ts: genesis,
         epoch_length_secs: EPOCH_SECS,
-        challenge_period_secs: 600,
+        challenge_period_secs: 3_600,
+        governance_delay_secs: EPOCH_SECS + 3_600,
         emission: EmissionParams {
             initial_per_epoch: 1_000 * TOKEN,
             decay_bps: 5_000,
@@ -338,7 +339,7 @@ pub async fn deploy(
             floor_per_epoch: 10 * TOKEN,
             lifetime_cap: 50_000 * TOKEN,
         },
-        rate_window_secs: 86_400,
+        rate_window_secs: EPOCH_SECS,
         rate_capacity: 2_000 * TOKEN,
         economics: EconomicsParams {
             price_max_age_secs: 3 * EPOCH_SECS,

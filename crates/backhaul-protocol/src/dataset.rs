@@ -67,6 +67,9 @@ pub struct Parameters {
     /// Totals of the previous epoch's trees, which this epoch's build on.
     pub previous_reward_total: u64,
     pub previous_usage_total: u64,
+    /// Tokens burned in finalized epochs and this epoch, less everything already re-minted: the
+    /// most net emissions can add.
+    pub burns_not_reemitted: u64,
 }
 
 /// The epoch's budget as the shared crate computes it.

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 const DECIMALS: u8 = 6;
 const TOKEN: u64 = 1_000_000;
-const EPOCH_SECS: u64 = 3_600;
-const CHALLENGE_SECS: u64 = 600;
+const EPOCH_SECS: u64 = 7_200;
+const CHALLENGE_SECS: u64 = 3_600;
 
 struct Net {
     net: Localnet,
@@ -209,12 +209,13 @@ async fn world(opts: Opts) -> World {
     let genesis = start;
     let params = InitializeParams {
         admin: authority.pubkey(),
-        guardian: Keypair::new().pubkey(),
+        guardians: vec![Keypair::new().pubkey()],
         oracles: oracles.iter().map(|k| k.pubkey()).collect(),
         threshold: 2,
         genesis_ts: genesis,
         epoch_length_secs: EPOCH_SECS,
         challenge_period_secs: CHALLENGE_SECS,
+            governance_delay_secs: EPOCH_SECS + CHALLENGE_SECS,
         emission: EmissionParams {
             initial_per_epoch: 1_000 * TOKEN,
             decay_bps: 5_000,
@@ -222,7 +223,7 @@ async fn world(opts: Opts) -> World {
             floor_per_epoch: 10 * TOKEN,
             lifetime_cap: 50_000 * TOKEN,
         },
-        rate_window_secs: 86_400,
+        rate_window_secs: EPOCH_SECS,
         rate_capacity: 2_000 * TOKEN,
         economics: EconomicsParams {
             price_max_age_secs: 3 * EPOCH_SECS,

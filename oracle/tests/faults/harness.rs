@@ -30,8 +30,8 @@ use std::time::Duration;
 
 pub const DECIMALS: u8 = 6;
 pub const TOKEN: u64 = 1_000_000;
-pub const EPOCH_SECS: u64 = 3_600;
-pub const CHALLENGE_SECS: u64 = 600;
+pub const EPOCH_SECS: u64 = 7_200;
+pub const CHALLENGE_SECS: u64 = 3_600;
 pub const GRACE_SECS: u64 = 5;
 /// Credits the oracles' price gives per whole token.
 pub const PRICE: u64 = 100_000;
@@ -148,12 +148,13 @@ impl Chain {
         // the emission schedule or the mint rate limiter.
         let params = InitializeParams {
             admin: authority.pubkey(),
-            guardian: Keypair::new().pubkey(),
+            guardians: vec![Keypair::new().pubkey()],
             oracles: self.oracles.iter().map(|k| k.pubkey()).collect(),
             threshold,
             genesis_ts: self.genesis,
             epoch_length_secs: EPOCH_SECS,
             challenge_period_secs: CHALLENGE_SECS,
+            governance_delay_secs: EPOCH_SECS + CHALLENGE_SECS,
             emission: EmissionParams {
                 initial_per_epoch: 1_000 * TOKEN,
                 decay_bps: 100,

@@ -51,12 +51,13 @@ fn params(admin: Pubkey, guardian: Pubkey, oracles: Vec<Pubkey>) -> InitializePa
     let unit = 10u64.pow(DECIMALS as u32);
     InitializeParams {
         admin,
-        guardian,
+        guardians: vec![guardian],
         oracles,
         threshold: 2,
         genesis_ts: GENESIS,
         epoch_length_secs: 86_400,
         challenge_period_secs: 6 * 3_600,
+        governance_delay_secs: 2 * 86_400,
         emission: EmissionParams {
             initial_per_epoch: 1_000 * unit,
             decay_bps: 5_000,
@@ -209,7 +210,7 @@ async fn initialize_through_rpc_client() {
     let data = client.get_account(&config).await.expect("config").data;
     let state = Config::try_deserialize(&mut data.as_slice()).expect("a Config");
     assert_eq!(state.admin, admin);
-    assert_eq!(state.guardian, guardian);
+    assert_eq!(state.guardians, vec![guardian]);
     assert_eq!(state.mint, mint.pubkey());
     assert_eq!(state.oracles, oracles);
     assert_eq!(state.threshold, 2);
