@@ -393,7 +393,11 @@ async function main(): Promise<void> {
   if (!configState.priceFeed.equals(priceFeed) || !configState.vault.equals(vault)) {
     throw new Failure("the config's price feed or vault differ from the IDL's seeds");
   }
-  if (configState.paused) throw new Failure("the deployment is paused: nothing was sent");
+  if (configState.pausedUntil.toNumber() > (await chainTime(connection))) {
+    throw new Failure(
+      `the deployment is paused until ${new Date(configState.pausedUntil.toNumber() * 1000).toISOString()}: nothing was sent`,
+    );
+  }
   const decimals: number = configState.decimals;
   const creditsBefore = await fetchers.creditAccount.fetchNullable(creditAccount);
   const claimBefore = await fetchers.operatorClaim.fetchNullable(operatorClaim);

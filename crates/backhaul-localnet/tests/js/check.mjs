@@ -149,12 +149,13 @@ async function main() {
     const vault = pda([Buffer.from("vault"), config.toBuffer()]);
     const params = {
       admin: admin.publicKey,
-      guardian: guardian.publicKey,
+      guardians: [guardian.publicKey],
       oracles,
       threshold: 2,
       genesisTs: new BN(1_700_000_000),
       epochLengthSecs: new BN(86_400),
       challengePeriodSecs: new BN(6 * 3_600),
+      governanceDelaySecs: new BN(2 * 86_400),
       emission: {
         initialPerEpoch: new BN(1_000_000_000),
         decayBps: 5_000,
@@ -220,7 +221,9 @@ async function main() {
     const configAccount = await within(configChanged, "onAccountChange (config)");
     assert.ok(configAccount.owner.equals(programId));
     const state = await program.account.config.fetch(config);
-    assert.equal(state.paused, true);
+    // Paused for a day, and not again for a day after that.
+    assert.ok(state.pausedUntil.toNumber() > 0, String(state.pausedUntil));
+    assert.equal(state.pauseAvailableAt.sub(state.pausedUntil).toNumber(), 86_400);
 
     // The guardian may not unpause: the preflight failure carries the program's error. (An
     // AnchorError is only built from the program's "Program log: AnchorError …" lines, which a
