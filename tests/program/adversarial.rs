@@ -363,8 +363,9 @@ fn min_params(env: &Env) -> InitializeParams {
     InitializeParams {
         oracles: vec![env.oracles[0].pubkey()],
         threshold: 1,
-        epoch_length_secs: 60,
-        challenge_period_secs: 60,
+        epoch_length_secs: 7_200,
+        challenge_period_secs: 3_600,
+        governance_delay_secs: 10_800,
         emission: EmissionParams {
             initial_per_epoch: 1,
             decay_bps: 0,
@@ -385,19 +386,24 @@ fn min_params(env: &Env) -> InitializeParams {
     }
 }
 
+/// The largest values, each at its bound. The per-epoch amounts are as large as a rate limiter of
+/// the largest capacity and window can still drain in one (the longest) epoch.
 fn max_params(env: &Env) -> InitializeParams {
     let oracles: Vec<Pubkey> = (0..10).map(|_| Pubkey::new_unique()).collect();
+    let per_epoch = u64::MAX / 25;
     InitializeParams {
         oracles,
         threshold: 6,
+        guardians: (0..4).map(|_| Pubkey::new_unique()).collect(),
         genesis_ts: GENESIS + 365 * 86_400,
         epoch_length_secs: 30 * 86_400,
-        challenge_period_secs: 30 * 86_400,
+        challenge_period_secs: 15 * 86_400,
+        governance_delay_secs: 90 * 86_400,
         emission: EmissionParams {
-            initial_per_epoch: u64::MAX,
+            initial_per_epoch: per_epoch,
             decay_bps: 9_999,
             decay_period_epochs: u64::MAX,
-            floor_per_epoch: u64::MAX,
+            floor_per_epoch: per_epoch,
             lifetime_cap: u64::MAX,
         },
         rate_window_secs: 365 * 86_400,
@@ -405,7 +411,7 @@ fn max_params(env: &Env) -> InitializeParams {
         economics: EconomicsParams {
             price_max_age_secs: 7 * 86_400,
             price_max_change_bps: 10_000,
-            net_emissions_cap: u64::MAX,
+            net_emissions_cap: per_epoch,
             burn_smoothing_epochs: 1_000,
             usage_cap_bps: 1_000_000,
         },
@@ -418,9 +424,16 @@ fn max_params(env: &Env) -> InitializeParams {
 async fn parameters_at_their_bounds() {
     let mut env = Env::new_uninitialized().await;
     type Edit = fn(&mut InitializeParams);
-    let beyond_min: [(Edit, E); 8] = [
-        (|p| p.epoch_length_secs = 59, E::InvalidEpochLength),
-        (|p| p.challenge_period_secs = 59, E::InvalidChallengePeriod),
+    let beyond_min: [(Edit, E); 9] = [
+        (|p| p.epoch_length_secs = 7_199, E::InvalidEpochLength),
+        (
+            |p| p.challenge_period_secs = 3_599,
+            E::InvalidChallengePeriod,
+        ),
+        (
+            |p| p.governance_delay_secs = 10_799,
+            E::InvalidGovernanceDelay,
+        ),
         (|p| p.rate_window_secs = 59, E::InvalidRateLimit),
         (|p| p.rate_capacity = 0, E::InvalidRateLimit),
         (|p| p.economics.price_max_age_secs = 59, E::InvalidEconomics),
@@ -442,10 +455,11 @@ async fn parameters_at_their_bounds() {
         edit(&mut p);
         assert_program_err(env.initialize(p).await, err);
     }
-    let beyond_max: [(Edit, E); 9] = [
+    let beyond_max: [(Edit, E); 10] = [
         (|p| p.genesis_ts += 1, E::InvalidGenesis),
         (|p| p.epoch_length_secs += 1, E::InvalidEpochLength),
         (|p| p.challenge_period_secs += 1, E::InvalidChallengePeriod),
+        (|p| p.governance_delay_secs += 1, E::InvalidGovernanceDelay),
         (|p| p.rate_window_secs += 1, E::InvalidRateLimit),
         (|p| p.economics.price_max_age_secs += 1, E::InvalidEconomics),
         (
@@ -471,6 +485,29 @@ async fn parameters_at_their_bounds() {
     p.oracles.push(Pubkey::new_unique());
     p.threshold = 11;
     assert_program_err(env.initialize(p).await, E::InvalidOracleSet);
+    let mut p = max_params(&env);
+    p.guardians.push(Pubkey::new_unique());
+    assert_program_err(env.initialize(p).await, E::InvalidGuardianSet);
+    // The rate limiter drains a whole budget per epoch, to the second: with the default budget
+    // (1,100 tokens) and a capacity of 2,200, a window of two epochs and no longer.
+    let at_edge = |env: &Env, window| InitializeParams {
+        rate_capacity: 2
+            * (default_emission().initial_per_epoch + default_economics().net_emissions_cap),
+        rate_window_secs: window,
+        ..env.default_params()
+    };
+    assert_program_err(
+        env.initialize(at_edge(&env, 2 * EPOCH_SECS + 1)).await,
+        E::InvalidRateLimit,
+    );
+    let edge_mint = Pubkey::new_unique();
+    env.ctx.set_account(
+        &edge_mint,
+        &mint_account(Some(config_address(&edge_mint)), None, 0).into(),
+    );
+    let auth = env.upgrade_authority.insecure_clone();
+    let ix = env.initialize_ix_for(&auth.pubkey(), &edge_mint, at_edge(&env, 2 * EPOCH_SECS));
+    env.send(&[ix], &[&auth]).await.unwrap();
     // Both extremes initialize.
     env.initialize(max_params(&env)).await.unwrap();
     let c = env.config_state().await;
@@ -485,31 +522,28 @@ async fn parameters_at_their_bounds() {
     env.send(&[ix], &[&auth]).await.unwrap();
 }
 
-/// An allocation of exactly the budget and the rate capacity lands; one more unit is refused;
-/// once the lifetime cap is reached, only empty epochs can be finalized.
+/// An allocation of exactly the budget and the rate capacity lands; one more unit is refused (at
+/// the vote); once the lifetime cap is reached, only empty epochs can be finalized.
 #[tokio::test]
 async fn allocations_at_the_budget_and_rate_bounds() {
-    let mut env = Env::new().await;
+    let mut env = Env::new_uninitialized().await;
     let e = default_emission();
-    let admin = env.admin.insecure_clone();
-    // Lifetime cap of two epochs; rate capacity of exactly one epoch; no net emissions.
-    let ix = env.update_params_ix(
-        &admin.pubkey(),
-        UpdateParamsArgs {
-            emission: Some(EmissionParams {
-                lifetime_cap: 2 * e.initial_per_epoch,
-                ..e
-            }),
-            rate_window_secs: Some(10 * EPOCH_SECS),
-            rate_capacity: Some(e.initial_per_epoch),
-            economics: Some(EconomicsParams {
-                net_emissions_cap: 0,
-                ..default_economics()
-            }),
-            ..Default::default()
+    // Lifetime cap of two epochs; rate capacity of exactly one epoch, drained over one epoch; no
+    // net emissions.
+    let params = InitializeParams {
+        emission: EmissionParams {
+            lifetime_cap: 2 * e.initial_per_epoch,
+            ..e
         },
-    );
-    env.send_as(ix, &admin).await.unwrap();
+        rate_window_secs: EPOCH_SECS,
+        rate_capacity: e.initial_per_epoch,
+        economics: EconomicsParams {
+            net_emissions_cap: 0,
+            ..default_economics()
+        },
+        ..env.default_params()
+    };
+    env.initialize(params).await.unwrap();
     let a = Pubkey::new_unique();
     let over = env.reward_tree(0, &[(a, e.initial_per_epoch + 1)]);
     env.end_epoch(0).await;
@@ -519,23 +553,25 @@ async fn allocations_at_the_budget_and_rate_bounds() {
     );
     let t0 = env.reward_tree(0, &[(a, e.initial_per_epoch)]);
     env.run_epoch(0, env.proposal(&t0, 0)).await;
-    // Epoch 1 a day later: the bucket (a ten-day window) has drained only a tenth.
+    // Epoch 1 ends 18 hours after epoch 0 was finalized: the bucket (a one-epoch window) has
+    // drained three quarters; a full epoch's allocation waits until it is empty.
     let t1 = env.reward_tree(1, &[(a, 2 * e.initial_per_epoch)]);
     let p1 = env.proposal(&t1, e.initial_per_epoch);
     env.end_epoch(1).await;
+    assert_program_err(env.vote(0, 1, p1).await, E::RateLimited);
+    let last_ts = env.config_state().await.rate_limiter.last_ts;
+    env.set_time(last_ts + EPOCH_SECS as i64 - 1).await;
+    assert_program_err(env.vote(0, 1, p1).await, E::RateLimited);
+    env.set_time(last_ts + EPOCH_SECS as i64).await;
     env.vote(0, 1, p1).await.unwrap();
     env.vote(1, 1, p1).await.unwrap();
     let at = env.epoch_state(1).await.finalizable_at;
     env.set_time(at).await;
-    assert_program_err(env.finalize(1).await, E::RateLimited);
-    let last_ts = env.config_state().await.rate_limiter.last_ts;
-    env.set_time(last_ts + 10 * EPOCH_SECS as i64 - 1).await;
-    assert_program_err(env.finalize(1).await, E::RateLimited);
-    env.set_time(last_ts + 10 * EPOCH_SECS as i64).await;
     env.finalize(1).await.unwrap();
     let c = env.config_state().await;
     assert_eq!(c.scheduled_minted, c.emission.lifetime_cap);
     // The cap is reached: one more unit is refused, an empty epoch is fine.
+    env.end_epoch(2).await;
     let t2 = env.reward_tree(2, &[(a, 2 * e.initial_per_epoch + 1)]);
     assert_program_err(
         env.vote(0, 2, env.proposal(&t2, 2 * e.initial_per_epoch))
@@ -702,24 +738,56 @@ async fn pitfall_03_a_claim_record_is_never_reset() {
 }
 
 /// Pitfall 4 (root replacement races; the timelock front-run): once a root has quorum, neither
-/// a late vote for another root nor a change of the challenge period moves it or its time; after
-/// finalization the epoch takes no votes at all.
+/// a late vote for another root nor a change of the challenge period moves it or its time (here
+/// two changes queued before the epoch ended, landing inside its challenge period: one to the
+/// longest period, one to the shortest); a change queued at quorum cannot land before the epoch
+/// is finalizable; after finalization the epoch takes no votes at all.
 #[tokio::test]
 async fn pitfall_04_a_root_with_quorum_cannot_be_replaced_or_delayed() {
-    let (mut env, a, _, p) = at_quorum().await;
+    let mut env = Env::new().await;
+    let a = Pubkey::new_unique();
+    let t0 = env.reward_tree(0, &[(a, 300)]);
+    let p = env.proposal(&t0, 0);
+    // Queued three hours before genesis, executable three hours into epoch 0's challenge period.
+    env.set_time(GENESIS - 3 * 3_600).await;
+    let longest = EPOCH_SECS / 2;
+    let mut ids = vec![];
+    for change in [
+        ParamsChange {
+            challenge_period_secs: Some(longest),
+            governance_delay_secs: Some(EPOCH_SECS + longest),
+            ..Default::default()
+        },
+        ParamsChange {
+            challenge_period_secs: Some(3_600),
+            ..Default::default()
+        },
+    ] {
+        ids.push(env.queue(GovernanceChange::Params(change)).await.unwrap());
+    }
+    env.end_epoch(0).await;
+    env.vote(0, 0, p).await.unwrap();
+    env.vote(1, 0, p).await.unwrap();
     let before = env.epoch_state(0).await;
+    let late = env
+        .queue(GovernanceChange::Params(ParamsChange {
+            challenge_period_secs: Some(3_600),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let late_change: PendingChange = env
+        .account(&env.deployment().pending_change(late))
+        .await
+        .unwrap();
+    assert!(late_change.executable_at > before.finalizable_at);
     let other = env.proposal(&env.reward_tree(0, &[(a, 299)]), 0);
     env.vote(2, 0, other).await.unwrap();
-    let admin = env.admin.insecure_clone();
-    for secs in [30 * 86_400, 60] {
-        let ix = env.update_params_ix(
-            &admin.pubkey(),
-            UpdateParamsArgs {
-                challenge_period_secs: Some(secs),
-                ..Default::default()
-            },
-        );
-        env.send_as(ix, &admin).await.unwrap();
+    for (id, secs) in ids.into_iter().zip([longest, 3_600]) {
+        env.wait_for_change(id).await;
+        assert!(env.now().await < before.finalizable_at);
+        env.apply(id).await.unwrap();
+        assert_eq!(env.config_state().await.challenge_period_secs, secs);
         let r = env.epoch_state(0).await;
         assert_eq!(
             (r.proposal, r.finalizable_at, r.status),
@@ -743,7 +811,7 @@ async fn pitfall_05_initialization_cannot_be_front_run() {
     crate::util::fund(&mut env, &attacker.pubkey()).await;
     let mut params = env.default_params();
     params.admin = attacker.pubkey();
-    params.guardian = attacker.pubkey();
+    params.guardians = vec![attacker.pubkey()];
     let ix = env.initialize_ix(&attacker.pubkey(), params.clone());
     assert_program_err(env.send(&[ix], &[&attacker]).await, E::NotUpgradeAuthority);
     let fake = Pubkey::new_unique();
@@ -914,11 +982,17 @@ async fn pitfall_09_only_a_fresh_quorum_price_of_this_deployment_counts() {
         E::PriceStale,
     );
     // Oracle 2 is removed; its fresh submission and one current oracle's are not a quorum.
-    let admin = env.admin.insecure_clone();
     let keep = vec![env.oracles[0].pubkey(), env.oracles[1].pubkey()];
+    let id = env
+        .queue(GovernanceChange::Oracles {
+            oracles: keep,
+            threshold: 2,
+        })
+        .await
+        .unwrap();
+    env.wait_for_change(id).await;
     env.submit_price(2, 110_000).await.unwrap();
-    let ix = env.set_oracles_ix(&admin.pubkey(), keep, 2);
-    env.send_as(ix, &admin).await.unwrap();
+    env.apply(id).await.unwrap();
     assert_program_err(env.submit_price(2, 110_000).await, E::NotOracle);
     env.submit_price(0, 110_000).await.unwrap();
     let feed: PriceFeed = env.account(&price_feed_address(&env.config)).await.unwrap();
@@ -1032,13 +1106,16 @@ async fn pitfall_11_voting_bugs() {
 #[tokio::test]
 async fn pitfall_12_quorum_needs_a_strict_majority() {
     let mut env = Env::new().await;
-    let admin = env.admin.insecure_clone();
     let k = |n: usize| (0..n).map(|_| Pubkey::new_unique()).collect::<Vec<_>>();
     for (n, m) in [(2, 1), (4, 2), (10, 5), (3, 0)] {
-        let ix = env.set_oracles_ix(&admin.pubkey(), k(n), m);
-        assert_program_err(env.send_as(ix, &admin).await, E::InvalidThreshold);
+        let change = GovernanceChange::Oracles {
+            oracles: k(n),
+            threshold: m,
+        };
+        assert_program_err(env.queue(change).await.map(|_| ()), E::InvalidThreshold);
     }
-    assert_eq!(env.config_state().await.threshold, 2);
+    let c = env.config_state().await;
+    assert_eq!((c.threshold, c.next_change_id), (2, 0));
     let t0 = env.now().await;
     env.post_price(100_000).await;
     env.set_time(t0 + 10).await;
@@ -1090,88 +1167,169 @@ async fn pitfall_13_authorities_must_sign_this_instruction() {
     let g = env.guardian.pubkey();
     let ix = unsign(env.veto_ix(&g, 0));
     assert_anchor_err(env.send(&[ix], &[]).await, A::AccountNotSigner);
+    let ix = unsign(env.cancel_change_ix(&g, 0));
+    assert_anchor_err(env.send(&[ix], &[]).await, A::AccountNotSigner);
     let admin = env.admin.pubkey();
     let ix = unsign(env.set_paused_ix(&admin, true));
     assert_anchor_err(env.send(&[ix], &[]).await, A::AccountNotSigner);
+    let change = GovernanceChange::Guardians {
+        guardians: vec![Pubkey::new_unique()],
+    };
+    let ix = unsign(env.queue_change_ix(&admin, 0, change));
+    assert_anchor_err(env.send(&[ix], &[]).await, A::AccountNotSigner);
     assert_eq!(env.epoch_state(0).await.status, EpochStatus::Proposed);
-    assert!(!env.config_state().await.paused);
+    let c = env.config_state().await;
+    assert!(!c.is_paused(env.now().await));
+    assert_eq!((c.next_change_id, c.guardians), (0, vec![g]));
 }
 
 /// Pitfall 14 (configuration that divides by zero or contradicts itself): zero windows, zero
-/// periods, zero smoothing, duplicate oracles and a cap below what was minted are refused by
-/// update instructions too, and nothing changes.
+/// smoothing, periods out of bounds, a delay shorter than an epoch and a challenge period,
+/// duplicate oracles or guardians and a cap below what was minted are refused when the change is
+/// queued, and nothing is queued or changed.
 #[tokio::test]
-async fn pitfall_14_updates_validate_every_parameter() {
+async fn pitfall_14_changes_validate_every_parameter() {
     let (mut env, _, _, _) = finalized().await;
-    let admin = env.admin.insecure_clone();
     let before = env.config_state().await;
     let e = default_emission();
+    let params = |p: ParamsChange| GovernanceChange::Params(p);
+    let o = env.oracles[0].pubkey();
     let cases = [
         (
-            UpdateParamsArgs {
+            params(ParamsChange {
                 rate_window_secs: Some(0),
                 ..Default::default()
-            },
+            }),
             E::InvalidRateLimit,
         ),
         (
-            UpdateParamsArgs {
+            params(ParamsChange {
                 emission: Some(EmissionParams {
                     decay_period_epochs: 0,
                     ..e
                 }),
                 ..Default::default()
-            },
+            }),
             E::InvalidEmissionSchedule,
         ),
         (
-            UpdateParamsArgs {
+            params(ParamsChange {
                 economics: Some(EconomicsParams {
                     burn_smoothing_epochs: 0,
                     ..default_economics()
                 }),
                 ..Default::default()
-            },
+            }),
             E::InvalidEconomics,
         ),
-    ];
-    for (args, err) in cases {
-        let ix = env.update_params_ix(&admin.pubkey(), args);
-        assert_program_err(env.send_as(ix, &admin).await, err);
-    }
-    // The lifetime cap may not drop below what was already minted (1,000 here).
-    let ix = env.update_params_ix(
-        &admin.pubkey(),
-        UpdateParamsArgs {
-            emission: Some(EmissionParams {
-                initial_per_epoch: 999,
-                floor_per_epoch: 1,
-                lifetime_cap: 999,
-                ..e
+        (
+            params(ParamsChange {
+                challenge_period_secs: Some(3_599),
+                ..Default::default()
             }),
-            ..Default::default()
-        },
-    );
-    assert_program_err(env.send_as(ix, &admin).await, E::InvalidEmissionSchedule);
-    let o = env.oracles[0].pubkey();
-    let ix = env.set_oracles_ix(&admin.pubkey(), vec![o, o, env.oracles[1].pubkey()], 2);
-    assert_program_err(env.send_as(ix, &admin).await, E::InvalidOracleSet);
-    let ix = env.set_oracles_ix(&admin.pubkey(), vec![Pubkey::default()], 1);
-    assert_program_err(env.send_as(ix, &admin).await, E::InvalidOracleSet);
+            E::InvalidChallengePeriod,
+        ),
+        (
+            params(ParamsChange {
+                challenge_period_secs: Some(EPOCH_SECS / 2 + 1),
+                governance_delay_secs: Some(2 * EPOCH_SECS),
+                ..Default::default()
+            }),
+            E::InvalidChallengePeriod,
+        ),
+        (
+            params(ParamsChange {
+                governance_delay_secs: Some(EPOCH_SECS + CHALLENGE_SECS - 1),
+                ..Default::default()
+            }),
+            E::InvalidGovernanceDelay,
+        ),
+        (
+            params(ParamsChange {
+                challenge_period_secs: Some(CHALLENGE_SECS + 1),
+                ..Default::default()
+            }),
+            E::InvalidGovernanceDelay,
+        ),
+        (
+            params(ParamsChange {
+                governance_delay_secs: Some(90 * 86_400 + 1),
+                ..Default::default()
+            }),
+            E::InvalidGovernanceDelay,
+        ),
+        // The lifetime cap may not drop below what was already minted (1,000 here).
+        (
+            params(ParamsChange {
+                emission: Some(EmissionParams {
+                    initial_per_epoch: 999,
+                    floor_per_epoch: 1,
+                    lifetime_cap: 999,
+                    ..e
+                }),
+                ..Default::default()
+            }),
+            E::LifetimeCapRaised,
+        ),
+        (
+            GovernanceChange::Oracles {
+                oracles: vec![o, o, env.oracles[1].pubkey()],
+                threshold: 2,
+            },
+            E::InvalidOracleSet,
+        ),
+        (
+            GovernanceChange::Oracles {
+                oracles: vec![Pubkey::default()],
+                threshold: 1,
+            },
+            E::InvalidOracleSet,
+        ),
+        (
+            GovernanceChange::Guardians { guardians: vec![] },
+            E::InvalidGuardianSet,
+        ),
+        (
+            GovernanceChange::Guardians {
+                guardians: vec![env.guardian.pubkey(), env.guardian.pubkey()],
+            },
+            E::InvalidGuardianSet,
+        ),
+        (
+            GovernanceChange::Guardians {
+                guardians: vec![Pubkey::default()],
+            },
+            E::InvalidGuardianSet,
+        ),
+    ];
+    for (change, err) in cases {
+        assert_program_err(env.queue(change).await.map(|_| ()), err);
+    }
     let after = env.config_state().await;
     assert_eq!(
         (
             after.emission,
             after.rate_limiter,
             after.economics,
-            after.oracles
+            after.oracles,
+            after.guardians
         ),
         (
             before.emission,
             before.rate_limiter,
             before.economics,
-            before.oracles
+            before.oracles,
+            before.guardians
         )
+    );
+    assert_eq!(
+        (
+            after.challenge_period_secs,
+            after.governance_delay_secs,
+            after.next_change_id,
+            after.pending_params
+        ),
+        (CHALLENGE_SECS, GOVERNANCE_DELAY_SECS, 0, None)
     );
 }
 
@@ -1409,18 +1567,23 @@ async fn pitfall_19_a_unanimous_quorum_is_still_checked() {
 #[tokio::test]
 async fn pitfall_20_the_largest_oracle_set_fits() {
     let mut env = Env::new().await;
-    let admin = env.admin.insecure_clone();
     let oracles: Vec<Keypair> = (0..10).map(|_| Keypair::new()).collect();
     for k in &oracles {
         crate::util::fund(&mut env, &k.pubkey()).await;
     }
     let keys: Vec<Pubkey> = oracles.iter().map(|k| k.pubkey()).collect();
-    let ix = env.set_oracles_ix(&admin.pubkey(), keys.clone(), 10);
-    env.send_as(ix, &admin).await.unwrap();
+    env.govern(GovernanceChange::Oracles {
+        oracles: keys.clone(),
+        threshold: 10,
+    })
+    .await
+    .unwrap();
     env.oracles = oracles;
     let t = env.reward_tree(0, &[(Pubkey::new_unique(), 5)]);
     let p = env.proposal(&t, 0);
-    env.end_epoch(0).await;
+    // The governance delay has already carried the clock past the end of epoch 0.
+    let end = backhaul_core::epoch::epoch_end(GENESIS, EPOCH_SECS, 0).unwrap();
+    assert!(env.now().await >= end);
     for i in 0..10 {
         let mine = EpochProposal {
             dataset_hash: [i as u8; 32],
@@ -1438,6 +1601,301 @@ async fn pitfall_20_the_largest_oracle_set_fits() {
     );
     let mut eleven = keys;
     eleven.push(Pubkey::new_unique());
-    let ix = env.set_oracles_ix(&admin.pubkey(), eleven, 10);
-    assert_program_err(env.send_as(ix, &admin).await, E::InvalidOracleSet);
+    let change = GovernanceChange::Oracles {
+        oracles: eleven,
+        threshold: 10,
+    };
+    assert_program_err(env.queue(change).await.map(|_| ()), E::InvalidOracleSet);
+}
+
+// ---- the admin alone, a hostile guardian ---------------------------------------------------
+
+/// The admin alone cannot mint: it cannot make itself an oracle (or a guardian), nor make the
+/// guardian an oracle; every role is a different key.
+#[tokio::test]
+async fn the_admin_cannot_make_itself_an_oracle() {
+    let mut env = Env::new().await;
+    let admin = env.admin.pubkey();
+    let (o0, o1) = (env.oracles[0].pubkey(), env.oracles[1].pubkey());
+    let g = env.guardian.pubkey();
+    let cases = [
+        GovernanceChange::Oracles {
+            oracles: vec![admin],
+            threshold: 1,
+        },
+        GovernanceChange::Oracles {
+            oracles: vec![admin, o0, o1],
+            threshold: 2,
+        },
+        GovernanceChange::Oracles {
+            oracles: vec![g, o0, o1],
+            threshold: 2,
+        },
+        GovernanceChange::Guardians {
+            guardians: vec![admin],
+        },
+        GovernanceChange::Guardians {
+            guardians: vec![g, o0],
+        },
+    ];
+    for change in cases {
+        assert_program_err(env.queue(change).await.map(|_| ()), E::RolesOverlap);
+    }
+    let c = env.config_state().await;
+    assert_eq!((c.oracles.len(), c.threshold, c.next_change_id), (3, 2, 0));
+    assert!(!c.oracles.contains(&admin));
+}
+
+/// The admin alone cannot raise what may be minted more than twofold per change, nor raise the
+/// lifetime cap at all, nor slow the decay; a doubling waits out the delay, binds only epochs that
+/// had not started, and a second one waits until the first reached its epoch.
+#[tokio::test]
+async fn the_admin_cannot_raise_emissions_at_will() {
+    let mut env = Env::new().await;
+    let e = default_emission();
+    let x = default_economics();
+    let capacity = env.default_params().rate_capacity;
+    let change = |p: ParamsChange| GovernanceChange::Params(p);
+    let emission = |f: fn(&mut EmissionParams)| {
+        let mut e = default_emission();
+        f(&mut e);
+        change(ParamsChange {
+            emission: Some(e),
+            ..Default::default()
+        })
+    };
+    let cases = [
+        (
+            change(ParamsChange {
+                emission: Some(EmissionParams {
+                    initial_per_epoch: 2 * e.initial_per_epoch + 1,
+                    ..e
+                }),
+                rate_capacity: Some(2 * capacity),
+                ..Default::default()
+            }),
+            E::RaiseTooLarge,
+        ),
+        (
+            change(ParamsChange {
+                rate_capacity: Some(2 * capacity + 1),
+                ..Default::default()
+            }),
+            E::RaiseTooLarge,
+        ),
+        (
+            change(ParamsChange {
+                economics: Some(EconomicsParams {
+                    net_emissions_cap: 2 * x.net_emissions_cap + 1,
+                    ..x
+                }),
+                ..Default::default()
+            }),
+            E::RaiseTooLarge,
+        ),
+        (emission(|e| e.decay_bps -= 1), E::RaiseTooLarge),
+        (emission(|e| e.decay_period_epochs += 1), E::RaiseTooLarge),
+        (emission(|e| e.lifetime_cap += 1), E::LifetimeCapRaised),
+        (
+            emission(|e| e.lifetime_cap = u64::MAX),
+            E::LifetimeCapRaised,
+        ),
+    ];
+    for (c, err) in cases {
+        assert_program_err(env.queue(c).await.map(|_| ()), err);
+    }
+    assert_eq!(env.next_change_id().await, 0);
+    // A doubling is the most one change allows.
+    let doubled = EmissionParams {
+        initial_per_epoch: 2 * e.initial_per_epoch,
+        ..e
+    };
+    let first = env
+        .queue(change(ParamsChange {
+            emission: Some(doubled),
+            rate_capacity: Some(2 * capacity),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    assert_program_err(env.apply(first).await, E::ChangeNotReady);
+    env.wait_for_change(first).await;
+    env.apply(first).await.unwrap();
+    let now = env.now().await;
+    let c = env.config_state().await;
+    assert_eq!(c.emission, e, "the current epochs keep their schedule");
+    let pending = c.pending_params.unwrap();
+    assert_eq!(
+        pending.from_epoch,
+        backhaul_core::epoch::epoch_at(GENESIS, EPOCH_SECS, now).unwrap() + 1
+    );
+    assert_eq!(pending.params.emission, doubled);
+    // Doubling again is measured from the pending values, and waits for them to take effect.
+    let second = env
+        .queue(change(ParamsChange {
+            emission: Some(EmissionParams {
+                initial_per_epoch: 4 * e.initial_per_epoch,
+                ..e
+            }),
+            rate_capacity: Some(4 * capacity),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    env.wait_for_change(second).await;
+    assert_program_err(env.apply(second).await, E::BudgetChangePending);
+    // Epoch 0 still mints at most the old schedule.
+    let a = Pubkey::new_unique();
+    let over = env.reward_tree(0, &[(a, e.initial_per_epoch + 1)]);
+    assert_program_err(
+        env.vote(0, 0, env.proposal(&over, 0)).await,
+        E::ExceedsEpochEmission,
+    );
+}
+
+/// A change the admin queues is public for the whole delay: it cannot be applied a second early,
+/// and during the delay a guardian cancels it (here a new oracle set of keys the admin holds).
+/// A guardian cannot cancel its own removal, but that does not stop it cancelling the rest.
+#[tokio::test]
+async fn a_guardian_cancels_a_hostile_change_during_the_delay() {
+    let mut env = Env::new().await;
+    let g = env.guardian.insecure_clone();
+    let admins_keys: Vec<Pubkey> = (0..3).map(|_| Pubkey::new_unique()).collect();
+    let oracles = env
+        .queue(GovernanceChange::Oracles {
+            oracles: admins_keys,
+            threshold: 2,
+        })
+        .await
+        .unwrap();
+    let replacement = Pubkey::new_unique();
+    let guardians = env
+        .queue(GovernanceChange::Guardians {
+            guardians: vec![replacement],
+        })
+        .await
+        .unwrap();
+    let key = env.deployment().pending_change(oracles);
+    let queued: PendingChange = env.account(&key).await.unwrap();
+    assert_eq!(
+        queued.executable_at,
+        queued.queued_at + GOVERNANCE_DELAY_SECS as i64
+    );
+    env.set_time(queued.executable_at - 1).await;
+    assert_program_err(env.apply(oracles).await, E::ChangeNotReady);
+    let ix = env.cancel_change_ix(&g.pubkey(), guardians);
+    assert_program_err(env.send_as(ix, &g).await, E::CannotCancel);
+    let stranger = Keypair::new();
+    crate::util::fund(&mut env, &stranger.pubkey()).await;
+    let ix = env.cancel_change_ix(&stranger.pubkey(), oracles);
+    assert_program_err(env.send_as(ix, &stranger).await, E::NotAdminOrGuardian);
+    let ix = env.cancel_change_ix(&g.pubkey(), oracles);
+    env.send_as(ix, &g).await.unwrap();
+    assert!(env.account::<PendingChange>(&key).await.is_none());
+    env.set_time(queued.executable_at).await;
+    assert_anchor_err(env.apply(oracles).await, A::AccountNotInitialized);
+    let before: Vec<Pubkey> = env.oracles.iter().map(|k| k.pubkey()).collect();
+    assert_eq!(env.config_state().await.oracles, before);
+    // The guardian change is applied; the old guardian no longer vetoes.
+    env.apply(guardians).await.unwrap();
+    assert_eq!(env.config_state().await.guardians, vec![replacement]);
+    let t0 = env.reward_tree(0, &[(Pubkey::new_unique(), 5)]);
+    env.end_epoch(1).await;
+    env.vote(0, 0, env.proposal(&t0, 0)).await.unwrap();
+    assert_program_err(env.veto(0).await, E::NotGuardian);
+}
+
+/// A hostile guardian that vetoes the honest proposal at every quorum delays the epoch by at most
+/// three rounds: the oracles, which close deterministically, vote the same proposal every round,
+/// and after the third veto it is finalized.
+#[tokio::test]
+async fn a_hostile_guardian_vetoing_every_quorum_is_bounded() {
+    let mut env = Env::new().await;
+    let a = Pubkey::new_unique();
+    let t0 = env.reward_tree(0, &[(a, 300)]);
+    let p = env.proposal(&t0, 0);
+    env.end_epoch(0).await;
+    let mut vetoes = 0;
+    for round in 0..4u32 {
+        for i in 0..2 {
+            env.vote(i, 0, p).await.unwrap_or_else(|e| {
+                panic!(
+                    "round {round}: oracle {i}'s honest vote refused after {vetoes} vetoes: {e:?}"
+                )
+            });
+        }
+        let r = env.epoch_state(0).await;
+        assert_eq!((r.status, r.round), (EpochStatus::Proposed, round));
+        match env.veto(0).await {
+            Ok(()) => vetoes += 1,
+            Err(e) => {
+                assert_program_err(Err(e), E::VetoLimitReached);
+                break;
+            }
+        }
+    }
+    assert_eq!(vetoes, 3);
+    let at = env.epoch_state(0).await.finalizable_at;
+    env.set_time(at).await;
+    env.finalize(0).await.unwrap();
+    env.claim_from(&t0, 0, &a).await.unwrap();
+    assert_eq!(env.token_balance(&ata(&a, &env.mint)).await, 300);
+}
+
+/// A pause stops the network for at most a day: it ends by itself, nobody (admin or guardian) can
+/// pause again for a day after it ended, and an early unpause starts that cooldown at once.
+#[tokio::test]
+async fn a_pause_expires_by_itself_and_cannot_be_renewed_at_once() {
+    let (mut env, a, b, t0) = finalized().await;
+    let (admin, g) = (env.admin.insecure_clone(), env.guardian.insecure_clone());
+    let day = backhaul::constants::MAX_PAUSE_SECS;
+    assert_eq!(backhaul::constants::PAUSE_COOLDOWN_SECS, day);
+    let start = env.now().await;
+    env.send_as(env.set_paused_ix(&g.pubkey(), true), &g)
+        .await
+        .unwrap();
+    let c = env.config_state().await;
+    assert_eq!(
+        (c.paused_until, c.pause_available_at),
+        (start + day, start + 2 * day)
+    );
+    env.set_time(start + day - 1).await;
+    assert_program_err(env.claim_from(&t0, 0, &a).await, E::Paused);
+    for k in [&g, &admin] {
+        let ix = env.set_paused_ix(&k.pubkey(), true);
+        assert_program_err(env.send_as(ix, k).await, E::Paused);
+    }
+    // The pause ends by itself.
+    env.set_time(start + day).await;
+    env.claim_from(&t0, 0, &a).await.unwrap();
+    assert_eq!(env.token_balance(&ata(&a, &env.mint)).await, 300);
+    for k in [&g, &admin] {
+        let ix = env.set_paused_ix(&k.pubkey(), true);
+        assert_program_err(env.send_as(ix, k).await, E::PauseCoolingDown);
+    }
+    let ix = env.set_paused_ix(&admin.pubkey(), false);
+    assert_program_err(env.send_as(ix, &admin).await, E::NotPaused);
+    env.set_time(start + 2 * day - 1).await;
+    let ix = env.set_paused_ix(&g.pubkey(), true);
+    assert_program_err(env.send_as(ix, &g).await, E::PauseCoolingDown);
+    // A day after it ended, a guardian may pause again; the admin lifts it early, and the
+    // cooldown runs from then.
+    let again = start + 2 * day;
+    env.set_time(again).await;
+    env.send_as(env.set_paused_ix(&g.pubkey(), true), &g)
+        .await
+        .unwrap();
+    assert_program_err(env.claim_from(&t0, 0, &b).await, E::Paused);
+    env.set_time(again + 60).await;
+    env.send_as(env.set_paused_ix(&admin.pubkey(), false), &admin)
+        .await
+        .unwrap();
+    let c = env.config_state().await;
+    assert_eq!(
+        (c.paused_until, c.pause_available_at),
+        (again + 60, again + 60 + day)
+    );
+    env.claim_from(&t0, 0, &b).await.unwrap();
+    let ix = env.set_paused_ix(&admin.pubkey(), true);
+    assert_program_err(env.send_as(ix, &admin).await, E::PauseCoolingDown);
 }

@@ -16,13 +16,13 @@ async fn proposed(amount: u64) -> (Env, EpochProposal) {
     (env, p)
 }
 
-async fn update(
-    env: &mut Env,
-    params: UpdateParamsArgs,
-) -> Result<(), solana_program_test::BanksClientError> {
-    let admin = env.admin.insecure_clone();
-    let ix = env.update_params_ix(&admin.pubkey(), params);
-    env.send_as(ix, &admin).await
+/// A deployment initialized with `edit` applied to the default parameters.
+async fn deployed_with(edit: impl FnOnce(&mut InitializeParams)) -> Env {
+    let mut env = Env::new_uninitialized().await;
+    let mut params = env.default_params();
+    edit(&mut params);
+    env.initialize(params).await.unwrap();
+    env
 }
 
 #[tokio::test]
@@ -76,62 +76,87 @@ async fn finalize_needs_a_proposal_with_quorum() {
     assert_program_err(env.finalize(0).await, E::NoQuorum);
 }
 
+/// A lowered schedule never reaches back: the change applied while epoch 0 waits at quorum and
+/// epoch 1 runs leaves both at the old schedule; it binds from epoch 2, the first that had not
+/// started when it was applied, and a proposal above it is refused at the vote. A second budget
+/// change is refused while the first waits for its epoch.
 #[tokio::test]
-async fn finalize_refuses_an_allocation_above_the_schedule() {
-    let (mut env, _) = proposed(800 * TOKEN).await;
-    // The admin lowers the schedule after quorum; finalize re-checks against the current one.
-    let emission = EmissionParams {
+async fn a_lowered_schedule_binds_from_the_first_epoch_not_yet_started() {
+    let mut env = Env::new().await;
+    let lowered = EmissionParams {
         initial_per_epoch: 500 * TOKEN,
         floor_per_epoch: 0,
         ..default_emission()
     };
-    update(
-        &mut env,
-        UpdateParamsArgs {
-            emission: Some(emission),
+    let lower = env
+        .queue(GovernanceChange::Params(ParamsChange {
+            emission: Some(lowered),
             ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+        }))
+        .await
+        .unwrap();
+    let further = env
+        .queue(GovernanceChange::Params(ParamsChange {
+            emission: Some(EmissionParams {
+                initial_per_epoch: 400 * TOKEN,
+                ..lowered
+            }),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let op = Pubkey::new_unique();
+    let t0 = env.reward_tree(0, &[(op, 800 * TOKEN)]);
+    let p0 = env.proposal(&t0, 0);
+    env.end_epoch(0).await;
+    env.vote(0, 0, p0).await.unwrap();
+    env.vote(1, 0, p0).await.unwrap();
+    assert_program_err(env.apply(lower).await, E::ChangeNotReady);
+    // The change becomes executable when epoch 0 becomes finalizable, during epoch 1.
     let at = env.epoch_state(0).await.finalizable_at;
-    env.set_time(at).await;
-    assert_program_err(env.finalize(0).await, E::ExceedsEpochEmission);
-    assert_eq!((env.mint_supply().await - TREASURY_SUPPLY), 0);
-    // The guardian vetoes and the oracles re-propose within budget.
-    env.set_time(at - 1).await;
-    env.veto(0).await.unwrap();
-    let tree = env.reward_tree(0, &[(Pubkey::new_unique(), 500 * TOKEN)]);
-    let p = env.proposal(&tree, 0);
-    env.vote(0, 0, p).await.unwrap();
-    env.vote(2, 0, p).await.unwrap();
-    let at = env.epoch_state(0).await.finalizable_at;
-    env.set_time(at).await;
+    env.wait_for_change(lower).await;
+    assert_eq!(env.now().await, at);
+    env.apply(lower).await.unwrap();
+    let c = env.config_state().await;
+    let pending = c.pending_params.expect("pending parameters");
+    assert_eq!((pending.from_epoch, pending.params.emission), (2, lowered));
+    assert_eq!(c.emission, default_emission());
+    assert_program_err(env.apply(further).await, E::BudgetChangePending);
     env.finalize(0).await.unwrap();
-    assert_eq!((env.mint_supply().await - TREASURY_SUPPLY), 500 * TOKEN);
+    assert_eq!(env.mint_supply().await - TREASURY_SUPPLY, 800 * TOKEN);
+    // Epoch 1 had started when the change was applied: the old schedule still holds.
+    let t1 = env.reward_tree(1, &[(op, 1_600 * TOKEN)]);
+    env.run_epoch(1, env.proposal(&t1, 800 * TOKEN)).await;
+    let c = env.config_state().await;
+    assert_eq!((c.emission, c.pending_params), (lowered, None));
+    // Epoch 2: the lowered schedule, at the vote.
+    env.end_epoch(2).await;
+    let over = env.reward_tree(2, &[(op, 2_100 * TOKEN + 1)]);
+    assert_program_err(
+        env.vote(0, 2, env.proposal(&over, 1_600 * TOKEN)).await,
+        E::ExceedsEpochEmission,
+    );
+    let t2 = env.reward_tree(2, &[(op, 2_100 * TOKEN)]);
+    env.run_epoch(2, env.proposal(&t2, 1_600 * TOKEN)).await;
+    assert_eq!(env.mint_supply().await - TREASURY_SUPPLY, 2_100 * TOKEN);
+    // The second change applies now, from the first epoch that has not started.
+    env.apply(further).await.unwrap();
+    let now = env.now().await;
+    let clock_epoch = backhaul_core::epoch::epoch_at(GENESIS, EPOCH_SECS, now).unwrap();
+    let pending = env.config_state().await.pending_params.unwrap();
+    assert_eq!(pending.from_epoch, clock_epoch + 1);
+    assert_eq!(pending.params.emission.initial_per_epoch, 400 * TOKEN);
 }
 
+/// The lifetime cap binds at the vote; it can be lowered but never raised, nor lowered below what
+/// the schedule already minted; at the cap, only what remains under it can be minted.
 #[tokio::test]
-async fn finalize_refuses_an_allocation_above_the_lifetime_cap() {
-    let (mut env, _) = proposed(900 * TOKEN).await;
-    let emission = EmissionParams {
-        lifetime_cap: 1_000 * TOKEN,
-        ..default_emission()
-    };
-    update(
-        &mut env,
-        UpdateParamsArgs {
-            emission: Some(emission),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let at = env.epoch_state(0).await.finalizable_at;
-    env.set_time(at).await;
-    env.finalize(0).await.unwrap();
-    // 100 tokens remain under the cap; epoch 1 proposes 150 more.
+async fn the_lifetime_cap_binds_at_the_vote_and_never_rises() {
+    let mut env = deployed_with(|p| p.emission.lifetime_cap = 1_000 * TOKEN).await;
     let op = Pubkey::new_unique();
+    let t0 = env.reward_tree(0, &[(Pubkey::new_unique(), 900 * TOKEN)]);
+    env.run_epoch(0, env.proposal(&t0, 0)).await;
+    // 100 tokens remain under the cap; epoch 1 proposes 150 more.
     let tree = env.reward_tree(1, &[(op, 1_050 * TOKEN)]);
     let p = EpochProposal {
         reward_leaf_count: 1,
@@ -139,49 +164,82 @@ async fn finalize_refuses_an_allocation_above_the_lifetime_cap() {
     };
     env.end_epoch(1).await;
     assert_program_err(env.vote(0, 1, p).await, E::ExceedsLifetimeCap);
-    // The cap cannot be lowered below what was minted, and at the cap nothing more is minted.
-    let below = EmissionParams {
-        lifetime_cap: 899 * TOKEN,
-        initial_per_epoch: 500 * TOKEN,
-        floor_per_epoch: 0,
-        ..default_emission()
+    let cap = |lifetime_cap| {
+        GovernanceChange::Params(ParamsChange {
+            emission: Some(EmissionParams {
+                lifetime_cap,
+                initial_per_epoch: 500 * TOKEN,
+                floor_per_epoch: 0,
+                ..default_emission()
+            }),
+            ..Default::default()
+        })
     };
-    assert_program_err(
-        update(
-            &mut env,
-            UpdateParamsArgs {
-                emission: Some(below),
-                ..Default::default()
-            },
-        )
-        .await,
-        E::InvalidEmissionSchedule,
+    for refused in [899 * TOKEN, 1_000 * TOKEN + 1] {
+        assert_program_err(
+            env.queue(cap(refused)).await.map(|_| ()),
+            E::LifetimeCapRaised,
+        );
+    }
+    assert_eq!(env.next_change_id().await, 0, "nothing was queued");
+    // Exactly what remains lands.
+    let rest = env.reward_tree(1, &[(op, 1_000 * TOKEN)]);
+    let p = EpochProposal {
+        reward_leaf_count: 1,
+        ..env.proposal(&rest, 900 * TOKEN)
+    };
+    env.vote(0, 1, p).await.unwrap();
+    env.vote(1, 1, p).await.unwrap();
+    let at = env.epoch_state(1).await.finalizable_at;
+    env.set_time(at).await;
+    env.finalize(1).await.unwrap();
+    let c = env.config_state().await;
+    assert_eq!(
+        (c.scheduled_minted, c.emission.lifetime_cap),
+        (1_000 * TOKEN, 1_000 * TOKEN)
     );
 }
 
+/// The mint rate limiter is checked at every vote: a proposal the bucket cannot take yet is
+/// refused before it can reach quorum, and the same proposal lands once the window has drained.
+/// (The bucket drains a full budget per epoch at most: `capacity · epoch ≥ budget · window`.)
 #[tokio::test]
-async fn finalize_respects_the_mint_rate_limiter() {
-    let mut env = Env::new_uninitialized().await;
-    let mut params = env.default_params();
-    params.rate_capacity = params.emission.initial_per_epoch;
-    params.rate_window_secs = 30 * 86_400;
-    env.initialize(params).await.unwrap();
+async fn the_mint_rate_limiter_refuses_at_the_vote_until_it_drains() {
+    let mut env = deployed_with(|p| {
+        p.rate_capacity = p.emission.initial_per_epoch;
+        p.rate_window_secs = EPOCH_SECS;
+        p.economics.net_emissions_cap = 0;
+    })
+    .await;
     let op = Pubkey::new_unique();
     let t0 = env.reward_tree(0, &[(op, 1_000 * TOKEN)]);
     env.run_epoch(0, env.proposal(&t0, 0)).await;
     let t1 = env.reward_tree(1, &[(op, 2_000 * TOKEN)]);
     let p1 = env.proposal(&t1, 1_000 * TOKEN);
+    // Epoch 1 ends 18 hours after epoch 0 was finalized: a quarter of the bucket is still full.
     env.end_epoch(1).await;
+    for i in 0..3 {
+        assert_program_err(env.vote(i, 1, p1).await, E::RateLimited);
+    }
+    let last_ts = env.config_state().await.rate_limiter.last_ts;
+    env.set_time(last_ts + EPOCH_SECS as i64 - 1).await;
+    assert_program_err(env.vote(0, 1, p1).await, E::RateLimited);
+    assert!(env
+        .account::<EpochRecord>(&epoch_address(&env.config, 1))
+        .await
+        .is_none());
+    env.set_time(last_ts + EPOCH_SECS as i64).await;
     env.vote(0, 1, p1).await.unwrap();
     env.vote(1, 1, p1).await.unwrap();
     let at = env.epoch_state(1).await.finalizable_at;
     env.set_time(at).await;
-    assert_program_err(env.finalize(1).await, E::RateLimited);
-    // Once the window has drained enough, the same epoch finalizes.
-    let c = env.config_state().await;
-    env.set_time(c.rate_limiter.last_ts + 30 * 86_400).await;
     env.finalize(1).await.unwrap();
     assert_eq!((env.mint_supply().await - TREASURY_SUPPLY), 2_000 * TOKEN);
+    let c = env.config_state().await;
+    assert_eq!(
+        (c.rate_limiter.level, c.rate_limiter.last_ts),
+        (1_000 * TOKEN, at)
+    );
 }
 
 #[tokio::test]

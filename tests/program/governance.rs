@@ -49,7 +49,10 @@ async fn a_queued_change_applies_only_after_the_delay_and_only_once() {
         queued_at + GOVERNANCE_DELAY_SECS as i64
     );
     assert_eq!(pending.queued_by, admin);
-    assert!(lamports(&mut env, &admin).await < before, "the admin pays the rent");
+    assert!(
+        lamports(&mut env, &admin).await < before,
+        "the admin pays the rent"
+    );
     // Nothing changes while the change waits, and it cannot be applied a second early.
     assert_eq!(env.config_state().await.oracles.len(), 3);
     assert_program_err(env.apply(id).await, E::ChangeNotReady);

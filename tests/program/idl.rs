@@ -332,11 +332,13 @@ async fn every_account_type_decodes_by_the_idl_to_the_programs_struct() {
         "{voting}"
     );
     let d = env.deployment();
-    let params = assert_decodes::<PendingChange>(&mut env, &idl, "PendingChange", &d.pending_change(0))
-        .await;
+    let params =
+        assert_decodes::<PendingChange>(&mut env, &idl, "PendingChange", &d.pending_change(0))
+            .await;
     assert!(params.contains("change: Params(ParamsChange {"), "{params}");
-    let oracles = assert_decodes::<PendingChange>(&mut env, &idl, "PendingChange", &d.pending_change(1))
-        .await;
+    let oracles =
+        assert_decodes::<PendingChange>(&mut env, &idl, "PendingChange", &d.pending_change(1))
+            .await;
     assert!(oracles.contains("threshold: 3 }"), "{oracles}");
     // The IDL lists exactly these account types, with distinct discriminators.
     let mut names: Vec<&str> = idl

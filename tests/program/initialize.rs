@@ -10,7 +10,8 @@ async fn initializes_every_field_and_the_vault() {
     let c = env.config_state().await;
     let p = env.default_params();
     assert_eq!(c.admin, env.admin.pubkey());
-    assert_eq!(c.guardian, env.guardian.pubkey());
+    assert_eq!(c.version, backhaul::constants::ACCOUNT_VERSION);
+    assert_eq!(c.guardians, vec![env.guardian.pubkey()]);
     assert_eq!(c.pending_admin, None);
     assert_eq!(c.mint, env.mint);
     assert_eq!(c.vault, env.vault);
@@ -19,10 +20,14 @@ async fn initializes_every_field_and_the_vault() {
     assert_eq!(c.genesis_ts, GENESIS);
     assert_eq!(c.epoch_length_secs, EPOCH_SECS);
     assert_eq!(c.challenge_period_secs, CHALLENGE_SECS);
+    assert_eq!(c.governance_delay_secs, GOVERNANCE_DELAY_SECS);
+    assert_eq!((c.next_change_id, c.pending_params), (0, None));
     assert_eq!(c.emission, default_emission());
     assert_eq!(c.rate_limiter.capacity, p.rate_capacity);
     assert_eq!(c.rate_limiter.level, 0);
-    assert!(!c.paused);
+    assert_eq!((c.paused_until, c.pause_available_at), (0, 0));
+    assert!(!c.is_paused(env.now().await));
+    assert_eq!((c.burned_finalized, c.total_reemitted), (0, 0));
     assert_eq!((c.next_epoch, c.total_minted, c.total_claimed), (0, 0, 0));
     let vault = env.vault;
     let acc = env
@@ -112,7 +117,28 @@ async fn every_parameter_is_bounded() {
     type Case = (Box<dyn Fn(&mut InitializeParams)>, E);
     let cases: Vec<Case> = vec![
         (Box::new(|p| p.admin = Pubkey::default()), E::InvalidKey),
-        (Box::new(|p| p.guardian = Pubkey::default()), E::InvalidKey),
+        (
+            Box::new(|p| p.guardians = vec![Pubkey::default()]),
+            E::InvalidGuardianSet,
+        ),
+        (Box::new(|p| p.guardians = vec![]), E::InvalidGuardianSet),
+        (
+            Box::new(|p| p.guardians = (0..5).map(|_| Pubkey::new_unique()).collect()),
+            E::InvalidGuardianSet,
+        ),
+        (
+            Box::new(|p| p.guardians = vec![p.guardians[0], p.guardians[0]]),
+            E::InvalidGuardianSet,
+        ),
+        (Box::new(|p| p.guardians = vec![p.admin]), E::RolesOverlap),
+        (
+            Box::new({
+                let o = o.clone();
+                move |p| p.guardians.push(o[1])
+            }),
+            E::RolesOverlap,
+        ),
+        (Box::new(|p| p.oracles[2] = p.admin), E::RolesOverlap),
         (Box::new(|p| p.oracles = vec![]), E::InvalidOracleSet),
         (
             Box::new(|p| p.oracles = (0..11).map(|_| Pubkey::new_unique()).collect()),
@@ -136,7 +162,7 @@ async fn every_parameter_is_bounded() {
         (Box::new(|p| p.threshold = 4), E::InvalidThreshold),
         (Box::new(|p| p.threshold = 1), E::InvalidThreshold), // 1 of 3 is a minority
         (
-            Box::new(|p| p.epoch_length_secs = 59),
+            Box::new(|p| p.epoch_length_secs = 7_199),
             E::InvalidEpochLength,
         ),
         (
@@ -144,12 +170,21 @@ async fn every_parameter_is_bounded() {
             E::InvalidEpochLength,
         ),
         (
-            Box::new(|p| p.challenge_period_secs = 59),
+            Box::new(|p| p.challenge_period_secs = 3_599),
+            E::InvalidChallengePeriod,
+        ),
+        // At most half an epoch.
+        (
+            Box::new(|p| p.challenge_period_secs = EPOCH_SECS / 2 + 1),
             E::InvalidChallengePeriod,
         ),
         (
-            Box::new(|p| p.challenge_period_secs = 30 * 86_400 + 1),
-            E::InvalidChallengePeriod,
+            Box::new(|p| p.governance_delay_secs = EPOCH_SECS + CHALLENGE_SECS - 1),
+            E::InvalidGovernanceDelay,
+        ),
+        (
+            Box::new(|p| p.governance_delay_secs = 90 * 86_400 + 1),
+            E::InvalidGovernanceDelay,
         ),
         (
             Box::new(|p| p.genesis_ts = GENESIS + 366 * 86_400),
@@ -189,6 +224,19 @@ async fn every_parameter_is_bounded() {
             Box::new(move |p| p.rate_capacity = emission.initial_per_epoch - 1),
             E::InvalidRateLimit,
         ),
+        // The capacity holds a whole budget: the initial emission plus the net emissions cap.
+        (
+            Box::new(move |p| {
+                p.rate_capacity = emission.initial_per_epoch + p.economics.net_emissions_cap - 1
+            }),
+            E::InvalidRateLimit,
+        ),
+        // And drains at least a whole budget per epoch: 2,000 tokens over two epochs is less
+        // than 1,100 per epoch.
+        (
+            Box::new(|p| p.rate_window_secs = 2 * EPOCH_SECS),
+            E::InvalidRateLimit,
+        ),
     ];
     for (i, (mutate, expected)) in cases.into_iter().enumerate() {
         let mut p = base.clone();
@@ -201,14 +249,25 @@ async fn every_parameter_is_bounded() {
     let mut p = base.clone();
     p.oracles = vec![o[0]];
     p.threshold = 1;
-    p.epoch_length_secs = 60;
-    p.challenge_period_secs = 30 * 86_400;
+    p.guardians = (0..4).map(|_| Pubkey::new_unique()).collect();
+    p.epoch_length_secs = 7_200;
+    p.challenge_period_secs = 3_600;
+    p.governance_delay_secs = 10_800;
     p.rate_window_secs = 60;
-    p.rate_capacity = p.emission.initial_per_epoch;
+    p.rate_capacity = p.emission.initial_per_epoch + p.economics.net_emissions_cap;
     p.emission.decay_bps = 9_999;
     p.emission.lifetime_cap = p.emission.initial_per_epoch;
     p.genesis_ts = GENESIS - 365 * 86_400;
     env.initialize(p).await.expect("bounds are inclusive");
+    let c = env.config_state().await;
+    assert_eq!(
+        (
+            c.guardians.len(),
+            c.challenge_period_secs,
+            c.governance_delay_secs
+        ),
+        (4, 3_600, 10_800)
+    );
 }
 
 #[tokio::test]

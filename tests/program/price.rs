@@ -110,6 +110,17 @@ async fn attack_minority_walks_the_price_down() {
 async fn removed_oracles_stop_counting_and_their_price_waits_for_the_new_quorum() {
     let mut env = Env::new().await;
     let buyer = crate::util::buyer_with(&mut env, 10 * TOKEN).await;
+    // Oracle 0 is to be replaced; the change is queued first and applied after the delay.
+    let newcomer = Pubkey::new_unique();
+    let set = vec![env.oracles[1].pubkey(), env.oracles[2].pubkey(), newcomer];
+    let id = env
+        .queue(GovernanceChange::Oracles {
+            oracles: set,
+            threshold: 2,
+        })
+        .await
+        .unwrap();
+    env.wait_for_change(id).await;
     let t0 = env.now().await;
     env.submit_price(0, 120_000).await.unwrap();
     env.submit_price(1, 100_000).await.unwrap();
@@ -118,12 +129,7 @@ async fn removed_oracles_stop_counting_and_their_price_waits_for_the_new_quorum(
         .await
         .unwrap();
 
-    // Oracle 0 is replaced.
-    let admin = env.admin.insecure_clone();
-    let newcomer = Pubkey::new_unique();
-    let set = vec![env.oracles[1].pubkey(), env.oracles[2].pubkey(), newcomer];
-    let ix = env.set_oracles_ix(&admin.pubkey(), set, 2);
-    env.send_as(ix, &admin).await.unwrap();
+    env.apply(id).await.unwrap();
     let feed = env.price_feed().await;
     assert!(feed.oracle_set_changed);
     assert_eq!(
@@ -243,6 +249,14 @@ async fn sealing_without_a_fresh_price_unlocks_no_usage_value() {
     // Epoch 1: a price posted early in the epoch is stale by its end.
     let start = env.now().await;
     env.post_price(P).await;
+    let set: Vec<Pubkey> = env.oracles.iter().map(|o| o.pubkey()).collect();
+    let change = env
+        .queue(GovernanceChange::Oracles {
+            oracles: set,
+            threshold: 2,
+        })
+        .await
+        .unwrap();
     env.end_epoch(1).await;
     env.seal(1).await.unwrap();
     let l: EpochLedger = env.account(&ledger_address(&env.config, 1)).await.unwrap();
@@ -258,13 +272,13 @@ async fn sealing_without_a_fresh_price_unlocks_no_usage_value() {
     env.run_epoch(1, env.proposal_with_usage(&nothing1, 0, &usage1, 1_000 * P))
         .await;
 
-    // Epoch 2: fresh when sealed, but posted before the oracle set changed.
+    // Epoch 2: fresh when sealed, but posted before the oracle set changed (a change queued
+    // during epoch 1 and applied at the end of epoch 2).
     env.end_epoch(2).await;
     env.post_price(P).await;
-    let admin = env.admin.insecure_clone();
-    let set: Vec<Pubkey> = env.oracles.iter().map(|o| o.pubkey()).collect();
-    let ix = env.set_oracles_ix(&admin.pubkey(), set, 2);
-    env.send_as(ix, &admin).await.unwrap();
+    env.wait_for_change(change).await;
+    assert_eq!(env.now().await, env.price_feed().await.posted_at);
+    env.apply(change).await.unwrap();
     env.seal(2).await.unwrap();
     let l: EpochLedger = env.account(&ledger_address(&env.config, 2)).await.unwrap();
     assert_eq!(

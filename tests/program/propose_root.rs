@@ -239,16 +239,22 @@ async fn late_votes_are_recorded_but_do_not_change_the_quorum() {
 #[tokio::test]
 async fn votes_of_removed_oracles_stop_counting() {
     let (mut env, p) = ready().await;
-    env.vote(0, 0, p).await.unwrap();
-    let admin = env.admin.insecure_clone();
     let newcomer = Keypair::new();
     let set = vec![
         env.oracles[1].pubkey(),
         env.oracles[2].pubkey(),
         newcomer.pubkey(),
     ];
-    let ix = env.set_oracles_ix(&admin.pubkey(), set, 2);
-    env.send_as(ix, &admin).await.unwrap();
+    let id = env
+        .queue(GovernanceChange::Oracles {
+            oracles: set,
+            threshold: 2,
+        })
+        .await
+        .unwrap();
+    env.wait_for_change(id).await;
+    env.vote(0, 0, p).await.unwrap();
+    env.apply(id).await.unwrap();
     env.vote(1, 0, p).await.unwrap();
     let r = env.epoch_state(0).await;
     assert_eq!(
@@ -260,6 +266,93 @@ async fn votes_of_removed_oracles_stop_counting() {
     assert_program_err(env.vote(0, 0, p).await, E::NotOracle);
     env.vote(2, 0, p).await.unwrap();
     assert_eq!(env.epoch_state(0).await.status, EpochStatus::Proposed);
+}
+
+/// A split vote does not stall the epoch: a round without quorum a challenge period after its
+/// first vote expires at the next vote (`RoundExpired`), which opens a new round where the
+/// oracles, their earlier votes cleared, reach quorum.
+#[tokio::test]
+async fn a_split_round_expires_and_a_new_round_reaches_quorum() {
+    let (mut env, p) = ready().await;
+    let q = EpochProposal {
+        dataset_hash: [1; 32],
+        ..p
+    };
+    let r3 = EpochProposal {
+        dataset_hash: [2; 32],
+        ..p
+    };
+    let started = env.now().await;
+    env.vote(0, 0, p).await.unwrap();
+    env.vote(1, 0, q).await.unwrap();
+    // One second before the end of the round: the vote joins it.
+    env.set_time(started + CHALLENGE_SECS as i64 - 1).await;
+    env.vote(2, 0, r3).await.unwrap();
+    let r = env.epoch_state(0).await;
+    assert_eq!(
+        (r.status, r.round, r.round_started_at, r.votes.len()),
+        (EpochStatus::Voting, 0, started, 3)
+    );
+    assert_program_err(env.vote(0, 0, p).await, E::DoubleVote);
+    // At the end of the round, oracle 0's vote expires it and opens round 1.
+    let expired_at = started + CHALLENGE_SECS as i64;
+    env.set_time(expired_at).await;
+    let oracle = env.oracles[0].insecure_clone();
+    let ix = env.propose_ix(&oracle.pubkey(), 0, p);
+    let events = crate::util::send_with_events(&mut env, &[ix], &[&oracle])
+        .await
+        .unwrap();
+    let expired: Vec<backhaul::events::RoundExpired> = crate::util::events_of(&events);
+    assert_eq!(expired.len(), 1, "one RoundExpired event");
+    assert_eq!(
+        (
+            expired[0].config,
+            expired[0].epoch,
+            expired[0].round,
+            expired[0].started_at
+        ),
+        (env.config, 0, 0, started)
+    );
+    let r = env.epoch_state(0).await;
+    assert_eq!(
+        (r.status, r.round, r.round_started_at),
+        (EpochStatus::Voting, 1, expired_at)
+    );
+    assert_eq!(r.votes.len(), 1);
+    assert_eq!(r.votes[0].oracle, oracle.pubkey());
+    env.vote(1, 0, p).await.unwrap();
+    let r = env.epoch_state(0).await;
+    assert_eq!(
+        (r.status, r.round, r.proposal),
+        (EpochStatus::Proposed, 1, p)
+    );
+    env.set_time(r.finalizable_at).await;
+    env.finalize(0).await.unwrap();
+    assert_eq!(env.config_state().await.total_minted, 1_000);
+}
+
+/// A round that reached quorum does not expire: a late vote long after the quorum changes
+/// nothing, and the proposal still finalizes.
+#[tokio::test]
+async fn a_round_at_quorum_does_not_expire() {
+    let (mut env, p) = ready().await;
+    env.vote(0, 0, p).await.unwrap();
+    env.vote(1, 0, p).await.unwrap();
+    let before = env.epoch_state(0).await;
+    env.set_time(before.round_started_at + 3 * CHALLENGE_SECS as i64)
+        .await;
+    let other = EpochProposal {
+        dataset_hash: [5; 32],
+        ..p
+    };
+    env.vote(2, 0, other).await.unwrap();
+    let r = env.epoch_state(0).await;
+    assert_eq!(
+        (r.status, r.round, r.proposal, r.finalizable_at),
+        (EpochStatus::Proposed, 0, p, before.finalizable_at)
+    );
+    assert_eq!(r.votes.len(), 3);
+    env.finalize(0).await.unwrap();
 }
 
 #[tokio::test]

@@ -23,7 +23,8 @@ use solana_sdk::transaction::{Transaction, TransactionError};
 
 pub use backhaul::instructions::InitializeParams;
 pub use backhaul::state::{
-    Config, GovernanceChange, ParamsChange, PendingChange, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PriceFeed,
+    Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, GovernanceChange, OperatorClaim,
+    ParamsChange, PendingChange, PriceFeed,
 };
 
 /// Epoch length used by the fixtures (one day).

@@ -1,15 +1,19 @@
-//! Admins: initialize a deployment from a parameters file, change its parameters, oracle set,
-//! guardian and admin, pause and unpause; and `show`, which prints a deployment for everyone.
+//! Admins: initialize a deployment from a parameters file; queue, list, apply and cancel
+//! governance changes (parameters, oracle set, guardians), which take effect only after the
+//! governance delay; transfer the admin role, pause and unpause; and `show`, which prints a
+//! deployment for everyone.
 
 use crate::amount::format_tokens;
 use crate::context::{parse_pubkey, read_keypair, write_keypair, Context};
 use crate::error::CommandError;
-use crate::output::emit;
+use crate::output::{emit, format_duration, format_ts, relative};
 use crate::tx;
 use anyhow::{anyhow, bail};
 use backhaul_core::epoch::epoch_at;
-use backhaul_sdk::state::{Config, EconomicsParams, EmissionParams, PriceFeed};
-use backhaul_sdk::{ix, Deployment, InitializeParams, UpdateParamsArgs};
+use backhaul_sdk::state::{
+    Config, EconomicsParams, EmissionParams, EpochParams, PendingChange, PriceFeed,
+};
+use backhaul_sdk::{ix, Deployment, GovernanceChange, InitializeParams, ParamsChange};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use solana_sdk::instruction::Instruction;
@@ -24,20 +28,29 @@ pub enum AdminCommand {
     /// Create a deployment from a parameters file (see migrations/initial-params.toml); does
     /// nothing when it already exists with the same parameters.
     Init(InitArgs),
-    /// Print the deployment: authorities, oracles, parameters, price and totals.
+    /// Print the deployment: authorities, oracles, parameters, governance, price and totals.
     Show,
-    /// Change the challenge period, emission schedule, mint rate limiter or economics
-    /// (amounts in base units, as in the parameters file).
-    SetParams(SetParamsArgs),
-    /// Replace the oracle set and threshold.
-    SetOracles(SetOraclesArgs),
-    /// Replace the guardian.
-    SetGuardian(KeyArg),
+    /// Queue a change of the challenge period, governance delay, emission schedule, mint rate
+    /// limiter or economics (amounts in base units, as in the parameters file). It can be
+    /// applied once the governance delay has passed; budget parameters then apply from the
+    /// first epoch that has not started.
+    QueueParams(QueueParamsArgs),
+    /// Queue a new oracle set and threshold.
+    QueueOracles(QueueOraclesArgs),
+    /// Queue a new guardian set (1 to 4 keys).
+    QueueGuardians(QueueGuardiansArgs),
+    /// List the queued governance changes and when each becomes executable.
+    Changes,
+    /// Apply a queued change once its governance delay has passed (any keypair may sign).
+    Apply(ChangeIdArg),
+    /// Cancel a queued change (admin; guardians use `backhaul guardian cancel`).
+    Cancel(ChangeIdArg),
     /// Propose a new admin; it takes over when it runs `accept-admin`.
     ProposeAdmin(KeyArg),
     /// Accept a pending admin transfer (sign with the proposed admin's keypair).
     AcceptAdmin,
-    /// Pause voting, finalizing, claiming, buying and settling (admin or guardian).
+    /// Pause voting, finalizing, claiming, buying and settling for at most a day (admin or
+    /// guardian).
     Pause,
     /// Unpause (admin only).
     Unpause,
@@ -74,9 +87,16 @@ pub struct KeyArg {
     pub key: String,
 }
 
-/// `admin set-oracles`.
+/// A queued change, by its id.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ChangeIdArg {
+    /// The change's id (`backhaul admin changes` lists them).
+    pub id: u64,
+}
+
+/// `admin queue-oracles`.
 #[derive(Args, Debug, Clone)]
-pub struct SetOraclesArgs {
+pub struct QueueOraclesArgs {
     /// The oracles' public keys (1 to 10, distinct).
     #[arg(required = true)]
     pub oracles: Vec<String>,
@@ -85,15 +105,28 @@ pub struct SetOraclesArgs {
     pub threshold: u8,
 }
 
-/// `admin set-params`: every option left out keeps its current value.
+/// `admin queue-guardians`.
+#[derive(Args, Debug, Clone)]
+pub struct QueueGuardiansArgs {
+    /// The guardians' public keys (1 to 4, distinct; none the admin or an oracle).
+    #[arg(required = true)]
+    pub guardians: Vec<String>,
+}
+
+/// `admin queue-params`: every option left out keeps its value. Budget values are compared with
+/// the newest parameters, pending or current.
 #[derive(Args, Debug, Clone, Default)]
-pub struct SetParamsArgs {
-    /// Read the new parameters from a parameters file (its emission, rate_limit, economics and
-    /// challenge_period_secs); the options below override it.
+pub struct QueueParamsArgs {
+    /// Read the new parameters from a parameters file (its emission, rate_limit, economics,
+    /// challenge_period_secs and governance_delay_secs); the options below override it.
     #[arg(long)]
     pub from_file: Option<PathBuf>,
+    /// Time between quorum and the earliest finalize, seconds.
     #[arg(long)]
     pub challenge_period_secs: Option<u64>,
+    /// Time between queueing a change and the earliest apply, seconds.
+    #[arg(long)]
+    pub governance_delay_secs: Option<u64>,
     #[arg(long)]
     pub initial_per_epoch: Option<u64>,
     #[arg(long)]
@@ -127,7 +160,8 @@ pub struct SetParamsArgs {
 #[serde(deny_unknown_fields)]
 pub struct ParamsFile {
     pub admin: String,
-    pub guardian: String,
+    /// 1 to 4 keys.
+    pub guardians: Vec<String>,
     pub oracles: Vec<String>,
     pub threshold: u8,
     /// Unix seconds; 0 means the chain's clock at initialization.
@@ -135,6 +169,9 @@ pub struct ParamsFile {
     pub genesis_ts: i64,
     pub epoch_length_secs: u64,
     pub challenge_period_secs: u64,
+    /// Time between queueing a governance change and applying it: at least one epoch plus the
+    /// challenge period.
+    pub governance_delay_secs: u64,
     pub emission: EmissionToml,
     pub rate_limit: RateLimitToml,
     pub economics: EconomicsToml,
@@ -220,7 +257,11 @@ impl ParamsFile {
         };
         Ok(InitializeParams {
             admin: key("admin", &self.admin)?,
-            guardian: key("guardian", &self.guardian)?,
+            guardians: self
+                .guardians
+                .iter()
+                .map(|g| key("guardian", g))
+                .collect::<anyhow::Result<_>>()?,
             oracles: self
                 .oracles
                 .iter()
@@ -234,6 +275,7 @@ impl ParamsFile {
             },
             epoch_length_secs: self.epoch_length_secs,
             challenge_period_secs: self.challenge_period_secs,
+            governance_delay_secs: self.governance_delay_secs,
             emission: (&self.emission).into(),
             rate_window_secs: self.rate_limit.window_secs,
             rate_capacity: self.rate_limit.capacity,
@@ -262,10 +304,12 @@ pub fn validate_params(p: &InitializeParams, now: i64) -> anyhow::Result<()> {
             )
         })
     };
-    if p.admin == Pubkey::default() || p.guardian == Pubkey::default() {
-        bail!("the admin and the guardian cannot be the all-zero key");
+    if p.admin == Pubkey::default() {
+        bail!("the admin cannot be the all-zero key; nothing was sent");
     }
     validate_oracle_set(&p.oracles, p.threshold)?;
+    validate_guardian_set(&p.guardians)?;
+    validate_roles(&p.admin, &p.guardians, &p.oracles)?;
     if !(MIN_EPOCH_LENGTH_SECS..=MAX_EPOCH_LENGTH_SECS).contains(&p.epoch_length_secs) {
         bail!(
             "epoch_length_secs {} is out of bounds: {MIN_EPOCH_LENGTH_SECS} to \
@@ -281,15 +325,29 @@ pub fn validate_params(p: &InitializeParams, now: i64) -> anyhow::Result<()> {
         );
     }
     program(
-        "challenge_period_secs",
-        checks::validate_challenge_period(p.challenge_period_secs),
+        "challenge_period_secs and governance_delay_secs (the challenge period at most half an \
+         epoch, the delay at least an epoch plus the challenge period)",
+        checks::validate_timing(
+            p.epoch_length_secs,
+            p.challenge_period_secs,
+            p.governance_delay_secs,
+        ),
     )?;
     program("emission", checks::validate_emission(&p.emission))?;
-    program(
-        "rate_limit",
-        checks::validate_rate_limit(p.rate_window_secs, p.rate_capacity, &p.emission),
-    )?;
     program("economics", checks::validate_economics(&p.economics))?;
+    program(
+        "rate_limit (the capacity must hold one epoch's initial emission plus the net \
+         emissions cap, and drain that much per epoch)",
+        checks::validate_params(
+            &EpochParams {
+                emission: p.emission,
+                economics: p.economics,
+                rate_window_secs: p.rate_window_secs,
+                rate_capacity: p.rate_capacity,
+            },
+            p.epoch_length_secs,
+        ),
+    )?;
     Ok(())
 }
 
@@ -302,7 +360,7 @@ pub fn differences(c: &Config, p: &InitializeParams, compare_genesis: bool) -> V
         }
     };
     diff("admin", c.admin.to_string(), p.admin.to_string());
-    diff("guardian", c.guardian.to_string(), p.guardian.to_string());
+    diff("guardians", keys(&c.guardians), keys(&p.guardians));
     diff("oracles", keys(&c.oracles), keys(&p.oracles));
     diff(
         "threshold",
@@ -327,6 +385,11 @@ pub fn differences(c: &Config, p: &InitializeParams, compare_genesis: bool) -> V
         p.challenge_period_secs.to_string(),
     );
     diff(
+        "governance_delay_secs",
+        c.governance_delay_secs.to_string(),
+        p.governance_delay_secs.to_string(),
+    );
+    diff(
         "emission",
         format!("{:?}", c.emission),
         format!("{:?}", p.emission),
@@ -349,7 +412,8 @@ pub fn differences(c: &Config, p: &InitializeParams, compare_genesis: bool) -> V
     out
 }
 
-fn keys(k: &[Pubkey]) -> String {
+/// Keys as `[a, b]`.
+pub fn keys(k: &[Pubkey]) -> String {
     format!(
         "[{}]",
         k.iter()
@@ -605,14 +669,25 @@ pub struct ConfigView {
     pub vault: String,
     pub admin: String,
     pub pending_admin: Option<String>,
-    pub guardian: String,
+    pub guardians: Vec<String>,
     pub oracles: Vec<String>,
     pub threshold: u8,
+    /// Paused by the chain's clock: `chain_time < paused_until`.
     pub paused: bool,
+    /// A pause ends at this time unless the admin lifts it earlier (0: never paused).
+    pub paused_until: i64,
+    /// Nobody may pause before this time (the cooldown after the last pause).
+    pub pause_available_at: i64,
     pub decimals: u8,
     pub genesis_ts: i64,
     pub epoch_length_secs: u64,
     pub challenge_period_secs: u64,
+    /// Time between queueing a governance change and the earliest apply, seconds.
+    pub governance_delay_secs: u64,
+    /// The id the next queued change gets.
+    pub next_change_id: u64,
+    /// Budget parameters applied by governance that take effect from a later epoch.
+    pub pending_params: Option<PendingParamsView>,
     /// The chain's clock.
     pub chain_time: i64,
     /// The epoch the chain's clock is in.
@@ -625,6 +700,15 @@ pub struct ConfigView {
     pub economics: EconomicsToml,
     pub price: PriceView,
     pub totals: TotalsView,
+}
+
+/// Budget parameters waiting for their first epoch.
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingParamsView {
+    pub from_epoch: u64,
+    pub emission: EmissionToml,
+    pub rate_limit: RateLimitToml,
+    pub economics: EconomicsToml,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -698,14 +782,27 @@ pub async fn show(ctx: &Context) -> anyhow::Result<ConfigView> {
         vault: c.vault.to_string(),
         admin: c.admin.to_string(),
         pending_admin: c.pending_admin.map(|k| k.to_string()),
-        guardian: c.guardian.to_string(),
+        guardians: c.guardians.iter().map(|k| k.to_string()).collect(),
         oracles: c.oracles.iter().map(|k| k.to_string()).collect(),
         threshold: c.threshold,
-        paused: c.paused,
+        paused: c.is_paused(now),
+        paused_until: c.paused_until,
+        pause_available_at: c.pause_available_at,
         decimals: c.decimals,
         genesis_ts: c.genesis_ts,
         epoch_length_secs: c.epoch_length_secs,
         challenge_period_secs: c.challenge_period_secs,
+        governance_delay_secs: c.governance_delay_secs,
+        next_change_id: c.next_change_id,
+        pending_params: c.pending_params.map(|p| PendingParamsView {
+            from_epoch: p.from_epoch,
+            emission: emission_view(&p.params.emission),
+            rate_limit: RateLimitToml {
+                window_secs: p.params.rate_window_secs,
+                capacity: p.params.rate_capacity,
+            },
+            economics: economics_view(&p.params.economics),
+        }),
         chain_time: now,
         current_epoch: epoch_at(c.genesis_ts, c.epoch_length_secs, now).unwrap_or(0),
         next_epoch: c.next_epoch,
@@ -747,6 +844,29 @@ pub struct AdminOutcome {
     pub signature: String,
     /// What changed, one sentence each.
     pub changes: Vec<String>,
+    /// The governance change queued, applied or cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<u64>,
+    /// When a queued change becomes executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable_at: Option<i64>,
+    /// The first epoch whose budget applied parameters decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_epoch: Option<u64>,
+}
+
+impl AdminOutcome {
+    fn new(action: &str, d: &Deployment, signature: String, changes: Vec<String>) -> Self {
+        AdminOutcome {
+            action: action.into(),
+            config: d.config.to_string(),
+            signature,
+            changes,
+            change_id: None,
+            executable_at: None,
+            from_epoch: None,
+        }
+    }
 }
 
 /// Sends one administrative instruction (`what` names it in messages) and reports `changes`
@@ -760,15 +880,11 @@ async fn send_admin(
     changes: Vec<String>,
 ) -> anyhow::Result<AdminOutcome> {
     let sig = tx::send(ctx, what, &[instruction], &[]).await?;
-    Ok(AdminOutcome {
-        action: action.into(),
-        config: d.config.to_string(),
-        signature: sig.to_string(),
-        changes,
-    })
+    Ok(AdminOutcome::new(action, d, sig.to_string(), changes))
 }
 
-fn wrong_keypair(signer: &Pubkey, role: &str, expected: String, action: &str) -> anyhow::Error {
+/// The error for a signer that is not `role` (`expected` names who is).
+pub fn wrong_keypair(signer: &Pubkey, role: &str, expected: String, action: &str) -> anyhow::Error {
     CommandError::WrongKeypair {
         signer: signer.to_string(),
         role: role.into(),
@@ -788,31 +904,41 @@ async fn as_admin(ctx: &Context, action: &str) -> anyhow::Result<(Deployment, Co
     Ok((d, c, signer))
 }
 
-/// `update_params` with the options given (the rest keep their values).
-pub async fn set_params(ctx: &Context, args: &SetParamsArgs) -> anyhow::Result<AdminOutcome> {
-    let (d, c, admin) = as_admin(ctx, "change parameters").await?;
+/// The parameters change `args` asks for, against `c` (challenge period and delay against the
+/// current ones, budget parameters against the newest, pending or current): only what differs.
+pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<ParamsChange> {
     let file = args
         .from_file
         .as_deref()
         .map(ParamsFile::read)
         .transpose()?;
-    let mut emission = file.as_ref().map_or(c.emission, |f| (&f.emission).into());
-    let mut economics = file.as_ref().map_or(c.economics, |f| (&f.economics).into());
+    let latest = c.latest_params();
+    let mut emission = file
+        .as_ref()
+        .map_or(latest.emission, |f| (&f.emission).into());
+    let mut economics = file
+        .as_ref()
+        .map_or(latest.economics, |f| (&f.economics).into());
     let pick = |opt: Option<u64>, file: Option<u64>, current: u64| opt.or(file).unwrap_or(current);
     let challenge = pick(
         args.challenge_period_secs,
         file.as_ref().map(|f| f.challenge_period_secs),
         c.challenge_period_secs,
     );
+    let delay = pick(
+        args.governance_delay_secs,
+        file.as_ref().map(|f| f.governance_delay_secs),
+        c.governance_delay_secs,
+    );
     let window = pick(
         args.rate_window_secs,
         file.as_ref().map(|f| f.rate_limit.window_secs),
-        c.rate_limiter.window_secs,
+        latest.rate_window_secs,
     );
     let capacity = pick(
         args.rate_capacity,
         file.as_ref().map(|f| f.rate_limit.capacity),
-        c.rate_limiter.capacity,
+        latest.rate_capacity,
     );
     macro_rules! set {
         ($target:ident . $field:ident) => {
@@ -831,51 +957,75 @@ pub async fn set_params(ctx: &Context, args: &SetParamsArgs) -> anyhow::Result<A
     set!(economics.net_emissions_cap);
     set!(economics.burn_smoothing_epochs);
     set!(economics.usage_cap_bps);
+    let differs = |new: u64, old: u64| (new != old).then_some(new);
+    Ok(ParamsChange {
+        challenge_period_secs: differs(challenge, c.challenge_period_secs),
+        governance_delay_secs: differs(delay, c.governance_delay_secs),
+        emission: (emission != latest.emission).then_some(emission),
+        rate_window_secs: differs(window, latest.rate_window_secs),
+        rate_capacity: differs(capacity, latest.rate_capacity),
+        economics: (economics != latest.economics).then_some(economics),
+    })
+}
 
-    let mut changes = vec![];
-    let mut update = UpdateParamsArgs::default();
-    if challenge != c.challenge_period_secs {
-        changes.push(format!(
-            "challenge_period_secs {} -> {challenge}",
-            c.challenge_period_secs
-        ));
-        update.challenge_period_secs = Some(challenge);
-    }
-    if emission != c.emission {
-        changes.push(format!("emission {:?} -> {emission:?}", c.emission));
-        update.emission = Some(emission);
-    }
-    if window != c.rate_limiter.window_secs {
-        changes.push(format!(
-            "rate_limit.window_secs {} -> {window}",
-            c.rate_limiter.window_secs
-        ));
-        update.rate_window_secs = Some(window);
-    }
-    if capacity != c.rate_limiter.capacity {
-        changes.push(format!(
-            "rate_limit.capacity {} -> {capacity}",
-            c.rate_limiter.capacity
-        ));
-        update.rate_capacity = Some(capacity);
-    }
-    if economics != c.economics {
-        changes.push(format!("economics {:?} -> {economics:?}", c.economics));
-        update.economics = Some(economics);
-    }
-    if changes.is_empty() {
+/// Queues `change` as the config's next change id and reports when it becomes executable.
+async fn queue(
+    ctx: &Context,
+    action: &str,
+    d: &Deployment,
+    c: &Config,
+    admin: &Pubkey,
+    change: GovernanceChange,
+) -> anyhow::Result<AdminOutcome> {
+    let id = c.next_change_id;
+    let changes = describe_change(&change, c);
+    let sig = tx::send(
+        ctx,
+        "queue the change",
+        &[ix::queue_change(d, admin, id, change)],
+        &[],
+    )
+    .await
+    .map_err(|e| {
+        tx::rehint(e, "WrongChange", || {
+            format!(
+                "another change took id {id} meanwhile: run the command again (`backhaul admin \
+                 changes` lists the queued changes)"
+            )
+        })
+    })?;
+    let pending: Option<PendingChange> = ctx.account(&d.pending_change(id)).await?;
+    let executable_at = match pending {
+        Some(p) => p.executable_at,
+        None => ctx
+            .chain_time()
+            .await?
+            .saturating_add(i64::try_from(c.governance_delay_secs).unwrap_or(i64::MAX)),
+    };
+    let mut o = AdminOutcome::new(action, d, sig.to_string(), changes);
+    o.change_id = Some(id);
+    o.executable_at = Some(executable_at);
+    Ok(o)
+}
+
+/// `admin queue-params`: queues the options given (the rest keep their values).
+pub async fn queue_params(ctx: &Context, args: &QueueParamsArgs) -> anyhow::Result<AdminOutcome> {
+    let (d, c, admin) = as_admin(ctx, "queue a change of parameters").await?;
+    let change = params_change(&c, args)?;
+    if change == ParamsChange::default() {
         bail!(
-            "nothing to change: every value given equals the current one. Pass at least one \
-             option that differs (see `backhaul admin set-params --help`)"
+            "nothing to change: every value given equals the current one (or the pending one, \
+             for budget parameters). Pass at least one option that differs (see `backhaul admin \
+             queue-params --help`); nothing was sent"
         );
     }
-    send_admin(
+    queue(
         ctx,
+        "queue-params",
         &d,
-        "set-params",
-        "update parameters",
-        ix::update_params(&d, &admin, update),
-        changes,
+        &c,
+        &admin,
+        GovernanceChange::Params(change),
     )
     .await
 }
@@ -905,46 +1055,462 @@ pub fn validate_oracle_set(oracles: &[Pubkey], threshold: u8) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn set_oracles(ctx: &Context, args: &SetOraclesArgs) -> anyhow::Result<AdminOutcome> {
+/// Checks a guardian set the way the program does, before sending.
+pub fn validate_guardian_set(guardians: &[Pubkey]) -> anyhow::Result<()> {
+    let max = usize::from(backhaul::constants::MAX_GUARDIANS);
+    if guardians.is_empty() || guardians.len() > max {
+        bail!("give 1 to {max} guardian keys, not {}", guardians.len());
+    }
+    for (i, g) in guardians.iter().enumerate() {
+        if *g == Pubkey::default() {
+            bail!("the all-zero key cannot be a guardian");
+        }
+        if guardians[..i].contains(g) {
+            bail!("guardian {g} is listed twice");
+        }
+    }
+    Ok(())
+}
+
+/// The admin, the guardians and the oracles must be different keys.
+pub fn validate_roles(
+    admin: &Pubkey,
+    guardians: &[Pubkey],
+    oracles: &[Pubkey],
+) -> anyhow::Result<()> {
+    let overlap = if guardians.contains(admin) {
+        Some(format!("the admin {admin} is also a guardian"))
+    } else if oracles.contains(admin) {
+        Some(format!("the admin {admin} is also an oracle"))
+    } else {
+        guardians
+            .iter()
+            .find(|g| oracles.contains(g))
+            .map(|g| format!("{g} is both a guardian and an oracle"))
+    };
+    match overlap {
+        Some(why) => bail!(
+            "{why}: the admin, the guardians and the oracles must be different keys; nothing was \
+             sent"
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `admin queue-oracles`.
+pub async fn queue_oracles(ctx: &Context, args: &QueueOraclesArgs) -> anyhow::Result<AdminOutcome> {
     let oracles = args
         .oracles
         .iter()
         .map(|o| parse_pubkey("oracle", o))
         .collect::<anyhow::Result<Vec<_>>>()?;
     validate_oracle_set(&oracles, args.threshold)?;
-    let (d, c, admin) = as_admin(ctx, "change the oracle set").await?;
-    let changes = vec![format!(
-        "oracles {} (threshold {}) -> {} (threshold {})",
-        keys(&c.oracles),
-        c.threshold,
-        keys(&oracles),
-        args.threshold
-    )];
-    send_admin(
+    let (d, c, admin) = as_admin(ctx, "queue a change of the oracle set").await?;
+    validate_roles(&c.admin, &c.guardians, &oracles)?;
+    queue(
         ctx,
+        "queue-oracles",
         &d,
-        "set-oracles",
-        "set the oracles",
-        ix::set_oracles(&d, &admin, oracles, args.threshold),
-        changes,
+        &c,
+        &admin,
+        GovernanceChange::Oracles {
+            oracles,
+            threshold: args.threshold,
+        },
     )
     .await
 }
 
-pub async fn set_guardian(ctx: &Context, guardian: &Pubkey) -> anyhow::Result<AdminOutcome> {
-    if *guardian == Pubkey::default() {
-        bail!("the all-zero key cannot be the guardian");
-    }
-    let (d, c, admin) = as_admin(ctx, "change the guardian").await?;
-    send_admin(
+/// `admin queue-guardians`.
+pub async fn queue_guardians(
+    ctx: &Context,
+    args: &QueueGuardiansArgs,
+) -> anyhow::Result<AdminOutcome> {
+    let guardians = args
+        .guardians
+        .iter()
+        .map(|g| parse_pubkey("guardian", g))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    validate_guardian_set(&guardians)?;
+    let (d, c, admin) = as_admin(ctx, "queue a change of the guardians").await?;
+    validate_roles(&c.admin, &guardians, &c.oracles)?;
+    queue(
         ctx,
+        "queue-guardians",
         &d,
-        "set-guardian",
-        "set the guardian",
-        ix::set_guardian(&d, &admin, *guardian),
-        vec![format!("guardian {} -> {guardian}", c.guardian)],
+        &c,
+        &admin,
+        GovernanceChange::Guardians { guardians },
     )
     .await
+}
+
+// ---- queued changes ---------------------------------------------------------------------------
+
+/// `params`, `oracles` or `guardians`.
+pub fn change_kind(change: &GovernanceChange) -> &'static str {
+    match change {
+        GovernanceChange::Params(_) => "params",
+        GovernanceChange::Oracles { .. } => "oracles",
+        GovernanceChange::Guardians { .. } => "guardians",
+    }
+}
+
+/// What `change` would do to `c`, one sentence per value (budget parameters against the newest
+/// ones, pending or current).
+pub fn describe_change(change: &GovernanceChange, c: &Config) -> Vec<String> {
+    let mut out = vec![];
+    match change {
+        GovernanceChange::Params(p) => {
+            let mut diff = |name: &str, old: String, new: String| {
+                if old != new {
+                    out.push(format!("{name} {old} -> {new}"));
+                }
+            };
+            let latest = c.latest_params();
+            if let Some(v) = p.challenge_period_secs {
+                diff(
+                    "challenge_period_secs",
+                    c.challenge_period_secs.to_string(),
+                    v.to_string(),
+                );
+            }
+            if let Some(v) = p.governance_delay_secs {
+                diff(
+                    "governance_delay_secs",
+                    c.governance_delay_secs.to_string(),
+                    v.to_string(),
+                );
+            }
+            if let Some(e) = &p.emission {
+                let o = &latest.emission;
+                diff(
+                    "emission.initial_per_epoch",
+                    o.initial_per_epoch.to_string(),
+                    e.initial_per_epoch.to_string(),
+                );
+                diff(
+                    "emission.decay_bps",
+                    o.decay_bps.to_string(),
+                    e.decay_bps.to_string(),
+                );
+                diff(
+                    "emission.decay_period_epochs",
+                    o.decay_period_epochs.to_string(),
+                    e.decay_period_epochs.to_string(),
+                );
+                diff(
+                    "emission.floor_per_epoch",
+                    o.floor_per_epoch.to_string(),
+                    e.floor_per_epoch.to_string(),
+                );
+                diff(
+                    "emission.lifetime_cap",
+                    o.lifetime_cap.to_string(),
+                    e.lifetime_cap.to_string(),
+                );
+            }
+            if let Some(v) = p.rate_window_secs {
+                diff(
+                    "rate_limit.window_secs",
+                    latest.rate_window_secs.to_string(),
+                    v.to_string(),
+                );
+            }
+            if let Some(v) = p.rate_capacity {
+                diff(
+                    "rate_limit.capacity",
+                    latest.rate_capacity.to_string(),
+                    v.to_string(),
+                );
+            }
+            if let Some(e) = &p.economics {
+                let o = &latest.economics;
+                diff(
+                    "economics.price_max_age_secs",
+                    o.price_max_age_secs.to_string(),
+                    e.price_max_age_secs.to_string(),
+                );
+                diff(
+                    "economics.price_max_change_bps",
+                    o.price_max_change_bps.to_string(),
+                    e.price_max_change_bps.to_string(),
+                );
+                diff(
+                    "economics.net_emissions_cap",
+                    o.net_emissions_cap.to_string(),
+                    e.net_emissions_cap.to_string(),
+                );
+                diff(
+                    "economics.burn_smoothing_epochs",
+                    o.burn_smoothing_epochs.to_string(),
+                    e.burn_smoothing_epochs.to_string(),
+                );
+                diff(
+                    "economics.usage_cap_bps",
+                    o.usage_cap_bps.to_string(),
+                    e.usage_cap_bps.to_string(),
+                );
+            }
+            if out.is_empty() {
+                out.push("parameters: the same values as now (applying changes nothing)".into());
+            }
+        }
+        GovernanceChange::Oracles { oracles, threshold } => out.push(format!(
+            "oracles {} (threshold {}) -> {} (threshold {threshold})",
+            keys(&c.oracles),
+            c.threshold,
+            keys(oracles)
+        )),
+        GovernanceChange::Guardians { guardians } => out.push(format!(
+            "guardians {} -> {}",
+            keys(&c.guardians),
+            keys(guardians)
+        )),
+    }
+    out
+}
+
+/// One queued change as `admin changes` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangeView {
+    pub id: u64,
+    pub address: String,
+    /// `params`, `oracles` or `guardians`.
+    pub kind: String,
+    pub queued_by: String,
+    pub queued_at: i64,
+    pub executable_at: i64,
+    /// The chain's clock has reached `executable_at`: anyone may apply it.
+    pub executable: bool,
+    /// What it would change, one sentence each.
+    pub summary: Vec<String>,
+}
+
+/// The queued changes of a deployment.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChangesView {
+    pub config: String,
+    pub chain_time: i64,
+    pub governance_delay_secs: u64,
+    pub next_change_id: u64,
+    pub changes: Vec<ChangeView>,
+}
+
+/// Every queued change of `d`, by id (`getProgramAccounts` by account type and config).
+pub async fn pending_changes(
+    ctx: &Context,
+    d: &Deployment,
+) -> anyhow::Result<Vec<(Pubkey, PendingChange)>> {
+    use anchor_lang::{AccountDeserialize, Discriminator};
+    use solana_client::rpc_config::{
+        RpcAccountInfoConfig, RpcProgramAccountsConfig, UiAccountEncoding,
+    };
+    use solana_client::rpc_filter::{Memcmp, RpcFilterType};
+    let filters = vec![
+        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+            0,
+            PendingChange::DISCRIMINATOR.to_vec(),
+        )),
+        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(8, d.config.to_bytes().to_vec())),
+    ];
+    let accounts = ctx
+        .rpc
+        .get_program_ui_accounts_with_config(
+            &backhaul_sdk::PROGRAM_ID,
+            RpcProgramAccountsConfig {
+                filters: Some(filters),
+                account_config: RpcAccountInfoConfig {
+                    encoding: Some(UiAccountEncoding::Base64),
+                    commitment: Some(ctx.rpc.commitment()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ctx.rpc_error(e))?;
+    let mut out = vec![];
+    for (key, account) in accounts {
+        let data = account.data.decode().ok_or_else(|| {
+            anyhow!("the cluster sent account {key} in an encoding not asked for")
+        })?;
+        let change = PendingChange::try_deserialize(&mut &data[..])
+            .map_err(|e| anyhow!("queued change {key} does not decode: {e}"))?;
+        if d.pending_change(change.id) == key {
+            out.push((key, change));
+        }
+    }
+    out.sort_by_key(|(_, c)| c.id);
+    Ok(out)
+}
+
+/// A queued change as listed.
+pub fn change_view(key: &Pubkey, p: &PendingChange, c: &Config, now: i64) -> ChangeView {
+    ChangeView {
+        id: p.id,
+        address: key.to_string(),
+        kind: change_kind(&p.change).into(),
+        queued_by: p.queued_by.to_string(),
+        queued_at: p.queued_at,
+        executable_at: p.executable_at,
+        executable: now >= p.executable_at,
+        summary: describe_change(&p.change, c),
+    }
+}
+
+/// `admin changes`.
+pub async fn changes(ctx: &Context) -> anyhow::Result<ChangesView> {
+    let (d, c) = ctx.deployment_config().await?;
+    let now = ctx.chain_time().await?;
+    let list = pending_changes(ctx, &d).await?;
+    Ok(ChangesView {
+        config: d.config.to_string(),
+        chain_time: now,
+        governance_delay_secs: c.governance_delay_secs,
+        next_change_id: c.next_change_id,
+        changes: list
+            .iter()
+            .map(|(k, p)| change_view(k, p, &c, now))
+            .collect(),
+    })
+}
+
+/// Queued change `id`, or an error saying where it went.
+pub async fn read_change(
+    ctx: &Context,
+    d: &Deployment,
+    c: &Config,
+    id: u64,
+) -> anyhow::Result<PendingChange> {
+    match ctx.account::<PendingChange>(&d.pending_change(id)).await? {
+        Some(p) => Ok(p),
+        None if id < c.next_change_id => bail!(
+            "change {id} is no longer queued: it was applied or cancelled (`backhaul admin \
+             changes` lists the queued ones); nothing was sent"
+        ),
+        None => bail!(
+            "no change {id} was ever queued: the next change id is {} (`backhaul admin changes` \
+             lists the queued ones); nothing was sent",
+            c.next_change_id
+        ),
+    }
+}
+
+/// `admin apply ID`: any keypair may sign once the delay has passed.
+pub async fn apply(ctx: &Context, id: u64) -> anyhow::Result<AdminOutcome> {
+    let (d, c) = ctx.deployment_config().await?;
+    let pending = read_change(ctx, &d, &c, id).await?;
+    let now = ctx.chain_time().await?;
+    if now < pending.executable_at {
+        return Err(CommandError::ChangeNotReady {
+            id,
+            executable_at: pending.executable_at,
+            now,
+        }
+        .into());
+    }
+    let summary = describe_change(&pending.change, &c);
+    let waiting = c.pending_params.map(|p| p.from_epoch);
+    let executable_at = pending.executable_at;
+    let sig = tx::send(
+        ctx,
+        "apply the change",
+        &[ix::apply_change(&d, id, &pending.queued_by)],
+        &[],
+    )
+    .await
+    .map_err(|e| {
+        let e = tx::rehint(e, "ChangeNotReady", || {
+            format!(
+                "wait until {} and run `backhaul admin apply {id}` again",
+                format_ts(executable_at)
+            )
+        });
+        tx::rehint(e, "BudgetChangePending", || match waiting {
+            Some(from) => format!(
+                "the budget parameters applied earlier take effect from epoch {from}: run \
+                 `backhaul admin apply {id}` again once epoch {} is finalized",
+                from.saturating_sub(1)
+            ),
+            None => format!(
+                "run `backhaul admin apply {id}` again once the epoch the earlier parameters wait \
+                 for is finalized"
+            ),
+        })
+    })?;
+    let after: Option<Config> = ctx.account(&d.config).await?;
+    let mut changes = summary;
+    let from_epoch = match (&pending.change, after.and_then(|a| a.pending_params)) {
+        (GovernanceChange::Params(p), Some(pp))
+            if p.emission.is_some()
+                || p.economics.is_some()
+                || p.rate_window_secs.is_some()
+                || p.rate_capacity.is_some() =>
+        {
+            changes.push(format!(
+                "the budget parameters apply from epoch {}",
+                pp.from_epoch
+            ));
+            Some(pp.from_epoch)
+        }
+        _ => None,
+    };
+    let mut o = AdminOutcome::new("apply", &d, sig.to_string(), changes);
+    o.change_id = Some(id);
+    o.from_epoch = from_epoch;
+    Ok(o)
+}
+
+/// Cancels change `id`, signed by the admin or a guardian (`guardian` says which command runs,
+/// for the messages).
+pub async fn cancel(ctx: &Context, id: u64, guardian: bool) -> anyhow::Result<AdminOutcome> {
+    let (d, c) = ctx.deployment_config().await?;
+    let signer = ctx.signer_pubkey()?;
+    if guardian && !c.is_guardian(&signer) {
+        return Err(wrong_keypair(
+            &signer,
+            "guardian",
+            keys(&c.guardians),
+            "cancel a change as a guardian",
+        ));
+    }
+    if !guardian && signer != c.admin {
+        return Err(wrong_keypair(
+            &signer,
+            "admin",
+            c.admin.to_string(),
+            "cancel a change (a guardian runs `backhaul guardian cancel`)",
+        ));
+    }
+    let pending = read_change(ctx, &d, &c, id).await?;
+    if signer != c.admin && !pending.change.cancellable_by_guardian(&signer) {
+        bail!(
+            "a guardian cannot cancel change {id}: it is a guardian set that leaves {signer} out. \
+             Ask the admin or a guardian that stays to cancel it; nothing was sent"
+        );
+    }
+    let mut changes = vec![format!(
+        "cancelled change {id} ({}) queued at {}; it will never apply:",
+        change_kind(&pending.change),
+        format_ts(pending.queued_at)
+    )];
+    changes.extend(
+        describe_change(&pending.change, &c)
+            .into_iter()
+            .map(|s| format!("  {s}")),
+    );
+    let mut o = send_admin(
+        ctx,
+        &d,
+        "cancel",
+        "cancel the change",
+        ix::cancel_change(&d, &signer, id, &pending.queued_by),
+        changes,
+    )
+    .await?;
+    o.change_id = Some(id);
+    Ok(o)
 }
 
 pub async fn propose_admin(ctx: &Context, new_admin: &Pubkey) -> anyhow::Result<AdminOutcome> {
@@ -994,15 +1560,16 @@ pub async fn accept_admin(ctx: &Context) -> anyhow::Result<AdminOutcome> {
     .await
 }
 
-/// Pauses (admin or guardian) or unpauses (admin).
+/// Pauses (admin or guardian, for at most a day, not during the cooldown after a pause) or
+/// unpauses (admin).
 pub async fn set_paused(ctx: &Context, paused: bool) -> anyhow::Result<AdminOutcome> {
     let (d, c) = ctx.deployment_config().await?;
     let signer = ctx.signer_pubkey()?;
-    if paused && signer != c.admin && signer != c.guardian {
+    if paused && signer != c.admin && !c.is_guardian(&signer) {
         return Err(wrong_keypair(
             &signer,
             "admin or guardian",
-            format!("admin {}, guardian {}", c.admin, c.guardian),
+            format!("admin {}, guardians {}", c.admin, keys(&c.guardians)),
             "pause",
         ));
     }
@@ -1011,37 +1578,122 @@ pub async fn set_paused(ctx: &Context, paused: bool) -> anyhow::Result<AdminOutc
             &signer,
             "admin",
             c.admin.to_string(),
-            "unpause (the guardian can only pause)",
+            "unpause (guardians can only pause)",
         ));
     }
-    if c.paused == paused {
+    let now = ctx.chain_time().await?;
+    if paused && c.is_paused(now) {
         bail!(
-            "the deployment is already {}; nothing was sent",
-            if paused {
-                "paused"
-            } else {
-                "running (not paused)"
-            }
+            "the deployment is already paused until {} ({}); nothing was sent",
+            format_ts(c.paused_until),
+            relative(c.paused_until, now)
         );
     }
+    if paused && now < c.pause_available_at {
+        bail!(
+            "nobody can pause before {} ({}): a pause ended less than {} ago (the cooldown \
+             between pauses); nothing was sent",
+            format_ts(c.pause_available_at),
+            relative(c.pause_available_at, now),
+            format_duration(backhaul::constants::PAUSE_COOLDOWN_SECS.unsigned_abs())
+        );
+    }
+    if !paused && !c.is_paused(now) {
+        bail!("the deployment is already running (not paused); nothing was sent");
+    }
     let action = if paused { "pause" } else { "unpause" };
-    send_admin(
-        ctx,
-        &d,
-        action,
-        action,
-        ix::set_paused(&d, &signer, paused),
-        vec![format!("paused {} -> {paused}", c.paused)],
-    )
-    .await
+    let available_at = c.pause_available_at;
+    let sig = tx::send(ctx, action, &[ix::set_paused(&d, &signer, paused)], &[])
+        .await
+        .map_err(|e| {
+            tx::rehint(e, "PauseCoolingDown", || {
+                format!("wait until {}", format_ts(available_at))
+            })
+        })?;
+    let after: Option<Config> = ctx.account(&d.config).await?;
+    let changes = match after {
+        Some(a) if paused => vec![format!(
+            "paused until {} unless the admin unpauses earlier; nobody can pause again before {}",
+            format_ts(a.paused_until),
+            format_ts(a.pause_available_at)
+        )],
+        Some(a) => vec![format!(
+            "unpaused; nobody can pause again before {}",
+            format_ts(a.pause_available_at)
+        )],
+        None => vec![format!("paused {paused}")],
+    };
+    Ok(AdminOutcome::new(action, &d, sig.to_string(), changes))
 }
 
 // ---- dispatch ---------------------------------------------------------------------------------
 
-fn print_admin(o: &AdminOutcome) {
-    println!("{}: done (signature {})", o.action, o.signature);
-    for c in &o.changes {
-        println!("  {c}");
+/// Prints what an administrative transaction did.
+pub fn print_admin(o: &AdminOutcome) {
+    match (o.change_id, o.executable_at) {
+        (Some(id), Some(at)) => {
+            println!(
+                "{}: queued change {id} (signature {})",
+                o.action, o.signature
+            );
+            for c in &o.changes {
+                println!("  {c}");
+            }
+            println!(
+                "  executable at {}: then anyone can run `backhaul admin apply {id}`; until \
+                 then the admin or a guardian can cancel it",
+                format_ts(at)
+            );
+        }
+        _ => {
+            println!("{}: done (signature {})", o.action, o.signature);
+            for c in &o.changes {
+                println!("  {c}");
+            }
+        }
+    }
+}
+
+fn print_changes(v: &ChangesView) {
+    println!(
+        "Queued changes of {} (the clock: {}; governance delay {}; next change id {})",
+        v.config,
+        format_ts(v.chain_time),
+        format_duration(v.governance_delay_secs),
+        v.next_change_id
+    );
+    if v.changes.is_empty() {
+        println!("  none");
+    }
+    print_change_list(&v.changes, v.chain_time);
+}
+
+/// The lines `admin changes` and `guardian show` print for queued changes.
+pub fn print_change_list(changes: &[ChangeView], now: i64) {
+    for c in changes {
+        println!(
+            "  change {} ({}), queued at {} by {}",
+            c.id,
+            c.kind,
+            format_ts(c.queued_at),
+            c.queued_by
+        );
+        for s in &c.summary {
+            println!("      {s}");
+        }
+        if c.executable {
+            println!(
+                "      executable since {}: run `backhaul admin apply {}`",
+                format_ts(c.executable_at),
+                c.id
+            );
+        } else {
+            println!(
+                "      executable at {} ({})",
+                format_ts(c.executable_at),
+                relative(c.executable_at, now)
+            );
+        }
     }
 }
 
@@ -1077,12 +1729,16 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<ExitCod
             let v = show(ctx).await?;
             emit(out, &v, print_config);
         }
-        AdminCommand::SetParams(args) => emit(out, &set_params(ctx, &args).await?, print_admin),
-        AdminCommand::SetOracles(args) => emit(out, &set_oracles(ctx, &args).await?, print_admin),
-        AdminCommand::SetGuardian(k) => {
-            let key = parse_pubkey("guardian", &k.key)?;
-            emit(out, &set_guardian(ctx, &key).await?, print_admin)
+        AdminCommand::QueueParams(args) => emit(out, &queue_params(ctx, &args).await?, print_admin),
+        AdminCommand::QueueOracles(args) => {
+            emit(out, &queue_oracles(ctx, &args).await?, print_admin)
         }
+        AdminCommand::QueueGuardians(args) => {
+            emit(out, &queue_guardians(ctx, &args).await?, print_admin)
+        }
+        AdminCommand::Changes => emit(out, &changes(ctx).await?, print_changes),
+        AdminCommand::Apply(a) => emit(out, &apply(ctx, a.id).await?, print_admin),
+        AdminCommand::Cancel(a) => emit(out, &cancel(ctx, a.id, false).await?, print_admin),
         AdminCommand::ProposeAdmin(k) => {
             let key = parse_pubkey("admin", &k.key)?;
             emit(out, &propose_admin(ctx, &key).await?, print_admin)
@@ -1094,6 +1750,25 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// The pause state in words, by the chain's clock `now`.
+pub fn pause_state(paused_until: i64, pause_available_at: i64, now: i64) -> String {
+    if now < paused_until {
+        format!(
+            "YES, until {} ({}) unless the admin unpauses",
+            format_ts(paused_until),
+            relative(paused_until, now)
+        )
+    } else if now < pause_available_at {
+        format!(
+            "no (cooling down: nobody can pause before {}, {})",
+            format_ts(pause_available_at),
+            relative(pause_available_at, now)
+        )
+    } else {
+        "no".into()
+    }
+}
+
 fn print_config(v: &ConfigView) {
     let t = |a: u64| format_tokens(a, v.decimals);
     println!("Deployment {}", v.config);
@@ -1103,7 +1778,11 @@ fn print_config(v: &ConfigView) {
     if let Some(p) = &v.pending_admin {
         println!("  pending admin     {p}");
     }
-    println!("  guardian          {}", v.guardian);
+    println!(
+        "  guardians         {}: {}",
+        v.guardians.len(),
+        v.guardians.join(", ")
+    );
     println!(
         "  oracles           {} of {}: {}",
         v.threshold,
@@ -1112,13 +1791,42 @@ fn print_config(v: &ConfigView) {
     );
     println!(
         "  paused            {}",
-        if v.paused { "YES" } else { "no" }
+        pause_state(v.paused_until, v.pause_available_at, v.chain_time)
     );
     println!(
         "  epochs            {} s from {}; the clock ({}) is in epoch {}; next to finalize: {}",
         v.epoch_length_secs, v.genesis_ts, v.chain_time, v.current_epoch, v.next_epoch
     );
     println!("  challenge period  {} s", v.challenge_period_secs);
+    println!(
+        "  governance        changes wait {} s ({}) after they are queued; next change id {} \
+         (`backhaul admin changes` lists the queued ones)",
+        v.governance_delay_secs,
+        format_duration(v.governance_delay_secs),
+        v.next_change_id
+    );
+    let print_budget = |label: &str, e: &EmissionToml, r: &RateLimitToml, ec: &EconomicsToml| {
+        println!(
+            "  {label:<17} {} per epoch, decay {} bps every {} epochs, floor {}, lifetime cap {}",
+            t(e.initial_per_epoch),
+            e.decay_bps,
+            e.decay_period_epochs,
+            t(e.floor_per_epoch),
+            t(e.lifetime_cap)
+        );
+        println!(
+            "  {:<17} rate limit {} per {} s; price max age {} s, max change {} bps, net \
+             emissions cap {}, smoothing {} epochs, usage cap {} bps",
+            "",
+            t(r.capacity),
+            r.window_secs,
+            ec.price_max_age_secs,
+            ec.price_max_change_bps,
+            t(ec.net_emissions_cap),
+            ec.burn_smoothing_epochs,
+            ec.usage_cap_bps
+        );
+    };
     println!(
         "  emission          {} per epoch, decay {} bps every {} epochs, floor {}, lifetime cap {}",
         t(v.emission.initial_per_epoch),
@@ -1141,6 +1849,15 @@ fn print_config(v: &ConfigView) {
         v.economics.burn_smoothing_epochs,
         v.economics.usage_cap_bps
     );
+    match &v.pending_params {
+        Some(p) => print_budget(
+            &format!("from epoch {}", p.from_epoch),
+            &p.emission,
+            &p.rate_limit,
+            &p.economics,
+        ),
+        None => println!("  pending params    none"),
+    }
     match v.price.age_secs {
         Some(age) => println!(
             "  price             {} credits per token, posted {age} s ago{}",

@@ -33,6 +33,9 @@ pub enum Command {
     /// Admins: initialize a deployment and administer it.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
+    /// Guardians: veto an epoch, cancel a queued governance change, pause for at most a day.
+    #[command(subcommand)]
+    Guardian(crate::guardian::GuardianCommand),
     /// Run the whole network locally: endpoint, three oracles, nodes, firms, epochs, claims, audit.
     Demo(crate::demo::DemoArgs),
 }
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Firm(c) => crate::firm::run(&ctx()?, c).await,
         Command::Audit(a) => crate::audit::run(&ctx()?, a).await,
         Command::Admin(c) => crate::admin::run(&ctx()?, c).await,
+        Command::Guardian(c) => crate::guardian::run(&ctx()?, c).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
     }
 }

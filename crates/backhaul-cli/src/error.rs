@@ -67,8 +67,9 @@ pub enum CommandError {
     /// The deployment exists with other parameters than the file's; nothing was sent.
     #[error(
         "the deployment {config} is already initialized with different parameters: {}. Nothing \
-         was changed; use `backhaul admin set-params` / `set-oracles` / `set-guardian` to change \
-         a live deployment",
+         was changed; a live deployment changes through governance: `backhaul admin \
+         queue-params` / `queue-oracles` / `queue-guardians`, then `backhaul admin apply <ID>` \
+         once the governance delay has passed",
         .differences.join("; ")
     )]
     InitializedDifferently {
@@ -93,8 +94,25 @@ pub enum CommandError {
     },
 
     /// The deployment is paused; nothing was sent.
-    #[error("the deployment is paused: {what} is refused until the admin runs `backhaul admin unpause`; nothing was sent")]
-    Paused { what: String },
+    #[error(
+        "the deployment is paused: {what} is refused until {} (the pause expires then) or until \
+         the admin runs `backhaul admin unpause`; nothing was sent",
+        crate::output::format_ts(*.until)
+    )]
+    Paused { what: String, until: i64 },
+
+    /// A queued governance change cannot be applied yet; nothing was sent.
+    #[error(
+        "change {id} is not executable yet: its governance delay ends at {} ({}). Wait until \
+         then and run `backhaul admin apply {id}` again; nothing was sent",
+        crate::output::format_ts(*.executable_at),
+        crate::output::relative(*.executable_at, *.now)
+    )]
+    ChangeNotReady {
+        id: u64,
+        executable_at: i64,
+        now: i64,
+    },
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {

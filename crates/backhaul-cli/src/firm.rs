@@ -159,9 +159,11 @@ pub async fn buy(ctx: &Context, args: &BuyArgs) -> anyhow::Result<BuyOutcome> {
     if amount == 0 {
         bail!("--tokens must be more than zero");
     }
-    if c.paused {
+    let now = ctx.chain_time().await?;
+    if c.is_paused(now) {
         return Err(CommandError::Paused {
             what: "buying credits".into(),
+            until: c.paused_until,
         }
         .into());
     }
@@ -176,7 +178,6 @@ pub async fn buy(ctx: &Context, args: &BuyArgs) -> anyhow::Result<BuyOutcome> {
             "no price has been posted yet: wait for the oracles to agree on one; nothing was sent"
         );
     }
-    let now = ctx.chain_time().await?;
     let age = now.saturating_sub(feed.posted_at);
     if u64::try_from(age).unwrap_or(0) > c.economics.price_max_age_secs {
         return Err(CommandError::StalePrice {

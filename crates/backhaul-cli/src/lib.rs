@@ -6,7 +6,8 @@
 //! | [`context`] | the global options: cluster URL, keypair, deployment, oracles, output |
 //! | [`operator`] | node operators: bind a node, see pending rewards, claim |
 //! | [`firm`] | AI firms: buy credits, balance and unsettled usage, settle, grant and revoke clients |
-//! | [`admin`] | admins: initialize, parameters, oracles, guardian, admin transfer, pause |
+//! | [`admin`] | admins: initialize, queue / apply / cancel governance changes (parameters, oracles, guardians), admin transfer, pause |
+//! | [`guardian`] | guardians: veto an epoch, cancel a queued change, pause, what a guardian watches |
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
 //! | [`tx`] | sending transactions: compute-unit limit from a simulation, spinner, program errors explained |
@@ -22,6 +23,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod firm;
+pub mod guardian;
 pub mod operator;
 pub mod output;
 pub mod proofs;

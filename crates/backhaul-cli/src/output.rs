@@ -60,6 +60,68 @@ pub fn emit<T: serde::Serialize>(output: OutputFormat, value: &T, display: impl 
     }
 }
 
+/// A unix time as people read it: `2027-01-15 08:00:00 UTC`.
+pub fn format_time(ts: i64) -> String {
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+/// A unix time with its reading: `1800000000 (2027-01-15 08:00:00 UTC)`.
+pub fn format_ts(ts: i64) -> String {
+    format!("{ts} ({})", format_time(ts))
+}
+
+/// A length of time in days, hours, minutes and seconds, largest first, zeros left out:
+/// `2d 1h`, `59m 59s`, `0s`.
+pub fn format_duration(secs: u64) -> String {
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3_600, "h"),
+        (secs % 3_600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".into()
+    } else {
+        text.join(" ")
+    }
+}
+
+/// `at` relative to `now`: `in 2d 1h` or `3m ago` (`now` when equal).
+pub fn relative(at: i64, now: i64) -> String {
+    match at.cmp(&now) {
+        std::cmp::Ordering::Greater => format!("in {}", format_duration(at.abs_diff(now))),
+        std::cmp::Ordering::Less => format!("{} ago", format_duration(at.abs_diff(now))),
+        std::cmp::Ordering::Equal => "now".into(),
+    }
+}
+
+/// (year, month, day) of the day `z` days after 1970-01-01 in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe.saturating_add(era.saturating_mul(400));
+    (if m <= 2 { y.saturating_add(1) } else { y }, m, d)
+}
+
 /// One oracle's answer to a submitted message.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct OracleReport {
@@ -168,7 +230,21 @@ impl SubmitOutcome {
 
 #[cfg(test)]
 mod tests {
-    use super::use_colour;
+    use super::{format_duration, format_time, relative, use_colour};
+
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(1_800_000_000), "2027-01-15 08:00:00 UTC");
+        assert_eq!(format_time(951_825_600), "2000-02-29 12:00:00 UTC");
+        assert_eq!(format_time(-1), "1969-12-31 23:59:59 UTC");
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(172_800), "2d");
+        assert_eq!(format_duration(90_061), "1d 1h 1m 1s");
+        assert_eq!(relative(10, 0), "in 10s");
+        assert_eq!(relative(0, 3_600), "1h ago");
+        assert_eq!(relative(5, 5), "now");
+    }
 
     #[test]
     fn colours_only_on_a_terminal_without_no_color() {

@@ -229,9 +229,10 @@ pub async fn proof_to_act_on(
     acting: &str,
     fetching: &str,
 ) -> anyhow::Result<Option<CheckedProof>> {
-    if c.paused {
+    if c.is_paused(ctx.chain_time().await?) {
         return Err(CommandError::Paused {
             what: acting.into(),
+            until: c.paused_until,
         }
         .into());
     }

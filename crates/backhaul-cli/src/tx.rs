@@ -74,10 +74,64 @@ pub fn hint_for(name: &str) -> Option<&'static str> {
             "sign with the proposed admin's keypair; `backhaul admin show` names it"
         }
         "NoPendingAdmin" => "the admin must first run `backhaul admin propose-admin <KEY>`",
-        "NotGuardian" | "NotAdminOrGuardian" => {
-            "sign with the admin's or the guardian's keypair; `backhaul admin show` names both"
+        "NotGuardian" => {
+            "sign with a guardian's keypair (--keypair); `backhaul guardian show` lists the \
+             guardians"
         }
-        "Paused" => "the deployment is paused: wait for the admin to run `backhaul admin unpause`",
+        "NotAdminOrGuardian" => {
+            "sign with the admin's or a guardian's keypair; `backhaul admin show` names them"
+        }
+        "Paused" => {
+            "the deployment is paused: wait for the pause to expire (paused until, in `backhaul \
+             admin show`) or for the admin to run `backhaul admin unpause`"
+        }
+        "NotPaused" => "the deployment is not paused: there is nothing to unpause",
+        "PauseCoolingDown" => {
+            "a pause ended less than a day ago: wait until the time `backhaul guardian show` \
+             gives as \"pause available\""
+        }
+        "InvalidGuardianSet" => "give 1 to 4 distinct, non-zero guardian keys",
+        "RolesOverlap" => {
+            "the admin, the guardians and the oracles must all be different keys; `backhaul \
+             admin show` lists them"
+        }
+        "InvalidGovernanceDelay" => {
+            "the governance delay must be at least one epoch plus the challenge period and at \
+             most 90 days (see docs/parameters.md)"
+        }
+        "LifetimeCapRaised" => {
+            "the lifetime cap can only go down, and not below what the schedule already minted \
+             (`backhaul admin show`)"
+        }
+        "RaiseTooLarge" => {
+            "raise in steps: one change may at most double the emission, floor, net emissions \
+             cap or rate capacity, and may not slow the decay; queue the next step after this \
+             one is applied"
+        }
+        "BudgetChangePending" => {
+            "budget parameters applied earlier wait for their first epoch (`backhaul admin show` \
+             gives it): run `backhaul admin apply <ID>` again once that epoch is finalized"
+        }
+        "WrongChange" => {
+            "`backhaul admin changes` lists the queued changes and the next change id; run the \
+             command again"
+        }
+        "ChangeNotReady" => {
+            "wait until the change's executable time (`backhaul admin changes` shows it), then \
+             run `backhaul admin apply <ID>` again"
+        }
+        "CannotCancel" => {
+            "a guardian cannot cancel a guardian change that removes it: ask the admin or a \
+             guardian that stays to cancel it"
+        }
+        "VetoWindowClosed" => {
+            "the epoch's challenge period is over (or it is finalized): it can no longer be vetoed"
+        }
+        "NothingToVeto" => "the epoch is already vetoed: wait for the oracles' next round",
+        "VetoLimitReached" => {
+            "this epoch was vetoed the most times allowed (3); if the proposal is wrong, pause \
+             the deployment with `backhaul guardian pause` and alert the admin"
+        }
         "InvalidMint" => {
             "the mint needs the config PDA as mint authority and no freeze authority \
              (`backhaul admin init --create-mint` sets this up)"
@@ -182,21 +236,31 @@ pub fn explain_transaction_error(
             }
         }
         TransactionError::InstructionError(_, InstructionError::Custom(code)) => {
-            if let Some(info) = program_error(*code) {
-                return CommandError::Program {
-                    code: *code,
-                    name: info.name.clone(),
-                    message: info.message.clone(),
-                    hint: hint_for(&info.name).map(str::to_string),
-                };
+            // The program's own errors: the deployed program's words from its logs first, the
+            // IDL's when the logs have none.
+            if *code >= anchor_lang::error::ERROR_CODE_OFFSET {
+                let logged = anchor_log(logs)
+                    .filter(|l| l.number == Some(*code))
+                    .map(|l| (l.name, l.message));
+                let idl = || program_error(*code).map(|i| (i.name.clone(), i.message.clone()));
+                if let Some((name, message)) = logged.or_else(idl) {
+                    return CommandError::Program {
+                        code: *code,
+                        hint: hint_for(&name).map(str::to_string),
+                        name,
+                        message,
+                    };
+                }
             }
             // Anchor's own checks (constraints, accounts) log their name and message.
-            let (name, message) = anchor_log(logs).unwrap_or_else(|| {
-                (
-                    format!("Custom({code})"),
-                    format!("{what} failed with custom error {code}"),
-                )
-            });
+            let (name, message) = anchor_log(logs)
+                .map(|l| (l.name, l.message))
+                .unwrap_or_else(|| {
+                    (
+                        format!("Custom({code})"),
+                        format!("{what} failed with custom error {code}"),
+                    )
+                });
             CommandError::Program {
                 code: *code,
                 name,
@@ -224,7 +288,9 @@ pub fn explain_transaction_error(
         },
         other => {
             let detail = match anchor_log(logs) {
-                Some((name, message)) => format!("{what}: {other} ({name}: {message})"),
+                Some(AnchorLog { name, message, .. }) => {
+                    format!("{what}: {other} ({name}: {message})")
+                }
                 None => format!("{what}: {other}"),
             };
             CommandError::Transaction { detail, hint: None }
@@ -232,19 +298,57 @@ pub fn explain_transaction_error(
     }
 }
 
-/// `(name, message)` from Anchor's `AnchorError ... Error Code: X. Error Number: N. Error
-/// Message: M.` log line.
-fn anchor_log(logs: &[String]) -> Option<(String, String)> {
+/// What Anchor's `AnchorError ... Error Code: X. Error Number: N. Error Message: M.` log line
+/// says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchorLog {
+    pub name: String,
+    pub number: Option<u32>,
+    pub message: String,
+}
+
+/// The first Anchor error line in `logs`.
+pub fn anchor_log(logs: &[String]) -> Option<AnchorLog> {
     logs.iter().find_map(|line| {
         let code = line.split("Error Code: ").nth(1)?;
         let name = code.split('.').next()?.trim().to_string();
+        let number = line
+            .split("Error Number: ")
+            .nth(1)
+            .and_then(|n| n.split('.').next())
+            .and_then(|n| n.trim().parse().ok());
         let message = line
             .split("Error Message: ")
             .nth(1)
             .map(|m| m.trim_end_matches('.').to_string())
             .unwrap_or_default();
-        Some((name, message))
+        Some(AnchorLog {
+            name,
+            number,
+            message,
+        })
     })
+}
+
+/// `e` with `hint` in place of its hint when it is the program's error `name` (a hint that knows
+/// the times or ids of this command).
+pub fn rehint(e: anyhow::Error, name: &str, hint: impl FnOnce() -> String) -> anyhow::Error {
+    match e.downcast::<CommandError>() {
+        Ok(CommandError::Program {
+            code,
+            name: n,
+            message,
+            ..
+        }) if n == name => CommandError::Program {
+            code,
+            name: n,
+            message,
+            hint: Some(hint()),
+        }
+        .into(),
+        Ok(other) => other.into(),
+        Err(e) => e,
+    }
 }
 
 /// The compute-unit limit for `ixs` paid by `payer`: `--compute-unit-limit` when given, otherwise

@@ -215,7 +215,7 @@ async fn world(opts: Opts) -> World {
         genesis_ts: genesis,
         epoch_length_secs: EPOCH_SECS,
         challenge_period_secs: CHALLENGE_SECS,
-            governance_delay_secs: EPOCH_SECS + CHALLENGE_SECS,
+        governance_delay_secs: EPOCH_SECS + CHALLENGE_SECS,
         emission: EmissionParams {
             initial_per_epoch: 1_000 * TOKEN,
             decay_bps: 5_000,

@@ -10,7 +10,8 @@ use backhaul_core::split::{credits_for_bytes, split_largest_remainder};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{hex, key_from_b58, Dataset, DATASET_VERSION};
 use backhaul_sdk::state::{
-    Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PriceFeed,
+    Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PendingChange,
+    PriceFeed,
 };
 use backhaul_sdk::Deployment;
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub struct Snapshot {
     pub ledgers: Vec<(Pubkey, EpochLedger)>,
     pub claims: Vec<(Pubkey, OperatorClaim)>,
     pub credits: Vec<(Pubkey, CreditAccount)>,
+    /// Queued governance changes.
+    pub changes: Vec<(Pubkey, PendingChange)>,
     /// Program accounts naming this config that are none of the above, with the reason.
     pub unknown: Vec<(Pubkey, String)>,
 }
@@ -74,6 +77,8 @@ impl Snapshot {
             decode::<OperatorClaim>(data).map(|a| self.claims.push((key, a)))
         } else if d(CreditAccount::DISCRIMINATOR) {
             decode::<CreditAccount>(data).map(|a| self.credits.push((key, a)))
+        } else if d(PendingChange::DISCRIMINATOR) {
+            decode::<PendingChange>(data).map(|a| self.changes.push((key, a)))
         } else if d(PriceFeed::DISCRIMINATOR) {
             // Read on its own too; here it only has to decode.
             decode::<PriceFeed>(data).map(|_| ())
@@ -222,6 +227,9 @@ pub fn audit(s: &Snapshot, datasets: &BTreeMap<u64, Fetched>) -> AuditReport {
     let mut previous: Option<(u64, Audited)> = None;
     // What the schedule minted before the current epoch, as recomputed (None once unknown).
     let mut scheduled_before: Option<u64> = Some(0);
+    // What finalized epochs before the current one burned and re-minted, as recomputed.
+    let mut burned_before: Option<u64> = Some(0);
+    let mut reemitted_before: Option<u64> = Some(0);
     let mut latest_finalized: Option<Dataset> = None;
     let mut figures = Vec::new();
     for (&e, record) in &records {
@@ -263,22 +271,32 @@ pub fn audit(s: &Snapshot, datasets: &BTreeMap<u64, Fetched>) -> AuditReport {
             prev_ledger,
             prev: prev_audit.map(|a| &a.dataset),
             scheduled_before,
+            burned_before,
+            reemitted_before,
         };
         let audited = epoch_checks(&mut c, &ctx, datasets.get(&e));
         // The schedule's share of this epoch's mint, for the next epoch's parameters (an epoch
         // not finalized yet minted nothing).
-        scheduled_before = match (&audited, scheduled_before) {
-            (_, before) if record.status != EpochStatus::Finalized => before,
-            (
-                Some(Audited {
-                    budget: Some(b), ..
-                }),
-                Some(before),
-            ) if record.status == EpochStatus::Finalized => {
-                before.checked_add(record.proposal.allocation.min(b.scheduled_room))
-            }
+        let finalized = record.status == EpochStatus::Finalized;
+        let scheduled_share = match &audited {
+            Some(Audited {
+                budget: Some(b), ..
+            }) => Some(record.proposal.allocation.min(b.scheduled_room)),
             _ => None,
         };
+        if finalized {
+            scheduled_before = scheduled_before
+                .zip(scheduled_share)
+                .and_then(|(before, s)| before.checked_add(s));
+            reemitted_before = reemitted_before
+                .zip(scheduled_share)
+                .and_then(|(before, s)| {
+                    before.checked_add(record.proposal.allocation.saturating_sub(s))
+                });
+            burned_before = burned_before
+                .zip(ledger.map(|l| l.tokens_burned))
+                .and_then(|(before, b)| before.checked_add(b));
+        }
         if let Some(a) = &audited {
             let mut earners: Vec<(String, u64)> = a
                 .dataset
@@ -308,7 +326,11 @@ pub fn audit(s: &Snapshot, datasets: &BTreeMap<u64, Fetched>) -> AuditReport {
         s,
         &records,
         &ledgers,
-        scheduled_before,
+        Recomputed {
+            scheduled: scheduled_before,
+            reemitted: reemitted_before,
+            burned: burned_before,
+        },
         latest_finalized.as_ref(),
     );
 
@@ -469,16 +491,37 @@ fn deployment_checks(c: &mut Checks, s: &Snapshot, d: &Deployment) {
             d.config,
         );
     }
+    for (k, a) in &s.changes {
+        same(
+            &mut p,
+            &format!("queued change {k}'s address"),
+            *k,
+            d.pending_change(a.id),
+        );
+        same(
+            &mut p,
+            &format!("queued change {k}'s config"),
+            a.config,
+            d.config,
+        );
+        if a.id >= config.next_change_id {
+            p.push(format!(
+                "queued change {k} has id {}, not below the config's next change id {}",
+                a.id, config.next_change_id
+            ));
+        }
+    }
     c.add(
         "accounts.decoded",
         None,
         p,
         format!(
-            "{} epoch records, {} ledgers, {} claim records, {} credit accounts, all at their PDAs",
+            "{} epoch records, {} ledgers, {} claim records, {} credit accounts, {} queued changes, all at their PDAs",
             s.records.len(),
             s.ledgers.len(),
             s.claims.len(),
-            s.credits.len()
+            s.credits.len(),
+            s.changes.len()
         ),
     );
 }
@@ -564,6 +607,17 @@ struct EpochCtx<'a> {
     prev: Option<&'a Dataset>,
     /// What the schedule minted before this epoch, when known.
     scheduled_before: Option<u64>,
+    /// Tokens burned in the finalized epochs before this one, when known.
+    burned_before: Option<u64>,
+    /// Tokens re-minted from burns by the finalized epochs before this one, when known.
+    reemitted_before: Option<u64>,
+}
+
+/// Running totals recomputed over every finalized epoch.
+struct Recomputed {
+    scheduled: Option<u64>,
+    reemitted: Option<u64>,
+    burned: Option<u64>,
 }
 
 /// One epoch's checks; returns its dataset when it could be read.
@@ -1301,6 +1355,29 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
             "scheduled_minted cannot be recomputed: an earlier epoch could not be audited".into(),
         ),
     }
+    // Every finalized epoch's burns and this epoch's, less what the epochs before re-minted.
+    let burns_not_reemitted = x
+        .burned_before
+        .zip(x.ledger.map(|l| l.tokens_burned))
+        .and_then(|(before, now)| before.checked_add(now))
+        .zip(x.reemitted_before)
+        .map(|(burned, reemitted)| burned.checked_sub(reemitted));
+    match burns_not_reemitted {
+        Some(Some(b)) => same(
+            &mut p,
+            "burns_not_reemitted (vs the epochs before and this epoch's ledger)",
+            pr.burns_not_reemitted,
+            b,
+        ),
+        Some(None) => p.push(format!(
+            "the epochs before epoch {e} re-minted more than was burned through it"
+        )),
+        None => p.push(
+            "burns_not_reemitted cannot be recomputed: an earlier epoch could not be audited or \
+             a ledger is missing"
+                .into(),
+        ),
+    }
     let prev_reward = x.prev_record.map_or(0, |r| r.proposal.reward_total);
     let prev_usage = x.prev_record.map_or(0, |r| r.proposal.usage_total);
     same(
@@ -1315,8 +1392,10 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         pr.previous_usage_total,
         prev_usage,
     );
-    // The chain holds the current parameters only: an update since this epoch shows here.
-    let em = &cfg.emission;
+    // The chain holds the parameters in force and those pending for a later epoch: a change
+    // applied since this epoch shows here.
+    let params = cfg.params_for(e);
+    let em = &params.emission;
     same(
         &mut p,
         "initial_per_epoch (vs the config)",
@@ -1347,7 +1426,7 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         pr.lifetime_cap,
         em.lifetime_cap,
     );
-    let ec = &cfg.economics;
+    let ec = &params.economics;
     same(
         &mut p,
         "net_emissions_cap (vs the config)",
@@ -1368,8 +1447,10 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
     );
     if p.iter().any(|m| m.contains("(vs the config)")) {
         p.push(
-            "the config holds only the current parameters: if `admin set-params` changed them \
-             after this epoch, check the change against the program's parameter-update events"
+            "the config holds only the parameters in force (and those pending for a later \
+             epoch): if a governance change was applied after this epoch, check the values \
+             against the program's `ChangeApplied` events (their `from_epoch` is the first epoch \
+             the new values decide)"
                 .into(),
         );
     }
@@ -1378,11 +1459,12 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         at,
         p,
         format!(
-            "burned {}, price {} credits/token, previous moving average {}, schedule minted {} before, previous totals {}/{}, schedule and economics as configured",
+            "burned {}, price {} credits/token, previous moving average {}, schedule minted {} before, burns not re-minted {}, previous totals {}/{}, schedule and economics as configured",
             pr.tokens_burned,
             pr.credits_per_token,
             pr.previous_burn_ema,
             pr.scheduled_minted,
+            pr.burns_not_reemitted,
             pr.previous_reward_total,
             pr.previous_usage_total
         ),
@@ -1406,6 +1488,7 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         credits_consumed: ds.usage.credits_consumed,
         credits_per_token: pr.credits_per_token,
         decimals: pr.decimals,
+        burns_not_reemitted: pr.burns_not_reemitted,
     };
     let mut p = vec![];
     let budget = match EpochBudget::compute(
@@ -1542,7 +1625,7 @@ fn totals_checks(
     s: &Snapshot,
     records: &BTreeMap<u64, &EpochRecord>,
     ledgers: &BTreeMap<u64, &EpochLedger>,
-    scheduled_through_last: Option<u64>,
+    recomputed: Recomputed,
     latest: Option<&Dataset>,
 ) {
     let cfg = &s.config;
@@ -1580,10 +1663,10 @@ fn totals_checks(
         u128::from(cfg.scheduled_minted) + u128::from(cfg.total_reemitted),
         u128::from(cfg.total_minted),
     );
-    if cfg.total_reemitted > cfg.total_burned {
+    if cfg.total_reemitted > cfg.burned_finalized {
         p.push(format!(
-            "re-minted {} exceeds burned {}",
-            cfg.total_reemitted, cfg.total_burned
+            "re-minted {} exceeds what finalized epochs burned ({})",
+            cfg.total_reemitted, cfg.burned_finalized
         ));
     }
     if cfg.scheduled_minted > cfg.emission.lifetime_cap {
@@ -1592,7 +1675,7 @@ fn totals_checks(
             cfg.scheduled_minted, cfg.emission.lifetime_cap
         ));
     }
-    match scheduled_through_last {
+    match recomputed.scheduled {
         Some(v) => same(
             &mut p,
             "scheduled_minted (recomputed over the epochs)",
@@ -1601,6 +1684,17 @@ fn totals_checks(
         ),
         None => {
             p.push("scheduled_minted cannot be recomputed: an epoch could not be audited".into())
+        }
+    }
+    match recomputed.reemitted {
+        Some(v) => same(
+            &mut p,
+            "total_reemitted (recomputed over the epochs)",
+            cfg.total_reemitted,
+            v,
+        ),
+        None => {
+            p.push("total_reemitted cannot be recomputed: an epoch could not be audited".into())
         }
     }
     c.add(
@@ -1717,15 +1811,27 @@ fn totals_checks(
         sum(ledgers.values().map(|l| l.credits_issued)),
         u128::from(cfg.credits_issued),
     );
+    match recomputed.burned {
+        Some(v) => same(
+            &mut p,
+            "burned_finalized (Σ finalized epochs' ledgers)",
+            cfg.burned_finalized,
+            v,
+        ),
+        None => {
+            p.push("burned_finalized cannot be recomputed: a finalized epoch has no ledger".into())
+        }
+    }
     c.add(
         "totals.burned",
         None,
         p,
         format!(
-            "total_burned {} = Σ of {} ledgers = Σ of {} credit accounts; credits_issued {} = Σ ledgers",
+            "total_burned {} = Σ of {} ledgers = Σ of {} credit accounts; {} of it in finalized epochs; credits_issued {} = Σ ledgers",
             cfg.total_burned,
             ledgers.len(),
             s.credits.len(),
+            cfg.burned_finalized,
             cfg.credits_issued
         ),
     );

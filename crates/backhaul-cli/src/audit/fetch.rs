@@ -103,6 +103,7 @@ pub async fn snapshot(ctx: &Context) -> anyhow::Result<Snapshot> {
         ledgers: vec![],
         claims: vec![],
         credits: vec![],
+        changes: vec![],
         unknown: vec![],
     };
     for (key, account) in program_accounts {

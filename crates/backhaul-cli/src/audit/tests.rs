@@ -57,7 +57,7 @@ fn config(mint: Pubkey) -> Config {
     let d = Deployment::new(mint);
     let mut c = example_config(GENESIS, EPOCH_SECS, 0);
     c.admin = Pubkey::new_from_array([9; 32]);
-    c.guardian = Pubkey::new_from_array([8; 32]);
+    c.guardians = vec![Pubkey::new_from_array([8; 32])];
     c.mint = mint;
     c.vault = d.vault();
     c.price_feed = d.price_feed();
@@ -122,6 +122,7 @@ impl Fixture {
             ledgers: vec![],
             claims: vec![],
             credits: vec![],
+            changes: vec![],
             unknown: vec![],
         };
         let mut f = Fixture {
@@ -245,6 +246,8 @@ impl Fixture {
                 credits_consumed: consumed,
                 credits_per_token: ledger.credits_per_token,
                 decimals: cfg.decimals,
+                burns_not_reemitted: cfg.burned_finalized + ledger.tokens_burned
+                    - cfg.total_reemitted,
             },
         )
         .unwrap();
@@ -328,6 +331,8 @@ impl Fixture {
                 decimals: cfg.decimals,
                 previous_reward_total: prev.as_ref().map_or(0, |p| p.rewards.total),
                 previous_usage_total: prev.as_ref().map_or(0, |p| p.usage.total),
+                burns_not_reemitted: cfg.burned_finalized + ledger.tokens_burned
+                    - cfg.total_reemitted,
             },
             budget: Budget {
                 scheduled: budget.scheduled,
@@ -380,15 +385,19 @@ impl Fixture {
 
         // Quorum on the dataset's proposal, then the program's finalize.
         let record = EpochRecord {
+            version: backhaul::constants::ACCOUNT_VERSION,
             config: d.config,
             epoch: e,
             bump: 255,
             status,
             round: 0,
+            round_started_at: 0,
+            vetoes: 0,
             votes: vec![],
             proposal: EpochProposal::default(),
             proposal_digest: [0; 32],
             vetoed_digest: [0; 32],
+            banned_round: 0,
             quorum_at: 0,
             finalizable_at: 0,
             finalized_at: 0,
@@ -412,6 +421,7 @@ impl Fixture {
         let split = budget.split(allocation).unwrap();
         let ds = self.decoded[&e].clone();
         let l = self.ledger(e);
+        let burned = l.tokens_burned;
         l.tokens_minted = allocation;
         l.burn_ema = budget.burn_ema;
         l.budget = budget.total;
@@ -419,6 +429,7 @@ impl Fixture {
         cfg.total_minted += allocation;
         cfg.scheduled_minted += split.scheduled;
         cfg.total_reemitted += split.net;
+        cfg.burned_finalized += burned;
         cfg.burn_ema = budget.burn_ema;
         cfg.last_reward_total = ds.rewards.total;
         cfg.last_reward_leaf_count = ds.rewards.leaf_count;
@@ -1079,7 +1090,113 @@ fn parameters_changed_since_an_epoch_are_flagged_with_what_to_check() {
         evidence.contains("net_emissions_cap (vs the config)"),
         "{evidence}"
     );
-    assert!(evidence.contains("admin set-params"), "{evidence}");
+    assert!(evidence.contains("`ChangeApplied` events"), "{evidence}");
     // The budget itself still matches what the program recorded at finalize.
     passed(&r, "epoch-0/budget.within");
+}
+
+#[test]
+fn burns_not_reemitted_is_recomputed_from_the_epochs() {
+    // Epoch 0 re-minted part of its burns: epoch 1 may re-mint what is left of both epochs'.
+    let f = Fixture::new();
+    let reminted = f.decoded[&0].budget.net;
+    assert!(reminted > 0, "the fixture re-mints from burns");
+    assert_eq!(
+        f.decoded[&1].parameters.burns_not_reemitted,
+        150 * TOKEN - reminted
+    );
+    passed(&f.run(), "epoch-1/budget.parameters");
+
+    let mut f = Fixture::new();
+    f.edit(1, |d| d.parameters.burns_not_reemitted += 1);
+    let evidence = failed(&f.run(), "epoch-1/budget.parameters");
+    assert!(
+        evidence.contains("burns_not_reemitted (vs the epochs before"),
+        "{evidence}"
+    );
+
+    // The config's running totals of finalized burns and re-mints are reconciled too.
+    let mut f = Fixture::new();
+    f.cfg().burned_finalized += 1;
+    let evidence = failed(&f.run(), "totals.burned");
+    assert!(evidence.contains("burned_finalized"), "{evidence}");
+    let mut f = Fixture::new();
+    f.cfg().total_reemitted += 1;
+    f.cfg().scheduled_minted -= 1;
+    let evidence = failed(&f.run(), "totals.minted");
+    assert!(
+        evidence.contains("total_reemitted (recomputed"),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn parameters_pending_for_a_later_epoch_are_compared_from_that_epoch() {
+    use backhaul_sdk::state::PendingParams;
+    // Applied after epoch 1 for epoch 2 on: epochs 0 and 1 still match the parameters in force.
+    let mut f = Fixture::new();
+    let mut params = f.snapshot.config.current_params();
+    params.economics.net_emissions_cap += 1;
+    f.cfg().pending_params = Some(PendingParams {
+        from_epoch: 2,
+        params,
+    });
+    let r = f.run();
+    assert!(r.passed, "{:?}", r.failed);
+
+    // Pending from epoch 1: epoch 1's dataset should have used them.
+    f.cfg().pending_params = Some(PendingParams {
+        from_epoch: 1,
+        params,
+    });
+    let r = f.run();
+    passed(&r, "epoch-0/budget.parameters");
+    let evidence = failed(&r, "epoch-1/budget.parameters");
+    assert!(
+        evidence.contains("net_emissions_cap (vs the config)")
+            && evidence.contains("`ChangeApplied` events"),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn queued_changes_decode_at_their_addresses() {
+    use anchor_lang::AccountSerialize;
+    use backhaul_sdk::state::{GovernanceChange, PendingChange};
+    let mut f = Fixture::new();
+    let d = f.d();
+    f.cfg().next_change_id = 1;
+    let change = PendingChange {
+        config: d.config,
+        id: 0,
+        bump: 255,
+        queued_by: f.snapshot.config.admin,
+        queued_at: GENESIS,
+        executable_at: GENESIS + 2 * EPOCH_SECS as i64,
+        change: GovernanceChange::Guardians {
+            guardians: vec![Pubkey::new_from_array([0x11; 32])],
+        },
+    };
+    let mut data = vec![];
+    change.try_serialize(&mut data).unwrap();
+    let mut good = Fixture::new();
+    good.cfg().next_change_id = 1;
+    good.snapshot
+        .add_program_account(d.pending_change(0), &data);
+    let r = good.run();
+    assert!(r.passed, "{:?}", r.failed);
+    assert!(r
+        .check("accounts.decoded")
+        .unwrap()
+        .evidence
+        .contains("1 queued changes"));
+
+    // At another id's address, or with an id the config never gave out.
+    f.snapshot.add_program_account(d.pending_change(1), &data);
+    let evidence = failed(&f.run(), "accounts.decoded");
+    assert!(evidence.contains("queued change"), "{evidence}");
+    let mut f = Fixture::new();
+    f.snapshot.add_program_account(d.pending_change(0), &data);
+    let evidence = failed(&f.run(), "accounts.decoded");
+    assert!(evidence.contains("next change id 0"), "{evidence}");
 }

@@ -31,8 +31,12 @@ use std::time::{Duration, Instant};
 
 /// The chain's clock at start (the same every run, so a seed gives the same datasets).
 pub const START_TS: i64 = 1_800_000_000;
-pub const EPOCH_SECS: u64 = 3_600;
-pub const CHALLENGE_SECS: u64 = 600;
+/// The shortest epoch the program accepts.
+pub const EPOCH_SECS: u64 = 7_200;
+/// The shortest challenge period the program accepts (at most half an epoch).
+pub const CHALLENGE_SECS: u64 = 3_600;
+/// The shortest governance delay the program accepts: an epoch plus the challenge period.
+pub const GOVERNANCE_DELAY_SECS: u64 = EPOCH_SECS + CHALLENGE_SECS;
 /// How long after an epoch's end the oracles still take receipts.
 pub const GRACE_SECS: u64 = 5;
 /// The credit price the oracles post: credits per whole token.
@@ -252,12 +256,13 @@ impl Network {
         // The deployment, through `admin init --create-mint`.
         let params = ParamsFile {
             admin: admin_key.pubkey().to_string(),
-            guardian: guardian.pubkey().to_string(),
+            guardians: vec![guardian.pubkey().to_string()],
             oracles: oracle_keys.iter().map(|k| k.pubkey().to_string()).collect(),
             threshold: 2,
             genesis_ts: START_TS,
             epoch_length_secs: EPOCH_SECS,
             challenge_period_secs: CHALLENGE_SECS,
+            governance_delay_secs: GOVERNANCE_DELAY_SECS,
             emission: EmissionToml {
                 initial_per_epoch: 1_000 * TOKEN,
                 decay_bps: 5_000,
@@ -265,6 +270,8 @@ impl Network {
                 floor_per_epoch: 10 * TOKEN,
                 lifetime_cap: 50_000 * TOKEN,
             },
+            // Holds and drains one full epoch budget (initial emission plus the net emissions
+            // cap) per window of one epoch.
             rate_limit: RateLimitToml {
                 window_secs: EPOCH_SECS,
                 capacity: 2_400 * TOKEN,

@@ -1,12 +1,14 @@
-//! `backhaul admin`: init (idempotent, refusing other parameters), every administrative command,
+//! `backhaul admin` and `backhaul guardian`: init (idempotent, refusing other parameters),
+//! governance changes queued, applied after the delay or cancelled, vetoes and bounded pauses,
 //! the signer checked before sending, and program errors named.
 
 use crate::common::*;
-use backhaul_cli::admin::{self, InitArgs, SetOraclesArgs, SetParamsArgs};
+use backhaul_cli::admin::{self, InitArgs, QueueGuardiansArgs, QueueOraclesArgs, QueueParamsArgs};
 use backhaul_cli::error::{command_error, CommandError};
+use backhaul_cli::guardian;
 use backhaul_cli::tx;
 use backhaul_sdk::ix;
-use backhaul_sdk::state::Config;
+use backhaul_sdk::state::{Config, EpochRecord, EpochStatus, PendingChange};
 use solana_sdk::signature::{Keypair, Signer};
 
 async fn config_of(w: &Deployed) -> Config {
@@ -61,7 +63,7 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
     // Other parameters: refused with what differs, nothing changes.
     let other = params_toml(&Params {
         admin: w.admin.pubkey(),
-        guardian: w.guardian.pubkey(),
+        guardians: vec![w.guardian.pubkey()],
         oracles: w.oracles.iter().map(|o| o.pubkey()).collect(),
         threshold: 3,
         genesis_ts: 0,
@@ -142,7 +144,7 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
             "bad.toml",
             &params_toml(&Params {
                 admin: w.admin.pubkey(),
-                guardian: w.guardian.pubkey(),
+                guardians: vec![w.guardian.pubkey()],
                 oracles: w.oracles.iter().map(|o| o.pubkey()).collect(),
                 threshold,
                 genesis_ts: 0,
@@ -154,6 +156,42 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
             .expect_err("out of bounds");
         assert!(format!("{e:#}").contains(says), "{says}: {e:#}");
     }
+    // A governance delay shorter than an epoch plus the challenge period, and a guardian that
+    // is also an oracle: refused before sending too.
+    let good = std::fs::read_to_string(&w.params_path).expect("params");
+    let short_delay = good.replace(
+        &format!("governance_delay_secs = {GOVERNANCE_DELAY_SECS}"),
+        &format!("governance_delay_secs = {}", GOVERNANCE_DELAY_SECS - 1),
+    );
+    assert_ne!(short_delay, good);
+    let e = admin::initialize(
+        &ctx,
+        &init_creating_mint(net.write("short.toml", &short_delay)),
+    )
+    .await
+    .expect_err("delay too short");
+    assert!(
+        format!("{e:#}").contains("(InvalidGovernanceDelay)"),
+        "{e:#}"
+    );
+    let overlapping = params_toml(&Params {
+        admin: w.admin.pubkey(),
+        guardians: vec![w.oracles[0].pubkey()],
+        oracles: w.oracles.iter().map(|o| o.pubkey()).collect(),
+        threshold: 2,
+        genesis_ts: 0,
+        price_max_age_secs: 600,
+    });
+    let e = admin::initialize(
+        &ctx,
+        &init_creating_mint(net.write("overlap.toml", &overlapping)),
+    )
+    .await
+    .expect_err("roles overlap");
+    assert!(
+        format!("{e:#}").contains("is both a guardian and an oracle"),
+        "{e:#}"
+    );
     assert_eq!(net.lamports(&authority.pubkey()).await, authority_lamports);
 
     // --mint and --create-mint naming different mints.
@@ -180,59 +218,225 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
     );
 }
 
+fn program_error(e: &anyhow::Error) -> (String, u32, String, String) {
+    match command_error(e) {
+        Some(CommandError::Program {
+            name,
+            code,
+            message,
+            hint,
+        }) => (
+            name.clone(),
+            *code,
+            message.clone(),
+            hint.clone().unwrap_or_default(),
+        ),
+        other => panic!("expected the program's error, got {other:?}: {e:#}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_admin_command_checks_its_signer_before_sending() {
+async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_signer() {
     let w = deploy(Net::start(false), START, 600).await;
     let net = &w.net;
+    let delay = GOVERNANCE_DELAY_SECS as i64;
     let admin_ctx = w.ctx(&w.admin, &[]);
+    let guardian_ctx = w.ctx(&w.guardian, &[]);
     let stranger = net.funded().await;
     let stranger_ctx = w.ctx(&stranger, &[]);
     let stranger_lamports = net.lamports(&stranger.pubkey()).await;
+    // Applies are open to anyone: another key pays for them.
+    let anyone = net.funded().await;
+    let anyone_ctx = w.ctx(&anyone, &[]);
 
-    // set-params: the stranger is refused before sending; the admin changes two values.
-    let args = SetParamsArgs {
-        challenge_period_secs: Some(900),
+    // queue-params: the stranger is refused before sending; the admin queues two values, which
+    // change nothing until applied.
+    let args = QueueParamsArgs {
         price_max_age_secs: Some(1_200),
-        ..SetParamsArgs::default()
+        net_emissions_cap: Some(150 * TOKEN),
+        ..QueueParamsArgs::default()
     };
     wrong_keypair(
-        &admin::set_params(&stranger_ctx, &args).await.unwrap_err(),
+        &admin::queue_params(&stranger_ctx, &args).await.unwrap_err(),
         "admin",
     );
-    let o = admin::set_params(&admin_ctx, &args)
+    let o = admin::queue_params(&admin_ctx, &args)
         .await
-        .expect("set-params");
+        .expect("queue-params");
     assert_eq!(o.changes.len(), 2, "{:?}", o.changes);
+    assert_eq!(
+        o.changes[0], "economics.price_max_age_secs 600 -> 1200",
+        "{:?}",
+        o.changes
+    );
+    assert_eq!(
+        (o.change_id, o.executable_at),
+        (Some(0), Some(START + delay))
+    );
     let c = config_of(&w).await;
-    assert_eq!(c.challenge_period_secs, 900);
-    assert_eq!(c.economics.price_max_age_secs, 1_200);
-    assert_eq!(c.economics.price_max_change_bps, 2_000, "the rest is kept");
-    let e = admin::set_params(&admin_ctx, &args).await.unwrap_err();
-    assert!(format!("{e}").starts_with("nothing to change"), "{e}");
-    // A value out of the program's bounds: the program's error, named, with a hint.
-    let e = admin::set_params(
+    assert_eq!(c.next_change_id, 1);
+    assert_eq!(c.economics.price_max_age_secs, 600, "nothing applies yet");
+    let queued: PendingChange = net
+        .account(&w.d.pending_change(0))
+        .await
+        .expect("the pending change");
+    assert_eq!(
+        (queued.queued_by, queued.queued_at, queued.executable_at),
+        (w.admin.pubkey(), START, START + delay)
+    );
+
+    // Values equal to the current ones: nothing to queue.
+    let e = admin::queue_params(
         &admin_ctx,
-        &SetParamsArgs {
-            challenge_period_secs: Some(5),
-            ..SetParamsArgs::default()
+        &QueueParamsArgs {
+            price_max_age_secs: Some(600),
+            challenge_period_secs: Some(CHALLENGE_SECS),
+            ..QueueParamsArgs::default()
         },
     )
     .await
     .unwrap_err();
-    match command_error(&e) {
-        Some(CommandError::Program { name, code, .. }) => {
-            assert_eq!((name.as_str(), *code), ("InvalidChallengePeriod", 6013))
-        }
-        other => panic!("expected the program's error, got {other:?}: {e:#}"),
-    }
-    assert!(format!("{e}").contains("docs/parameters.md"), "{e}");
+    assert!(format!("{e}").starts_with("nothing to change"), "{e}");
+    // Values out of the program's bounds: the program's error, named, with what to do.
+    let e = admin::queue_params(
+        &admin_ctx,
+        &QueueParamsArgs {
+            challenge_period_secs: Some(5),
+            ..QueueParamsArgs::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let (name, code, _, hint) = program_error(&e);
+    assert_eq!((name.as_str(), code), ("InvalidChallengePeriod", 6013));
+    assert!(hint.contains("docs/parameters.md"), "{e}");
+    let e = admin::queue_params(
+        &admin_ctx,
+        &QueueParamsArgs {
+            initial_per_epoch: Some(3_000 * TOKEN),
+            rate_capacity: Some(4_000 * TOKEN),
+            ..QueueParamsArgs::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let (name, _, _, hint) = program_error(&e);
+    assert_eq!(name, "RaiseTooLarge");
+    assert!(hint.contains("raise in steps"), "{e}");
 
-    // set-oracles: checked locally, then by signer.
+    // apply before the delay: refused with the time to wait for, before sending; the program
+    // refuses it too when sent anyway.
+    let e = admin::apply(&stranger_ctx, 0).await.unwrap_err();
+    match command_error(&e) {
+        Some(CommandError::ChangeNotReady {
+            id, executable_at, ..
+        }) => assert_eq!((*id, *executable_at), (0, START + delay)),
+        other => panic!("expected ChangeNotReady, got {other:?}: {e:#}"),
+    }
+    let text = format!("{e}");
+    assert!(
+        text.contains("change 0 is not executable yet")
+            && text.contains("2027-01-15 11:00:00 UTC")
+            && text.contains("in 3h")
+            && text.contains("run `backhaul admin apply 0` again"),
+        "{text}"
+    );
+    let out = w.run_cli(&["admin", "apply", "0"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not executable yet"),
+        "{}",
+        stderr(&out)
+    );
+    let e = tx::send(
+        &stranger_ctx,
+        "apply the change",
+        &[ix::apply_change(&w.d, 0, &w.admin.pubkey())],
+        &[],
+    )
+    .await
+    .unwrap_err();
+    let (name, _, _, hint) = program_error(&e);
+    assert_eq!(name, "ChangeNotReady");
+    assert!(hint.contains("wait until"), "{hint}");
+    let e = admin::apply(&stranger_ctx, 7).await.unwrap_err();
+    assert!(
+        format!("{e}").contains("no change 7 was ever queued"),
+        "{e}"
+    );
+
+    // After the delay anyone applies it: the budget parameters apply from the first epoch that
+    // had not started.
+    net.warp_to(START + delay).await;
+    let admin_lamports = net.lamports(&w.admin.pubkey()).await;
+    let o = admin::apply(&anyone_ctx, 0).await.expect("apply");
+    assert_eq!(o.from_epoch, Some(2), "{:?}", o.changes);
+    assert!(
+        net.lamports(&w.admin.pubkey()).await > admin_lamports,
+        "the rent goes back to the admin"
+    );
+    assert!(net
+        .account::<PendingChange>(&w.d.pending_change(0))
+        .await
+        .is_none());
+    let c = config_of(&w).await;
+    assert_eq!(
+        c.economics.price_max_age_secs, 600,
+        "epoch 1 keeps its values"
+    );
+    let pending = c.pending_params.expect("pending parameters");
+    assert_eq!(pending.from_epoch, 2);
+    assert_eq!(pending.params.economics.price_max_age_secs, 1_200);
+    assert_eq!(pending.params.economics.net_emissions_cap, 150 * TOKEN);
+    let e = admin::apply(&stranger_ctx, 0).await.unwrap_err();
+    assert!(format!("{e}").contains("no longer queued"), "{e}");
+
+    // A second budget change cannot apply while the first waits for its epoch.
+    let o = admin::queue_params(
+        &admin_ctx,
+        &QueueParamsArgs {
+            floor_per_epoch: Some(20 * TOKEN),
+            ..QueueParamsArgs::default()
+        },
+    )
+    .await
+    .expect("queue again");
+    assert_eq!(o.change_id, Some(1));
+    net.warp_to(START + 2 * delay).await;
+    let e = admin::apply(&stranger_ctx, 1).await.unwrap_err();
+    let (name, _, _, hint) = program_error(&e);
+    assert_eq!(name, "BudgetChangePending");
+    assert!(
+        hint.contains("from epoch 2") && hint.contains("once epoch 1 is finalized"),
+        "{hint}"
+    );
+
+    // A guardian cancels it; the rent goes back to the admin who queued it.
+    wrong_keypair(
+        &admin::cancel(&stranger_ctx, 1, true).await.unwrap_err(),
+        "guardian",
+    );
+    wrong_keypair(
+        &admin::cancel(&guardian_ctx, 1, false).await.unwrap_err(),
+        "admin",
+    );
+    let admin_lamports = net.lamports(&w.admin.pubkey()).await;
+    let o = admin::cancel(&guardian_ctx, 1, true)
+        .await
+        .expect("guardian cancels");
+    assert_eq!(o.change_id, Some(1));
+    assert!(net.lamports(&w.admin.pubkey()).await > admin_lamports);
+    assert!(net
+        .account::<PendingChange>(&w.d.pending_change(1))
+        .await
+        .is_none());
+
+    // queue-oracles: checked locally, then by signer.
     let new_oracles: Vec<Keypair> = (0..4).map(|_| Keypair::new()).collect();
     let keys: Vec<String> = new_oracles.iter().map(|k| k.pubkey().to_string()).collect();
-    let e = admin::set_oracles(
+    let e = admin::queue_oracles(
         &admin_ctx,
-        &SetOraclesArgs {
+        &QueueOraclesArgs {
             oracles: keys.clone(),
             threshold: 2,
         },
@@ -240,38 +444,43 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     .await
     .unwrap_err();
     assert!(format!("{e}").contains("more than half"), "{e}");
-    let set = SetOraclesArgs {
+    let mut with_guardian = keys.clone();
+    with_guardian[0] = w.guardian.pubkey().to_string();
+    let e = admin::queue_oracles(
+        &admin_ctx,
+        &QueueOraclesArgs {
+            oracles: with_guardian,
+            threshold: 3,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{e}").contains("must be different keys"), "{e}");
+    let set = QueueOraclesArgs {
         oracles: keys.clone(),
         threshold: 3,
     };
     wrong_keypair(
-        &admin::set_oracles(&stranger_ctx, &set).await.unwrap_err(),
+        &admin::queue_oracles(&stranger_ctx, &set).await.unwrap_err(),
         "admin",
     );
-    admin::set_oracles(&admin_ctx, &set)
+    let o = admin::queue_oracles(&admin_ctx, &set)
         .await
-        .expect("set-oracles");
-    let c = config_of(&w).await;
-    assert_eq!(
-        c.oracles,
-        new_oracles.iter().map(|k| k.pubkey()).collect::<Vec<_>>()
-    );
-    assert_eq!(c.threshold, 3);
+        .expect("queue-oracles");
+    assert_eq!(o.change_id, Some(2));
 
-    // set-guardian.
-    let guardian = net.funded().await;
+    // queue-guardians, through a context that prices its transactions: every transaction
+    // starts with the compute-unit limit and, when asked, the price.
+    let new_guardian = net.funded().await;
+    let guardians = QueueGuardiansArgs {
+        guardians: vec![new_guardian.pubkey().to_string()],
+    };
     wrong_keypair(
-        &admin::set_guardian(&stranger_ctx, &guardian.pubkey())
+        &admin::queue_guardians(&stranger_ctx, &guardians)
             .await
             .unwrap_err(),
         "admin",
     );
-    admin::set_guardian(&admin_ctx, &guardian.pubkey())
-        .await
-        .expect("set-guardian");
-    assert_eq!(config_of(&w).await.guardian, guardian.pubkey());
-
-    // Every transaction starts with the compute-unit limit and, when asked, the price.
     let priced = backhaul_cli::Context::with_signer(
         &backhaul_cli::context::GlobalArgs {
             compute_unit_limit: Some(150_000),
@@ -281,9 +490,10 @@ async fn every_admin_command_checks_its_signer_before_sending() {
         w.admin.insecure_clone(),
     )
     .expect("context");
-    let o = admin::set_guardian(&priced, &guardian.pubkey())
+    let o = admin::queue_guardians(&priced, &guardians)
         .await
-        .expect("set-guardian again");
+        .expect("queue-guardians");
+    assert_eq!(o.change_id, Some(3));
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [o.signature, {"encoding": "json"}]});
     let tx: serde_json::Value = net
         .http
@@ -296,7 +506,7 @@ async fn every_admin_command_checks_its_signer_before_sending() {
         .await
         .expect("json");
     let message = &tx["result"]["transaction"]["message"];
-    let keys: Vec<&str> = message["accountKeys"]
+    let account_keys: Vec<&str> = message["accountKeys"]
         .as_array()
         .expect("keys")
         .iter()
@@ -307,7 +517,7 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     let decoded: Vec<(String, Vec<u8>)> = ixs
         .iter()
         .map(|ix| {
-            let program = keys[ix["programIdIndex"].as_u64().expect("index") as usize];
+            let program = account_keys[ix["programIdIndex"].as_u64().expect("index") as usize];
             let data = bs58::decode(ix["data"].as_str().expect("data"))
                 .into_vec()
                 .expect("base58");
@@ -332,28 +542,62 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     );
     assert_eq!(decoded[2].0, backhaul::ID.to_string());
 
-    // pause / unpause: the guardian may pause but not unpause.
-    let guardian_ctx = w.ctx(&guardian, &[]);
+    // The guardian cannot cancel the change that removes it: refused before sending, and by the
+    // program.
+    let e = admin::cancel(&guardian_ctx, 3, true).await.unwrap_err();
+    assert!(
+        format!("{e}").contains("a guardian cannot cancel change 3"),
+        "{e}"
+    );
+    let e = tx::send(
+        &guardian_ctx,
+        "cancel the change",
+        &[ix::cancel_change(
+            &w.d,
+            &w.guardian.pubkey(),
+            3,
+            &w.admin.pubkey(),
+        )],
+        &[],
+    )
+    .await
+    .unwrap_err();
+    let (name, _, _, hint) = program_error(&e);
+    assert_eq!(name, "CannotCancel");
+    assert!(hint.contains("ask the admin"), "{hint}");
+
+    // changes: the two queued changes, through the library and the binary.
+    let v = admin::changes(&stranger_ctx).await.expect("changes");
+    assert_eq!(v.next_change_id, 4);
+    let listed: Vec<(u64, &str, bool)> = v
+        .changes
+        .iter()
+        .map(|c| (c.id, c.kind.as_str(), c.executable))
+        .collect();
+    assert_eq!(listed, [(2, "oracles", false), (3, "guardians", false)]);
+    assert!(
+        v.changes[1].summary[0].starts_with("guardians ["),
+        "{:?}",
+        v.changes[1]
+    );
+    let out = w.run_cli(&["admin", "changes", "-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j = json(&out);
+    assert_eq!(j["changes"][0]["id"], 2);
+    assert_eq!(j["changes"][0]["executable_at"], START + 2 * delay + delay);
+    let out = w.run_cli(&["admin", "changes"]).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("change 2 (oracles)") && text.contains("executable at "),
+        "{text}"
+    );
+
+    // pause / unpause: a guardian may pause but not unpause; a pause cannot follow another
+    // within the cooldown.
     wrong_keypair(
         &admin::set_paused(&stranger_ctx, true).await.unwrap_err(),
         "admin or guardian",
     );
-    admin::set_paused(&guardian_ctx, true)
-        .await
-        .expect("guardian pauses");
-    assert!(config_of(&w).await.paused);
-    let e = admin::set_paused(&admin_ctx, true).await.unwrap_err();
-    assert!(format!("{e}").contains("already paused"), "{e}");
-    wrong_keypair(
-        &admin::set_paused(&guardian_ctx, false).await.unwrap_err(),
-        "admin",
-    );
-    admin::set_paused(&admin_ctx, false)
-        .await
-        .expect("admin unpauses");
-    assert!(!config_of(&w).await.paused);
-
-    // The program's own refusal, when a transaction gets past no check of ours, is named.
     let e = tx::send(
         &stranger_ctx,
         "pause",
@@ -362,23 +606,56 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     )
     .await
     .unwrap_err();
-    match command_error(&e) {
-        Some(CommandError::Program {
-            name,
-            message,
-            hint,
-            ..
-        }) => {
-            assert_eq!(name, "NotAdminOrGuardian");
-            assert_eq!(message, "The signer is neither the admin nor the guardian");
-            assert!(hint.as_deref().unwrap_or("").contains("admin show"));
-        }
-        other => panic!("expected the program's error, got {other:?}: {e:#}"),
-    }
+    let (name, _, message, hint) = program_error(&e);
+    assert_eq!(name, "NotAdminOrGuardian");
+    assert_eq!(message, "The signer is neither the admin nor a guardian");
+    assert!(hint.contains("admin show"), "{hint}");
+    let now = net.now().await;
+    admin::set_paused(&guardian_ctx, true)
+        .await
+        .expect("guardian pauses");
+    let c = config_of(&w).await;
+    assert!(c.is_paused(now));
+    assert_eq!(c.paused_until, now + 86_400);
+    let e = admin::set_paused(&admin_ctx, true).await.unwrap_err();
+    assert!(format!("{e}").contains("already paused until"), "{e}");
+    wrong_keypair(
+        &admin::set_paused(&guardian_ctx, false).await.unwrap_err(),
+        "admin",
+    );
+    admin::set_paused(&admin_ctx, false)
+        .await
+        .expect("admin unpauses");
+    let c = config_of(&w).await;
+    assert!(!c.is_paused(now));
+    assert_eq!(c.pause_available_at, now + 86_400);
+    let e = admin::set_paused(&guardian_ctx, true).await.unwrap_err();
+    assert!(format!("{e}").contains("nobody can pause before"), "{e}");
+    let e = admin::set_paused(&admin_ctx, false).await.unwrap_err();
+    assert!(format!("{e}").contains("already running"), "{e}");
+
     let lamports_after_failed_tx = net.lamports(&stranger.pubkey()).await;
     assert_eq!(
         lamports_after_failed_tx, stranger_lamports,
         "every refusal above happened before sending (preflight failures cost nothing)"
+    );
+
+    // After the delay the oracle set and the guardians change.
+    net.warp_to(START + 3 * delay).await;
+    admin::apply(&anyone_ctx, 2).await.expect("apply oracles");
+    let o = admin::apply(&anyone_ctx, 3).await.expect("apply guardians");
+    assert_eq!(o.from_epoch, None);
+    let c = config_of(&w).await;
+    assert_eq!(
+        c.oracles,
+        new_oracles.iter().map(|k| k.pubkey()).collect::<Vec<_>>()
+    );
+    assert_eq!(c.threshold, 3);
+    assert_eq!(c.guardians, vec![new_guardian.pubkey()]);
+    // The old guardian is no longer one.
+    wrong_keypair(
+        &guardian::veto(&guardian_ctx, 0).await.unwrap_err(),
+        "guardian",
     );
 
     // propose-admin / accept-admin.
@@ -408,26 +685,34 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     assert_eq!((c.admin, c.pending_admin), (next.pubkey(), None));
     // The old admin is no longer one.
     wrong_keypair(
-        &admin::set_paused(&admin_ctx, false).await.unwrap_err(),
+        &admin::queue_params(&admin_ctx, &args).await.unwrap_err(),
         "admin",
     );
 
     // show, through the library and the binary's JSON.
     let v = admin::show(&stranger_ctx).await.expect("show");
     assert_eq!(v.admin, next.pubkey().to_string());
-    assert_eq!(v.guardian, guardian.pubkey().to_string());
+    assert_eq!(v.guardians, vec![new_guardian.pubkey().to_string()]);
     assert_eq!(v.threshold, 3);
-    assert_eq!(v.challenge_period_secs, 900);
-    assert_eq!(v.current_epoch, 0);
+    assert_eq!(v.governance_delay_secs, GOVERNANCE_DELAY_SECS);
+    assert_eq!(v.next_change_id, 4);
+    assert_eq!(v.pending_params.as_ref().map(|p| p.from_epoch), Some(2));
+    assert!(!v.paused);
+    assert_eq!(v.pause_available_at, now + 86_400);
+    assert_eq!(v.current_epoch, 4);
     assert_eq!(v.totals.supply, 1_000_000 * TOKEN);
     assert_eq!(v.price.credits_per_token, 0);
     let out = w.run_cli(&["admin", "show", "-o", "json-compact"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 1, "compact JSON is one line");
-    let v = json(&out);
-    assert_eq!(v["admin"], next.pubkey().to_string());
-    assert_eq!(v["oracles"].as_array().map(Vec::len), Some(4));
-    assert_eq!(v["economics"]["price_max_age_secs"], 1_200);
+    let j = json(&out);
+    assert_eq!(j["admin"], next.pubkey().to_string());
+    assert_eq!(j["oracles"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        j["pending_params"]["economics"]["price_max_age_secs"],
+        1_200
+    );
+    assert_eq!(j["economics"]["price_max_age_secs"], 600);
     // The same for people.
     let out = w.run_cli(&["admin", "show"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -435,7 +720,10 @@ async fn every_admin_command_checks_its_signer_before_sending() {
     for line in [
         format!("Deployment {}", w.d.config),
         format!("  admin             {}", next.pubkey()),
-        "  paused            no".to_string(),
+        format!("  guardians         1: {}", new_guardian.pubkey()),
+        "  paused            no (cooling down: nobody can pause before".to_string(),
+        format!("  governance        changes wait {GOVERNANCE_DELAY_SECS} s (3h)"),
+        "  from epoch 2      1000 per epoch".to_string(),
         "  price             none posted yet".to_string(),
         "  supply            1000000 (initial 1000000)".to_string(),
     ] {
@@ -457,19 +745,199 @@ async fn every_admin_command_checks_its_signer_before_sending() {
         stderr(&out)
     );
 
-    // set-params --from-file: the file's challenge period and economics come back, the rest of
-    // the file (already equal) changes nothing.
-    let o = admin::set_params(
+    // queue-params --from-file: compared with the newest (pending) values, only the file's
+    // economics differ.
+    let o = admin::queue_params(
         &next_ctx,
-        &SetParamsArgs {
+        &QueueParamsArgs {
             from_file: Some(w.params_path.clone()),
-            ..SetParamsArgs::default()
+            ..QueueParamsArgs::default()
         },
     )
     .await
-    .expect("set-params from the file");
-    assert_eq!(o.changes.len(), 2, "{:?}", o.changes);
-    let c = config_of(&w).await;
-    assert_eq!(c.challenge_period_secs, CHALLENGE_SECS);
-    assert_eq!(c.economics.price_max_age_secs, 600);
+    .expect("queue-params from the file");
+    assert_eq!(
+        o.changes,
+        [
+            "economics.price_max_age_secs 1200 -> 600",
+            "economics.net_emissions_cap 150000000 -> 100000000"
+        ],
+        "{:?}",
+        o.changes
+    );
+    assert_eq!(o.change_id, Some(4));
+    // The new admin cancels it.
+    let out = w
+        .run_cli(&[
+            "admin",
+            "cancel",
+            "4",
+            "--keypair",
+            &path_str(&net.keypair_file("next", &next)),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("cancel: done"), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guardians_veto_a_bounded_number_of_times_cancel_and_pause() {
+    let w = deploy(Net::start(false), START, 3 * EPOCH_SECS).await;
+    let net = &w.net;
+    let guardian_ctx = w.ctx(&w.guardian, &[]);
+    let guardian_file = net.keypair_file("guardian", &w.guardian);
+    let guardian_file = path_str(&guardian_file);
+    let stranger = net.funded().await;
+
+    // Before any vote.
+    let v = guardian::show(&guardian_ctx).await.expect("show");
+    assert_eq!(v.guardians, vec![w.guardian.pubkey().to_string()]);
+    assert_eq!(
+        (
+            v.epoch.epoch,
+            v.epoch.status.as_str(),
+            v.epoch.vetoes_used,
+            v.epoch.vetoes_max
+        ),
+        (0, "none", 0, 3)
+    );
+    assert!(v.can_pause && !v.paused);
+    let e = guardian::veto(&guardian_ctx, 0).await.unwrap_err();
+    assert!(format!("{e}").contains("has no votes yet"), "{e}");
+    wrong_keypair(
+        &guardian::veto(&w.ctx(&stranger, &[]), 0).await.unwrap_err(),
+        "guardian",
+    );
+
+    // Epoch 0 ends; one oracle votes: a guardian vetoes the vote in progress (the binary).
+    net.warp_to(START + EPOCH_SECS as i64 + 10).await;
+    w.seal(0).await;
+    let a = w.empty_proposal(0, 1);
+    w.vote(0, 0, a).await;
+    let out = w
+        .run_cli(&["guardian", "veto", "0", "--keypair", &guardian_file])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("epoch 0 vetoed while voting (veto 1 of 3)"),
+        "{}",
+        stdout(&out)
+    );
+    let record = || async {
+        net.account::<EpochRecord>(&w.d.epoch_record(0))
+            .await
+            .expect("record")
+    };
+    let r = record().await;
+    assert_eq!((r.status, r.vetoes), (EpochStatus::Vetoed, 1));
+    let e = guardian::veto(&guardian_ctx, 0).await.unwrap_err();
+    assert!(format!("{e}").contains("already vetoed"), "{e}");
+
+    // Quorum on a proposal, vetoed in its challenge period; then another, and a third.
+    for (tag, n) in [(1, 2), (2, 3)] {
+        let p = w.empty_proposal(0, tag);
+        w.vote(0, 0, p).await;
+        w.vote(1, 0, p).await;
+        assert_eq!(record().await.status, EpochStatus::Proposed);
+        let o = guardian::veto(&guardian_ctx, 0).await.expect("veto");
+        assert!(
+            o.changes[0].contains(&format!("vetoed while proposed (veto {n} of 3)")),
+            "{:?}",
+            o.changes
+        );
+        assert!(o.changes[1].contains("cannot be voted in that round"));
+    }
+    // The fourth is refused, before sending and by the program.
+    let c = w.empty_proposal(0, 3);
+    w.vote(0, 0, c).await;
+    w.vote(1, 0, c).await;
+    let r = record().await;
+    assert_eq!((r.status, r.vetoes), (EpochStatus::Proposed, 3));
+    let e = guardian::veto(&guardian_ctx, 0).await.unwrap_err();
+    assert!(
+        format!("{e}").contains("already vetoed 3 times, the most allowed"),
+        "{e}"
+    );
+    let e = tx::send(
+        &guardian_ctx,
+        "veto",
+        &[ix::veto(&w.d, &w.guardian.pubkey(), 0)],
+        &[],
+    )
+    .await
+    .unwrap_err();
+    let (name, _, _, hint) = program_error(&e);
+    assert_eq!(name, "VetoLimitReached");
+    assert!(hint.contains("guardian pause"), "{hint}");
+    let v = guardian::show(&guardian_ctx).await.expect("show");
+    assert_eq!(
+        (
+            v.epoch.status.as_str(),
+            v.epoch.vetoes_used,
+            v.epoch.veto_window_ends_at
+        ),
+        ("proposed", 3, Some(r.finalizable_at))
+    );
+    let out = w.run_cli(&["guardian", "show"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("proposed (round 3), vetoes used 3 of 3; vetoable until"),
+        "{}",
+        stdout(&out)
+    );
+    // After the challenge period it cannot be vetoed at all.
+    net.warp_to(r.finalizable_at).await;
+    let e = guardian::veto(&guardian_ctx, 0).await.unwrap_err();
+    assert!(
+        format!("{e}").contains("challenge period of epoch 0 ended"),
+        "{e}"
+    );
+
+    // A guardian cancels a queued change that keeps it (the binary); the admin gets the rent.
+    let g2 = Keypair::new();
+    admin::queue_guardians(
+        &w.ctx(&w.admin, &[]),
+        &QueueGuardiansArgs {
+            guardians: vec![w.guardian.pubkey().to_string(), g2.pubkey().to_string()],
+        },
+    )
+    .await
+    .expect("queue-guardians");
+    let v = guardian::show(&guardian_ctx).await.expect("show");
+    assert_eq!(v.changes.len(), 1);
+    assert_eq!(v.changes[0].kind, "guardians");
+    let admin_lamports = net.lamports(&w.admin.pubkey()).await;
+    let out = w
+        .run_cli(&["guardian", "cancel", "0", "--keypair", &guardian_file])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(net.lamports(&w.admin.pubkey()).await > admin_lamports);
+    assert!(admin::changes(&guardian_ctx)
+        .await
+        .expect("changes")
+        .changes
+        .is_empty());
+
+    // A guardian pauses for at most a day.
+    let now = net.now().await;
+    let out = w
+        .run_cli(&["guardian", "pause", "--keypair", &guardian_file])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = guardian::show(&guardian_ctx).await.expect("show");
+    assert!(v.paused && !v.can_pause);
+    assert_eq!(v.paused_until, now + 86_400);
+    assert_eq!(v.pause_available_at, now + 2 * 86_400);
+    let out = w.run_cli(&["guardian", "show"]).await;
+    assert!(
+        stdout(&out).contains("  paused            YES, until"),
+        "{}",
+        stdout(&out)
+    );
+    // The pause expires on its own.
+    net.warp_to(now + 86_400).await;
+    let v = guardian::show(&guardian_ctx).await.expect("show");
+    assert!(!v.paused && !v.can_pause);
+    let e = admin::set_paused(&guardian_ctx, true).await.unwrap_err();
+    assert!(format!("{e}").contains("nobody can pause before"), "{e}");
 }

@@ -10,7 +10,7 @@ use backhaul_client::{ClientConfig, ClientSession, Fanout, NodeIdentity};
 use backhaul_localnet::{Localnet, LocalnetConfig};
 use backhaul_oracle::chain::{Addresses, RpcChain};
 use backhaul_oracle::{Oracle, Settings};
-use backhaul_sdk::state::PriceFeed;
+use backhaul_sdk::state::{EpochProposal, PriceFeed};
 use backhaul_sdk::{ix, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_commitment_config::CommitmentConfig;
@@ -27,8 +27,12 @@ use std::time::Duration;
 
 pub const DECIMALS: u8 = 6;
 pub const TOKEN: u64 = 1_000_000;
-pub const EPOCH_SECS: u64 = 3_600;
-pub const CHALLENGE_SECS: u64 = 600;
+/// The shortest epoch the program accepts.
+pub const EPOCH_SECS: u64 = 7_200;
+/// The shortest challenge period the program accepts (at most half an epoch).
+pub const CHALLENGE_SECS: u64 = 3_600;
+/// The shortest governance delay the program accepts: an epoch plus the challenge period.
+pub const GOVERNANCE_DELAY_SECS: u64 = EPOCH_SECS + CHALLENGE_SECS;
 /// The chain's clock when a test network starts.
 pub const START: i64 = 1_800_000_000;
 
@@ -187,7 +191,7 @@ impl Net {
 /// What a test deployment is made of.
 pub struct Params {
     pub admin: Pubkey,
-    pub guardian: Pubkey,
+    pub guardians: Vec<Pubkey>,
     pub oracles: Vec<Pubkey>,
     pub threshold: u8,
     pub genesis_ts: i64,
@@ -196,17 +200,23 @@ pub struct Params {
 
 /// A parameters file in the shape of `migrations/initial-params.toml`.
 pub fn params_toml(p: &Params) -> String {
-    let oracles: Vec<String> = p.oracles.iter().map(|o| format!("\"{o}\"")).collect();
+    let quoted = |keys: &[Pubkey]| -> String {
+        keys.iter()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         r#"# test deployment
 admin = "{admin}"
-guardian = "{guardian}"
+guardians = [{guardians}]
 oracles = [{oracles}]
 threshold = {threshold}
 
 genesis_ts = {genesis}
 epoch_length_secs = {epoch}
 challenge_period_secs = {challenge}
+governance_delay_secs = {delay}
 
 [emission]
 initial_per_epoch = {initial}
@@ -216,7 +226,7 @@ floor_per_epoch = {floor}
 lifetime_cap = {cap}
 
 [rate_limit]
-window_secs = 86400
+window_secs = {window}
 capacity = {capacity}
 
 [economics]
@@ -227,12 +237,16 @@ burn_smoothing_epochs = 7
 usage_cap_bps = 0
 "#,
         admin = p.admin,
-        guardian = p.guardian,
-        oracles = oracles.join(", "),
+        guardians = quoted(&p.guardians),
+        oracles = quoted(&p.oracles),
         threshold = p.threshold,
         genesis = p.genesis_ts,
         epoch = EPOCH_SECS,
         challenge = CHALLENGE_SECS,
+        delay = GOVERNANCE_DELAY_SECS,
+        // A window of one epoch: the capacity holds and drains one full budget (initial
+        // emission plus the net emissions cap) per epoch.
+        window = EPOCH_SECS,
         initial = 1_000 * TOKEN,
         floor = 10 * TOKEN,
         cap = 50_000 * TOKEN,
@@ -304,6 +318,42 @@ impl Deployed {
             .await;
     }
 
+    /// Seals epoch `e`'s ledger (the treasury pays), as the oracles do once it has ended.
+    pub async fn seal(&self, e: u64) {
+        self.net
+            .send(
+                &[ix::seal_epoch(&self.d, &self.treasury.pubkey(), e)],
+                &self.treasury,
+                &[],
+            )
+            .await;
+    }
+
+    /// A proposal for epoch `e` of a deployment that has finalized nothing: no rewards, no
+    /// usage, told apart from others by `tag` (its dataset hash).
+    pub fn empty_proposal(&self, e: u64, tag: u8) -> EpochProposal {
+        use backhaul_core::merkle::{empty_root, TreeKind};
+        let config = self.d.config.to_bytes();
+        EpochProposal {
+            reward_root: empty_root(TreeKind::Reward, &config, e),
+            usage_root: empty_root(TreeKind::Usage, &config, e),
+            dataset_hash: [tag; 32],
+            ..EpochProposal::default()
+        }
+    }
+
+    /// Oracle `i` votes for `proposal` in epoch `e` directly (as its submitter would).
+    pub async fn vote(&self, i: usize, e: u64, proposal: EpochProposal) {
+        let o = &self.oracles[i];
+        self.net
+            .send(
+                &[ix::propose_root(&self.d, &o.pubkey(), e, proposal)],
+                o,
+                &[],
+            )
+            .await;
+    }
+
     /// Oracles `0..n` post `price` directly (as their submitters would).
     pub async fn post_price(&self, n: usize, price: u64) {
         for o in self.oracles.iter().take(n) {
@@ -351,7 +401,7 @@ pub async fn deploy(net: Net, genesis_ts: i64, price_max_age_secs: u64) -> Deplo
     net.fund(&treasury.pubkey()).await;
     let params = Params {
         admin: admin.pubkey(),
-        guardian: guardian.pubkey(),
+        guardians: vec![guardian.pubkey()],
         oracles: oracles.iter().map(|o| o.pubkey()).collect(),
         threshold: 2,
         genesis_ts,
