@@ -1806,8 +1806,9 @@ async fn a_guardian_cancels_a_hostile_change_during_the_delay() {
 }
 
 /// A hostile guardian that vetoes the honest proposal at every quorum delays the epoch by at most
-/// three rounds: the oracles, which close deterministically, vote the same proposal every round,
-/// and after the third veto it is finalized.
+/// three rounds of two challenge periods each: the oracles, which close deterministically, vote
+/// the same proposal again once its ban (one challenge period) has passed, and after the third
+/// veto it is finalized.
 #[tokio::test]
 async fn a_hostile_guardian_vetoing_every_quorum_is_bounded() {
     let mut env = Env::new().await;
@@ -1827,7 +1828,13 @@ async fn a_hostile_guardian_vetoing_every_quorum_is_bounded() {
         let r = env.epoch_state(0).await;
         assert_eq!((r.status, r.round), (EpochStatus::Proposed, round));
         match env.veto(0).await {
-            Ok(()) => vetoes += 1,
+            Ok(()) => {
+                vetoes += 1;
+                let until = env.epoch_state(0).await.banned_until;
+                env.set_time(until - 1).await;
+                assert_program_err(env.vote(0, 0, p).await, E::ProposalVetoed);
+                env.set_time(until).await;
+            }
             Err(e) => {
                 assert_program_err(Err(e), E::VetoLimitReached);
                 break;

@@ -244,7 +244,7 @@ async fn measure() -> Samples {
     // The administrative instructions.
     let admin = env.admin.insecure_clone();
     let params = GovernanceChange::Params(ParamsChange {
-        challenge_period_secs: Some(CHALLENGE_SECS + 60),
+        challenge_period_secs: Some(CHALLENGE_SECS - 60),
         emission: Some(backhaul::state::EmissionParams {
             floor_per_epoch: default_emission().floor_per_epoch / 2,
             ..default_emission()

@@ -38,9 +38,13 @@ async fn the_guardian_vetoes_and_the_epoch_is_proposed_again() {
     assert_eq!(r.status, EpochStatus::Vetoed);
     assert_eq!(r.proposal, EpochProposal::default());
     assert_ne!(r.vetoed_digest, [0; 32]);
-    assert_eq!((r.round, r.banned_round, r.vetoes), (0, 1, 1));
+    let vetoed_at = env.now().await;
+    assert_eq!(
+        (r.round, r.banned_until, r.vetoes),
+        (0, vetoed_at + CHALLENGE_SECS as i64, 1)
+    );
     assert_program_err(env.finalize(0).await, E::NoQuorum);
-    // The vetoed proposal cannot be voted in the next round ...
+    // The vetoed proposal cannot be voted for a challenge period ...
     assert_program_err(env.vote(0, 0, p).await, E::ProposalVetoed);
     // ... but a corrected one starts round 1 and can reach quorum.
     let fixed = EpochProposal {
@@ -61,12 +65,15 @@ async fn the_guardian_vetoes_and_the_epoch_is_proposed_again() {
     assert_eq!(env.epoch_state(0).await.status, EpochStatus::Finalized);
 }
 
-/// The ban lasts one round: once the round after the veto ended (here by another veto), the
-/// proposal the guardian vetoed may be voted again, reach quorum and be finalized.
+/// The ban lasts one challenge period, however many rounds pass in it (here another one, vetoed
+/// while voting): after it, the proposal the guardian vetoed may be voted again, reach quorum and
+/// be finalized. Without that end, oracles that close deterministically could never finalize the
+/// epoch again.
 #[tokio::test]
-async fn a_vetoed_proposal_can_be_voted_again_in_the_round_after_next() {
+async fn a_vetoed_proposal_can_be_voted_again_a_challenge_period_later() {
     let (mut env, p) = proposed().await;
     env.veto(0).await.unwrap();
+    let until = env.epoch_state(0).await.banned_until;
     assert_program_err(env.vote(0, 0, p).await, E::ProposalVetoed);
     let other = EpochProposal {
         dataset_hash: [7; 32],
@@ -75,7 +82,12 @@ async fn a_vetoed_proposal_can_be_voted_again_in_the_round_after_next() {
     env.vote(0, 0, other).await.unwrap();
     assert_eq!(env.epoch_state(0).await.round, 1);
     env.veto(0).await.unwrap();
-    // Round 2: the digest vetoed in round 0 is no longer banned.
+    // A veto of a round still voting bans nothing new.
+    assert_eq!(env.epoch_state(0).await.banned_until, until);
+    env.set_time(until - 1).await;
+    assert_program_err(env.vote(0, 0, p).await, E::ProposalVetoed);
+    // Round 2, a challenge period after the veto: the digest is no longer banned.
+    env.set_time(until).await;
     env.vote(0, 0, p).await.unwrap();
     env.vote(1, 0, p).await.unwrap();
     let r = env.epoch_state(0).await;
@@ -105,7 +117,7 @@ async fn vetoes_are_limited_to_three_per_epoch_across_guardians() {
     // Round 0, still voting: vetoed by the first guardian.
     env.vote(0, 0, p).await.unwrap();
     veto_as(&mut env, &first, 0).await.unwrap();
-    // Round 1, at quorum: vetoed by the second guardian; p is banned in round 2.
+    // Round 1, at quorum: vetoed by the second guardian; p is banned for a challenge period.
     env.vote(0, 0, p).await.unwrap();
     env.vote(1, 0, p).await.unwrap();
     veto_as(&mut env, &second, 0).await.unwrap();
@@ -114,7 +126,10 @@ async fn vetoes_are_limited_to_three_per_epoch_across_guardians() {
     env.vote(0, 0, q).await.unwrap();
     veto_as(&mut env, &first, 0).await.unwrap();
     assert_eq!(env.epoch_state(0).await.vetoes, 3);
-    // Round 3: p reaches quorum and neither guardian can stop it any more.
+    // Round 3, once the ban has passed: p reaches quorum and neither guardian can stop it any
+    // more.
+    let until = env.epoch_state(0).await.banned_until;
+    env.set_time(until).await;
     env.vote(0, 0, p).await.unwrap();
     env.vote(1, 0, p).await.unwrap();
     for g in [&first, &second] {

@@ -49,7 +49,7 @@ pub enum BackhaulError {
     InconsistentProposal,
     #[msg("This oracle already voted in this round")]
     DoubleVote,
-    #[msg("This proposal was vetoed and cannot be voted again")]
+    #[msg("This proposal was vetoed less than a challenge period ago: vote it again once banned_until has passed, or vote a corrected one")]
     ProposalVetoed,
     #[msg("The epoch is already finalized")]
     AlreadyFinalized,

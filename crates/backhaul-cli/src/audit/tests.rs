@@ -397,7 +397,7 @@ impl Fixture {
             proposal: EpochProposal::default(),
             proposal_digest: [0; 32],
             vetoed_digest: [0; 32],
-            banned_round: 0,
+            banned_until: 0,
             quorum_at: 0,
             finalizable_at: 0,
             finalized_at: 0,

@@ -124,7 +124,10 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     );
 
     let digest = proposal_digest(&config_key.to_bytes(), epoch, &borsh::to_vec(&proposal)?);
-    require!(!record.is_banned(&digest), BackhaulError::ProposalVetoed);
+    require!(
+        !record.is_banned(&digest, now),
+        BackhaulError::ProposalVetoed
+    );
     record.votes.push(Vote { oracle, digest });
     let votes_for_digest = record.votes.iter().filter(|v| v.digest == digest).count();
     let votes_for_digest = u8::try_from(votes_for_digest).map_err(|_| BackhaulError::Overflow)?;

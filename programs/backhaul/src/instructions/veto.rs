@@ -23,9 +23,9 @@ pub struct Veto<'info> {
 
 /// A guardian stops an epoch before money moves. Works while paused.
 ///
-/// Effects: marks the epoch `Vetoed`; a vetoed proposal's digest cannot be voted in the next
-/// round (after that the oracles, which close deterministically, may propose it again); the next
-/// vote starts a new round with no votes.
+/// Effects: marks the epoch `Vetoed`; a vetoed proposal's digest cannot be voted for one challenge
+/// period (after that the oracles, which close deterministically, may propose it again, so a veto
+/// never bans the honest proposal for good); the next vote starts a new round with no votes.
 ///
 /// Checks: the signer is a guardian; the epoch is `Voting`, or `Proposed` with its challenge
 /// period still running; fewer than [`MAX_VETOES_PER_EPOCH`] vetoes of this epoch so far, so a
@@ -53,7 +53,9 @@ pub fn handler(ctx: Context<Veto>, _epoch: u64) -> Result<()> {
     record.status = EpochStatus::Vetoed;
     if digest != [0u8; 32] {
         record.vetoed_digest = digest;
-        record.banned_round = record.round.checked_add(1).ok_or(BackhaulError::Overflow)?;
+        let challenge = i64::try_from(ctx.accounts.config.challenge_period_secs)
+            .map_err(|_| BackhaulError::Overflow)?;
+        record.banned_until = now.checked_add(challenge).ok_or(BackhaulError::Overflow)?;
     }
     record.proposal = EpochProposal::default();
     record.proposal_digest = [0u8; 32];

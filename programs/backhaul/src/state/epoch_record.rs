@@ -73,10 +73,11 @@ pub struct EpochRecord {
     pub proposal: EpochProposal,
     /// Digest of `proposal`.
     pub proposal_digest: [u8; 32],
-    /// Digest of the last vetoed proposal; it cannot be voted in `banned_round`.
+    /// Digest of the last vetoed proposal; it cannot be voted before `banned_until`.
     pub vetoed_digest: [u8; 32],
-    /// The round in which `vetoed_digest` is refused: the one after the veto.
-    pub banned_round: u32,
+    /// One challenge period after the veto: until then `vetoed_digest` is refused, after that the
+    /// oracles (which close deterministically) may vote it again.
+    pub banned_until: i64,
     /// When the proposal reached quorum.
     pub quorum_at: i64,
     /// When the proposal became (or becomes) finalizable: quorum plus the challenge period.
@@ -88,9 +89,9 @@ pub struct EpochRecord {
 impl EpochRecord {
     pub const SIZE: usize = 8 + EpochRecord::INIT_SPACE;
 
-    /// Whether `digest` was vetoed in the round before the current one.
-    pub fn is_banned(&self, digest: &[u8; 32]) -> bool {
-        *digest != [0u8; 32] && *digest == self.vetoed_digest && self.round == self.banned_round
+    /// Whether `digest` was vetoed less than a challenge period before `now`.
+    pub fn is_banned(&self, digest: &[u8; 32], now: i64) -> bool {
+        *digest != [0u8; 32] && *digest == self.vetoed_digest && now < self.banned_until
     }
 
     /// Clears the votes and any proposal and starts round `round + 1` at `now`.
