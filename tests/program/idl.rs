@@ -361,6 +361,28 @@ async fn every_account_type_decodes_by_the_idl_to_the_programs_struct() {
     );
 }
 
+/// Every account of a deployment except the config itself starts with the config's address,
+/// right after the discriminator: the audit finds them all with one `getProgramAccounts` memcmp
+/// at offset 8, and an account that breaks the rule would be missed by every audit.
+#[test]
+fn every_account_but_the_config_names_its_config_first() {
+    let idl = committed_idl();
+    let accounts: Vec<String> = idl
+        .list("accounts")
+        .iter()
+        .map(|a| a["name"].as_str().expect("a name").to_string())
+        .collect();
+    assert!(accounts.len() >= 7, "{accounts:?}");
+    for name in accounts.iter().filter(|n| *n != "Config") {
+        let first = &idl.type_def(name)["type"]["fields"][0];
+        assert_eq!(
+            (first["name"].as_str(), first["type"].as_str()),
+            (Some("config"), Some("pubkey")),
+            "{name}'s first field must be its config"
+        );
+    }
+}
+
 /// The comparison above would notice an IDL whose layout drifted from the struct: two fields
 /// of the same type swapped, or a field missing.
 #[tokio::test]

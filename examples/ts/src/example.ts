@@ -354,7 +354,11 @@ async function main(): Promise<void> {
   const programId = program.programId;
   const fetchers = program.account as unknown as Record<
     string,
-    { fetch(a: PublicKey): Promise<any>; fetchNullable(a: PublicKey): Promise<any> }
+    {
+      fetch(a: PublicKey): Promise<any>;
+      fetchNullable(a: PublicKey): Promise<any>;
+      all(filters: unknown[]): Promise<{ publicKey: PublicKey; account: any }[]>;
+    }
   >;
 
   // Every address from the IDL's seeds.
@@ -528,6 +532,28 @@ async function main(): Promise<void> {
   }
   log(`claim ${claimSignature}: ${String(rewarded.amount)} paid`);
 
+  // Governance changes queued and not yet applied or cancelled: every account of a deployment
+  // names its config right after the discriminator, so one memcmp finds them. Each one's address
+  // is checked against the IDL's seeds.
+  const queued = (
+    await fetchers.pendingChange.all([{ memcmp: { offset: 8, bytes: config.toBase58() } }])
+  ).sort((a, b) => a.account.id.cmp(b.account.id));
+  for (const { publicKey, account } of queued) {
+    const expected = pdaFromIdl(
+      program,
+      "queueChange",
+      "pendingChange",
+      { config },
+      { id: account.id },
+    );
+    if (!publicKey.equals(expected))
+      throw new Failure(`pending change ${publicKey.toBase58()} is not at its seeds' address`);
+    const at = new Date(account.executableAt.toNumber() * 1000).toISOString();
+    const kind = Object.keys(account.change)[0];
+    log(`queued change ${account.id.toString()} (${kind}): applicable from ${at}`);
+  }
+  if (queued.length === 0) log("no governance change is queued");
+
   // Every account type the IDL lists, decoded after both transactions.
   const addresses: Record<string, PublicKey> = {
     config,
@@ -537,9 +563,12 @@ async function main(): Promise<void> {
     creditAccount,
     operatorClaim,
   };
+  if (queued.length > 0) addresses.pendingChange = queued[0].publicKey;
   const accounts: Record<string, { address: string; data: unknown }> = {};
   for (const { name } of program.idl.accounts ?? []) {
     const address = addresses[name];
+    // A deployment with nothing queued has no pending change to decode.
+    if (!address && name === "pendingChange") continue;
     if (!address)
       throw new Failure(`the example has no address for the IDL's account type ${name}`);
     accounts[name] = {

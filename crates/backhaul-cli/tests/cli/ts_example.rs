@@ -194,6 +194,16 @@ async fn the_typescript_example_decodes_every_account_buys_claims_and_reads_the_
         }
         a
     };
+    // A queued governance change, which the example lists and decodes.
+    let new_guardian = Keypair::new().pubkey();
+    backhaul_cli::admin::queue_guardians(
+        &w.ctx(&w.admin, &urls),
+        &backhaul_cli::admin::QueueGuardiansArgs {
+            guardians: vec![w.guardian.pubkey().to_string(), new_guardian.to_string()],
+        },
+    )
+    .await
+    .expect("queue a guardian change");
     let out = run_example(&script, args(&urls)).await;
     assert_eq!(
         out.status.code(),
@@ -251,6 +261,7 @@ async fn the_typescript_example_decodes_every_account_buys_claims_and_reads_the_
         ("epochLedger", w.d.ledger(purchase_epoch)),
         ("creditAccount", w.d.credits(&buyer.pubkey())),
         ("operatorClaim", w.d.operator_claim(&operator.pubkey())),
+        ("pendingChange", w.d.pending_change(0)),
     ];
     assert_eq!(expected.len(), idl_accounts.len());
     for (name, address) in expected {
@@ -295,6 +306,17 @@ async fn the_typescript_example_decodes_every_account_buys_claims_and_reads_the_
     );
     assert_eq!(num(&a("operatorClaim")["claimed"]), claim.claimed);
     assert_eq!(v["before"]["operatorClaim"], Value::Null);
+    assert_eq!(num(&a("pendingChange")["id"]), 0);
+    assert_eq!(a("pendingChange")["queuedBy"], w.admin.pubkey().to_string());
+    assert_eq!(
+        a("pendingChange")["change"]["guardians"]["guardians"],
+        serde_json::json!([w.guardian.pubkey().to_string(), new_guardian.to_string()])
+    );
+    assert!(
+        stderr(&out).contains("queued change 0 (guardians)"),
+        "{}",
+        stderr(&out)
+    );
 
     // The events it read from each transaction.
     let purchased = event(&v["purchase"]["events"], "creditsPurchased");

@@ -50,10 +50,11 @@ pub struct Vote {
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct EpochRecord {
+    /// The deployment; first, like in every account of a deployment, so that one `memcmp` at
+    /// offset 8 finds them all.
+    pub config: Pubkey,
     /// Layout version (`ACCOUNT_VERSION`).
     pub version: u8,
-    /// The deployment.
-    pub config: Pubkey,
     /// The epoch number.
     pub epoch: u64,
     /// PDA bump of `["epoch", config, epoch]`.
