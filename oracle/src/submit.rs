@@ -349,6 +349,16 @@ impl Submitter {
                 metrics::counter!("backhaul_submit_dissent_total").increment(1);
             }
         }
+        // A guardian vetoed this very proposal: the program refuses it for one challenge period,
+        // so trying before then would only spend attempts. The oracle votes it again after.
+        if let Some(r) = record.as_ref().filter(|r| r.is_banned(&digest, now)) {
+            tracing::info!(
+                epoch,
+                banned_until = r.banned_until,
+                "this oracle's proposal was vetoed; voting it again once the ban ends"
+            );
+            return Ok(sent);
+        }
         if status != Some(EpochStatus::Finalized) && !voted {
             let ixs = vec![ix::propose_root(&self.deployment, &me, epoch, proposal)];
             if self.ensure(Kind::Vote, epoch, round, &digest, ixs).await? {

@@ -157,6 +157,7 @@ struct World {
     mint: Keypair,
     genesis: i64,
     oracles: Vec<Keypair>,
+    guardian: Keypair,
     running: Vec<Oracle>,
     urls: Vec<String>,
     buyer: Keypair,
@@ -206,10 +207,12 @@ async fn world(opts: Opts) -> World {
     for o in &oracles {
         net.fund(&o.pubkey()).await;
     }
+    let guardian = Keypair::new();
+    net.fund(&guardian.pubkey()).await;
     let genesis = start;
     let params = InitializeParams {
         admin: authority.pubkey(),
-        guardians: vec![Keypair::new().pubkey()],
+        guardians: vec![guardian.pubkey()],
         oracles: oracles.iter().map(|k| k.pubkey()).collect(),
         threshold: 2,
         genesis_ts: genesis,
@@ -384,6 +387,7 @@ async fn world(opts: Opts) -> World {
         mint,
         genesis,
         oracles,
+        guardian,
         running,
         urls,
         buyer,
@@ -595,16 +599,11 @@ fn votes_of(r: &EpochRecord, k: &Keypair) -> usize {
     r.votes.iter().filter(|v| v.oracle == k.pubkey()).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
-    let w = world(Opts {
-        submitters: false,
-        credits_per_gib: vec![],
-    })
-    .await;
+/// Ends epoch 0 by the chain's clock, seals its ledger through oracle 0's submitter and waits
+/// until every oracle has closed it.
+async fn close_epoch_0(w: &World) {
     w.net.warp_to(w.genesis + EPOCH_SECS as i64 + 1).await;
-    // Seal (any oracle), then wait for every oracle to close the epoch.
-    let s0 = submitter(&w, 0, None);
+    let s0 = submitter(w, 0, None);
     wait_for("the sealed ledger", 30, || async {
         let _ = s0.tick().await;
         w.net
@@ -619,6 +618,26 @@ async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
         })
         .await;
     }
+}
+
+/// Moves the chain's clock to `ts` and waits until oracle 0 follows it (about once a second).
+async fn warp_and_follow(w: &World, ts: i64) {
+    w.net.warp_to(ts).await;
+    let time = w.running[0].time.clone();
+    wait_for("the oracle to see the new time", 10, || async {
+        (time.now() >= ts).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
+    let w = world(Opts {
+        submitters: false,
+        credits_per_gib: vec![],
+    })
+    .await;
+    close_epoch_0(&w).await;
 
     // Oracle 0 is killed after journaling its vote, before sending it.
     let crashed = submitter(&w, 0, Some(Crash::AfterJournal(Kind::Vote)));
@@ -683,13 +702,7 @@ async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
     assert!(e.attempts >= 2, "the expired attempt was replaced: {e:?}");
 
     // Finalize: killed after journaling, then restarted; the epoch finalizes once.
-    w.net.warp_to(r.finalizable_at + 1).await;
-    // The oracle follows the chain's clock about once a second.
-    let time = w.running[0].time.clone();
-    wait_for("the oracle to see the new time", 10, || async {
-        (time.now() > r.finalizable_at).then_some(())
-    })
-    .await;
+    warp_and_follow(&w, r.finalizable_at + 1).await;
     let crashed = submitter(&w, 0, Some(Crash::AfterJournal(Kind::Finalize)));
     assert!(matches!(crashed.tick().await, Err(SubmitError::Crash(_))));
     let restarted = submitter(&w, 0, None);
@@ -697,6 +710,75 @@ async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
     let c: Config = w.net.account(&w.d.config).await.unwrap();
     assert_eq!(c.total_minted, r.proposal.allocation, "minted once");
     assert_eq!(c.next_epoch, 1);
+}
+
+/// A guardian vetoes the honest proposal at quorum. The oracles, which close deterministically,
+/// hold the same proposal: they wait out its ban (one challenge period) without spending
+/// attempts on votes the program would refuse, vote it again in the next round, and the epoch
+/// finalizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_veto_the_oracles_vote_again_once_the_ban_ends_and_the_epoch_finalizes() {
+    let w = world(Opts {
+        submitters: false,
+        credits_per_gib: vec![],
+    })
+    .await;
+    close_epoch_0(&w).await;
+    let (s0, s1) = (submitter(&w, 0, None), submitter(&w, 1, None));
+    tick_until(&s0, &w, 30, |r| votes_of(r, &w.oracles[0]) == 1).await;
+    let proposed = tick_until(&s1, &w, 30, |r| r.status == EpochStatus::Proposed).await;
+
+    let veto = ix::veto(&w.d, &w.guardian.pubkey(), 0);
+    w.net.send(&[veto], &w.guardian, &[]).await;
+    let r: EpochRecord = w.net.account(&w.d.epoch_record(0)).await.unwrap();
+    assert_eq!((r.status, r.vetoes), (EpochStatus::Vetoed, 1));
+    assert_eq!(r.vetoed_digest, proposed.proposal_digest);
+    // During the ban: nothing is sent and no attempt is journaled for the next round.
+    for _ in 0..3 {
+        for s in [&s0, &s1] {
+            assert_eq!(s.tick().await.expect("tick"), vec![]);
+        }
+    }
+    for s in [&s0, &s1] {
+        assert!(s.entry(0, Kind::Vote, 1).await.unwrap().is_none());
+    }
+    assert_eq!(
+        w.net
+            .account::<EpochRecord>(&w.d.epoch_record(0))
+            .await
+            .unwrap()
+            .status,
+        EpochStatus::Vetoed
+    );
+
+    // Once it ends, both vote the same proposal in round 1 and it reaches quorum again.
+    warp_and_follow(&w, r.banned_until).await;
+    tick_until(&s0, &w, 30, |r| {
+        r.round == 1 && votes_of(r, &w.oracles[0]) == 1
+    })
+    .await;
+    let again = tick_until(&s1, &w, 30, |r| r.status == EpochStatus::Proposed).await;
+    assert_eq!(
+        (again.round, again.proposal_digest),
+        (1, proposed.proposal_digest)
+    );
+    // Each vote of round 1 took one attempt: none was spent during the ban.
+    for s in [&s0, &s1] {
+        let e = wait_for("the confirmed vote of round 1", 30, || async {
+            let _ = s.tick().await;
+            s.entry(0, Kind::Vote, 1)
+                .await
+                .unwrap()
+                .filter(|e| e.status == "confirmed")
+        })
+        .await;
+        assert_eq!(e.attempts, 1, "{e:?}");
+    }
+    warp_and_follow(&w, again.finalizable_at).await;
+    let done = tick_until(&s0, &w, 30, |r| r.status == EpochStatus::Finalized).await;
+    assert_eq!(done.proposal, proposed.proposal);
+    let c: Config = w.net.account(&w.d.config).await.unwrap();
+    assert_eq!(c.total_minted, proposed.proposal.allocation);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
