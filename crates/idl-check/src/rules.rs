@@ -327,6 +327,7 @@ mod tests {
                 "EpochLedger",
                 "EpochRecord",
                 "OperatorClaim",
+                "PendingChange",
                 "PriceFeed"
             ]
         );
@@ -337,7 +338,8 @@ mod tests {
             .unwrap();
         assert_eq!(claim.file, "programs/backhaul/src/state/operator_claim.rs");
         assert!(source.events.iter().any(|e| e.name == "RewardClaimed"));
-        assert!(source.events.len() >= 17, "{:?}", source.events);
+        assert!(source.events.iter().any(|e| e.name == "ChangeQueued"));
+        assert!(source.events.len() >= 18, "{:?}", source.events);
     }
 
     #[test]
