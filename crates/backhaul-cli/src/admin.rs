@@ -1303,36 +1303,16 @@ pub async fn pending_changes(
     d: &Deployment,
 ) -> anyhow::Result<Vec<(Pubkey, PendingChange)>> {
     use anchor_lang::{AccountDeserialize, Discriminator};
-    use solana_client::rpc_config::{
-        RpcAccountInfoConfig, RpcProgramAccountsConfig, UiAccountEncoding,
-    };
-    use solana_client::rpc_filter::{Memcmp, RpcFilterType};
-    let filters = vec![
-        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
-            0,
-            PendingChange::DISCRIMINATOR.to_vec(),
-        )),
-        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(8, d.config.to_bytes().to_vec())),
-    ];
     let accounts = ctx
-        .rpc
-        .get_program_ui_accounts_with_config(
+        .deployment_accounts(
             &backhaul_sdk::PROGRAM_ID,
-            RpcProgramAccountsConfig {
-                filters: Some(filters),
-                account_config: RpcAccountInfoConfig {
-                    encoding: Some(UiAccountEncoding::Base64),
-                    commitment: Some(ctx.rpc.commitment()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            &d.config,
+            Some(PendingChange::DISCRIMINATOR),
         )
-        .await
-        .map_err(|e| ctx.rpc_error(e))?;
+        .await?;
     let mut out = vec![];
-    for (key, account) in accounts {
-        let data = account.data.decode().ok_or_else(|| {
+    for (key, data) in accounts {
+        let data = data.ok_or_else(|| {
             anyhow!("the cluster sent account {key} in an encoding not asked for")
         })?;
         let change = PendingChange::try_deserialize(&mut &data[..])

@@ -19,6 +19,10 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// Where every program account except the config holds its config: right after the 8-byte
+/// discriminator.
+pub const CONFIG_FIELD_OFFSET: usize = 8;
+
 /// How results are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -354,6 +358,48 @@ impl Context {
                 acc.data.len()
             )
         })
+    }
+
+    /// The accounts of `program_id` that name `config` right after the discriminator (where every
+    /// account of a deployment holds it), of the account type `discriminator` when one is given,
+    /// as raw data (`getProgramAccounts` with memcmp filters).
+    pub async fn deployment_accounts(
+        &self,
+        program_id: &Pubkey,
+        config: &Pubkey,
+        discriminator: Option<&[u8]>,
+    ) -> anyhow::Result<Vec<(Pubkey, Option<Vec<u8>>)>> {
+        use solana_client::rpc_config::{
+            RpcAccountInfoConfig, RpcProgramAccountsConfig, UiAccountEncoding,
+        };
+        use solana_client::rpc_filter::{Memcmp, RpcFilterType};
+        let mut filters = vec![RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+            CONFIG_FIELD_OFFSET,
+            config.to_bytes().to_vec(),
+        ))];
+        if let Some(d) = discriminator {
+            filters.push(RpcFilterType::Memcmp(Memcmp::new_raw_bytes(0, d.to_vec())));
+        }
+        let accounts = self
+            .rpc
+            .get_program_ui_accounts_with_config(
+                program_id,
+                RpcProgramAccountsConfig {
+                    filters: Some(filters),
+                    account_config: RpcAccountInfoConfig {
+                        encoding: Some(UiAccountEncoding::Base64),
+                        commitment: Some(self.rpc.commitment()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.rpc_error(e))?;
+        Ok(accounts
+            .into_iter()
+            .map(|(key, account)| (key, account.data.decode()))
+            .collect())
     }
 
     /// The error for an RPC failure: a cluster that cannot be reached says to check `--url`.

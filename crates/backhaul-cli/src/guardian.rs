@@ -3,7 +3,7 @@
 
 use crate::admin::{self, keys, wrong_keypair, AdminOutcome, ChangeIdArg, ChangeView};
 use crate::context::Context;
-use crate::output::{emit, format_ts, relative};
+use crate::output::{emit, format_ts, relative, status_name};
 use crate::tx;
 use anyhow::bail;
 use backhaul::constants::MAX_VETOES_PER_EPOCH;
@@ -34,15 +34,6 @@ pub enum GuardianCommand {
 pub struct EpochArg {
     /// The epoch (`backhaul guardian show` names the one being voted on).
     pub epoch: u64,
-}
-
-fn status_name(s: EpochStatus) -> &'static str {
-    match s {
-        EpochStatus::Voting => "voting",
-        EpochStatus::Proposed => "proposed",
-        EpochStatus::Finalized => "finalized",
-        EpochStatus::Vetoed => "vetoed",
-    }
 }
 
 /// `guardian veto EPOCH`.

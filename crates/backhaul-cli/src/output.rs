@@ -1,6 +1,7 @@
 //! Printing: logs on stderr through `tracing`, results on stdout as text or JSON.
 
 use crate::context::OutputFormat;
+use backhaul_sdk::state::EpochStatus;
 
 /// Whether to colour what goes to a stream: only a terminal, and never with `NO_COLOR` set to
 /// anything but the empty string (<https://no-color.org>).
@@ -225,6 +226,16 @@ impl SubmitOutcome {
         if !self.all_stored() {
             println!("  some oracles do not hold it: run the command again once they are reachable (resubmitting is safe)");
         }
+    }
+}
+
+/// An epoch status as the command line prints it.
+pub fn status_name(s: EpochStatus) -> &'static str {
+    match s {
+        EpochStatus::Voting => "voting",
+        EpochStatus::Proposed => "proposed",
+        EpochStatus::Finalized => "finalized",
+        EpochStatus::Vetoed => "vetoed",
     }
 }
 

@@ -192,14 +192,7 @@ fn sum<I: IntoIterator<Item = u64>>(it: I) -> u128 {
     it.into_iter().map(u128::from).sum()
 }
 
-fn status_name(s: EpochStatus) -> &'static str {
-    match s {
-        EpochStatus::Voting => "voting",
-        EpochStatus::Proposed => "proposed",
-        EpochStatus::Finalized => "finalized",
-        EpochStatus::Vetoed => "vetoed",
-    }
-}
+use crate::output::status_name;
 
 /// What one epoch's audit hands to the next epoch's and to the totals.
 struct Audited {

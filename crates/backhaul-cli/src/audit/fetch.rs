@@ -9,17 +9,9 @@ use backhaul_client::OracleClient;
 use backhaul_core::merkle::sha256v;
 use backhaul_sdk::state::{Config, PriceFeed};
 use futures::StreamExt;
-use solana_client::rpc_config::{
-    RpcAccountInfoConfig, RpcProgramAccountsConfig, UiAccountEncoding,
-};
-use solana_client::rpc_filter::{Memcmp, RpcFilterType};
 use solana_sdk::program_pack::Pack;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-/// Where every program account except the config holds its config: right after the 8-byte
-/// discriminator.
-pub const CONFIG_FIELD_OFFSET: usize = 8;
 
 /// Reads the config, price feed, mint and vault, and every program account whose config field
 /// is this deployment's (`getProgramAccounts` with a memcmp).
@@ -67,26 +59,9 @@ pub async fn snapshot(ctx: &Context) -> anyhow::Result<Snapshot> {
             )
         });
 
-    let filter = RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
-        CONFIG_FIELD_OFFSET,
-        d.config.to_bytes().to_vec(),
-    ));
     let program_accounts = ctx
-        .rpc
-        .get_program_ui_accounts_with_config(
-            &program_id,
-            RpcProgramAccountsConfig {
-                filters: Some(vec![filter]),
-                account_config: RpcAccountInfoConfig {
-                    encoding: Some(UiAccountEncoding::Base64),
-                    commitment: Some(ctx.rpc.commitment()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| ctx.rpc_error(e))?;
+        .deployment_accounts(&program_id, &d.config, None)
+        .await?;
     tracing::info!(
         accounts = program_accounts.len(),
         config = %d.config,
@@ -106,8 +81,8 @@ pub async fn snapshot(ctx: &Context) -> anyhow::Result<Snapshot> {
         changes: vec![],
         unknown: vec![],
     };
-    for (key, account) in program_accounts {
-        match account.data.decode() {
+    for (key, data) in program_accounts {
+        match data {
             Some(data) => snapshot.add_program_account(key, &data),
             None => snapshot.unknown.push((
                 key,
