@@ -4,7 +4,7 @@
 //! ema(e)       = ⌊(ema(e−1) · (N − 1) + burned(e)) / N⌋             N = smoothing epochs
 //! scheduled(e) = the emission schedule (see `emission`), limited by what the lifetime cap leaves
 //! net(e)       = min(ema(e), net_emissions_cap, burned through e − re-emitted before e)
-//! usage_cap(e) = ⌊k_bps · tokens_for_credits(consumed(e)) / 10_000⌋   (only when k_bps > 0)
+//! usage_cap(e) = ⌊k_bps · cost(e) / 10_000⌋      cost(e) = tokens buyers paid for the credits consumed in e
 //! budget(e)    = min(scheduled(e) + net(e), usage_cap(e))
 //! ```
 //!
@@ -12,18 +12,21 @@
 //! what buyers burned: by induction `Σ ema ≤ Σ burned` (each step gives
 //! `N·ema(e) ≤ (N−1)·ema(e−1) + burned(e)`, so `Σ ema + (N−1)·ema(last) ≤ Σ burned`), so
 //! re-emissions can never exceed burns under one N; the third term makes that hold by construction
-//! when N (or anything else) changes between epochs, instead of halting on the invariant. The usage cap ties the whole budget to paid usage: with
-//! `k < 1` (below 10_000 bps) paying yourself for fake traffic returns less than it burns.
-//! See `docs/economics.md` for a worked example.
+//! when N (or anything else) changes between epochs, instead of halting on the invariant.
+//!
+//! The usage cap ties the whole budget to paid usage, valued at what buyers actually paid for the
+//! credits they consumed (see [`crate::cost`]), never at a price that moves after the purchase:
+//! `0 < k ≤ 1`, so no epoch mints more than its buyers burned for what they consumed, and the
+//! oracle's per-buyer split (`cost::buyer_pots`) pays each buyer's part only to the nodes that
+//! served it. See `docs/economics.md` for a worked example.
 
+use crate::cost::usage_value;
+pub use crate::cost::MAX_USAGE_CAP_BPS;
 use crate::emission::EmissionSchedule;
-use crate::price::tokens_for_credits;
-use crate::{CoreError, BPS_DENOMINATOR};
+use crate::CoreError;
 
 /// Bounds enforced by [`NetEmissionParams::validate`].
 pub const MAX_SMOOTHING_EPOCHS: u64 = 1_000;
-/// The paid-usage multiple can be at most 100×.
-pub const MAX_USAGE_CAP_BPS: u32 = 1_000_000;
 
 /// Parameters of net emissions and the paid-usage cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -32,15 +35,15 @@ pub struct NetEmissionParams {
     pub net_emissions_cap: u64,
     /// N of the exponential moving average of burns (1 = no smoothing).
     pub smoothing_epochs: u64,
-    /// k in basis points: the budget never exceeds k × the token value of the credits consumed
-    /// in the epoch. 0 turns the cap off.
+    /// k in basis points, from 1 to 10,000: the budget never exceeds k × what buyers paid for
+    /// the credits consumed in the epoch. There is no setting that turns the cap off.
     pub usage_cap_bps: u32,
 }
 
 impl NetEmissionParams {
     pub fn validate(&self) -> Result<(), CoreError> {
         if (1..=MAX_SMOOTHING_EPOCHS).contains(&self.smoothing_epochs)
-            && self.usage_cap_bps <= MAX_USAGE_CAP_BPS
+            && (1..=MAX_USAGE_CAP_BPS).contains(&self.usage_cap_bps)
         {
             Ok(())
         } else {
@@ -49,17 +52,14 @@ impl NetEmissionParams {
     }
 }
 
-/// What happened in the epoch, as sealed on-chain.
+/// What happened in the epoch, as sealed on-chain and proposed by the oracles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct EpochActivity {
     /// Tokens burned for credits during the epoch.
     pub tokens_burned: u64,
-    /// Credits consumed during the epoch (the usage tree's increase).
-    pub credits_consumed: u64,
-    /// The price sealed with the epoch (credits per whole token), 0 if none was ever posted.
-    pub credits_per_token: u64,
-    /// The mint's decimals.
-    pub decimals: u8,
+    /// What buyers paid for the credits consumed in the epoch, in tokens (the usage tree's
+    /// cost increase; see [`crate::cost`]).
+    pub usage_cost: u64,
     /// Tokens burned through the end of the epoch (every finalized epoch's burns plus this one's)
     /// minus everything re-minted before it: net emissions never exceed it.
     pub burns_not_reemitted: u64,
@@ -92,8 +92,8 @@ pub struct EpochBudget {
     pub burn_ema: u64,
     /// Net emissions allowed: `min(burn_ema, cap, burns_not_reemitted)`.
     pub net: u64,
-    /// The paid-usage cap, when configured.
-    pub usage_cap: Option<u64>,
+    /// The paid-usage cap: k × what buyers paid for the credits consumed.
+    pub usage_cap: u64,
     /// What the epoch may mint.
     pub total: u64,
 }
@@ -105,7 +105,7 @@ pub enum BudgetExceeded {
     Schedule,
     /// Above what the lifetime cap leaves plus net emissions.
     LifetimeCap,
-    /// Above k times the value of the credits consumed.
+    /// Above k times what buyers paid for the credits consumed.
     PaidUsageCap,
 }
 
@@ -139,30 +139,15 @@ impl EpochBudget {
         let net = burn_ema
             .min(params.net_emissions_cap)
             .min(activity.burns_not_reemitted);
-        let usage_cap = if params.usage_cap_bps == 0 {
-            None
-        } else {
-            let value = tokens_for_credits(
-                activity.credits_consumed,
-                activity.credits_per_token,
-                activity.decimals,
-            )?;
-            let cap = u128::from(value)
-                .checked_mul(u128::from(params.usage_cap_bps))
-                .ok_or(CoreError::Overflow)?
-                .checked_div(u128::from(BPS_DENOMINATOR))
-                .ok_or(CoreError::Overflow)?;
-            Some(u64::try_from(cap).unwrap_or(u64::MAX))
-        };
+        let usage_cap = usage_value(activity.usage_cost, params.usage_cap_bps)?;
         let uncapped = scheduled_room.checked_add(net).ok_or(CoreError::Overflow)?;
-        let total = usage_cap.map_or(uncapped, |cap| uncapped.min(cap));
         Ok(Self {
             scheduled,
             scheduled_room,
             burn_ema,
             net,
             usage_cap,
-            total,
+            total: uncapped.min(usage_cap),
         })
     }
 
@@ -210,16 +195,14 @@ mod tests {
         NetEmissionParams {
             net_emissions_cap: 200 * TOKEN,
             smoothing_epochs: 7,
-            usage_cap_bps: 0,
+            usage_cap_bps: 10_000,
         }
     }
 
-    fn activity(burned: u64, consumed: u64) -> EpochActivity {
+    fn activity(burned: u64, usage_cost: u64) -> EpochActivity {
         EpochActivity {
             tokens_burned: burned,
-            credits_consumed: consumed,
-            credits_per_token: 100_000,
-            decimals: 6,
+            usage_cost,
             burns_not_reemitted: u64::MAX,
         }
     }
@@ -231,20 +214,21 @@ mod tests {
             usage_cap_bps: 8_000,
             ..params()
         };
-        // Previous EMA 70 tokens; 140 tokens burned this epoch; 1,200 tokens' worth of credits consumed.
+        // Previous EMA 70 tokens; 140 tokens burned this epoch; the credits consumed cost their
+        // buyers 1,200 tokens.
         let b = EpochBudget::compute(
             &schedule(),
             0,
             0,
             70 * TOKEN,
             &p,
-            &activity(140 * TOKEN, 120_000_000),
+            &activity(140 * TOKEN, 1_200 * TOKEN),
         )
         .unwrap();
         assert_eq!(b.scheduled, 1_000 * TOKEN);
         assert_eq!(b.burn_ema, 80 * TOKEN); // (70·6 + 140) / 7
         assert_eq!(b.net, 80 * TOKEN);
-        assert_eq!(b.usage_cap, Some(960 * TOKEN)); // 0.8 × 1,200
+        assert_eq!(b.usage_cap, 960 * TOKEN); // 0.8 × 1,200
         assert_eq!(b.total, 960 * TOKEN);
         assert_eq!(
             b.split(960 * TOKEN),
@@ -255,14 +239,14 @@ mod tests {
         );
         assert_eq!(b.split(961 * TOKEN), Err(BudgetExceeded::PaidUsageCap));
         assert_eq!(b.split(1_081 * TOKEN), Err(BudgetExceeded::Schedule));
-        // Without the usage cap the full 1,080 is available: 1,000 scheduled + 80 re-minted.
+        // With more paid usage the schedule and net emissions bind: 1,000 scheduled + 80 re-minted.
         let b = EpochBudget::compute(
             &schedule(),
             0,
             0,
             70 * TOKEN,
-            &params(),
-            &activity(140 * TOKEN, 0),
+            &p,
+            &activity(140 * TOKEN, 2_000 * TOKEN),
         )
         .unwrap();
         assert_eq!(b.total, 1_080 * TOKEN);
@@ -283,7 +267,7 @@ mod tests {
             49_900 * TOKEN,
             70 * TOKEN,
             &params(),
-            &activity(0, 0),
+            &activity(0, u64::MAX),
         )
         .unwrap();
         assert_eq!(b.scheduled_room, 100 * TOKEN);
@@ -300,17 +284,22 @@ mod tests {
     }
 
     #[test]
-    fn no_price_means_no_usage_value() {
-        let p = NetEmissionParams {
-            usage_cap_bps: 10_000,
-            ..params()
-        };
-        let a = EpochActivity {
-            credits_per_token: 0,
-            ..activity(0, 1_000)
-        };
-        let b = EpochBudget::compute(&schedule(), 0, 0, 0, &p, &a).unwrap();
-        assert_eq!((b.usage_cap, b.total), (Some(0), 0));
+    fn no_paid_usage_means_no_budget() {
+        let b = EpochBudget::compute(&schedule(), 0, 0, 0, &params(), &activity(500 * TOKEN, 0))
+            .unwrap();
+        assert_eq!((b.usage_cap, b.total), (0, 0));
+        assert_eq!(b.split(1), Err(BudgetExceeded::PaidUsageCap));
+    }
+
+    #[test]
+    fn k_is_between_one_basis_point_and_one() {
+        for (k, ok) in [(0, false), (1, true), (10_000, true), (10_001, false)] {
+            let p = NetEmissionParams {
+                usage_cap_bps: k,
+                ..params()
+            };
+            assert_eq!(p.validate().is_ok(), ok, "k = {k}");
+        }
     }
 
     #[test]
@@ -329,9 +318,7 @@ mod tests {
         };
         let a = EpochActivity {
             tokens_burned: u64::MAX,
-            credits_consumed: u64::MAX,
-            credits_per_token: 1,
-            decimals: 18,
+            usage_cost: u64::MAX,
             burns_not_reemitted: u64::MAX,
         };
         // scheduled + net overflows u64: refused as an error, never wrapped.
@@ -353,22 +340,20 @@ mod tests {
             burned in 0u64..u64::MAX / 4,
             cap in 0u64..u64::MAX / 4,
             n in 1u64..=MAX_SMOOTHING_EPOCHS,
-            k in 0u32..=MAX_USAGE_CAP_BPS,
-            consumed in any::<u64>(),
-            price in 0u64..u64::MAX,
+            k in 1u32..=MAX_USAGE_CAP_BPS,
+            cost in any::<u64>(),
             minted in any::<u64>(),
             epoch in any::<u64>(),
         ) {
             let p = NetEmissionParams { net_emissions_cap: cap, smoothing_epochs: n, usage_cap_bps: k };
-            let a = EpochActivity { tokens_burned: burned, credits_consumed: consumed, credits_per_token: price, decimals: 6, burns_not_reemitted: u64::MAX };
+            let a = EpochActivity { tokens_burned: burned, usage_cost: cost, burns_not_reemitted: u64::MAX };
             let b = EpochBudget::compute(&schedule(), epoch, minted, ema, &p, &a).unwrap();
             prop_assert!(b.net <= cap);
             prop_assert!(b.scheduled_room <= schedule().lifetime_cap.saturating_sub(minted));
             prop_assert!(b.total <= b.scheduled_room + b.net);
-            if k > 0 {
-                let value = tokens_for_credits(consumed, price, 6).unwrap() as u128;
-                prop_assert!(b.total as u128 <= value * k as u128 / 10_000);
-            }
+            // Never more than what buyers paid for what they consumed.
+            prop_assert!(b.total as u128 * 10_000 <= cost as u128 * k as u128);
+            prop_assert!(b.total <= cost);
             let split = b.split(b.total).unwrap();
             prop_assert_eq!(split.scheduled + split.net, b.total);
             prop_assert!(split.net <= b.net);
@@ -411,8 +396,8 @@ mod tests {
             let (mut burned, mut reminted) = (0u64, 0u64);
             for (b, n, cap) in steps {
                 burned += b;
-                let p = NetEmissionParams { net_emissions_cap: cap, smoothing_epochs: n, usage_cap_bps: 0 };
-                let a = EpochActivity { burns_not_reemitted: burned - reminted, ..activity(b, 0) };
+                let p = NetEmissionParams { net_emissions_cap: cap, smoothing_epochs: n, usage_cap_bps: 10_000 };
+                let a = EpochActivity { burns_not_reemitted: burned - reminted, ..activity(b, u64::MAX) };
                 let budget = EpochBudget::compute(&schedule(), 1_000_000, schedule().lifetime_cap, ema, &p, &a).unwrap();
                 ema = budget.burn_ema;
                 reminted += budget.split(budget.total).unwrap().net;
@@ -421,21 +406,21 @@ mod tests {
         }
 
         #[test]
-        fn the_usage_cap_binds_exactly_when_usage_value_is_below_the_uncapped_budget(
-            consumed in 0u64..10_000_000_000,
+        fn the_usage_cap_binds_exactly_when_paid_usage_is_below_the_uncapped_budget(
+            cost in 0u64..10_000_000_000,
             k in 1u32..=MAX_USAGE_CAP_BPS,
             burned in 0u64..1_000_000_000_000,
         ) {
             let p = NetEmissionParams { usage_cap_bps: k, ..params() };
-            let a = activity(burned, consumed);
-            let capped = EpochBudget::compute(&schedule(), 3, 0, 0, &p, &a).unwrap();
-            let free = EpochBudget::compute(&schedule(), 3, 0, 0, &NetEmissionParams { usage_cap_bps: 0, ..p }, &a).unwrap();
-            let cap = capped.usage_cap.unwrap();
-            if cap < free.total {
+            let capped = EpochBudget::compute(&schedule(), 3, 0, 0, &p, &activity(burned, cost)).unwrap();
+            let uncapped = capped.scheduled_room + capped.net;
+            let cap = capped.usage_cap;
+            prop_assert_eq!(cap as u128, cost as u128 * k as u128 / 10_000);
+            if cap < uncapped {
                 prop_assert_eq!(capped.total, cap);
                 prop_assert_eq!(capped.split(cap + 1), Err(BudgetExceeded::PaidUsageCap));
             } else {
-                prop_assert_eq!(capped.total, free.total);
+                prop_assert_eq!(capped.total, uncapped);
             }
         }
     }

@@ -16,6 +16,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod budget;
+pub mod cost;
 pub mod emission;
 pub mod epoch;
 pub mod error;

@@ -292,23 +292,6 @@ pub fn quorum_post(
     }))
 }
 
-/// Credits a buyer had been issued by the end of `epoch`, from its on-chain account: everything
-/// when `epoch` is at or after the latest purchase's epoch, else what was issued before that
-/// epoch. Exact for every epoch from the one before the latest purchase on, which is what an
-/// oracle closing an epoch shortly after its end needs.
-pub fn issued_through(
-    issued: u64,
-    purchase_epoch: u64,
-    issued_before_purchase_epoch: u64,
-    epoch: u64,
-) -> u64 {
-    if epoch >= purchase_epoch {
-        issued
-    } else {
-        issued_before_purchase_epoch
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
@@ -343,12 +326,6 @@ mod tests {
         assert_eq!(tokens_for_credits(u64::MAX, 1, 18), Ok(u64::MAX));
     }
 
-    #[test]
-    fn issued_through_separates_the_latest_purchase_epoch() {
-        assert_eq!(issued_through(500, 4, 300, 4), 500);
-        assert_eq!(issued_through(500, 4, 300, 9), 500);
-        assert_eq!(issued_through(500, 4, 300, 3), 300);
-    }
 
     /// `q^t` as a real number, for checking the fixed-point band.
     fn exact_factor(elapsed: u64, bps: u16) -> f64 {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Format version written in every dataset.
-pub const DATASET_VERSION: u32 = 1;
+pub const DATASET_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,10 @@ pub struct Dataset {
     pub allocation: u64,
     pub rewards: RewardTree,
     pub usage: UsageTree,
+    /// Who served whom: counted bytes per (buyer, operator) and the reward each buyer's pot paid
+    /// that operator, by buyer then operator bytes ascending. Each operator's `amount` in the
+    /// reward tree is the sum of its rows.
+    pub served: Vec<Served>,
     /// Verified bytes per node, and the operator each node is bound to.
     pub nodes: Vec<NodeUsage>,
     /// Sessions that did not count, by reason.
@@ -67,6 +71,8 @@ pub struct Parameters {
     /// Totals of the previous epoch's trees, which this epoch's build on.
     pub previous_reward_total: u64,
     pub previous_usage_total: u64,
+    /// What the previous usage tree's consumption cost its buyers, in tokens.
+    pub previous_usage_cost_total: u64,
     /// Tokens burned in finalized epochs and this epoch, less everything already re-minted: the
     /// most net emissions can add.
     pub burns_not_reemitted: u64,
@@ -80,7 +86,8 @@ pub struct Budget {
     pub scheduled_room: u64,
     pub burn_ema: u64,
     pub net: u64,
-    pub usage_cap: Option<u64>,
+    /// k × what buyers paid for the credits consumed this epoch.
+    pub usage_cap: u64,
     pub total: u64,
 }
 
@@ -117,6 +124,10 @@ pub struct UsageTree {
     pub total: u64,
     /// Credits consumed this epoch by all buyers.
     pub credits_consumed: u64,
+    /// What all consumption so far cost its buyers, in tokens (the on-chain `usage_cost_total`).
+    pub cost_total: u64,
+    /// What this epoch's consumption cost its buyers (the on-chain `usage_cost`).
+    pub usage_cost: u64,
     /// One per buyer ever charged, by buyer bytes ascending.
     pub leaves: Vec<UsageLeaf>,
 }
@@ -131,6 +142,30 @@ pub struct UsageLeaf {
     pub credits: u64,
     /// Bytes charged this epoch.
     pub bytes: u64,
+    /// The buyer's purchases through the epoch's end: credits issued and tokens burned for them
+    /// (from its credit account on-chain).
+    pub purchased_credits: u64,
+    pub purchased_tokens: u64,
+    /// What all of its consumption so far cost it, in tokens.
+    pub cumulative_cost: u64,
+    /// What this epoch's consumption cost it (`backhaul_core::cost::consumption_cost`).
+    pub cost: u64,
+    /// The rewards its consumption funds this epoch (`backhaul_core::cost::buyer_pots`), paid to
+    /// the operators that served it in proportion to their bytes.
+    pub pot: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Served {
+    /// base58
+    pub buyer: String,
+    /// base58
+    pub operator: String,
+    /// Counted bytes of this buyer's traffic through this operator's nodes.
+    pub bytes: u64,
+    /// This operator's part of the buyer's pot.
+    pub amount: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -135,6 +135,8 @@ pub enum BackhaulError {
     PauseCoolingDown,
     #[msg("This epoch was already vetoed the maximum number of times")]
     VetoLimitReached,
+    #[msg("The proposal's usage exceeds what buyers bought through the epoch: consumption above the credits issued, or a cost above the tokens burned for them")]
+    UsageExceedsPurchases,
 }
 
 /// Maps the pure crate's errors onto the program's.

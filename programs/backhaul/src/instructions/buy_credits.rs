@@ -130,6 +130,7 @@ pub fn handler(
     if account.issued == 0 || account.purchase_epoch != epoch {
         account.purchase_epoch = epoch;
         account.issued_before_purchase_epoch = account.issued;
+        account.tokens_before_purchase_epoch = account.tokens_burned;
     }
     account.balance = account
         .balance

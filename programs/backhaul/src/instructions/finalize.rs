@@ -75,7 +75,7 @@ pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
         epoch,
         &ctx.accounts.ledger,
         allocation,
-        proposal.credits_consumed,
+        proposal.usage_cost,
         now,
     )?;
     let tokens_burned = ctx.accounts.ledger.tokens_burned;
@@ -115,6 +115,11 @@ pub fn handler(ctx: Context<Finalize>, _epoch: u64) -> Result<()> {
         .burned_finalized
         .checked_add(tokens_burned)
         .ok_or(BackhaulError::Overflow)?;
+    config.credits_issued_finalized = config
+        .credits_issued_finalized
+        .checked_add(ctx.accounts.ledger.credits_issued)
+        .ok_or(BackhaulError::Overflow)?;
+    config.last_usage_cost_total = proposal.usage_cost_total;
     config.burn_ema = budget.burn_ema;
     config.last_reward_total = proposal.reward_total;
     config.last_reward_leaf_count = proposal.reward_leaf_count;

@@ -207,6 +207,8 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         credits_issued: 0,
         credits_settled: 0,
         credits_unpaid: 0,
+        last_usage_cost_total: 0,
+        credits_issued_finalized: 0,
     });
     config.invariant()?;
     pda::store(&*config, &config_info)?;

@@ -45,7 +45,8 @@ pub struct ProposeRoot<'info> {
 /// the clock and its ledger is sealed; not finalized; the oracle has not voted in this round; the
 /// digest was not vetoed in the previous round; neither root is all zeros; both trees are
 /// consistent (total = previous total + this epoch's increase, the leaf count never shrinks, an
-/// empty tree has the empty root); everything `finalize` will check passes now (the epoch's
+/// empty tree has the empty root); the usage tree consumes at most the credits issued through the
+/// epoch and its cost is at most the tokens burned for them (`UsageExceedsPurchases`); everything `finalize` will check passes now (the epoch's
 /// budget, the mint rate limiter, the totals it leaves), so a proposal with quorum can always be
 /// finalized.
 pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -> Result<()> {
@@ -58,11 +59,12 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     let end = epoch_end(config.genesis_ts, config.epoch_length_secs, epoch).map_err(core_error)?;
     require!(now >= end, BackhaulError::EpochNotEnded);
     check_proposal(config, &config.key(), epoch, &proposal)?;
+    check_usage_paid(config, &ctx.accounts.ledger, &proposal)?;
     config.finalize_outcome(
         epoch,
         &ctx.accounts.ledger,
         proposal.allocation,
-        proposal.credits_consumed,
+        proposal.usage_cost,
         now,
     )?;
 
@@ -167,6 +169,35 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
         });
     }
     pda::store(&*record, &record_info)
+}
+
+/// The usage tree against what buyers bought through the epoch (the finalized epochs' purchases
+/// plus this sealed epoch's): cumulative consumption at most the credits issued, its cost at most
+/// the tokens burned for them, the cost cumulative (previous total plus this epoch's) and rising
+/// only with consumption. So, summed over epochs, allocations never exceed `k` times the tokens
+/// buyers burned for credits they consumed.
+fn check_usage_paid(config: &Config, ledger: &EpochLedger, p: &EpochProposal) -> Result<()> {
+    let expected_cost = config
+        .last_usage_cost_total
+        .checked_add(p.usage_cost)
+        .ok_or(BackhaulError::Overflow)?;
+    require!(
+        p.usage_cost_total == expected_cost && (p.usage_cost == 0 || p.credits_consumed > 0),
+        BackhaulError::InconsistentProposal
+    );
+    let issued_through = config
+        .credits_issued_finalized
+        .checked_add(ledger.credits_issued)
+        .ok_or(BackhaulError::Overflow)?;
+    let burned_through = config
+        .burned_finalized
+        .checked_add(ledger.tokens_burned)
+        .ok_or(BackhaulError::Overflow)?;
+    require!(
+        p.usage_total <= issued_through && p.usage_cost_total <= burned_through,
+        BackhaulError::UsageExceedsPurchases
+    );
+    Ok(())
 }
 
 /// Both trees' internal consistency against the last finalized epoch.

@@ -30,11 +30,11 @@ pub struct SealEpoch<'info> {
 
 /// Freezes an ended epoch's budget inputs so that every oracle computes the same budget.
 ///
-/// Effects: creates the ledger if the epoch saw no purchase; records the price that values the
-/// epoch's consumption: the posted price if purchases could use it now (posted by the current
-/// oracle set no longer ago than the staleness bound), else 0, so a stale or missing price values
-/// the consumption at nothing and unlocks no budget through the paid-usage cap; marks the ledger
-/// sealed.
+/// Effects: creates the ledger if the epoch saw no purchase; records, for auditors, the posted
+/// price if purchases could use it now (posted by the current oracle set no longer ago than the
+/// staleness bound), else 0; marks the ledger sealed. The price plays no part in the budget:
+/// consumption is valued at what buyers paid for their credits, so whoever seals, whenever,
+/// cannot move the epoch's rewards.
 ///
 /// Checks: the epoch has ended by the clock (so no purchase can land in it any more); the ledger
 /// is not sealed yet. Never the price: an ended epoch can always be sealed.

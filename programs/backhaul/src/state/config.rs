@@ -48,8 +48,8 @@ pub struct EconomicsParams {
     pub net_emissions_cap: u64,
     /// N of the moving average of burns (1: no smoothing).
     pub burn_smoothing_epochs: u64,
-    /// k in basis points: an epoch's budget never exceeds k × the token value of the credits
-    /// consumed in it (0: no cap).
+    /// k in basis points, 1 to 10,000: an epoch's budget never exceeds k × what buyers paid for
+    /// the credits consumed in it. There is no setting that turns the cap off.
     pub usage_cap_bps: u32,
 }
 
@@ -200,6 +200,10 @@ pub struct Config {
     pub credits_settled: u64,
     /// Consumption settled beyond a buyer's balance (recorded, never debited).
     pub credits_unpaid: u64,
+    /// What the consumption in the last finalized usage tree cost its buyers, in tokens.
+    pub last_usage_cost_total: u64,
+    /// Credits issued in finalized epochs (the usage tree never consumes more).
+    pub credits_issued_finalized: u64,
 }
 
 /// What finalizing a proposal would do: the budget, its split and the rate limiter after it.
@@ -281,12 +285,12 @@ impl Config {
         self.rate_limiter.capacity = p.rate_capacity;
     }
 
-    /// The budget of `epoch` given its sealed ledger and the credits its proposal consumes.
+    /// The budget of `epoch` given its sealed ledger and what its proposal's consumption cost.
     pub fn epoch_budget(
         &self,
         epoch: u64,
         ledger: &EpochLedger,
-        credits_consumed: u64,
+        usage_cost: u64,
     ) -> Result<EpochBudget> {
         let params = self.params_for(epoch);
         let burns_not_reemitted = self
@@ -296,9 +300,7 @@ impl Config {
             .ok_or(BackhaulError::InvariantViolated)?;
         let activity = EpochActivity {
             tokens_burned: ledger.tokens_burned,
-            credits_consumed,
-            credits_per_token: ledger.credits_per_token,
-            decimals: self.decimals,
+            usage_cost,
             burns_not_reemitted,
         };
         EpochBudget::compute(
@@ -320,11 +322,11 @@ impl Config {
         epoch: u64,
         ledger: &EpochLedger,
         allocation: u64,
-        credits_consumed: u64,
+        usage_cost: u64,
         now: i64,
     ) -> Result<FinalizeOutcome> {
         let params = self.params_for(epoch);
-        let budget = self.epoch_budget(epoch, ledger, credits_consumed)?;
+        let budget = self.epoch_budget(epoch, ledger, usage_cost)?;
         let split = budget.split(allocation).map_err(budget_error)?;
         let bucket = MintBucket {
             window_secs: params.rate_window_secs,
@@ -370,7 +372,10 @@ impl Config {
                 && self.total_reemitted <= self.burned_finalized
                 && self.burned_finalized <= self.total_burned
                 && self.last_reward_total == self.total_minted
-                && self.credits_settled <= self.credits_issued,
+                && self.credits_settled <= self.credits_issued
+                && self.credits_issued_finalized <= self.credits_issued
+                && self.last_usage_total <= self.credits_issued_finalized
+                && self.last_usage_cost_total <= self.burned_finalized,
             BackhaulError::InvariantViolated
         );
         validate_oracles(&self.oracles, self.threshold)?;

@@ -30,8 +30,12 @@ pub struct CreditAccount {
     /// The epoch of the latest purchase.
     pub purchase_epoch: u64,
     /// `issued` before the first purchase of `purchase_epoch`: lets oracles tell which credits
-    /// existed by the end of an earlier epoch (see `backhaul_core::price::issued_through`).
+    /// existed by the end of an earlier epoch (see `backhaul_core::cost::purchases_through`).
     pub issued_before_purchase_epoch: u64,
+    /// `tokens_burned` before the first purchase of `purchase_epoch`: with the field above, what
+    /// the credits that existed by the end of an earlier epoch cost (see
+    /// `backhaul_core::cost::purchases_through`).
+    pub tokens_before_purchase_epoch: u64,
 }
 
 impl CreditAccount {

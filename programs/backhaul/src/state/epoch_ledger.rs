@@ -27,9 +27,9 @@ pub struct EpochLedger {
     pub credits_unpaid: u64,
     /// Tokens minted as this epoch's rewards.
     pub tokens_minted: u64,
-    /// The price that values the epoch's consumption (credits per whole token): the posted price
-    /// if it was fresh when sealed (usable for purchases), else 0, which values the consumption
-    /// at nothing (see `seal_epoch`).
+    /// The posted price when the epoch was sealed (credits per whole token) if it was fresh
+    /// (usable for purchases), else 0. For auditors only: the budget values consumption at what
+    /// buyers paid, not at this price (see `seal_epoch`).
     pub credits_per_token: u64,
     /// When the posted price was posted (0 if none ever was), fresh or not.
     pub price_posted_at: i64,

@@ -24,6 +24,13 @@ pub struct EpochProposal {
     pub usage_total: u64,
     /// Credits consumed in this epoch by all buyers: `usage_total` minus the previous one.
     pub credits_consumed: u64,
+    /// What all consumption in the usage tree cost its buyers, in tokens (each buyer's credits
+    /// valued at what it paid for them; `backhaul_core::cost`). At most the tokens burned for
+    /// credits through the epoch.
+    pub usage_cost_total: u64,
+    /// What this epoch's consumption cost: `usage_cost_total` minus the previous one. The epoch's
+    /// allocation is at most `k` times it.
+    pub usage_cost: u64,
 }
 
 /// Where an epoch stands.
