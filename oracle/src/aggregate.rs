@@ -9,26 +9,47 @@
 //!    (self-dealing) counts zero bytes.
 //! 3. Each node-client pair counts at most `pair_cap_bytes`.
 //! 4. Each client counts at most its grant's per-epoch credit limit, and each buyer at most the
-//!    credits it had by the end of the epoch minus what it had already consumed, filled in
-//!    canonical order (node, client, session).
-//! 5. Counted bytes are summed per node, then per operator; each buyer is charged
-//!    `⌊bytes · credits_per_gib / 2^30⌋` credits.
-//! 6. The epoch's budget comes from the shared crate with the chain's inputs; when any bytes
-//!    counted, the whole budget is split across operators in proportion to their bytes
-//!    (largest remainder, so the parts sum exactly to the allocation).
+//!    credits it had by the end of the epoch (`backhaul_core::cost::purchases_through` of its
+//!    credit account, `.credits`) minus what it had already consumed (its cumulative in the
+//!    previous dataset), filled in canonical order (node, client, session).
+//! 5. Counted bytes are summed per node, per operator, per buyer and per (buyer, operator) pair.
+//!    Each buyer is charged `⌊bytes · credits_per_gib / 2^30⌋` credits, which cost it
+//!    `consumption_cost(previous cumulative credits and cost, purchases through the epoch,
+//!    credits)` tokens: the average price of its credits not consumed yet (see
+//!    `backhaul_core::cost`). A buyer charged no credits costs nothing. The epoch's usage cost is
+//!    the sum over buyers.
+//! 6. The epoch's budget comes from the shared crate with the chain's inputs and that usage cost:
+//!    `min(schedule room + net emissions, ⌊k · usage_cost / 10_000⌋)`. Each buyer's pot is
+//!    `buyer_pots(budget, k, costs)` with the buyers in key order: `⌊k · cost / 10_000⌋`, or the
+//!    budget split in proportion to those when they add up to more. Each pot is split among the
+//!    operators that served that buyer in proportion to their counted bytes for it (largest
+//!    remainder, operators in key order); an operator's reward is the sum of its parts over
+//!    buyers, and the allocation is the sum of the pots (at most the budget). Rewards therefore
+//!    come only from what buyers paid for the credits they consumed, and only to the operators
+//!    that served them: a buyer serving itself through other keys gets back at most `k` times
+//!    what it burned. An epoch that consumed no credits mints nothing.
 //! 7. Cumulative amounts add this epoch to the previous dataset's; every account ever in a tree
-//!    stays in it. Both trees follow `docs/merkle.md`.
+//!    stays in it. Both trees follow `docs/merkle.md`. Each usage leaf's `cumulative_cost` adds
+//!    its `cost` to the previous one, and the tree's `cost_total` is the previous total plus the
+//!    usage cost. A leaf's `purchased_credits` and `purchased_tokens` are the purchases through
+//!    the epoch of a buyer charged bytes this epoch (the figures its cap and cost used); for
+//!    every other leaf they are 0 (and so are `cost` and `pot`): its credit account played no
+//!    part in the close, so the dataset never depends on when or whether it was read.
+//!
+//! The dataset's `served` rows list every (buyer, operator) pair with counted bytes, by buyer
+//! then operator key, with the operator's part of that buyer's pot. Every figure is computed with
+//! checked arithmetic: an overflow fails the close, never wraps.
 
 use crate::chain::ChainInputs;
 use backhaul_core::budget::{EpochActivity, EpochBudget, NetEmissionParams};
+use backhaul_core::cost::{buyer_pots, consumption_cost, purchases_through, Consumed, Purchases};
 use backhaul_core::emission::EmissionSchedule;
 use backhaul_core::merkle::TreeKind;
-use backhaul_core::price::issued_through;
 use backhaul_core::split::{bytes_for_credits, credits_for_bytes, split_largest_remainder};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{
-    b58, hex, key_from_b58, Budget, Dataset, NodeUsage, Parameters, RewardLeaf, RewardTree, Stats,
-    UsageLeaf, UsageTree, DATASET_VERSION,
+    b58, hex, key_from_b58, Budget, Dataset, NodeUsage, Parameters, RewardLeaf, RewardTree, Served,
+    Stats, UsageLeaf, UsageTree, DATASET_VERSION,
 };
 use backhaul_protocol::{ClientGrant, Deployment, Key, NodeBinding, UsageReceipt};
 use std::collections::{BTreeMap, HashMap};
@@ -55,12 +76,37 @@ pub struct Stored<T> {
     pub body_hash: [u8; 32],
 }
 
-/// What a buyer had on-chain, for its credit cap.
+/// What a buyer bought, from its on-chain credit account: for its credit cap and for what its
+/// consumption cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BuyerCredits {
+    /// Credits ever issued to it.
     pub issued: u64,
+    /// Tokens ever burned for them.
+    pub tokens_burned: u64,
+    /// The epoch of its latest purchase.
     pub purchase_epoch: u64,
+    /// `issued` and `tokens_burned` before the first purchase of `purchase_epoch`.
     pub issued_before_purchase_epoch: u64,
+    pub tokens_before_purchase_epoch: u64,
+}
+
+impl BuyerCredits {
+    /// Its purchases through the end of `epoch` (`backhaul_core::cost::purchases_through`).
+    pub fn purchases_through(&self, epoch: u64) -> Purchases {
+        purchases_through(
+            Purchases {
+                credits: self.issued,
+                tokens: self.tokens_burned,
+            },
+            self.purchase_epoch,
+            Purchases {
+                credits: self.issued_before_purchase_epoch,
+                tokens: self.tokens_before_purchase_epoch,
+            },
+            epoch,
+        )
+    }
 }
 
 /// Why a session did not count.
@@ -95,13 +141,19 @@ pub enum CloseError {
     WrongPrevious { expected: u64, found: u64 },
     #[error("the previous dataset holds an unreadable key: {0}")]
     BadPrevious(String),
-    #[error("the previous dataset's totals ({reward}, {usage}) differ from the chain's ({chain_reward}, {chain_usage}); import the dataset the chain finalized")]
+    #[error("the previous dataset is inconsistent: {0}")]
+    InconsistentPrevious(String),
+    #[error("the previous dataset's totals (rewards {reward}, usage {usage}, usage cost {cost}) differ from the chain's ({chain_reward}, {chain_usage}, {chain_cost}); import the dataset the chain finalized")]
     PreviousMismatch {
         reward: u64,
         usage: u64,
+        cost: u64,
         chain_reward: u64,
         chain_usage: u64,
+        chain_cost: u64,
     },
+    #[error("buyer {buyer}'s consumption cannot be valued in epoch {epoch}: what it consumed before costs more than it paid through the epoch (its credit account and the previous dataset disagree)")]
+    ConsumptionExceedsPurchases { buyer: String, epoch: u64 },
     #[error("receipts must be pushed in (client, session) order")]
     Unordered,
     #[error("a tree could not be built: {0}")]
@@ -282,9 +334,11 @@ pub struct Aggregator<'a> {
     rejected: BTreeMap<String, u64>,
     sessions: u64,
     reward_cum: BTreeMap<Key, u64>,
-    usage_cum: BTreeMap<Key, u64>,
+    /// Each buyer's cumulative consumption and its cost, as of the previous dataset.
+    usage_cum: BTreeMap<Key, Consumed>,
     prev_reward_total: u64,
     prev_usage_total: u64,
+    prev_usage_cost_total: u64,
 }
 
 impl<'a> Aggregator<'a> {
@@ -304,22 +358,44 @@ impl<'a> Aggregator<'a> {
                     .ok_or_else(|| CloseError::BadPrevious(l.operator.clone()))?;
                 reward_cum.insert(k, l.cumulative);
             }
+            let mut cost_sum = 0u64;
             for l in &prev.usage.leaves {
                 let k = key_from_b58(&l.buyer)
                     .ok_or_else(|| CloseError::BadPrevious(l.buyer.clone()))?;
-                usage_cum.insert(k, l.cumulative);
+                usage_cum.insert(
+                    k,
+                    Consumed {
+                        credits: l.cumulative,
+                        cost: l.cumulative_cost,
+                    },
+                );
+                cost_sum = cost_sum
+                    .checked_add(l.cumulative_cost)
+                    .ok_or(CloseError::Overflow(epoch))?;
+            }
+            // The usage root commits to the credits, not to their cost: the leaves' costs must
+            // add up to the total the chain checks.
+            if cost_sum != prev.usage.cost_total {
+                return Err(CloseError::InconsistentPrevious(format!(
+                    "its buyers' cumulative costs add up to {cost_sum}, not to its cost total {}",
+                    prev.usage.cost_total
+                )));
             }
         }
         let prev_reward_total = ctx.previous.map_or(0, |d| d.rewards.total);
         let prev_usage_total = ctx.previous.map_or(0, |d| d.usage.total);
+        let prev_usage_cost_total = ctx.previous.map_or(0, |d| d.usage.cost_total);
         if prev_reward_total != ctx.chain.last_reward_total
             || prev_usage_total != ctx.chain.last_usage_total
+            || prev_usage_cost_total != ctx.chain.last_usage_cost_total
         {
             return Err(CloseError::PreviousMismatch {
                 reward: prev_reward_total,
                 usage: prev_usage_total,
+                cost: prev_usage_cost_total,
                 chain_reward: ctx.chain.last_reward_total,
                 chain_usage: ctx.chain.last_usage_total,
+                chain_cost: ctx.chain.last_usage_cost_total,
             });
         }
         let mut bindings_by_node: FastMap<Key, Vec<&Stored<NodeBinding>>> = FastMap::default();
@@ -353,6 +429,7 @@ impl<'a> Aggregator<'a> {
             usage_cum,
             prev_reward_total,
             prev_usage_total,
+            prev_usage_cost_total,
         })
     }
 
@@ -460,7 +537,8 @@ impl<'a> Aggregator<'a> {
         });
     }
 
-    /// Applies the caps, splits the budget and builds both trees.
+    /// Applies the caps, values each buyer's consumption, splits the budget and builds both
+    /// trees.
     pub fn finish(mut self) -> Result<Dataset, CloseError> {
         if let Some(done) = self.current.take() {
             self.session(done);
@@ -485,11 +563,17 @@ impl<'a> Aggregator<'a> {
         let mut buyer_left: Vec<Option<u64>> = vec![None; self.buyers.keys.len()];
         let mut node_bytes = vec![0u64; self.nodes.keys.len()];
         let mut buyer_bytes_v = vec![0u64; self.buyers.keys.len()];
+        // Counted bytes per (buyer, operator), merged where consecutive sessions share both.
+        let mut served_runs: Vec<(u32, u32, u64)> = Vec::new();
         let (mut over_pair, mut over_credits) = (0u64, 0u64);
         let mut sessions_counted = 0u64;
         let mut node_client: Option<(u32, u32)> = None;
         let mut nc_left = 0u64;
         for c in &counted {
+            // Sessions without an operator were never counted (`session`).
+            let Some(operator) = self.node_operator[c.node as usize] else {
+                continue;
+            };
             if node_client != Some((c.node, c.client)) {
                 node_client = Some((c.node, c.client));
                 nc_left = p.pair_cap_bytes;
@@ -511,14 +595,11 @@ impl<'a> Aggregator<'a> {
             });
             let buyer_key = self.buyers.keys[buyer as usize];
             let left = buyer_left[buyer as usize].get_or_insert_with(|| {
-                let credits = ctx.credits.get(&buyer_key).copied().unwrap_or_default();
-                let had = issued_through(
-                    credits.issued,
-                    credits.purchase_epoch,
-                    credits.issued_before_purchase_epoch,
-                    epoch,
-                );
-                let used = self.usage_cum.get(&buyer_key).copied().unwrap_or(0);
+                let had = ctx
+                    .credits
+                    .get(&buyer_key)
+                    .map_or(0, |c| c.purchases_through(epoch).credits);
+                let used = self.usage_cum.get(&buyer_key).map_or(0, |u| u.credits);
                 bytes_for_credits(had.saturating_sub(used), p.credits_per_gib)
             });
             let take = after_cap.min(*grant_left).min(*left);
@@ -537,6 +618,12 @@ impl<'a> Aggregator<'a> {
             buyer_bytes_v[buyer as usize] = buyer_bytes_v[buyer as usize]
                 .checked_add(take)
                 .ok_or_else(overflow)?;
+            match served_runs.last_mut() {
+                Some((b, o, bytes)) if *b == buyer && *o == operator => {
+                    *bytes = bytes.checked_add(take).ok_or_else(overflow)?;
+                }
+                _ => served_runs.push((buyer, operator, take)),
+            }
         }
         drop(counted);
         let mut operator_bytes_v = vec![0u64; self.operators.keys.len()];
@@ -559,37 +646,76 @@ impl<'a> Aggregator<'a> {
         node_rows.sort_unstable_by_key(|r| r.0);
         let node_bytes: Vec<(Key, (Key, u64))> =
             node_rows.into_iter().map(|(n, o, b)| (n, (o, b))).collect();
-        let operator_bytes: BTreeMap<Key, u64> = operator_bytes_v
+        let bytes_counted = operator_bytes_v
             .iter()
-            .enumerate()
-            .filter(|(_, b)| **b > 0)
-            .map(|(i, b)| (self.operators.keys[i], *b))
-            .collect();
-        let buyer_bytes: BTreeMap<Key, u64> = buyer_bytes_v
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b > 0)
-            .map(|(i, b)| (self.buyers.keys[i], *b))
-            .collect();
+            .try_fold(0u64, |a, c| a.checked_add(*c))
+            .ok_or_else(overflow)?;
 
-        // 5. Per buyer.
-        let mut buyer_credits: BTreeMap<Key, u64> = BTreeMap::new();
-        for (buyer, bytes) in &buyer_bytes {
-            buyer_credits.insert(
-                *buyer,
-                credits_for_bytes(*bytes, p.credits_per_gib).map_err(|_| overflow())?,
-            );
+        // The (buyer, operator) rows in buyer key order, then operator key order, merged.
+        let buyer_rank = self.buyers.ranks();
+        let operator_rank = self.operators.ranks();
+        served_runs.sort_unstable_by_key(|(b, o, _)| {
+            (u64::from(buyer_rank[*b as usize]) << 32) | u64::from(operator_rank[*o as usize])
+        });
+        let mut served: Vec<(u32, u32, u64)> = Vec::with_capacity(served_runs.len());
+        for (b, o, bytes) in served_runs {
+            match served.last_mut() {
+                Some((pb, po, pbytes)) if *pb == b && *po == o => {
+                    *pbytes = pbytes.checked_add(bytes).ok_or_else(overflow)?;
+                }
+                _ => served.push((b, o, bytes)),
+            }
         }
-        let credits_consumed = buyer_credits
-            .values()
-            .try_fold(0u64, |a, c| a.checked_add(*c))
+
+        // 5. Per buyer charged this epoch (in key order, as `served` is): credits and their cost.
+        // `groups[i]` is the buyer and its rows in `served`.
+        let mut groups: Vec<(u32, std::ops::Range<usize>)> = Vec::new();
+        for (i, (b, _, _)) in served.iter().enumerate() {
+            match groups.last_mut() {
+                Some((gb, range)) if *gb == *b => range.end = i + 1,
+                _ => groups.push((*b, i..i + 1)),
+            }
+        }
+        let mut charged: Vec<Charged> = Vec::with_capacity(groups.len());
+        for (buyer, _) in &groups {
+            let key = self.buyers.keys[*buyer as usize];
+            let bytes = buyer_bytes_v[*buyer as usize];
+            let credits = credits_for_bytes(bytes, p.credits_per_gib).map_err(|_| overflow())?;
+            let purchases = ctx
+                .credits
+                .get(&key)
+                .map_or_else(Purchases::default, |c| c.purchases_through(epoch));
+            let before = self.usage_cum.get(&key).copied().unwrap_or_default();
+            let cost = if credits == 0 {
+                0
+            } else {
+                consumption_cost(before, purchases, credits).map_err(|e| match e {
+                    backhaul_core::CoreError::Overflow => overflow(),
+                    _ => CloseError::ConsumptionExceedsPurchases {
+                        buyer: b58(&key),
+                        epoch,
+                    },
+                })?
+            };
+            charged.push(Charged {
+                key,
+                bytes,
+                credits,
+                purchases,
+                cost,
+                pot: 0,
+            });
+        }
+        let credits_consumed = charged
+            .iter()
+            .try_fold(0u64, |a, c| a.checked_add(c.credits))
             .ok_or_else(overflow)?;
-        let bytes_counted = operator_bytes
-            .values()
-            .try_fold(0u64, |a, c| a.checked_add(*c))
+        let usage_cost = charged
+            .iter()
+            .try_fold(0u64, |a, c| a.checked_add(c.cost))
             .ok_or_else(overflow)?;
 
-        // 6. Budget and split.
+        // 6. Budget, each buyer's pot, and its split across the operators that served it.
         let ch = ctx.chain;
         let schedule = EmissionSchedule {
             initial_per_epoch: ch.initial_per_epoch,
@@ -605,9 +731,7 @@ impl<'a> Aggregator<'a> {
         };
         let activity = EpochActivity {
             tokens_burned: ch.tokens_burned,
-            credits_consumed,
-            credits_per_token: ch.credits_per_token,
-            decimals: ch.decimals,
+            usage_cost,
             burns_not_reemitted: ch.burns_not_reemitted,
         };
         let budget = EpochBudget::compute(
@@ -619,14 +743,34 @@ impl<'a> Aggregator<'a> {
             &activity,
         )
         .map_err(|_| overflow())?;
-        let allocation = if bytes_counted == 0 { 0 } else { budget.total };
-        let weights: Vec<u64> = operator_bytes.values().copied().collect();
-        let shares = split_largest_remainder(allocation, &weights).map_err(|_| overflow())?;
-        let epoch_reward: BTreeMap<Key, (u64, u64)> = operator_bytes
+        let costs: Vec<u64> = charged.iter().map(|c| c.cost).collect();
+        let pots = buyer_pots(budget.total, ch.usage_cap_bps, &costs).map_err(|_| overflow())?;
+        let mut allocation = 0u64;
+        let mut served_amounts = vec![0u64; served.len()];
+        let mut operator_reward_v = vec![0u64; self.operators.keys.len()];
+        for ((c, pot), (_, range)) in charged.iter_mut().zip(pots).zip(&groups) {
+            c.pot = pot;
+            allocation = allocation.checked_add(pot).ok_or_else(overflow)?;
+            let rows = served.get(range.clone()).ok_or_else(overflow)?;
+            let weights: Vec<u64> = rows.iter().map(|r| r.2).collect();
+            let parts = split_largest_remainder(pot, &weights).map_err(|_| overflow())?;
+            for (i, part) in range.clone().zip(parts) {
+                served_amounts[i] = part;
+                let op = served[i].1 as usize;
+                operator_reward_v[op] = operator_reward_v[op]
+                    .checked_add(part)
+                    .ok_or_else(overflow)?;
+            }
+        }
+        // Every operator with counted bytes: (this epoch's reward, its bytes).
+        let epoch_reward: BTreeMap<Key, (u64, u64)> = operator_bytes_v
             .iter()
-            .zip(shares)
-            .map(|((k, bytes), share)| (*k, (share, *bytes)))
+            .zip(&operator_reward_v)
+            .enumerate()
+            .filter(|(_, (bytes, _))| **bytes > 0)
+            .map(|(i, (bytes, reward))| (self.operators.keys[i], (*reward, *bytes)))
             .collect();
+        let charged: BTreeMap<Key, Charged> = charged.into_iter().map(|c| (c.key, c)).collect();
 
         // 7. Cumulative leaves and trees.
         let mut reward_cum = std::mem::take(&mut self.reward_cum);
@@ -635,23 +779,45 @@ impl<'a> Aggregator<'a> {
             let c = reward_cum.entry(*k).or_default();
             *c = c.checked_add(*share).ok_or_else(overflow)?;
         }
-        for (k, credits) in &buyer_credits {
-            let c = usage_cum.entry(*k).or_default();
-            *c = c.checked_add(*credits).ok_or_else(overflow)?;
+        for (k, b) in &charged {
+            let u = usage_cum.entry(*k).or_default();
+            u.credits = u.credits.checked_add(b.credits).ok_or_else(overflow)?;
+            u.cost = u.cost.checked_add(b.cost).ok_or_else(overflow)?;
         }
+        let cost_total = self
+            .prev_usage_cost_total
+            .checked_add(usage_cost)
+            .ok_or_else(overflow)?;
         let config = ctx.deployment.config;
-        let entries = |m: &BTreeMap<Key, u64>| {
-            m.iter()
-                .map(|(k, v)| Entry {
-                    account: *k,
-                    cumulative: *v,
-                })
-                .collect()
-        };
-        let reward_tree = EpochTree::build(TreeKind::Reward, &config, epoch, entries(&reward_cum))
+        let reward_entries = reward_cum
+            .iter()
+            .map(|(k, v)| Entry {
+                account: *k,
+                cumulative: *v,
+            })
+            .collect();
+        let usage_entries = usage_cum
+            .iter()
+            .map(|(k, u)| Entry {
+                account: *k,
+                cumulative: u.credits,
+            })
+            .collect();
+        let reward_tree = EpochTree::build(TreeKind::Reward, &config, epoch, reward_entries)
             .map_err(CloseError::Tree)?;
-        let usage_tree = EpochTree::build(TreeKind::Usage, &config, epoch, entries(&usage_cum))
+        let usage_tree = EpochTree::build(TreeKind::Usage, &config, epoch, usage_entries)
             .map_err(CloseError::Tree)?;
+
+        let served = served
+            .iter()
+            .zip(served_amounts)
+            .map(|((b, o, bytes), amount)| Served {
+                buyer: b58(&self.buyers.keys[*b as usize]),
+                operator: b58(&self.operators.keys[*o as usize]),
+                bytes: *bytes,
+                amount,
+            })
+            .collect();
 
         Ok(Dataset {
             version: DATASET_VERSION,
@@ -679,6 +845,7 @@ impl<'a> Aggregator<'a> {
                 decimals: ch.decimals,
                 previous_reward_total: self.prev_reward_total,
                 previous_usage_total: self.prev_usage_total,
+                previous_usage_cost_total: self.prev_usage_cost_total,
                 burns_not_reemitted: ch.burns_not_reemitted,
             },
             budget: Budget {
@@ -714,17 +881,29 @@ impl<'a> Aggregator<'a> {
                 leaf_count: usage_tree.entries.len() as u64,
                 total: usage_tree.total,
                 credits_consumed,
+                cost_total,
+                usage_cost,
                 leaves: usage_tree
                     .entries
                     .iter()
-                    .map(|e| UsageLeaf {
-                        buyer: b58(&e.account),
-                        cumulative: e.cumulative,
-                        credits: buyer_credits.get(&e.account).copied().unwrap_or(0),
-                        bytes: buyer_bytes.get(&e.account).copied().unwrap_or(0),
+                    .map(|e| {
+                        let cumulative_cost = usage_cum.get(&e.account).map_or(0, |u| u.cost);
+                        let c = charged.get(&e.account);
+                        UsageLeaf {
+                            buyer: b58(&e.account),
+                            cumulative: e.cumulative,
+                            credits: c.map_or(0, |c| c.credits),
+                            bytes: c.map_or(0, |c| c.bytes),
+                            purchased_credits: c.map_or(0, |c| c.purchases.credits),
+                            purchased_tokens: c.map_or(0, |c| c.purchases.tokens),
+                            cumulative_cost,
+                            cost: c.map_or(0, |c| c.cost),
+                            pot: c.map_or(0, |c| c.pot),
+                        }
                     })
                     .collect(),
             },
+            served,
             nodes: node_bytes
                 .iter()
                 .map(|(node, (operator, bytes))| NodeUsage {
@@ -743,6 +922,19 @@ impl<'a> Aggregator<'a> {
             },
         })
     }
+}
+
+/// A buyer charged bytes this epoch.
+struct Charged {
+    key: Key,
+    bytes: u64,
+    credits: u64,
+    /// Its purchases through the epoch.
+    purchases: Purchases,
+    /// What the credits it consumed this epoch cost it, in tokens.
+    cost: u64,
+    /// The rewards that consumption funds.
+    pot: u64,
 }
 
 /// One 32-byte key for a (buyer, client) pair, for interning.

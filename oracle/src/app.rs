@@ -11,7 +11,6 @@ use crate::settings::Settings;
 use crate::status::Status;
 use crate::submit::{SubmitParams, Submitter};
 use anyhow::Context;
-use backhaul_core::price::issued_through;
 use backhaul_protocol::dataset::key_from_b58;
 use backhaul_protocol::Deployment;
 use solana_sdk::pubkey::Pubkey;
@@ -393,12 +392,7 @@ async fn refresh_credits(
         .iter()
         .map(|b| {
             let c = credits.get(b).copied().unwrap_or_default();
-            let had = issued_through(
-                c.issued,
-                c.purchase_epoch,
-                c.issued_before_purchase_epoch,
-                epoch,
-            );
+            let had = c.purchases_through(epoch).credits;
             (*b, had.saturating_sub(used.get(b).copied().unwrap_or(0)))
         })
         .collect();

@@ -32,6 +32,8 @@ pub struct ChainInputs {
     pub decimals: u8,
     pub last_reward_total: u64,
     pub last_usage_total: u64,
+    /// What the consumption in the last finalized usage tree cost its buyers, in tokens.
+    pub last_usage_cost_total: u64,
     /// From the epoch's ledger (zero when it has none).
     pub tokens_burned: u64,
     pub credits_per_token: u64,
@@ -64,6 +66,7 @@ impl ChainInputs {
             decimals: config.decimals,
             last_reward_total: config.last_reward_total,
             last_usage_total: config.last_usage_total,
+            last_usage_cost_total: config.last_usage_cost_total,
             tokens_burned,
             credits_per_token: ledger.map_or(0, |l| l.credits_per_token),
             ledger_sealed: ledger.is_some_and(|l| l.sealed),
@@ -226,8 +229,10 @@ impl From<&CreditAccount> for BuyerCredits {
     fn from(c: &CreditAccount) -> Self {
         BuyerCredits {
             issued: c.issued,
+            tokens_burned: c.tokens_burned,
             purchase_epoch: c.purchase_epoch,
             issued_before_purchase_epoch: c.issued_before_purchase_epoch,
+            tokens_before_purchase_epoch: c.tokens_before_purchase_epoch,
         }
     }
 }
@@ -328,8 +333,9 @@ pub mod examples {
     use backhaul::state::{Config, EconomicsParams, EmissionParams, EpochLedger, RateLimiter};
     use solana_sdk::pubkey::Pubkey;
 
-    /// A config as the chain would hold it (1,000 tokens per epoch, 6 decimals): epoch
-    /// `next_epoch` is the next to finalize.
+    /// A config as the chain would hold it (1,000 tokens per epoch, 6 decimals, rewards up to
+    /// k = 1 times what buyers paid for the credits they consumed): epoch `next_epoch` is the
+    /// next to finalize.
     pub fn example_config(genesis_ts: i64, epoch_length_secs: u64, next_epoch: u64) -> Config {
         Config {
             version: backhaul::constants::ACCOUNT_VERSION,
@@ -365,7 +371,7 @@ pub mod examples {
                 price_max_change_bps: 2_000,
                 net_emissions_cap: 100_000_000,
                 burn_smoothing_epochs: 7,
-                usage_cap_bps: 0,
+                usage_cap_bps: 10_000,
             },
             decimals: 6,
             initial_supply: 0,
@@ -388,6 +394,8 @@ pub mod examples {
             credits_issued: 0,
             credits_settled: 0,
             credits_unpaid: 0,
+            last_usage_cost_total: 0,
+            credits_issued_finalized: 0,
         }
     }
 

@@ -257,6 +257,8 @@ pub fn proposal_of(d: &Dataset) -> Option<EpochProposal> {
         usage_leaf_count: d.usage.leaf_count,
         usage_total: d.usage.total,
         credits_consumed: d.usage.credits_consumed,
+        usage_cost_total: d.usage.cost_total,
+        usage_cost: d.usage.usage_cost,
     })
 }
 
