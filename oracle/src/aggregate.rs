@@ -941,3 +941,487 @@ struct Charged {
 fn pair_hash(pair: &(Key, Key)) -> Key {
     backhaul_core::merkle::sha256v(&[&pair.0, &pair.1])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backhaul_core::merkle::sha256v;
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    use std::collections::BTreeSet;
+
+    const TOKEN: u64 = 1_000_000;
+    const GIB: u64 = 1 << 30;
+    /// The price buyers pay: 100,000 credits per token.
+    const CREDITS_PER_TOKEN: u64 = 100_000;
+    /// 1 GiB costs 50 tokens' worth of credits.
+    const CREDITS_PER_GIB: u64 = 50 * CREDITS_PER_TOKEN;
+
+    fn key(tag: &str, i: u8) -> Key {
+        sha256v(&[tag.as_bytes(), &[i]])
+    }
+
+    /// Receipts, bindings, grants and credit accounts of a small network, closed by hand.
+    struct Net {
+        chain: ChainInputs,
+        receipts: Vec<StoredReceipt>,
+        bindings: Vec<Stored<NodeBinding>>,
+        grants: Vec<Stored<ClientGrant>>,
+        credits: HashMap<Key, BuyerCredits>,
+    }
+
+    impl Net {
+        /// k in basis points; the schedule allows `scheduled` per epoch and nothing is re-minted.
+        fn new(usage_cap_bps: u32, scheduled: u64) -> Self {
+            Net {
+                chain: ChainInputs {
+                    epoch_length_secs: 86_400,
+                    initial_per_epoch: scheduled,
+                    decay_period_epochs: 1,
+                    lifetime_cap: u64::MAX / 2,
+                    burn_smoothing_epochs: 1,
+                    usage_cap_bps,
+                    decimals: 6,
+                    credits_per_token: CREDITS_PER_TOKEN,
+                    ledger_sealed: true,
+                    ..Default::default()
+                },
+                receipts: vec![],
+                bindings: vec![],
+                grants: vec![],
+                credits: HashMap::new(),
+            }
+        }
+
+        fn bind(&mut self, node: Key, operator: Key) {
+            self.bindings.push(Stored {
+                body: NodeBinding {
+                    node,
+                    operator,
+                    epoch: 0,
+                    issued_at: 1,
+                },
+                body_hash: sha256v(&[b"binding", &node]),
+            });
+        }
+
+        fn grant(&mut self, buyer: Key, client: Key) {
+            self.grants.push(Stored {
+                body: ClientGrant {
+                    buyer,
+                    client,
+                    epoch: 0,
+                    issued_at: 1,
+                    expires_at: i64::MAX,
+                    credit_limit: 0,
+                },
+                body_hash: sha256v(&[b"grant", &buyer, &client]),
+            });
+        }
+
+        /// `buyer` burns `tokens` for credits at the price, in epoch 0.
+        fn buy(&mut self, buyer: Key, tokens: u64) {
+            let credits = tokens / TOKEN * CREDITS_PER_TOKEN;
+            self.credits.insert(
+                buyer,
+                BuyerCredits {
+                    issued: credits,
+                    tokens_burned: tokens,
+                    ..Default::default()
+                },
+            );
+        }
+
+        /// One session of `bytes`, reported in `receipts` receipts of growing sequence.
+        #[allow(clippy::too_many_arguments)]
+        fn session(
+            &mut self,
+            epoch: u64,
+            node: Key,
+            client: Key,
+            buyer: Key,
+            id: u8,
+            bytes: u64,
+            receipts: u64,
+        ) {
+            for seq in 1..=receipts {
+                let receipt = UsageReceipt {
+                    epoch,
+                    session_id: [id; 16],
+                    node,
+                    client,
+                    buyer,
+                    sequence: seq,
+                    cumulative_bytes: if seq == receipts {
+                        bytes
+                    } else {
+                        bytes / receipts * seq
+                    },
+                    session_age_secs: 3_600,
+                };
+                let body_hash = sha256v(&[&node, &client, &[id], &seq.to_le_bytes()]);
+                self.receipts.push(StoredReceipt { receipt, body_hash });
+            }
+        }
+
+        fn close(&self, epoch: u64, previous: Option<&Dataset>) -> Result<Dataset, CloseError> {
+            close(&CloseInput {
+                deployment: Deployment {
+                    program_id: [1; 32],
+                    config: [2; 32],
+                },
+                epoch,
+                epoch_start: 86_400 * epoch as i64,
+                epoch_end: 86_400 * (epoch as i64 + 1),
+                params: CloseParams {
+                    credits_per_gib: CREDITS_PER_GIB,
+                    pair_cap_bytes: u64::MAX,
+                    max_rate_bytes_per_sec: u64::MAX,
+                },
+                chain: &self.chain,
+                receipts: &self.receipts,
+                bindings: &self.bindings,
+                grants: &self.grants,
+                credits: &self.credits,
+                previous,
+            })
+        }
+
+        /// The chain after finalizing `d`, as the program leaves it for the next epoch.
+        fn finalized(&mut self, d: &Dataset) {
+            self.chain.next_epoch = d.epoch + 1;
+            self.chain.last_reward_total = d.rewards.total;
+            self.chain.last_usage_total = d.usage.total;
+            self.chain.last_usage_cost_total = d.usage.cost_total;
+            self.chain.scheduled_minted += d.allocation;
+        }
+    }
+
+    fn reward(d: &Dataset, operator: &Key) -> u64 {
+        let op = b58(operator);
+        d.rewards
+            .leaves
+            .iter()
+            .find(|l| l.operator == op)
+            .map_or(0, |l| l.amount)
+    }
+
+    fn usage<'d>(d: &'d Dataset, buyer: &Key) -> &'d UsageLeaf {
+        let b = b58(buyer);
+        d.usage
+            .leaves
+            .iter()
+            .find(|l| l.buyer == b)
+            .expect("a usage leaf")
+    }
+
+    /// What must hold in every dataset: the served rows add up to the reward leaves, the pots to
+    /// the allocation, the costs to the usage cost, and nothing exceeds the budget.
+    fn check_sums(d: &Dataset) {
+        let mut by_operator: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for s in &d.served {
+            let e = by_operator.entry(&s.operator).or_default();
+            e.0 += s.bytes;
+            e.1 += s.amount;
+        }
+        for l in &d.rewards.leaves {
+            let (bytes, amount) = by_operator
+                .get(l.operator.as_str())
+                .copied()
+                .unwrap_or_default();
+            assert_eq!((l.bytes, l.amount), (bytes, amount), "{}", l.operator);
+        }
+        let keys: Vec<(Key, Key)> = d
+            .served
+            .iter()
+            .map(|s| {
+                (
+                    key_from_b58(&s.buyer).unwrap(),
+                    key_from_b58(&s.operator).unwrap(),
+                )
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "served rows in order");
+        let pots: u64 = d.usage.leaves.iter().map(|l| l.pot).sum();
+        let costs: u64 = d.usage.leaves.iter().map(|l| l.cost).sum();
+        let cumulative: u64 = d.usage.leaves.iter().map(|l| l.cumulative_cost).sum();
+        assert_eq!(pots, d.allocation);
+        assert_eq!(
+            d.rewards.leaves.iter().map(|l| l.amount).sum::<u64>(),
+            d.allocation
+        );
+        assert_eq!(costs, d.usage.usage_cost);
+        assert_eq!(cumulative, d.usage.cost_total);
+        assert_eq!(
+            d.usage.cost_total,
+            d.parameters.previous_usage_cost_total + d.usage.usage_cost
+        );
+        assert!(d.allocation <= d.budget.total);
+        for l in &d.usage.leaves {
+            let k = u128::from(d.parameters.usage_cap_bps);
+            assert!(
+                u128::from(l.pot) * 10_000 <= u128::from(l.cost) * k,
+                "{l:?}"
+            );
+        }
+    }
+
+    /// An honest buyer (100 tokens, served by operator A) and a wash trader (50 tokens) whose
+    /// clients only use nodes of its own operator W, sending far more than its credits pay for.
+    fn wash(usage_cap_bps: u32, scheduled: u64) -> (Net, [Key; 4]) {
+        let mut n = Net::new(usage_cap_bps, scheduled);
+        let (honest, honest_client) = (key("buyer", 0), key("client", 0));
+        let (trader, trader_client) = (key("buyer", 1), key("client", 1));
+        let (a, w) = (key("operator", 0), key("operator", 1));
+        n.buy(honest, 100 * TOKEN);
+        n.buy(trader, 50 * TOKEN);
+        n.grant(honest, honest_client);
+        n.grant(trader, trader_client);
+        n.bind(key("node", 0), a);
+        n.session(0, key("node", 0), honest_client, honest, 1, 2 * GIB, 3);
+        for i in 1..4 {
+            n.bind(key("node", i), w);
+            n.session(0, key("node", i), trader_client, trader, i, 5 * GIB, 2);
+        }
+        (n, [honest, trader, a, w])
+    }
+
+    #[test]
+    fn a_wash_trader_gets_back_at_most_k_times_what_it_paid() {
+        let (n, [honest, trader, a, w]) = wash(8_000, 1_000 * TOKEN);
+        let d = n.close(0, None).unwrap();
+        check_sums(&d);
+        // The honest buyer consumed all its credits (2 GiB): they cost it 100 tokens, and 0.8 of
+        // that goes to the operator that served it.
+        let h = usage(&d, &honest);
+        assert_eq!(
+            (h.credits, h.cost, h.pot),
+            (10_000_000, 100 * TOKEN, 80 * TOKEN)
+        );
+        assert_eq!(
+            (h.purchased_credits, h.purchased_tokens),
+            (10_000_000, 100 * TOKEN)
+        );
+        assert_eq!(reward(&d, &a), 80 * TOKEN);
+        // The wash trader's 15 GiB count only as far as its credits go (1 GiB), which cost it
+        // 50 tokens: its own operator gets 40, less than it burned.
+        let t = usage(&d, &trader);
+        assert_eq!((t.credits, t.bytes, t.cost), (5_000_000, GIB, 50 * TOKEN));
+        assert_eq!(t.pot, 40 * TOKEN);
+        assert_eq!(reward(&d, &w), 40 * TOKEN);
+        assert!(reward(&d, &w) <= 8_000 * 50 * TOKEN / 10_000);
+        assert_eq!(d.stats.bytes_over_credits, 14 * GIB);
+        // The budget: k × 150 tokens, below the schedule; the pots use all of it.
+        assert_eq!(d.budget.usage_cap, 120 * TOKEN);
+        assert_eq!(d.budget.total, 120 * TOKEN);
+        assert_eq!(d.allocation, 120 * TOKEN);
+        assert_eq!(d.usage.usage_cost, 150 * TOKEN);
+        assert_eq!(d.usage.cost_total, 150 * TOKEN);
+        assert_eq!(
+            d.served
+                .iter()
+                .map(|s| (s.buyer.clone(), s.operator.clone(), s.bytes, s.amount))
+                .collect::<BTreeSet<_>>(),
+            [
+                (b58(&honest), b58(&a), 2 * GIB, 80 * TOKEN),
+                (b58(&trader), b58(&w), GIB, 40 * TOKEN),
+            ]
+            .into_iter()
+            .collect()
+        );
+    }
+
+    #[test]
+    fn a_binding_budget_scales_the_pots_and_is_used_exactly() {
+        // The schedule allows 30 tokens, less than the 80 + 40 the pots would be.
+        let (n, [honest, trader, a, w]) = wash(8_000, 30 * TOKEN);
+        let d = n.close(0, None).unwrap();
+        check_sums(&d);
+        assert_eq!(d.budget.usage_cap, 120 * TOKEN);
+        assert_eq!(d.budget.total, 30 * TOKEN);
+        assert_eq!(usage(&d, &honest).pot, 20 * TOKEN);
+        assert_eq!(usage(&d, &trader).pot, 10 * TOKEN);
+        assert_eq!((reward(&d, &a), reward(&d, &w)), (20 * TOKEN, 10 * TOKEN));
+        assert_eq!(d.allocation, 30 * TOKEN);
+        // A pot split across several operators sums exactly too, by largest remainder.
+        let (mut n, [honest, _, a, _]) = wash(10_000, 100 * TOKEN - 1);
+        let b = key("operator", 9);
+        n.bind(key("node", 9), b);
+        let client = key("client", 0);
+        n.session(0, key("node", 9), client, honest, 7, GIB / 3, 1);
+        n.buy(honest, 1_000 * TOKEN);
+        n.buy(key("buyer", 1), 1_000 * TOKEN);
+        let d = n.close(0, None).unwrap();
+        check_sums(&d);
+        assert_eq!(d.allocation, d.budget.total);
+        assert_eq!(d.budget.total, 100 * TOKEN - 1);
+        assert!(reward(&d, &a) > 0 && reward(&d, &b) > 0);
+    }
+
+    #[test]
+    fn later_purchases_do_not_change_the_cost() {
+        let buyer = key("buyer", 0);
+        let client = key("client", 0);
+        let op = key("operator", 0);
+        let mut n = Net::new(10_000, 1_000 * TOKEN);
+        n.buy(buyer, 100 * TOKEN);
+        n.grant(buyer, client);
+        n.bind(key("node", 0), op);
+        n.session(0, key("node", 0), client, buyer, 1, GIB, 2);
+        let d0 = n.close(0, None).unwrap();
+        check_sums(&d0);
+        // Half of its credits, at 1 token per 100,000: 50 tokens.
+        assert_eq!(usage(&d0, &buyer).cost, 50 * TOKEN);
+
+        // The same epoch closed after the buyer bought 1,000,000 more credits in epoch 1 at nine
+        // times the price: nothing changes, byte for byte.
+        let mut later = Net { ..n };
+        later.credits.insert(
+            buyer,
+            BuyerCredits {
+                issued: 11_000_000,
+                tokens_burned: 1_000 * TOKEN,
+                purchase_epoch: 1,
+                issued_before_purchase_epoch: 10_000_000,
+                tokens_before_purchase_epoch: 100 * TOKEN,
+            },
+        );
+        assert_eq!(later.close(0, None).unwrap().to_bytes(), d0.to_bytes());
+
+        // Epoch 1 sees that purchase: the other 5,000,000 credits consumed cost the average of
+        // what is left, 6,000,000 credits for 950 tokens.
+        later.finalized(&d0);
+        later.session(1, key("node", 0), client, buyer, 2, GIB, 1);
+        let d1 = later.close(1, Some(&d0)).unwrap();
+        check_sums(&d1);
+        let u = usage(&d1, &buyer);
+        assert_eq!(u.credits, 5_000_000);
+        assert_eq!(u.cost, 5_000_000 * 950 * TOKEN / 6_000_000);
+        assert_eq!(u.cumulative_cost, 50 * TOKEN + u.cost);
+        assert_eq!(
+            (u.purchased_credits, u.purchased_tokens),
+            (11_000_000, 1_000 * TOKEN)
+        );
+        assert_eq!(d1.parameters.previous_usage_cost_total, 50 * TOKEN);
+        assert_eq!(d1.allocation, u.cost);
+        assert_eq!(reward(&d1, &op), u.cost);
+
+        // The previous dataset must be the one the chain finalized, costs included.
+        let mut wrong = Net { ..later };
+        wrong.chain.last_usage_cost_total += 1;
+        assert!(matches!(
+            wrong.close(1, Some(&d0)),
+            Err(CloseError::PreviousMismatch { cost, chain_cost, .. })
+                if cost == 50 * TOKEN && chain_cost == 50 * TOKEN + 1
+        ));
+        wrong.chain.last_usage_cost_total -= 1;
+        let mut tampered = d0.clone();
+        tampered.usage.leaves[0].cumulative_cost += 1;
+        assert!(matches!(
+            wrong.close(1, Some(&tampered)),
+            Err(CloseError::InconsistentPrevious(_))
+        ));
+    }
+
+    #[test]
+    fn without_paid_usage_nothing_is_minted() {
+        // Credits that cost nothing (none burned for them) fund nothing, however much is served.
+        let (mut n, [honest, trader, a, w]) = wash(10_000, 1_000 * TOKEN);
+        for b in [honest, trader] {
+            if let Some(c) = n.credits.get_mut(&b) {
+                c.tokens_burned = 0;
+            }
+        }
+        let d = n.close(0, None).unwrap();
+        check_sums(&d);
+        assert!(d.usage.credits_consumed > 0);
+        assert_eq!(
+            (d.usage.usage_cost, d.budget.total, d.allocation),
+            (0, 0, 0)
+        );
+        assert_eq!((reward(&d, &a), reward(&d, &w)), (0, 0));
+        assert_eq!(
+            d.rewards.leaf_count, 2,
+            "operators that served are in the tree"
+        );
+        // Nor does an epoch without receipts.
+        n.receipts.clear();
+        let d = n.close(0, None).unwrap();
+        assert_eq!((d.budget.total, d.allocation), (0, 0));
+        assert!(d.served.is_empty());
+    }
+
+    #[test]
+    fn buyers_that_consumed_nothing_keep_their_cost_and_show_no_purchases() {
+        let (mut n, [honest, trader, _, w]) = wash(10_000, 1_000 * TOKEN);
+        let d0 = n.close(0, None).unwrap();
+        n.finalized(&d0);
+        // In epoch 1 only the wash trader's operator serves the honest buyer.
+        n.receipts.clear();
+        let honest_client = key("client", 0);
+        n.buy(honest, 200 * TOKEN);
+        n.session(1, key("node", 1), honest_client, honest, 9, GIB / 2, 1);
+        let d1 = n.close(1, Some(&d0)).unwrap();
+        check_sums(&d1);
+        let t = usage(&d1, &trader);
+        assert_eq!((t.credits, t.bytes, t.cost, t.pot), (0, 0, 0, 0));
+        assert_eq!((t.purchased_credits, t.purchased_tokens), (0, 0));
+        assert_eq!(t.cumulative_cost, usage(&d0, &trader).cumulative_cost);
+        let h = usage(&d1, &honest);
+        // 2,500,000 of the 10,000,000 credits left (20,000,000 bought for 200 tokens) cost 25.
+        assert_eq!((h.credits, h.cost), (2_500_000, 25 * TOKEN));
+        assert_eq!(reward(&d1, &w), 25 * TOKEN);
+    }
+
+    #[test]
+    fn the_same_inputs_in_any_order_give_the_same_bytes() {
+        // The schedule binds: the pots are scaled to it.
+        let mut n = Net::new(7_500, 300 * TOKEN);
+        for b in 0..4u8 {
+            n.buy(key("buyer", b), (u64::from(b) + 1) * 100 * TOKEN);
+            for c in 0..2u8 {
+                n.grant(key("buyer", b), key("client", b * 2 + c));
+            }
+        }
+        for i in 0..6u8 {
+            n.bind(key("node", i), key("operator", i % 4));
+        }
+        for b in 0..4u8 {
+            for c in 0..2u8 {
+                let client = key("client", b * 2 + c);
+                for i in 0..6u8 {
+                    if (b + c + i) % 3 != 0 {
+                        let bytes = u64::from(b + 1) * u64::from(i + 1) * 37_000_000;
+                        n.session(0, key("node", i), client, key("buyer", b), i, bytes, 3);
+                    }
+                }
+            }
+        }
+        let first = n.close(0, None).unwrap();
+        check_sums(&first);
+        assert_eq!(first.allocation, 300 * TOKEN);
+        assert!(first.served.len() > 10, "{:?}", first.served);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..5 {
+            n.receipts.shuffle(&mut rng);
+            n.bindings.shuffle(&mut rng);
+            n.grants.shuffle(&mut rng);
+            let mut entries: Vec<_> = n.credits.drain().collect();
+            entries.shuffle(&mut rng);
+            n.credits = entries.into_iter().collect();
+            assert_eq!(n.close(0, None).unwrap().to_bytes(), first.to_bytes());
+        }
+        // And on top of a previous epoch.
+        n.finalized(&first);
+        for r in &mut n.receipts {
+            r.receipt.epoch = 1;
+        }
+        let second = n.close(1, Some(&first)).unwrap();
+        check_sums(&second);
+        n.receipts.shuffle(&mut rng);
+        assert_eq!(
+            n.close(1, Some(&first)).unwrap().to_bytes(),
+            second.to_bytes()
+        );
+    }
+}

@@ -346,7 +346,7 @@ pub async fn deploy(
             price_max_change_bps: 2_000,
             net_emissions_cap: 100 * TOKEN,
             burn_smoothing_epochs: 7,
-            usage_cap_bps: 0,
+            usage_cap_bps: 10_000,
         },
     };
     chain

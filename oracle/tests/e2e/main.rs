@@ -233,7 +233,7 @@ async fn world(opts: Opts) -> World {
             price_max_change_bps: 2_000,
             net_emissions_cap: 100 * TOKEN,
             burn_smoothing_epochs: 7,
-            usage_cap_bps: 0,
+            usage_cap_bps: 10_000,
         },
     };
     net.send(

@@ -169,7 +169,7 @@ impl Chain {
                 price_max_change_bps: 2_000,
                 net_emissions_cap: 100 * TOKEN,
                 burn_smoothing_epochs: 7,
-                usage_cap_bps: 0,
+                usage_cap_bps: 10_000,
             },
         };
         self.send(

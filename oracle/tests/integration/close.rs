@@ -112,12 +112,30 @@ async fn the_split_is_exact_and_proportional_and_proofs_verify() {
     let d = &closed.dataset;
     let sum: u64 = d.rewards.leaves.iter().map(|l| l.amount).sum();
     assert_eq!(sum, d.allocation);
+    assert!(d.allocation > 0);
+    // k = 1 and the schedule does not bind: every buyer's pot is what its credits cost it, and
+    // the pots use the whole budget.
     assert_eq!(d.allocation, d.budget.total);
+    assert_eq!(d.budget.total, d.usage.usage_cost);
     assert_eq!(d.rewards.total, d.allocation);
-    let total_bytes: u64 = d.rewards.leaves.iter().map(|l| l.bytes).sum();
+    for u in &d.usage.leaves {
+        assert_eq!(u.credits * BASE_UNITS_PER_CREDIT, u.cost, "{u:?}");
+        assert_eq!(u.pot, u.cost);
+        // Its pot goes to the operators that served it, in proportion to their bytes for it.
+        let rows: Vec<_> = d.served.iter().filter(|s| s.buyer == u.buyer).collect();
+        assert_eq!(rows.len(), 5, "every node served every client");
+        assert_eq!(rows.iter().map(|s| s.bytes).sum::<u64>(), u.bytes);
+        assert_eq!(rows.iter().map(|s| s.amount).sum::<u64>(), u.pot);
+        for s in rows {
+            let exact = u.pot as u128 * s.bytes as u128 / u.bytes as u128;
+            assert!(s.amount as u128 == exact || s.amount as u128 == exact + 1);
+        }
+    }
+    // Each operator's reward is the sum of its parts of the buyers' pots.
     for l in &d.rewards.leaves {
-        let exact = d.allocation as u128 * l.bytes as u128 / total_bytes as u128;
-        assert!(l.amount as u128 == exact || l.amount as u128 == exact + 1);
+        let rows = d.served.iter().filter(|s| s.operator == l.operator);
+        let (bytes, amount) = rows.fold((0, 0), |(b, a), s| (b + s.bytes, a + s.amount));
+        assert_eq!((l.bytes, l.amount), (bytes, amount));
     }
     // Every operator's proof from the API verifies against the root in the dataset.
     let config = deployment().config;
@@ -220,6 +238,44 @@ async fn epochs_build_on_each_other_and_wait_for_the_chain() {
         d1.usage.total,
         e0.dataset.usage.total + d1.usage.credits_consumed
     );
+    // Costs build on each other too: only buyer 1 consumed in epoch 1.
+    assert_eq!(
+        d1.parameters.previous_usage_cost_total,
+        e0.dataset.usage.cost_total
+    );
+    assert_eq!(
+        d1.usage.cost_total,
+        e0.dataset.usage.cost_total + d1.usage.usage_cost
+    );
+    assert_eq!(d1.usage.usage_cost, 2_000 * BASE_UNITS_PER_CREDIT);
+    assert_eq!(d1.allocation, d1.usage.usage_cost);
+    for (before, after) in e0.dataset.usage.leaves.iter().zip(&d1.usage.leaves) {
+        assert_eq!(after.buyer, before.buyer);
+        assert_eq!(after.cumulative_cost, before.cumulative_cost + after.cost);
+    }
+    assert_eq!(
+        d1.usage
+            .leaves
+            .iter()
+            .map(|l| l.cumulative_cost)
+            .sum::<u64>(),
+        d1.usage.cost_total
+    );
+    // Operator 1 served no one in epoch 1 and gets nothing; operator 0 gets buyer 1's pot.
+    assert_eq!(d1.served.len(), 1);
+    assert_eq!(d1.served[0].operator, b58(&pk(&w.operators[0])));
+    assert_eq!(d1.served[0].amount, d1.allocation);
+
+    // A previous dataset whose cost total the chain did not finalize is refused.
+    let closer = &o.oracle().closer;
+    let mut inputs = closer.chain.inputs(1).await.unwrap();
+    inputs.last_usage_cost_total += 1;
+    let err = closer
+        .compute(1, &inputs, Some(&e0.dataset))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("usage cost"), "{err}");
 }
 
 /// What finalizing `d` does to the chain, as the program would.
@@ -231,6 +287,7 @@ fn finalize(chain: &MemoryChain, d: &backhaul_protocol::dataset::Dataset, next: 
         c.last_reward_leaf_count = d.rewards.leaf_count;
         c.last_usage_total = d.usage.total;
         c.last_usage_leaf_count = d.usage.leaf_count;
+        c.last_usage_cost_total = d.usage.cost_total;
         c.total_minted += d.allocation;
         c.scheduled_minted += d.allocation.min(d.budget.scheduled_room);
         c.total_reemitted += d.allocation.saturating_sub(d.budget.scheduled_room);

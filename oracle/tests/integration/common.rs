@@ -318,19 +318,26 @@ impl World {
         .sign_both(&deployment(), &self.clients[c], &self.nodes[n])
     }
 
-    /// Gives every buyer plenty of credits on the chain.
+    /// Gives every buyer `credits` on the chain, bought in epoch 0 at [`BASE_UNITS_PER_CREDIT`].
     pub fn fund_buyers(&self, chain: &MemoryChain, credits: u64) {
         chain.update(|s| {
             for b in &self.buyers {
-                s.credits.insert(
-                    pk(b),
-                    backhaul_oracle::aggregate::BuyerCredits {
-                        issued: credits,
-                        purchase_epoch: 0,
-                        issued_before_purchase_epoch: 0,
-                    },
-                );
+                s.credits.insert(pk(b), bought(credits));
             }
         });
+    }
+}
+
+/// What a credit costs at the example price (100,000 credits per token of 6 decimals).
+pub const BASE_UNITS_PER_CREDIT: u64 = 10;
+
+/// A credit account holding `credits` bought in epoch 0 at [`BASE_UNITS_PER_CREDIT`].
+pub fn bought(credits: u64) -> backhaul_oracle::aggregate::BuyerCredits {
+    backhaul_oracle::aggregate::BuyerCredits {
+        issued: credits,
+        tokens_burned: credits * BASE_UNITS_PER_CREDIT,
+        purchase_epoch: 0,
+        issued_before_purchase_epoch: 0,
+        tokens_before_purchase_epoch: 0,
     }
 }

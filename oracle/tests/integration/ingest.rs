@@ -280,14 +280,7 @@ async fn buyers_without_credits_are_told_and_capped_at_close() {
         let w = World::new(1, 2);
         // Buyer 0 holds 1,500 credits (1.5 GiB at 1,000 credits per GiB); buyer 1 holds none.
         o.chain.update(|s| {
-            s.credits.insert(
-                pk(&w.buyers[0]),
-                backhaul_oracle::aggregate::BuyerCredits {
-                    issued: 1_500,
-                    purchase_epoch: 0,
-                    issued_before_purchase_epoch: 0,
-                },
-            );
+            s.credits.insert(pk(&w.buyers[0]), bought(1_500));
         });
         o.post("/v1/bindings", &w.bindings()).await;
         o.post("/v1/grants", &w.grants()).await;
