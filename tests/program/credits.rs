@@ -172,13 +172,20 @@ async fn buying_burns_tokens_and_credits_the_buyer() {
         ),
         (epoch + 1, 1_100_000, 1_200_000)
     );
-    let through = backhaul_core::price::issued_through(
-        credits.issued,
-        credits.purchase_epoch,
-        credits.issued_before_purchase_epoch,
-        epoch,
+    let total = backhaul_core::cost::Purchases {
+        credits: credits.issued,
+        tokens: credits.tokens_burned,
+    };
+    let before = backhaul_core::cost::Purchases {
+        credits: credits.issued_before_purchase_epoch,
+        tokens: credits.tokens_before_purchase_epoch,
+    };
+    let through =
+        backhaul_core::cost::purchases_through(total, credits.purchase_epoch, before, epoch);
+    assert_eq!(
+        (through.credits, through.tokens, total.tokens),
+        (1_100_000, 11 * TOKEN, 12 * TOKEN)
     );
-    assert_eq!(through, 1_100_000);
 }
 
 #[tokio::test]

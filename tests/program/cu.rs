@@ -152,6 +152,9 @@ async fn measure() -> Samples {
         usage_leaf_count: 1,
         usage_total: usage.total,
         credits_consumed: usage.total,
+        // The buyer paid 10 tokens for its credits; these cost less.
+        usage_cost_total: amount,
+        usage_cost: amount,
     };
     env.end_epoch(0).await;
     let payer = env.payer().pubkey();
@@ -197,7 +200,7 @@ async fn measure() -> Samples {
 
     // epoch 1: a depth-20 claim by an operator that has claimed before.
     let (root1, proof20) = deep_root(&env, &operator, amount * 2, 20, 1);
-    let usage1 = env.usage_tree(1, &[(buyer.pubkey(), 1_000)]);
+    let usage1 = env.usage_tree(1, &[(buyer.pubkey(), 2_000)]);
     let p1 = EpochProposal {
         reward_root: root1,
         reward_leaf_count: 1 << 20,
@@ -207,7 +210,9 @@ async fn measure() -> Samples {
         usage_root: usage1.root,
         usage_leaf_count: 1,
         usage_total: usage1.total,
-        credits_consumed: 0,
+        credits_consumed: 1_000,
+        usage_cost_total: amount * 2,
+        usage_cost: amount,
     };
     env.run_epoch(1, p1).await;
     let ix = env.claim_ix(
@@ -226,8 +231,10 @@ async fn measure() -> Samples {
 
     // veto: epoch 2 at quorum, inside its challenge period.
     let tree2 = env.reward_tree(2, &[(operator.pubkey(), amount * 3)]);
-    let usage2 = env.usage_tree(2, &[(buyer.pubkey(), 1_000)]);
-    let mut p2 = env.proposal_with_usage(&tree2, amount * 2, &usage2, usage.total);
+    let usage2 = env.usage_tree(2, &[(buyer.pubkey(), 3_000)]);
+    let mut p2 = env.proposal_with_usage(&tree2, amount * 2, &usage2, usage1.total);
+    p2.usage_cost_total = amount * 3;
+    p2.usage_cost = amount;
     // Leaf counts never shrink; the veto does not look at the tree.
     p2.reward_leaf_count = 1 << 20;
     env.end_epoch(2).await;

@@ -14,6 +14,7 @@ async fn ready() -> (Env, EpochProposal) {
     );
     let p = env.proposal(&tree, 0);
     env.end_epoch(0).await;
+    let p = env.paid(0, p).await.unwrap();
     env.seal(0).await.unwrap();
     (env, p)
 }

@@ -64,7 +64,10 @@ async fn a_depth_20_claim_with_compute_budget_and_ata_creation_fits_and_lands() 
         usage_leaf_count: 0,
         usage_total: 0,
         credits_consumed: 0,
+        usage_cost_total: 0,
+        usage_cost: 0,
     };
+    // The sponsor pays for the allocation (its usage tree replaces the empty one).
     env.run_epoch(0, p).await;
 
     let recipient = ata(&operator.pubkey(), &env.mint);

@@ -178,17 +178,25 @@ pub fn default_emission() -> EmissionParams {
     }
 }
 
-/// Default economics: prices valid for an hour and moving at most 20% per hour, net emissions
-/// capped at 100 tokens per epoch with a 7-epoch average, no paid-usage cap.
+/// Default economics: prices valid for an hour and moving at most 20% per hour, no net emissions
+/// (so the sponsor's purchases, see [`Env::paid`], never change a budget; tests of net emissions
+/// set a cap) with a 7-epoch average, k = 1 (an epoch mints at most what its buyers paid for the
+/// credits they consumed).
 pub fn default_economics() -> EconomicsParams {
     EconomicsParams {
         price_max_age_secs: 3_600,
         price_max_change_bps: 2_000,
-        net_emissions_cap: 100 * 10u64.pow(DECIMALS as u32),
+        net_emissions_cap: 0,
         burn_smoothing_epochs: 7,
-        usage_cap_bps: 0,
+        usage_cap_bps: 10_000,
     }
 }
+
+/// The price [`Env::paid`] posts when none is fresh: 100,000 credits per token.
+pub const SPONSOR_PRICE: u64 = 100_000;
+
+/// One whole token in base units.
+pub const TOKEN_UNIT: u64 = 10u64.pow(DECIMALS as u32);
 
 /// A deployment inside a fresh bank, with its keys.
 pub struct Env {
@@ -202,6 +210,12 @@ pub struct Env {
     pub mint: Pubkey,
     pub config: Pubkey,
     pub vault: Pubkey,
+    /// The buyer whose paid usage [`Env::paid`] adds to proposals.
+    pub sponsor: Keypair,
+    /// What the sponsor bought so far.
+    pub sponsored: backhaul_core::cost::Purchases,
+    /// The paid proposal [`Env::sponsored`] made of each (epoch, unpaid proposal).
+    sponsored_proposals: std::collections::HashMap<(u64, Vec<u8>), EpochProposal>,
     nonce: u64,
 }
 
@@ -323,6 +337,11 @@ impl Env {
             mint,
             config,
             vault: vault_address(&config),
+            sponsor: Keypair::new_from_array(backhaul_core::merkle::sha256v(&[
+                b"backhaul-test-sponsor",
+            ])),
+            sponsored: Default::default(),
+            sponsored_proposals: Default::default(),
             nonce: 0,
         }
     }
@@ -568,7 +587,8 @@ impl Env {
         ix::propose_root(&self.deployment(), oracle, epoch, proposal)
     }
 
-    /// Oracle `i` votes for `proposal` in `epoch`, sealing the epoch's ledger first if it can.
+    /// Oracle `i` votes for `proposal` in `epoch` (made paid for by [`Env::sponsored`] when it
+    /// has an allocation but no paid usage), sealing the epoch's ledger first if it can.
     pub async fn vote(
         &mut self,
         i: usize,
@@ -580,6 +600,7 @@ impl Env {
             .account::<EpochLedger>(&ledger)
             .await
             .is_some_and(|l| l.sealed);
+        let proposal = self.sponsored(epoch, proposal).await;
         if !sealed {
             // Before the epoch ends this fails; the vote then shows why.
             let _ = self.seal(epoch).await;
@@ -919,11 +940,149 @@ impl Env {
             usage_leaf_count: usage.entries.len() as u64,
             usage_total: usage.total,
             credits_consumed: usage.total - previous_usage_total,
+            usage_cost_total: 0,
+            usage_cost: 0,
         }
     }
 
+    /// `proposal` as [`Env::vote`] sends it: a proposal of an ended `epoch` with an allocation but
+    /// no paid usage (empty usage tree, zero cost) is made paid for by the sponsor ([`Env::paid`]),
+    /// once per epoch and proposal (later votes for the same proposal get the same paid one).
+    /// Anything else, or a proposal the sponsor cannot pay for, is returned unchanged, so the vote
+    /// shows why it fails.
+    pub async fn sponsored(&mut self, epoch: u64, proposal: EpochProposal) -> EpochProposal {
+        if proposal.allocation == 0 || proposal.usage_cost != 0 || proposal.usage_leaf_count != 0
+        {
+            return proposal;
+        }
+        // Before the epoch's end the vote fails anyway; leave its ledger untouched.
+        let end = backhaul_core::epoch::epoch_end(GENESIS, EPOCH_SECS, epoch).expect("end");
+        if self.now().await < end {
+            return proposal;
+        }
+        let key = (
+            epoch,
+            anchor_lang::prelude::borsh::to_vec(&proposal).expect("proposal bytes"),
+        );
+        if let Some(p) = self.sponsored_proposals.get(&key) {
+            return *p;
+        }
+        match self.paid(epoch, proposal).await {
+            Ok(paid) => {
+                self.sponsored_proposals.insert(key, paid);
+                paid
+            }
+            Err(_) => proposal,
+        }
+    }
+
+    /// Makes `proposal` (of `epoch`, with an empty usage tree) paid for by the sponsor, a buyer
+    /// whose nodes are not the operators of the reward tree: its usage tree becomes the sponsor's
+    /// consumption at a cost of the allocation, so with k = 1 the allocation fits the paid-usage
+    /// cap. When what the sponsor bought through `epoch` and has not consumed yet does not cover
+    /// the allocation, it first buys the rest (at least one token) in `epoch`, at its last second
+    /// when the clock has already passed its end (the clock is set back for the purchase and
+    /// forward again, as if bought just before the end), posting [`SPONSOR_PRICE`] when no price
+    /// is fresh. Fails when that purchase cannot be made (paused, a sealed ledger, no current
+    /// oracle to post a price) or the usage trees hold another buyer.
+    pub async fn paid(
+        &mut self,
+        epoch: u64,
+        proposal: EpochProposal,
+    ) -> Result<EpochProposal, String> {
+        let config = self.config_state().await;
+        let consumed = backhaul_core::cost::Consumed {
+            credits: config.last_usage_total,
+            cost: config.last_usage_cost_total,
+        };
+        if consumed.credits > 0 {
+            // The last finalized usage tree must be the sponsor's alone.
+            let last = config.next_epoch - 1;
+            let root = self.epoch_state(last).await.proposal.usage_root;
+            let sponsor_only = self.usage_tree(last, &[(self.sponsor.pubkey(), consumed.credits)]);
+            if root != sponsor_only.root {
+                return Err("the usage trees hold another buyer than the sponsor".into());
+            }
+        }
+        let cost = consumed
+            .cost
+            .checked_add(proposal.allocation)
+            .ok_or("overflow")?;
+        if self.sponsored.tokens < cost {
+            let now = self.now().await;
+            let end = backhaul_core::epoch::epoch_end(GENESIS, EPOCH_SECS, epoch).expect("end");
+            if now >= end {
+                self.set_time(end - 1).await;
+            }
+            let bought = self
+                .sponsor_buys((cost - self.sponsored.tokens).max(TOKEN_UNIT))
+                .await;
+            if now >= end {
+                self.set_time(now).await;
+            }
+            bought?;
+        }
+        // Consumption in proportion to the cost, rising by at least one credit.
+        let bought = self.sponsored;
+        let by_cost = u64::try_from(
+            (u128::from(cost) * u128::from(bought.credits)).div_ceil(u128::from(bought.tokens)),
+        )
+        .map_err(|_| "overflow")?;
+        let credits = by_cost.max(consumed.credits + 1).min(bought.credits);
+        let usage = self.usage_tree(epoch, &[(self.sponsor.pubkey(), credits)]);
+        let paid = EpochProposal {
+            usage_root: usage.root,
+            usage_leaf_count: usage.entries.len() as u64,
+            usage_total: usage.total,
+            credits_consumed: credits - consumed.credits,
+            usage_cost_total: cost,
+            usage_cost: proposal.allocation,
+            ..proposal
+        };
+        Ok(paid)
+    }
+
+    /// The sponsor buys `tokens` of credits now.
+    async fn sponsor_buys(&mut self, tokens: u64) -> Result<(), String> {
+        let config = self.config_state().await;
+        let max_age = config.economics.price_max_age_secs;
+        let at = self.now().await;
+        if self.price_feed().await.usable_price(at, max_age).is_none() {
+            for i in 0..self.oracles.len() {
+                if config.oracles.contains(&self.oracles[i].pubkey()) {
+                    let _ = self.submit_price(i, SPONSOR_PRICE).await;
+                }
+            }
+        }
+        let price = self
+            .price_feed()
+            .await
+            .usable_price(at, max_age)
+            .ok_or("no fresh price")?;
+        let sponsor = self.sponsor.insecure_clone();
+        let funded_already = self
+            .ctx
+            .banks_client
+            .get_account(sponsor.pubkey())
+            .await
+            .expect("get_account")
+            .is_some();
+        if !funded_already {
+            self.ctx.set_account(&sponsor.pubkey(), &funded().into());
+        }
+        self.give_tokens(&sponsor.pubkey(), tokens).await;
+        let credits = backhaul_core::price::credits_for_tokens(tokens, price, DECIMALS)
+            .map_err(|e| e.to_string())?;
+        self.buy(&sponsor, tokens, credits, sponsor.pubkey())
+            .await
+            .map_err(|e| format!("the sponsor's purchase failed: {e}"))?;
+        self.sponsored.credits += credits;
+        self.sponsored.tokens += tokens;
+        Ok(())
+    }
+
     /// Ends `epoch`, has oracles 0 and 1 vote for `proposal`, waits out the challenge period and
-    /// finalizes.
+    /// finalizes. A proposal without paid usage is [`Env::sponsored`] (see [`Env::vote`]).
     pub async fn run_epoch(&mut self, epoch: u64, proposal: EpochProposal) {
         self.end_epoch(epoch).await;
         self.vote(0, epoch, proposal).await.expect("vote 0");

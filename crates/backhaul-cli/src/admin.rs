@@ -149,6 +149,9 @@ pub struct QueueParamsArgs {
     pub net_emissions_cap: Option<u64>,
     #[arg(long)]
     pub burn_smoothing_epochs: Option<u64>,
+    /// k in basis points, 1 to 10000: an epoch mints at most k times what buyers paid for the
+    /// credits consumed in it, and each buyer's part only to the operators that served it (no
+    /// value turns the cap off).
     #[arg(long)]
     pub usage_cap_bps: Option<u32>,
 }
@@ -201,6 +204,7 @@ pub struct EconomicsToml {
     pub price_max_change_bps: u16,
     pub net_emissions_cap: u64,
     pub burn_smoothing_epochs: u64,
+    /// k in basis points, 1 to 10,000 (see [`validate_usage_cap`]).
     pub usage_cap_bps: u32,
 }
 
@@ -334,6 +338,7 @@ pub fn validate_params(p: &InitializeParams, now: i64) -> anyhow::Result<()> {
         ),
     )?;
     program("emission", checks::validate_emission(&p.emission))?;
+    validate_usage_cap(p.economics.usage_cap_bps)?;
     program("economics", checks::validate_economics(&p.economics))?;
     program(
         "rate_limit (the capacity must hold one epoch's initial emission plus the net \
@@ -957,6 +962,9 @@ pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<Param
     set!(economics.net_emissions_cap);
     set!(economics.burn_smoothing_epochs);
     set!(economics.usage_cap_bps);
+    if economics != latest.economics {
+        validate_usage_cap(economics.usage_cap_bps)?;
+    }
     let differs = |new: u64, old: u64| (new != old).then_some(new);
     Ok(ParamsChange {
         challenge_period_secs: differs(challenge, c.challenge_period_secs),
@@ -1028,6 +1036,23 @@ pub async fn queue_params(ctx: &Context, args: &QueueParamsArgs) -> anyhow::Resu
         GovernanceChange::Params(change),
     )
     .await
+}
+
+/// Checks k (`economics.usage_cap_bps`) the way the program does, before sending: 1 to 10,000
+/// basis points. An epoch mints at most k times what buyers paid for the credits consumed in it,
+/// so a buyer serving itself through nodes of its own gets back at most k times what it burned;
+/// there is no value that turns the cap off.
+pub fn validate_usage_cap(usage_cap_bps: u32) -> anyhow::Result<()> {
+    let max = backhaul_core::cost::MAX_USAGE_CAP_BPS;
+    if !(1..=max).contains(&usage_cap_bps) {
+        bail!(
+            "economics.usage_cap_bps {usage_cap_bps} is out of bounds: k is 1 to {max} basis \
+             points of what buyers paid for the credits they consumed (an epoch never mints more), \
+             and no value turns the cap off; with 9000 (k = 0.9) a buyer that serves itself loses \
+             at least 10% of what it burns. See docs/parameters.md; nothing was sent"
+        );
+    }
+    Ok(())
 }
 
 /// Checks an oracle set the way the program does, before sending.

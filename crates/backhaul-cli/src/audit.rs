@@ -7,14 +7,22 @@
 //! - Both roots, rebuilt from the leaves with `backhaul_core`'s Merkle code, equal the chain's.
 //! - Each allocation is the sum of its leaves' increases and fits its budget, recomputed with
 //!   `backhaul_core::budget` from the dataset's parameters, which are checked against the chain.
+//! - The economics, recomputed with `backhaul_core::cost` (`audit/economics.rs`): each buyer's cost is
+//!   the average cost of its credits not consumed yet, its purchases are its credit account's,
+//!   its pot is k times its cost (scaled to the budget), each pot is paid only to the operators
+//!   that served the buyer, by bytes, and each operator's reward is the sum of what it was paid.
 //! - Each proposal hashes to the digest a quorum of oracles voted for, and was finalized only
 //!   after its challenge period.
-//! - vault = minted − claimed; supply = initial + minted − burned; credits issued − settled =
-//!   Σ balances; no operator claimed more than its latest cumulative reward; epochs contiguous.
+//! - vault ≥ minted − claimed (anyone can send tokens to the vault); supply ≤ initial + minted −
+//!   burned for credits (anyone can burn their own tokens directly); what only the program moves
+//!   stays exact: the config's totals = the sums of the ledgers and accounts, credits issued −
+//!   settled = Σ balances; no operator claimed more than its latest cumulative reward; epochs
+//!   contiguous.
 //!
 //! [`checks::audit`] is the pure core; [`fetch`] reads the chain and the datasets.
 
 pub mod checks;
+mod economics;
 pub mod fetch;
 #[cfg(test)]
 mod tests;
@@ -115,17 +123,18 @@ pub fn print_report(report: &AuditReport) {
     }
     println!();
     println!(
-        "{:>5} {:>10} {:>16} {:>16} {:>16} {:>9}",
-        "epoch", "status", "burned", "minted", "credits used", "operators"
+        "{:>5} {:>10} {:>16} {:>16} {:>16} {:>16} {:>9}",
+        "epoch", "status", "burned", "credits used", "their cost", "minted", "operators"
     );
     for e in &report.epochs {
         println!(
-            "{:>5} {:>10} {:>16} {:>16} {:>16} {:>9}",
+            "{:>5} {:>10} {:>16} {:>16} {:>16} {:>16} {:>9}",
             e.epoch,
             e.status,
             e.tokens_burned,
-            e.tokens_minted,
             e.credits_consumed,
+            e.usage_cost,
+            e.tokens_minted,
             e.operators_rewarded
         );
     }

@@ -3,8 +3,10 @@
 //! It starts the local endpoint and three oracles (threshold two, embedded SQLite in a temporary
 //! folder), creates a deployment, and for several epochs has firms buy credits, their clients
 //! exchange signed receipts with a few dozen nodes over HTTP, the oracles close, vote and
-//! finalize, operators claim and firms settle; then it audits everything and reports. Every step
-//! goes through the command functions a user runs, each actor with its own [`Context`].
+//! finalize, operators claim and firms settle; then it audits everything and reports. Rewards
+//! come only from what the firms paid for the credits they consumed (at most k = 0.9 times it),
+//! so firms buy credits before their traffic every epoch. Every step goes through the command
+//! functions a user runs, each actor with its own [`Context`].
 
 pub mod network;
 mod stdout;
@@ -56,6 +58,9 @@ pub struct DemoEpoch {
     pub credits_issued: u64,
     /// Credits consumed (the usage tree's increase) and settled against the epoch.
     pub credits_consumed: u64,
+    /// What the firms paid for the credits consumed (tokens, base units): the epoch mints at most
+    /// k = 0.9 times it.
+    pub usage_cost: u64,
     pub credits_settled: u64,
     pub credits_unpaid: u64,
     /// Tokens minted as the epoch's rewards, and its budget.
@@ -116,7 +121,8 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
-    /// Every epoch finalized, minted = claimed + vault, and the audit passed.
+    /// Every epoch finalized, minted = claimed + vault (nobody else sends tokens to the demo's
+    /// vault), and the audit passed.
     pub fn succeeded(&self) -> bool {
         self.epochs.iter().all(|e| e.status == "finalized")
             && self.totals.minted.checked_sub(self.totals.claimed) == Some(self.totals.vault)
@@ -206,6 +212,7 @@ fn report(
                 tokens_burned: f.map_or(0, |f| f.tokens_burned),
                 credits_issued: f.map_or(0, |f| f.credits_issued),
                 credits_consumed: f.map_or(0, |f| f.credits_consumed),
+                usage_cost: f.map_or(0, |f| f.usage_cost),
                 credits_settled: f.map_or(0, |f| f.credits_settled),
                 credits_unpaid: f.map_or(0, |f| f.credits_unpaid),
                 tokens_minted: f.map_or(0, |f| f.tokens_minted),
@@ -259,8 +266,8 @@ pub fn print_report(r: &DemoReport) {
     println!("deployment: mint {}, config {}", r.mint, r.config);
     println!();
     println!(
-        "{:>5}  {:<9}  {:>9}  {:>12}  {:>14}  {:>12}  {:>12}  top earners",
-        "epoch", "status", "receipts", "burned", "credits used", "minted", "claimed"
+        "{:>5}  {:<9}  {:>9}  {:>12}  {:>14}  {:>12}  {:>12}  {:>12}  top earners",
+        "epoch", "status", "receipts", "burned", "credits used", "their cost", "minted", "claimed"
     );
     for e in &r.epochs {
         let top: Vec<String> = e
@@ -269,17 +276,23 @@ pub fn print_report(r: &DemoReport) {
             .map(|(k, v)| format!("{} {}", short(k), tokens(*v)))
             .collect();
         println!(
-            "{:>5}  {:<9}  {:>9}  {:>12}  {:>14}  {:>12}  {:>12}  {}",
+            "{:>5}  {:<9}  {:>9}  {:>12}  {:>14}  {:>12}  {:>12}  {:>12}  {}",
             e.epoch,
             e.status,
             e.receipts,
             tokens(e.tokens_burned),
             e.credits_consumed,
+            tokens(e.usage_cost),
             tokens(e.tokens_minted),
             tokens(e.claimed),
             top.join(", ")
         );
     }
+    println!(
+        "(their cost: what the firms paid for the credits consumed; an epoch mints at most {}% of \
+         it, only to the operators that served them)",
+        network::USAGE_CAP_BPS / 100
+    );
     let t = &r.totals;
     println!();
     println!(

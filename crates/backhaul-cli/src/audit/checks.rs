@@ -6,7 +6,7 @@
 use backhaul_core::budget::{EpochActivity, EpochBudget, NetEmissionParams};
 use backhaul_core::emission::EmissionSchedule;
 use backhaul_core::merkle::{sha256v, TreeKind};
-use backhaul_core::split::{credits_for_bytes, split_largest_remainder};
+use backhaul_core::split::credits_for_bytes;
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{hex, key_from_b58, Dataset, DATASET_VERSION};
 use backhaul_sdk::state::{
@@ -126,6 +126,9 @@ pub struct EpochFigures {
     pub budget: u64,
     /// Credits consumed in the epoch (its usage tree's increase).
     pub credits_consumed: u64,
+    /// What the buyers paid for the credits consumed in the epoch, in tokens (the proposal's
+    /// `usage_cost`): the epoch mints at most k times it.
+    pub usage_cost: u64,
     /// Credits settled and left unpaid against this epoch's usage root.
     pub credits_settled: u64,
     pub credits_unpaid: u64,
@@ -160,12 +163,18 @@ impl AuditReport {
 
 /// Collects checks: a check passes when it found no problem.
 #[derive(Default)]
-struct Checks {
+pub(super) struct Checks {
     list: Vec<Check>,
 }
 
 impl Checks {
-    fn add(&mut self, name: &str, epoch: Option<u64>, problems: Vec<String>, ok: String) {
+    pub(super) fn add(
+        &mut self,
+        name: &str,
+        epoch: Option<u64>,
+        problems: Vec<String>,
+        ok: String,
+    ) {
         let passed = problems.is_empty();
         self.list.push(Check {
             id: match epoch {
@@ -181,14 +190,19 @@ impl Checks {
 }
 
 /// Pushes a problem when `actual != expected`.
-fn same<T: PartialEq + Display>(problems: &mut Vec<String>, what: &str, actual: T, expected: T) {
+pub(super) fn same<T: PartialEq + Display>(
+    problems: &mut Vec<String>,
+    what: &str,
+    actual: T,
+    expected: T,
+) {
     if actual != expected {
         problems.push(format!("{what} is {actual}, expected {expected}"));
     }
 }
 
 /// Sum of u64s without overflow (u128 holds any realistic count of u64s).
-fn sum<I: IntoIterator<Item = u64>>(it: I) -> u128 {
+pub(super) fn sum<I: IntoIterator<Item = u64>>(it: I) -> u128 {
     it.into_iter().map(u128::from).sum()
 }
 
@@ -235,6 +249,7 @@ pub fn audit(s: &Snapshot, datasets: &BTreeMap<u64, Fetched>) -> AuditReport {
             tokens_minted: ledger.map_or(0, |l| l.tokens_minted),
             budget: ledger.map_or(0, |l| l.budget),
             credits_consumed: record.proposal.credits_consumed,
+            usage_cost: record.proposal.usage_cost,
             credits_settled: ledger.map_or(0, |l| l.credits_settled),
             credits_unpaid: ledger.map_or(0, |l| l.credits_unpaid),
             operators_rewarded: 0,
@@ -588,22 +603,22 @@ fn contiguity_check(
 }
 
 /// What one epoch's checks read.
-struct EpochCtx<'a> {
-    s: &'a Snapshot,
-    e: u64,
-    config_bytes: [u8; 32],
-    record: &'a EpochRecord,
-    ledger: Option<&'a EpochLedger>,
-    prev_record: Option<&'a EpochRecord>,
-    prev_ledger: Option<&'a EpochLedger>,
+pub(super) struct EpochCtx<'a> {
+    pub(super) s: &'a Snapshot,
+    pub(super) e: u64,
+    pub(super) config_bytes: [u8; 32],
+    pub(super) record: &'a EpochRecord,
+    pub(super) ledger: Option<&'a EpochLedger>,
+    pub(super) prev_record: Option<&'a EpochRecord>,
+    pub(super) prev_ledger: Option<&'a EpochLedger>,
     /// The previous epoch's dataset, when it was read.
-    prev: Option<&'a Dataset>,
+    pub(super) prev: Option<&'a Dataset>,
     /// What the schedule minted before this epoch, when known.
-    scheduled_before: Option<u64>,
+    pub(super) scheduled_before: Option<u64>,
     /// Tokens burned in the finalized epochs before this one, when known.
-    burned_before: Option<u64>,
+    pub(super) burned_before: Option<u64>,
     /// Tokens re-minted from burns by the finalized epochs before this one, when known.
-    reemitted_before: Option<u64>,
+    pub(super) reemitted_before: Option<u64>,
 }
 
 /// Running totals recomputed over every finalized epoch.
@@ -760,14 +775,26 @@ fn epoch_checks(c: &mut Checks, x: &EpochCtx, fetched: Option<&Fetched>) -> Opti
         proposal.credits_consumed,
         ds.usage.credits_consumed,
     );
+    same(
+        &mut p,
+        "usage_cost_total (vs the dataset's usage.cost_total)",
+        proposal.usage_cost_total,
+        ds.usage.cost_total,
+    );
+    same(
+        &mut p,
+        "usage_cost (vs the dataset's usage.usage_cost)",
+        proposal.usage_cost,
+        ds.usage.usage_cost,
+    );
     c.add(
         "proposal.matches_dataset",
         at,
         p,
         format!(
-            "the chain's proposal has the dataset's {} reward leaves totalling {}, allocation {}, {} usage leaves totalling {}, {} credits consumed",
+            "the chain's proposal has the dataset's {} reward leaves totalling {}, allocation {}, {} usage leaves totalling {}, {} credits consumed costing their buyers {} (all consumption so far: {})",
             ds.rewards.leaf_count, ds.rewards.total, ds.allocation, ds.usage.leaf_count,
-            ds.usage.total, ds.usage.credits_consumed
+            ds.usage.total, ds.usage.credits_consumed, ds.usage.usage_cost, ds.usage.cost_total
         ),
     );
 
@@ -818,7 +845,7 @@ fn epoch_checks(c: &mut Checks, x: &EpochCtx, fetched: Option<&Fetched>) -> Opti
     );
 
     let budget = budget_checks(c, x, &ds);
-    split_check(c, e, &ds, budget.as_ref());
+    super::economics::checks(c, x, &ds, budget.as_ref());
     Some(Audited {
         dataset: ds,
         budget,
@@ -900,7 +927,7 @@ fn quorum_check(c: &mut Checks, x: &EpochCtx) {
 }
 
 /// Decodes a base58 key, noting a problem when it is not one.
-fn key(p: &mut Vec<String>, what: &str, s: &str) -> Option<[u8; 32]> {
+pub(super) fn key(p: &mut Vec<String>, what: &str, s: &str) -> Option<[u8; 32]> {
     let k = key_from_b58(s);
     if k.is_none() {
         p.push(format!("{what} {s:?} is not a base58 32-byte key"));
@@ -1385,6 +1412,12 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         pr.previous_usage_total,
         prev_usage,
     );
+    same(
+        &mut p,
+        "previous_usage_cost_total (vs the chain's previous usage_cost_total)",
+        pr.previous_usage_cost_total,
+        x.prev_record.map_or(0, |r| r.proposal.usage_cost_total),
+    );
     // The chain holds the parameters in force and those pending for a later epoch: a change
     // applied since this epoch shows here.
     let params = cfg.params_for(e);
@@ -1452,14 +1485,16 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         at,
         p,
         format!(
-            "burned {}, price {} credits/token, previous moving average {}, schedule minted {} before, burns not re-minted {}, previous totals {}/{}, schedule and economics as configured",
+            "burned {}, price {} credits/token, previous moving average {}, schedule minted {} before, burns not re-minted {}, previous totals {}/{}/{} (rewards, credits consumed, their cost), schedule and economics (k = {} bps) as configured",
             pr.tokens_burned,
             pr.credits_per_token,
             pr.previous_burn_ema,
             pr.scheduled_minted,
             pr.burns_not_reemitted,
             pr.previous_reward_total,
-            pr.previous_usage_total
+            pr.previous_usage_total,
+            pr.previous_usage_cost_total,
+            pr.usage_cap_bps
         ),
     );
 
@@ -1476,11 +1511,11 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         smoothing_epochs: pr.burn_smoothing_epochs,
         usage_cap_bps: pr.usage_cap_bps,
     };
+    // The paid-usage cap reads what the epoch's consumption cost its buyers (recomputed buyer by
+    // buyer in `cost.consumption`).
     let activity = EpochActivity {
         tokens_burned: pr.tokens_burned,
-        credits_consumed: ds.usage.credits_consumed,
-        credits_per_token: pr.credits_per_token,
-        decimals: pr.decimals,
+        usage_cost: ds.usage.usage_cost,
         burns_not_reemitted: pr.burns_not_reemitted,
     };
     let mut p = vec![];
@@ -1512,17 +1547,12 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         );
         same(&mut p, "budget.burn_ema", db.burn_ema, b.burn_ema);
         same(&mut p, "budget.net", db.net, b.net);
-        if db.usage_cap != b.usage_cap {
-            p.push(format!(
-                "budget.usage_cap is {:?}, expected {:?}",
-                db.usage_cap, b.usage_cap
-            ));
-        }
+        same(&mut p, "budget.usage_cap", db.usage_cap, b.usage_cap);
         same(&mut p, "budget.total", db.total, b.total);
         if let Err(which) = b.split(allocation) {
             p.push(format!(
-                "allocation {allocation} exceeds the budget {} ({which:?}: scheduled {} (room {}) + net {}, usage cap {:?})",
-                b.total, b.scheduled, b.scheduled_room, b.net, b.usage_cap
+                "allocation {allocation} exceeds the budget {} ({which:?}: scheduled {} (room {}) + net {}, usage cap {} = k {} bps × usage cost {})",
+                b.total, b.scheduled, b.scheduled_room, b.net, b.usage_cap, pr.usage_cap_bps, ds.usage.usage_cost
             ));
         }
         if x.record.status == EpochStatus::Finalized {
@@ -1543,73 +1573,17 @@ fn budget_checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset) -> Option<EpochBudg
         p,
         budget.map_or(String::new(), |b| {
             format!(
-                "allocation {allocation} ≤ budget {} = min(scheduled room {} + net {}, usage cap {}), as the dataset and the ledger say",
+                "allocation {allocation} ≤ budget {} = min(scheduled room {} + net {}, usage cap {} = k {} bps × what buyers paid for this epoch's consumption {}), as the dataset and the ledger say",
                 b.total,
                 b.scheduled_room,
                 b.net,
-                b.usage_cap.map_or("none".to_string(), |u| u.to_string())
+                b.usage_cap,
+                pr.usage_cap_bps,
+                ds.usage.usage_cost
             )
         }),
     );
     budget
-}
-
-/// The oracles' rule: when bytes counted, the whole budget is split across operators in
-/// proportion to their bytes (largest remainder); otherwise nothing is allocated.
-fn split_check(c: &mut Checks, e: u64, ds: &Dataset, budget: Option<&EpochBudget>) {
-    let mut p = vec![];
-    let Some(b) = budget else {
-        c.add(
-            "allocation.split",
-            Some(e),
-            vec!["no budget to split (see budget.within)".into()],
-            String::new(),
-        );
-        return;
-    };
-    let expected = if ds.stats.bytes_counted == 0 {
-        0
-    } else {
-        b.total
-    };
-    same(&mut p, "the allocation", ds.allocation, expected);
-    let paid: Vec<_> = ds.rewards.leaves.iter().filter(|l| l.bytes > 0).collect();
-    let weights: Vec<u64> = paid.iter().map(|l| l.bytes).collect();
-    match split_largest_remainder(ds.allocation, &weights) {
-        Ok(shares) => {
-            for (l, share) in paid.iter().zip(shares) {
-                if l.amount != share {
-                    p.push(format!(
-                        "operator {} served {} bytes and got {}, its share is {share}",
-                        l.operator, l.bytes, l.amount
-                    ));
-                }
-            }
-        }
-        Err(err) => p.push(format!("the split overflows: {err:?}")),
-    }
-    for l in ds
-        .rewards
-        .leaves
-        .iter()
-        .filter(|l| l.bytes == 0 && l.amount > 0)
-    {
-        p.push(format!(
-            "operator {} served nothing and got {}",
-            l.operator, l.amount
-        ));
-    }
-    c.add(
-        "allocation.split",
-        Some(e),
-        p,
-        format!(
-            "allocation {} split over {} operators in proportion to their {} bytes",
-            ds.allocation,
-            paid.len(),
-            ds.stats.bytes_counted
-        ),
-    );
 }
 
 /// The deployment's running totals against the accounts and the latest finalized dataset.
@@ -1730,57 +1704,101 @@ fn totals_checks(
         cfg.last_usage_leaf_count,
         last.map_or(0, |r| r.proposal.usage_leaf_count),
     );
+    same(
+        &mut p,
+        "last_usage_cost_total",
+        cfg.last_usage_cost_total,
+        last.map_or(0, |r| r.proposal.usage_cost_total),
+    );
     c.add(
         "totals.latest_trees",
         None,
         p,
         format!(
-            "the config's latest reward tree ({} leaves, {}) and usage tree ({} leaves, {}) are the last finalized epoch's",
-            cfg.last_reward_leaf_count, cfg.last_reward_total, cfg.last_usage_leaf_count, cfg.last_usage_total
+            "the config's latest reward tree ({} leaves, {}) and usage tree ({} leaves, {} credits costing their buyers {}) are the last finalized epoch's",
+            cfg.last_reward_leaf_count, cfg.last_reward_total, cfg.last_usage_leaf_count, cfg.last_usage_total, cfg.last_usage_cost_total
         ),
     );
 
-    // Vault = minted − claimed.
+    // Vault ≥ minted − claimed: only the program takes tokens out of the vault (claims), but
+    // anyone can send tokens to it.
     let mut p = vec![];
-    let expected = cfg.total_minted.checked_sub(cfg.total_claimed);
-    match (&s.vault, expected) {
-        (Some((_, v)), Some(x)) => same(&mut p, "the vault's balance", v.amount, x),
+    let owed = cfg.total_minted.checked_sub(cfg.total_claimed);
+    let vault = s.vault.as_ref().map(|(_, v)| v.amount);
+    match (vault, owed) {
+        (Some(v), Some(o)) if v < o => p.push(format!(
+            "the vault holds {v}, less than minted {} − claimed {} = {o}: {} of the unclaimed \
+             rewards are missing",
+            cfg.total_minted,
+            cfg.total_claimed,
+            o - v
+        )),
+        (Some(_), Some(_)) => {}
         (None, _) => p.push("the vault cannot be read".into()),
         (_, None) => p.push(format!(
             "claimed {} exceeds minted {}",
             cfg.total_claimed, cfg.total_minted
         )),
     }
+    let donated = vault.zip(owed).map_or(0, |(v, o)| v.saturating_sub(o));
     c.add(
         "vault.balance",
         None,
         p,
         format!(
-            "vault {} = minted {} − claimed {}",
-            s.vault.as_ref().map_or(0, |(_, v)| v.amount),
+            "vault {} ≥ minted {} − claimed {}{}",
+            vault.unwrap_or(0),
             cfg.total_minted,
-            cfg.total_claimed
+            cfg.total_claimed,
+            if donated > 0 {
+                format!(
+                    " ({donated} more: tokens sent to the vault directly, which anyone can do; \
+                     they are not rewards and no claim pays them out)"
+                )
+            } else {
+                " (equal: nothing was sent to the vault directly)".to_string()
+            }
         ),
     );
 
-    // Supply = initial + minted − burned.
+    // Supply ≤ initial + minted − burned for credits: only the program mints, but any holder can
+    // burn its own tokens directly (an SPL Token burn, outside `buy_credits`), lowering the supply.
     let mut p = vec![];
     let expected = (i128::from(cfg.initial_supply) + i128::from(cfg.total_minted))
         - i128::from(cfg.total_burned);
-    match &s.mint {
-        Some(m) => same(&mut p, "the mint's supply", i128::from(m.supply), expected),
+    let supply = s.mint.map(|m| i128::from(m.supply));
+    match supply {
+        Some(supply) if supply > expected => p.push(format!(
+            "the mint's supply is {supply}, more than initial {} + minted {} − burned for \
+             credits {} = {expected}: {} tokens were minted outside the program's rewards",
+            cfg.initial_supply,
+            cfg.total_minted,
+            cfg.total_burned,
+            supply - expected
+        )),
+        Some(_) => {}
         None => p.push("the mint cannot be read".into()),
     }
+    let burned_directly = supply.map_or(0, |v| (expected - v).max(0));
     c.add(
         "mint.supply",
         None,
         p,
         format!(
-            "supply {} = initial {} + minted {} − burned {}",
+            "supply {} ≤ initial {} + minted {} − burned for credits {}{}",
             s.mint.map_or(0, |m| m.supply),
             cfg.initial_supply,
             cfg.total_minted,
-            cfg.total_burned
+            cfg.total_burned,
+            if burned_directly > 0 {
+                format!(
+                    " ({burned_directly} less: tokens their holders burned directly, outside \
+                     buy_credits, which anyone can do with their own tokens; they bought no \
+                     credits and fund no rewards)"
+                )
+            } else {
+                " (equal: nobody burned tokens outside buy_credits)".to_string()
+            }
         ),
     );
 
@@ -1815,17 +1833,33 @@ fn totals_checks(
             p.push("burned_finalized cannot be recomputed: a finalized epoch has no ledger".into())
         }
     }
+    let issued_finalized: Option<u128> = finalized
+        .iter()
+        .map(|r| ledgers.get(&r.epoch).map(|l| u128::from(l.credits_issued)))
+        .sum();
+    match issued_finalized {
+        Some(v) => same(
+            &mut p,
+            "credits_issued_finalized (Σ finalized epochs' ledgers)",
+            u128::from(cfg.credits_issued_finalized),
+            v,
+        ),
+        None => p.push(
+            "credits_issued_finalized cannot be recomputed: a finalized epoch has no ledger".into(),
+        ),
+    }
     c.add(
         "totals.burned",
         None,
         p,
         format!(
-            "total_burned {} = Σ of {} ledgers = Σ of {} credit accounts; {} of it in finalized epochs; credits_issued {} = Σ ledgers",
+            "total_burned {} = Σ of {} ledgers = Σ of {} credit accounts; {} of it in finalized epochs; credits_issued {} = Σ ledgers, {} of them in finalized epochs",
             cfg.total_burned,
             ledgers.len(),
             s.credits.len(),
             cfg.burned_finalized,
-            cfg.credits_issued
+            cfg.credits_issued,
+            cfg.credits_issued_finalized
         ),
     );
 
@@ -1879,6 +1913,20 @@ fn totals_checks(
             p.push(format!(
                 "buyer {}: settled {} + unpaid {} ≠ consumed {}",
                 a.buyer, a.settled, a.unpaid, a.consumed_cumulative
+            ));
+        }
+        if a.issued_before_purchase_epoch > a.issued
+            || a.tokens_before_purchase_epoch > a.tokens_burned
+        {
+            p.push(format!(
+                "buyer {}: before its purchase epoch {} it had bought {} credits for {} tokens, \
+                 more than its totals {} for {}",
+                a.buyer,
+                a.purchase_epoch,
+                a.issued_before_purchase_epoch,
+                a.tokens_before_purchase_epoch,
+                a.issued,
+                a.tokens_burned
             ));
         }
     }

@@ -45,6 +45,9 @@ pub const DECIMALS: u8 = 6;
 pub const TOKEN: u64 = 1_000_000;
 /// Tokens each firm starts with.
 pub const FIRM_TOKENS: u64 = 1_000;
+/// k in basis points: an epoch mints at most 90% of what the firms paid for the credits they
+/// consumed, so a firm serving itself through nodes of its own loses at least 10% of it.
+pub const USAGE_CAP_BPS: u32 = 9_000;
 /// How long to wait for the oracles at each step before giving up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -281,7 +284,7 @@ impl Network {
                 price_max_change_bps: 2_000,
                 net_emissions_cap: 200 * TOKEN,
                 burn_smoothing_epochs: 7,
-                usage_cap_bps: 0,
+                usage_cap_bps: USAGE_CAP_BPS,
             },
         };
         let supply = (FIRM_TOKENS as usize)

@@ -234,7 +234,7 @@ price_max_age_secs = {age}
 price_max_change_bps = 2000
 net_emissions_cap = {net}
 burn_smoothing_epochs = 7
-usage_cap_bps = 0
+usage_cap_bps = 10000
 "#,
         admin = p.admin,
         guardians = quoted(&p.guardians),

@@ -72,7 +72,7 @@ fn params(admin: Pubkey, guardian: Pubkey, oracles: Vec<Pubkey>) -> InitializePa
             price_max_change_bps: 2_000,
             net_emissions_cap: 100 * unit,
             burn_smoothing_epochs: 7,
-            usage_cap_bps: 0,
+            usage_cap_bps: 10_000,
         },
     }
 }
