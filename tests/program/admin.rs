@@ -111,13 +111,14 @@ async fn a_pause_expires_by_itself_and_cannot_be_chained() {
     params.guardians.push(second.pubkey());
     env.initialize(params).await.unwrap();
     crate::util::fund(&mut env, &second.pubkey()).await;
+    let tree = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
+    let p = env.proposal(&tree, 0);
     env.end_epoch(0).await;
+    let p = env.paid(0, p).await.unwrap();
     let ix = env.set_paused_ix(&guardian.pubkey(), true);
     env.send_as(ix, &guardian).await.unwrap();
     let c = env.config_state().await;
     // Paused: votes are refused.
-    let tree = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
-    let p = env.proposal(&tree, 0);
     assert_program_err(env.vote(0, 0, p).await, E::Paused);
     // At the pause's end, with nobody unpausing, they go through again.
     env.set_time(c.paused_until).await;

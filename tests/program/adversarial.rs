@@ -186,7 +186,11 @@ async fn fake_vaults_and_foreign_mints_are_refused_everywhere() {
     assert_anchor_err(env.send(&[ix], &[]).await, A::ConstraintHasOne);
     assert_eq!(env.token_balance(&fake_vault).await, 1_000);
     env.finalize(1).await.unwrap();
-    assert_eq!(env.mint_supply().await, TREASURY_SUPPLY + 1_000 + 100);
+    let burned = env.sponsor_bought().tokens;
+    assert_eq!(
+        env.mint_supply().await,
+        TREASURY_SUPPLY + 1_000 + 100 - burned
+    );
 }
 
 // ---- PDAs at a non-canonical bump --------------------------------------------------------
@@ -380,7 +384,7 @@ fn min_params(env: &Env) -> InitializeParams {
             price_max_change_bps: 1,
             net_emissions_cap: 0,
             burn_smoothing_epochs: 1,
-            usage_cap_bps: 0,
+            usage_cap_bps: 1,
         },
         ..env.default_params()
     }
@@ -413,7 +417,7 @@ fn max_params(env: &Env) -> InitializeParams {
             price_max_change_bps: 10_000,
             net_emissions_cap: per_epoch,
             burn_smoothing_epochs: 1_000,
-            usage_cap_bps: 1_000_000,
+            usage_cap_bps: 10_000,
         },
         ..env.default_params()
     }
@@ -424,7 +428,7 @@ fn max_params(env: &Env) -> InitializeParams {
 async fn parameters_at_their_bounds() {
     let mut env = Env::new_uninitialized().await;
     type Edit = fn(&mut InitializeParams);
-    let beyond_min: [(Edit, E); 9] = [
+    let beyond_min: [(Edit, E); 10] = [
         (|p| p.epoch_length_secs = 7_199, E::InvalidEpochLength),
         (
             |p| p.challenge_period_secs = 3_599,
@@ -445,6 +449,7 @@ async fn parameters_at_their_bounds() {
             |p| p.economics.burn_smoothing_epochs = 0,
             E::InvalidEconomics,
         ),
+        (|p| p.economics.usage_cap_bps = 0, E::InvalidEconomics),
         (
             |p| p.emission.decay_period_epochs = 0,
             E::InvalidEmissionSchedule,
@@ -789,6 +794,7 @@ async fn pitfall_04_a_root_with_quorum_cannot_be_replaced_or_delayed() {
         env.apply(id).await.unwrap();
         assert_eq!(env.config_state().await.challenge_period_secs, secs);
         let r = env.epoch_state(0).await;
+        let p = env.sponsored(0, p).await;
         assert_eq!(
             (r.proposal, r.finalizable_at, r.status),
             (p, before.finalizable_at, EpochStatus::Proposed)

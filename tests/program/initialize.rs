@@ -111,7 +111,10 @@ async fn the_mint_must_belong_to_the_config_without_freeze_authority() {
 #[tokio::test]
 async fn every_parameter_is_bounded() {
     let mut env = Env::new_uninitialized().await;
-    let base = env.default_params();
+    let mut base = env.default_params();
+    // Net emissions of 100 tokens per epoch, so the rate limiter's bounds cover them.
+    base.economics.net_emissions_cap = 100 * 10u64.pow(DECIMALS as u32);
+    base.rate_capacity = base.emission.initial_per_epoch + base.economics.net_emissions_cap;
     let o = base.oracles.clone();
     let emission = default_emission();
     type Case = (Box<dyn Fn(&mut InitializeParams)>, E);

@@ -91,6 +91,7 @@ async fn a_vetoed_proposal_can_be_voted_again_a_challenge_period_later() {
     env.vote(0, 0, p).await.unwrap();
     env.vote(1, 0, p).await.unwrap();
     let r = env.epoch_state(0).await;
+    let p = env.sponsored(0, p).await;
     assert_eq!(
         (r.status, r.round, r.vetoes, r.proposal),
         (EpochStatus::Proposed, 2, 2, p)
@@ -98,6 +99,7 @@ async fn a_vetoed_proposal_can_be_voted_again_a_challenge_period_later() {
     env.set_time(r.finalizable_at).await;
     env.finalize(0).await.unwrap();
     let r = env.epoch_state(0).await;
+    let p = env.sponsored(0, p).await;
     assert_eq!((r.status, r.proposal), (EpochStatus::Finalized, p));
 }
 

@@ -212,8 +212,8 @@ pub struct Env {
     pub vault: Pubkey,
     /// The buyer whose paid usage [`Env::paid`] adds to proposals.
     pub sponsor: Keypair,
-    /// What the sponsor bought so far.
-    pub sponsored: backhaul_core::cost::Purchases,
+    /// What the sponsor bought, per deployment and epoch.
+    sponsored: std::collections::HashMap<(Pubkey, u64), backhaul_core::cost::Purchases>,
     /// The paid proposal [`Env::sponsored`] made of each (epoch, unpaid proposal).
     sponsored_proposals: std::collections::HashMap<(u64, Vec<u8>), EpochProposal>,
     nonce: u64,
@@ -359,8 +359,16 @@ impl Env {
     pub async fn add_deployment(&mut self) -> Pubkey {
         let mint = Pubkey::new_unique();
         let config = config_address(&mint);
-        self.ctx
-            .set_account(&mint, &mint_account(Some(config), None, 0).into());
+        self.ctx.set_account(
+            &mint,
+            &mint_account(Some(config), None, TREASURY_SUPPLY).into(),
+        );
+        // The treasury holds this mint's supply too.
+        let treasury = self.treasury.pubkey();
+        self.ctx.set_account(
+            &ata(&treasury, &mint),
+            &token_account(&mint, &treasury, TREASURY_SUPPLY).into(),
+        );
         let auth = self.upgrade_authority.insecure_clone();
         let params = self.default_params();
         let ix = self.initialize_ix_for(&auth.pubkey(), &mint, params);
@@ -601,7 +609,9 @@ impl Env {
             .await
             .is_some_and(|l| l.sealed);
         let proposal = self.sponsored(epoch, proposal).await;
-        if !sealed {
+        // A proposal the sponsor could not pay for yet (paused, say) leaves the ledger open, so
+        // that it still can at the next vote.
+        if !sealed && !self.needs_sponsor(epoch, &proposal).await {
             // Before the epoch ends this fails; the vote then shows why.
             let _ = self.seal(epoch).await;
         }
@@ -951,8 +961,7 @@ impl Env {
     /// Anything else, or a proposal the sponsor cannot pay for, is returned unchanged, so the vote
     /// shows why it fails.
     pub async fn sponsored(&mut self, epoch: u64, proposal: EpochProposal) -> EpochProposal {
-        if proposal.allocation == 0 || proposal.usage_cost != 0 || proposal.usage_leaf_count != 0
-        {
+        if !self.needs_sponsor(epoch, &proposal).await {
             return proposal;
         }
         // Before the epoch's end the vote fails anyway; leave its ledger untouched.
@@ -974,6 +983,37 @@ impl Env {
             }
             Err(_) => proposal,
         }
+    }
+
+    /// Whether [`Env::sponsored`] would pay for `proposal`: it has no usage tree of its own and
+    /// either an allocation or a predecessor whose usage tree (the sponsor's) it must keep.
+    async fn needs_sponsor(&mut self, epoch: u64, proposal: &EpochProposal) -> bool {
+        let empty =
+            backhaul_core::merkle::empty_root(TreeKind::Usage, &self.config.to_bytes(), epoch);
+        if proposal.usage_cost != 0
+            || proposal.usage_leaf_count != 0
+            || proposal.usage_root != empty
+        {
+            return false;
+        }
+        proposal.allocation > 0 || self.config_state().await.last_usage_total > 0
+    }
+
+    /// What the sponsor bought in the current deployment, in all epochs.
+    pub fn sponsor_bought(&self) -> backhaul_core::cost::Purchases {
+        self.sponsor_bought_through(u64::MAX)
+    }
+
+    /// What the sponsor bought in the current deployment through `epoch`.
+    pub fn sponsor_bought_through(&self, epoch: u64) -> backhaul_core::cost::Purchases {
+        let mut total = backhaul_core::cost::Purchases::default();
+        for ((config, e), p) in &self.sponsored {
+            if *config == self.config && *e <= epoch {
+                total.credits += p.credits;
+                total.tokens += p.tokens;
+            }
+        }
+        total
     }
 
     /// Makes `proposal` (of `epoch`, with an empty usage tree) paid for by the sponsor, a buyer
@@ -1008,27 +1048,34 @@ impl Env {
             .cost
             .checked_add(proposal.allocation)
             .ok_or("overflow")?;
-        if self.sponsored.tokens < cost {
+        if self.sponsor_bought_through(epoch).tokens < cost {
             let now = self.now().await;
             let end = backhaul_core::epoch::epoch_end(GENESIS, EPOCH_SECS, epoch).expect("end");
             if now >= end {
                 self.set_time(end - 1).await;
             }
             let bought = self
-                .sponsor_buys((cost - self.sponsored.tokens).max(TOKEN_UNIT))
+                .sponsor_buys(
+                    epoch,
+                    (cost - self.sponsor_bought_through(epoch).tokens).max(TOKEN_UNIT),
+                )
                 .await;
             if now >= end {
                 self.set_time(now).await;
             }
             bought?;
         }
-        // Consumption in proportion to the cost, rising by at least one credit.
-        let bought = self.sponsored;
-        let by_cost = u64::try_from(
-            (u128::from(cost) * u128::from(bought.credits)).div_ceil(u128::from(bought.tokens)),
-        )
-        .map_err(|_| "overflow")?;
-        let credits = by_cost.max(consumed.credits + 1).min(bought.credits);
+        // Consumption in proportion to the cost, rising by at least one credit when it costs.
+        let bought = self.sponsor_bought_through(epoch);
+        let credits = if proposal.allocation == 0 {
+            consumed.credits
+        } else {
+            let by_cost = u64::try_from(
+                (u128::from(cost) * u128::from(bought.credits)).div_ceil(u128::from(bought.tokens)),
+            )
+            .map_err(|_| "overflow")?;
+            by_cost.max(consumed.credits + 1).min(bought.credits)
+        };
         let usage = self.usage_tree(epoch, &[(self.sponsor.pubkey(), credits)]);
         let paid = EpochProposal {
             usage_root: usage.root,
@@ -1043,7 +1090,7 @@ impl Env {
     }
 
     /// The sponsor buys `tokens` of credits now.
-    async fn sponsor_buys(&mut self, tokens: u64) -> Result<(), String> {
+    async fn sponsor_buys(&mut self, epoch: u64, tokens: u64) -> Result<(), String> {
         let config = self.config_state().await;
         let max_age = config.economics.price_max_age_secs;
         let at = self.now().await;
@@ -1070,14 +1117,19 @@ impl Env {
         if !funded_already {
             self.ctx.set_account(&sponsor.pubkey(), &funded().into());
         }
+        let treasury = ata(&self.treasury.pubkey(), &self.mint);
+        if self.token_balance(&treasury).await < tokens {
+            return Err("the treasury cannot fund the sponsor".into());
+        }
         self.give_tokens(&sponsor.pubkey(), tokens).await;
         let credits = backhaul_core::price::credits_for_tokens(tokens, price, DECIMALS)
             .map_err(|e| e.to_string())?;
         self.buy(&sponsor, tokens, credits, sponsor.pubkey())
             .await
             .map_err(|e| format!("the sponsor's purchase failed: {e}"))?;
-        self.sponsored.credits += credits;
-        self.sponsored.tokens += tokens;
+        let bought = self.sponsored.entry((self.config, epoch)).or_default();
+        bought.credits += credits;
+        bought.tokens += tokens;
         Ok(())
     }
 
