@@ -431,8 +431,9 @@ async fn a_purchase_naming_another_epoch_than_the_clocks_is_refused() {
     assert_eq!(env.token_balance(&tokens).await, 8 * TOKEN);
 }
 
-/// Buyer b bought 1,000,000 credits in epoch 0, then epoch 0 and 1 are finalized with usage
-/// trees in which b consumed 300,000 and then 700,000 (cumulative).
+/// Buyer b bought 1,000,000 credits for 10 tokens in epoch 0, then epoch 0 and 1 are finalized
+/// with usage trees in which b consumed 300,000 and then 700,000 (cumulative), costing 3 and
+/// then 7 tokens, which pay an operator 3 and then 7 tokens (k = 1).
 async fn settled_world() -> (
     Env,
     Keypair,
@@ -443,13 +444,14 @@ async fn settled_world() -> (
     let b = crate::util::buyer_with(&mut env, 20 * TOKEN).await;
     env.buy(&b, 10 * TOKEN, 0, b.pubkey()).await.unwrap();
     let op = Pubkey::new_unique();
-    let r0 = env.reward_tree(0, &[(op, 100 * TOKEN)]);
+    let r0 = env.reward_tree(0, &[(op, 3 * TOKEN)]);
     let u0 = env.usage_tree(0, &[(b.pubkey(), 300_000)]);
-    env.run_epoch(0, env.proposal_with_usage(&r0, 0, &u0, 0))
-        .await;
-    let r1 = env.reward_tree(1, &[(op, 200 * TOKEN)]);
+    let p0 = env.proposal_with_usage(&r0, 0, &u0, 0);
+    env.run_epoch(0, Env::with_cost(p0, 0, 3 * TOKEN)).await;
+    let r1 = env.reward_tree(1, &[(op, 7 * TOKEN)]);
     let u1 = env.usage_tree(1, &[(b.pubkey(), 700_000)]);
-    env.run_epoch(1, env.proposal_with_usage(&r1, 100 * TOKEN, &u1, 300_000))
+    let p1 = env.proposal_with_usage(&r1, 3 * TOKEN, &u1, 300_000);
+    env.run_epoch(1, Env::with_cost(p1, 3 * TOKEN, 7 * TOKEN))
         .await;
     (env, b, u0, u1)
 }
@@ -526,12 +528,9 @@ async fn settlement_needs_a_finalized_epoch() {
     let r0 = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
     let u0 = env.usage_tree(0, &[(b.pubkey(), 300_000)]);
     env.end_epoch(0).await;
-    env.vote(0, 0, env.proposal_with_usage(&r0, 0, &u0, 0))
-        .await
-        .unwrap();
-    env.vote(1, 0, env.proposal_with_usage(&r0, 0, &u0, 0))
-        .await
-        .unwrap();
+    let p0 = Env::with_cost(env.proposal_with_usage(&r0, 0, &u0, 0), 0, 3 * TOKEN);
+    env.vote(0, 0, p0).await.unwrap();
+    env.vote(1, 0, p0).await.unwrap();
     assert_program_err(
         env.settle_from(&u0, &b.pubkey()).await,
         E::EpochNotFinalized,
@@ -548,11 +547,14 @@ async fn over_consumption_is_recorded_not_hidden() {
     let mut env = with_price().await;
     let b = crate::util::buyer_with(&mut env, 20 * TOKEN).await;
     env.buy(&b, TOKEN, 0, b.pubkey()).await.unwrap(); // 100,000 credits
+    // Another buyer's unused credits: consumption in all stays within the credits issued.
+    let c = crate::util::buyer_with(&mut env, 2 * TOKEN).await;
+    env.buy(&c, 2 * TOKEN, 0, c.pubkey()).await.unwrap();
     let stranger = Pubkey::new_unique(); // never bought anything
     let r0 = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
     let u0 = env.usage_tree(0, &[(b.pubkey(), 250_000), (stranger, 5_000)]);
-    env.run_epoch(0, env.proposal_with_usage(&r0, 0, &u0, 0))
-        .await;
+    let p0 = env.proposal_with_usage(&r0, 0, &u0, 0);
+    env.run_epoch(0, Env::with_cost(p0, 0, TOKEN)).await;
     env.settle_from(&u0, &b.pubkey()).await.unwrap();
     let c: CreditAccount = env
         .account(&credits_address(&env.config, &b.pubkey()))

@@ -209,12 +209,11 @@ async fn an_oracle_is_bounded_by_its_own_previous_submission_only() {
     assert_program_err(env.submit_price(2, 0).await, E::InvalidPrice);
 }
 
-/// Sealing never waits on the price: with no price ever posted, with a stale one, and with one
-/// posted before the oracle set changed, the ledger records a zero valuing price (and when the
-/// price was posted), so the paid-usage cap unlocks nothing, and the epoch still finalizes with
-/// an allocation of zero. A fresh price values the consumption as before.
+/// The attacks on the paid-usage cap: a quorum declaring a ghost buyer's consumption (no credit
+/// ever bought) or a cost nobody paid unlocks nothing, and the price sealed with an epoch (none,
+/// stale, or set by whoever seals) plays no part: consumption is valued at what buyers paid.
 #[tokio::test]
-async fn sealing_without_a_fresh_price_unlocks_no_usage_value() {
+async fn attack_ghost_consumption_and_the_sealed_price_unlock_nothing() {
     let mut env = Env::new_uninitialized().await;
     let mut params = env.default_params();
     params.economics = EconomicsParams {
@@ -222,10 +221,11 @@ async fn sealing_without_a_fresh_price_unlocks_no_usage_value() {
         ..default_economics()
     };
     env.initialize(params).await.unwrap();
-    let b = Pubkey::new_unique();
+    let ghost = Pubkey::new_unique();
     let op = Pubkey::new_unique();
 
-    // Epoch 0: no price ever posted; 1,000 tokens' worth of credits consumed (at P).
+    // Epoch 0: no price ever posted, no credit bought. Ghost consumption, or a cost nobody paid,
+    // is refused; an allocation without paid usage is above the cap.
     env.end_epoch(0).await;
     env.seal(0).await.unwrap();
     let l: EpochLedger = env.account(&ledger_address(&env.config, 0)).await.unwrap();
@@ -233,88 +233,50 @@ async fn sealing_without_a_fresh_price_unlocks_no_usage_value() {
         (l.sealed, l.credits_per_token, l.price_posted_at),
         (true, 0, 0)
     );
-    let usage = env.usage_tree(0, &[(b, 1_000 * P)]);
-    let paid = env.reward_tree(0, &[(op, TOKEN)]);
+    let usage = env.usage_tree(0, &[(ghost, 1_000 * P)]);
+    let rewards = env.reward_tree(0, &[(op, TOKEN)]);
+    let ghostly = env.proposal_with_usage(&rewards, 0, &usage, 0);
     assert_program_err(
-        env.vote(0, 0, env.proposal_with_usage(&paid, 0, &usage, 0))
-            .await,
-        E::ExceedsPaidUsageCap,
+        env.vote(0, 0, Env::with_cost(ghostly, 0, TOKEN)).await,
+        E::UsageExceedsPurchases,
+    );
+    assert_program_err(env.vote(0, 0, ghostly).await, E::UsageExceedsPurchases);
+    let empty = env.usage_tree(0, &[]);
+    let unpaid = env.proposal_with_usage(&rewards, 0, &empty, 0);
+    assert_program_err(
+        env.vote(2, 0, Env::with_cost(unpaid, 0, TOKEN)).await,
+        E::InconsistentProposal,
     );
     let nothing = env.reward_tree(0, &[]);
-    env.run_epoch(0, env.proposal_with_usage(&nothing, 0, &usage, 0))
+    env.run_epoch(0, env.proposal_with_usage(&nothing, 0, &empty, 0))
         .await;
-    assert_eq!(env.epoch_state(0).await.status, EpochStatus::Finalized);
     assert_eq!(env.config_state().await.total_minted, 0);
 
-    // Epoch 1: a price posted early in the epoch is stale by its end.
-    let start = env.now().await;
+    // Epoch 1: a buyer pays 1,000 tokens and consumes every credit; the price is stale when the
+    // epoch is sealed, and k = 0.8 still unlocks 800 tokens, not one more.
     env.post_price(P).await;
-    let set: Vec<Pubkey> = env.oracles.iter().map(|o| o.pubkey()).collect();
-    let change = env
-        .queue(GovernanceChange::Oracles {
-            oracles: set,
-            threshold: 2,
-        })
-        .await
-        .unwrap();
-    env.end_epoch(1).await;
+    let b = crate::util::buyer_with(&mut env, 1_000 * TOKEN).await;
+    env.buy(&b, 1_000 * TOKEN, 0, b.pubkey()).await.unwrap();
+    let max_age = default_economics().price_max_age_secs as i64;
+    let end = GENESIS + 2 * EPOCH_SECS as i64;
+    env.set_time(end + max_age + 1).await;
     env.seal(1).await.unwrap();
     let l: EpochLedger = env.account(&ledger_address(&env.config, 1)).await.unwrap();
-    assert_eq!((l.credits_per_token, l.price_posted_at), (0, start));
-    let usage1 = env.usage_tree(1, &[(b, 2_000 * P)]);
-    let paid1 = env.reward_tree(1, &[(op, TOKEN)]);
+    assert_eq!(l.credits_per_token, 0);
+    let usage1 = env.usage_tree(1, &[(b.pubkey(), 1_000 * P)]);
+    let over = env.reward_tree(1, &[(op, 800 * TOKEN + 1)]);
+    let p_over = env.proposal_with_usage(&over, 0, &usage1, 0);
     assert_program_err(
-        env.vote(0, 1, env.proposal_with_usage(&paid1, 0, &usage1, 1_000 * P))
-            .await,
+        env.vote(0, 1, Env::with_cost(p_over, 0, 1_000 * TOKEN)).await,
         E::ExceedsPaidUsageCap,
     );
-    let nothing1 = env.reward_tree(1, &[]);
-    env.run_epoch(1, env.proposal_with_usage(&nothing1, 0, &usage1, 1_000 * P))
-        .await;
-
-    // Epoch 2: fresh when sealed, but posted before the oracle set changed (a change queued
-    // during epoch 1 and applied at the end of epoch 2).
-    env.end_epoch(2).await;
-    env.post_price(P).await;
-    env.wait_for_change(change).await;
-    assert_eq!(env.now().await, env.price_feed().await.posted_at);
-    env.apply(change).await.unwrap();
-    env.seal(2).await.unwrap();
-    let l: EpochLedger = env.account(&ledger_address(&env.config, 2)).await.unwrap();
-    assert_eq!(
-        (l.credits_per_token, l.price_posted_at),
-        (0, env.now().await)
-    );
-    let usage2 = env.usage_tree(2, &[(b, 3_000 * P)]);
-    let paid2 = env.reward_tree(2, &[(op, TOKEN)]);
+    // Claiming more cost than was burned is refused too.
+    let right = env.reward_tree(1, &[(op, 800 * TOKEN)]);
+    let p1 = env.proposal_with_usage(&right, 0, &usage1, 0);
     assert_program_err(
-        env.vote(0, 2, env.proposal_with_usage(&paid2, 0, &usage2, 2_000 * P))
-            .await,
-        E::ExceedsPaidUsageCap,
+        env.vote(0, 1, Env::with_cost(p1, 0, 1_000 * TOKEN + 1)).await,
+        E::UsageExceedsPurchases,
     );
-    let nothing2 = env.reward_tree(2, &[]);
-    env.run_epoch(2, env.proposal_with_usage(&nothing2, 0, &usage2, 2_000 * P))
-        .await;
-
-    // Epoch 3: a fresh price of the current set values 1,000 tokens' worth of credits; k = 0.8
-    // unlocks 800 tokens.
-    env.end_epoch(3).await;
-    env.post_price(P).await;
-    env.seal(3).await.unwrap();
-    let l: EpochLedger = env.account(&ledger_address(&env.config, 3)).await.unwrap();
-    assert_eq!(
-        (l.credits_per_token, l.price_posted_at),
-        (P, env.now().await)
-    );
-    let usage3 = env.usage_tree(3, &[(b, 4_000 * P)]);
-    let over = env.reward_tree(3, &[(op, 800 * TOKEN + 1)]);
-    assert_program_err(
-        env.vote(0, 3, env.proposal_with_usage(&over, 0, &usage3, 3_000 * P))
-            .await,
-        E::ExceedsPaidUsageCap,
-    );
-    let paid3 = env.reward_tree(3, &[(op, 800 * TOKEN)]);
-    env.run_epoch(3, env.proposal_with_usage(&paid3, 0, &usage3, 3_000 * P))
-        .await;
+    env.run_epoch(1, Env::with_cost(p1, 0, 1_000 * TOKEN)).await;
     assert_eq!(env.config_state().await.total_minted, 800 * TOKEN);
 }

@@ -1133,6 +1133,22 @@ impl Env {
         Ok(())
     }
 
+    /// What the deployment's rewards added to the mint's supply: the supply less the treasury's
+    /// initial supply, plus what the sponsor burned for its credits.
+    pub async fn supply_minted(&mut self) -> u64 {
+        self.mint_supply().await + self.sponsor_bought().tokens - TREASURY_SUPPLY
+    }
+
+    /// `p` with its usage tree's consumption costing `cost_total` in all (tokens), after
+    /// `previous_cost_total` in the last finalized epoch.
+    pub fn with_cost(p: EpochProposal, previous_cost_total: u64, cost_total: u64) -> EpochProposal {
+        EpochProposal {
+            usage_cost_total: cost_total,
+            usage_cost: cost_total - previous_cost_total,
+            ..p
+        }
+    }
+
     /// Ends `epoch`, has oracles 0 and 1 vote for `proposal`, waits out the challenge period and
     /// finalizes. A proposal without paid usage is [`Env::sponsored`] (see [`Env::vote`]).
     pub async fn run_epoch(&mut self, epoch: u64, proposal: EpochProposal) {
