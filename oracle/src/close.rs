@@ -212,6 +212,7 @@ impl Closer {
             reward_root = %dataset.rewards.root,
             usage_root = %dataset.usage.root,
             allocation = dataset.allocation,
+            usage_cost = dataset.usage.usage_cost,
             operators = dataset.rewards.leaf_count,
             "epoch closed"
         );

@@ -805,6 +805,7 @@ async fn pitfall_04_a_root_with_quorum_cannot_be_replaced_or_delayed() {
     env.set_time(before.finalizable_at).await;
     env.finalize(0).await.unwrap();
     assert_program_err(env.vote(2, 0, p).await, E::EpochOutOfOrder);
+    let p = env.sponsored(0, p).await;
     assert_eq!(env.epoch_state(0).await.proposal, p);
 }
 
@@ -1062,6 +1063,7 @@ async fn pitfall_11_voting_bugs() {
     assert_program_err(env.seal(0).await, E::EpochNotEnded);
     assert_anchor_err(env.vote(0, 0, p).await, A::AccountNotInitialized);
     env.end_epoch(1).await;
+    let p = env.paid(0, p).await.unwrap();
     assert_program_err(env.vote(0, 1, p).await, E::EpochOutOfOrder);
     let zero = EpochProposal {
         usage_root: [0; 32],

@@ -547,7 +547,7 @@ async fn over_consumption_is_recorded_not_hidden() {
     let mut env = with_price().await;
     let b = crate::util::buyer_with(&mut env, 20 * TOKEN).await;
     env.buy(&b, TOKEN, 0, b.pubkey()).await.unwrap(); // 100,000 credits
-    // Another buyer's unused credits: consumption in all stays within the credits issued.
+                                                      // Another buyer's unused credits: consumption in all stays within the credits issued.
     let c = crate::util::buyer_with(&mut env, 2 * TOKEN).await;
     env.buy(&c, 2 * TOKEN, 0, c.pubkey()).await.unwrap();
     let stranger = Pubkey::new_unique(); // never bought anything

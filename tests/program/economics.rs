@@ -49,41 +49,53 @@ async fn sealing_freezes_an_ended_epoch_once() {
 
 #[tokio::test]
 async fn burns_raise_the_budget_through_capped_net_emissions() {
-    let mut env = Env::new().await;
+    let mut env = Env::new_uninitialized().await;
+    let mut params = env.default_params();
+    params.economics.net_emissions_cap = 100 * TOKEN;
+    params.rate_capacity = 2 * (params.emission.initial_per_epoch + 100 * TOKEN);
+    env.initialize(params).await.unwrap();
     env.post_price(PRICE).await;
-    let b = crate::util::buyer_with(&mut env, 1_000 * TOKEN).await;
-    // 700 tokens burned in epoch 0: EMA = 700 / 7 = 100 tokens, cap 100 tokens.
-    env.buy(&b, 700 * TOKEN, 0, b.pubkey()).await.unwrap();
+    let b = crate::util::buyer_with(&mut env, 2_800 * TOKEN).await;
+    // 2,800 tokens burned in epoch 0: EMA = 2,800 / 7 = 400 tokens, capped at 100. Half of the
+    // credits are consumed in each epoch, each half costing 1,400 tokens: more than the budget,
+    // so the schedule and net emissions bind, not k.
+    env.buy(&b, 2_800 * TOKEN, 0, b.pubkey()).await.unwrap();
     let op = Pubkey::new_unique();
     let scheduled = default_emission().initial_per_epoch;
+    let u0 = env.usage_tree(0, &[(b.pubkey(), 140_000_000)]);
+    let paid0 = |r: &EpochTree, env: &Env| {
+        Env::with_cost(env.proposal_with_usage(r, 0, &u0, 0), 0, 1_400 * TOKEN)
+    };
     let over = env.reward_tree(0, &[(op, scheduled + 100 * TOKEN + 1)]);
     env.end_epoch(0).await;
     assert_program_err(
-        env.vote(0, 0, env.proposal(&over, 0)).await,
+        env.vote(0, 0, paid0(&over, &env)).await,
         E::ExceedsEpochEmission,
     );
     let full = env.reward_tree(0, &[(op, scheduled + 100 * TOKEN)]);
-    env.run_epoch(0, env.proposal(&full, 0)).await;
+    env.run_epoch(0, paid0(&full, &env)).await;
     let c = env.config_state().await;
     assert_eq!(
         (c.burn_ema, c.scheduled_minted, c.total_reemitted),
-        (100 * TOKEN, scheduled, 100 * TOKEN)
+        (400 * TOKEN, scheduled, 100 * TOKEN)
     );
     let l: EpochLedger = env.account(&ledger_address(&env.config, 0)).await.unwrap();
     assert_eq!(
         (l.tokens_minted, l.burn_ema, l.budget),
         (
             scheduled + 100 * TOKEN,
-            100 * TOKEN,
+            400 * TOKEN,
             scheduled + 100 * TOKEN
         )
     );
-    // Epoch 1 burns nothing: EMA decays to 600/7 of a token... i.e. 85.714285 tokens.
-    let t1 = env.reward_tree(1, &[(op, 2 * scheduled + 100 * TOKEN + 85_714_285)]);
-    env.run_epoch(1, env.proposal(&t1, scheduled + 100 * TOKEN))
+    // Epoch 1 burns nothing: the EMA decays to 400 · 6/7 = 342.857142 tokens, still above the cap.
+    let t1 = env.reward_tree(1, &[(op, 2 * scheduled + 200 * TOKEN)]);
+    let u1 = env.usage_tree(1, &[(b.pubkey(), 280_000_000)]);
+    let p1 = env.proposal_with_usage(&t1, scheduled + 100 * TOKEN, &u1, 140_000_000);
+    env.run_epoch(1, Env::with_cost(p1, 1_400 * TOKEN, 2_800 * TOKEN))
         .await;
     let c = env.config_state().await;
-    assert_eq!(c.burn_ema, 85_714_285);
+    assert_eq!(c.burn_ema, 342_857_142);
     assert!(c.total_reemitted <= c.total_burned);
 }
 
@@ -99,19 +111,20 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
     env.post_price(PRICE).await;
     let b = crate::util::buyer_with(&mut env, 1_000 * TOKEN).await;
     env.buy(&b, 500 * TOKEN, 0, b.pubkey()).await.unwrap();
-    // 20,000,000 credits consumed = 200 tokens of value; k = 0.8 → at most 160 tokens.
+    // 20,000,000 of 50,000,000 credits consumed: they cost 200 tokens; k = 0.8 → at most 160.
     let op = Pubkey::new_unique();
     let usage = env.usage_tree(0, &[(b.pubkey(), 20_000_000)]);
     let over = env.reward_tree(0, &[(op, 160 * TOKEN + 1)]);
     env.end_epoch(0).await;
     env.post_price(PRICE).await;
+    let cost = |p| Env::with_cost(p, 0, 200 * TOKEN);
     assert_program_err(
-        env.vote(0, 0, env.proposal_with_usage(&over, 0, &usage, 0))
+        env.vote(0, 0, cost(env.proposal_with_usage(&over, 0, &usage, 0)))
             .await,
         E::ExceedsPaidUsageCap,
     );
     let ok = env.reward_tree(0, &[(op, 160 * TOKEN)]);
-    env.run_epoch(0, env.proposal_with_usage(&ok, 0, &usage, 0))
+    env.run_epoch(0, cost(env.proposal_with_usage(&ok, 0, &usage, 0)))
         .await;
     assert_eq!(env.config_state().await.total_minted, 160 * TOKEN);
     // Without usage there is no budget at all.
@@ -123,7 +136,11 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
         env.vote(
             0,
             1,
-            env.proposal_with_usage(&none, 160 * TOKEN, &same_usage, 20_000_000),
+            Env::with_cost(
+                env.proposal_with_usage(&none, 160 * TOKEN, &same_usage, 20_000_000),
+                200 * TOKEN,
+                200 * TOKEN,
+            ),
         )
         .await,
         E::ExceedsPaidUsageCap,
@@ -133,18 +150,19 @@ async fn the_paid_usage_cap_binds_the_whole_budget() {
 #[tokio::test]
 async fn proposals_need_a_sealed_ledger_and_consistent_usage() {
     let mut env = Env::new().await;
-    let b = Pubkey::new_unique();
-    let r = env.reward_tree(0, &[(Pubkey::new_unique(), TOKEN)]);
+    env.post_price(PRICE).await;
+    let buyer = crate::util::buyer_with(&mut env, TOKEN).await;
+    env.buy(&buyer, TOKEN, 0, buyer.pubkey()).await.unwrap();
+    let b = buyer.pubkey();
+    // 1,000 of its 100,000 credits, costing 10,000 base units, paying as much.
+    let r = env.reward_tree(0, &[(Pubkey::new_unique(), 10_000)]);
     let u = env.usage_tree(0, &[(b, 1_000)]);
-    let p = env.proposal_with_usage(&r, 0, &u, 0);
+    let p = Env::with_cost(env.proposal_with_usage(&r, 0, &u, 0), 0, 10_000);
     env.end_epoch(0).await;
     let oracle = env.oracles[0].insecure_clone();
     let ix = env.propose_ix(&oracle.pubkey(), 0, p);
-    assert_anchor_err(
-        env.send(&[ix], &[&oracle]).await,
-        anchor_lang::error::ErrorCode::AccountNotInitialized,
-    );
-    // A ledger created by a purchase but not sealed is refused too.
+    // A ledger created by a purchase but not sealed is refused.
+    assert_program_err(env.send(&[ix], &[&oracle]).await, E::LedgerNotSealed);
     env.seal(0).await.unwrap();
     for bad in [
         backhaul::state::EpochProposal {
@@ -216,13 +234,15 @@ async fn ledger_identities_hold_over_several_epochs() {
             let amount = (epoch + 1) * (i as u64 + 1) * 7 * TOKEN;
             env.buy(b, amount, 0, b.pubkey()).await.unwrap();
         }
-        // Each buyer consumes some credits (buyer 2 more than it ever bought, once).
+        // Each buyer consumes some credits (buyer 0 more than it ever bought, once; all of them
+        // together never more than were issued).
         for (i, u) in usage_cum.iter_mut().enumerate() {
             *u += (epoch + 1) * (i as u64 + 1) * 300_000
-                + if i == 2 && epoch == 3 { 500_000_000 } else { 0 };
+                + if i == 0 && epoch == 3 { 5_000_000 } else { 0 };
         }
+        // Rewards within what the epoch's consumption cost (k = 1; at least 42 tokens burned).
         for (i, r) in reward_cum.iter_mut().enumerate() {
-            *r += (i as u64 + 1) * 50 * TOKEN + epoch * 3;
+            *r += (i as u64 + 1) * 4 * TOKEN + epoch * 3;
         }
         let rt = env.reward_tree(
             epoch,
@@ -240,11 +260,9 @@ async fn ledger_identities_hold_over_several_epochs() {
                 .zip(usage_cum)
                 .collect::<Vec<_>>(),
         );
-        env.run_epoch(
-            epoch,
-            env.proposal_with_usage(&rt, prev_reward, &ut, prev_usage),
-        )
-        .await;
+        let p = env.proposal_with_usage(&rt, prev_reward, &ut, prev_usage);
+        env.run_epoch(epoch, Env::with_cost(p, prev_reward, rt.total))
+            .await;
         prev_reward = rt.total;
         prev_usage = ut.total;
         // Settle and claim part of the time, sometimes skipping epochs.

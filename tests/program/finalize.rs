@@ -35,7 +35,10 @@ async fn finalize_mints_exactly_the_allocation() {
     assert_eq!(env.token_balance(&vault).await, 700 * TOKEN);
     // The supply grew by the allocation and shrank by what the sponsor burned to pay for it.
     let burned = env.sponsor_bought().tokens;
-    assert_eq!(env.mint_supply().await + burned - TREASURY_SUPPLY, 700 * TOKEN);
+    assert_eq!(
+        env.mint_supply().await + burned - TREASURY_SUPPLY,
+        700 * TOKEN
+    );
     let c = env.config_state().await;
     assert_eq!(
         (c.next_epoch, c.total_minted, c.last_reward_total),

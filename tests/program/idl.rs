@@ -248,14 +248,18 @@ async fn world() -> World {
     let other = Pubkey::new_unique();
     let r0 = env.reward_tree(0, &[(operator, 300), (other, 700)]);
     let u0 = env.usage_tree(0, &[(buyer.pubkey(), 50_000)]);
-    env.run_epoch(0, env.proposal_with_usage(&r0, 0, &u0, 0))
-        .await;
+    let p0 = env.proposal_with_usage(&r0, 0, &u0, 0);
+    env.run_epoch(0, Env::with_cost(p0, 0, 1_000)).await;
     env.claim_from(&r0, 0, &operator).await.unwrap();
     env.settle_from(&u0, &buyer.pubkey()).await.unwrap();
     env.end_epoch(1).await;
     let r1 = env.reward_tree(1, &[(operator, 500), (other, 900)]);
-    let u1 = env.usage_tree(1, &[(buyer.pubkey(), 50_000)]);
-    let p1 = env.proposal_with_usage(&r1, 1_000, &u1, 50_000);
+    let u1 = env.usage_tree(1, &[(buyer.pubkey(), 60_000)]);
+    let p1 = Env::with_cost(
+        env.proposal_with_usage(&r1, 1_000, &u1, 50_000),
+        1_000,
+        1_400,
+    );
     env.vote(0, 1, p1).await.unwrap();
     // Two queued changes: a tuple variant and one with named fields.
     env.queue(GovernanceChange::Params(ParamsChange {

@@ -267,14 +267,16 @@ async fn attack_ghost_consumption_and_the_sealed_price_unlock_nothing() {
     let over = env.reward_tree(1, &[(op, 800 * TOKEN + 1)]);
     let p_over = env.proposal_with_usage(&over, 0, &usage1, 0);
     assert_program_err(
-        env.vote(0, 1, Env::with_cost(p_over, 0, 1_000 * TOKEN)).await,
+        env.vote(0, 1, Env::with_cost(p_over, 0, 1_000 * TOKEN))
+            .await,
         E::ExceedsPaidUsageCap,
     );
     // Claiming more cost than was burned is refused too.
     let right = env.reward_tree(1, &[(op, 800 * TOKEN)]);
     let p1 = env.proposal_with_usage(&right, 0, &usage1, 0);
     assert_program_err(
-        env.vote(0, 1, Env::with_cost(p1, 0, 1_000 * TOKEN + 1)).await,
+        env.vote(0, 1, Env::with_cost(p1, 0, 1_000 * TOKEN + 1))
+            .await,
         E::UsageExceedsPurchases,
     );
     env.run_epoch(1, Env::with_cost(p1, 0, 1_000 * TOKEN)).await;

@@ -131,6 +131,7 @@ async fn the_epoch_must_have_ended() {
         anchor_lang::error::ErrorCode::AccountNotInitialized,
     );
     env.set_time(end).await;
+    let p = env.paid(0, p).await.unwrap();
     env.seal(0).await.unwrap();
     // Even with a sealed ledger the vote checks the clock itself.
     env.set_time(end - 1).await;

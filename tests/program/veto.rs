@@ -142,6 +142,7 @@ async fn vetoes_are_limited_to_three_per_epoch_across_guardians() {
     env.set_time(r.finalizable_at).await;
     env.finalize(0).await.unwrap();
     let r = env.epoch_state(0).await;
+    let p = env.sponsored(0, p).await;
     assert_eq!((r.status, r.proposal), (EpochStatus::Finalized, p));
 }
 

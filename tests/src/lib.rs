@@ -609,9 +609,7 @@ impl Env {
             .await
             .is_some_and(|l| l.sealed);
         let proposal = self.sponsored(epoch, proposal).await;
-        // A proposal the sponsor could not pay for yet (paused, say) leaves the ledger open, so
-        // that it still can at the next vote.
-        if !sealed && !self.needs_sponsor(epoch, &proposal).await {
+        if !sealed {
             // Before the epoch ends this fails; the vote then shows why.
             let _ = self.seal(epoch).await;
         }

@@ -455,8 +455,11 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
     })
     .await;
     let allocation = record.proposal.allocation;
-    // The schedule's 1,000 tokens plus net emissions: a seventh of the 100 tokens burned.
-    assert_eq!(allocation, 1_000 * TOKEN + 100 * TOKEN / 7);
+    // k = 1: what the 250,000 credits consumed cost the buyer (it paid 100 tokens for
+    // 10,000,000), far below the schedule's 1,000 tokens plus net emissions.
+    assert_eq!(allocation, 100 * TOKEN * 250_000 / 10_000_000);
+    assert_eq!(record.proposal.usage_cost, allocation);
+    assert_eq!(record.proposal.usage_cost_total, allocation);
     // Every oracle voted exactly once.
     let record: EpochRecord = net.account(&d.epoch_record(0)).await.unwrap();
     let mut voters: Vec<_> = record.votes.iter().map(|v| v.oracle).collect();

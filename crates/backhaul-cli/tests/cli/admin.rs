@@ -192,6 +192,20 @@ async fn init_twice_changes_nothing_and_other_parameters_are_refused() {
         format!("{e:#}").contains("is both a guardian and an oracle"),
         "{e:#}"
     );
+    // k out of 1..=10000 basis points: no value turns the paid-usage cap off.
+    for k in [0, 10_001] {
+        let bad_k = good.replace("usage_cap_bps = 10000", &format!("usage_cap_bps = {k}"));
+        assert_ne!(bad_k, good);
+        let e = admin::initialize(&ctx, &init_creating_mint(net.write("k.toml", &bad_k)))
+            .await
+            .expect_err("k out of bounds");
+        assert!(
+            format!("{e:#}").contains(&format!(
+                "economics.usage_cap_bps {k} is out of bounds: k is 1 to 10000"
+            )) && format!("{e:#}").contains("no value turns the cap off"),
+            "{e:#}"
+        );
+    }
     assert_eq!(net.lamports(&authority.pubkey()).await, authority_lamports);
 
     // --mint and --create-mint naming different mints.
@@ -323,6 +337,20 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
     let (name, _, _, hint) = program_error(&e);
     assert_eq!(name, "RaiseTooLarge");
     assert!(hint.contains("raise in steps"), "{e}");
+    // k = 0 would turn the paid-usage cap off: refused before sending, saying the bounds.
+    let e = admin::queue_params(
+        &admin_ctx,
+        &QueueParamsArgs {
+            usage_cap_bps: Some(0),
+            ..QueueParamsArgs::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{e}").contains("k is 1 to 10000 basis points"),
+        "{e}"
+    );
 
     // apply before the delay: refused with the time to wait for, before sending; the program
     // refuses it too when sent anyway.
