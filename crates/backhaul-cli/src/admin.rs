@@ -1821,7 +1821,7 @@ fn print_config(v: &ConfigView) {
         );
         println!(
             "  {:<17} rate limit {} per {} s; price max age {} s, max change {} bps, net \
-             emissions cap {}, smoothing {} epochs, usage cap {} bps",
+             emissions cap {}, smoothing {} epochs, paid-usage cap k = {} bps",
             "",
             t(r.capacity),
             r.window_secs,
@@ -1847,7 +1847,7 @@ fn print_config(v: &ConfigView) {
         t(v.rate_limiter_level)
     );
     println!(
-        "  economics         price max age {} s, max change {} bps, net emissions cap {}, smoothing {} epochs, usage cap {} bps",
+        "  economics         price max age {} s, max change {} bps, net emissions cap {}, smoothing {} epochs, paid-usage cap k = {} bps",
         v.economics.price_max_age_secs,
         v.economics.price_max_change_bps,
         t(v.economics.net_emissions_cap),
