@@ -930,14 +930,15 @@ async fn pitfall_08_totals_accumulate() {
     let a = Pubkey::new_unique();
     let r0 = env.reward_tree(0, &[(a, 300)]);
     let u0 = env.usage_tree(0, &[(b1.pubkey(), 1_000)]);
-    env.run_epoch(0, env.proposal_with_usage(&r0, 0, &u0, 0))
-        .await;
+    // 1,000 of b1's 600,000 credits (6 tokens) cost 10,000 base units; 2,500 more, 25,000.
+    let p0 = env.proposal_with_usage(&r0, 0, &u0, 0);
+    env.run_epoch(0, Env::with_cost(p0, 0, 10_000)).await;
     env.claim_from(&r0, 0, &a).await.unwrap();
     env.settle_from(&u0, &b1.pubkey()).await.unwrap();
     let r1 = env.reward_tree(1, &[(a, 500)]);
     let u1 = env.usage_tree(1, &[(b1.pubkey(), 3_500)]);
-    env.run_epoch(1, env.proposal_with_usage(&r1, 300, &u1, 1_000))
-        .await;
+    let p1 = env.proposal_with_usage(&r1, 300, &u1, 1_000);
+    env.run_epoch(1, Env::with_cost(p1, 10_000, 35_000)).await;
     env.claim_from(&r1, 1, &a).await.unwrap();
     env.settle_from(&u1, &b1.pubkey()).await.unwrap();
     let c = env.config_state().await;
@@ -1463,9 +1464,9 @@ async fn pitfall_17_totals_that_overflow_or_do_not_add_up_are_refused() {
     env.run_epoch(1, base).await;
     // Epoch 2: an allocation, or a usage increase, that is not the difference of the totals.
     env.end_epoch(2).await;
-    let u2 = env.usage_tree(2, &[(Pubkey::new_unique(), 10)]);
     let r2 = env.reward_tree(2, &[(a, 300), (b, 850)]);
-    let p2 = env.proposal_with_usage(&r2, 1_100, &u2, 0);
+    let p2 = env.proposal(&r2, 1_100);
+    let p2 = env.paid(2, p2).await.unwrap();
     let wrong_allocation = EpochProposal {
         allocation: 49,
         ..p2
