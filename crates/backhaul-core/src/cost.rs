@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn pots_fit_the_budget() {
-        assert_eq!(buyer_pots(1_000, 10_000, &[100, 50]), Ok(vec_of(&[100, 50])));
+        assert_eq!(
+            buyer_pots(1_000, 10_000, &[100, 50]),
+            Ok(vec_of(&[100, 50]))
+        );
         assert_eq!(buyer_pots(1_000, 8_000, &[100, 50]), Ok(vec_of(&[80, 40])));
         // Over the budget: split in proportion to k·cost.
         assert_eq!(buyer_pots(90, 10_000, &[100, 50]), Ok(vec_of(&[60, 30])));

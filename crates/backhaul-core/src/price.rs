@@ -326,7 +326,6 @@ mod tests {
         assert_eq!(tokens_for_credits(u64::MAX, 1, 18), Ok(u64::MAX));
     }
 
-
     /// `q^t` as a real number, for checking the fixed-point band.
     fn exact_factor(elapsed: u64, bps: u16) -> f64 {
         (elapsed as f64 * (f64::from(bps) / 36_000_000.0).ln_1p()).exp()
