@@ -143,7 +143,8 @@ pub struct UsageLeaf {
     /// Bytes charged this epoch.
     pub bytes: u64,
     /// The buyer's purchases through the epoch's end: credits issued and tokens burned for them
-    /// (from its credit account on-chain).
+    /// (from its credit account on-chain); 0, like `cost` and `pot`, for a buyer with no traffic
+    /// counted this epoch.
     pub purchased_credits: u64,
     pub purchased_tokens: u64,
     /// What all of its consumption so far cost it, in tokens.
