@@ -166,7 +166,7 @@ fn main() {
     let pushed = started.elapsed();
     let dataset = agg.finish().expect("close");
     let bytes = dataset.to_bytes();
-    let hash = dataset.hash();
+    let hash = sha256v(&[&bytes]);
     let total = started.elapsed();
     let peak = peak_rss_mib();
     assert_eq!(dataset.stats.sessions, receipts);

@@ -808,16 +808,24 @@ impl<'a> Aggregator<'a> {
         let usage_tree = EpochTree::build(TreeKind::Usage, &config, epoch, usage_entries)
             .map_err(CloseError::Tree)?;
 
+        // Each key is encoded once, however many rows name it.
+        let mut buyer_names: Vec<Option<String>> = vec![None; self.buyers.keys.len()];
+        let mut operator_names: Vec<Option<String>> = vec![None; self.operators.keys.len()];
         let served = served
-            .iter()
+            .into_iter()
             .zip(served_amounts)
             .map(|((b, o, bytes), amount)| Served {
-                buyer: b58(&self.buyers.keys[*b as usize]),
-                operator: b58(&self.operators.keys[*o as usize]),
-                bytes: *bytes,
+                buyer: buyer_names[b as usize]
+                    .get_or_insert_with(|| b58(&self.buyers.keys[b as usize]))
+                    .clone(),
+                operator: operator_names[o as usize]
+                    .get_or_insert_with(|| b58(&self.operators.keys[o as usize]))
+                    .clone(),
+                bytes,
                 amount,
             })
             .collect();
+        drop((buyer_names, operator_names));
 
         Ok(Dataset {
             version: DATASET_VERSION,

@@ -121,18 +121,18 @@ impl Closer {
     pub async fn load_latest(&self) -> Result<(), CloseFailure> {
         if let Some(&epoch) = db::closed_epochs(&self.pool).await?.last() {
             if let Some((bytes, closed_at)) = db::dataset(&self.pool, epoch).await? {
-                self.set_latest(ClosedEpoch::from_bytes(bytes, closed_at)?);
+                self.set_latest(Arc::new(ClosedEpoch::from_bytes(bytes, closed_at)?));
             }
         }
         Ok(())
     }
 
-    fn set_latest(&self, closed: ClosedEpoch) {
+    fn set_latest(&self, closed: Arc<ClosedEpoch>) {
         if let Ok(mut l) = self.latest.write() {
             if l.as_ref()
                 .is_none_or(|c| c.dataset.epoch <= closed.dataset.epoch)
             {
-                *l = Some(Arc::new(closed));
+                *l = Some(closed);
             }
         }
     }
@@ -198,14 +198,17 @@ impl Closer {
         let started = Instant::now();
         let dataset = self.compute(epoch, &inputs, previous.as_ref()).await?;
         let bytes = dataset.to_bytes();
-        let hash = dataset.hash();
+        // Datasets can be large (a row per buyer-operator pair): one copy in memory, not two.
+        drop(dataset);
+        let hash = backhaul_core::merkle::sha256v(&[&bytes]);
         db::store_dataset(&self.pool, epoch, &bytes, &hash, now).await?;
         // Stored: this is the epoch's dataset from now on, whatever happens to the file below
         // (a failed or interrupted write is redone from the stored copy).
-        let closed = ClosedEpoch::from_bytes(bytes, now)?;
-        self.set_latest(ClosedEpoch::from_bytes(closed.bytes.clone(), now)?);
+        let closed = Arc::new(ClosedEpoch::from_bytes(bytes, now)?);
+        self.set_latest(closed.clone());
         self.publish(epoch, &closed.bytes).await?;
         m::epoch_closed(epoch, started.elapsed().as_secs_f64());
+        let dataset = &closed.dataset;
         tracing::info!(
             epoch,
             dataset_hash = %hex(&hash),
@@ -216,7 +219,7 @@ impl Closer {
             operators = dataset.rewards.leaf_count,
             "epoch closed"
         );
-        Ok(Arc::new(closed))
+        Ok(closed)
     }
 
     /// Runs the deterministic close on what is stored, with the given chain inputs. Receipts are
