@@ -12,6 +12,7 @@ mod governance;
 mod idl;
 mod initialize;
 mod price;
+mod properties;
 mod propose_root;
 mod smoke;
 mod tx_size;
