@@ -1194,6 +1194,91 @@ mod tests {
         (n, [honest, trader, a, w])
     }
 
+    /// One purchase: tokens burned and the price they were burned at (credits per token).
+    fn bought(n: &mut Net, buyer: Key, purchases: &[(u64, u64)]) -> u64 {
+        let mut c = BuyerCredits::default();
+        for (tokens, price) in purchases {
+            c.issued += backhaul_core::price::credits_for_tokens(*tokens, *price, 6).unwrap();
+            c.tokens_burned += tokens;
+        }
+        n.credits.insert(buyer, c);
+        c.tokens_burned
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+        /// For any k the program accepts, any schedule, net emissions and prices that moved
+        /// between purchases, and any traffic: what a buyer that also runs nodes gains by paying
+        /// its own nodes for traffic (its operator's reward with the wash traffic, less without
+        /// it) is at most k times what it burned for that traffic, so never more than it burned.
+        /// Its own nodes may also serve honest buyers, whose pots the wash traffic can only
+        /// dilute. The split is the oracle's real close.
+        #[test]
+        fn wash_trading_never_returns_more_than_was_burned(
+            k in 1u32..=10_000,
+            scheduled in 0u64..5_000,
+            net_cap in 0u64..500,
+            burn_ema in 0u64..1_000,
+            honest in proptest::collection::vec(
+                // (tokens, price, GiB through A, GiB through W) per honest buyer
+                (1u64..200, 10_000u64..400_000, 0u64..8, 0u64..8),
+                0..4,
+            ),
+            wash_purchases in proptest::collection::vec((1u64..300, 10_000u64..400_000), 1..3),
+            wash_gib in 0u64..40,
+        ) {
+            let close_with = |with_wash: bool| {
+                let mut n = Net::new(k, scheduled * TOKEN);
+                n.chain.net_emissions_cap = net_cap * TOKEN;
+                n.chain.burn_ema = burn_ema * TOKEN;
+                n.chain.burns_not_reemitted = u64::MAX / 4;
+                let (a, w) = (key("operator", 0), key("operator", 9));
+                n.bind(key("node", 0), a);
+                n.bind(key("node", 9), w);
+                let mut id = 0u8;
+                for (i, (tokens, price, via_a, via_w)) in honest.iter().enumerate() {
+                    let (b, c) = (key("buyer", i as u8), key("client", i as u8));
+                    bought(&mut n, b, &[(tokens * TOKEN, *price)]);
+                    n.grant(b, c);
+                    for (node, gib) in [(key("node", 0), via_a), (key("node", 9), via_w)] {
+                        if *gib > 0 {
+                            id += 1;
+                            n.session(0, node, c, b, id, gib * GIB, 2);
+                        }
+                    }
+                }
+                let mut burned = 0;
+                if with_wash {
+                    let (t, c) = (key("trader", 0), key("trader-client", 0));
+                    let purchases: Vec<(u64, u64)> =
+                        wash_purchases.iter().map(|(t, p)| (t * TOKEN, *p)).collect();
+                    burned = bought(&mut n, t, &purchases);
+                    n.grant(t, c);
+                    if wash_gib > 0 {
+                        id += 1;
+                        n.session(0, key("node", 9), c, t, id, wash_gib * GIB, 2);
+                    }
+                }
+                let d = n.close(0, None).unwrap();
+                check_sums(&d);
+                (reward(&d, &w), burned, d)
+            };
+            let (with, burned, d) = close_with(true);
+            let (without, _, _) = close_with(false);
+            let gain = with.saturating_sub(without);
+            proptest::prop_assert!(
+                u128::from(gain) * 10_000 <= u128::from(burned) * u128::from(k),
+                "gain {} for {} burned at k = {}", gain, burned, k
+            );
+            proptest::prop_assert!(gain <= burned);
+            // And the epoch never mints more than k times what its consumption cost.
+            proptest::prop_assert!(
+                u128::from(d.allocation) * 10_000 <= u128::from(d.usage.usage_cost) * u128::from(k)
+            );
+        }
+    }
+
     #[test]
     fn a_wash_trader_gets_back_at_most_k_times_what_it_paid() {
         let (n, [honest, trader, a, w]) = wash(8_000, 1_000 * TOKEN);
