@@ -1655,6 +1655,33 @@ async fn the_admin_cannot_make_itself_an_oracle() {
     assert!(!c.oracles.contains(&admin));
 }
 
+/// Wash trading paid while the paid-usage cap could be turned off (k = 0, once the documented
+/// bootstrap setting: a firm burning 90 tokens received 900 of a 1,000-token epoch) or set above
+/// one (k up to 100×). Neither can be chosen any more, at initialization or through governance;
+/// what remains is bounded by the oracle's per-buyer split (`docs/economics.md`).
+#[tokio::test]
+async fn attack_wash_trading_settings_cannot_be_chosen() {
+    let mut env = Env::new_uninitialized().await;
+    for k in [0u32, 10_001, 1_000_000] {
+        let mut p = env.default_params();
+        p.economics.usage_cap_bps = k;
+        assert_program_err(env.initialize(p).await, E::InvalidEconomics);
+    }
+    let p = env.default_params();
+    env.initialize(p).await.unwrap();
+    for k in [0u32, 10_001] {
+        let change = GovernanceChange::Params(ParamsChange {
+            economics: Some(EconomicsParams {
+                usage_cap_bps: k,
+                ..default_economics()
+            }),
+            ..Default::default()
+        });
+        assert_program_err(env.queue(change).await.map(|_| ()), E::InvalidEconomics);
+    }
+    assert_eq!(env.config_state().await.economics.usage_cap_bps, 10_000);
+}
+
 /// The admin alone cannot raise what may be minted more than twofold per change, nor raise the
 /// lifetime cap at all, nor slow the decay; a doubling waits out the delay, binds only epochs that
 /// had not started, and a second one waits until the first reached its epoch.
