@@ -1,35 +1,12 @@
-//! `backhaul audit`: reads every account of the deployment and every epoch's published dataset,
-//! and checks that they agree.
-//!
-//! - Each dataset hashes to the chain's `dataset_hash`, is canonical, and is internally
-//!   consistent (leaf counts, totals, cumulative = previous cumulative + amount, sorted unique
-//!   leaves, nodes against operators, bandwidth priced as the parameters say).
-//! - Both roots, rebuilt from the leaves with `backhaul_core`'s Merkle code, equal the chain's.
-//! - Each allocation is the sum of its leaves' increases and fits its budget, recomputed with
-//!   `backhaul_core::budget` from the dataset's parameters, which are checked against the chain.
-//! - The economics, recomputed with `backhaul_core::cost` (`audit/economics.rs`): each buyer's cost is
-//!   the average cost of its credits not consumed yet, its purchases are its credit account's,
-//!   its pot is k times its cost (scaled to the budget), each pot is paid only to the operators
-//!   that served the buyer, by bytes, and each operator's reward is the sum of what it was paid.
-//! - Each proposal hashes to the digest a quorum of oracles voted for, and was finalized only
-//!   after its challenge period.
-//! - vault ≥ minted − claimed (anyone can send tokens to the vault); supply ≤ initial + minted −
-//!   burned for credits (anyone can burn their own tokens directly); what only the program moves
-//!   stays exact: the config's totals = the sums of the ledgers and accounts, credits issued −
-//!   settled = Σ balances; no operator claimed more than its latest cumulative reward; epochs
-//!   contiguous.
-//!
-//! [`checks::audit`] is the pure core; [`fetch`] reads the chain and the datasets.
+//! `backhaul audit`: fetches every account of the deployment and every epoch's published dataset
+//! ([`fetch`]: the cluster's RPC and the oracles' HTTP, or a folder), runs the checks of the
+//! `backhaul-audit` crate over them, and prints the report.
 
-pub mod checks;
-mod economics;
 pub mod fetch;
-#[cfg(test)]
-mod tests;
 
 use crate::context::{Context, OutputFormat};
 use anyhow::bail;
-pub use checks::{AuditReport, Check, EpochFigures};
+pub use backhaul_audit::{AuditReport, Check, EpochFigures};
 use clap::Args;
 use fetch::DatasetSource;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -93,7 +70,7 @@ pub async fn audit(ctx: &Context, datasets: Option<PathBuf>) -> anyhow::Result<A
     let fetched = fetch::datasets(&source, &wanted, |_| bar.inc(1)).await;
     bar.finish_and_clear();
     let spinner = progress(1, "checking");
-    let report = checks::audit(&snapshot, &fetched);
+    let report = backhaul_audit::audit(&snapshot, &fetched);
     spinner.finish_and_clear();
     tracing::info!(
         passed = report.passed,

@@ -1,7 +1,6 @@
 //! Printing: logs on stderr through `tracing`, results on stdout as text or JSON.
 
 use crate::context::OutputFormat;
-use backhaul_sdk::state::EpochStatus;
 
 /// Whether to colour what goes to a stream: only a terminal, and never with `NO_COLOR` set to
 /// anything but the empty string (<https://no-color.org>).
@@ -229,15 +228,8 @@ impl SubmitOutcome {
     }
 }
 
-/// An epoch status as the command line prints it.
-pub fn status_name(s: EpochStatus) -> &'static str {
-    match s {
-        EpochStatus::Voting => "voting",
-        EpochStatus::Proposed => "proposed",
-        EpochStatus::Finalized => "finalized",
-        EpochStatus::Vetoed => "vetoed",
-    }
-}
+/// An epoch status as the command line prints it: as the audit's report names it.
+pub use backhaul_audit::status_name;
 
 #[cfg(test)]
 mod tests {

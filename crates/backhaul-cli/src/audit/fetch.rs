@@ -1,10 +1,10 @@
 //! Fetching what the audit reads: the deployment's accounts from the cluster, and each epoch's
 //! dataset from an oracle or from a folder.
 
-use super::checks::{Fetched, MintInfo, Snapshot, VaultInfo};
 use crate::context::Context;
 use anchor_lang::AccountDeserialize;
 use anyhow::{anyhow, Context as _};
+use backhaul_audit::{Fetched, MintInfo, Snapshot, VaultInfo};
 use backhaul_client::OracleClient;
 use backhaul_core::merkle::sha256v;
 use backhaul_sdk::state::{Config, PriceFeed};

@@ -18,16 +18,18 @@
 //! Together they check that an epoch paid each operator only out of what the buyers it served
 //! paid for their consumption, at most k times it.
 
-use super::checks::{key, same, sum, Checks, EpochCtx};
+use crate::evidence::{key, same, sum};
+use crate::report::Checks;
+use crate::run::EpochCtx;
+use backhaul::state::CreditAccount;
 use backhaul_core::budget::EpochBudget;
 use backhaul_core::cost::{buyer_pots, consumption_cost, purchases_through, Consumed, Purchases};
 use backhaul_core::split::split_largest_remainder;
 use backhaul_protocol::dataset::{Dataset, Served, UsageLeaf};
-use backhaul_sdk::state::CreditAccount;
 use std::collections::BTreeMap;
 
 /// Every economics check of epoch `x.e`; `budget` is the one recomputed by `budget.within`.
-pub(super) fn checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset, budget: Option<&EpochBudget>) {
+pub(crate) fn checks(c: &mut Checks, x: &EpochCtx, ds: &Dataset, budget: Option<&EpochBudget>) {
     consumption_check(c, x, ds);
     purchases_check(c, x, ds);
     pots_check(c, x.e, ds, budget);

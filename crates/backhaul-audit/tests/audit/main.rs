@@ -1,0 +1,16 @@
+//! The pure audit on a hand-built deployment (`fixture`): every check passes on consistent data;
+//! then each check fails when its input is perturbed, one file per concern as in the crate. And
+//! the crate's dependencies stay free of I/O (`dependencies`).
+
+mod budget;
+mod claims;
+mod clean;
+mod datasets;
+mod dependencies;
+mod deployment;
+mod economics;
+mod fixture;
+mod governance;
+mod proposal;
+mod supply;
+mod trees;
