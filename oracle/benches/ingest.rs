@@ -111,7 +111,7 @@ fn main() {
         .expect("runtime");
     let e2e = rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let genesis = backhaul_oracle::ingest::now() - 10;
+        let genesis = backhaul_oracle::clock::now() - 10;
         let mut state = MemoryState {
             config: Some(backhaul_oracle::chain::examples::example_config(
                 genesis, 1_000_000, 0,

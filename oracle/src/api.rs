@@ -1,8 +1,9 @@
 //! The HTTP API (see `docs/api.md`).
 
+use crate::clock::now;
 use crate::close::{ClosedEpoch, Closer};
 use crate::db;
-use crate::ingest::{now, Job};
+use crate::ingest::Job;
 use crate::metrics as m;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};

@@ -1,16 +1,17 @@
 //! Wiring: start the writer, the closer, the credit refresher and the HTTP server; stop them all
 //! on a shutdown signal.
 
-use crate::aggregate::CloseParams;
 use crate::api::{router, ApiState, KeyLimiter};
-use crate::chain::{ChainTime, ChainView};
+use crate::chain::ChainView;
+use crate::clock::{ChainTime, EpochClock};
 use crate::close::Closer;
 use crate::db;
-use crate::ingest::{EpochClock, Job, Writer};
+use crate::ingest::{Job, Writer};
 use crate::settings::Settings;
 use crate::status::Status;
 use crate::submit::{SubmitParams, Submitter};
 use anyhow::Context;
+use backhaul_close::CloseParams;
 use backhaul_protocol::dataset::key_from_b58;
 use backhaul_protocol::Deployment;
 use solana_sdk::pubkey::Pubkey;

@@ -2,79 +2,47 @@
 //! buyers' credit accounts. [`RpcChain`] reads them with `solana-client`; [`MemoryChain`] holds
 //! them in memory for tools and tests that run without a cluster.
 
-use crate::aggregate::BuyerCredits;
+use crate::clock;
 use anchor_lang::AccountDeserialize;
 use async_trait::async_trait;
 use backhaul::state::{Config, CreditAccount, EpochLedger};
+use backhaul_close::{BuyerCredits, ChainInputs};
 use backhaul_protocol::Key;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// The chain's inputs to an epoch's close, flattened from the config and the sealed ledger.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChainInputs {
-    pub genesis_ts: i64,
-    pub epoch_length_secs: u64,
-    /// The next epoch the program will accept a proposal for.
-    pub next_epoch: u64,
-    pub initial_per_epoch: u64,
-    pub decay_bps: u16,
-    pub decay_period_epochs: u64,
-    pub floor_per_epoch: u64,
-    pub lifetime_cap: u64,
-    pub scheduled_minted: u64,
-    pub burn_ema: u64,
-    pub net_emissions_cap: u64,
-    pub burn_smoothing_epochs: u64,
-    pub usage_cap_bps: u32,
-    pub decimals: u8,
-    pub last_reward_total: u64,
-    pub last_usage_total: u64,
-    /// What the consumption in the last finalized usage tree cost its buyers, in tokens.
-    pub last_usage_cost_total: u64,
-    /// From the epoch's ledger (zero when it has none).
-    pub tokens_burned: u64,
-    pub credits_per_token: u64,
-    pub ledger_sealed: bool,
-    /// Tokens burned in finalized epochs and this epoch's ledger, less everything already
-    /// re-minted: net emissions never exceed it.
-    pub burns_not_reemitted: u64,
-}
-
-impl ChainInputs {
-    /// The inputs to `epoch`'s close: the budget parameters that apply to that epoch (a change
-    /// applied by governance takes effect only from an epoch that had not started).
-    pub fn from_accounts(config: &Config, epoch: u64, ledger: Option<&EpochLedger>) -> Self {
-        let params = config.params_for(epoch);
-        let tokens_burned = ledger.map_or(0, |l| l.tokens_burned);
-        ChainInputs {
-            genesis_ts: config.genesis_ts,
-            epoch_length_secs: config.epoch_length_secs,
-            next_epoch: config.next_epoch,
-            initial_per_epoch: params.emission.initial_per_epoch,
-            decay_bps: params.emission.decay_bps,
-            decay_period_epochs: params.emission.decay_period_epochs,
-            floor_per_epoch: params.emission.floor_per_epoch,
-            lifetime_cap: params.emission.lifetime_cap,
-            scheduled_minted: config.scheduled_minted,
-            burn_ema: config.burn_ema,
-            net_emissions_cap: params.economics.net_emissions_cap,
-            burn_smoothing_epochs: params.economics.burn_smoothing_epochs,
-            usage_cap_bps: params.economics.usage_cap_bps,
-            decimals: config.decimals,
-            last_reward_total: config.last_reward_total,
-            last_usage_total: config.last_usage_total,
-            last_usage_cost_total: config.last_usage_cost_total,
-            tokens_burned,
-            credits_per_token: ledger.map_or(0, |l| l.credits_per_token),
-            ledger_sealed: ledger.is_some_and(|l| l.sealed),
-            burns_not_reemitted: config
-                .burned_finalized
-                .saturating_add(tokens_burned)
-                .saturating_sub(config.total_reemitted),
-        }
+/// The inputs to `epoch`'s close: the budget parameters that apply to that epoch (a change applied
+/// by governance takes effect only from an epoch that had not started).
+pub fn chain_inputs(config: &Config, epoch: u64, ledger: Option<&EpochLedger>) -> ChainInputs {
+    let params = config.params_for(epoch);
+    let tokens_burned = ledger.map_or(0, |l| l.tokens_burned);
+    ChainInputs {
+        genesis_ts: config.genesis_ts,
+        epoch_length_secs: config.epoch_length_secs,
+        next_epoch: config.next_epoch,
+        initial_per_epoch: params.emission.initial_per_epoch,
+        decay_bps: params.emission.decay_bps,
+        decay_period_epochs: params.emission.decay_period_epochs,
+        floor_per_epoch: params.emission.floor_per_epoch,
+        lifetime_cap: params.emission.lifetime_cap,
+        scheduled_minted: config.scheduled_minted,
+        burn_ema: config.burn_ema,
+        net_emissions_cap: params.economics.net_emissions_cap,
+        burn_smoothing_epochs: params.economics.burn_smoothing_epochs,
+        usage_cap_bps: params.economics.usage_cap_bps,
+        decimals: config.decimals,
+        last_reward_total: config.last_reward_total,
+        last_usage_total: config.last_usage_total,
+        last_usage_cost_total: config.last_usage_cost_total,
+        tokens_burned,
+        credits_per_token: ledger.map_or(0, |l| l.credits_per_token),
+        ledger_sealed: ledger.is_some_and(|l| l.sealed),
+        burns_not_reemitted: config
+            .burned_finalized
+            .saturating_add(tokens_burned)
+            .saturating_sub(config.total_reemitted),
     }
 }
 
@@ -105,7 +73,7 @@ pub trait ChainView: Send + Sync {
     async fn inputs(&self, epoch: u64) -> Result<ChainInputs, ChainError> {
         let config = self.config().await?;
         let ledger = self.ledger(epoch).await?;
-        Ok(ChainInputs::from_accounts(&config, epoch, ledger.as_ref()))
+        Ok(chain_inputs(&config, epoch, ledger.as_ref()))
     }
 }
 
@@ -201,7 +169,7 @@ impl ChainView for RpcChain {
             for ((buyer, key), acc) in chunk.iter().zip(&keys).zip(accounts) {
                 if let Some(acc) = acc {
                     let c: CreditAccount = decode(key, &acc.data)?;
-                    out.insert(*buyer, BuyerCredits::from(&c));
+                    out.insert(*buyer, buyer_credits(&c));
                 }
             }
         }
@@ -225,15 +193,14 @@ pub fn clock_unix_timestamp(data: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(data.get(32..40)?.try_into().ok()?))
 }
 
-impl From<&CreditAccount> for BuyerCredits {
-    fn from(c: &CreditAccount) -> Self {
-        BuyerCredits {
-            issued: c.issued,
-            tokens_burned: c.tokens_burned,
-            purchase_epoch: c.purchase_epoch,
-            issued_before_purchase_epoch: c.issued_before_purchase_epoch,
-            tokens_before_purchase_epoch: c.tokens_before_purchase_epoch,
-        }
+/// What the close needs of a buyer's credit account.
+pub fn buyer_credits(c: &CreditAccount) -> BuyerCredits {
+    BuyerCredits {
+        issued: c.issued,
+        tokens_burned: c.tokens_burned,
+        purchase_epoch: c.purchase_epoch,
+        issued_before_purchase_epoch: c.issued_before_purchase_epoch,
+        tokens_before_purchase_epoch: c.tokens_before_purchase_epoch,
     }
 }
 
@@ -291,40 +258,7 @@ impl ChainView for MemoryChain {
     }
 
     async fn unix_timestamp(&self) -> Result<i64, ChainError> {
-        Ok(self.read().clock.unwrap_or_else(crate::ingest::now))
-    }
-}
-
-/// The chain's clock as last read, advanced by this machine's monotonic clock in between reads.
-#[derive(Clone)]
-pub struct ChainTime {
-    inner: Arc<RwLock<(i64, std::time::Instant)>>,
-}
-
-impl ChainTime {
-    pub fn new(unix_timestamp: i64) -> Self {
-        ChainTime {
-            inner: Arc::new(RwLock::new((unix_timestamp, std::time::Instant::now()))),
-        }
-    }
-
-    /// The chain's time now (unix seconds).
-    pub fn now(&self) -> i64 {
-        let (ts, at) = self
-            .inner
-            .read()
-            .map(|g| *g)
-            .unwrap_or((0, std::time::Instant::now()));
-        ts.saturating_add(i64::try_from(at.elapsed().as_secs()).unwrap_or(i64::MAX))
-    }
-
-    /// Records a fresh reading (never moving backwards).
-    pub fn set(&self, unix_timestamp: i64) {
-        if let Ok(mut g) = self.inner.write() {
-            let current =
-                g.0.saturating_add(i64::try_from(g.1.elapsed().as_secs()).unwrap_or(0));
-            *g = (unix_timestamp.max(current), std::time::Instant::now());
-        }
+        Ok(self.read().clock.unwrap_or_else(clock::now))
     }
 }
 

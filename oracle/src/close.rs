@@ -1,11 +1,12 @@
 //! Closing epochs: gather what is stored and what the chain says, run the deterministic close,
 //! store and publish the dataset, and keep the latest trees in memory for proofs.
 
-use crate::aggregate::{self, Aggregator, CloseContext, CloseParams};
-use crate::chain::{ChainError, ChainInputs, ChainView};
+use crate::chain::{ChainError, ChainView};
+use crate::clock::EpochClock;
 use crate::db::{self, DbError};
-use crate::ingest::{EpochClock, Job};
+use crate::ingest::Job;
 use crate::metrics as m;
+use backhaul_close::{Aggregator, ChainInputs, CloseContext, CloseError, CloseParams};
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{hex, key_from_b58, Dataset};
@@ -86,7 +87,7 @@ pub enum CloseFailure {
     #[error("reading the chain failed: {0}")]
     Chain(#[from] ChainError),
     #[error(transparent)]
-    Close(#[from] aggregate::CloseError),
+    Close(#[from] CloseError),
     #[error("a stored dataset is corrupt: {0}")]
     Corrupt(String),
     #[error("writing the dataset file {path} failed: {source}")]

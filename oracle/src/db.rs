@@ -1,7 +1,7 @@
 //! Storage: SQLite (embedded, the default) or PostgreSQL, through one schema and one set of
 //! queries (`sqlx`'s `Any` driver; `$n` placeholders work on both).
 
-use crate::aggregate::{Stored, StoredReceipt};
+use backhaul_close::{Stored, StoredReceipt};
 use backhaul_protocol::{ClientGrant, NodeBinding, SignedBinding, SignedGrant, SignedReceipt};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

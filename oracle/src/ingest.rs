@@ -12,40 +12,17 @@
 //! from everything that arrived before it, so all oracles reach the same result whatever order
 //! items arrived in.
 
-use crate::aggregate::{latest, Stored};
+use crate::clock::{ChainTime, EpochClock};
 use crate::db::{self, Op, WriteSet};
 use crate::metrics as m;
 use crate::status::Status;
+use backhaul_close::{latest, Stored};
 use backhaul_protocol::api::{ItemResult, RejectReason};
 use backhaul_protocol::{ClientGrant, Key, NodeBinding, SignedBinding, SignedGrant, SignedReceipt};
 use sqlx::AnyPool;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// Epoch timing, from the chain's config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EpochClock {
-    pub genesis_ts: i64,
-    pub epoch_length_secs: u64,
-}
-
-impl EpochClock {
-    pub fn start(&self, epoch: u64) -> i64 {
-        backhaul_core::epoch::epoch_start(self.genesis_ts, self.epoch_length_secs, epoch)
-            .unwrap_or(i64::MAX)
-    }
-
-    pub fn end(&self, epoch: u64) -> i64 {
-        backhaul_core::epoch::epoch_end(self.genesis_ts, self.epoch_length_secs, epoch)
-            .unwrap_or(i64::MAX)
-    }
-
-    /// The epoch at `now`, or `None` before genesis.
-    pub fn at(&self, now: i64) -> Option<u64> {
-        backhaul_core::epoch::epoch_at(self.genesis_ts, self.epoch_length_secs, now)
-    }
-}
 
 /// A job for the writer.
 pub enum Job {
@@ -83,7 +60,7 @@ struct Session {
 /// The writer's in-memory view of what is stored.
 pub struct Writer {
     pool: AnyPool,
-    time: crate::chain::ChainTime,
+    time: ChainTime,
     clock: EpochClock,
     credits_per_gib: u64,
     /// Seconds after an epoch's end during which its receipts are still taken.
@@ -112,7 +89,7 @@ impl Writer {
     pub async fn load(
         pool: AnyPool,
         clock: EpochClock,
-        time: crate::chain::ChainTime,
+        time: ChainTime,
         credits_per_gib: u64,
         grace_secs: u64,
         status: Arc<Status>,
@@ -423,12 +400,4 @@ impl Writer {
         }
         ItemResult::ACCEPTED
     }
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

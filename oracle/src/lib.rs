@@ -2,16 +2,17 @@
 //! each epoch into two Merkle roots and a published dataset, and serves proofs over HTTP.
 //!
 //! - [`ingest`]: verification, classification and durable storage (one writer, group commit).
-//! - [`aggregate`]: the deterministic epoch close (pure).
-//! - [`close`]: runs closes against the database and the chain, publishes datasets.
+//! - [`close`]: runs the deterministic epoch close (the `backhaul-close` crate, pure) against the
+//!   database and the chain, publishes datasets.
 //! - [`api`]: the HTTP API (see `docs/api.md`).
 //! - [`chain`]: what is read from the chain.
+//! - [`clock`]: this machine's clock, the chain's clock and epoch timing.
 //! - [`db`]: SQLite or PostgreSQL storage.
 
-pub mod aggregate;
 pub mod api;
 pub mod app;
 pub mod chain;
+pub mod clock;
 pub mod close;
 pub mod db;
 pub mod ingest;

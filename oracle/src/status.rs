@@ -88,7 +88,7 @@ impl Default for Status {
 
 impl Status {
     fn update(&self, f: impl FnOnce(&mut Report, i64)) {
-        let now = crate::ingest::now();
+        let now = crate::clock::now();
         if let Ok(mut r) = self.inner.lock() {
             f(&mut r, now);
         }

@@ -18,7 +18,7 @@
 //! `backhaul_submit_raced_total`, never warned about. A price is never refused for what other
 //! oracles did: the program bounds it only by this oracle's own previous submission.
 
-use crate::chain::ChainTime;
+use crate::clock::{self, ChainTime};
 use crate::close::Closer;
 use crate::db::{i64_of, DbError};
 use anchor_lang::AccountDeserialize;
@@ -706,7 +706,7 @@ impl Submitter {
         )
         .bind(status)
         .bind(error)
-        .bind(crate::ingest::now())
+        .bind(clock::now())
         .bind(i64_of(e.epoch)?)
         .bind(e.kind.as_str())
         .bind(i64_of(e.round)?)
@@ -779,7 +779,7 @@ impl Submitter {
         .bind(status)
         .bind(error)
         .bind(i64_of(attempts)?)
-        .bind(crate::ingest::now())
+        .bind(clock::now())
         .execute(&self.pool)
         .await?;
         Ok(())

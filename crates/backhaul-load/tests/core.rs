@@ -4,11 +4,11 @@
 //! asserted.
 
 use backhaul_client::OracleClient;
+use backhaul_close::BuyerCredits;
 use backhaul_load::drive::{self, IngestLoad, PhaseReport, ProofLoad};
 use backhaul_load::monitor::RssMonitor;
 use backhaul_load::run::proof_check;
 use backhaul_load::workload::{self, Shape, Workload};
-use backhaul_oracle::aggregate::BuyerCredits;
 use backhaul_oracle::chain::examples::{example_config, example_ledger};
 use backhaul_oracle::chain::{MemoryChain, MemoryState};
 use backhaul_oracle::{Oracle, Settings};
@@ -43,7 +43,7 @@ struct Net {
 
 async fn start() -> Net {
     let dir = tempfile::tempdir().unwrap();
-    let genesis = backhaul_oracle::ingest::now() - 100;
+    let genesis = backhaul_oracle::clock::now() - 100;
     let mut state = MemoryState {
         config: Some(example_config(genesis, EPOCH, 0)),
         clock: Some(genesis + 50),

@@ -16,7 +16,7 @@ pub const EPOCH_SECS: u64 = 100_000;
 pub const GIB: u64 = 1 << 30;
 
 pub fn now() -> i64 {
-    backhaul_oracle::ingest::now()
+    backhaul_oracle::clock::now()
 }
 
 /// Genesis such that the clock is early in epoch 1 (epoch 0 is over).
@@ -332,8 +332,8 @@ impl World {
 pub const BASE_UNITS_PER_CREDIT: u64 = 10;
 
 /// A credit account holding `credits` bought in epoch 0 at [`BASE_UNITS_PER_CREDIT`].
-pub fn bought(credits: u64) -> backhaul_oracle::aggregate::BuyerCredits {
-    backhaul_oracle::aggregate::BuyerCredits {
+pub fn bought(credits: u64) -> backhaul_close::BuyerCredits {
+    backhaul_close::BuyerCredits {
         issued: credits,
         tokens_burned: credits * BASE_UNITS_PER_CREDIT,
         purchase_epoch: 0,

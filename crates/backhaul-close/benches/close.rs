@@ -1,13 +1,12 @@
 //! Epoch close at scale: 1,000,000 operators and 10,000,000 receipts (sessions), against the raw
 //! sha256 time for the same number of hashes, measured in the same run.
 //!
-//! `cargo bench -p backhaul-oracle --bench close` (set `BACKHAUL_BENCH_SCALE=0.1` for a tenth).
+//! `cargo bench -p backhaul-close --bench close` (set `BACKHAUL_BENCH_SCALE=0.1` for a tenth).
 
-use backhaul_core::merkle::sha256v;
-use backhaul_oracle::aggregate::{
-    Aggregator, BuyerCredits, CloseContext, CloseParams, Stored, StoredReceipt,
+use backhaul_close::{
+    Aggregator, BuyerCredits, ChainInputs, CloseContext, CloseParams, Stored, StoredReceipt,
 };
-use backhaul_oracle::chain::ChainInputs;
+use backhaul_core::merkle::sha256v;
 use backhaul_protocol::{ClientGrant, Deployment, NodeBinding, UsageReceipt};
 use std::collections::HashMap;
 use std::time::Instant;

@@ -1,0 +1,185 @@
+//! What the close reads: the oracle's parameters, the chain's state, the stored receipts,
+//! bindings and grants, and the buyers' credit accounts. Plain data; the oracle fills it from its
+//! database and the chain.
+
+use backhaul_core::cost::{purchases_through, Purchases};
+use backhaul_protocol::dataset::Dataset;
+use backhaul_protocol::{ClientGrant, Deployment, Key, NodeBinding, UsageReceipt};
+use std::collections::HashMap;
+
+/// The chain's inputs to an epoch's close, flattened from the config and the sealed ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainInputs {
+    pub genesis_ts: i64,
+    pub epoch_length_secs: u64,
+    /// The next epoch the program will accept a proposal for.
+    pub next_epoch: u64,
+    pub initial_per_epoch: u64,
+    pub decay_bps: u16,
+    pub decay_period_epochs: u64,
+    pub floor_per_epoch: u64,
+    pub lifetime_cap: u64,
+    pub scheduled_minted: u64,
+    pub burn_ema: u64,
+    pub net_emissions_cap: u64,
+    pub burn_smoothing_epochs: u64,
+    pub usage_cap_bps: u32,
+    pub decimals: u8,
+    pub last_reward_total: u64,
+    pub last_usage_total: u64,
+    /// What the consumption in the last finalized usage tree cost its buyers, in tokens.
+    pub last_usage_cost_total: u64,
+    /// From the epoch's ledger (zero when it has none).
+    pub tokens_burned: u64,
+    pub credits_per_token: u64,
+    pub ledger_sealed: bool,
+    /// Tokens burned in finalized epochs and this epoch's ledger, less everything already
+    /// re-minted: net emissions never exceed it.
+    pub burns_not_reemitted: u64,
+}
+
+/// Oracle-side parameters of the close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseParams {
+    pub credits_per_gib: u64,
+    pub pair_cap_bytes: u64,
+    pub max_rate_bytes_per_sec: u64,
+}
+
+/// One stored receipt at its session's highest sequence, with the hash of its signed body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredReceipt {
+    pub receipt: UsageReceipt,
+    pub body_hash: [u8; 32],
+}
+
+/// A stored binding or grant with the hash of its signed body (the tie-breaker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored<T> {
+    pub body: T,
+    pub body_hash: [u8; 32],
+}
+
+/// What a buyer bought, from its on-chain credit account: for its credit cap and for what its
+/// consumption cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuyerCredits {
+    /// Credits ever issued to it.
+    pub issued: u64,
+    /// Tokens ever burned for them.
+    pub tokens_burned: u64,
+    /// The epoch of its latest purchase.
+    pub purchase_epoch: u64,
+    /// `issued` and `tokens_burned` before the first purchase of `purchase_epoch`.
+    pub issued_before_purchase_epoch: u64,
+    pub tokens_before_purchase_epoch: u64,
+}
+
+impl BuyerCredits {
+    /// Its purchases through the end of `epoch` (`backhaul_core::cost::purchases_through`).
+    pub fn purchases_through(&self, epoch: u64) -> Purchases {
+        purchases_through(
+            Purchases {
+                credits: self.issued,
+                tokens: self.tokens_burned,
+            },
+            self.purchase_epoch,
+            Purchases {
+                credits: self.issued_before_purchase_epoch,
+                tokens: self.tokens_before_purchase_epoch,
+            },
+            epoch,
+        )
+    }
+}
+
+/// Bindings and grants apply from their epoch on; a later `issued_at` replaces an earlier one.
+pub trait Versioned {
+    fn epoch(&self) -> u64;
+    fn issued_at(&self) -> i64;
+}
+
+impl Versioned for NodeBinding {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn issued_at(&self) -> i64 {
+        self.issued_at
+    }
+}
+
+impl Versioned for ClientGrant {
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    fn issued_at(&self) -> i64 {
+        self.issued_at
+    }
+}
+
+/// The item that applies to `epoch`: the latest (by `issued_at`, then body hash) among those from
+/// an epoch at or before it.
+pub fn latest<'a, T: Versioned + 'a>(
+    items: impl IntoIterator<Item = &'a Stored<T>>,
+    epoch: u64,
+) -> Option<&'a T> {
+    items
+        .into_iter()
+        .filter(|s| s.body.epoch() <= epoch)
+        .max_by(|a, b| {
+            a.body
+                .issued_at()
+                .cmp(&b.body.issued_at())
+                .then(a.body_hash.cmp(&b.body_hash))
+        })
+        .map(|s| &s.body)
+}
+
+/// Everything the close reads besides the receipts.
+pub struct CloseContext<'a> {
+    pub deployment: Deployment,
+    pub epoch: u64,
+    pub epoch_start: i64,
+    pub epoch_end: i64,
+    pub params: CloseParams,
+    pub chain: &'a ChainInputs,
+    pub bindings: &'a [Stored<NodeBinding>],
+    pub grants: &'a [Stored<ClientGrant>],
+    /// On-chain credit accounts of the buyers (absent: none).
+    pub credits: &'a HashMap<Key, BuyerCredits>,
+    /// The previous epoch's dataset, if any.
+    pub previous: Option<&'a Dataset>,
+}
+
+/// Everything the close reads, with the receipts in memory (tests and small epochs).
+pub struct CloseInput<'a> {
+    pub deployment: Deployment,
+    pub epoch: u64,
+    pub epoch_start: i64,
+    pub epoch_end: i64,
+    pub params: CloseParams,
+    pub chain: &'a ChainInputs,
+    pub receipts: &'a [StoredReceipt],
+    pub bindings: &'a [Stored<NodeBinding>],
+    pub grants: &'a [Stored<ClientGrant>],
+    pub credits: &'a HashMap<Key, BuyerCredits>,
+    pub previous: Option<&'a Dataset>,
+}
+
+impl<'a> CloseInput<'a> {
+    /// The same inputs without the receipts, for streaming them into an `Aggregator`.
+    pub fn context(&self) -> CloseContext<'a> {
+        CloseContext {
+            deployment: self.deployment,
+            epoch: self.epoch,
+            epoch_start: self.epoch_start,
+            epoch_end: self.epoch_end,
+            params: self.params,
+            chain: self.chain,
+            bindings: self.bindings,
+            grants: self.grants,
+            credits: self.credits,
+            previous: self.previous,
+        }
+    }
+}
