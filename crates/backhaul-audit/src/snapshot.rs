@@ -47,6 +47,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot of the deployment whose config was read at `config_address`, owned by
+    /// `program_id`, before its other accounts are added (none read yet).
+    pub fn new(program_id: Pubkey, config_address: Pubkey, config: Config) -> Snapshot {
+        Snapshot {
+            program_id,
+            config_address,
+            config,
+            price_feed: None,
+            mint: None,
+            vault: None,
+            records: vec![],
+            ledgers: vec![],
+            claims: vec![],
+            credits: vec![],
+            changes: vec![],
+            unknown: vec![],
+        }
+    }
+
     /// Sorts raw program accounts (address, data) into the snapshot by their Anchor
     /// discriminator; a known discriminator whose data does not decode, or an unknown one, goes
     /// to `unknown`.

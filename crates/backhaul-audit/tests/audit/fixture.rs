@@ -2,10 +2,11 @@
 //! the program buys, finalizes, settles and pays claims, built from the program's account types
 //! directly; and the helpers the tests perturb it with.
 
-use anchor_lang::prelude::Pubkey;
+use anchor_lang::prelude::{AnchorDeserialize, Pubkey};
+use anchor_lang::Space;
 use backhaul::state::{
-    Config, CreditAccount, EconomicsParams, EmissionParams, EpochLedger, EpochProposal,
-    EpochRecord, EpochStatus, OperatorClaim, PriceFeed, RateLimiter, Vote,
+    Config, CreditAccount, EpochLedger, EpochProposal, EpochRecord, EpochStatus, OperatorClaim,
+    PriceFeed, Vote,
 };
 use backhaul_audit::{audit, AuditReport, Fetched, MintInfo, Snapshot, VaultInfo};
 use backhaul_core::budget::{EpochActivity, EpochBudget, NetEmissionParams};
@@ -55,91 +56,61 @@ pub struct Activity {
     pub traffic: Vec<(Key, Key, u64)>,
 }
 
+/// An account as `init` leaves it before the instruction writes it: every number zero, every
+/// key the default, every list empty, every option none.
+fn zeroed<T: AnchorDeserialize + Space>() -> T {
+    T::deserialize(&mut &vec![0; T::INIT_SPACE][..]).expect("zero bytes decode as any account")
+}
+
 /// A config bound to this deployment's accounts, as `initialize` leaves it (epoch 0 next), with
 /// a small schedule (one token per epoch, so that paying operators also re-mints burns), k = 0.9,
-/// a 10-minute challenge period and a price that may be three epochs old.
+/// a 10-minute challenge period and a price that may be three epochs old. Only what the audit
+/// reads matters; the rest is zero.
 pub fn config(mint: Pubkey) -> Config {
     let d = Deployment::new(mint);
-    Config {
-        version: backhaul::constants::ACCOUNT_VERSION,
-        bump: 255,
-        vault_bump: 255,
-        admin: Pubkey::new_from_array([9; 32]),
-        pending_admin: None,
-        guardians: vec![Pubkey::new_from_array([8; 32])],
-        mint,
-        vault: d.vault(),
-        price_feed: d.price_feed(),
-        oracles: vec![Pubkey::new_from_array([7; 32])],
-        threshold: 1,
-        genesis_ts: GENESIS,
-        epoch_length_secs: EPOCH_SECS,
-        challenge_period_secs: 600,
-        governance_delay_secs: EPOCH_SECS + 3_600,
-        emission: EmissionParams {
-            initial_per_epoch: TOKEN,
-            decay_bps: 5_000,
-            decay_period_epochs: 30,
-            floor_per_epoch: TOKEN / 10,
-            lifetime_cap: 50_000 * TOKEN,
-        },
-        rate_limiter: RateLimiter {
-            window_secs: 86_400,
-            capacity: 2_000 * TOKEN,
-            level: 0,
-            last_ts: 0,
-        },
-        economics: EconomicsParams {
-            price_max_age_secs: 3 * EPOCH_SECS,
-            price_max_change_bps: 2_000,
-            net_emissions_cap: 100 * TOKEN,
-            burn_smoothing_epochs: 7,
-            usage_cap_bps: K_BPS,
-        },
-        decimals: 6,
-        initial_supply: 1_000_000 * TOKEN,
-        paused_until: 0,
-        pause_available_at: 0,
-        next_epoch: 0,
-        next_change_id: 0,
-        pending_params: None,
-        last_reward_total: 0,
-        last_reward_leaf_count: 0,
-        total_minted: 0,
-        scheduled_minted: 0,
-        total_reemitted: 0,
-        total_claimed: 0,
-        burn_ema: 0,
-        last_usage_total: 0,
-        last_usage_leaf_count: 0,
-        total_burned: 0,
-        burned_finalized: 0,
-        credits_issued: 0,
-        credits_settled: 0,
-        credits_unpaid: 0,
-        last_usage_cost_total: 0,
-        credits_issued_finalized: 0,
-    }
+    let mut c: Config = zeroed();
+    c.version = backhaul::constants::ACCOUNT_VERSION;
+    c.bump = 255;
+    c.vault_bump = 255;
+    c.admin = Pubkey::new_from_array([9; 32]);
+    c.guardians = vec![Pubkey::new_from_array([8; 32])];
+    c.mint = mint;
+    c.vault = d.vault();
+    c.price_feed = d.price_feed();
+    c.oracles = vec![Pubkey::new_from_array([7; 32])];
+    c.threshold = 1;
+    c.genesis_ts = GENESIS;
+    c.epoch_length_secs = EPOCH_SECS;
+    c.challenge_period_secs = 600;
+    c.governance_delay_secs = EPOCH_SECS + 3_600;
+    c.emission.initial_per_epoch = TOKEN;
+    c.emission.decay_bps = 5_000;
+    c.emission.decay_period_epochs = 30;
+    c.emission.floor_per_epoch = TOKEN / 10;
+    c.emission.lifetime_cap = 50_000 * TOKEN;
+    c.rate_limiter.window_secs = 86_400;
+    c.rate_limiter.capacity = 2_000 * TOKEN;
+    c.economics.price_max_age_secs = 3 * EPOCH_SECS;
+    c.economics.price_max_change_bps = 2_000;
+    c.economics.net_emissions_cap = 100 * TOKEN;
+    c.economics.burn_smoothing_epochs = 7;
+    c.economics.usage_cap_bps = K_BPS;
+    c.decimals = 6;
+    c.initial_supply = 1_000_000 * TOKEN;
+    c
 }
 
 /// Epoch `e`'s ledger once sealed, before any purchase, at the fixture's price.
 pub fn sealed_ledger(config: Pubkey, e: u64) -> EpochLedger {
-    EpochLedger {
-        config,
-        epoch: e,
-        bump: 255,
-        sealed: true,
-        sealed_at: GENESIS + (e as i64 + 1) * EPOCH_SECS as i64,
-        tokens_burned: 0,
-        credits_issued: 0,
-        credits_settled: 0,
-        credits_unpaid: 0,
-        tokens_minted: 0,
-        credits_per_token: CREDITS_PER_TOKEN,
-        price_posted_at: GENESIS,
-        burn_ema: 0,
-        budget: 0,
-    }
+    let mut l: EpochLedger = zeroed();
+    l.config = config;
+    l.epoch = e;
+    l.bump = 255;
+    l.sealed = true;
+    l.sealed_at = GENESIS + (e as i64 + 1) * EPOCH_SECS as i64;
+    l.credits_per_token = CREDITS_PER_TOKEN;
+    l.price_posted_at = GENESIS;
+    l
 }
 
 pub fn credit_account(d: &Deployment, b: &Key) -> CreditAccount {
@@ -192,8 +163,6 @@ impl Fixture {
         let mut cfg = config(mint);
         tweak(&mut cfg);
         let snapshot = Snapshot {
-            program_id: backhaul_sdk::PROGRAM_ID,
-            config_address: d.config,
             price_feed: Some((
                 d.price_feed(),
                 PriceFeed {
@@ -218,13 +187,7 @@ impl Fixture {
                     owner: d.config,
                 },
             )),
-            config: cfg,
-            records: vec![],
-            ledgers: vec![],
-            claims: vec![],
-            credits: vec![],
-            changes: vec![],
-            unknown: vec![],
+            ..Snapshot::new(backhaul_sdk::PROGRAM_ID, d.config, cfg)
         };
         let mut f = Fixture {
             snapshot,

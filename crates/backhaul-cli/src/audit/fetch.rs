@@ -68,18 +68,10 @@ pub async fn snapshot(ctx: &Context) -> anyhow::Result<Snapshot> {
         "read the deployment's program accounts"
     );
     let mut snapshot = Snapshot {
-        program_id,
-        config_address: d.config,
-        config: config_state,
         price_feed,
         mint,
         vault,
-        records: vec![],
-        ledgers: vec![],
-        claims: vec![],
-        credits: vec![],
-        changes: vec![],
-        unknown: vec![],
+        ..Snapshot::new(program_id, d.config, config_state)
     };
     for (key, data) in program_accounts {
         match data {
