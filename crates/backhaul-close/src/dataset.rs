@@ -36,12 +36,10 @@ pub(crate) fn build(
     let epoch = ctx.epoch;
     let overflow = || CloseError::Overflow(epoch);
     let Outcome {
-        previous,
         attribution,
         charges,
         split,
-        rejected,
-        stats,
+        ..
     } = outcome;
     let Previous {
         mut reward_cum,
@@ -49,7 +47,7 @@ pub(crate) fn build(
         reward_total: prev_reward_total,
         usage_total: prev_usage_total,
         usage_cost_total: prev_usage_cost_total,
-    } = previous;
+    } = outcome.previous;
 
     // Every operator with counted bytes: (this epoch's reward, its bytes).
     let epoch_reward: BTreeMap<Key, (u64, u64)> = attribution
@@ -210,7 +208,7 @@ pub(crate) fn build(
                 bytes: *bytes,
             })
             .collect(),
-        rejected,
-        stats,
+        rejected: outcome.rejected,
+        stats: outcome.stats,
     })
 }

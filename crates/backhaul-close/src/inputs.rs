@@ -153,33 +153,7 @@ pub struct CloseContext<'a> {
 
 /// Everything the close reads, with the receipts in memory (tests and small epochs).
 pub struct CloseInput<'a> {
-    pub deployment: Deployment,
-    pub epoch: u64,
-    pub epoch_start: i64,
-    pub epoch_end: i64,
-    pub params: CloseParams,
-    pub chain: &'a ChainInputs,
+    pub context: CloseContext<'a>,
+    /// The epoch's receipts, in any order.
     pub receipts: &'a [StoredReceipt],
-    pub bindings: &'a [Stored<NodeBinding>],
-    pub grants: &'a [Stored<ClientGrant>],
-    pub credits: &'a HashMap<Key, BuyerCredits>,
-    pub previous: Option<&'a Dataset>,
-}
-
-impl<'a> CloseInput<'a> {
-    /// The same inputs without the receipts, for streaming them into an `Aggregator`.
-    pub fn context(&self) -> CloseContext<'a> {
-        CloseContext {
-            deployment: self.deployment,
-            epoch: self.epoch,
-            epoch_start: self.epoch_start,
-            epoch_end: self.epoch_end,
-            params: self.params,
-            chain: self.chain,
-            bindings: self.bindings,
-            grants: self.grants,
-            credits: self.credits,
-            previous: self.previous,
-        }
-    }
 }

@@ -74,10 +74,9 @@ use backhaul_protocol::dataset::Dataset;
 
 /// Closes the epoch over receipts held in memory, in any order.
 pub fn close(input: &CloseInput) -> Result<Dataset, CloseError> {
-    let ctx = input.context();
     let mut sorted: Vec<&StoredReceipt> = input.receipts.iter().collect();
     sorted.sort_unstable_by_key(|r| (r.receipt.client, r.receipt.session_id));
-    let mut agg = Aggregator::new(&ctx)?;
+    let mut agg = Aggregator::new(&input.context)?;
     for r in sorted {
         agg.push(r)?;
     }

@@ -1,11 +1,13 @@
 //! The close's tests: a small network built by hand (`Net`), the sums every dataset must satisfy
-//! (`check_sums`), examples and property tests.
+//! (`check_sums`), examples, property tests, and what the crate may depend on.
 
 mod close;
+mod dependencies;
 mod properties;
 
 use crate::{
-    close, BuyerCredits, ChainInputs, CloseError, CloseInput, CloseParams, Stored, StoredReceipt,
+    close, BuyerCredits, ChainInputs, CloseContext, CloseError, CloseInput, CloseParams, Stored,
+    StoredReceipt,
 };
 use backhaul_core::merkle::sha256v;
 use backhaul_protocol::dataset::{b58, key_from_b58, Dataset, UsageLeaf};
@@ -135,20 +137,22 @@ impl Net {
     /// The close's inputs for `epoch` (which lasts a day from `86_400 · epoch`).
     fn input<'a>(&'a self, epoch: u64, previous: Option<&'a Dataset>) -> CloseInput<'a> {
         CloseInput {
-            deployment: Deployment {
-                program_id: [1; 32],
-                config: [2; 32],
+            context: CloseContext {
+                deployment: Deployment {
+                    program_id: [1; 32],
+                    config: [2; 32],
+                },
+                epoch,
+                epoch_start: 86_400 * epoch as i64,
+                epoch_end: 86_400 * (epoch as i64 + 1),
+                params: self.params,
+                chain: &self.chain,
+                bindings: &self.bindings,
+                grants: &self.grants,
+                credits: &self.credits,
+                previous,
             },
-            epoch,
-            epoch_start: 86_400 * epoch as i64,
-            epoch_end: 86_400 * (epoch as i64 + 1),
-            params: self.params,
-            chain: &self.chain,
             receipts: &self.receipts,
-            bindings: &self.bindings,
-            grants: &self.grants,
-            credits: &self.credits,
-            previous,
         }
     }
 

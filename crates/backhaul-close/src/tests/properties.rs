@@ -40,6 +40,11 @@ struct SessionSpec {
 
 /// A buyer's purchases: (whole tokens, credits per token) in epoch 0 and, maybe, in epoch 1.
 type Purchase = (u64, u64);
+/// A node's binding: (operator, epoch, issued_at).
+type Binding = (u8, u64, i64);
+/// A client's grant: (for another buyer than its own, epoch, issued_at, expires_at,
+/// credit_limit).
+type Grant = (bool, u64, i64, i64, u64);
 
 #[derive(Clone, Debug)]
 struct Spec {
@@ -49,10 +54,10 @@ struct Spec {
     burn_ema_tokens: u64,
     pair_cap_bytes: Option<u64>,
     max_rate_bytes_per_sec: Option<u64>,
-    /// Per node: (operator, epoch, issued_at).
-    bindings: Vec<Vec<(u8, u64, i64)>>,
-    /// Per client: (for another buyer than its own, epoch, issued_at, expires_at, credit_limit).
-    grants: Vec<Vec<(bool, u64, i64, i64, u64)>>,
+    /// Per node.
+    bindings: Vec<Vec<Binding>>,
+    /// Per client.
+    grants: Vec<Vec<Grant>>,
     /// Per buyer: no account, or its purchases.
     purchases: Vec<Option<(Purchase, Option<Purchase>)>>,
     sessions: Vec<SessionSpec>,
@@ -304,10 +309,9 @@ fn shuffle(n: &mut Net, rng: &mut rand::rngs::StdRng) {
 /// order; within a session, in the order they are in.
 fn streamed(n: &Net, epoch: u64, previous: Option<&Dataset>) -> Result<Dataset, CloseError> {
     let input = n.input(epoch, previous);
-    let ctx = input.context();
     let mut receipts: Vec<&StoredReceipt> = n.receipts.iter().collect();
     receipts.sort_by_key(|r| (r.receipt.client, r.receipt.session_id));
-    let mut agg = Aggregator::new(&ctx)?;
+    let mut agg = Aggregator::new(&input.context)?;
     for r in receipts {
         agg.push(r)?;
     }
@@ -347,7 +351,6 @@ proptest! {
         prop_assert_eq!(streamed(&n, 1, Some(&d0)).unwrap().to_bytes(), d1.to_bytes());
 
         let input = n.input(1, Some(&d0));
-        let ctx = input.context();
         let mut sessions: Vec<_> = n
             .receipts
             .iter()
@@ -362,7 +365,7 @@ proptest! {
                     r.receipt.epoch == 1 && (r.receipt.client, r.receipt.session_id) == s
                 })
             };
-            let mut agg = Aggregator::new(&ctx).unwrap();
+            let mut agg = Aggregator::new(&input.context).unwrap();
             agg.push(pick(last).unwrap()).unwrap();
             prop_assert_eq!(agg.push(pick(second_last).unwrap()), Err(CloseError::Unordered));
         }
