@@ -170,7 +170,7 @@ async function main() {
         priceMaxChangeBps: 2_000,
         netEmissionsCap: new BN(100_000_000),
         burnSmoothingEpochs: new BN(7),
-        usageCapBps: 0,
+        usageCapBps: 10_000,
       },
     };
     await within(
