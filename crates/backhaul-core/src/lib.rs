@@ -5,7 +5,7 @@
 //! [`CoreError`] instead of wrapping or panicking. The on-chain program and the off-chain oracle
 //! both call these functions, so the two can never disagree about a hash, a budget or a price.
 //!
-//! The crate is `no_std`. The `alloc` feature adds the Merkle tree builder used off-chain; hashing
+//! The crate is `no_std`. The `alloc` feature adds the Merkle tree builders used off-chain; hashing
 //! goes through the `sol_sha256` syscall on Solana and through `sha2` elsewhere.
 #![no_std]
 #![deny(clippy::arithmetic_side_effects)]
@@ -25,6 +25,7 @@ pub mod price;
 pub mod rate_limit;
 #[cfg(feature = "alloc")]
 pub mod split;
+pub mod sum_tree;
 #[cfg(feature = "alloc")]
 pub mod tree;
 

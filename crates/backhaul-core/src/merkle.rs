@@ -62,14 +62,27 @@ pub fn leaf_hash(
     account: &Hash32,
     cumulative: u64,
 ) -> Hash32 {
-    let inner = sha256v(&[
-        kind.tag(),
+    let inner = leaf_inner(kind.tag(), config, epoch, account, cumulative);
+    sha256v(&[&[LEAF_PREFIX], &inner])
+}
+
+/// `sha256(tag ‖ config ‖ epoch ‖ account ‖ amount)`: what a leaf binds, before its prefix.
+/// Formats v1 ([`leaf_hash`]) and v2 ([`crate::sum_tree::leaf_node`]) share it; they differ in
+/// tag and prefix.
+pub(crate) fn leaf_inner(
+    tag: &[u8],
+    config: &Hash32,
+    epoch: u64,
+    account: &Hash32,
+    amount: u64,
+) -> Hash32 {
+    sha256v(&[
+        tag,
         config,
         &epoch.to_le_bytes(),
         account,
-        &cumulative.to_le_bytes(),
-    ]);
-    sha256v(&[&[LEAF_PREFIX], &inner])
+        &amount.to_le_bytes(),
+    ])
 }
 
 /// The parent of two nodes; the order of the children does not matter.
