@@ -4,16 +4,45 @@
 use crate::evidence::same;
 use crate::governance;
 use crate::report::{status_name, Checks};
-use crate::snapshot::{Fetched, Snapshot};
+use crate::snapshot::{Fetched, ProgramUpgrade, Snapshot};
 use backhaul::state::{EpochLedger, EpochRecord, EpochStatus};
 use backhaul_sdk::Deployment;
 use std::collections::BTreeMap;
 
-/// `deployment.addresses`, `deployment.mint` and `accounts.decoded`.
+/// `deployment.addresses`, `deployment.mint`, `program.upgrade_authority` and `accounts.decoded`.
 pub(crate) fn checks(c: &mut Checks, s: &Snapshot, d: &Deployment) {
     addresses_check(c, s, d);
     mint_check(c, s, d);
+    upgrade_check(c, s);
     accounts_decoded_check(c, s, d);
+}
+
+/// Who can replace the program's code. The program cannot constrain its own upgrade authority,
+/// so the audit reports it (`migrations/README.md` says how to put it under a time lock or make
+/// the program immutable); it fails only when the ProgramData account cannot be read, since
+/// then nobody can say who controls the code.
+fn upgrade_check(c: &mut Checks, s: &Snapshot) {
+    let (problems, evidence) = match &s.upgrade {
+        ProgramUpgrade::Authority(key) => (
+            vec![],
+            format!(
+                "program {} can be upgraded by {key}: whoever holds that key can replace every                  rule this audit checks; it should be a multisig behind a time lock at least as                  long as the governance delay ({} s)",
+                s.program_id, s.config.governance_delay_secs
+            ),
+        ),
+        ProgramUpgrade::Immutable => (
+            vec![],
+            format!("program {} is immutable: nobody can upgrade it", s.program_id),
+        ),
+        ProgramUpgrade::Unknown(why) => (
+            vec![format!(
+                "the ProgramData account of program {} could not be read: {why}",
+                s.program_id
+            )],
+            "unknown who can upgrade the program".to_string(),
+        ),
+    };
+    c.add("program.upgrade_authority", None, problems, evidence);
 }
 
 /// The config, vault and price feed are the PDAs of the mint, under the program these tools

@@ -45,4 +45,4 @@ mod trees;
 
 pub use report::{status_name, AuditReport, Check, EpochFigures};
 pub use run::audit;
-pub use snapshot::{Fetched, MintInfo, Snapshot, VaultInfo};
+pub use snapshot::{Fetched, MintInfo, ProgramUpgrade, Snapshot, VaultInfo};

@@ -22,6 +22,17 @@ pub struct VaultInfo {
     pub owner: Pubkey,
 }
 
+/// Who can replace the program's code, from its ProgramData account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramUpgrade {
+    /// The ProgramData account names this upgrade authority.
+    Authority(Pubkey),
+    /// The ProgramData account names none: the program is immutable.
+    Immutable,
+    /// The ProgramData account could not be read, with the reason.
+    Unknown(String),
+}
+
 /// Every on-chain account of one deployment.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
@@ -36,6 +47,8 @@ pub struct Snapshot {
     pub mint: Option<MintInfo>,
     /// The vault, when it exists and decodes.
     pub vault: Option<(Pubkey, VaultInfo)>,
+    /// Who can upgrade the program.
+    pub upgrade: ProgramUpgrade,
     pub records: Vec<(Pubkey, EpochRecord)>,
     pub ledgers: Vec<(Pubkey, EpochLedger)>,
     pub claims: Vec<(Pubkey, OperatorClaim)>,
@@ -57,6 +70,7 @@ impl Snapshot {
             price_feed: None,
             mint: None,
             vault: None,
+            upgrade: ProgramUpgrade::Unknown("not read".into()),
             records: vec![],
             ledgers: vec![],
             claims: vec![],

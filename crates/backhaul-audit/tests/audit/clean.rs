@@ -14,7 +14,7 @@ fn every_check_passes_on_consistent_data() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(r.passed && r.failed.is_empty());
     assert_eq!(r.finalized_epochs, 2);
-    // 17 per epoch and 12 for the deployment.
+    // 17 per epoch and 13 for the deployment.
     assert_eq!(
         r.checks.len(),
         2 * PER_EPOCH + DEPLOYMENT,
@@ -70,7 +70,7 @@ fn every_check_passes_on_consistent_data() {
 
 /// Checks per epoch with a dataset, and for the deployment.
 const PER_EPOCH: usize = 17;
-const DEPLOYMENT: usize = 12;
+const DEPLOYMENT: usize = 13;
 
 #[test]
 fn an_epoch_in_its_challenge_period_or_still_voting_audits_clean() {

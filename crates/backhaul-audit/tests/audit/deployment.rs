@@ -1,4 +1,4 @@
-//! `deployment.addresses`, `deployment.mint`, `accounts.decoded` and `epochs.contiguous`.
+//! `deployment.addresses`, `deployment.mint`, `program.upgrade_authority`, `accounts.decoded` and `epochs.contiguous`.
 
 use crate::fixture::*;
 use anchor_lang::prelude::Pubkey;
@@ -70,4 +70,36 @@ fn undecodable_or_misplaced_accounts_fail_decoding() {
     f.snapshot
         .add_program_account(Pubkey::new_from_array([4; 32]), &data);
     failed(&f.run(), "accounts.decoded");
+}
+
+/// The audit reports who can replace the program's code: an upgrade authority or an immutable
+/// program passes, with the authority named in the evidence; an unreadable ProgramData account
+/// fails, since then nobody can say who controls the code.
+#[test]
+fn the_upgrade_authority_is_reported() {
+    let f = Fixture::new();
+    let report = f.run();
+    passed(&report, "program.upgrade_authority");
+    let c = report.check("program.upgrade_authority").unwrap();
+    assert!(
+        c.evidence
+            .contains(&Pubkey::new_from_array([0x55; 32]).to_string()),
+        "{}",
+        c.evidence
+    );
+
+    let mut f = Fixture::new();
+    f.snapshot.upgrade = backhaul_audit::ProgramUpgrade::Immutable;
+    let report = f.run();
+    passed(&report, "program.upgrade_authority");
+    assert!(report
+        .check("program.upgrade_authority")
+        .unwrap()
+        .evidence
+        .contains("immutable"));
+
+    let mut f = Fixture::new();
+    f.snapshot.upgrade = backhaul_audit::ProgramUpgrade::Unknown("no such account".into());
+    let evidence = failed(&f.run(), "program.upgrade_authority");
+    assert!(evidence.contains("could not be read"), "{evidence}");
 }

@@ -8,7 +8,7 @@ use backhaul::state::{
     Config, CreditAccount, EpochLedger, EpochProposal, EpochRecord, EpochStatus, OperatorClaim,
     PriceFeed, Vote,
 };
-use backhaul_audit::{audit, AuditReport, Fetched, MintInfo, Snapshot, VaultInfo};
+use backhaul_audit::{audit, AuditReport, Fetched, MintInfo, ProgramUpgrade, Snapshot, VaultInfo};
 use backhaul_core::budget::{EpochActivity, EpochBudget, NetEmissionParams};
 use backhaul_core::cost::{buyer_pots, consumption_cost, purchases_through, Consumed, Purchases};
 use backhaul_core::emission::EmissionSchedule;
@@ -187,6 +187,7 @@ impl Fixture {
                     owner: d.config,
                 },
             )),
+            upgrade: ProgramUpgrade::Authority(Pubkey::new_from_array([0x55; 32])),
             ..Snapshot::new(backhaul_sdk::PROGRAM_ID, d.config, cfg)
         };
         let mut f = Fixture {

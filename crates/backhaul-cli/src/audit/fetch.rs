@@ -4,7 +4,7 @@
 use crate::context::Context;
 use anchor_lang::AccountDeserialize;
 use anyhow::{anyhow, Context as _};
-use backhaul_audit::{Fetched, MintInfo, Snapshot, VaultInfo};
+use backhaul_audit::{Fetched, MintInfo, ProgramUpgrade, Snapshot, VaultInfo};
 use backhaul_client::OracleClient;
 use backhaul_core::merkle::sha256v;
 use backhaul_sdk::state::{Config, PriceFeed};
@@ -67,10 +67,16 @@ pub async fn snapshot(ctx: &Context) -> anyhow::Result<Snapshot> {
         config = %d.config,
         "read the deployment's program accounts"
     );
+    let upgrade = match crate::admin::upgrade_authority(ctx).await {
+        Ok(Some(key)) => ProgramUpgrade::Authority(key),
+        Ok(None) => ProgramUpgrade::Immutable,
+        Err(e) => ProgramUpgrade::Unknown(format!("{e:#}")),
+    };
     let mut snapshot = Snapshot {
         price_feed,
         mint,
         vault,
+        upgrade,
         ..Snapshot::new(program_id, d.config, config_state)
     };
     for (key, data) in program_accounts {

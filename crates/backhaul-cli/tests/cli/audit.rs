@@ -149,7 +149,7 @@ fn a_clean_audit_passes_with_datasets_from_the_oracles() {
     assert_eq!(report["passed"], true, "{report}");
     assert!(failed(&report).is_empty());
     assert_eq!(report["finalized_epochs"], 2);
-    // 17 checks per epoch, 12 for the deployment, all passed.
+    // 17 checks per epoch, 13 for the deployment, all passed.
     let checks = report["checks"].as_array().expect("checks");
     assert_eq!(checks.len(), 2 * 17 + 12);
     assert!(checks.iter().all(|c| c["passed"] == true));
@@ -172,7 +172,7 @@ fn a_clean_audit_passes_with_a_datasets_folder_and_prints_a_table() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("audit passed: 46 checks over 2 finalized epochs"),
+        text.contains("audit passed: 47 checks over 2 finalized epochs"),
         "{text}"
     );
     assert!(text.contains("pass   epoch-0/root.rewards"), "{text}");
