@@ -151,8 +151,14 @@ fn a_clean_audit_passes_with_datasets_from_the_oracles() {
     assert_eq!(report["finalized_epochs"], 2);
     // 17 checks per epoch, 13 for the deployment, all passed.
     let checks = report["checks"].as_array().expect("checks");
-    assert_eq!(checks.len(), 2 * 17 + 12);
+    assert_eq!(checks.len(), 2 * 17 + 13);
     assert!(checks.iter().all(|c| c["passed"] == true));
+    // Who can replace the program's code is named, read from its ProgramData account.
+    let upgrade = evidence(&report, "program.upgrade_authority");
+    assert!(
+        upgrade.contains("can be upgraded by") || upgrade.contains("immutable"),
+        "{upgrade}"
+    );
     assert!(evidence(&report, "epoch-1/dataset.sha256").contains("equals the chain's dataset_hash"));
     assert!(evidence(&report, "epoch-1/dataset.available").contains("/v1/epochs/1/dataset"));
     // The same report was written to the file.
