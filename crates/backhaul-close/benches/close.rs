@@ -55,6 +55,7 @@ fn main() {
                 issued_at: 1,
             },
             body_hash: key(i as u64, 3),
+            position: 0,
         })
         .collect();
     let mut client_keys: Vec<[u8; 32]> = (0..clients).map(|i| key(i, 4)).collect();
@@ -72,6 +73,7 @@ fn main() {
                 credit_limit: 0,
             },
             body_hash: key(i as u64, 6),
+            position: 0,
         })
         .collect();
     let credits: HashMap<[u8; 32], BuyerCredits> = grants
@@ -130,19 +132,27 @@ fn main() {
     );
     let before = peak_rss_mib();
 
-    // The close: receipts arrive in (client, session) order, as the database streams them.
+    // The close: receipts arrive in (client, node, session) order, as the agreed input holds
+    // them.
     let started = Instant::now();
     let mut agg = Aggregator::new(&ctx).expect("context");
     let per_client = receipts / clients;
     let mut n = 0u64;
+    let mut sessions: Vec<([u8; 32], u64, u64)> = Vec::new();
     for (ci, client) in client_keys.iter().enumerate() {
         let count = if ci as u64 == clients - 1 {
             receipts - n
         } else {
             per_client
         };
+        sessions.clear();
         for s in 0..count {
-            let node = nodes[((n.wrapping_mul(2_654_435_761)) % operators) as usize];
+            let i = n + s;
+            let node = nodes[((i.wrapping_mul(2_654_435_761)) % operators) as usize];
+            sessions.push((node, s, i));
+        }
+        sessions.sort_unstable();
+        for &(node, s, i) in &sessions {
             let mut session_id = [0u8; 16];
             session_id[8..].copy_from_slice(&s.to_be_bytes());
             let receipt = UsageReceipt {
@@ -152,15 +162,15 @@ fn main() {
                 client: *client,
                 buyer: grants[ci].body.buyer,
                 sequence: 1,
-                cumulative_bytes: 1_000_000 + (n % 977) * 4_096,
+                cumulative_bytes: 1_000_000 + (i % 977) * 4_096,
                 session_age_secs: 600,
             };
             let mut body_hash = [0u8; 32];
-            body_hash[..8].copy_from_slice(&n.to_le_bytes());
+            body_hash[..8].copy_from_slice(&i.to_le_bytes());
             agg.push(&StoredReceipt { receipt, body_hash })
                 .expect("ordered");
-            n += 1;
         }
+        n += count;
     }
     let pushed = started.elapsed();
     let dataset = agg.finish().expect("close");

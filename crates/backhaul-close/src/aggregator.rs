@@ -8,7 +8,7 @@ use crate::session::Sessions;
 use crate::{attribution, caps, charges, dataset, split};
 use backhaul_protocol::dataset::{Dataset, Stats};
 
-/// The streaming close: push the epoch's stored receipts in (client, session) order, then finish.
+/// The streaming close: push the epoch's receipts in (client, node, session) order, then finish.
 /// Memory grows with the number of counting sessions (48 bytes each) and of distinct keys.
 pub struct Aggregator<'a> {
     ctx: &'a CloseContext<'a>,
@@ -27,7 +27,7 @@ impl<'a> Aggregator<'a> {
         })
     }
 
-    /// Adds a stored receipt. Receipts must come in (client, session id) order; receipts of other
+    /// Adds a stored receipt. Receipts must come in (client, node, session id) order; receipts of other
     /// epochs are ignored.
     pub fn push(&mut self, r: &StoredReceipt) -> Result<(), CloseError> {
         self.sessions.push(r)

@@ -36,10 +36,15 @@ pub struct ChainInputs {
     /// Tokens burned in finalized epochs and this epoch's ledger, less everything already
     /// re-minted: net emissions never exceed it.
     pub burns_not_reemitted: u64,
+    /// The chain's consensus parameters of the epoch: price per GiB, pair cap and rate limit.
+    pub params: CloseParams,
+    /// The chain's grace period of the epoch: seconds after its end during which late receipts
+    /// are still taken.
+    pub grace_secs: u64,
 }
 
-/// Oracle-side parameters of the close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Parameters of the close that decide how bandwidth is counted and priced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CloseParams {
     pub credits_per_gib: u64,
     pub pair_cap_bytes: u64,
@@ -53,11 +58,13 @@ pub struct StoredReceipt {
     pub body_hash: [u8; 32],
 }
 
-/// A stored binding or grant with the hash of its signed body (the tie-breaker).
+/// A binding or grant with the hash of its signed body (the tie-breaker) and its position: the
+/// epoch whose agreed input first held it (see [`latest`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stored<T> {
     pub body: T,
     pub body_hash: [u8; 32],
+    pub position: u64,
 }
 
 /// What a buyer bought, from its on-chain credit account: for its credit cap and for what its
@@ -93,7 +100,8 @@ impl BuyerCredits {
     }
 }
 
-/// Bindings and grants apply from their epoch on; a later `issued_at` replaces an earlier one.
+/// Bindings and grants apply from their epoch on (see [`effective_epoch`]); a later `issued_at`
+/// replaces an earlier one.
 pub trait Versioned {
     fn epoch(&self) -> u64;
     fn issued_at(&self) -> i64;
@@ -117,15 +125,40 @@ impl Versioned for ClientGrant {
     }
 }
 
-/// The item that applies to `epoch`: the latest (by `issued_at`, then body hash) among those from
-/// an epoch at or before it.
+/// The first epoch an item of a key's `group` (the bindings of one node, or the grants of one
+/// (buyer, client) pair) applies to: its own `epoch`, and never before its position, the epoch
+/// whose agreed input first held it. An item that arrived after another of its key (a later
+/// position) replaces it only from the epoch after its position. So whatever a buyer or a node
+/// signs after an epoch's cutoff, and whatever date it writes in the body, never changes that
+/// epoch: a revocation cannot void bandwidth already delivered, and a new grant or binding still
+/// counts from the epoch it arrived in.
+pub fn effective_epoch<'a, T: Versioned + 'a>(
+    item: &Stored<T>,
+    group: impl IntoIterator<Item = &'a Stored<T>>,
+) -> u64 {
+    let first = group
+        .into_iter()
+        .map(|s| s.position)
+        .min()
+        .unwrap_or(item.position);
+    let from = if item.position > first {
+        item.position.saturating_add(1)
+    } else {
+        item.position
+    };
+    from.max(item.body.epoch())
+}
+
+/// The item of a key's `group` that applies to `epoch`: the latest (by `issued_at`, then body
+/// hash) among those whose [`effective_epoch`] is at or before it.
 pub fn latest<'a, T: Versioned + 'a>(
-    items: impl IntoIterator<Item = &'a Stored<T>>,
+    group: impl IntoIterator<Item = &'a Stored<T>> + Clone,
     epoch: u64,
 ) -> Option<&'a T> {
-    items
+    group
+        .clone()
         .into_iter()
-        .filter(|s| s.body.epoch() <= epoch)
+        .filter(|s| effective_epoch(s, group.clone()) <= epoch)
         .max_by(|a, b| {
             a.body
                 .issued_at()
@@ -143,6 +176,8 @@ pub struct CloseContext<'a> {
     pub epoch_end: i64,
     pub params: CloseParams,
     pub chain: &'a ChainInputs,
+    /// Every binding and grant in the agreed inputs of this epoch and earlier ones, each with its
+    /// position (later positions are not passed).
     pub bindings: &'a [Stored<NodeBinding>],
     pub grants: &'a [Stored<ClientGrant>],
     /// On-chain credit accounts of the buyers (absent: none).

@@ -2,10 +2,12 @@
 //! out. Pure: the same inputs give the same dataset, byte for byte, whatever order they arrived in.
 //! It reads no database, network or clock: the oracle gathers the inputs and publishes the output.
 //!
-//! 1. Every session counts once, with the receipts at its highest sequence. A session with two
-//!    different receipts at that sequence is an equivocation and counts nothing.
-//! 2. The node's operator is the latest binding (by `issued_at`, then body hash) from an epoch at
-//!    or before this one; the client's buyer is the latest such grant. Missing ones, expired
+//! 1. Every session, keyed by (client, node, session id), counts once, with the receipts at its
+//!    highest sequence. A session with two different receipts at that sequence is an
+//!    equivocation and counts nothing.
+//! 2. The node's operator is the latest binding (by `issued_at`, then body hash) that applies to
+//!    this epoch ([`effective_epoch`]: never before the epoch whose agreed input first held it,
+//!    and a replacement only from the epoch after); the client's buyer is the latest such grant. Missing ones, expired
 //!    grants and too-fast sessions do not count; a session whose buyer is the node's own operator
 //!    (self-dealing) counts zero bytes.
 //! 3. Each node-client pair counts at most `pair_cap_bytes`.
@@ -41,8 +43,8 @@
 //! then operator key, with the operator's part of that buyer's pot. Every figure is computed with
 //! checked arithmetic: an overflow fails the close, never wraps.
 //!
-//! [`close`] closes receipts held in memory; [`Aggregator`] streams them in (client, session)
-//! order, as a database returns them, without holding them all.
+//! [`close`] closes receipts held in memory; [`Aggregator`] streams them in (client, node,
+//! session) order, as an agreed input file holds them, without holding them all.
 //!
 //! The modules follow the steps: `inputs` (what the close reads), `previous` (the previous
 //! dataset, checked against the chain), `session` (steps 1–2), `caps` (3–4), `attribution` and
@@ -66,7 +68,7 @@ mod tests;
 pub use aggregator::Aggregator;
 pub use error::CloseError;
 pub use inputs::{
-    latest, BuyerCredits, ChainInputs, CloseContext, CloseInput, CloseParams, Stored,
+    effective_epoch, latest, BuyerCredits, ChainInputs, CloseContext, CloseInput, CloseParams, Stored,
     StoredReceipt, Versioned,
 };
 
@@ -75,7 +77,7 @@ use backhaul_protocol::dataset::Dataset;
 /// Closes the epoch over receipts held in memory, in any order.
 pub fn close(input: &CloseInput) -> Result<Dataset, CloseError> {
     let mut sorted: Vec<&StoredReceipt> = input.receipts.iter().collect();
-    sorted.sort_unstable_by_key(|r| (r.receipt.client, r.receipt.session_id));
+    sorted.sort_unstable_by_key(|r| (r.receipt.client, r.receipt.node, r.receipt.session_id));
     let mut agg = Aggregator::new(&input.context)?;
     for r in sorted {
         agg.push(r)?;

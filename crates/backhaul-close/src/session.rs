@@ -1,4 +1,4 @@
-//! Steps 1 and 2: the receipts of each session, streamed in (client, session) order, reduced to
+//! Steps 1 and 2: the receipts of each session, streamed in (client, node, session) order, reduced to
 //! the one at its top sequence; then who is paid and who pays, and whether the session counts.
 
 use crate::error::CloseError;
@@ -52,6 +52,7 @@ pub(crate) struct Counted {
 /// receipt at that sequence differs.
 struct Current {
     client: Key,
+    node: Key,
     session: [u8; 16],
     top: StoredReceipt,
     equivocated: bool,
@@ -112,15 +113,17 @@ impl<'a> Sessions<'a> {
         }
     }
 
-    /// Adds a stored receipt. Receipts must come in (client, session id) order; receipts of other
-    /// epochs are ignored.
+    /// Adds a stored receipt. Receipts must come in (client, node, session id) order: a session
+    /// is one node serving one client, so a receipt naming another node (a key the client made
+    /// up, say) is another session and never replaces the served one. Receipts of other epochs
+    /// are ignored.
     pub(crate) fn push(&mut self, r: &StoredReceipt) -> Result<(), CloseError> {
         if r.receipt.epoch != self.ctx.epoch {
             return Ok(());
         }
-        let (client, session) = (r.receipt.client, r.receipt.session_id);
+        let (client, node, session) = (r.receipt.client, r.receipt.node, r.receipt.session_id);
         if let Some(cur) = &mut self.current {
-            if cur.client == client && cur.session == session {
+            if cur.client == client && cur.node == node && cur.session == session {
                 if r.receipt.sequence > cur.top.receipt.sequence {
                     cur.top = *r;
                     cur.equivocated = false;
@@ -131,7 +134,7 @@ impl<'a> Sessions<'a> {
                 }
                 return Ok(());
             }
-            if (cur.client, cur.session) > (client, session) {
+            if (cur.client, cur.node, cur.session) > (client, node, session) {
                 return Err(CloseError::Unordered);
             }
         }
@@ -140,6 +143,7 @@ impl<'a> Sessions<'a> {
         }
         self.current = Some(Current {
             client,
+            node,
             session,
             top: *r,
             equivocated: false,

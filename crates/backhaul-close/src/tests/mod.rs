@@ -3,6 +3,7 @@
 
 mod close;
 mod dependencies;
+mod positions;
 mod properties;
 
 use crate::{
@@ -72,6 +73,7 @@ impl Net {
                 issued_at: 1,
             },
             body_hash: sha256v(&[b"binding", &node]),
+            position: 0,
         });
     }
 
@@ -86,6 +88,7 @@ impl Net {
                 credit_limit: 0,
             },
             body_hash: sha256v(&[b"grant", &buyer, &client]),
+            position: 0,
         });
     }
 

@@ -219,7 +219,11 @@ fn build(spec: &Spec) -> Net {
             &epoch.to_le_bytes(),
             &issued_at.to_le_bytes(),
         ]);
-        n.bindings.push(Stored { body, body_hash });
+        n.bindings.push(Stored {
+            body,
+            body_hash,
+            position: 0,
+        });
     }
     let grants = spec.grants.iter().enumerate();
     for (client, &(other, epoch, issued_at, expires_at, credit_limit)) in
@@ -241,7 +245,11 @@ fn build(spec: &Spec) -> Net {
             &expires_at.to_le_bytes(),
             &credit_limit.to_le_bytes(),
         ]);
-        n.grants.push(Stored { body, body_hash });
+        n.grants.push(Stored {
+            body,
+            body_hash,
+            position: 0,
+        });
     }
     for (i, p) in spec.purchases.iter().enumerate() {
         let Some(((tokens, price), later)) = *p else {
@@ -305,12 +313,12 @@ fn shuffle(n: &mut Net, rng: &mut rand::rngs::StdRng) {
     n.credits = entries.into_iter().collect::<HashMap<_, _>>();
 }
 
-/// The close of `epoch` with the receipts streamed session by session, in (client, session)
-/// order; within a session, in the order they are in.
+/// The close of `epoch` with the receipts streamed session by session, in (client, node,
+/// session) order; within a session, in the order they are in.
 fn streamed(n: &Net, epoch: u64, previous: Option<&Dataset>) -> Result<Dataset, CloseError> {
     let input = n.input(epoch, previous);
     let mut receipts: Vec<&StoredReceipt> = n.receipts.iter().collect();
-    receipts.sort_by_key(|r| (r.receipt.client, r.receipt.session_id));
+    receipts.sort_by_key(|r| (r.receipt.client, r.receipt.node, r.receipt.session_id));
     let mut agg = Aggregator::new(&input.context)?;
     for r in receipts {
         agg.push(r)?;
@@ -355,14 +363,15 @@ proptest! {
             .receipts
             .iter()
             .filter(|r| r.receipt.epoch == 1)
-            .map(|r| (r.receipt.client, r.receipt.session_id))
+            .map(|r| (r.receipt.client, r.receipt.node, r.receipt.session_id))
             .collect();
         sessions.sort_unstable();
         sessions.dedup();
         if let [.., second_last, last] = sessions[..] {
-            let pick = |s: (Key, [u8; 16])| {
+            let pick = |s: (Key, Key, [u8; 16])| {
                 n.receipts.iter().find(|r| {
-                    r.receipt.epoch == 1 && (r.receipt.client, r.receipt.session_id) == s
+                    r.receipt.epoch == 1
+                        && (r.receipt.client, r.receipt.node, r.receipt.session_id) == s
                 })
             };
             let mut agg = Aggregator::new(&input.context).unwrap();
