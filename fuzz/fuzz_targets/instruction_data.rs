@@ -21,7 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use backhaul::instruction as ix;
 use backhaul::instructions::InitializeParams;
 use backhaul::state::{
-    EconomicsParams, EmissionParams, EpochProposal, GovernanceChange, ParamsChange,
+    ConsensusParams, EconomicsParams, EmissionParams, EpochProposal, GovernanceChange, ParamsChange,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -145,6 +145,15 @@ fn economics(u: &mut Unstructured) -> arbitrary::Result<EconomicsParams> {
     })
 }
 
+fn consensus(u: &mut Unstructured) -> arbitrary::Result<ConsensusParams> {
+    Ok(ConsensusParams {
+        credits_per_gib: u.arbitrary()?,
+        pair_cap_bytes: u.arbitrary()?,
+        max_rate_bytes_per_sec: u.arbitrary()?,
+        grace_secs: u.arbitrary()?,
+    })
+}
+
 fn maybe<T>(
     u: &mut Unstructured,
     f: impl FnOnce(&mut Unstructured) -> arbitrary::Result<T>,
@@ -161,6 +170,7 @@ fn change(u: &mut Unstructured) -> arbitrary::Result<GovernanceChange> {
             rate_window_secs: u.arbitrary()?,
             rate_capacity: u.arbitrary()?,
             economics: maybe(u, economics)?,
+            consensus: maybe(u, consensus)?,
         }),
         1 => GovernanceChange::Oracles {
             oracles: keys(u)?,
@@ -199,6 +209,7 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
                 rate_window_secs: u.arbitrary()?,
                 rate_capacity: u.arbitrary()?,
                 economics: economics(u)?,
+                consensus: consensus(u)?,
             },
         }
         .data(),

@@ -386,6 +386,12 @@ fn min_params(env: &Env) -> InitializeParams {
             burn_smoothing_epochs: 1,
             usage_cap_bps: 1,
         },
+        consensus: ConsensusParams {
+            credits_per_gib: 1,
+            pair_cap_bytes: 1,
+            max_rate_bytes_per_sec: 1,
+            grace_secs: 0,
+        },
         ..env.default_params()
     }
 }
@@ -419,6 +425,13 @@ fn max_params(env: &Env) -> InitializeParams {
             burn_smoothing_epochs: 1_000,
             usage_cap_bps: 10_000,
         },
+        // The grace period is less than half the (longest) epoch.
+        consensus: ConsensusParams {
+            credits_per_gib: u64::MAX,
+            pair_cap_bytes: u64::MAX,
+            max_rate_bytes_per_sec: u64::MAX,
+            grace_secs: 15 * 86_400 - 1,
+        },
         ..env.default_params()
     }
 }
@@ -428,7 +441,7 @@ fn max_params(env: &Env) -> InitializeParams {
 async fn parameters_at_their_bounds() {
     let mut env = Env::new_uninitialized().await;
     type Edit = fn(&mut InitializeParams);
-    let beyond_min: [(Edit, E); 10] = [
+    let beyond_min: [(Edit, E); 13] = [
         (|p| p.epoch_length_secs = 7_199, E::InvalidEpochLength),
         (
             |p| p.challenge_period_secs = 3_599,
@@ -454,13 +467,25 @@ async fn parameters_at_their_bounds() {
             |p| p.emission.decay_period_epochs = 0,
             E::InvalidEmissionSchedule,
         ),
+        (
+            |p| p.consensus.credits_per_gib = 0,
+            E::InvalidConsensusParams,
+        ),
+        (
+            |p| p.consensus.pair_cap_bytes = 0,
+            E::InvalidConsensusParams,
+        ),
+        (
+            |p| p.consensus.max_rate_bytes_per_sec = 0,
+            E::InvalidConsensusParams,
+        ),
     ];
     for (edit, err) in beyond_min {
         let mut p = min_params(&env);
         edit(&mut p);
         assert_program_err(env.initialize(p).await, err);
     }
-    let beyond_max: [(Edit, E); 10] = [
+    let beyond_max: [(Edit, E); 11] = [
         (|p| p.genesis_ts += 1, E::InvalidGenesis),
         (|p| p.epoch_length_secs += 1, E::InvalidEpochLength),
         (|p| p.challenge_period_secs += 1, E::InvalidChallengePeriod),
@@ -477,6 +502,7 @@ async fn parameters_at_their_bounds() {
         ),
         (|p| p.economics.usage_cap_bps += 1, E::InvalidEconomics),
         (|p| p.emission.decay_bps += 1, E::InvalidEmissionSchedule),
+        (|p| p.consensus.grace_secs += 1, E::InvalidConsensusParams),
     ];
     for (edit, err) in beyond_max {
         let mut p = max_params(&env);

@@ -442,3 +442,78 @@ async fn a_change_without_budget_parameters_applies_at_once() {
     let ix = env.set_paused_ix(&new.pubkey(), true);
     env.send_as(ix, &new).await.unwrap();
 }
+
+/// The parameters that decide an epoch's dataset change like the budget: only the admin queues
+/// them, each is checked against the bounds of `initialize`, and once applied they reach only
+/// the first epoch that had not started, so the running epoch's dataset is decided by the values
+/// it started with.
+#[tokio::test]
+async fn consensus_changes_only_by_governance_and_from_an_epoch_that_had_not_started() {
+    let mut env = Env::new().await;
+    let old = default_consensus();
+    let new = ConsensusParams {
+        credits_per_gib: 60_000,
+        pair_cap_bytes: 50 << 30,
+        max_rate_bytes_per_sec: 512 << 20,
+        grace_secs: 600,
+    };
+    let change = |c: ConsensusParams| {
+        GovernanceChange::Params(ParamsChange {
+            consensus: Some(c),
+            ..ParamsChange::default()
+        })
+    };
+    // Neither a guardian nor an oracle can queue it.
+    for signer in [
+        env.guardian.insecure_clone(),
+        env.oracles[0].insecure_clone(),
+    ] {
+        let ix = env.queue_change_ix(&signer.pubkey(), 0, change(new));
+        assert_program_err(env.send_as(ix, &signer).await, E::NotAdmin);
+    }
+    // Out of bounds, refused when queued.
+    let refused: [fn(&mut ConsensusParams); 5] = [
+        |c| c.credits_per_gib = 0,
+        |c| c.pair_cap_bytes = 0,
+        |c| c.max_rate_bytes_per_sec = 0,
+        |c| c.grace_secs = EPOCH_SECS / 2,
+        |c| c.grace_secs = u64::MAX,
+    ];
+    let admin = env.admin.insecure_clone();
+    for edit in refused {
+        let mut c = new;
+        edit(&mut c);
+        let ix = env.queue_change_ix(&admin.pubkey(), 0, change(c));
+        assert_program_err(env.send_as(ix, &admin).await, E::InvalidConsensusParams);
+    }
+    assert_eq!(env.next_change_id().await, 0, "nothing was queued");
+
+    // Queued during epoch 0: nothing changes while it waits.
+    let id = env.queue(change(new)).await.unwrap();
+    let c = env.config_state().await;
+    assert_eq!((c.consensus, c.params_for(0).consensus), (old, old));
+    assert!(c.pending_params.is_none());
+    let op = Pubkey::new_unique();
+    let r0 = env.reward_tree(0, &[(op, TOKEN)]);
+    env.run_epoch(0, env.proposal(&r0, 0)).await;
+    // Applied during epoch 1: epoch 1 keeps the values it started with, epoch 2 reads the new.
+    env.wait_for_change(id).await;
+    assert_eq!(env.current_epoch().await, 1);
+    env.apply(id).await.unwrap();
+    let c = env.config_state().await;
+    assert_eq!(c.pending_params.map(|p| p.from_epoch), Some(2));
+    assert_eq!(c.consensus, old, "the current parameters are unchanged");
+    assert_eq!(c.params_for(1).consensus, old);
+    assert_eq!(c.params_for(2).consensus, new);
+    assert_eq!(
+        c.params_for(2).emission,
+        c.emission,
+        "only the consensus changes"
+    );
+    // Promoted once epoch 2 is next.
+    let r1 = env.reward_tree(1, &[(op, 2 * TOKEN)]);
+    env.run_epoch(1, env.proposal(&r1, TOKEN)).await;
+    let c = env.config_state().await;
+    assert_eq!(c.consensus, new);
+    assert!(c.pending_params.is_none());
+}

@@ -23,6 +23,8 @@ async fn initializes_every_field_and_the_vault() {
     assert_eq!(c.governance_delay_secs, GOVERNANCE_DELAY_SECS);
     assert_eq!((c.next_change_id, c.pending_params), (0, None));
     assert_eq!(c.emission, default_emission());
+    assert_eq!(c.consensus, default_consensus());
+    assert_eq!(c.params_for(0).consensus, p.consensus);
     assert_eq!(c.rate_limiter.capacity, p.rate_capacity);
     assert_eq!(c.rate_limiter.level, 0);
     assert_eq!((c.paused_until, c.pause_available_at), (0, 0));
@@ -240,6 +242,28 @@ async fn every_parameter_is_bounded() {
             Box::new(|p| p.rate_window_secs = 2 * EPOCH_SECS),
             E::InvalidRateLimit,
         ),
+        // The consensus parameters: a price, a pair cap and a rate limit of zero would count no
+        // bandwidth or charge nothing for it; the grace period is less than half an epoch.
+        (
+            Box::new(|p| p.consensus.credits_per_gib = 0),
+            E::InvalidConsensusParams,
+        ),
+        (
+            Box::new(|p| p.consensus.pair_cap_bytes = 0),
+            E::InvalidConsensusParams,
+        ),
+        (
+            Box::new(|p| p.consensus.max_rate_bytes_per_sec = 0),
+            E::InvalidConsensusParams,
+        ),
+        (
+            Box::new(|p| p.consensus.grace_secs = EPOCH_SECS / 2),
+            E::InvalidConsensusParams,
+        ),
+        (
+            Box::new(|p| p.consensus.grace_secs = u64::MAX),
+            E::InvalidConsensusParams,
+        ),
     ];
     for (i, (mutate, expected)) in cases.into_iter().enumerate() {
         let mut p = base.clone();
@@ -261,6 +285,12 @@ async fn every_parameter_is_bounded() {
     p.emission.decay_bps = 9_999;
     p.emission.lifetime_cap = p.emission.initial_per_epoch;
     p.genesis_ts = GENESIS - 365 * 86_400;
+    p.consensus = ConsensusParams {
+        credits_per_gib: 1,
+        pair_cap_bytes: 1,
+        max_rate_bytes_per_sec: 1,
+        grace_secs: 7_200 / 2 - 1,
+    };
     env.initialize(p).await.expect("bounds are inclusive");
     let c = env.config_state().await;
     assert_eq!(
@@ -271,6 +301,7 @@ async fn every_parameter_is_bounded() {
         ),
         (4, 3_600, 10_800)
     );
+    assert_eq!(c.consensus.grace_secs, 3_599);
 }
 
 #[tokio::test]

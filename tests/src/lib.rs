@@ -23,8 +23,8 @@ use solana_sdk::transaction::{Transaction, TransactionError};
 
 pub use backhaul::instructions::InitializeParams;
 pub use backhaul::state::{
-    Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, GovernanceChange, OperatorClaim,
-    ParamsChange, PendingChange, PriceFeed,
+    Config, ConsensusParams, CreditAccount, EpochLedger, EpochRecord, EpochStatus,
+    GovernanceChange, OperatorClaim, ParamsChange, PendingChange, PriceFeed,
 };
 
 /// Epoch length used by the fixtures (one day).
@@ -189,6 +189,17 @@ pub fn default_economics() -> EconomicsParams {
         net_emissions_cap: 0,
         burn_smoothing_epochs: 7,
         usage_cap_bps: 10_000,
+    }
+}
+
+/// Default consensus parameters: 50,000 credits per GiB, a 100 GiB pair cap, at most 1 GiB/s,
+/// five minutes of grace.
+pub fn default_consensus() -> ConsensusParams {
+    ConsensusParams {
+        credits_per_gib: 50_000,
+        pair_cap_bytes: 100 << 30,
+        max_rate_bytes_per_sec: 1 << 30,
+        grace_secs: 300,
     }
 }
 
@@ -399,6 +410,7 @@ impl Env {
             rate_window_secs: EPOCH_SECS,
             rate_capacity: 2 * default_emission().initial_per_epoch,
             economics: default_economics(),
+            consensus: default_consensus(),
         }
     }
 

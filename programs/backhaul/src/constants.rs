@@ -31,7 +31,7 @@ pub const CHANGE_SEED: &[u8] = b"change";
 
 /// Layout version of `Config` and `EpochRecord` (see `migrations/README.md`).
 #[constant]
-pub const ACCOUNT_VERSION: u8 = 3;
+pub const ACCOUNT_VERSION: u8 = 4;
 
 /// At most this many oracles.
 #[constant]

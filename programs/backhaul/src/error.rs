@@ -137,6 +137,8 @@ pub enum BackhaulError {
     VetoLimitReached,
     #[msg("The proposal's usage exceeds what buyers bought through the epoch: consumption above the credits issued, or a cost above the tokens burned for them")]
     UsageExceedsPurchases,
+    #[msg("Consensus parameters out of bounds: credits_per_gib, pair_cap_bytes and max_rate_bytes_per_sec must be positive, grace_secs less than half the epoch length")]
+    InvalidConsensusParams,
 }
 
 /// Maps the pure crate's errors onto the program's.

@@ -1,7 +1,9 @@
 //! Events, emitted through `emit_cpi!` so that log truncation cannot drop them. Together they carry
 //! every figure needed to rebuild the deployment's totals without reading account state.
 
-use crate::state::{EconomicsParams, EmissionParams, EpochProposal, GovernanceChange};
+use crate::state::{
+    ConsensusParams, EconomicsParams, EmissionParams, EpochProposal, GovernanceChange,
+};
 use anchor_lang::prelude::*;
 
 #[event]
@@ -21,6 +23,7 @@ pub struct ConfigInitialized {
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
     pub economics: EconomicsParams,
+    pub consensus: ConsensusParams,
     pub decimals: u8,
     /// The mint's supply at initialization; token supply = this + minted − burned.
     pub initial_supply: u64,
@@ -193,7 +196,8 @@ pub struct ChangeApplied {
     pub config: Pubkey,
     pub id: u64,
     pub change: GovernanceChange,
-    /// The first epoch whose budget the new parameters decide, for a change of budget parameters.
+    /// The first epoch whose budget and dataset the new parameters decide, for a change of budget
+    /// or consensus parameters.
     pub from_epoch: Option<u64>,
 }
 

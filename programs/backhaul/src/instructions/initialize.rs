@@ -21,6 +21,8 @@ pub struct InitializeParams {
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
     pub economics: EconomicsParams,
+    /// What decides each epoch's dataset (price per GiB, pair cap, rate limit, grace period).
+    pub consensus: ConsensusParams,
 }
 
 #[event_cpi]
@@ -88,7 +90,8 @@ pub struct Initialize<'info> {
 /// challenge period (at most half an epoch) and the governance delay (at least an epoch plus the
 /// challenge period) within bounds; genesis within a year of the clock; a valid emission schedule;
 /// a rate window within bounds and a capacity that holds and drains a full epoch budget; price
-/// staleness and change bounds, smoothing and usage cap within bounds; at most 18 decimals.
+/// staleness and change bounds, smoothing and usage cap within bounds; a positive price per GiB,
+/// pair cap and rate limit, and a grace period under half an epoch; at most 18 decimals.
 pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     validate_oracles(&params.oracles, params.threshold)?;
@@ -109,6 +112,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
             economics: params.economics,
             rate_window_secs: params.rate_window_secs,
             rate_capacity: params.rate_capacity,
+            consensus: params.consensus,
         },
         params.epoch_length_secs,
     )?;
@@ -209,6 +213,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         credits_unpaid: 0,
         last_usage_cost_total: 0,
         credits_issued_finalized: 0,
+        consensus: params.consensus,
     });
     config.invariant()?;
     pda::store(&*config, &config_info)?;
@@ -238,6 +243,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         rate_window_secs: params.rate_window_secs,
         rate_capacity: params.rate_capacity,
         economics: params.economics,
+        consensus: params.consensus,
         decimals,
         initial_supply,
     });

@@ -98,16 +98,34 @@ impl From<MintBucket> for RateLimiter {
     }
 }
 
-/// Everything that decides an epoch's budget and mint limit.
+/// What decides an epoch's dataset besides the receipts: how the oracles count and price
+/// bandwidth, and how long after the epoch they still take receipts. Every oracle reads them from
+/// here for the epoch it closes, so oracles that agree on the receipts agree on the dataset.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+pub struct ConsensusParams {
+    /// Bandwidth price: credits a buyer is charged per GiB served (positive).
+    pub credits_per_gib: u64,
+    /// The most bytes one node-client pair counts for per epoch (positive).
+    pub pair_cap_bytes: u64,
+    /// Sessions faster than this (cumulative bytes / session age) do not count, bytes per second
+    /// (positive).
+    pub max_rate_bytes_per_sec: u64,
+    /// Seconds after an epoch's end during which its late receipts are still taken; less than
+    /// half an epoch.
+    pub grace_secs: u64,
+}
+
+/// Everything that decides an epoch's budget, its mint limit and its dataset.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
 pub struct EpochParams {
     pub emission: EmissionParams,
     pub economics: EconomicsParams,
     pub rate_window_secs: u64,
     pub rate_capacity: u64,
+    pub consensus: ConsensusParams,
 }
 
-/// Budget parameters applied by governance that take effect from `from_epoch`.
+/// Budget and consensus parameters applied by governance that take effect from `from_epoch`.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
 pub struct PendingParams {
     /// The first epoch they apply to: one that had not started when they were applied.
@@ -154,7 +172,7 @@ pub struct Config {
     pub governance_delay_secs: u64,
     /// The id the next queued change gets.
     pub next_change_id: u64,
-    /// Budget parameters that apply from a later epoch than the current ones.
+    /// Budget and consensus parameters that apply from a later epoch than the current ones.
     pub pending_params: Option<PendingParams>,
     /// The emission schedule.
     pub emission: EmissionParams,
@@ -204,6 +222,8 @@ pub struct Config {
     pub last_usage_cost_total: u64,
     /// Credits issued in finalized epochs (the usage tree never consumes more).
     pub credits_issued_finalized: u64,
+    /// What decides the datasets of the epochs finalized so far (see [`Config::params_for`]).
+    pub consensus: ConsensusParams,
 }
 
 /// What finalizing a proposal would do: the budget, its split and the rate limiter after it.
@@ -239,17 +259,18 @@ impl Config {
         now < self.paused_until
     }
 
-    /// The budget parameters in force for the epochs finalized so far.
+    /// The budget and consensus parameters in force for the epochs finalized so far.
     pub fn current_params(&self) -> EpochParams {
         EpochParams {
             emission: self.emission,
             economics: self.economics,
             rate_window_secs: self.rate_limiter.window_secs,
             rate_capacity: self.rate_limiter.capacity,
+            consensus: self.consensus,
         }
     }
 
-    /// The budget parameters of `epoch`.
+    /// The budget and consensus parameters of `epoch`.
     pub fn params_for(&self, epoch: u64) -> EpochParams {
         match self.pending_params {
             Some(p) if epoch >= p.from_epoch => p.params,
@@ -283,6 +304,7 @@ impl Config {
         self.economics = p.economics;
         self.rate_limiter.window_secs = p.rate_window_secs;
         self.rate_limiter.capacity = p.rate_capacity;
+        self.consensus = p.consensus;
     }
 
     /// The budget of `epoch` given its sealed ledger and what its proposal's consumption cost.
@@ -460,10 +482,11 @@ pub fn validate_timing(epoch_length: u64, challenge: u64, delay: u64) -> Result<
 
 /// Budget parameters that can always be met: a valid schedule and economics, a rate window within
 /// bounds, and a rate capacity that holds one full epoch budget (initial emission plus the net
-/// emissions cap) and drains at least one full budget per epoch.
+/// emissions cap) and drains at least one full budget per epoch; and valid consensus parameters.
 pub fn validate_params(p: &EpochParams, epoch_length: u64) -> Result<()> {
     validate_emission(&p.emission)?;
     validate_economics(&p.economics)?;
+    validate_consensus(&p.consensus, epoch_length)?;
     let max_budget = u128::from(p.emission.initial_per_epoch)
         .saturating_add(u128::from(p.economics.net_emissions_cap));
     let capacity = u128::from(p.rate_capacity);
@@ -514,6 +537,20 @@ pub fn budget_error(e: BudgetExceeded) -> Error {
         BudgetExceeded::LifetimeCap => error!(BackhaulError::ExceedsLifetimeCap),
         BudgetExceeded::PaidUsageCap => error!(BackhaulError::ExceedsPaidUsageCap),
     }
+}
+
+/// A positive price per GiB, pair cap and rate limit, and a grace period shorter than half an
+/// epoch: with the challenge period at most half an epoch too, an epoch's close and its challenge
+/// period end before the next epoch does, so finalization keeps up with the clock.
+pub fn validate_consensus(c: &ConsensusParams, epoch_length: u64) -> Result<()> {
+    require!(
+        c.credits_per_gib > 0
+            && c.pair_cap_bytes > 0
+            && c.max_rate_bytes_per_sec > 0
+            && c.grace_secs.saturating_mul(2) < epoch_length,
+        BackhaulError::InvalidConsensusParams
+    );
+    Ok(())
 }
 
 /// Price staleness and change-rate bounds, smoothing and usage-cap bounds.

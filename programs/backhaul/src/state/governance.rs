@@ -20,14 +20,15 @@ impl Config {
     }
 
     /// Applies `change` at `now`. The challenge period and governance delay take effect at once
-    /// (each proposal and each queued change keeps the times it was given); budget parameters
-    /// apply from the first epoch that has not started (`pending_params`), so no epoch that is
-    /// running, voted on or proposed sees them.
+    /// (each proposal and each queued change keeps the times it was given); budget and consensus
+    /// parameters apply from the first epoch that has not started (`pending_params`), so no epoch
+    /// that is running, voted on or proposed sees them.
     ///
-    /// Checks: the resulting timing, parameters and roles are within bounds; budget parameters
-    /// raise no limit more than [`MAX_RAISE_FACTOR`]-fold and the lifetime cap does not rise;
-    /// when applying, earlier budget parameters still waiting for their first epoch must have taken
-    /// effect (`BudgetChangePending`: apply again once that epoch is finalized).
+    /// Checks: the resulting timing, parameters (consensus ones included) and roles are within
+    /// bounds; budget parameters raise no limit more than [`MAX_RAISE_FACTOR`]-fold and the
+    /// lifetime cap does not rise; when applying, earlier parameters still waiting for their first
+    /// epoch must have taken effect (`BudgetChangePending`: apply again once that epoch is
+    /// finalized).
     pub fn apply_governance(
         &mut self,
         change: &GovernanceChange,
@@ -51,6 +52,7 @@ impl Config {
                     economics: p.economics.unwrap_or(old.economics),
                     rate_window_secs: p.rate_window_secs.unwrap_or(old.rate_window_secs),
                     rate_capacity: p.rate_capacity.unwrap_or(old.rate_capacity),
+                    consensus: p.consensus.unwrap_or(old.consensus),
                 };
                 validate_params(&new, self.epoch_length_secs)?;
                 validate_params_change(&old, &new, self.scheduled_minted)?;

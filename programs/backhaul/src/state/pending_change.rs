@@ -1,8 +1,9 @@
 use crate::constants::{MAX_GUARDIANS, MAX_ORACLES};
-use crate::state::{EconomicsParams, EmissionParams};
+use crate::state::{ConsensusParams, EconomicsParams, EmissionParams};
 use anchor_lang::prelude::*;
 
-/// New values of the parameters that decide what may be minted and when; `None` keeps the value.
+/// New values of the parameters that decide what may be minted and when, and how the oracles
+/// build an epoch's dataset; `None` keeps the value.
 /// The epoch length and genesis cannot change: they define which epoch every receipt belongs to.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, Default, PartialEq, Eq, InitSpace)]
 pub struct ParamsChange {
@@ -12,12 +13,13 @@ pub struct ParamsChange {
     pub rate_window_secs: Option<u64>,
     pub rate_capacity: Option<u64>,
     pub economics: Option<EconomicsParams>,
+    pub consensus: Option<ConsensusParams>,
 }
 
 /// A change the admin queued; it takes effect only after the governance delay.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq, InitSpace)]
 pub enum GovernanceChange {
-    /// Parameters; the budget-relevant ones apply from the first epoch that starts after
+    /// Parameters; the budget and consensus ones apply from the first epoch that starts after
     /// `apply_change`.
     Params(ParamsChange),
     /// A new oracle set and threshold.
