@@ -112,10 +112,11 @@ fn main() {
     let e2e = rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = backhaul_oracle::clock::now() - 10;
+        // No rate limit on the chain either (as the oracle's settings below say).
+        let mut config = backhaul_oracle::chain::examples::example_config(genesis, 1_000_000, 0);
+        config.consensus.max_rate_bytes_per_sec = u64::MAX;
         let mut state = MemoryState {
-            config: Some(backhaul_oracle::chain::examples::example_config(
-                genesis, 1_000_000, 0,
-            )),
+            config: Some(config),
             ..Default::default()
         };
         state.ledgers.insert(

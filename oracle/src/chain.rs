@@ -6,15 +6,15 @@ use crate::clock;
 use anchor_lang::AccountDeserialize;
 use async_trait::async_trait;
 use backhaul::state::{Config, CreditAccount, EpochLedger};
-use backhaul_close::{BuyerCredits, ChainInputs};
+use backhaul_close::{BuyerCredits, ChainInputs, CloseParams};
 use backhaul_protocol::Key;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// The inputs to `epoch`'s close: the budget parameters that apply to that epoch (a change applied
-/// by governance takes effect only from an epoch that had not started).
+/// The inputs to `epoch`'s close: the budget and consensus parameters that apply to that epoch (a
+/// change applied by governance takes effect only from an epoch that had not started).
 pub fn chain_inputs(config: &Config, epoch: u64, ledger: Option<&EpochLedger>) -> ChainInputs {
     let params = config.params_for(epoch);
     let tokens_burned = ledger.map_or(0, |l| l.tokens_burned);
@@ -43,6 +43,12 @@ pub fn chain_inputs(config: &Config, epoch: u64, ledger: Option<&EpochLedger>) -
             .burned_finalized
             .saturating_add(tokens_burned)
             .saturating_sub(config.total_reemitted),
+        params: CloseParams {
+            credits_per_gib: params.consensus.credits_per_gib,
+            pair_cap_bytes: params.consensus.pair_cap_bytes,
+            max_rate_bytes_per_sec: params.consensus.max_rate_bytes_per_sec,
+        },
+        grace_secs: params.consensus.grace_secs,
     }
 }
 
@@ -264,12 +270,15 @@ impl ChainView for MemoryChain {
 
 /// Example accounts for tools, benchmarks and tests that run on a [`MemoryChain`].
 pub mod examples {
-    use backhaul::state::{Config, EconomicsParams, EmissionParams, EpochLedger, RateLimiter};
+    use backhaul::state::{
+        Config, ConsensusParams, EconomicsParams, EmissionParams, EpochLedger, RateLimiter,
+    };
     use solana_sdk::pubkey::Pubkey;
 
     /// A config as the chain would hold it (1,000 tokens per epoch, 6 decimals, rewards up to
-    /// k = 1 times what buyers paid for the credits they consumed): epoch `next_epoch` is the
-    /// next to finalize.
+    /// k = 1 times what buyers paid for the credits they consumed, 50,000 credits per GiB, a
+    /// 100 GiB pair cap, 1 GiB/s at most, 300 s of grace): epoch `next_epoch` is the next to
+    /// finalize.
     pub fn example_config(genesis_ts: i64, epoch_length_secs: u64, next_epoch: u64) -> Config {
         Config {
             version: backhaul::constants::ACCOUNT_VERSION,
@@ -330,6 +339,12 @@ pub mod examples {
             credits_unpaid: 0,
             last_usage_cost_total: 0,
             credits_issued_finalized: 0,
+            consensus: ConsensusParams {
+                credits_per_gib: 50_000,
+                pair_cap_bytes: 100 << 30,
+                max_rate_bytes_per_sec: 1 << 30,
+                grace_secs: 300,
+            },
         }
     }
 
@@ -357,5 +372,93 @@ pub mod examples {
             burn_ema: 0,
             budget: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::examples::example_config;
+    use super::*;
+    use backhaul::state::{ConsensusParams, GovernanceChange, GovernanceStep, ParamsChange};
+
+    const GENESIS: i64 = 1_800_000_000;
+    const EPOCH: u64 = 86_400;
+
+    /// The start of `epoch` plus `secs`.
+    fn at(epoch: u64, secs: u64) -> i64 {
+        GENESIS + (epoch * EPOCH + secs) as i64
+    }
+
+    #[test]
+    fn inputs_carry_the_consensus_parameters_of_the_epoch() {
+        let config = example_config(GENESIS, EPOCH, 0);
+        let inputs = chain_inputs(&config, 0, None);
+        assert_eq!(
+            inputs.params,
+            CloseParams {
+                credits_per_gib: config.consensus.credits_per_gib,
+                pair_cap_bytes: config.consensus.pair_cap_bytes,
+                max_rate_bytes_per_sec: config.consensus.max_rate_bytes_per_sec,
+            }
+        );
+        assert_eq!(inputs.grace_secs, config.consensus.grace_secs);
+    }
+
+    #[test]
+    fn a_change_queued_during_an_epoch_leaves_that_epochs_inputs_alone() {
+        // Epoch 3 runs (epochs 0 to 2 are finalized); the admin queues new consensus parameters.
+        let mut config = example_config(GENESIS, EPOCH, 3);
+        let old = config.consensus;
+        let new = ConsensusParams {
+            credits_per_gib: old.credits_per_gib * 2,
+            pair_cap_bytes: old.pair_cap_bytes / 2,
+            max_rate_bytes_per_sec: old.max_rate_bytes_per_sec / 2,
+            grace_secs: old.grace_secs + 60,
+        };
+        let change = GovernanceChange::Params(ParamsChange {
+            consensus: Some(new),
+            ..ParamsChange::default()
+        });
+        let queued_at = at(3, 1_000);
+        let before: Vec<ChainInputs> = (3..=5).map(|e| chain_inputs(&config, e, None)).collect();
+        let mut preview = config.clone();
+        preview
+            .apply_governance(&change, queued_at, GovernanceStep::Queue)
+            .expect("the change is acceptable");
+        assert_eq!(preview.pending_params, None, "queueing changes nothing");
+
+        // Applied once the delay has passed, in epoch 4: epochs 3 and 4 had started, so only
+        // epoch 5 on reads the new values.
+        let applied_at = queued_at + config.governance_delay_secs as i64;
+        assert_eq!(config.clock_epoch(applied_at), 4);
+        config
+            .apply_governance(&change, applied_at, GovernanceStep::Apply)
+            .expect("the change applies");
+        assert_eq!(config.pending_params.map(|p| p.from_epoch), Some(5));
+        for e in [3, 4] {
+            let inputs = chain_inputs(&config, e, None);
+            assert_eq!(inputs, before[(e - 3) as usize], "epoch {e}");
+            assert_eq!(inputs.params.credits_per_gib, old.credits_per_gib);
+            assert_eq!(inputs.grace_secs, old.grace_secs);
+        }
+        let later = chain_inputs(&config, 5, None);
+        assert_eq!(
+            later.params,
+            CloseParams {
+                credits_per_gib: new.credits_per_gib,
+                pair_cap_bytes: new.pair_cap_bytes,
+                max_rate_bytes_per_sec: new.max_rate_bytes_per_sec,
+            }
+        );
+        assert_eq!(later.grace_secs, new.grace_secs);
+        assert_eq!(
+            ChainInputs {
+                params: before[2].params,
+                grace_secs: before[2].grace_secs,
+                ..later
+            },
+            before[2],
+            "nothing else of epoch 5's inputs changed"
+        );
     }
 }

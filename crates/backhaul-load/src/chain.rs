@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use backhaul::instructions::InitializeParams;
-use backhaul::state::{EconomicsParams, EmissionParams};
+use backhaul::state::{ConsensusParams, EconomicsParams, EmissionParams};
 use backhaul_sdk::{ix, Deployment};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_commitment_config::CommitmentConfig;
@@ -347,6 +347,13 @@ pub async fn deploy(
             net_emissions_cap: 100 * TOKEN,
             burn_smoothing_epochs: 7,
             usage_cap_bps: 10_000,
+        },
+        // As the oracle under load is configured: its defaults, with a grace of GRACE_SECS.
+        consensus: ConsensusParams {
+            credits_per_gib: 50_000,
+            pair_cap_bytes: 100 << 30,
+            max_rate_bytes_per_sec: 1 << 30,
+            grace_secs: GRACE_SECS,
         },
     };
     chain

@@ -44,8 +44,11 @@ struct Net {
 async fn start() -> Net {
     let dir = tempfile::tempdir().unwrap();
     let genesis = backhaul_oracle::clock::now() - 100;
+    // The oracle's grace period on the chain too.
+    let mut config = example_config(genesis, EPOCH, 0);
+    config.consensus.grace_secs = 5;
     let mut state = MemoryState {
-        config: Some(example_config(genesis, EPOCH, 0)),
+        config: Some(config),
         clock: Some(genesis + 50),
         ..Default::default()
     };

@@ -4,7 +4,8 @@
 
 use backhaul::instructions::InitializeParams;
 use backhaul::state::{
-    Config, CreditAccount, EconomicsParams, EmissionParams, EpochRecord, EpochStatus, PriceFeed,
+    Config, ConsensusParams, CreditAccount, EconomicsParams, EmissionParams, EpochRecord,
+    EpochStatus, PriceFeed,
 };
 use backhaul_client::{
     BuyerIdentity, ClientConfig, ClientSession, Fanout, NodeIdentity, OracleClient,
@@ -234,6 +235,14 @@ async fn world(opts: Opts) -> World {
             net_emissions_cap: 100 * TOKEN,
             burn_smoothing_epochs: 7,
             usage_cap_bps: 10_000,
+        },
+        // As the oracles below are configured (the price most of them use when `opts` gives
+        // them different ones).
+        consensus: ConsensusParams {
+            credits_per_gib: 50_000,
+            pair_cap_bytes: 100 << 30,
+            max_rate_bytes_per_sec: 1 << 30,
+            grace_secs: 5,
         },
     };
     net.send(

@@ -3,7 +3,7 @@
 //! every receipt an oracle acknowledged, and checks against the oracles' databases.
 
 use backhaul::instructions::InitializeParams;
-use backhaul::state::{EconomicsParams, EmissionParams, EpochRecord};
+use backhaul::state::{ConsensusParams, EconomicsParams, EmissionParams, EpochRecord};
 use backhaul_localnet::{Localnet, LocalnetConfig};
 use backhaul_oracle::Settings;
 use backhaul_protocol::api::{BatchResponse, ItemStatus, RejectReason};
@@ -170,6 +170,13 @@ impl Chain {
                 net_emissions_cap: 100 * TOKEN,
                 burn_smoothing_epochs: 7,
                 usage_cap_bps: 10_000,
+            },
+            // As the oracles are configured (`settings`): their defaults, with GRACE_SECS.
+            consensus: ConsensusParams {
+                credits_per_gib: 50_000,
+                pair_cap_bytes: 100 << 30,
+                max_rate_bytes_per_sec: 1 << 30,
+                grace_secs: GRACE_SECS,
             },
         };
         self.send(

@@ -1,6 +1,6 @@
 //! Test harness: an oracle on 127.0.0.1:0 with an in-memory chain, and keys that sign messages.
 
-use backhaul::state::{Config, EpochLedger};
+use backhaul::state::{Config, ConsensusParams, EpochLedger};
 use backhaul_oracle::chain::{MemoryChain, MemoryState};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::api::{BatchResponse, ItemResult};
@@ -42,9 +42,18 @@ pub fn deployment() -> Deployment {
     }
 }
 
-/// A config as the chain would hold it: epoch `next_epoch` is the next to finalize.
+/// A config as the chain would hold it: epoch `next_epoch` is the next to finalize. Its consensus
+/// parameters are those of [`settings`] (the grace period longer than the program allows, which
+/// only an in-memory chain can hold: the background closer never closes an epoch on its own).
 pub fn config(genesis: i64, next_epoch: u64) -> Config {
-    backhaul_oracle::chain::examples::example_config(genesis, EPOCH_SECS, next_epoch)
+    let mut c = backhaul_oracle::chain::examples::example_config(genesis, EPOCH_SECS, next_epoch);
+    c.consensus = ConsensusParams {
+        credits_per_gib: 1_000,
+        pair_cap_bytes: 50 * GIB,
+        max_rate_bytes_per_sec: 100 << 20,
+        grace_secs: 2 * EPOCH_SECS,
+    };
+    c
 }
 
 pub fn sealed_ledger(epoch: u64, burned: u64, price: u64) -> EpochLedger {

@@ -172,6 +172,12 @@ async function main() {
         burnSmoothingEpochs: new BN(7),
         usageCapBps: 10_000,
       },
+      consensus: {
+        creditsPerGib: new BN(50_000),
+        pairCapBytes: new BN(100 * 2 ** 30),
+        maxRateBytesPerSec: new BN(2 ** 30),
+        graceSecs: new BN(300),
+      },
     };
     await within(
       program.methods

@@ -3,7 +3,7 @@
 use crate::common::*;
 use anchor_lang::{AccountDeserialize, Discriminator, InstructionData, ToAccountMetas};
 use backhaul::instructions::InitializeParams;
-use backhaul::state::{Config, EconomicsParams, EmissionParams, PriceFeed};
+use backhaul::state::{Config, ConsensusParams, EconomicsParams, EmissionParams, PriceFeed};
 use backhaul_localnet::{LocalnetConfig, PROGRAM_ID};
 use serde_json::json;
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -73,6 +73,12 @@ fn params(admin: Pubkey, guardian: Pubkey, oracles: Vec<Pubkey>) -> InitializePa
             net_emissions_cap: 100 * unit,
             burn_smoothing_epochs: 7,
             usage_cap_bps: 10_000,
+        },
+        consensus: ConsensusParams {
+            credits_per_gib: 50_000,
+            pair_cap_bytes: 100 << 30,
+            max_rate_bytes_per_sec: 1 << 30,
+            grace_secs: 300,
         },
     }
 }
