@@ -11,7 +11,8 @@
 //!   (`trees`).
 //! - Each allocation is the sum of its leaves' increases and fits its budget, recomputed with
 //!   `backhaul_core::budget` from the dataset's parameters, which are checked against the chain
-//!   (`budget`, `governance`).
+//!   (`budget`, `governance`); so are the consensus parameters that priced and counted the
+//!   bandwidth (`governance`).
 //! - The economics, recomputed with `backhaul_core::cost` (`economics`): each buyer's cost is
 //!   the average cost of its credits not consumed yet, its purchases are its credit account's,
 //!   its pot is k times its cost (scaled to the budget), each pot is paid only to the operators

@@ -3,7 +3,7 @@
 
 use crate::report::{status_name, AuditReport, Checks, EpochFigures};
 use crate::snapshot::{Fetched, Snapshot};
-use crate::{budget, claims, datasets, deployment, economics, proposal, supply, trees};
+use crate::{budget, claims, datasets, deployment, economics, governance, proposal, supply, trees};
 use backhaul::state::{EpochLedger, EpochRecord, EpochStatus};
 use backhaul_core::budget::EpochBudget;
 use backhaul_protocol::dataset::Dataset;
@@ -186,6 +186,7 @@ fn epoch_checks(c: &mut Checks, x: &EpochCtx, fetched: Option<&Fetched>) -> Opti
     proposal::matches_dataset_check(c, x, &ds);
     budget::sum_of_increases_check(c, x, &ds);
     let budget = budget::checks(c, x, &ds);
+    governance::consensus_check(c, x, &ds);
     economics::checks(c, x, &ds, budget.as_ref());
     Some(Audited {
         dataset: ds,

@@ -14,7 +14,7 @@ fn every_check_passes_on_consistent_data() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(r.passed && r.failed.is_empty());
     assert_eq!(r.finalized_epochs, 2);
-    // 17 per epoch and 13 for the deployment.
+    // 18 per epoch and 13 for the deployment.
     assert_eq!(
         r.checks.len(),
         2 * PER_EPOCH + DEPLOYMENT,
@@ -26,6 +26,7 @@ fn every_check_passes_on_consistent_data() {
         "epoch-1/root.rewards",
         "epoch-1/root.usage",
         "epoch-1/budget.within",
+        "epoch-1/consensus.parameters",
         "epoch-1/cost.consumption",
         "epoch-1/cost.purchases",
         "epoch-1/allocation.pots",
@@ -69,7 +70,7 @@ fn every_check_passes_on_consistent_data() {
 }
 
 /// Checks per epoch with a dataset, and for the deployment.
-const PER_EPOCH: usize = 17;
+const PER_EPOCH: usize = 18;
 const DEPLOYMENT: usize = 13;
 
 #[test]

@@ -27,6 +27,8 @@ pub const GENESIS: i64 = 1_800_000_000;
 pub const EPOCH_SECS: u64 = 3_600;
 pub const CREDITS_PER_TOKEN: u64 = 100_000;
 pub const CREDITS_PER_GIB: u64 = 50_000;
+pub const PAIR_CAP_BYTES: u64 = 100 * GIB;
+pub const MAX_RATE_BYTES_PER_SEC: u64 = GIB;
 /// k = 0.9.
 pub const K_BPS: u32 = 9_000;
 
@@ -64,8 +66,9 @@ fn zeroed<T: AnchorDeserialize + Space>() -> T {
 
 /// A config bound to this deployment's accounts, as `initialize` leaves it (epoch 0 next), with
 /// a small schedule (one token per epoch, so that paying operators also re-mints burns), k = 0.9,
-/// a 10-minute challenge period and a price that may be three epochs old. Only what the audit
-/// reads matters; the rest is zero.
+/// a 10-minute challenge period, a price that may be three epochs old and the consensus
+/// parameters the datasets were closed with. Only what the audit reads matters; the rest is
+/// zero.
 pub fn config(mint: Pubkey) -> Config {
     let d = Deployment::new(mint);
     let mut c: Config = zeroed();
@@ -95,6 +98,10 @@ pub fn config(mint: Pubkey) -> Config {
     c.economics.net_emissions_cap = 100 * TOKEN;
     c.economics.burn_smoothing_epochs = 7;
     c.economics.usage_cap_bps = K_BPS;
+    c.consensus.credits_per_gib = CREDITS_PER_GIB;
+    c.consensus.pair_cap_bytes = PAIR_CAP_BYTES;
+    c.consensus.max_rate_bytes_per_sec = MAX_RATE_BYTES_PER_SEC;
+    c.consensus.grace_secs = 300;
     c.decimals = 6;
     c.initial_supply = 1_000_000 * TOKEN;
     c
@@ -475,10 +482,11 @@ impl Fixture {
             epoch: e,
             epoch_start: GENESIS + (e * EPOCH_SECS) as i64,
             epoch_end: GENESIS + ((e + 1) * EPOCH_SECS) as i64,
+            input_hash: hex(&[e as u8; 32]),
             parameters: Parameters {
                 credits_per_gib: CREDITS_PER_GIB,
-                pair_cap_bytes: 100 * GIB,
-                max_rate_bytes_per_sec: GIB,
+                pair_cap_bytes: PAIR_CAP_BYTES,
+                max_rate_bytes_per_sec: MAX_RATE_BYTES_PER_SEC,
                 initial_per_epoch: cfg.emission.initial_per_epoch,
                 decay_bps: cfg.emission.decay_bps,
                 decay_period_epochs: cfg.emission.decay_period_epochs,

@@ -149,9 +149,9 @@ fn a_clean_audit_passes_with_datasets_from_the_oracles() {
     assert_eq!(report["passed"], true, "{report}");
     assert!(failed(&report).is_empty());
     assert_eq!(report["finalized_epochs"], 2);
-    // 17 checks per epoch, 13 for the deployment, all passed.
+    // 18 checks per epoch, 13 for the deployment, all passed.
     let checks = report["checks"].as_array().expect("checks");
-    assert_eq!(checks.len(), 2 * 17 + 13);
+    assert_eq!(checks.len(), 2 * 18 + 13);
     assert!(checks.iter().all(|c| c["passed"] == true));
     // Who can replace the program's code is named, read from its ProgramData account.
     let upgrade = evidence(&report, "program.upgrade_authority");
