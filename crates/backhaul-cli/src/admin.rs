@@ -11,7 +11,7 @@ use crate::tx;
 use anyhow::{anyhow, bail};
 use backhaul_core::epoch::epoch_at;
 use backhaul_sdk::state::{
-    Config, EconomicsParams, EmissionParams, EpochParams, PendingChange, PriceFeed,
+    Config, ConsensusParams, EconomicsParams, EmissionParams, EpochParams, PendingChange, PriceFeed,
 };
 use backhaul_sdk::{ix, Deployment, GovernanceChange, InitializeParams, ParamsChange};
 use clap::{Args, Subcommand};
@@ -31,9 +31,9 @@ pub enum AdminCommand {
     /// Print the deployment: authorities, oracles, parameters, governance, price and totals.
     Show,
     /// Queue a change of the challenge period, governance delay, emission schedule, mint rate
-    /// limiter or economics (amounts in base units, as in the parameters file). It can be
-    /// applied once the governance delay has passed; budget parameters then apply from the
-    /// first epoch that has not started.
+    /// limiter, economics or consensus parameters (amounts in base units, as in the parameters
+    /// file). It can be applied once the governance delay has passed; budget and consensus
+    /// parameters then apply from the first epoch that has not started.
     QueueParams(QueueParamsArgs),
     /// Queue a new oracle set and threshold.
     QueueOracles(QueueOraclesArgs),
@@ -113,12 +113,13 @@ pub struct QueueGuardiansArgs {
     pub guardians: Vec<String>,
 }
 
-/// `admin queue-params`: every option left out keeps its value. Budget values are compared with
-/// the newest parameters, pending or current.
+/// `admin queue-params`: every option left out keeps its value. Budget and consensus values are
+/// compared with the newest parameters, pending or current.
 #[derive(Args, Debug, Clone, Default)]
 pub struct QueueParamsArgs {
     /// Read the new parameters from a parameters file (its emission, rate_limit, economics,
-    /// challenge_period_secs and governance_delay_secs); the options below override it.
+    /// consensus, challenge_period_secs and governance_delay_secs); the options below override
+    /// it.
     #[arg(long)]
     pub from_file: Option<PathBuf>,
     /// Time between quorum and the earliest finalize, seconds.
@@ -154,6 +155,19 @@ pub struct QueueParamsArgs {
     /// value turns the cap off).
     #[arg(long)]
     pub usage_cap_bps: Option<u32>,
+    /// Bandwidth price the oracles charge buyers: credits per GiB served (positive).
+    #[arg(long)]
+    pub credits_per_gib: Option<u64>,
+    /// The most bytes one node-client pair counts for per epoch (positive).
+    #[arg(long)]
+    pub pair_cap_bytes: Option<u64>,
+    /// Sessions faster than this do not count, bytes per second (positive).
+    #[arg(long)]
+    pub max_rate_bytes_per_sec: Option<u64>,
+    /// Seconds after an epoch's end during which the oracles still take its receipts (less than
+    /// half an epoch).
+    #[arg(long)]
+    pub grace_secs: Option<u64>,
 }
 
 // ---- the parameters file ----------------------------------------------------------------------
@@ -178,6 +192,7 @@ pub struct ParamsFile {
     pub emission: EmissionToml,
     pub rate_limit: RateLimitToml,
     pub economics: EconomicsToml,
+    pub consensus: ConsensusToml,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +221,32 @@ pub struct EconomicsToml {
     pub burn_smoothing_epochs: u64,
     /// k in basis points, 1 to 10,000 (see [`validate_usage_cap`]).
     pub usage_cap_bps: u32,
+}
+
+/// What decides each epoch's dataset, the same for every oracle (see `docs/parameters.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusToml {
+    /// Credits a buyer is charged per GiB served (positive).
+    pub credits_per_gib: u64,
+    /// The most bytes one node-client pair counts for per epoch (positive).
+    pub pair_cap_bytes: u64,
+    /// Sessions faster than this do not count, bytes per second (positive).
+    pub max_rate_bytes_per_sec: u64,
+    /// Seconds after an epoch's end during which its late receipts are still taken (less than
+    /// half an epoch).
+    pub grace_secs: u64,
+}
+
+impl From<&ConsensusToml> for ConsensusParams {
+    fn from(c: &ConsensusToml) -> Self {
+        ConsensusParams {
+            credits_per_gib: c.credits_per_gib,
+            pair_cap_bytes: c.pair_cap_bytes,
+            max_rate_bytes_per_sec: c.max_rate_bytes_per_sec,
+            grace_secs: c.grace_secs,
+        }
+    }
 }
 
 impl From<&EmissionToml> for EmissionParams {
@@ -284,6 +325,7 @@ impl ParamsFile {
             rate_window_secs: self.rate_limit.window_secs,
             rate_capacity: self.rate_limit.capacity,
             economics: (&self.economics).into(),
+            consensus: (&self.consensus).into(),
         })
     }
 }
@@ -341,6 +383,11 @@ pub fn validate_params(p: &InitializeParams, now: i64) -> anyhow::Result<()> {
     validate_usage_cap(p.economics.usage_cap_bps)?;
     program("economics", checks::validate_economics(&p.economics))?;
     program(
+        "consensus (credits_per_gib, pair_cap_bytes and max_rate_bytes_per_sec positive, \
+         grace_secs less than half an epoch)",
+        checks::validate_consensus(&p.consensus, p.epoch_length_secs),
+    )?;
+    program(
         "rate_limit (the capacity must hold one epoch's initial emission plus the net \
          emissions cap, and drain that much per epoch)",
         checks::validate_params(
@@ -349,6 +396,7 @@ pub fn validate_params(p: &InitializeParams, now: i64) -> anyhow::Result<()> {
                 economics: p.economics,
                 rate_window_secs: p.rate_window_secs,
                 rate_capacity: p.rate_capacity,
+                consensus: p.consensus,
             },
             p.epoch_length_secs,
         ),
@@ -413,6 +461,11 @@ pub fn differences(c: &Config, p: &InitializeParams, compare_genesis: bool) -> V
         "economics",
         format!("{:?}", c.economics),
         format!("{:?}", p.economics),
+    );
+    diff(
+        "consensus",
+        format!("{:?}", c.consensus),
+        format!("{:?}", p.consensus),
     );
     out
 }
@@ -703,17 +756,21 @@ pub struct ConfigView {
     pub rate_limit: RateLimitToml,
     pub rate_limiter_level: u64,
     pub economics: EconomicsToml,
+    /// What decides each epoch's dataset (the epochs finalized so far and the next ones, unless
+    /// `pending_params` says otherwise).
+    pub consensus: ConsensusToml,
     pub price: PriceView,
     pub totals: TotalsView,
 }
 
-/// Budget parameters waiting for their first epoch.
+/// Budget and consensus parameters waiting for their first epoch.
 #[derive(Clone, Debug, Serialize)]
 pub struct PendingParamsView {
     pub from_epoch: u64,
     pub emission: EmissionToml,
     pub rate_limit: RateLimitToml,
     pub economics: EconomicsToml,
+    pub consensus: ConsensusToml,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -757,6 +814,15 @@ fn economics_view(e: &EconomicsParams) -> EconomicsToml {
         net_emissions_cap: e.net_emissions_cap,
         burn_smoothing_epochs: e.burn_smoothing_epochs,
         usage_cap_bps: e.usage_cap_bps,
+    }
+}
+
+fn consensus_view(c: &ConsensusParams) -> ConsensusToml {
+    ConsensusToml {
+        credits_per_gib: c.credits_per_gib,
+        pair_cap_bytes: c.pair_cap_bytes,
+        max_rate_bytes_per_sec: c.max_rate_bytes_per_sec,
+        grace_secs: c.grace_secs,
     }
 }
 
@@ -807,6 +873,7 @@ pub async fn show(ctx: &Context) -> anyhow::Result<ConfigView> {
                 capacity: p.params.rate_capacity,
             },
             economics: economics_view(&p.params.economics),
+            consensus: consensus_view(&p.params.consensus),
         }),
         chain_time: now,
         current_epoch: epoch_at(c.genesis_ts, c.epoch_length_secs, now).unwrap_or(0),
@@ -818,6 +885,7 @@ pub async fn show(ctx: &Context) -> anyhow::Result<ConfigView> {
         },
         rate_limiter_level: c.rate_limiter.level,
         economics: economics_view(&c.economics),
+        consensus: consensus_view(&c.consensus),
         price: PriceView {
             credits_per_token: price,
             posted_at,
@@ -910,7 +978,8 @@ async fn as_admin(ctx: &Context, action: &str) -> anyhow::Result<(Deployment, Co
 }
 
 /// The parameters change `args` asks for, against `c` (challenge period and delay against the
-/// current ones, budget parameters against the newest, pending or current): only what differs.
+/// current ones, budget and consensus parameters against the newest, pending or current): only
+/// what differs.
 pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<ParamsChange> {
     let file = args
         .from_file
@@ -924,6 +993,9 @@ pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<Param
     let mut economics = file
         .as_ref()
         .map_or(latest.economics, |f| (&f.economics).into());
+    let mut consensus = file
+        .as_ref()
+        .map_or(latest.consensus, |f| (&f.consensus).into());
     let pick = |opt: Option<u64>, file: Option<u64>, current: u64| opt.or(file).unwrap_or(current);
     let challenge = pick(
         args.challenge_period_secs,
@@ -962,6 +1034,10 @@ pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<Param
     set!(economics.net_emissions_cap);
     set!(economics.burn_smoothing_epochs);
     set!(economics.usage_cap_bps);
+    set!(consensus.credits_per_gib);
+    set!(consensus.pair_cap_bytes);
+    set!(consensus.max_rate_bytes_per_sec);
+    set!(consensus.grace_secs);
     if economics != latest.economics {
         validate_usage_cap(economics.usage_cap_bps)?;
     }
@@ -973,6 +1049,7 @@ pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<Param
         rate_window_secs: differs(window, latest.rate_window_secs),
         rate_capacity: differs(capacity, latest.rate_capacity),
         economics: (economics != latest.economics).then_some(economics),
+        consensus: (consensus != latest.consensus).then_some(consensus),
     })
 }
 
@@ -1023,8 +1100,8 @@ pub async fn queue_params(ctx: &Context, args: &QueueParamsArgs) -> anyhow::Resu
     if change == ParamsChange::default() {
         bail!(
             "nothing to change: every value given equals the current one (or the pending one, \
-             for budget parameters). Pass at least one option that differs (see `backhaul admin \
-             queue-params --help`); nothing was sent"
+             for budget and consensus parameters). Pass at least one option that differs (see \
+             `backhaul admin queue-params --help`); nothing was sent"
         );
     }
     queue(
@@ -1277,6 +1354,29 @@ pub fn describe_change(change: &GovernanceChange, c: &Config) -> Vec<String> {
                     e.usage_cap_bps.to_string(),
                 );
             }
+            if let Some(n) = &p.consensus {
+                let o = &latest.consensus;
+                diff(
+                    "consensus.credits_per_gib",
+                    o.credits_per_gib.to_string(),
+                    n.credits_per_gib.to_string(),
+                );
+                diff(
+                    "consensus.pair_cap_bytes",
+                    o.pair_cap_bytes.to_string(),
+                    n.pair_cap_bytes.to_string(),
+                );
+                diff(
+                    "consensus.max_rate_bytes_per_sec",
+                    o.max_rate_bytes_per_sec.to_string(),
+                    n.max_rate_bytes_per_sec.to_string(),
+                );
+                diff(
+                    "consensus.grace_secs",
+                    o.grace_secs.to_string(),
+                    n.grace_secs.to_string(),
+                );
+            }
             if out.is_empty() {
                 out.push("parameters: the same values as now (applying changes nothing)".into());
             }
@@ -1451,10 +1551,11 @@ pub async fn apply(ctx: &Context, id: u64) -> anyhow::Result<AdminOutcome> {
             if p.emission.is_some()
                 || p.economics.is_some()
                 || p.rate_window_secs.is_some()
-                || p.rate_capacity.is_some() =>
+                || p.rate_capacity.is_some()
+                || p.consensus.is_some() =>
         {
             changes.push(format!(
-                "the budget parameters apply from epoch {}",
+                "the budget and consensus parameters apply from epoch {}",
                 pp.from_epoch
             ));
             Some(pp.from_epoch)
@@ -1810,6 +1911,12 @@ fn print_config(v: &ConfigView) {
         format_duration(v.governance_delay_secs),
         v.next_change_id
     );
+    let print_consensus = |label: &str, c: &ConsensusToml| {
+        println!(
+            "  {label:<17} {} credits per GiB, pair cap {} bytes, max rate {} bytes/s, grace {} s",
+            c.credits_per_gib, c.pair_cap_bytes, c.max_rate_bytes_per_sec, c.grace_secs
+        );
+    };
     let print_budget = |label: &str, e: &EmissionToml, r: &RateLimitToml, ec: &EconomicsToml| {
         println!(
             "  {label:<17} {} per epoch, decay {} bps every {} epochs, floor {}, lifetime cap {}",
@@ -1854,13 +1961,13 @@ fn print_config(v: &ConfigView) {
         v.economics.burn_smoothing_epochs,
         v.economics.usage_cap_bps
     );
+    print_consensus("consensus", &v.consensus);
     match &v.pending_params {
-        Some(p) => print_budget(
-            &format!("from epoch {}", p.from_epoch),
-            &p.emission,
-            &p.rate_limit,
-            &p.economics,
-        ),
+        Some(p) => {
+            let label = format!("from epoch {}", p.from_epoch);
+            print_budget(&label, &p.emission, &p.rate_limit, &p.economics);
+            print_consensus("", &p.consensus);
+        }
         None => println!("  pending params    none"),
     }
     match v.price.age_secs {

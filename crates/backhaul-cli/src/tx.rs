@@ -144,7 +144,8 @@ pub fn hint_for(name: &str) -> Option<&'static str> {
         | "InvalidChallengePeriod"
         | "InvalidEmissionSchedule"
         | "InvalidRateLimit"
-        | "InvalidEconomics" => "see docs/parameters.md for every bound",
+        | "InvalidEconomics"
+        | "InvalidConsensusParams" => "see docs/parameters.md for every bound",
         "EpochNotFinalized" => "wait for the epoch to be finalized after its challenge period",
         "InvalidProof" => {
             "the proof does not match the chain's root: try another --oracle, or wait for the \

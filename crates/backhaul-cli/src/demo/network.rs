@@ -3,7 +3,9 @@
 //! driving the same command functions a user runs, with a [`Context`] of its own.
 
 use super::traffic::{self, Node};
-use crate::admin::{EconomicsToml, EmissionToml, InitArgs, ParamsFile, RateLimitToml};
+use crate::admin::{
+    ConsensusToml, EconomicsToml, EmissionToml, InitArgs, ParamsFile, RateLimitToml,
+};
 use crate::context::{write_keypair, Context, GlobalArgs, OutputFormat};
 use crate::error::CommandError;
 use crate::firm::{BuyArgs, GrantArgs};
@@ -39,6 +41,8 @@ pub const CHALLENGE_SECS: u64 = 3_600;
 pub const GOVERNANCE_DELAY_SECS: u64 = EPOCH_SECS + CHALLENGE_SECS;
 /// How long after an epoch's end the oracles still take receipts.
 pub const GRACE_SECS: u64 = 5;
+/// The bandwidth price: credits per GiB served.
+pub const CREDITS_PER_GIB: u64 = 50_000;
 /// The credit price the oracles post: credits per whole token.
 pub const PRICE: u64 = 100_000;
 pub const DECIMALS: u8 = 6;
@@ -286,6 +290,14 @@ impl Network {
                 burn_smoothing_epochs: 7,
                 usage_cap_bps: USAGE_CAP_BPS,
             },
+            // What decides the datasets, the same for every oracle: 100 GiB per node-client
+            // pair at most, sessions up to 1 GiB/s.
+            consensus: ConsensusToml {
+                credits_per_gib: CREDITS_PER_GIB,
+                pair_cap_bytes: 100 << 30,
+                max_rate_bytes_per_sec: 1 << 30,
+                grace_secs: GRACE_SECS,
+            },
         };
         let supply = (FIRM_TOKENS as usize)
             .checked_mul(opts.firms)
@@ -332,6 +344,7 @@ impl Network {
                 config: deployment.config.to_string(),
                 keypair: Some(key_path),
                 price_credits_per_token: Some(PRICE),
+                credits_per_gib: CREDITS_PER_GIB,
                 grace_secs: GRACE_SECS,
                 close_poll_secs: 1,
                 submit_poll_secs: 1,

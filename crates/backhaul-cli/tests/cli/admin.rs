@@ -263,11 +263,12 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
     let anyone = net.funded().await;
     let anyone_ctx = w.ctx(&anyone, &[]);
 
-    // queue-params: the stranger is refused before sending; the admin queues two values, which
-    // change nothing until applied.
+    // queue-params: the stranger is refused before sending; the admin queues three values (one
+    // of them a consensus parameter), which change nothing until applied.
     let args = QueueParamsArgs {
         price_max_age_secs: Some(1_200),
         net_emissions_cap: Some(150 * TOKEN),
+        grace_secs: Some(60),
         ..QueueParamsArgs::default()
     };
     wrong_keypair(
@@ -277,9 +278,14 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
     let o = admin::queue_params(&admin_ctx, &args)
         .await
         .expect("queue-params");
-    assert_eq!(o.changes.len(), 2, "{:?}", o.changes);
+    assert_eq!(o.changes.len(), 3, "{:?}", o.changes);
     assert_eq!(
         o.changes[0], "economics.price_max_age_secs 600 -> 1200",
+        "{:?}",
+        o.changes
+    );
+    assert_eq!(
+        o.changes[2], "consensus.grace_secs 5 -> 60",
         "{:?}",
         o.changes
     );
@@ -323,6 +329,18 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
     .unwrap_err();
     let (name, code, _, hint) = program_error(&e);
     assert_eq!((name.as_str(), code), ("InvalidChallengePeriod", 6013));
+    assert!(hint.contains("docs/parameters.md"), "{e}");
+    let e = admin::queue_params(
+        &admin_ctx,
+        &QueueParamsArgs {
+            grace_secs: Some(EPOCH_SECS / 2),
+            ..QueueParamsArgs::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let (name, _, _, hint) = program_error(&e);
+    assert_eq!(name, "InvalidConsensusParams");
     assert!(hint.contains("docs/parameters.md"), "{e}");
     let e = admin::queue_params(
         &admin_ctx,
@@ -412,9 +430,11 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
         c.economics.price_max_age_secs, 600,
         "epoch 1 keeps its values"
     );
+    assert_eq!(c.consensus.grace_secs, 5, "epoch 1 keeps its values");
     let pending = c.pending_params.expect("pending parameters");
     assert_eq!(pending.from_epoch, 2);
     assert_eq!(pending.params.economics.price_max_age_secs, 1_200);
+    assert_eq!(pending.params.consensus.grace_secs, 60);
     assert_eq!(pending.params.economics.net_emissions_cap, 150 * TOKEN);
     let e = admin::apply(&stranger_ctx, 0).await.unwrap_err();
     assert!(format!("{e}").contains("no longer queued"), "{e}");
@@ -741,6 +761,9 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
         1_200
     );
     assert_eq!(j["economics"]["price_max_age_secs"], 600);
+    assert_eq!(j["consensus"]["credits_per_gib"], 50_000);
+    assert_eq!(j["consensus"]["grace_secs"], 5);
+    assert_eq!(j["pending_params"]["consensus"]["grace_secs"], 60);
     // The same for people.
     let out = w.run_cli(&["admin", "show"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -752,6 +775,12 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
         "  paused            no (cooling down: nobody can pause before".to_string(),
         format!("  governance        changes wait {GOVERNANCE_DELAY_SECS} s (3h)"),
         "  from epoch 2      1000 per epoch".to_string(),
+        "  consensus         50000 credits per GiB, pair cap 107374182400 bytes, max rate \
+         1073741824 bytes/s, grace 5 s"
+            .to_string(),
+        "                    50000 credits per GiB, pair cap 107374182400 bytes, max rate \
+         1073741824 bytes/s, grace 60 s"
+            .to_string(),
         "  price             none posted yet".to_string(),
         "  supply            1000000 (initial 1000000)".to_string(),
     ] {

@@ -235,6 +235,13 @@ price_max_change_bps = 2000
 net_emissions_cap = {net}
 burn_smoothing_epochs = 7
 usage_cap_bps = 10000
+
+# as the test oracles of `start_oracles` were configured
+[consensus]
+credits_per_gib = 50000
+pair_cap_bytes = 107374182400
+max_rate_bytes_per_sec = 1073741824
+grace_secs = 5
 "#,
         admin = p.admin,
         guardians = quoted(&p.guardians),
