@@ -112,7 +112,7 @@ fn main() {
     let e2e = rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = backhaul_oracle::clock::now() - 10;
-        // No rate limit on the chain either (as the oracle's settings below say).
+        // No rate limit (a consensus parameter, on the chain).
         let mut config = backhaul_oracle::chain::examples::example_config(genesis, 1_000_000, 0);
         config.consensus.max_rate_bytes_per_sec = u64::MAX;
         let mut state = MemoryState {
@@ -128,7 +128,6 @@ fn main() {
             data_dir: dir.path().to_path_buf(),
             config: Pubkey::new_from_array(deployment.config).to_string(),
             per_key_items_per_sec: 10_000_000,
-            max_rate_bytes_per_sec: u64::MAX,
             ..Settings::default()
         };
         let oracle = Oracle::start(settings, Arc::new(MemoryChain::new(state)))

@@ -57,6 +57,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/epochs", get(epochs))
         .route("/v1/epochs/{epoch}", get(epoch))
         .route("/v1/epochs/{epoch}/dataset", get(dataset))
+        .route("/v1/epochs/{epoch}/manifests", get(manifests))
+        .route("/v1/epochs/{epoch}/input", get(agreed_input))
+        .route("/v1/inputs/{hash}", get(input_file))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(|| async {
@@ -289,7 +292,10 @@ async fn post_receipts(
         MAX_RECEIPTS_PER_REQUEST,
     )
     .await?;
-    let max_rate = state.closer.params.max_rate_bytes_per_sec;
+    let max_rate = state
+        .closer
+        .max_rate_bytes_per_sec
+        .load(std::sync::atomic::Ordering::Relaxed);
     let limited = state.limiter.take(items.iter().map(|r| r.receipt.node));
     // Stateless checks first; only what passes is verified.
     let pre: Vec<Option<RejectReason>> = items
@@ -464,6 +470,85 @@ async fn dataset(
         headers.insert("x-dataset-sha256", v);
     }
     Ok(resp)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("reading the database failed: {e}"),
+    )
+}
+
+/// Every manifest this oracle holds for `epoch` (its own and those it fetched from peers), each
+/// hex-encoded borsh of a `SignedManifest`: peers check each signature themselves.
+async fn manifests(
+    State(state): State<Arc<ApiState>>,
+    Path(epoch): Path<u64>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let list = db::manifests(&state.pool, epoch)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(
+        list.iter()
+            .map(|m| hex(&borsh::to_vec(m).unwrap_or_default()))
+            .collect(),
+    ))
+}
+
+fn octets(bytes: Vec<u8>, hash: &[u8; 32]) -> Response {
+    let mut resp = bytes.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&hex(hash)) {
+        headers.insert("x-input-sha256", v);
+    }
+    resp
+}
+
+/// An input file by its sha256 (hex): a held input this oracle made or fetched, or an agreed one.
+async fn input_file(
+    State(state): State<Arc<ApiState>>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
+    let parsed = backhaul_protocol::dataset::hash_from_hex(&hash).ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{hash:?} is not a sha256 in hex"),
+        )
+    })?;
+    let bytes = state.closer.agreement.bytes(&parsed).await.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "no input file with this hash here".into(),
+        )
+    })?;
+    Ok(octets(bytes, &parsed))
+}
+
+/// The agreed input a closed epoch's dataset was closed over (its `input_hash`).
+async fn agreed_input(
+    State(state): State<Arc<ApiState>>,
+    Path(epoch): Path<u64>,
+) -> Result<Response, ApiError> {
+    let hash = db::input_hash(&state.pool, epoch)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("epoch {epoch} is not closed on this oracle"),
+            )
+        })?;
+    let bytes = state.closer.agreement.bytes(&hash).await.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("epoch {epoch}'s input file is missing here"),
+        )
+    })?;
+    Ok(octets(bytes, &hash))
 }
 
 /// `503` when the database cannot be reached; `200` with `"status": "degraded"` when the last

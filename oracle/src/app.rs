@@ -1,6 +1,7 @@
 //! Wiring: start the writer, the closer, the credit refresher and the HTTP server; stop them all
 //! on a shutdown signal.
 
+use crate::agreement::Agreement;
 use crate::api::{router, ApiState, KeyLimiter};
 use crate::chain::ChainView;
 use crate::clock::{ChainTime, EpochClock};
@@ -11,7 +12,6 @@ use crate::settings::Settings;
 use crate::status::Status;
 use crate::submit::{SubmitParams, Submitter};
 use anyhow::Context;
-use backhaul_close::CloseParams;
 use backhaul_protocol::dataset::key_from_b58;
 use backhaul_protocol::Deployment;
 use solana_sdk::pubkey::Pubkey;
@@ -91,8 +91,7 @@ impl Oracle {
             pool.clone(),
             clock,
             time.clone(),
-            settings.credits_per_gib,
-            settings.grace_secs,
+            config.clone(),
             status.clone(),
         )
         .await
@@ -101,19 +100,34 @@ impl Oracle {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(writer.run(writer_rx))];
 
+        // Read once: the manifest key and the vote key are the same key.
+        let keypair = settings.keypair.as_deref().map(read_keypair).transpose()?;
+        let signer = keypair.as_ref().map(|k| {
+            let mut seed = [0u8; 32];
+            seed.copy_from_slice(&k.secret_bytes()[..32]);
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+        });
+        let agreement = Agreement::new(
+            pool.clone(),
+            deployment,
+            signer,
+            settings.peers.clone(),
+            settings.data_dir.join("inputs"),
+            Duration::from_secs(settings.sync_wait_secs),
+        );
         let closer = Arc::new(Closer {
             pool: pool.clone(),
             chain: chain.clone(),
             deployment,
             clock,
-            params: CloseParams {
-                credits_per_gib: settings.credits_per_gib,
-                pair_cap_bytes: settings.pair_cap_bytes,
-                max_rate_bytes_per_sec: settings.max_rate_bytes_per_sec,
-            },
-            grace_secs: settings.grace_secs,
             datasets_dir: settings.data_dir.join("datasets"),
+            max_rate_bytes_per_sec: config
+                .params_for(clock.at(time.now()).unwrap_or(0))
+                .consensus
+                .max_rate_bytes_per_sec
+                .into(),
             writer: writer_tx.clone(),
+            agreement,
             latest: Default::default(),
         });
         closer
@@ -140,8 +154,7 @@ impl Oracle {
             shutdown_rx.clone(),
         )));
 
-        if let Some(path) = &settings.keypair {
-            let keypair = read_keypair(path)?;
+        if let Some(keypair) = keypair {
             let rpc = Arc::new(
                 solana_client::nonblocking::rpc_client::RpcClient::new_with_commitment(
                     settings.rpc_url.clone(),
@@ -161,7 +174,7 @@ impl Oracle {
                 params: SubmitParams {
                     compute_unit_limit: settings.compute_unit_limit,
                     max_priority_fee_micro_lamports: settings.max_priority_fee_micro_lamports,
-                    max_attempts: 20,
+                    backoff_after: 5,
                     price: settings.price_credits_per_token,
                 },
                 crash: None,
@@ -372,8 +385,16 @@ async fn refresh_credits(
     writer: &mpsc::Sender<Job>,
     now: i64,
 ) -> anyhow::Result<()> {
+    // Parameters governance changed reach the writer with the credits.
+    let config = closer.chain.config().await?;
+    let current = closer.clock.at(now).unwrap_or(0);
+    closer.max_rate_bytes_per_sec.store(
+        config.params_for(current).consensus.max_rate_bytes_per_sec,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    writer.send(Job::Config(Box::new(config))).await.ok();
     let grants = db::grants(&closer.pool).await?;
-    let mut buyers: Vec<_> = grants.iter().map(|g| g.body.buyer).collect();
+    let mut buyers: Vec<_> = grants.iter().map(|g| g.signed.grant.buyer).collect();
     buyers.sort_unstable();
     buyers.dedup();
     let credits = closer.chain.credits(&buyers).await?;

@@ -5,7 +5,7 @@
 use crate::clock;
 use anchor_lang::AccountDeserialize;
 use async_trait::async_trait;
-use backhaul::state::{Config, CreditAccount, EpochLedger};
+use backhaul::state::{Config, CreditAccount, EpochLedger, EpochRecord};
 use backhaul_close::{BuyerCredits, ChainInputs, CloseParams};
 use backhaul_protocol::Key;
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -75,6 +75,11 @@ pub trait ChainView: Send + Sync {
     /// The chain's clock (unix seconds): epochs are defined by it, not by this machine's clock.
     async fn unix_timestamp(&self) -> Result<i64, ChainError>;
 
+    /// An epoch's votes and status (none before its first vote; a view without votes has none).
+    async fn epoch_record(&self, _epoch: u64) -> Result<Option<EpochRecord>, ChainError> {
+        Ok(None)
+    }
+
     /// The close's inputs for `epoch`.
     async fn inputs(&self, epoch: u64) -> Result<ChainInputs, ChainError> {
         let config = self.config().await?;
@@ -95,6 +100,18 @@ impl Addresses {
         Pubkey::find_program_address(
             &[
                 backhaul::constants::LEDGER_SEED,
+                self.config.as_ref(),
+                &epoch.to_le_bytes(),
+            ],
+            &self.program_id,
+        )
+        .0
+    }
+
+    pub fn epoch_record(&self, epoch: u64) -> Pubkey {
+        Pubkey::find_program_address(
+            &[
+                backhaul::constants::EPOCH_SEED,
                 self.config.as_ref(),
                 &epoch.to_le_bytes(),
             ],
@@ -151,6 +168,17 @@ impl ChainView for RpcChain {
 
     async fn ledger(&self, epoch: u64) -> Result<Option<EpochLedger>, ChainError> {
         let key = self.addresses.ledger(epoch);
+        let acc = self
+            .rpc
+            .get_account_with_commitment(&key, self.rpc.commitment())
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .value;
+        acc.map(|a| decode(&key, &a.data)).transpose()
+    }
+
+    async fn epoch_record(&self, epoch: u64) -> Result<Option<EpochRecord>, ChainError> {
+        let key = self.addresses.epoch_record(epoch);
         let acc = self
             .rpc
             .get_account_with_commitment(&key, self.rpc.commitment())

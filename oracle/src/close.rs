@@ -1,17 +1,20 @@
-//! Closing epochs: gather what is stored and what the chain says, run the deterministic close,
-//! store and publish the dataset, and keep the latest trees in memory for proofs.
+//! Closing epochs: agree with the other oracles on the epoch's input ([`crate::agreement`]),
+//! run the deterministic close over it with what the chain says, store and publish the dataset,
+//! and keep the latest trees in memory for proofs. Also: closing again when the agreed input
+//! changed after a round without quorum, and adopting epochs finalized without this oracle.
 
+use crate::agreement::{Agreement, AgreementError};
 use crate::chain::{ChainError, ChainView};
 use crate::clock::EpochClock;
 use crate::db::{self, DbError};
 use crate::ingest::Job;
 use crate::metrics as m;
-use backhaul_close::{Aggregator, ChainInputs, CloseContext, CloseError, CloseParams};
+use backhaul_close::{Aggregator, ChainInputs, CloseContext, CloseError, StoredReceipt};
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{hex, key_from_b58, Dataset};
+use backhaul_protocol::input::EpochInput;
 use backhaul_protocol::{Deployment, Key};
-use futures::TryStreamExt;
 use sqlx::AnyPool;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -97,6 +100,8 @@ pub enum CloseFailure {
     },
     #[error("the ingest writer has stopped")]
     WriterGone,
+    #[error(transparent)]
+    Agreement(#[from] AgreementError),
 }
 
 /// Closes epochs and keeps the latest one in memory.
@@ -105,10 +110,12 @@ pub struct Closer {
     pub chain: Arc<dyn ChainView>,
     pub deployment: Deployment,
     pub clock: EpochClock,
-    pub params: CloseParams,
-    pub grace_secs: u64,
     pub datasets_dir: PathBuf,
+    /// The current epoch's rate limit, as last read from the chain: ingest refuses receipts
+    /// faster than it at once (the close judges each epoch by its own parameters anyway).
+    pub max_rate_bytes_per_sec: std::sync::atomic::AtomicU64,
     pub writer: mpsc::Sender<Job>,
+    pub agreement: Agreement,
     pub latest: RwLock<Option<Arc<ClosedEpoch>>>,
 }
 
@@ -138,26 +145,35 @@ impl Closer {
         }
     }
 
-    /// The next epoch to close: one past the last closed, or the chain's next epoch.
+    /// The next epoch to close: one past the last closed; an oracle that has closed nothing
+    /// starts from epoch 0, adopting every finalized epoch from its peers (their bindings and
+    /// grants are the state later closes read).
     pub async fn next_epoch(&self) -> Result<u64, CloseFailure> {
         match db::closed_epochs(&self.pool).await?.last() {
             Some(e) => Ok(e.saturating_add(1)),
-            None => Ok(self.chain.config().await?.next_epoch),
+            None => Ok(0),
         }
     }
 
     /// Closes `epoch` if it can: its end plus the grace period has passed, the previous epoch is
-    /// finalized on-chain, and its ledger is sealed. Closing an already closed epoch returns the
-    /// stored dataset unchanged.
+    /// finalized on-chain, its ledger is sealed, and this oracle holds the input of every oracle
+    /// of the set (or has waited long enough for the missing ones). An epoch the chain finalized
+    /// without this oracle is adopted from its peers instead. Closing an already closed epoch
+    /// returns the stored dataset ([`Closer::refresh`] closes it again if its input changed).
     pub async fn close(&self, epoch: u64, now: i64) -> Result<Arc<ClosedEpoch>, CloseFailure> {
         if let Some((bytes, closed_at)) = db::dataset(&self.pool, epoch).await? {
             return Ok(Arc::new(ClosedEpoch::from_bytes(bytes, closed_at)?));
         }
         let not_ready = |why: String| CloseFailure::NotReady { epoch, why };
+        let config = self.chain.config().await?;
+        if config.next_epoch > epoch {
+            return self.adopt(epoch, now).await;
+        }
+        let grace = config.params_for(epoch).consensus.grace_secs;
         let ready_at = self
             .clock
             .end(epoch)
-            .saturating_add(i64::try_from(self.grace_secs).unwrap_or(i64::MAX));
+            .saturating_add(i64::try_from(grace).unwrap_or(i64::MAX));
         if now < ready_at {
             return Err(not_ready(format!(
                 "it ends at {} and late receipts are taken until {ready_at}",
@@ -166,20 +182,89 @@ impl Closer {
         }
         let inputs = self.chain.inputs(epoch).await?;
         if inputs.next_epoch != epoch {
-            return Err(not_ready(if inputs.next_epoch < epoch {
-                format!(
-                    "epoch {} is not finalized on-chain yet; the budget depends on it",
-                    inputs.next_epoch
-                )
-            } else {
-                format!("the chain already finalized it (next epoch {}); import its dataset from the oracle that proposed it", inputs.next_epoch)
-            }));
+            return Err(not_ready(format!(
+                "epoch {} is not finalized on-chain yet; the budget depends on it",
+                inputs.next_epoch
+            )));
         }
         if !inputs.ledger_sealed {
             return Err(not_ready(
                 "its ledger is not sealed on-chain yet: send seal_epoch".into(),
             ));
         }
+        // From here on no receipt for this epoch is taken: this oracle's input is fixed.
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Job::CloseThrough(epoch, tx))
+            .await
+            .map_err(|_| CloseFailure::WriterGone)?;
+        rx.await.map_err(|_| CloseFailure::WriterGone)?;
+        self.agreement.hold(epoch).await?;
+        let oracles = oracle_keys(&config);
+        let synced = self.agreement.sync(epoch, &oracles).await?;
+        m::missing_peers(synced.missing.len());
+        if !synced.missing.is_empty() && !self.agreement.waited(epoch) {
+            return Err(not_ready(format!(
+                "waiting for the inputs of {} oracle(s) of the set",
+                synced.missing.len()
+            )));
+        }
+        if synced.counted.is_empty() {
+            return Err(not_ready(
+                "no oracle's input is here yet (this oracle signs none without a keypair)".into(),
+            ));
+        }
+        if !synced.missing.is_empty() {
+            tracing::info!(
+                epoch,
+                missing = synced.missing.len(),
+                "closing without the inputs of some oracles; a later round picks them up if they matter"
+            );
+        }
+        let agreed = self.agreement.agreed(epoch, &synced).await?;
+        self.close_over(epoch, &inputs, agreed, now).await
+    }
+
+    /// Syncs an epoch this oracle closed but the chain has not finalized, and closes it again if
+    /// its agreed input changed (a peer's input arrived late, or an oracle was found to have
+    /// signed two): the submitter calls it before each vote. Returns whether it closed again.
+    pub async fn refresh(&self, epoch: u64, now: i64) -> Result<bool, CloseFailure> {
+        let Some(stored) = db::input_hash(&self.pool, epoch).await? else {
+            return Ok(false);
+        };
+        let config = self.chain.config().await?;
+        if config.next_epoch != epoch {
+            return Ok(false);
+        }
+        let synced = self.agreement.sync(epoch, &oracle_keys(&config)).await?;
+        let agreed = self.agreement.agreed(epoch, &synced).await?;
+        if agreed.hash() == stored {
+            return Ok(false);
+        }
+        let inputs = self.chain.inputs(epoch).await?;
+        let closed = self.close_over(epoch, &inputs, agreed, now).await?;
+        m::reclosed();
+        tracing::info!(
+            epoch,
+            input_hash = %closed.dataset.input_hash,
+            dataset_hash = %hex(&closed.hash),
+            "the agreed input changed since the last close; the epoch was closed again"
+        );
+        Ok(true)
+    }
+
+    /// Closes `epoch` over its agreed input: stores the input file, positions its bindings and
+    /// grants, runs the pure close, stores and publishes the dataset.
+    async fn close_over(
+        &self,
+        epoch: u64,
+        inputs: &ChainInputs,
+        agreed: EpochInput,
+        now: i64,
+    ) -> Result<Arc<ClosedEpoch>, CloseFailure> {
+        let started = Instant::now();
+        let input_hash = self.agreement.write(&agreed).await?;
+        db::position_items(&self.pool, epoch, &agreed.bindings, &agreed.grants).await?;
         let previous = if epoch == 0 {
             None
         } else {
@@ -189,20 +274,15 @@ impl Closer {
                 .transpose()
                 .map_err(|e| CloseFailure::Corrupt(e.to_string()))?
         };
-        // From here on no receipt for this epoch is taken.
-        let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(Job::CloseThrough(epoch, tx))
-            .await
-            .map_err(|_| CloseFailure::WriterGone)?;
-        rx.await.map_err(|_| CloseFailure::WriterGone)?;
-        let started = Instant::now();
-        let dataset = self.compute(epoch, &inputs, previous.as_ref()).await?;
+        let dataset = self
+            .compute(epoch, inputs, &agreed, input_hash, previous.as_ref())
+            .await?;
+        drop(agreed);
         let bytes = dataset.to_bytes();
         // Datasets can be large (a row per buyer-operator pair): one copy in memory, not two.
         drop(dataset);
         let hash = backhaul_core::merkle::sha256v(&[&bytes]);
-        db::store_dataset(&self.pool, epoch, &bytes, &hash, now).await?;
+        db::store_dataset(&self.pool, epoch, &bytes, &hash, &input_hash, now).await?;
         // Stored: this is the epoch's dataset from now on, whatever happens to the file below
         // (a failed or interrupted write is redone from the stored copy).
         let closed = Arc::new(ClosedEpoch::from_bytes(bytes, now)?);
@@ -213,6 +293,7 @@ impl Closer {
         tracing::info!(
             epoch,
             dataset_hash = %hex(&hash),
+            input_hash = %dataset.input_hash,
             reward_root = %dataset.rewards.root,
             usage_root = %dataset.usage.root,
             allocation = dataset.allocation,
@@ -223,20 +304,57 @@ impl Closer {
         Ok(closed)
     }
 
-    /// Runs the deterministic close on what is stored, with the given chain inputs. Receipts are
-    /// streamed from the database in (client, session) order, never all held at once.
+    /// Takes a finalized epoch's dataset and agreed input from a peer, checked against the hash
+    /// the chain finalized: how an oracle that lagged, or joined the set late, catches up.
+    async fn adopt(&self, epoch: u64, now: i64) -> Result<Arc<ClosedEpoch>, CloseFailure> {
+        let not_ready = |why: String| CloseFailure::NotReady { epoch, why };
+        let Some(record) = self.chain.epoch_record(epoch).await? else {
+            return Err(not_ready(
+                "the chain finalized it but its record cannot be read".into(),
+            ));
+        };
+        let expected = record.proposal.dataset_hash;
+        let Some((bytes, input)) = self.agreement.fetch_finalized(epoch, &expected).await else {
+            return Err(not_ready(
+                "the chain finalized it without this oracle and no peer serves its dataset yet"
+                    .into(),
+            ));
+        };
+        let input_hash = self.agreement.write(&input).await?;
+        db::position_items(&self.pool, epoch, &input.bindings, &input.grants).await?;
+        db::store_dataset(&self.pool, epoch, &bytes, &expected, &input_hash, now).await?;
+        let closed = Arc::new(ClosedEpoch::from_bytes(bytes, now)?);
+        self.set_latest(closed.clone());
+        self.publish(epoch, &closed.bytes).await?;
+        m::adopted(epoch);
+        tracing::info!(epoch, dataset_hash = %hex(&expected), "adopted the finalized dataset from a peer");
+        Ok(closed)
+    }
+
+    /// Runs the deterministic close over an agreed input, with the given chain inputs. The
+    /// bindings and grants are those positioned at or before the epoch.
     pub async fn compute(
         &self,
         epoch: u64,
         inputs: &ChainInputs,
+        agreed: &EpochInput,
+        input_hash: [u8; 32],
         previous: Option<&Dataset>,
     ) -> Result<Dataset, CloseFailure> {
-        let bindings = db::bindings(&self.pool).await?;
-        let grants = db::grants(&self.pool).await?;
-        let clients: BTreeSet<Key> = db::epoch_clients(&self.pool, epoch)
+        let in_state = |p: Option<u64>| p.is_some_and(|p| p <= epoch);
+        let bindings: Vec<_> = db::bindings(&self.pool)
             .await?
             .into_iter()
+            .filter(|b| in_state(b.position))
+            .map(|b| b.stored(|s| s.binding, epoch))
             .collect();
+        let grants: Vec<_> = db::grants(&self.pool)
+            .await?
+            .into_iter()
+            .filter(|g| in_state(g.position))
+            .map(|g| g.stored(|s| s.grant, epoch))
+            .collect();
+        let clients: BTreeSet<Key> = agreed.receipts.iter().map(|r| r.receipt.client).collect();
         let buyers: Vec<Key> = grants
             .iter()
             .filter(|g| clients.contains(&g.body.client))
@@ -250,7 +368,8 @@ impl Closer {
             epoch,
             epoch_start: self.clock.start(epoch),
             epoch_end: self.clock.end(epoch),
-            params: self.params,
+            input_hash,
+            params: inputs.params,
             chain: inputs,
             bindings: &bindings,
             grants: &grants,
@@ -258,9 +377,11 @@ impl Closer {
             previous,
         };
         let mut agg = Aggregator::new(&ctx)?;
-        let mut rows = db::receipts_in_order(&self.pool, epoch);
-        while let Some(r) = rows.try_next().await? {
-            agg.push(&r)?;
+        for r in &agreed.receipts {
+            agg.push(&StoredReceipt {
+                receipt: r.receipt,
+                body_hash: r.receipt.body_hash(),
+            })?;
         }
         Ok(agg.finish()?)
     }
@@ -270,29 +391,12 @@ impl Closer {
         self.datasets_dir.join(format!("epoch-{epoch}.json"))
     }
 
-    /// Writes the dataset file atomically and durably: a temporary file, synced, renamed over
-    /// the final name, then the directory synced. A crash leaves the old state or the new file,
-    /// never a partial one.
+    /// Writes the dataset file atomically and durably (see [`crate::files`]).
     async fn publish(&self, epoch: u64, bytes: &[u8]) -> Result<(), CloseFailure> {
         let path = self.dataset_path(epoch);
-        let tmp = self.datasets_dir.join(format!(".epoch-{epoch}.json.tmp"));
-        let dir = self.datasets_dir.clone();
-        let bytes = bytes.to_vec();
-        let target = path.clone();
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            std::fs::create_dir_all(&dir)?;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, &target)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r);
-        written.map_err(|source| CloseFailure::File { path, source })
+        crate::files::write_atomically(&self.datasets_dir, &path, bytes.to_vec())
+            .await
+            .map_err(|source| CloseFailure::File { path, source })
     }
 
     /// Makes sure the latest closed epoch's file is on disk: a close interrupted between storing
@@ -349,4 +453,9 @@ impl Closer {
             }
         }
     }
+}
+
+/// The oracle set's keys.
+pub fn oracle_keys(config: &backhaul::state::Config) -> Vec<Key> {
+    config.oracles.iter().map(|o| o.to_bytes()).collect()
 }

@@ -2,7 +2,8 @@
 //! queries (`sqlx`'s `Any` driver; `$n` placeholders work on both).
 
 use backhaul_close::{Stored, StoredReceipt};
-use backhaul_protocol::{ClientGrant, NodeBinding, SignedBinding, SignedGrant, SignedReceipt};
+use backhaul_protocol::input::SignedManifest;
+use backhaul_protocol::{SignedBinding, SignedGrant, SignedReceipt};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::path::Path;
@@ -93,43 +94,136 @@ fn hash_of(row: &AnyRow, col: &str) -> Result<[u8; 32], DbError> {
 pub struct SessionRow {
     pub epoch: u64,
     pub client: [u8; 32],
+    pub node: [u8; 32],
     pub session_id: [u8; 16],
     pub sequence: u64,
     pub body_hash: [u8; 32],
 }
 
+/// A stored binding or grant: the signed item and its position (the epoch whose agreed input
+/// first held it; `None` while in none).
+pub struct Positioned<T> {
+    pub signed: T,
+    pub body_hash: [u8; 32],
+    pub position: Option<u64>,
+}
+
+impl<T> Positioned<T> {
+    /// As the close reads it, with `unpositioned` standing for a missing position.
+    pub fn stored<B: Copy>(&self, body: impl Fn(&T) -> B, unpositioned: u64) -> Stored<B> {
+        Stored {
+            body: body(&self.signed),
+            body_hash: self.body_hash,
+            position: self.position.unwrap_or(unpositioned),
+        }
+    }
+}
+
+fn position_of(r: &AnyRow) -> Result<Option<u64>, DbError> {
+    r.try_get::<Option<i64>, _>("position")?
+        .map(u64_of)
+        .transpose()
+}
+
 /// All bindings.
-pub async fn bindings(pool: &AnyPool) -> Result<Vec<Stored<NodeBinding>>, DbError> {
-    let rows = sqlx::query("SELECT body_hash, signed FROM bindings")
+pub async fn bindings(pool: &AnyPool) -> Result<Vec<Positioned<SignedBinding>>, DbError> {
+    let rows = sqlx::query("SELECT body_hash, signed, position FROM bindings")
         .fetch_all(pool)
         .await?;
     rows.iter()
         .map(|r| {
             let signed: Vec<u8> = r.try_get("signed")?;
-            let s: SignedBinding = decode(&signed)?;
-            Ok(Stored {
-                body: s.binding,
+            Ok(Positioned {
+                signed: decode(&signed)?,
                 body_hash: hash_of(r, "body_hash")?,
+                position: position_of(r)?,
             })
         })
         .collect()
 }
 
 /// All grants.
-pub async fn grants(pool: &AnyPool) -> Result<Vec<Stored<ClientGrant>>, DbError> {
-    let rows = sqlx::query("SELECT body_hash, signed FROM grants")
+pub async fn grants(pool: &AnyPool) -> Result<Vec<Positioned<SignedGrant>>, DbError> {
+    let rows = sqlx::query("SELECT body_hash, signed, position FROM grants")
         .fetch_all(pool)
         .await?;
     rows.iter()
         .map(|r| {
             let signed: Vec<u8> = r.try_get("signed")?;
-            let s: SignedGrant = decode(&signed)?;
-            Ok(Stored {
-                body: s.grant,
+            Ok(Positioned {
+                signed: decode(&signed)?,
                 body_hash: hash_of(r, "body_hash")?,
+                position: position_of(r)?,
             })
         })
         .collect()
+}
+
+/// Stores the bindings and grants of `epoch`'s agreed input (those a peer held and this oracle
+/// did not are added) and makes `epoch` their position; items positioned by `epoch` before (an
+/// earlier close of the same epoch, redone after its input changed) and not in it lose it.
+pub async fn position_items(
+    pool: &AnyPool,
+    epoch: u64,
+    bindings: &[SignedBinding],
+    grants: &[SignedGrant],
+) -> Result<(), DbError> {
+    let e = i64_of(epoch)?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE bindings SET position = NULL WHERE position >= $1")
+        .bind(e)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE grants SET position = NULL WHERE position >= $1")
+        .bind(e)
+        .execute(&mut *tx)
+        .await?;
+    for b in bindings {
+        let hash = b.binding.body_hash();
+        insert_binding(&mut tx, b, &hash).await?;
+        sqlx::query("UPDATE bindings SET position = $1 WHERE body_hash = $2 AND position IS NULL")
+            .bind(e)
+            .bind(&hash[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    for g in grants {
+        let hash = g.grant.body_hash();
+        insert_grant(&mut tx, g, &hash).await?;
+        sqlx::query("UPDATE grants SET position = $1 WHERE body_hash = $2 AND position IS NULL")
+            .bind(e)
+            .bind(&hash[..])
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Every manifest stored for `epoch`.
+pub async fn manifests(pool: &AnyPool, epoch: u64) -> Result<Vec<SignedManifest>, DbError> {
+    let rows =
+        sqlx::query("SELECT signed FROM manifests WHERE epoch = $1 ORDER BY oracle, input_hash")
+            .bind(i64_of(epoch)?)
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|r| decode(&r.try_get::<Vec<u8>, _>("signed")?))
+        .collect()
+}
+
+/// Stores a manifest (once).
+pub async fn store_manifest(pool: &AnyPool, m: &SignedManifest) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO manifests (epoch, oracle, input_hash, signed) VALUES ($1, $2, $3, $4) ON CONFLICT (epoch, oracle, input_hash) DO NOTHING",
+    )
+    .bind(i64_of(m.manifest.epoch)?)
+    .bind(&m.manifest.oracle[..])
+    .bind(&m.manifest.input_hash[..])
+    .bind(encode(m))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// The stored receipts of `epoch`.
@@ -150,49 +244,21 @@ pub async fn receipts(pool: &AnyPool, epoch: u64) -> Result<Vec<StoredReceipt>, 
         .collect()
 }
 
-/// The stored receipts of `epoch` in (client, session id) order, as a stream.
-pub fn receipts_in_order(
-    pool: &AnyPool,
-    epoch: u64,
-) -> futures::stream::BoxStream<'_, Result<StoredReceipt, DbError>> {
-    use futures::StreamExt;
-    let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
-    sqlx::query(
-        "SELECT body_hash, signed FROM receipts WHERE epoch = $1 ORDER BY client, session_id",
-    )
-    .bind(epoch)
-    .fetch(pool)
-    .map(|row| {
-        let r = row?;
-        let signed: Vec<u8> = r.try_get("signed")?;
-        let s: SignedReceipt = decode(&signed)?;
-        Ok(StoredReceipt {
-            receipt: s.receipt,
-            body_hash: hash_of(&r, "body_hash")?,
-        })
-    })
-    .boxed()
-}
-
-/// The distinct clients with receipts in `epoch`.
-pub async fn epoch_clients(pool: &AnyPool, epoch: u64) -> Result<Vec<[u8; 32]>, DbError> {
-    let rows = sqlx::query("SELECT DISTINCT client FROM receipts WHERE epoch = $1")
+/// The signed receipts stored for `epoch` (each session's top sequence).
+pub async fn signed_receipts(pool: &AnyPool, epoch: u64) -> Result<Vec<SignedReceipt>, DbError> {
+    let rows = sqlx::query("SELECT signed FROM receipts WHERE epoch = $1")
         .bind(i64_of(epoch)?)
         .fetch_all(pool)
         .await?;
     rows.iter()
-        .map(|r| {
-            let v: Vec<u8> = r.try_get("client")?;
-            v.try_into()
-                .map_err(|_| DbError::Corrupt("client is not 32 bytes".into()))
-        })
+        .map(|r| decode(&r.try_get::<Vec<u8>, _>("signed")?))
         .collect()
 }
 
 /// Sessions of epochs from `first_epoch` on.
 pub async fn sessions(pool: &AnyPool, first_epoch: u64) -> Result<Vec<SessionRow>, DbError> {
     let rows = sqlx::query(
-        "SELECT epoch, client, session_id, sequence, body_hash FROM receipts WHERE epoch >= $1",
+        "SELECT epoch, client, node, session_id, sequence, body_hash FROM receipts WHERE epoch >= $1",
     )
     .bind(i64_of(first_epoch)?)
     .fetch_all(pool)
@@ -200,12 +266,16 @@ pub async fn sessions(pool: &AnyPool, first_epoch: u64) -> Result<Vec<SessionRow
     rows.iter()
         .map(|r| {
             let client: Vec<u8> = r.try_get("client")?;
+            let node: Vec<u8> = r.try_get("node")?;
             let session: Vec<u8> = r.try_get("session_id")?;
             Ok(SessionRow {
                 epoch: u64_of(r.try_get("epoch")?)?,
                 client: client
                     .try_into()
                     .map_err(|_| DbError::Corrupt("client".into()))?,
+                node: node
+                    .try_into()
+                    .map_err(|_| DbError::Corrupt("node".into()))?,
                 session_id: session
                     .try_into()
                     .map_err(|_| DbError::Corrupt("session_id".into()))?,
@@ -214,6 +284,25 @@ pub async fn sessions(pool: &AnyPool, first_epoch: u64) -> Result<Vec<SessionRow
             })
         })
         .collect()
+}
+
+/// The agreed input hash a closed epoch's dataset was closed over.
+pub async fn input_hash(pool: &AnyPool, epoch: u64) -> Result<Option<[u8; 32]>, DbError> {
+    let row = sqlx::query("SELECT input_hash FROM epochs WHERE epoch = $1")
+        .bind(i64_of(epoch)?)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        Some(r) => match r.try_get::<Option<Vec<u8>>, _>("input_hash")? {
+            Some(v) => {
+                Ok(Some(v.try_into().map_err(|_| {
+                    DbError::Corrupt("input_hash is not 32 bytes".into())
+                })?))
+            }
+            None => Ok(None),
+        },
+        None => Ok(None),
+    }
 }
 
 /// A closed epoch's dataset bytes and when it was closed.
@@ -234,20 +323,24 @@ pub async fn closed_epochs(pool: &AnyPool) -> Result<Vec<u64>, DbError> {
     rows.iter().map(|r| u64_of(r.try_get("epoch")?)).collect()
 }
 
-/// Stores a closed epoch's dataset (once: closing again keeps the first).
+/// Stores a closed epoch's dataset and the agreed input it was closed over, replacing an
+/// earlier close of the same epoch (redone after its agreed input changed; only an epoch the
+/// chain has not finalized is ever closed again).
 pub async fn store_dataset(
     pool: &AnyPool,
     epoch: u64,
     dataset: &[u8],
     hash: &[u8; 32],
+    input_hash: &[u8; 32],
     closed_at: i64,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO epochs (epoch, dataset, dataset_hash, closed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (epoch) DO NOTHING",
+        "INSERT INTO epochs (epoch, dataset, dataset_hash, input_hash, closed_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (epoch) DO UPDATE SET dataset = excluded.dataset, dataset_hash = excluded.dataset_hash, input_hash = excluded.input_hash, closed_at = excluded.closed_at",
     )
     .bind(i64_of(epoch)?)
     .bind(dataset.to_vec())
     .bind(hash.to_vec())
+    .bind(input_hash.to_vec())
     .bind(closed_at)
     .execute(pool)
     .await?;
@@ -258,11 +351,11 @@ pub async fn store_dataset(
 pub enum Op {
     Binding(SignedBinding, [u8; 32]),
     Grant(SignedGrant, [u8; 32]),
-    /// A higher sequence replaces a session's stored receipts: (epoch, client, session).
-    Supersede(u64, [u8; 32], [u8; 16]),
+    /// A higher sequence replaces a session's stored receipts.
+    Supersede(SessionKey),
     Receipt(SignedReceipt, [u8; 32]),
     /// Copy a session's stored receipts into the evidence table.
-    EvidenceOfSession(u64, [u8; 32], [u8; 16]),
+    EvidenceOfSession(SessionKey),
 }
 
 /// The writes of a group of ingest requests, applied in order in one transaction.
@@ -275,10 +368,10 @@ fn encode<T: borsh::BorshSerialize>(v: &T) -> Vec<u8> {
     borsh::to_vec(v).unwrap_or_default()
 }
 
-/// Rows per multi-row receipt insert (6 parameters each: 3,000 per statement, under every
+/// Rows per multi-row receipt insert (7 parameters each: 3,500 per statement, under every
 /// driver's limit).
 const RECEIPTS_PER_INSERT: usize = 500;
-/// Sessions per multi-row delete (3 parameters each).
+/// Sessions per multi-row delete (4 parameters each).
 const SESSIONS_PER_DELETE: usize = 500;
 
 /// How a multi-row statement's parameters are written. SQLite binds anonymous `?` parameters in
@@ -335,8 +428,8 @@ impl Params {
     }
 }
 
-/// A session's key in the receipts table: (epoch, client, session id).
-type SessionKey = (u64, [u8; 32], [u8; 16]);
+/// A session's key in the receipts table: (epoch, client, node, session id).
+pub type SessionKey = (u64, [u8; 32], [u8; 32], [u8; 16]);
 
 /// One stretch of a write set, applied as a few multi-row statements. A write set is cut after
 /// each `EvidenceOfSession`, which reads the receipts written before it.
@@ -367,19 +460,24 @@ fn plan(ops: &[Op]) -> Vec<Stretch<'_>> {
             match op {
                 Op::Binding(b, hash) => stretch.bindings.push((b, hash)),
                 Op::Grant(g, hash) => stretch.grants.push((g, hash)),
-                Op::Supersede(epoch, client, session) => {
-                    if superseded_later.insert((*epoch, *client, *session)) {
-                        stretch.deletes.push((*epoch, *client, *session));
+                Op::Supersede(key) => {
+                    if superseded_later.insert(*key) {
+                        stretch.deletes.push(*key);
                     }
                 }
                 Op::Receipt(r, hash) => {
-                    let key = (r.receipt.epoch, r.receipt.client, r.receipt.session_id);
+                    let key = (
+                        r.receipt.epoch,
+                        r.receipt.client,
+                        r.receipt.node,
+                        r.receipt.session_id,
+                    );
                     if !superseded_later.contains(&key) {
                         stretch.receipts.push((r, hash));
                     }
                 }
-                Op::EvidenceOfSession(epoch, client, session) => {
-                    stretch.evidence = Some((*epoch, *client, *session));
+                Op::EvidenceOfSession(key) => {
+                    stretch.evidence = Some(*key);
                 }
             }
         }
@@ -392,15 +490,55 @@ fn plan(ops: &[Op]) -> Vec<Stretch<'_>> {
     stretches
 }
 
+async fn insert_binding(
+    tx: &mut sqlx::AnyConnection,
+    b: &SignedBinding,
+    hash: &[u8; 32],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO bindings (body_hash, node, operator, epoch, issued_at, signed) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (body_hash) DO NOTHING",
+    )
+    .bind(&hash[..])
+    .bind(&b.binding.node[..])
+    .bind(&b.binding.operator[..])
+    .bind(i64_of(b.binding.epoch)?)
+    .bind(b.binding.issued_at)
+    .bind(encode(b))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_grant(
+    tx: &mut sqlx::AnyConnection,
+    g: &SignedGrant,
+    hash: &[u8; 32],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO grants (body_hash, client, buyer, epoch, issued_at, expires_at, credit_limit, signed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (body_hash) DO NOTHING",
+    )
+    .bind(&hash[..])
+    .bind(&g.grant.client[..])
+    .bind(&g.grant.buyer[..])
+    .bind(i64_of(g.grant.epoch)?)
+    .bind(g.grant.issued_at)
+    .bind(g.grant.expires_at)
+    .bind(i64_of(g.grant.credit_limit)?)
+    .bind(encode(g))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 async fn insert_receipts(
     tx: &mut sqlx::AnyConnection,
     params: Params,
     rows: &[(&SignedReceipt, &[u8; 32])],
 ) -> Result<(), DbError> {
     let sql = params.statement(
-        "INSERT INTO receipts (epoch, client, session_id, body_hash, sequence, signed) VALUES ",
+        "INSERT INTO receipts (epoch, client, node, session_id, body_hash, sequence, signed) VALUES ",
         rows.len(),
-        6,
+        7,
         " ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
     );
     // Only the full-size statement is worth keeping prepared; the rest would crowd it out.
@@ -409,6 +547,7 @@ async fn insert_receipts(
         q = q
             .bind(i64_of(r.receipt.epoch)?)
             .bind(&r.receipt.client[..])
+            .bind(&r.receipt.node[..])
             .bind(&r.receipt.session_id[..])
             .bind(&hash[..])
             .bind(i64_of(r.receipt.sequence)?)
@@ -420,7 +559,7 @@ async fn insert_receipts(
 
 /// The receipts of the listed sessions. The `SELECT` around the `VALUES` lets SQLite look each
 /// session up in the primary key; a bare `IN (VALUES …)` scans the whole table.
-const DELETE_HEAD: &str = "DELETE FROM receipts WHERE (epoch, client, session_id) IN (SELECT column1, column2, column3 FROM (VALUES ";
+const DELETE_HEAD: &str = "DELETE FROM receipts WHERE (epoch, client, session_id, node) IN (SELECT column1, column2, column3, column4 FROM (VALUES ";
 const DELETE_TAIL: &str = ") AS sessions)";
 
 async fn delete_sessions(
@@ -428,10 +567,14 @@ async fn delete_sessions(
     params: Params,
     sessions: &[SessionKey],
 ) -> Result<(), DbError> {
-    let sql = params.statement(DELETE_HEAD, sessions.len(), 3, DELETE_TAIL);
+    let sql = params.statement(DELETE_HEAD, sessions.len(), 4, DELETE_TAIL);
     let mut q = sqlx::query(&sql).persistent(sessions.len() == SESSIONS_PER_DELETE);
-    for (epoch, client, session) in sessions {
-        q = q.bind(i64_of(*epoch)?).bind(&client[..]).bind(&session[..]);
+    for (epoch, client, node, session) in sessions {
+        q = q
+            .bind(i64_of(*epoch)?)
+            .bind(&client[..])
+            .bind(&session[..])
+            .bind(&node[..]);
     }
     q.execute(&mut *tx).await?;
     Ok(())
@@ -465,32 +608,10 @@ async fn apply_on(
     let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     for stretch in plan(&set.ops) {
         for (b, hash) in stretch.bindings {
-            sqlx::query(
-                "INSERT INTO bindings (body_hash, node, operator, epoch, issued_at, signed) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (body_hash) DO NOTHING",
-            )
-                .bind(&hash[..])
-                .bind(&b.binding.node[..])
-                .bind(&b.binding.operator[..])
-                .bind(i64_of(b.binding.epoch)?)
-                .bind(b.binding.issued_at)
-                .bind(encode(b))
-                .execute(&mut *tx)
-                .await?;
+            insert_binding(&mut tx, b, hash).await?;
         }
         for (g, hash) in stretch.grants {
-            sqlx::query(
-                "INSERT INTO grants (body_hash, client, buyer, epoch, issued_at, expires_at, credit_limit, signed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (body_hash) DO NOTHING",
-            )
-                .bind(&hash[..])
-                .bind(&g.grant.client[..])
-                .bind(&g.grant.buyer[..])
-                .bind(i64_of(g.grant.epoch)?)
-                .bind(g.grant.issued_at)
-                .bind(g.grant.expires_at)
-                .bind(i64_of(g.grant.credit_limit)?)
-                .bind(encode(g))
-                .execute(&mut *tx)
-                .await?;
+            insert_grant(&mut tx, g, hash).await?;
         }
         for chunk in stretch.deletes.chunks(SESSIONS_PER_DELETE) {
             delete_sessions(&mut tx, params, chunk).await?;
@@ -498,13 +619,14 @@ async fn apply_on(
         for chunk in stretch.receipts.chunks(RECEIPTS_PER_INSERT) {
             insert_receipts(&mut tx, params, chunk).await?;
         }
-        if let Some((epoch, client, session)) = stretch.evidence {
+        if let Some((epoch, client, node, session)) = stretch.evidence {
             sqlx::query(
-                "INSERT INTO equivocations (epoch, client, session_id, body_hash, sequence, signed) SELECT epoch, client, session_id, body_hash, sequence, signed FROM receipts WHERE epoch = $1 AND client = $2 AND session_id = $3 ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
+                "INSERT INTO equivocations (epoch, client, node, session_id, body_hash, sequence, signed) SELECT epoch, client, node, session_id, body_hash, sequence, signed FROM receipts WHERE epoch = $1 AND client = $2 AND session_id = $3 AND node = $4 ON CONFLICT (epoch, client, session_id, body_hash) DO NOTHING",
             )
                 .bind(i64_of(epoch)?)
                 .bind(&client[..])
                 .bind(&session[..])
+                .bind(&node[..])
                 .execute(&mut *tx)
                 .await?;
         }
@@ -544,7 +666,7 @@ mod tests {
     }
 
     fn key(session: u8) -> SessionKey {
-        (3, [2; 32], [session; 16])
+        (3, [2; 32], [1; 32], [session; 16])
     }
 
     fn sequences(receipts: &[(&SignedReceipt, &[u8; 32])]) -> Vec<(u8, u64)> {
@@ -563,9 +685,9 @@ mod tests {
         let ops = vec![
             Op::Receipt(a1, h1),
             Op::Receipt(b1, hb),
-            Op::Supersede(3, [2; 32], [1; 16]),
+            Op::Supersede(key(1)),
             Op::Receipt(a2, h2),
-            Op::Supersede(3, [2; 32], [1; 16]),
+            Op::Supersede(key(1)),
             Op::Receipt(a3, h3),
         ];
         let stretches = plan(&ops);
@@ -580,7 +702,7 @@ mod tests {
     #[test]
     fn a_supersede_before_any_receipt_of_its_session_only_deletes() {
         let (a, h) = receipt(1, 4);
-        let ops = vec![Op::Supersede(3, [2; 32], [7; 16]), Op::Receipt(a, h)];
+        let ops = vec![Op::Supersede(key(7)), Op::Receipt(a, h)];
         let stretches = plan(&ops);
         assert_eq!(stretches[0].deletes, vec![key(7)]);
         assert_eq!(sequences(&stretches[0].receipts), vec![(1, 4)]);
@@ -594,8 +716,8 @@ mod tests {
         let ops = vec![
             Op::Receipt(a1, h1),
             Op::Receipt(a1b, h1b),
-            Op::EvidenceOfSession(3, [2; 32], [1; 16]),
-            Op::Supersede(3, [2; 32], [1; 16]),
+            Op::EvidenceOfSession(key(1)),
+            Op::Supersede(key(1)),
             Op::Receipt(a2, h2),
         ];
         let stretches = plan(&ops);
@@ -631,11 +753,15 @@ mod tests {
         drop(conn);
         let sql = format!(
             "EXPLAIN QUERY PLAN {}",
-            Params::Anonymous.statement(DELETE_HEAD, 3, 3, DELETE_TAIL)
+            Params::Anonymous.statement(DELETE_HEAD, 3, 4, DELETE_TAIL)
         );
         let mut q = sqlx::query(&sql);
         for s in 0..3u8 {
-            q = q.bind(3i64).bind(vec![2u8; 32]).bind(vec![s; 16]);
+            q = q
+                .bind(3i64)
+                .bind(vec![2u8; 32])
+                .bind(vec![s; 16])
+                .bind(vec![1u8; 32]);
         }
         let rows = q.fetch_all(&pool).await.unwrap();
         let plan: Vec<String> = rows

@@ -16,6 +16,7 @@ use crate::clock::{ChainTime, EpochClock};
 use crate::db::{self, Op, WriteSet};
 use crate::metrics as m;
 use crate::status::Status;
+use backhaul::state::Config;
 use backhaul_close::{latest, Stored};
 use backhaul_protocol::api::{ItemResult, RejectReason};
 use backhaul_protocol::{ClientGrant, Key, NodeBinding, SignedBinding, SignedGrant, SignedReceipt};
@@ -43,6 +44,8 @@ pub enum Job {
     CloseThrough(u64, oneshot::Sender<()>),
     /// Replace the provisional credit knowledge: buyer → credits still available.
     Credits(HashMap<Key, u64>),
+    /// The deployment's config, read again (parameters governance changed).
+    Config(Box<Config>),
 }
 
 #[derive(Default)]
@@ -62,12 +65,12 @@ pub struct Writer {
     pool: AnyPool,
     time: ChainTime,
     clock: EpochClock,
-    credits_per_gib: u64,
-    /// Seconds after an epoch's end during which its receipts are still taken.
-    grace_secs: u64,
+    /// The deployment's config as last read: each epoch's grace period and price of bandwidth
+    /// (`params_for`), which governance may change from a later epoch.
+    config: Box<Config>,
     /// Epochs up to this one are closed (`None`: none yet).
     closed_through: Option<u64>,
-    sessions: HashMap<(u64, Key, [u8; 16]), Session>,
+    sessions: HashMap<db::SessionKey, Session>,
     bindings: HashMap<Key, Vec<Stored<NodeBinding>>>,
     /// Grants by (buyer, client).
     grants: HashMap<(Key, Key), Vec<Stored<ClientGrant>>>,
@@ -90,8 +93,7 @@ impl Writer {
         pool: AnyPool,
         clock: EpochClock,
         time: ChainTime,
-        credits_per_gib: u64,
-        grace_secs: u64,
+        config: Config,
         status: Arc<Status>,
     ) -> Result<Self, db::DbError> {
         let closed = db::closed_epochs(&pool).await?;
@@ -100,8 +102,7 @@ impl Writer {
             pool,
             time,
             clock,
-            credits_per_gib,
-            grace_secs,
+            config: Box::new(config),
             closed_through,
             sessions: HashMap::new(),
             bindings: HashMap::new(),
@@ -122,11 +123,15 @@ impl Writer {
         self.grants.clear();
         self.known.clear();
         self.buyer_bytes.clear();
+        // Items in no agreed input yet enter the next one to close.
+        let current = self.provisional_position();
         for b in db::bindings(&self.pool).await? {
+            let b = b.stored(|s| s.binding, current);
             self.known.insert(b.body_hash);
             self.bindings.entry(b.body.node).or_default().push(b);
         }
         for g in db::grants(&self.pool).await? {
+            let g = g.stored(|s| s.grant, current);
             self.known.insert(g.body_hash);
             self.grants
                 .entry((g.body.buyer, g.body.client))
@@ -141,7 +146,12 @@ impl Writer {
             .collect::<HashSet<_>>()
         {
             for r in db::receipts(&self.pool, epoch).await? {
-                let key = (r.receipt.epoch, r.receipt.client, r.receipt.session_id);
+                let key = (
+                    r.receipt.epoch,
+                    r.receipt.client,
+                    r.receipt.node,
+                    r.receipt.session_id,
+                );
                 let s = self.sessions.entry(key).or_default();
                 if s.first.is_none() || r.receipt.sequence > s.sequence {
                     s.sequence = r.receipt.sequence;
@@ -154,7 +164,7 @@ impl Writer {
                 }
             }
         }
-        for ((epoch, _, _), s) in &self.sessions {
+        for ((epoch, _, _, _), s) in &self.sessions {
             *self.buyer_bytes.entry((*epoch, s.buyer)).or_default() += s.bytes;
         }
         Ok(())
@@ -167,10 +177,10 @@ impl Writer {
     pub fn is_open(&self, epoch: u64, now: i64) -> bool {
         let started = self.clock.at(now).is_some_and(|current| epoch <= current);
         let late = now
-            >= self
-                .clock
-                .end(epoch)
-                .saturating_add(i64::try_from(self.grace_secs).unwrap_or(i64::MAX));
+            >= self.clock.end(epoch).saturating_add(
+                i64::try_from(self.config.params_for(epoch).consensus.grace_secs)
+                    .unwrap_or(i64::MAX),
+            );
         let closed = self.closed_through.is_some_and(|c| epoch <= c);
         started && !late && !closed
     }
@@ -239,6 +249,7 @@ impl Writer {
                     closes.push(done);
                 }
                 Job::Credits(available) => self.available_credits = available,
+                Job::Config(config) => self.config = config,
             }
         }
         match db::apply(&self.pool, &set).await {
@@ -278,7 +289,7 @@ impl Writer {
 
     fn close_through(&mut self, epoch: u64) {
         self.closed_through = Some(self.closed_through.map_or(epoch, |c| c.max(epoch)));
-        self.sessions.retain(|(e, _, _), _| *e > epoch);
+        self.sessions.retain(|(e, _, _, _), _| *e > epoch);
         self.buyer_bytes.retain(|(e, _), _| *e > epoch);
     }
 
@@ -294,8 +305,15 @@ impl Writer {
                     let _ = done.send(());
                 }
                 Job::Credits(available) => self.available_credits = available,
+                Job::Config(config) => self.config = config,
             }
         }
+    }
+
+    /// The position an item arriving now will most likely get: the next epoch to close here
+    /// (its agreed input will hold it).
+    fn provisional_position(&self) -> u64 {
+        self.closed_through.map_or(0, |c| c.saturating_add(1))
     }
 
     fn binding(&mut self, b: SignedBinding, set: &mut WriteSet) -> ItemResult {
@@ -303,12 +321,14 @@ impl Writer {
         if !self.known.insert(hash) {
             return ItemResult::DUPLICATE;
         }
+        let position = self.provisional_position();
         self.bindings
             .entry(b.binding.node)
             .or_default()
             .push(Stored {
                 body: b.binding,
                 body_hash: hash,
+                position,
             });
         set.ops.push(Op::Binding(b, hash));
         ItemResult::ACCEPTED
@@ -319,12 +339,14 @@ impl Writer {
         if !self.known.insert(hash) {
             return ItemResult::DUPLICATE;
         }
+        let position = self.provisional_position();
         self.grants
             .entry((g.grant.buyer, g.grant.client))
             .or_default()
             .push(Stored {
                 body: g.grant,
                 body_hash: hash,
+                position,
             });
         set.ops.push(Op::Grant(g, hash));
         ItemResult::ACCEPTED
@@ -341,12 +363,12 @@ impl Writer {
         if !self.is_open(r.epoch, now) {
             return ItemResult::rejected(RejectReason::EpochNotOpen);
         }
-        let key = (r.epoch, r.client, r.session_id);
+        let key = (r.epoch, r.client, r.node, r.session_id);
         let session = self.sessions.entry(key).or_default();
         let previous_bytes;
         if session.first.is_none() || r.sequence > session.sequence {
             if session.first.is_some() {
-                set.ops.push(Op::Supersede(key.0, key.1, key.2));
+                set.ops.push(Op::Supersede(key));
             }
             previous_bytes = session.bytes;
             session.sequence = r.sequence;
@@ -363,7 +385,7 @@ impl Writer {
             session.others.push(hash);
             set.ops.push(Op::Receipt(signed, hash));
             // Every receipt at this sequence, the new one included, becomes evidence.
-            set.ops.push(Op::EvidenceOfSession(key.0, key.1, key.2));
+            set.ops.push(Op::EvidenceOfSession(key));
             return ItemResult::EQUIVOCATION;
         }
         // Provisional checks: will this session count at the close, as far as we know now?
@@ -392,8 +414,9 @@ impl Writer {
         let used = self.buyer_bytes.entry((r.epoch, grant.buyer)).or_default();
         *used = used.saturating_add(r.cumulative_bytes.saturating_sub(previous_bytes));
         if let Some(available) = self.available_credits.get(&grant.buyer) {
-            let credits = backhaul_core::split::credits_for_bytes(*used, self.credits_per_gib)
-                .unwrap_or(u64::MAX);
+            let per_gib = self.config.params_for(r.epoch).consensus.credits_per_gib;
+            let credits =
+                backhaul_core::split::credits_for_bytes(*used, per_gib).unwrap_or(u64::MAX);
             if credits > *available {
                 return ItemResult::rejected(RejectReason::CreditsExhausted);
             }

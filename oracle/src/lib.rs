@@ -1,6 +1,7 @@
 //! The Backhaul oracle: ingests signed usage receipts, verifies and de-duplicates them, closes
 //! each epoch into two Merkle roots and a published dataset, and serves proofs over HTTP.
 //!
+//! - [`agreement`]: each epoch's agreed input: held inputs, signed manifests, peers' files.
 //! - [`ingest`]: verification, classification and durable storage (one writer, group commit).
 //! - [`close`]: runs the deterministic epoch close (the `backhaul-close` crate, pure) against the
 //!   database and the chain, publishes datasets.
@@ -9,12 +10,14 @@
 //! - [`clock`]: this machine's clock, the chain's clock and epoch timing.
 //! - [`db`]: SQLite or PostgreSQL storage.
 
+pub mod agreement;
 pub mod api;
 pub mod app;
 pub mod chain;
 pub mod clock;
 pub mod close;
 pub mod db;
+pub mod files;
 pub mod ingest;
 pub mod metrics;
 pub mod settings;

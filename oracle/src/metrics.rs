@@ -67,3 +67,26 @@ pub fn write_set(ops: usize, statements: f64, commit: f64) {
     metrics::histogram!("backhaul_ingest_write_seconds", "phase" => "commit").record(commit);
     metrics::histogram!("backhaul_ingest_write_ops").record(ops as f64);
 }
+
+/// A peer that could not be synced from: `backhaul_agreement_peer_errors_total`.
+pub fn agreement_peer_error() {
+    metrics::counter!("backhaul_agreement_peer_errors_total").increment(1);
+}
+
+/// An epoch closed again because its agreed input changed after a round without quorum:
+/// `backhaul_agreement_recloses_total`; and one adopted from peers after it was finalized
+/// without this oracle: `backhaul_agreement_adopted_total`.
+pub fn reclosed() {
+    metrics::counter!("backhaul_agreement_recloses_total").increment(1);
+}
+
+pub fn adopted(epoch: u64) {
+    metrics::counter!("backhaul_agreement_adopted_total").increment(1);
+    metrics::gauge!("backhaul_last_closed_epoch").set(epoch as f64);
+}
+
+/// The oracles whose input is missing here for the epoch being closed:
+/// `backhaul_agreement_missing_peers`.
+pub fn missing_peers(n: usize) {
+    metrics::gauge!("backhaul_agreement_missing_peers").set(n as f64);
+}

@@ -20,14 +20,13 @@ pub struct Settings {
     /// The program and the deployment's config account (base58).
     pub program_id: String,
     pub config: String,
-    /// Bandwidth price: credits per GiB served.
-    pub credits_per_gib: u64,
-    /// The most bytes one node-client pair counts for per epoch.
-    pub pair_cap_bytes: u64,
-    /// Sessions faster than this do not count.
-    pub max_rate_bytes_per_sec: u64,
-    /// Seconds after an epoch's end during which late receipts are still taken.
-    pub grace_secs: u64,
+    /// Base URLs of the other oracles' APIs (for example `https://oracle-2.example.net`): this
+    /// oracle fetches their manifests and input files for each epoch, and a finalized dataset
+    /// it missed. See `docs/agreement.md`.
+    pub peers: Vec<String>,
+    /// After its own cutoff, how long this oracle waits for the inputs of oracles it has not
+    /// heard from before closing without them, seconds.
+    pub sync_wait_secs: u64,
     /// How often the closer looks for an epoch to close, seconds.
     pub close_poll_secs: u64,
     /// Largest request body, bytes.
@@ -58,10 +57,8 @@ impl Default for Settings {
             rpc_url: "http://127.0.0.1:8899".into(),
             program_id: backhaul::ID.to_string(),
             config: String::new(),
-            credits_per_gib: 50_000,
-            pair_cap_bytes: 100 * (1 << 30),
-            max_rate_bytes_per_sec: 1 << 30,
-            grace_secs: 300,
+            peers: Vec::new(),
+            sync_wait_secs: 30,
             close_poll_secs: 10,
             max_body_bytes: 4 << 20,
             per_key_items_per_sec: 2_000,
@@ -74,8 +71,19 @@ impl Default for Settings {
     }
 }
 
+/// Settings that decide the dataset and so must be the same for every oracle: they are the
+/// deployment's consensus parameters, on-chain, changed only by governance.
+const MOVED_ON_CHAIN: &[&str] = &[
+    "credits_per_gib",
+    "pair_cap_bytes",
+    "max_rate_bytes_per_sec",
+    "grace_secs",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    #[error("{key} (in {place}) is no longer a setting: every oracle reads it from the deployment's on-chain consensus parameters (`backhaul admin show`; changed with `backhaul admin queue-params`). Remove it.")]
+    MovedOnChain { key: String, place: String },
     #[error("cannot read the settings file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -115,17 +123,38 @@ impl Settings {
             }
             None => toml::Table::new(),
         };
+
         for (var, value) in env {
             let Some(key) = var.strip_prefix("BACKHAUL_ORACLE_") else {
                 continue;
             };
             let key = key.to_ascii_lowercase();
+            if key == "peers" {
+                // A comma-separated list of URLs.
+                let list = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| toml::Value::String(p.to_string()))
+                    .collect();
+                table.insert(key, toml::Value::Array(list));
+                continue;
+            }
             // Numbers stay numbers; everything else is a string.
             let v = value
                 .parse::<i64>()
                 .map(toml::Value::Integer)
                 .unwrap_or_else(|_| toml::Value::String(value.clone()));
             table.insert(key, v);
+        }
+        if let Some(key) = MOVED_ON_CHAIN.iter().find(|k| table.contains_key(**k)) {
+            return Err(SettingsError::MovedOnChain {
+                key: (*key).into(),
+                place: path.map_or_else(
+                    || format!("BACKHAUL_ORACLE_{}", key.to_ascii_uppercase()),
+                    |p| p.display().to_string(),
+                ),
+            });
         }
         let file = path
             .map(Path::to_path_buf)
@@ -154,15 +183,23 @@ mod tests {
     fn file_then_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("oracle.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9100\"\ngrace_secs = 60\ndatabase_url = \"postgres://u:secret@h/db\"\n").unwrap();
+        std::fs::write(&path, "listen = \"127.0.0.1:9100\"\nsync_wait_secs = 60\ndatabase_url = \"postgres://u:secret@h/db\"\n").unwrap();
         let env = [
-            ("BACKHAUL_ORACLE_GRACE_SECS".to_string(), "90".to_string()),
+            (
+                "BACKHAUL_ORACLE_SYNC_WAIT_SECS".to_string(),
+                "90".to_string(),
+            ),
             ("OTHER".into(), "x".into()),
+            (
+                "BACKHAUL_ORACLE_PEERS".into(),
+                "http://127.0.0.1:8701, http://127.0.0.1:8702".into(),
+            ),
         ];
         let s = Settings::load(Some(&path), env).unwrap();
         assert_eq!(s.listen, "127.0.0.1:9100".parse().unwrap());
-        assert_eq!(s.grace_secs, 90);
-        assert_eq!(s.credits_per_gib, Settings::default().credits_per_gib);
+        assert_eq!(s.sync_wait_secs, 90);
+        assert_eq!(s.peers, ["http://127.0.0.1:8701", "http://127.0.0.1:8702"]);
+        assert_eq!(s.close_poll_secs, Settings::default().close_poll_secs);
         // The database URL (which may hold a password) is never serialized, hence never logged.
         assert!(!toml::to_string(&s).unwrap().contains("secret"));
     }
@@ -176,8 +213,18 @@ mod tests {
 
     #[test]
     fn bad_values_and_unknown_keys_are_clear_errors() {
-        let env = [("BACKHAUL_ORACLE_GRACE_SECS".to_string(), "soon".to_string())];
+        let env = [(
+            "BACKHAUL_ORACLE_SYNC_WAIT_SECS".to_string(),
+            "soon".to_string(),
+        )];
         assert!(Settings::load(None, env).is_err());
+        // What decides the dataset is on-chain now: a leftover setting says so.
+        let env = [("BACKHAUL_ORACLE_GRACE_SECS".to_string(), "60".to_string())];
+        let err = Settings::load(None, env).unwrap_err().to_string();
+        assert!(
+            err.contains("grace_secs") && err.contains("on-chain consensus parameters"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("oracle.toml");
         std::fs::write(&path, "lisen = \"x\"").unwrap();

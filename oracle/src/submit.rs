@@ -71,6 +71,8 @@ pub struct Entry {
     pub status: String,
     pub error: String,
     pub attempts: u64,
+    /// When the entry last changed (this machine's clock, unix seconds).
+    pub updated_at: i64,
 }
 
 pub const PENDING: &str = "pending";
@@ -227,8 +229,10 @@ pub struct SubmitParams {
     /// units plus the margin of [`backhaul_sdk::compute`].
     pub compute_unit_limit: Option<u32>,
     pub max_priority_fee_micro_lamports: u64,
-    /// Give up on an epoch's action after this many attempts (and alert).
-    pub max_attempts: u64,
+    /// After this many failed attempts at one action, wait between attempts: twice as long
+    /// after each further failure, up to [`MAX_BACKOFF_SECS`]. It never gives up for good: a
+    /// network that cannot finalize is as bad as one that pays the wrong operator.
+    pub backoff_after: u64,
     /// The price this oracle posts (credits per whole token), when it posts one.
     pub price: Option<u64>,
 }
@@ -243,6 +247,20 @@ pub struct Submitter {
     pub params: SubmitParams,
     /// Crash tests only: stop at this point (the error ends the tick as a kill would).
     pub crash: Option<Crash>,
+}
+
+/// The longest wait between two attempts at one action.
+pub const MAX_BACKOFF_SECS: i64 = 600;
+
+/// Seconds to wait after `attempts` failed attempts before the next one.
+pub fn retry_wait_secs(attempts: u64, backoff_after: u64) -> i64 {
+    let over = attempts.saturating_sub(backoff_after);
+    if over == 0 {
+        return 0;
+    }
+    1i64.checked_shl(u32::try_from(over.min(30)).unwrap_or(30))
+        .unwrap_or(MAX_BACKOFF_SECS)
+        .min(MAX_BACKOFF_SECS)
 }
 
 /// The proposal an epoch's dataset commits to.
@@ -308,7 +326,38 @@ impl Submitter {
             }
             return Ok(sent);
         }
-        // 2. Vote once the epoch is closed here.
+        // 2. Vote once the epoch is closed here. A round that ended without quorum (a split
+        // vote) or was vetoed is followed by a new one, and before each vote this oracle syncs
+        // the epoch's input with its peers and closes again if it changed.
+        if self
+            .closer
+            .latest()
+            .is_none_or(|c| c.dataset.epoch != epoch)
+        {
+            return Ok(sent);
+        }
+        let record: Option<EpochRecord> =
+            self.account(&self.deployment.epoch_record(epoch)).await?;
+        let me = self.keypair.pubkey();
+        let challenge = i64::try_from(config.challenge_period_secs).unwrap_or(i64::MAX);
+        let (round, voted, status) = match &record {
+            Some(r) => {
+                let expired = r.status == EpochStatus::Voting
+                    && !r.votes.is_empty()
+                    && now >= r.round_started_at.saturating_add(challenge);
+                let next_round = r.status == EpochStatus::Vetoed || expired;
+                let round = u64::from(r.round) + u64::from(next_round);
+                let voted = !next_round && r.votes.iter().any(|v| v.oracle == me);
+                (round, voted, Some(r.status))
+            }
+            None => (0, false, None),
+        };
+        let wants_vote = status != Some(EpochStatus::Finalized) && !voted;
+        if wants_vote && round > 0 {
+            if let Err(e) = self.closer.refresh(epoch, now).await {
+                tracing::warn!(epoch, error = %e, "syncing the epoch's input with peers failed; voting on the current close");
+            }
+        }
         let Some(closed) = self.closer.latest().filter(|c| c.dataset.epoch == epoch) else {
             return Ok(sent);
         };
@@ -322,18 +371,6 @@ impl Submitter {
             epoch,
             &borsh::to_vec(&proposal).unwrap_or_default(),
         );
-        let record: Option<EpochRecord> =
-            self.account(&self.deployment.epoch_record(epoch)).await?;
-        let me = self.keypair.pubkey();
-        let (round, voted, status) = match &record {
-            Some(r) => {
-                let voted_round = u64::from(r.round) + u64::from(r.status == EpochStatus::Vetoed);
-                let voted =
-                    r.status != EpochStatus::Vetoed && r.votes.iter().any(|v| v.oracle == me);
-                (voted_round, voted, Some(r.status))
-            }
-            None => (0, false, None),
-        };
         if let Some(r) = &record {
             if r.status == EpochStatus::Proposed && r.proposal_digest != digest {
                 tracing::warn!(
@@ -347,7 +384,9 @@ impl Submitter {
                 .iter()
                 .filter(|v| v.oracle != me && v.digest != digest)
             {
-                tracing::warn!(epoch, oracle = %v.oracle, "another oracle voted for a different proposal");
+                // Expected while oracles still differ on the epoch's input; the next round
+                // syncs them.
+                tracing::info!(epoch, oracle = %v.oracle, "another oracle voted for a different proposal");
                 metrics::counter!("backhaul_submit_dissent_total").increment(1);
             }
         }
@@ -361,7 +400,7 @@ impl Submitter {
             );
             return Ok(sent);
         }
-        if status != Some(EpochStatus::Finalized) && !voted {
+        if wants_vote {
             let ixs = vec![ix::propose_root(&self.deployment, &me, epoch, proposal)];
             if self.ensure(Kind::Vote, epoch, round, &digest, ixs).await? {
                 sent.push((Kind::Vote, epoch));
@@ -397,11 +436,16 @@ impl Submitter {
             if e.status == PENDING || e.status == CONFIRMED {
                 return Ok(false);
             }
-            if e.attempts >= self.params.max_attempts {
-                tracing::error!(epoch, kind = kind.as_str(), attempts = e.attempts, error = %e.error, "giving up on this action; needs attention");
-                metrics::counter!("backhaul_submit_gave_up_total", "kind" => kind.as_str())
+            let wait = retry_wait_secs(e.attempts, self.params.backoff_after);
+            if wait > 0 {
+                metrics::gauge!("backhaul_submit_failed_attempts", "kind" => kind.as_str())
+                    .set(e.attempts as f64);
+                if clock::now() < e.updated_at.saturating_add(wait) {
+                    return Ok(false);
+                }
+                tracing::warn!(epoch, kind = kind.as_str(), attempts = e.attempts, error = %e.error, retry_every_secs = wait, "this action keeps failing; retrying with backoff (see the error)");
+                metrics::counter!("backhaul_submit_backoff_retries_total", "kind" => kind.as_str())
                     .increment(1);
-                return Ok(false);
             }
         }
         let attempts = existing.map_or(0, |e| e.attempts) + 1;
@@ -800,6 +844,7 @@ fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, SubmitError> {
         status: r.try_get("status")?,
         error: r.try_get("error")?,
         attempts: u(r.try_get("attempts")?)?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 

@@ -107,6 +107,7 @@ fn main() {
         ..Default::default()
     };
     let ctx = CloseContext {
+        input_hash: [0; 32],
         deployment: Deployment {
             program_id: [1; 32],
             config: [2; 32],

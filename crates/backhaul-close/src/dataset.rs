@@ -122,6 +122,7 @@ pub(crate) fn build(
         epoch,
         epoch_start: ctx.epoch_start,
         epoch_end: ctx.epoch_end,
+        input_hash: hex(&ctx.input_hash),
         parameters: Parameters {
             credits_per_gib: p.credits_per_gib,
             pair_cap_bytes: p.pair_cap_bytes,

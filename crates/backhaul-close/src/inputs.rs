@@ -174,6 +174,8 @@ pub struct CloseContext<'a> {
     pub epoch: u64,
     pub epoch_start: i64,
     pub epoch_end: i64,
+    /// sha256 of the agreed input the receipts, bindings and grants come from.
+    pub input_hash: [u8; 32],
     pub params: CloseParams,
     pub chain: &'a ChainInputs,
     /// Every binding and grant in the agreed inputs of this epoch and earlier ones, each with its

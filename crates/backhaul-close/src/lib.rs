@@ -68,8 +68,8 @@ mod tests;
 pub use aggregator::Aggregator;
 pub use error::CloseError;
 pub use inputs::{
-    effective_epoch, latest, BuyerCredits, ChainInputs, CloseContext, CloseInput, CloseParams, Stored,
-    StoredReceipt, Versioned,
+    effective_epoch, latest, BuyerCredits, ChainInputs, CloseContext, CloseInput, CloseParams,
+    Stored, StoredReceipt, Versioned,
 };
 
 use backhaul_protocol::dataset::Dataset;

@@ -171,7 +171,7 @@ pub async fn start_oracle(
         &settings,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nrpc_url = \"{}\"\nconfig = \"{}\"\n\
-             grace_secs = {GRACE_SECS}\nclose_poll_secs = 1\nper_key_items_per_sec = {}\n",
+             close_poll_secs = 1\nper_key_items_per_sec = {}\n",
             dir.join("oracle-data").display(),
             s.rpc_url,
             s.config,

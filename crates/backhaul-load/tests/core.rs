@@ -72,7 +72,6 @@ async fn start() -> Net {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
         config: Pubkey::new_from_array(deployment().config).to_string(),
-        grace_secs: 5,
         ..Settings::default()
     };
     let oracle = Oracle::start(settings, chain.clone()).await.unwrap();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Format version written in every dataset.
-pub const DATASET_VERSION: u32 = 2;
+pub const DATASET_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +26,9 @@ pub struct Dataset {
     /// First and last second (exclusive) of the epoch.
     pub epoch_start: i64,
     pub epoch_end: i64,
+    /// sha256 (hex) of the epoch's agreed input file (`input::EpochInput`): the signed receipts,
+    /// grants and bindings the close read, published beside the dataset.
+    pub input_hash: String,
     pub parameters: Parameters,
     pub budget: Budget,
     /// What this epoch adds for all operators together (the on-chain `allocation`).

@@ -91,7 +91,8 @@ impl EpochInput {
         let mut receipts: Vec<SignedReceipt> = Vec::with_capacity(by_body.len());
         for r in by_body.into_values() {
             if let Some(last) = receipts.last() {
-                if session_key(last) == session_key(&r) && last.receipt.sequence < r.receipt.sequence
+                if session_key(last) == session_key(&r)
+                    && last.receipt.sequence < r.receipt.sequence
                 {
                     let key = session_key(&r);
                     while receipts.last().is_some_and(|l| session_key(l) == key) {

@@ -146,8 +146,9 @@ fn signing_key(k: &Keypair) -> SigningKey {
 struct Opts {
     /// Whether the oracles run their own submitters.
     submitters: bool,
-    /// Each oracle's bandwidth price (a different one makes a different root).
-    credits_per_gib: Vec<u64>,
+    /// An oracle that also gets a receipt the others never see. The oracles here have no
+    /// peers, so it closes over a different input and votes a different root.
+    dissenter: Option<usize>,
 }
 
 /// A running network with traffic for epoch 0 ingested by every oracle.
@@ -265,8 +266,6 @@ async fn world(opts: Opts) -> World {
             config: d.config.to_string(),
             keypair: submits.then(|| write_keypair(dir.path(), &format!("oracle-{i}"), k)),
             price_credits_per_token: Some(100_000),
-            credits_per_gib: opts.credits_per_gib.get(i).copied().unwrap_or(50_000),
-            grace_secs: 5,
             close_poll_secs: 1,
             submit_poll_secs: 1,
             ..Settings::default()
@@ -389,6 +388,20 @@ async fn world(opts: Opts) -> World {
     let report = fanout.submit_receipts(&receipts).await;
     assert!(report.all_succeeded());
     assert!(report.stored_by(receipts.len()).iter().all(|n| *n == 3));
+    if let Some(i) = opts.dissenter {
+        let mut session = ClientSession::new(
+            proto,
+            client_key.clone(),
+            buyer_id.key(),
+            nodes[0].key(),
+            0,
+            genesis + 1,
+        );
+        let (r, sig) = session.record_signed(1 << 29, genesis + 120).unwrap();
+        let extra = nodes[0].countersign(&r, sig).unwrap();
+        let resp = fanout.clients()[i].submit_receipts(&[extra]).await.unwrap();
+        assert_eq!(resp.results.len(), 1);
+    }
 
     World {
         net,
@@ -421,7 +434,7 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
         ..
     } = world(Opts {
         submitters: true,
-        credits_per_gib: vec![],
+        dissenter: None,
     })
     .await;
     // The epoch ends; the oracles seal it, close it, vote, and two votes make quorum.
@@ -580,7 +593,7 @@ fn submitter_with_limit(
         params: SubmitParams {
             compute_unit_limit,
             max_priority_fee_micro_lamports: 1_000,
-            max_attempts: 20,
+            backoff_after: 20,
             price: None,
         },
         crash,
@@ -646,7 +659,7 @@ async fn warp_and_follow(w: &World, ts: i64) {
 async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
     let w = world(Opts {
         submitters: false,
-        credits_per_gib: vec![],
+        dissenter: None,
     })
     .await;
     close_epoch_0(&w).await;
@@ -732,7 +745,7 @@ async fn a_crashed_submitter_never_double_votes_nor_loses_its_vote() {
 async fn after_a_veto_the_oracles_vote_again_once_the_ban_ends_and_the_epoch_finalizes() {
     let w = world(Opts {
         submitters: false,
-        credits_per_gib: vec![],
+        dissenter: None,
     })
     .await;
     close_epoch_0(&w).await;
@@ -795,10 +808,11 @@ async fn after_a_veto_the_oracles_vote_again_once_the_ban_ends_and_the_epoch_fin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quorum_forms_on_the_honest_root_and_dissent_is_reported() {
-    // Oracle 2 prices bandwidth differently, so its dataset and root differ.
+    // Oracle 2 holds a receipt the others never got (and, without peers, never fetch), so its
+    // dataset and root differ.
     let w = world(Opts {
         submitters: true,
-        credits_per_gib: vec![50_000, 50_000, 60_000],
+        dissenter: Some(2),
     })
     .await;
     w.net.warp_to(w.genesis + EPOCH_SECS as i64 + 1).await;
@@ -920,7 +934,7 @@ async fn confirmed(s: &Submitter, kind: Kind) -> Entry {
 async fn submitted_transactions_ask_for_their_simulated_units_plus_the_margin() {
     let w = world(Opts {
         submitters: false,
-        credits_per_gib: vec![],
+        dissenter: None,
     })
     .await;
     w.net.warp_to(w.genesis + EPOCH_SECS as i64 + 1).await;

@@ -287,6 +287,16 @@ impl Chain {
     }
 }
 
+/// The API base URLs of every address but `me`'s: an oracle's peers.
+pub fn peers_of(addrs: &[SocketAddr], me: usize) -> Vec<String> {
+    addrs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != me)
+        .map(|(_, a)| format!("http://{a}"))
+        .collect()
+}
+
 /// Settings of an oracle under test (the keypair, when given, enables its submitter).
 pub fn oracle_settings(
     chain: &Chain,
@@ -302,7 +312,7 @@ pub fn oracle_settings(
         config: chain.d.config.to_string(),
         keypair,
         price_credits_per_token: Some(PRICE),
-        grace_secs: GRACE_SECS,
+        sync_wait_secs: 3,
         close_poll_secs: 1,
         submit_poll_secs: 1,
         per_key_items_per_sec: 1_000_000,

@@ -154,16 +154,18 @@ async fn sigkill_loop_loses_nothing_changes_no_dataset_and_never_double_votes() 
     let dir = dir.keep();
     let dir = KeepOnPanic(dir);
     let mut oracles = vec![];
+    let addrs: Vec<_> = chain.oracles.iter().map(|_| free_addr()).collect();
     for (i, k) in chain.oracles.iter().enumerate() {
         let name = format!("oracle-{i}");
         let key = write_keypair(dir.path(), &name, k);
-        let s = oracle_settings(
+        let mut s = oracle_settings(
             &chain,
             &chain.net.url(),
             &dir.path().join(&name),
-            free_addr(),
+            addrs[i],
             Some(key),
         );
+        s.peers = peers_of(&addrs, i);
         oracles.push(OracleProc::new(dir.path(), &name, &s, None));
     }
     for o in &mut oracles {

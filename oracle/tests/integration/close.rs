@@ -95,10 +95,15 @@ async fn closing_again_gives_the_same_bytes() {
     let first = o.close(0).await.unwrap();
     let second = o.close(0).await.unwrap();
     assert_eq!(first.bytes, second.bytes);
-    // Recomputing from the stored receipts with the same chain inputs gives the same bytes too.
+    // Recomputing from the stored agreed input with the same chain inputs gives the same bytes
+    // too.
     let closer = &o.oracle().closer;
     let inputs = closer.chain.inputs(0).await.unwrap();
-    let again = closer.compute(0, &inputs, None).await.unwrap();
+    let (agreed, hash) = agreed_input(closer, 0).await;
+    let again = closer
+        .compute(0, &inputs, &agreed, hash, None)
+        .await
+        .unwrap();
     assert_eq!(again.to_bytes(), first.bytes);
 }
 
@@ -270,12 +275,26 @@ async fn epochs_build_on_each_other_and_wait_for_the_chain() {
     let closer = &o.oracle().closer;
     let mut inputs = closer.chain.inputs(1).await.unwrap();
     inputs.last_usage_cost_total += 1;
+    let (agreed, hash) = agreed_input(closer, 1).await;
     let err = closer
-        .compute(1, &inputs, Some(&e0.dataset))
+        .compute(1, &inputs, &agreed, hash, Some(&e0.dataset))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("usage cost"), "{err}");
+}
+
+/// The agreed input an epoch was closed over, from the oracle's files.
+async fn agreed_input(
+    closer: &backhaul_oracle::close::Closer,
+    epoch: u64,
+) -> (backhaul_protocol::input::EpochInput, [u8; 32]) {
+    let hash = backhaul_oracle::db::input_hash(&closer.pool, epoch)
+        .await
+        .unwrap()
+        .expect("closed");
+    let input = closer.agreement.read(&hash).await.unwrap().expect("stored");
+    (input, hash)
 }
 
 /// What finalizing `d` does to the chain, as the program would.

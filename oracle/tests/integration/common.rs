@@ -138,12 +138,8 @@ pub fn settings(dir: &std::path::Path, db: &Db) -> Settings {
             Db::Postgres(url) => Some(url.clone()),
         },
         config: Pubkey::new_from_array(deployment().config).to_string(),
-        credits_per_gib: 1_000,
-        pair_cap_bytes: 50 * GIB,
-        max_rate_bytes_per_sec: 100 << 20,
-        // Long enough that the background closer never closes an epoch on its own during a
-        // test; tests close by hand with a clock ten epochs ahead.
-        grace_secs: 2 * EPOCH_SECS,
+        // The background closer never closes an epoch on its own during a test; tests close by
+        // hand with a clock ten epochs ahead (the grace period is on-chain, see `chain`).
         close_poll_secs: 3_600,
         per_key_items_per_sec: 100_000,
         ..Settings::default()

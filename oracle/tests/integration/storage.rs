@@ -12,7 +12,7 @@ use sqlx::Row;
 use std::collections::BTreeSet;
 
 type Row6 = (i64, Vec<u8>, Vec<u8>, Vec<u8>, i64, Vec<u8>);
-type SessionKey = (u64, [u8; 32], [u8; 16]);
+use backhaul_oracle::db::SessionKey;
 
 /// The tables, as applying each op in order leaves them.
 #[derive(Default)]
@@ -34,7 +34,8 @@ fn row(r: &SignedReceipt, hash: &[u8; 32]) -> Row6 {
     )
 }
 
-fn of_session(row: &Row6, (epoch, client, session): &SessionKey) -> bool {
+/// Every receipt of the model names node 9, so a session's node is not compared.
+fn of_session(row: &Row6, (epoch, client, _node, session): &SessionKey) -> bool {
     row.0 == *epoch as i64 && row.1 == client[..] && row.2 == session[..]
 }
 
@@ -58,13 +59,13 @@ impl Model {
             Op::Grant(_, hash) => {
                 self.grants.insert(hash.to_vec());
             }
-            Op::Supersede(e, c, s) => self.receipts.retain(|r| !of_session(r, &(*e, *c, *s))),
+            Op::Supersede(key) => self.receipts.retain(|r| !of_session(r, key)),
             Op::Receipt(r, hash) => insert_new(&mut self.receipts, row(r, hash)),
-            Op::EvidenceOfSession(e, c, s) => {
+            Op::EvidenceOfSession(key) => {
                 let rows: Vec<Row6> = self
                     .receipts
                     .iter()
-                    .filter(|r| of_session(r, &(*e, *c, *s)))
+                    .filter(|r| of_session(r, key))
                     .cloned()
                     .collect();
                 for r in rows {
@@ -144,8 +145,8 @@ fn random_op(rng: &mut StdRng, sessions: u8) -> Op {
             let hash = r.receipt.body_hash();
             Op::Receipt(r, hash)
         }
-        55..=84 => Op::Supersede(epoch, client, session),
-        85..=91 => Op::EvidenceOfSession(epoch, client, session),
+        55..=84 => Op::Supersede((epoch, client, [9; 32], session)),
+        85..=91 => Op::EvidenceOfSession((epoch, client, [9; 32], session)),
         92..=95 => {
             let b = SignedBinding {
                 binding: NodeBinding {

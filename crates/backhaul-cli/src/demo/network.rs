@@ -333,19 +333,27 @@ impl Network {
         let admin = admin.with_mint(deployment.mint);
 
         // Three oracles: each its own key, SQLite database and submitter.
+        // Each oracle syncs every epoch's input with the other two, so their addresses are
+        // chosen first.
         let mut oracles = vec![];
+        let addrs = free_loopback_addrs(oracle_keys.len())?;
         for (i, k) in oracle_keys.iter().enumerate() {
             let key_path = dir.path().join(format!("oracle-{i}-key.json"));
             write_keypair(&key_path, k)?;
             let settings = Settings {
-                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                listen: addrs[i],
+                peers: addrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, a)| format!("http://{a}"))
+                    .collect(),
+                sync_wait_secs: 5,
                 data_dir: dir.path().join(format!("oracle-{i}")),
                 rpc_url: localnet.url(),
                 config: deployment.config.to_string(),
                 keypair: Some(key_path),
                 price_credits_per_token: Some(PRICE),
-                credits_per_gib: CREDITS_PER_GIB,
-                grace_secs: GRACE_SECS,
                 close_poll_secs: 1,
                 submit_poll_secs: 1,
                 ..Settings::default()
@@ -831,4 +839,15 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `n` loopback addresses with free ports (bound together, then released for the oracles).
+fn free_loopback_addrs(n: usize) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<_, _>>()?)
 }

@@ -467,8 +467,6 @@ pub async fn start_oracles(w: &Deployed, price: u64) -> (Vec<Oracle>, Vec<String
             config: w.d.config.to_string(),
             keypair: Some(w.net.keypair_file(&format!("oracle-{i}"), k)),
             price_credits_per_token: Some(price),
-            credits_per_gib: 50_000,
-            grace_secs: 5,
             close_poll_secs: 1,
             submit_poll_secs: 1,
             ..Settings::default()

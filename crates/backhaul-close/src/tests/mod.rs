@@ -141,6 +141,7 @@ impl Net {
     fn input<'a>(&'a self, epoch: u64, previous: Option<&'a Dataset>) -> CloseInput<'a> {
         CloseInput {
             context: CloseContext {
+                input_hash: [0; 32],
                 deployment: Deployment {
                     program_id: [1; 32],
                     config: [2; 32],

@@ -106,14 +106,23 @@ fn a_new_grant_or_binding_counts_from_the_epoch_it_arrived_in() {
     assert_eq!(effective_epoch(&first, [&first]), 4);
     let group = [first];
     assert!(latest(group.iter(), 3).is_none());
-    assert_eq!(latest(group.iter(), 4).map(|x| x.operator), Some(key("operator", 1)));
+    assert_eq!(
+        latest(group.iter(), 4).map(|x| x.operator),
+        Some(key("operator", 1))
+    );
     // A rebinding first held by epoch 6's input replaces it from epoch 7; one dated later than
     // that waits for its date.
     let second = b(key("operator", 2), 0, 20, 6);
     let group = [first, second];
     assert_eq!(effective_epoch(&second, group.iter()), 7);
-    assert_eq!(latest(group.iter(), 6).map(|x| x.operator), Some(key("operator", 1)));
-    assert_eq!(latest(group.iter(), 7).map(|x| x.operator), Some(key("operator", 2)));
+    assert_eq!(
+        latest(group.iter(), 6).map(|x| x.operator),
+        Some(key("operator", 1))
+    );
+    assert_eq!(
+        latest(group.iter(), 7).map(|x| x.operator),
+        Some(key("operator", 2))
+    );
     let dated = b(key("operator", 3), 12, 30, 6);
     assert_eq!(effective_epoch(&dated, [&first, &dated]), 12);
 }
