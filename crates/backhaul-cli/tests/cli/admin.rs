@@ -803,7 +803,7 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
     );
 
     // queue-params --from-file: compared with the newest (pending) values, only the file's
-    // economics differ.
+    // economics and grace period differ.
     let o = admin::queue_params(
         &next_ctx,
         &QueueParamsArgs {
@@ -817,7 +817,8 @@ async fn governance_changes_wait_for_the_delay_and_every_command_checks_its_sign
         o.changes,
         [
             "economics.price_max_age_secs 1200 -> 600",
-            "economics.net_emissions_cap 150000000 -> 100000000"
+            "economics.net_emissions_cap 150000000 -> 100000000",
+            "consensus.grace_secs 60 -> 5"
         ],
         "{:?}",
         o.changes
