@@ -88,6 +88,8 @@ pub struct Chain {
     pub genesis: i64,
     pub oracles: Vec<Keypair>,
     pub buyer: Keypair,
+    /// The deployment's one guardian.
+    pub guardian: Keypair,
 }
 
 impl Chain {
@@ -115,6 +117,7 @@ impl Chain {
             genesis: start,
             oracles,
             buyer: Keypair::new(),
+            guardian: Keypair::new(),
         };
         chain.deploy(&mint, threshold).await;
         chain
@@ -148,7 +151,7 @@ impl Chain {
         // the emission schedule or the mint rate limiter.
         let params = InitializeParams {
             admin: authority.pubkey(),
-            guardians: vec![Keypair::new().pubkey()],
+            guardians: vec![self.guardian.pubkey()],
             oracles: self.oracles.iter().map(|k| k.pubkey()).collect(),
             threshold,
             genesis_ts: self.genesis,
