@@ -178,7 +178,7 @@ fn a_clean_audit_passes_with_a_datasets_folder_and_prints_a_table() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("audit passed: 47 checks over 2 finalized epochs"),
+        text.contains("audit passed: 49 checks over 2 finalized epochs"),
         "{text}"
     );
     assert!(text.contains("pass   epoch-0/root.rewards"), "{text}");
