@@ -695,6 +695,8 @@ pub struct Sent {
 pub struct Batch {
     pub body: Vec<u8>,
     pub hashes: Vec<[u8; 32]>,
+    /// Per oracle: whether this batch is lost on the way to it (never all of them).
+    pub dropped: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -712,6 +714,8 @@ struct FeedState {
     /// Answers no correct oracle gives for this traffic.
     unexpected: Vec<String>,
     sessions: Vec<Session>,
+    /// Per oracle: receipts lost on the way to it.
+    lost: Vec<u64>,
 }
 
 /// Keeps submitting signed receipts to every oracle, the same batches in the same order, and
@@ -723,12 +727,14 @@ pub struct Feeder {
 
 /// How fast a feeder sends: per batch, new sessions and updates to earlier ones (a higher
 /// sequence replaces), one batch every `every`. Receipts are signed twice each in the test
-/// process (a debug build), so the rate is kept modest.
+/// process (a debug build), so the rate is kept modest. Each batch is lost on the way to each
+/// oracle with probability `loss` (a node that gave up on that oracle), but always reaches one.
 #[derive(Clone, Copy, Debug)]
 pub struct Rate {
     pub new: usize,
     pub updates: usize,
     pub every: Duration,
+    pub loss: f64,
 }
 /// Batches generated ahead of the slowest oracle, at most (an oracle that is down holds the
 /// generator back rather than growing the backlog without bound).
@@ -741,6 +747,7 @@ impl Feeder {
             acked: vec![HashMap::new(); n],
             cursors: vec![0; n],
             failures: vec![HashMap::new(); n],
+            lost: vec![0; n],
             ..Default::default()
         }));
         let mut tasks = vec![];
@@ -779,6 +786,12 @@ impl Feeder {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     };
+                    if batch.dropped[i] {
+                        let Ok(mut s) = state.lock() else { return };
+                        s.lost[i] += batch.hashes.len() as u64;
+                        s.cursors[i] += 1;
+                        continue;
+                    }
                     let answer = post(&http, &url, batch.body.clone()).await;
                     let retry = match state.lock() {
                         Ok(mut s) => record(&mut s, i, &batch, answer),
@@ -841,6 +854,14 @@ impl Feeder {
         self.state
             .lock()
             .map(|s| s.unexpected.clone())
+            .unwrap_or_default()
+    }
+
+    /// Per oracle: the receipts lost on the way to it.
+    pub fn lost(&self) -> Vec<u64> {
+        self.state
+            .lock()
+            .map(|s| s.lost.clone())
             .unwrap_or_default()
     }
 
@@ -968,9 +989,15 @@ fn generate(
             },
         );
     }
+    let n = s.cursors.len();
+    let mut dropped: Vec<bool> = (0..n).map(|_| rng.gen_bool(rate.loss)).collect();
+    if n > 0 && dropped.iter().all(|d| *d) {
+        dropped[rng.gen_range(0..n)] = false;
+    }
     Batch {
         body: borsh::to_vec(&signed).expect("borsh"),
         hashes,
+        dropped,
     }
 }
 

@@ -194,6 +194,7 @@ async fn chain_endpoint_down_or_slow_backs_off_reports_and_votes_exactly_once() 
             new: 5,
             updates: 2,
             every: Duration::from_millis(200),
+            loss: 0.0,
         },
     );
     feeder.feed(Some(0));
