@@ -264,6 +264,7 @@ impl Closer {
     ) -> Result<Arc<ClosedEpoch>, CloseFailure> {
         let started = Instant::now();
         let input_hash = self.agreement.write(&agreed).await?;
+        self.publish_input(epoch, &agreed).await?;
         db::position_items(&self.pool, epoch, &agreed.bindings, &agreed.grants).await?;
         let previous = if epoch == 0 {
             None
@@ -321,6 +322,7 @@ impl Closer {
             ));
         };
         let input_hash = self.agreement.write(&input).await?;
+        self.publish_input(epoch, &input).await?;
         db::position_items(&self.pool, epoch, &input.bindings, &input.grants).await?;
         db::store_dataset(&self.pool, epoch, &bytes, &expected, &input_hash, now).await?;
         let closed = Arc::new(ClosedEpoch::from_bytes(bytes, now)?);
@@ -389,6 +391,14 @@ impl Closer {
     /// The published file of `epoch`'s dataset.
     pub fn dataset_path(&self, epoch: u64) -> PathBuf {
         self.datasets_dir.join(format!("epoch-{epoch}.json"))
+    }
+
+    /// Writes the agreed input beside the dataset, as `epoch-<n>.input`.
+    async fn publish_input(&self, epoch: u64, input: &EpochInput) -> Result<(), CloseFailure> {
+        let path = self.datasets_dir.join(format!("epoch-{epoch}.input"));
+        crate::files::write_atomically(&self.datasets_dir, &path, input.to_bytes())
+            .await
+            .map_err(|source| CloseFailure::File { path, source })
     }
 
     /// Writes the dataset file atomically and durably (see [`crate::files`]).

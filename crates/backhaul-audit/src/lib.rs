@@ -24,6 +24,8 @@
 //!   stays exact: the config's totals = the sums of the ledgers and accounts, credits issued −
 //!   settled = Σ balances (`supply`); no operator claimed more than its latest cumulative
 //!   reward (`claims`); epochs contiguous, every account at its address (`deployment`).
+//! - On request, [`recompute`]: each dataset rebuilt byte for byte by the pure close
+//!   (`backhaul-close`) from its published agreed input and the earlier ones.
 //!
 //! ```ignore
 //! let report = backhaul_audit::audit(&snapshot, &datasets);
@@ -38,12 +40,14 @@ mod economics;
 mod evidence;
 mod governance;
 mod proposal;
+mod recompute;
 mod report;
 mod run;
 mod snapshot;
 mod supply;
 mod trees;
 
+pub use recompute::recompute;
 pub use report::{status_name, AuditReport, Check, EpochFigures};
 pub use run::audit;
 pub use snapshot::{Fetched, MintInfo, ProgramUpgrade, Snapshot, VaultInfo};

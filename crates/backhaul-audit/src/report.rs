@@ -62,6 +62,17 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
+    /// Adds checks run apart from [`crate::audit`] (such as [`crate::recompute`]'s).
+    pub fn add(&mut self, checks: Vec<Check>) {
+        for c in checks {
+            if !c.passed {
+                self.failed.push(c.id.clone());
+            }
+            self.checks.push(c);
+        }
+        self.passed = self.failed.is_empty();
+    }
+
     /// The check with this id.
     pub fn check(&self, id: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.id == id)

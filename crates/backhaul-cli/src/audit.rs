@@ -22,6 +22,11 @@ pub struct AuditArgs {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also rebuild every dataset from its agreed input (the signed receipts, grants and
+    /// bindings it was closed over, `epoch-<n>.input` beside the datasets or
+    /// `/v1/epochs/<n>/input`) and compare the bytes.
+    #[arg(long)]
+    pub recompute: bool,
 }
 
 /// A progress bar on stderr (drawn only on a terminal).
@@ -36,7 +41,11 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 
 /// Fetches the deployment's accounts and its datasets (from `datasets`, or else from the
 /// context's oracles), and audits them.
-pub async fn audit(ctx: &Context, datasets: Option<PathBuf>) -> anyhow::Result<AuditReport> {
+pub async fn audit(
+    ctx: &Context,
+    datasets: Option<PathBuf>,
+    recompute: bool,
+) -> anyhow::Result<AuditReport> {
     let source = match datasets {
         Some(dir) => {
             if !dir.is_dir() {
@@ -70,8 +79,17 @@ pub async fn audit(ctx: &Context, datasets: Option<PathBuf>) -> anyhow::Result<A
     let fetched = fetch::datasets(&source, &wanted, |_| bar.inc(1)).await;
     bar.finish_and_clear();
     let spinner = progress(1, "checking");
-    let report = backhaul_audit::audit(&snapshot, &fetched);
+    let mut report = backhaul_audit::audit(&snapshot, &fetched);
     spinner.finish_and_clear();
+    if recompute {
+        let epochs: Vec<u64> = fetched.keys().copied().collect();
+        let bar = progress(epochs.len() as u64, "fetching agreed inputs");
+        let inputs = fetch::inputs(&source, &epochs).await;
+        bar.finish_and_clear();
+        let spinner = progress(1, "recomputing datasets");
+        report.add(backhaul_audit::recompute(&snapshot, &fetched, &inputs));
+        spinner.finish_and_clear();
+    }
     tracing::info!(
         passed = report.passed,
         checks = report.checks.len(),
@@ -133,7 +151,7 @@ pub fn print_report(report: &AuditReport) {
 }
 
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let report = audit(ctx, args.datasets).await?;
+    let report = audit(ctx, args.datasets, args.recompute).await?;
     if let Some(path) = &args.report {
         fetch::write_report(path, &report)?;
     }

@@ -79,14 +79,17 @@ pub async fn current_epoch(ctx: &Context, c: &Config) -> anyhow::Result<u64> {
 pub async fn bind(ctx: &Context, args: &BindArgs) -> anyhow::Result<SubmitOutcome> {
     let node = read_keypair(&args.node_keypair)
         .with_context(|| "reading the node's key (--node-keypair)")?;
-    bind_node(ctx, &signing_key(&node), args.epoch).await
+    bind_node(ctx, &signing_key(&node), args.epoch, None).await
 }
 
 /// [`bind`] with the node's signing key in memory.
+/// Binds `node` to the context's signer from `epoch` (default: the current one), signed at
+/// `issued_at` (default: now; a later binding of the same node replaces an earlier one).
 pub async fn bind_node(
     ctx: &Context,
     node: &SigningKey,
     epoch: Option<u64>,
+    issued_at: Option<i64>,
 ) -> anyhow::Result<SubmitOutcome> {
     let urls = ctx.oracle_urls()?.to_vec();
     let operator = ctx.signer()?;
@@ -101,7 +104,11 @@ pub async fn bind_node(
         operator.pubkey().to_bytes(),
     );
     let binding = identity
-        .sign_binding(epoch, wall_time(), &signing_key(operator))
+        .sign_binding(
+            epoch,
+            issued_at.unwrap_or_else(wall_time),
+            &signing_key(operator),
+        )
         .map_err(|e| anyhow::anyhow!("cannot sign the binding: {e}"))?;
     let fanout = Fanout::from_urls(&urls, ClientConfig::default())
         .map_err(|e| anyhow::anyhow!("--oracle: {e}"))?;

@@ -154,6 +154,14 @@ impl OracleClient {
             .await
     }
 
+    /// `GET /v1/epochs/{epoch}/input`: the agreed input the epoch's dataset was closed over
+    /// (its sha256 is the dataset's `input_hash`; `backhaul_protocol::input::EpochInput`).
+    pub async fn agreed_input(&self, epoch: u64) -> Result<Vec<u8>, ClientError> {
+        let url = self.endpoint(&format!("v1/epochs/{epoch}/input"))?;
+        self.execute(Method::GET, &url, None, &self.config.retry)
+            .await
+    }
+
     /// `GET /health`, once, without retries: `Ok` when the oracle answers `2xx`.
     pub async fn health(&self) -> Result<(), ClientError> {
         let url = self.endpoint("health")?;

@@ -111,11 +111,15 @@ async fn finalized(chain: &Chain, epoch: u64, secs: u64) -> EpochRecord {
 async fn same_dataset_everywhere(urls: &[String], epoch: u64, record: &EpochRecord) -> Dataset {
     let mut bytes = None;
     for url in urls {
-        let b = wait_for(&format!("{url}'s finalized dataset of {epoch}"), 60, || async {
-            dataset(url, epoch)
-                .await
-                .filter(|b| sha256(b) == record.proposal.dataset_hash)
-        })
+        let b = wait_for(
+            &format!("{url}'s finalized dataset of {epoch}"),
+            60,
+            || async {
+                dataset(url, epoch)
+                    .await
+                    .filter(|b| sha256(b) == record.proposal.dataset_hash)
+            },
+        )
         .await;
         if let Some(first) = &bytes {
             assert_eq!(first, &b, "{url} publishes other bytes");
@@ -175,10 +179,14 @@ async fn oracles_given_different_receipts_close_over_the_same_input() {
         send(u, &[junk(&mut rng, &chain, 0)]).await;
     }
     // A receipt that reaches only oracle 1, a second before the cutoff.
-    chain.warp_to(chain.epoch_end(0) + GRACE_SECS as i64 - 1).await;
+    chain
+        .warp_to(chain.epoch_end(0) + GRACE_SECS as i64 - 1)
+        .await;
     let straddling = traffic.receipt(&session(&mut rng, 0, 1, 1 << 29));
     send(&urls[1], &[straddling]).await;
-    chain.warp_to(chain.epoch_end(0) + GRACE_SECS as i64 + 1).await;
+    chain
+        .warp_to(chain.epoch_end(0) + GRACE_SECS as i64 + 1)
+        .await;
 
     let record = finalized(&chain, 0, 120).await;
     let d = same_dataset_everywhere(&urls, 0, &record).await;
@@ -191,7 +199,10 @@ async fn oracles_given_different_receipts_close_over_the_same_input() {
     assert_eq!(d.rejected.values().sum::<u64>(), 3);
     // Every oracle voted the same digest: none dissented.
     let votes = chain.record(0).await.expect("record").votes;
-    assert!(votes.iter().all(|v| v.digest == votes[0].digest), "{votes:?}");
+    assert!(
+        votes.iter().all(|v| v.digest == votes[0].digest),
+        "{votes:?}"
+    );
 }
 
 /// (b) and lag: oracle 2 holds a receipt and is down at the close, so 0 and 1 close without it
@@ -221,7 +232,9 @@ async fn after_a_veto_the_oracles_sync_close_again_and_finalize() {
     send(&urls[2], &[only_2]).await;
     procs[2].kill();
 
-    chain.warp_to(chain.epoch_end(0) + GRACE_SECS as i64 + 1).await;
+    chain
+        .warp_to(chain.epoch_end(0) + GRACE_SECS as i64 + 1)
+        .await;
     let first = wait_for("a quorum without oracle 2", 120, || async {
         chain
             .record(0)
@@ -245,7 +258,9 @@ async fn after_a_veto_the_oracles_sync_close_again_and_finalize() {
     procs[2].start().await;
     // The veto bans the vetoed digest for one challenge period; the next round has oracle 2's
     // input, so the proposal differs anyway.
-    chain.warp_to(first.quorum_at + CHALLENGE_SECS as i64 + 1).await;
+    chain
+        .warp_to(first.quorum_at + CHALLENGE_SECS as i64 + 1)
+        .await;
     let record = finalized(&chain, 0, 180).await;
     assert!(record.round >= 1, "finalized in a later round");
     assert_ne!(record.proposal_digest, first.proposal_digest);
@@ -305,7 +320,11 @@ async fn an_oracle_added_later_catches_up_from_finalized_datasets_and_votes() {
         finalized(&chain, epoch, 120).await;
     }
     chain
-        .send(&[ix::apply_change(&chain.d, 0, &admin.pubkey())], &admin, &[])
+        .send(
+            &[ix::apply_change(&chain.d, 0, &admin.pubkey())],
+            &admin,
+            &[],
+        )
         .await;
     // The newcomer starts from nothing; epoch 2's traffic reaches only the old three (its
     // input reaches the newcomer through them).
@@ -318,7 +337,9 @@ async fn an_oracle_added_later_catches_up_from_finalized_datasets_and_votes() {
         let record = chain.record(epoch).await.expect("record");
         same_dataset_everywhere(&urls, epoch, &record).await;
     }
-    chain.warp_to(chain.epoch_end(2) + GRACE_SECS as i64 + 1).await;
+    chain
+        .warp_to(chain.epoch_end(2) + GRACE_SECS as i64 + 1)
+        .await;
     let record = finalized(&chain, 2, 180).await;
     let d = same_dataset_everywhere(&urls, 2, &record).await;
     assert_eq!(counted_bytes(&d), 1 << 30);

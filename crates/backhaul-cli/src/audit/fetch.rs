@@ -157,6 +157,62 @@ async fn fetch_one(source: &DatasetSource, epoch: u64, expected: &[u8; 32]) -> F
     }
 }
 
+/// Fetches each epoch's agreed input (`epoch-<n>.input` in a folder, or
+/// `/v1/epochs/<n>/input` from the first oracle that has it).
+pub async fn inputs(source: &DatasetSource, epochs: &[u64]) -> BTreeMap<u64, Fetched> {
+    let fetches = epochs.iter().map(|&epoch| {
+        let source = source.clone();
+        async move {
+            let fetched = match &source {
+                DatasetSource::Folder(dir) => {
+                    let path = dir.join(format!("epoch-{epoch}.input"));
+                    Fetched {
+                        source: path.display().to_string(),
+                        bytes: tokio::fs::read(&path).await.map_err(|e| e.to_string()),
+                    }
+                }
+                DatasetSource::Oracles(clients) => {
+                    let mut last = Fetched {
+                        source: "no oracle".into(),
+                        bytes: Err("no oracle URL was given".into()),
+                    };
+                    for client in clients {
+                        let source = format!(
+                            "{}/v1/epochs/{epoch}/input",
+                            client.base_url().as_str().trim_end_matches('/')
+                        );
+                        match client.agreed_input(epoch).await {
+                            Ok(bytes) => {
+                                return (
+                                    epoch,
+                                    Fetched {
+                                        source,
+                                        bytes: Ok(bytes),
+                                    },
+                                )
+                            }
+                            Err(e) => {
+                                last = Fetched {
+                                    source,
+                                    bytes: Err(e.to_string()),
+                                }
+                            }
+                        }
+                    }
+                    last
+                }
+            };
+            (epoch, fetched)
+        }
+    });
+    futures::stream::iter(fetches)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Writes `report` as pretty JSON to `path`.
 pub fn write_report<T: serde::Serialize>(path: &std::path::Path, report: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report).context("cannot encode the report")?;

@@ -493,7 +493,9 @@ impl Network {
         // Each node is bound to its operator by `operator bind`, at every oracle.
         let binds = self.nodes.iter().map(|n| {
             let op = &self.operators[n.operator];
-            async move { crate::operator::bind_node(&op.ctx, &n.key, Some(0)).await }
+            // Signed at the genesis, not the wall clock: the same seed gives the same signed
+            // items, so the same agreed inputs and datasets, byte for byte.
+            async move { crate::operator::bind_node(&op.ctx, &n.key, Some(0), Some(START_TS)).await }
         });
         for outcome in futures::future::join_all(binds).await {
             let o = outcome?;
@@ -532,7 +534,7 @@ impl Network {
                     expires_in_days: None,
                     credit_limit: 0,
                     epoch: Some(0),
-                    issued_at: None,
+                    issued_at: Some(START_TS),
                 };
                 async move { crate::firm::grant(&f.ctx, &args).await }
             })

@@ -1,6 +1,7 @@
 //! `backhaul audit` through the real binary, against the local endpoint and three real oracles
 //! that ran two epochs (the demo's network, kept running for these tests): a clean audit passes;
-//! a dataset altered by one byte, or re-encoded, fails its sha256 check.
+//! a dataset altered by one byte, or re-encoded, fails its sha256 check; `--recompute` rebuilds
+//! every dataset from its agreed input, and a tampered input fails it.
 
 use crate::common::{json, run_binary, stderr, stdout};
 use backhaul_cli::demo::{DemoOptions, Network};
@@ -273,4 +274,80 @@ fn a_missing_dataset_or_no_source_fails() {
     let out = run(base_args(n));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--datasets"), "{}", stderr(&out));
+}
+
+/// The audit with `--recompute` over a copy of the published files, as JSON.
+fn recompute_json(n: &Shared, dir: &Path) -> serde_json::Value {
+    let mut args = base_args(n);
+    args.extend([
+        "--datasets".into(),
+        dir.display().to_string(),
+        "--recompute".into(),
+        "--output".into(),
+        "json".into(),
+    ]);
+    json(&run(args))
+}
+
+#[test]
+fn recompute_rebuilds_every_dataset_byte_for_byte_from_its_agreed_input() {
+    let n = network();
+    // From the oracles.
+    let mut args = base_args(n);
+    for o in &n.oracles {
+        args.extend(["--oracle".to_string(), o.clone()]);
+    }
+    args.extend(["--recompute".into(), "--output".into(), "json".into()]);
+    let out = run(args);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["passed"], true, "{report}");
+    for e in 0..2 {
+        let ev = evidence(&report, &format!("epoch-{e}/dataset.recomputed"));
+        assert!(ev.contains("rebuilt byte for byte"), "{ev}");
+    }
+    // From the published folder (datasets and inputs side by side).
+    let dir = copy_datasets(&n.datasets);
+    let report = recompute_json(n, dir.path());
+    assert_eq!(report["passed"], true, "{report}");
+}
+
+#[test]
+fn recompute_fails_on_a_tampered_receipt_file() {
+    let n = network();
+    let dir = copy_datasets(&n.datasets);
+    let path = dir.path().join("epoch-1.input");
+    let bytes = std::fs::read(&path).expect("epoch-1.input");
+    let mut input = backhaul_protocol::input::EpochInput::from_bytes(&bytes).expect("an input");
+    assert!(
+        !input.receipts.is_empty(),
+        "the demo's epoch 1 has receipts"
+    );
+
+    // One receipt's bytes raised: the file no longer hashes to the dataset's input_hash.
+    input.receipts[0].receipt.cumulative_bytes += 1 << 30;
+    std::fs::write(&path, input.to_bytes()).expect("write");
+    let report = recompute_json(n, dir.path());
+    assert_eq!(report["passed"], false);
+    let ev = evidence(&report, "epoch-1/dataset.recomputed");
+    assert!(
+        ev.contains("does not hash to the dataset's input_hash"),
+        "{ev}"
+    );
+    assert!(failed(&report).contains(&"epoch-1/dataset.recomputed".to_string()));
+    assert_eq!(check(&report, "epoch-0/dataset.recomputed")["passed"], true);
+
+    // A receipt dropped from the input of epoch 0 fails it, and epoch 1, which builds on it.
+    let path0 = dir.path().join("epoch-0.input");
+    let mut input0 =
+        backhaul_protocol::input::EpochInput::from_bytes(&std::fs::read(&path0).expect("epoch-0"))
+            .expect("an input");
+    input0.receipts.pop();
+    std::fs::write(&path0, input0.to_bytes()).expect("write");
+    let report = recompute_json(n, dir.path());
+    assert_eq!(
+        check(&report, "epoch-0/dataset.recomputed")["passed"],
+        false
+    );
+    assert!(evidence(&report, "epoch-1/dataset.recomputed").contains("builds on it"));
 }
