@@ -303,7 +303,10 @@ async fn post_receipts(
         .zip(limited)
         .map(|(r, limited)| {
             limited.or_else(|| {
-                (r.receipt.rate_bytes_per_sec() > max_rate).then_some(RejectReason::RateExceeded)
+                (r.receipt
+                    .rate_bytes_per_sec(state.closer.clock.epoch_length_secs)
+                    > max_rate)
+                    .then_some(RejectReason::RateExceeded)
             })
         })
         .collect();

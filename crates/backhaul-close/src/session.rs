@@ -217,7 +217,9 @@ impl<'a> Sessions<'a> {
             PairGrant::Expired => return self.skip(Skip::GrantExpired),
             PairGrant::Valid { buyer, .. } => buyer,
         };
-        if r.rate_bytes_per_sec() > self.ctx.params.max_rate_bytes_per_sec {
+        let epoch_secs = u64::try_from(self.ctx.epoch_end.saturating_sub(self.ctx.epoch_start))
+            .unwrap_or(u64::MAX);
+        if r.rate_bytes_per_sec(epoch_secs) > self.ctx.params.max_rate_bytes_per_sec {
             return self.skip(Skip::RateExceeded);
         }
         if j.operators.keys[operator as usize] == j.buyers.keys[buyer as usize] {

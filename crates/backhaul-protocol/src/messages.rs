@@ -237,9 +237,11 @@ impl UsageReceipt {
         sha256v(&[RECEIPT_CLIENT_TAG, &body(self)])
     }
 
-    /// Bytes per second over the session's life (a session younger than a second counts as one).
-    pub fn rate_bytes_per_sec(&self) -> u64 {
-        self.cumulative_bytes / self.session_age_secs.max(1)
+    /// Bytes per second over the session's life, its age taken as at least one second and at
+    /// most `max_age_secs` (the epoch's length: a session lives in one epoch, so a larger age,
+    /// which only the client and the node vouch for, would only hide a faster rate).
+    pub fn rate_bytes_per_sec(&self, max_age_secs: u64) -> u64 {
+        self.cumulative_bytes / self.session_age_secs.min(max_age_secs).max(1)
     }
 }
 

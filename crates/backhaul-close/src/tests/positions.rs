@@ -1,6 +1,7 @@
 //! What a buyer or a client can still change about an epoch after it delivered: nothing. A
 //! revocation counts from the epoch after the one whose agreed input first held it, whatever it
-//! dates itself; a receipt naming another node is another session.
+//! dates itself; a receipt naming another node is another session; an age the client and node
+//! make up cannot hide a rate beyond the cap.
 
 use super::{key, reward, usage, Net, GIB, TOKEN};
 use crate::{effective_epoch, latest, Stored};
@@ -125,4 +126,37 @@ fn a_new_grant_or_binding_counts_from_the_epoch_it_arrived_in() {
     );
     let dated = b(key("operator", 3), 12, 30, 6);
     assert_eq!(effective_epoch(&dated, [&first, &dated]), 12);
+}
+
+#[test]
+fn a_session_claiming_to_be_older_than_its_epoch_is_judged_at_the_epochs_length() {
+    let (mut n, buyer, client, a) = served();
+    n.params.max_rate_bytes_per_sec = 1 << 20;
+    n.receipts.clear();
+    // Twice what 1 MiB/s over a whole day (the epoch) allows, claiming a thousand years.
+    let bytes = 2 * 86_400 * (1u64 << 20);
+    for (id, age) in [(1u8, 31_536_000_000u64), (2, 86_400)] {
+        let receipt = backhaul_protocol::UsageReceipt {
+            epoch: 2,
+            session_id: [id; 16],
+            node: key("node", 0),
+            client,
+            buyer,
+            sequence: 1,
+            cumulative_bytes: bytes,
+            session_age_secs: age,
+        };
+        n.receipts.push(crate::StoredReceipt {
+            receipt,
+            body_hash: receipt.body_hash(),
+        });
+    }
+    let d = closed(&n, 2);
+    assert_eq!(
+        d.rejected.get("rate_exceeded"),
+        Some(&2),
+        "{:?}",
+        d.rejected
+    );
+    assert_eq!(reward(&d, &a), 0);
 }
