@@ -120,7 +120,12 @@ impl Oracle {
             chain: chain.clone(),
             deployment,
             clock,
-            datasets_dir: settings.data_dir.join("datasets"),
+            store: crate::storage::open(
+                settings.publish_url.as_deref(),
+                settings.data_dir.join("datasets"),
+            )
+            .context("cannot open the publish store (publish_url)")?,
+            published: Default::default(),
             max_rate_bytes_per_sec: config
                 .params_for(clock.at(time.now()).unwrap_or(0))
                 .consensus

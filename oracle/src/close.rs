@@ -9,6 +9,7 @@ use crate::clock::EpochClock;
 use crate::db::{self, DbError};
 use crate::ingest::Job;
 use crate::metrics as m;
+use crate::storage::{Store, StoreError};
 use backhaul_close::{Aggregator, ChainInputs, CloseContext, CloseError, StoredReceipt};
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
@@ -17,7 +18,6 @@ use backhaul_protocol::input::EpochInput;
 use backhaul_protocol::{Deployment, Key};
 use sqlx::AnyPool;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -93,11 +93,8 @@ pub enum CloseFailure {
     Close(#[from] CloseError),
     #[error("a stored dataset is corrupt: {0}")]
     Corrupt(String),
-    #[error("writing the dataset file {path} failed: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("publishing failed: {0}")]
+    Publish(#[from] StoreError),
     #[error("the ingest writer has stopped")]
     WriterGone,
     #[error(transparent)]
@@ -110,7 +107,10 @@ pub struct Closer {
     pub chain: Arc<dyn ChainView>,
     pub deployment: Deployment,
     pub clock: EpochClock,
-    pub datasets_dir: PathBuf,
+    /// Where datasets and agreed inputs are published.
+    pub store: Arc<dyn Store>,
+    /// The epoch and size of the dataset last published or found published, by this process.
+    pub published: std::sync::Mutex<Option<(u64, u64)>>,
     /// The current epoch's rate limit, as last read from the chain: ingest refuses receipts
     /// faster than it at once (the close judges each epoch by its own parameters anyway).
     pub max_rate_bytes_per_sec: std::sync::atomic::AtomicU64,
@@ -388,46 +388,72 @@ impl Closer {
         Ok(agg.finish()?)
     }
 
-    /// The published file of `epoch`'s dataset.
-    pub fn dataset_path(&self, epoch: u64) -> PathBuf {
-        self.datasets_dir.join(format!("epoch-{epoch}.json"))
+    /// The published name of `epoch`'s dataset, and of its agreed input.
+    pub fn dataset_name(epoch: u64) -> String {
+        format!("epoch-{epoch}.json")
     }
 
-    /// Writes the agreed input beside the dataset, as `epoch-<n>.input`.
+    pub fn input_name(epoch: u64) -> String {
+        format!("epoch-{epoch}.input")
+    }
+
+    /// Publishes the agreed input beside the dataset, as `epoch-<n>.input`.
     async fn publish_input(&self, epoch: u64, input: &EpochInput) -> Result<(), CloseFailure> {
-        let path = self.datasets_dir.join(format!("epoch-{epoch}.input"));
-        crate::files::write_atomically(&self.datasets_dir, &path, input.to_bytes())
-            .await
-            .map_err(|source| CloseFailure::File { path, source })
+        Ok(self
+            .store
+            .put(&Self::input_name(epoch), input.to_bytes())
+            .await?)
     }
 
-    /// Writes the dataset file atomically and durably (see [`crate::files`]).
+    /// Publishes the dataset, whole or not at all (see [`crate::storage`]).
     async fn publish(&self, epoch: u64, bytes: &[u8]) -> Result<(), CloseFailure> {
-        let path = self.dataset_path(epoch);
-        crate::files::write_atomically(&self.datasets_dir, &path, bytes.to_vec())
-            .await
-            .map_err(|source| CloseFailure::File { path, source })
+        self.store
+            .put(&Self::dataset_name(epoch), bytes.to_vec())
+            .await?;
+        if let Ok(mut p) = self.published.lock() {
+            *p = Some((epoch, bytes.len() as u64));
+        }
+        Ok(())
     }
 
-    /// Makes sure the latest closed epoch's file is on disk: a close interrupted between storing
-    /// the dataset and writing the file (a crash, a full disk) left it missing or partial. The
-    /// stored copy is the one that counts, so the file is written again from it.
+    /// Makes sure the latest closed epoch's dataset is published: a close interrupted between
+    /// storing the dataset and publishing it (a crash, a full disk, a store that was down) left
+    /// it missing or partial. The stored copy is the one that counts, so it is published again
+    /// from it. Checked once per epoch and process, then remembered.
     pub async fn ensure_published(&self) -> Result<(), CloseFailure> {
         let Some(latest) = self.latest() else {
             return Ok(());
         };
         let epoch = latest.dataset.epoch;
-        let path = self.dataset_path(epoch);
-        let len = tokio::fs::metadata(&path).await.ok().map(|m| m.len());
-        if len == Some(latest.bytes.len() as u64) {
+        let expected = latest.bytes.len() as u64;
+        if self
+            .published
+            .lock()
+            .ok()
+            .is_some_and(|p| *p == Some((epoch, expected)))
+        {
             return Ok(());
         }
+        let name = Self::dataset_name(epoch);
+        let len = self.store.size(&name).await?;
+        if len == Some(expected) {
+            if let Ok(mut p) = self.published.lock() {
+                *p = Some((epoch, expected));
+            }
+            return Ok(());
+        }
+        let place = self.store.place();
         match len {
             None => {
-                tracing::warn!(epoch, path = %path.display(), "the dataset file is missing; writing it from the stored dataset")
+                tracing::warn!(epoch, %place, %name, "the dataset is not published; publishing it from the stored dataset")
             }
             Some(len) => {
-                tracing::error!(epoch, path = %path.display(), len, expected = latest.bytes.len(), "the dataset file does not match the stored dataset; writing it again from the stored copy")
+                tracing::error!(epoch, %place, %name, len, expected, "the published dataset does not match the stored dataset; publishing it again from the stored copy")
+            }
+        }
+        if let Some(hash) = db::input_hash(&self.pool, epoch).await? {
+            if let Some(input) = self.agreement.read(&hash).await? {
+                self.publish_input(epoch, &input).await?;
             }
         }
         self.publish(epoch, &latest.bytes).await

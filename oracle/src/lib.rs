@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod settings;
 pub mod status;
+pub mod storage;
 pub mod submit;
 
 pub use app::Oracle;

@@ -24,6 +24,11 @@ pub struct Settings {
     /// oracle fetches their manifests and input files for each epoch, and a finalized dataset
     /// it missed. See `docs/agreement.md`.
     pub peers: Vec<String>,
+    /// Where datasets and agreed inputs are published: unset, the folder `data_dir/datasets`;
+    /// or an object store with the S3 API, `s3://bucket/prefix` (region, credentials and
+    /// endpoint from the `AWS_*` environment variables). Never logged with credentials: it
+    /// holds none.
+    pub publish_url: Option<String>,
     /// After its own cutoff, how long this oracle waits for the inputs of oracles it has not
     /// heard from before closing without them, seconds.
     pub sync_wait_secs: u64,
@@ -58,6 +63,7 @@ impl Default for Settings {
             program_id: backhaul::ID.to_string(),
             config: String::new(),
             peers: Vec::new(),
+            publish_url: None,
             sync_wait_secs: 30,
             close_poll_secs: 10,
             max_body_bytes: 4 << 20,

@@ -407,6 +407,8 @@ pub struct OracleProc {
     pub log: Arc<Log>,
     pub log_path: PathBuf,
     pub starts: u32,
+    /// Extra environment variables of the process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -433,6 +435,7 @@ impl OracleProc {
             log: Arc::default(),
             log_path: dir.join(format!("{name}.log")),
             starts: 0,
+            env: vec![],
             child: None,
         }
     }
@@ -445,6 +448,7 @@ impl OracleProc {
         if let Some(url) = &self.database_url {
             cmd.arg("--database-url").arg(url);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("serve")
             .env("RUST_LOG", "info,sqlx=warn")
             .env("NO_COLOR", "1")

@@ -8,4 +8,5 @@ mod database;
 mod harness;
 mod kill_loop;
 mod late;
+mod publish;
 mod rpc;
