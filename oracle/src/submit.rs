@@ -1013,6 +1013,20 @@ mod tests {
     }
 
     #[test]
+    fn failed_actions_back_off_and_are_never_given_up() {
+        for attempts in 0..=5 {
+            assert_eq!(retry_wait_secs(attempts, 5), 0, "{attempts}");
+        }
+        assert_eq!(retry_wait_secs(6, 5), 2);
+        assert_eq!(retry_wait_secs(7, 5), 4);
+        assert_eq!(retry_wait_secs(10, 5), 32);
+        // However many attempts failed, the next one comes within MAX_BACKOFF_SECS.
+        for attempts in [15, 40, 1_000, u64::MAX] {
+            assert_eq!(retry_wait_secs(attempts, 5), MAX_BACKOFF_SECS, "{attempts}");
+        }
+    }
+
+    #[test]
     fn submissions_step_within_the_band_of_this_oracles_previous_one() {
         let prev = |p: u64, at: i64| {
             Some(TimedPrice {
