@@ -317,6 +317,9 @@ impl Writer {
     }
 
     fn binding(&mut self, b: SignedBinding, set: &mut WriteSet) -> ItemResult {
+        if !b.binding.in_range() {
+            return ItemResult::rejected(RejectReason::OutOfRange);
+        }
         let hash = b.binding.body_hash();
         if !self.known.insert(hash) {
             return ItemResult::DUPLICATE;
@@ -335,6 +338,9 @@ impl Writer {
     }
 
     fn grant(&mut self, g: SignedGrant, set: &mut WriteSet) -> ItemResult {
+        if !g.grant.in_range() {
+            return ItemResult::rejected(RejectReason::OutOfRange);
+        }
         let hash = g.grant.body_hash();
         if !self.known.insert(hash) {
             return ItemResult::DUPLICATE;
@@ -360,6 +366,11 @@ impl Writer {
         set: &mut WriteSet,
     ) -> ItemResult {
         let r = signed.receipt;
+        // Before anything is written: one item out of range must not fail its neighbours'
+        // group commit.
+        if !r.in_range() {
+            return ItemResult::rejected(RejectReason::OutOfRange);
+        }
         if !self.is_open(r.epoch, now) {
             return ItemResult::rejected(RejectReason::EpochNotOpen);
         }

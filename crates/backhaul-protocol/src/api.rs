@@ -105,10 +105,11 @@ pub enum RejectReason {
     SelfDealing,
     CreditsExhausted,
     RateLimited,
+    OutOfRange,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::BadSignature,
         RejectReason::BadKey,
         RejectReason::EpochNotOpen,
@@ -119,6 +120,7 @@ impl RejectReason {
         RejectReason::SelfDealing,
         RejectReason::CreditsExhausted,
         RejectReason::RateLimited,
+        RejectReason::OutOfRange,
     ];
 
     /// The snake_case name used in JSON, metrics and datasets.
@@ -134,6 +136,7 @@ impl RejectReason {
             RejectReason::SelfDealing => "self_dealing",
             RejectReason::CreditsExhausted => "credits_exhausted",
             RejectReason::RateLimited => "rate_limited",
+            RejectReason::OutOfRange => "out_of_range",
         }
     }
 }

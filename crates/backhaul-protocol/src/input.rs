@@ -150,12 +150,16 @@ impl EpochInput {
         EpochInput::new(deployment, epoch, receipts, grants, bindings)
     }
 
-    /// Drops every item whose signatures do not all verify strictly (or whose receipt is of
-    /// another epoch); returns how many items were dropped. A held input from a dishonest oracle
-    /// can therefore add nothing that its signers did not sign.
+    /// Drops every item whose signatures do not all verify strictly, that has a field out of
+    /// range (`MAX_FIELD`), or whose receipt is of another epoch; returns how many items were
+    /// dropped. A held input from a dishonest oracle can therefore add nothing that its signers
+    /// did not sign, nor anything ingest would have refused.
     pub fn retain_verified(&mut self, deployment: &Deployment) -> u64 {
         let before = self.receipts.len() + self.grants.len() + self.bindings.len();
         let epoch = self.epoch;
+        self.receipts.retain(|r| r.receipt.in_range());
+        self.grants.retain(|g| g.grant.in_range());
+        self.bindings.retain(|b| b.binding.in_range());
         retain_by(&mut self.receipts, |r| r.checks(deployment).to_vec());
         self.receipts.retain(|r| r.receipt.epoch == epoch);
         retain_by(&mut self.grants, |g| g.checks(deployment).to_vec());
@@ -455,6 +459,39 @@ mod tests {
         assert_eq!(EpochInput::from_bytes(b"junk"), Err(InputError::Tag));
         let other_epoch = EpochInput::new(D, 4, [], [], []);
         assert!(other_epoch.check_for(&D, 3).is_err());
+    }
+
+    #[test]
+    fn validly_signed_items_out_of_range_are_dropped() {
+        // Signed by their keys, but with values no database column holds: a dishonest oracle's
+        // input carrying them must not fail every honest oracle's close.
+        let mut body = UsageReceipt {
+            epoch: 3,
+            session_id: [1; 16],
+            node: key(2).verifying_key().to_bytes(),
+            client: key(1).verifying_key().to_bytes(),
+            buyer: [9; 32],
+            sequence: 1 << 63,
+            cumulative_bytes: 10,
+            session_age_secs: 10,
+        };
+        let high_sequence = body.sign_both(&D, &key(1), &key(2));
+        body.session_id = [7; 16];
+        body.sequence = 1;
+        body.cumulative_bytes = u64::MAX;
+        let high_bytes = body.sign_both(&D, &key(1), &key(2));
+        let mut g = grant(5, 1);
+        g.grant.credit_limit = u64::MAX;
+        let g = g.grant.sign(&D, &key(5));
+        let mut i = EpochInput::new(
+            D,
+            3,
+            vec![high_sequence, high_bytes, receipt(3, 2, 1, 1, 5)],
+            vec![g, grant(5, 3)],
+            [],
+        );
+        assert_eq!(i.retain_verified(&D), 3);
+        assert_eq!((i.receipts.len(), i.grants.len()), (1, 1));
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub struct SignedReceipt {
     pub node_signature: Sig,
 }
 
+/// The largest value an unsigned field of a message may hold: `i64::MAX`, so that every field fits
+/// the signed 64-bit integers of the oracles' databases. A message with a larger value is
+/// refused (`out_of_range`) and never enters an input, whoever signed it.
+pub const MAX_FIELD: u64 = i64::MAX as u64;
+
 /// Encoded sizes (borsh, fixed layout).
 pub const BINDING_BODY_LEN: usize = 32 + 32 + 8 + 8;
 pub const SIGNED_BINDING_LEN: usize = BINDING_BODY_LEN + 64 + 64;
@@ -122,6 +127,11 @@ fn body<T: BorshSerialize>(value: &T) -> Vec<u8> {
 }
 
 impl NodeBinding {
+    /// Every field within range ([`MAX_FIELD`]).
+    pub fn in_range(&self) -> bool {
+        self.epoch <= MAX_FIELD
+    }
+
     /// Identifies the binding by its signed body.
     pub fn body_hash(&self) -> [u8; 32] {
         sha256v(&[BINDING_TAG, &body(self)])
@@ -159,6 +169,11 @@ impl SignedBinding {
 }
 
 impl ClientGrant {
+    /// Every field within range ([`MAX_FIELD`]).
+    pub fn in_range(&self) -> bool {
+        self.epoch <= MAX_FIELD && self.credit_limit <= MAX_FIELD
+    }
+
     /// Identifies the grant by its signed body.
     pub fn body_hash(&self) -> [u8; 32] {
         sha256v(&[GRANT_TAG, &body(self)])
@@ -187,6 +202,18 @@ impl SignedGrant {
 }
 
 impl UsageReceipt {
+    /// Every field within range ([`MAX_FIELD`]).
+    pub fn in_range(&self) -> bool {
+        [
+            self.epoch,
+            self.sequence,
+            self.cumulative_bytes,
+            self.session_age_secs,
+        ]
+        .iter()
+        .all(|v| *v <= MAX_FIELD)
+    }
+
     pub fn client_message(&self, deployment: &Deployment) -> Vec<u8> {
         signing_message(RECEIPT_CLIENT_TAG, deployment, &[&body(self)])
     }

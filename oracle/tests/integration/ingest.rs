@@ -438,3 +438,37 @@ async fn bindings_apply_from_their_epoch_and_later_ones_replace_earlier() {
         backhaul_protocol::dataset::b58(&pk(&w.operators[0]))
     );
 }
+
+/// A validly signed item with a field beyond what the database holds (a u64 at or above 2^63)
+/// is refused alone, with its reason, and the rest of its request and of the same group commit
+/// is stored: before, it failed the whole group and forced a reload of the ingest state.
+#[tokio::test]
+async fn an_item_out_of_range_fails_alone() {
+    for db in databases().await {
+        let (o, w) = registered(&db).await;
+        let d = deployment();
+        let huge = UsageReceipt {
+            sequence: 1 << 63,
+            ..w.receipt(0, 0, 0, 7, 1, GIB).receipt
+        }
+        .sign_both(&d, &w.clients[0], &w.nodes[0]);
+        let fine = [w.receipt(0, 0, 0, 8, 1, GIB), w.receipt(0, 1, 1, 9, 1, GIB)];
+        let results = o.post("/v1/receipts", &[fine[0], huge, fine[1]]).await;
+        assert_eq!(results[0], ItemResult::ACCEPTED, "{db:?}");
+        assert_eq!(reason(&results[1]), Some(RejectReason::OutOfRange));
+        assert_eq!(results[2], ItemResult::ACCEPTED);
+        // The same for a grant with an unlimited-looking credit limit.
+        let mut g = w.grants()[0];
+        g.grant.credit_limit = u64::MAX;
+        g.grant.issued_at += 1;
+        let g = g.grant.sign(&d, &w.buyers[0]);
+        let results = o.post("/v1/grants", &[g]).await;
+        assert_eq!(reason(&results[0]), Some(RejectReason::OutOfRange));
+        // Both good receipts were stored: a replay is a duplicate.
+        let again = o.post("/v1/receipts", &fine).await;
+        assert!(
+            again.iter().all(|r| *r == ItemResult::DUPLICATE),
+            "{again:?}"
+        );
+    }
+}
