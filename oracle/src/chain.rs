@@ -227,14 +227,24 @@ pub fn clock_unix_timestamp(data: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(data.get(32..40)?.try_into().ok()?))
 }
 
-/// What the close needs of a buyer's credit account.
+/// What the close needs of a buyer's credit account: its totals and its purchase checkpoints.
 pub fn buyer_credits(c: &CreditAccount) -> BuyerCredits {
+    use backhaul_core::cost::{PurchaseCheckpoint, PurchaseCheckpoints, Purchases};
+    let checkpoints: Vec<PurchaseCheckpoint> = c
+        .purchase_checkpoints()
+        .iter()
+        .map(|p| PurchaseCheckpoint {
+            epoch: p.epoch,
+            before: Purchases {
+                credits: p.issued_before,
+                tokens: p.tokens_before,
+            },
+        })
+        .collect();
     BuyerCredits {
         issued: c.issued,
         tokens_burned: c.tokens_burned,
-        purchase_epoch: c.purchase_epoch,
-        issued_before_purchase_epoch: c.issued_before_purchase_epoch,
-        tokens_before_purchase_epoch: c.tokens_before_purchase_epoch,
+        checkpoints: PurchaseCheckpoints::new(&checkpoints),
     }
 }
 

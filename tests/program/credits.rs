@@ -153,8 +153,12 @@ async fn buying_burns_tokens_and_credits_the_buyer() {
         .unwrap();
     assert_eq!(ledger.tokens_burned, 11 * TOKEN);
     assert_eq!(
-        (credits.purchase_epoch, credits.issued_before_purchase_epoch),
-        (epoch, 0)
+        credits.purchase_checkpoints(),
+        [PurchaseCheckpoint {
+            epoch,
+            issued_before: 0,
+            tokens_before: 0,
+        }]
     );
     // A purchase in a later epoch remembers what was issued before it.
     env.end_epoch(epoch).await;
@@ -165,27 +169,152 @@ async fn buying_burns_tokens_and_credits_the_buyer() {
         .await
         .unwrap();
     assert_eq!(
-        (
-            credits.purchase_epoch,
-            credits.issued_before_purchase_epoch,
-            credits.issued
-        ),
-        (epoch + 1, 1_100_000, 1_200_000)
+        (credits.purchase_checkpoints().len(), credits.issued),
+        (2, 1_200_000)
     );
-    let total = backhaul_core::cost::Purchases {
-        credits: credits.issued,
-        tokens: credits.tokens_burned,
-    };
-    let before = backhaul_core::cost::Purchases {
-        credits: credits.issued_before_purchase_epoch,
-        tokens: credits.tokens_before_purchase_epoch,
-    };
-    let through =
-        backhaul_core::cost::purchases_through(total, credits.purchase_epoch, before, epoch);
     assert_eq!(
-        (through.credits, through.tokens, total.tokens),
+        credits.purchase_checkpoints()[1],
+        PurchaseCheckpoint {
+            epoch: epoch + 1,
+            issued_before: 1_100_000,
+            tokens_before: 11 * TOKEN,
+        }
+    );
+    let through = purchases_through(&credits, epoch);
+    assert_eq!(
+        (through.credits, through.tokens, credits.tokens_burned),
         (1_100_000, 11 * TOKEN, 12 * TOKEN)
     );
+}
+
+/// The account as read now.
+async fn credits_of(env: &mut Env, buyer: &Pubkey) -> CreditAccount {
+    let key = credits_address(&env.config, buyer);
+    env.account(&key).await.expect("a credit account")
+}
+
+#[tokio::test]
+async fn checkpoints_tell_purchases_through_every_epoch_not_finalized_yet() {
+    // The buyer buys in epochs 0, 1, 2 (twice) and 3 while no epoch is finalized: the oracles
+    // still have epochs 0, 1 and 2 to close, and the account tells each exactly.
+    let mut env = with_price().await;
+    let buyer = crate::util::buyer_with(&mut env, 100 * TOKEN).await;
+    let start = env.current_epoch().await;
+    let purchases = [(0, 10), (1, 2), (2, 3), (2, 1), (3, 4)];
+    let mut read_before_epoch_3 = None;
+    for (i, &(offset, tokens)) in purchases.iter().enumerate() {
+        let epoch = start + offset;
+        if env.current_epoch().await != epoch {
+            env.end_epoch(epoch - 1).await;
+            env.post_price(PRICE).await;
+        }
+        if offset == 3 {
+            read_before_epoch_3 = Some(credits_of(&mut env, &buyer.pubkey()).await);
+        }
+        env.buy(&buyer, tokens * TOKEN + i as u64, 0, buyer.pubkey())
+            .await
+            .unwrap();
+    }
+    assert_eq!(env.config_state().await.next_epoch, 0, "nothing finalized");
+    let credits = credits_of(&mut env, &buyer.pubkey()).await;
+    let epochs: Vec<u64> = credits
+        .purchase_checkpoints()
+        .iter()
+        .map(|c| c.epoch)
+        .collect();
+    assert_eq!(epochs, [start, start + 1, start + 2, start + 3]);
+    // What was bought in epochs up to each (at 100,000 credits per token).
+    let bought_through = |epoch: u64| {
+        let mut p = backhaul_core::cost::Purchases::default();
+        for (i, &(offset, tokens)) in purchases.iter().enumerate() {
+            if start + offset <= epoch {
+                let amount = tokens * TOKEN + i as u64;
+                p.tokens += amount;
+                p.credits += amount * PRICE / TOKEN;
+            }
+        }
+        p
+    };
+    for epoch in start..=start + 3 {
+        assert_eq!(
+            purchases_through(&credits, epoch),
+            bought_through(epoch),
+            "through epoch {epoch}"
+        );
+    }
+    assert_eq!(
+        purchases_through(&credits, start + 3).credits,
+        credits.issued
+    );
+    // Read before the purchase of epoch 3, the account gave the same figures for the epochs
+    // that had ended.
+    let before = read_before_epoch_3.unwrap();
+    for epoch in start..start + 3 {
+        assert_eq!(
+            purchases_through(&before, epoch),
+            purchases_through(&credits, epoch),
+            "through epoch {epoch}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ninth_purchase_epoch_drops_the_oldest_checkpoint() {
+    // One purchase in each of ten epochs: the account keeps the latest eight, as the core's
+    // `PurchaseCheckpoints::record` does.
+    let mut env = with_price().await;
+    let buyer = crate::util::buyer_with(&mut env, 100 * TOKEN).await;
+    let start = env.current_epoch().await;
+    let mut model = backhaul_core::cost::PurchaseCheckpoints::default();
+    let mut total = backhaul_core::cost::Purchases::default();
+    for i in 0..10u64 {
+        if i > 0 {
+            env.end_epoch(start + i - 1).await;
+            env.post_price(PRICE).await;
+        }
+        let tokens = TOKEN + i;
+        env.buy(&buyer, tokens, 0, buyer.pubkey()).await.unwrap();
+        model.record(start + i, total).unwrap();
+        total.credits += tokens * PRICE / TOKEN;
+        total.tokens += tokens;
+    }
+    let credits = credits_of(&mut env, &buyer.pubkey()).await;
+    assert_eq!(
+        (credits.issued, credits.tokens_burned),
+        (total.credits, total.tokens)
+    );
+    assert_eq!(
+        usize::from(credits.checkpoint_count),
+        credits.checkpoints.len()
+    );
+    let kept: Vec<_> = credits
+        .purchase_checkpoints()
+        .iter()
+        .map(|c| backhaul_core::cost::PurchaseCheckpoint {
+            epoch: c.epoch,
+            before: backhaul_core::cost::Purchases {
+                credits: c.issued_before,
+                tokens: c.tokens_before,
+            },
+        })
+        .collect();
+    assert_eq!(kept, model.as_slice());
+    assert_eq!(kept[0].epoch, start + 2);
+    // Exact from the epoch before the oldest kept on (epochs `start` and `start + 1` bought
+    // 100,000 credits each); before that only a bound.
+    let first_two = backhaul_core::cost::Purchases {
+        credits: 200_000,
+        tokens: 2 * TOKEN + 1,
+    };
+    assert_eq!(purchases_through(&credits, start + 1), first_two);
+    assert!(backhaul_core::cost::purchases_through_is_exact(
+        &kept,
+        start + 1
+    ));
+    assert_eq!(purchases_through(&credits, start), first_two);
+    assert!(!backhaul_core::cost::purchases_through_is_exact(
+        &kept, start
+    ));
 }
 
 #[tokio::test]

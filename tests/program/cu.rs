@@ -333,6 +333,30 @@ async fn measure() -> Samples {
             .await
             .expect("accept"),
     );
+
+    // buy_credits in a ninth purchase epoch of the buyer (it bought in epoch 0 and then in seven
+    // more): it drops the oldest checkpoint and creates the epoch's ledger.
+    for ninth in [false, false, false, false, false, false, false, true] {
+        let epoch = env.current_epoch().await;
+        env.end_epoch(epoch).await;
+        env.post_price(1_050_000).await;
+        let ix = env
+            .buy_credits_ix(&buyer.pubkey(), &tokens, 10_000_000, 1, buyer.pubkey())
+            .await;
+        let units = env.send_metered(&[ix], &[&buyer]).await.expect("buy");
+        if ninth {
+            s.add("buy_credits", "a ninth purchase epoch", units);
+        }
+    }
+    let credits: CreditAccount = env
+        .account(&credits_address(&env.config, &buyer.pubkey()))
+        .await
+        .expect("credits");
+    assert_eq!(
+        usize::from(credits.checkpoint_count),
+        credits.checkpoints.len()
+    );
+    assert!(credits.checkpoints[0].epoch > 0, "the oldest was dropped");
     s
 }
 

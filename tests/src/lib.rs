@@ -24,7 +24,7 @@ use solana_sdk::transaction::{Transaction, TransactionError};
 pub use backhaul::instructions::InitializeParams;
 pub use backhaul::state::{
     Config, ConsensusParams, CreditAccount, EpochLedger, EpochRecord, EpochStatus,
-    GovernanceChange, OperatorClaim, ParamsChange, PendingChange, PriceFeed,
+    GovernanceChange, OperatorClaim, ParamsChange, PendingChange, PriceFeed, PurchaseCheckpoint,
 };
 
 /// Epoch length used by the fixtures (one day).
@@ -1169,6 +1169,27 @@ impl Env {
         self.set_time(at).await;
         self.finalize(epoch).await.expect("finalize");
     }
+}
+
+/// What `credits` says its buyer had bought through the end of `epoch`
+/// (`backhaul_core::cost::purchases_through` of its totals and checkpoints).
+pub fn purchases_through(credits: &CreditAccount, epoch: u64) -> backhaul_core::cost::Purchases {
+    let checkpoints: Vec<_> = credits
+        .purchase_checkpoints()
+        .iter()
+        .map(|c| backhaul_core::cost::PurchaseCheckpoint {
+            epoch: c.epoch,
+            before: backhaul_core::cost::Purchases {
+                credits: c.issued_before,
+                tokens: c.tokens_before,
+            },
+        })
+        .collect();
+    let total = backhaul_core::cost::Purchases {
+        credits: credits.issued,
+        tokens: credits.tokens_burned,
+    };
+    backhaul_core::cost::purchases_through(total, &checkpoints, epoch)
 }
 
 /// The bank logs every instruction at debug level unless told otherwise; keep test output readable

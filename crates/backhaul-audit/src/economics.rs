@@ -4,7 +4,8 @@
 //!   (`consumption_cost`, from its previous cumulative figures and its purchases through the
 //!   epoch), its `cumulative_cost` and the tree's cost totals add up, and purchases never shrink;
 //! - `cost.purchases`: each charged buyer's purchases against its credit account on-chain
-//!   (`purchases_through`), exactly where the account still tells, as a bound otherwise;
+//!   (`purchases_through` of its purchase checkpoints), exactly where the account still tells
+//!   (`purchases_through_is_exact`), as a bound otherwise;
 //!
 //! A buyer is charged in an epoch when bytes of its traffic counted in it. Only charged buyers'
 //! leaves carry purchases, a cost and a pot; the others' are 0 (their credit accounts played no
@@ -23,7 +24,10 @@ use crate::report::Checks;
 use crate::run::EpochCtx;
 use backhaul::state::CreditAccount;
 use backhaul_core::budget::EpochBudget;
-use backhaul_core::cost::{buyer_pots, consumption_cost, purchases_through, Consumed, Purchases};
+use backhaul_core::cost::{
+    buyer_pots, consumption_cost, purchases_through, purchases_through_is_exact, Consumed,
+    PurchaseCheckpoint, Purchases,
+};
 use backhaul_core::split::split_largest_remainder;
 use backhaul_protocol::dataset::{Dataset, Served, UsageLeaf};
 use std::collections::BTreeMap;
@@ -196,9 +200,33 @@ fn consumption_check(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
     );
 }
 
-/// Each buyer's purchases against its credit account: `purchases_through` is exact from the
-/// epoch before the account's latest purchase on; for older epochs it only bounds them (what
-/// the buyer had bought before that purchase epoch).
+/// A credit account's purchase checkpoints, as `backhaul_core::cost` takes them.
+pub(crate) fn checkpoints_of(a: &CreditAccount) -> Vec<PurchaseCheckpoint> {
+    a.purchase_checkpoints()
+        .iter()
+        .map(|c| PurchaseCheckpoint {
+            epoch: c.epoch,
+            before: Purchases {
+                credits: c.issued_before,
+                tokens: c.tokens_before,
+            },
+        })
+        .collect()
+}
+
+/// The epochs of `checkpoints`, in words.
+fn epochs_of(checkpoints: &[PurchaseCheckpoint]) -> String {
+    if checkpoints.is_empty() {
+        return "none".into();
+    }
+    let epochs: Vec<String> = checkpoints.iter().map(|c| c.epoch.to_string()).collect();
+    epochs.join(", ")
+}
+
+/// Each buyer's purchases against its credit account: `purchases_through` is exact unless the
+/// buyer bought in more purchase epochs since than the account remembers; where the account
+/// cannot tell (`purchases_through_is_exact`), it only bounds them (what the buyer had bought
+/// before its oldest remembered purchase epoch).
 fn purchases_check(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
     let e = x.e;
     let mut p = vec![];
@@ -229,28 +257,25 @@ fn purchases_check(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
             credits: a.issued,
             tokens: a.tokens_burned,
         };
-        let before = Purchases {
-            credits: a.issued_before_purchase_epoch,
-            tokens: a.tokens_before_purchase_epoch,
-        };
-        let through = purchases_through(total, a.purchase_epoch, before, e);
-        if e.saturating_add(1) >= a.purchase_epoch {
+        let checkpoints = checkpoints_of(a);
+        let through = purchases_through(total, &checkpoints, e);
+        if purchases_through_is_exact(&checkpoints, e) {
             exact += 1;
             if claimed != through {
                 p.push(format!(
                     "buyer {}: the dataset says it bought {} credits for {} tokens through epoch \
-                     {e}, its credit account says {} for {} (latest purchase in epoch {})",
+                     {e}, its credit account says {} for {} (purchase epochs {})",
                     l.buyer,
                     claimed.credits,
                     claimed.tokens,
                     through.credits,
                     through.tokens,
-                    a.purchase_epoch
+                    epochs_of(&checkpoints)
                 ));
             }
         } else {
-            // Bought again since: the account keeps only what it held before its latest
-            // purchase epoch, which bounds what it held through this one.
+            // Bought in more epochs since than the account remembers: what it held before its
+            // oldest remembered purchase epoch bounds what it held through this one.
             bounded += 1;
             if claimed.credits > through.credits || claimed.tokens > through.tokens {
                 p.push(format!(
@@ -261,7 +286,7 @@ fn purchases_check(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
                     claimed.tokens,
                     through.credits,
                     through.tokens,
-                    a.purchase_epoch
+                    checkpoints.first().map_or(0, |c| c.epoch)
                 ));
             }
         }
@@ -294,8 +319,8 @@ fn purchases_check(c: &mut Checks, x: &EpochCtx, ds: &Dataset) {
              {claimed_tokens} tokens, within the ledgers' {issued} for {burned}",
             if bounded > 0 {
                 format!(
-                    "; {bounded} bought again more than an epoch later, so their accounts only \
-                     bound them, and they are within"
+                    "; {bounded} bought in more epochs since than their accounts remember, so \
+                     their accounts only bound them, and they are within"
                 )
             } else {
                 String::new()

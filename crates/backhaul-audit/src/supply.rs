@@ -14,7 +14,7 @@ use crate::evidence::{same, sum};
 use crate::report::Checks;
 use crate::run::Recomputed;
 use crate::snapshot::Snapshot;
-use backhaul::state::{EpochLedger, EpochRecord, EpochStatus};
+use backhaul::state::{CreditAccount, EpochLedger, EpochRecord, EpochStatus};
 use std::collections::BTreeMap;
 
 /// Every running total against the accounts; `recomputed` holds what the epochs' audits
@@ -378,19 +378,8 @@ fn credit_balances_check(c: &mut Checks, s: &Snapshot, ledgers: &BTreeMap<u64, &
                 a.buyer, a.settled, a.unpaid, a.consumed_cumulative
             ));
         }
-        if a.issued_before_purchase_epoch > a.issued
-            || a.tokens_before_purchase_epoch > a.tokens_burned
-        {
-            p.push(format!(
-                "buyer {}: before its purchase epoch {} it had bought {} credits for {} tokens, \
-                 more than its totals {} for {}",
-                a.buyer,
-                a.purchase_epoch,
-                a.issued_before_purchase_epoch,
-                a.tokens_before_purchase_epoch,
-                a.issued,
-                a.tokens_burned
-            ));
+        if let Some(problem) = checkpoints_problem(a) {
+            p.push(format!("buyer {}: {problem}", a.buyer));
         }
     }
     c.add(
@@ -405,4 +394,54 @@ fn credit_balances_check(c: &mut Checks, s: &Snapshot, ledgers: &BTreeMap<u64, &
             cfg.credits_unpaid
         ),
     );
+}
+
+/// What is wrong with a credit account's purchase checkpoints, if anything: more in use than it
+/// has, epochs that do not increase, figures before a purchase epoch that shrink from one
+/// checkpoint to the next or exceed the totals, or purchases without a checkpoint.
+fn checkpoints_problem(a: &CreditAccount) -> Option<String> {
+    if usize::from(a.checkpoint_count) > a.checkpoints.len() {
+        return Some(format!(
+            "{} purchase checkpoints in use, it has {}",
+            a.checkpoint_count,
+            a.checkpoints.len()
+        ));
+    }
+    let checkpoints = a.purchase_checkpoints();
+    if checkpoints.is_empty() && (a.issued > 0 || a.tokens_burned > 0) {
+        return Some(format!(
+            "bought {} credits for {} tokens but has no purchase checkpoint",
+            a.issued, a.tokens_burned
+        ));
+    }
+    for w in checkpoints.windows(2) {
+        let [c, n] = w else { continue };
+        if c.epoch >= n.epoch {
+            return Some(format!(
+                "purchase checkpoints out of order: epoch {} before epoch {}",
+                c.epoch, n.epoch
+            ));
+        }
+        if c.issued_before > n.issued_before || c.tokens_before > n.tokens_before {
+            return Some(format!(
+                "before its purchase epoch {} it had bought {} credits for {} tokens, more than \
+                 before epoch {} ({} for {})",
+                c.epoch,
+                c.issued_before,
+                c.tokens_before,
+                n.epoch,
+                n.issued_before,
+                n.tokens_before
+            ));
+        }
+    }
+    let c = checkpoints.last()?;
+    if c.issued_before > a.issued || c.tokens_before > a.tokens_burned {
+        return Some(format!(
+            "before its purchase epoch {} it had bought {} credits for {} tokens, more than its \
+             totals {} for {}",
+            c.epoch, c.issued_before, c.tokens_before, a.issued, a.tokens_burned
+        ));
+    }
+    None
 }

@@ -84,9 +84,7 @@ fn main() {
                 BuyerCredits {
                     issued: u64::MAX / 2,
                     tokens_burned: u64::MAX / 4,
-                    purchase_epoch: 0,
-                    issued_before_purchase_epoch: 0,
-                    tokens_before_purchase_epoch: 0,
+                    ..Default::default()
                 },
             )
         })

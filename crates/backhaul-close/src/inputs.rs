@@ -2,7 +2,7 @@
 //! bindings and grants, and the buyers' credit accounts. Plain data; the oracle fills it from its
 //! database and the chain.
 
-use backhaul_core::cost::{purchases_through, Purchases};
+use backhaul_core::cost::{purchases_through, PurchaseCheckpoints, Purchases};
 use backhaul_protocol::dataset::Dataset;
 use backhaul_protocol::{ClientGrant, Deployment, Key, NodeBinding, UsageReceipt};
 use std::collections::HashMap;
@@ -75,26 +75,23 @@ pub struct BuyerCredits {
     pub issued: u64,
     /// Tokens ever burned for them.
     pub tokens_burned: u64,
-    /// The epoch of its latest purchase.
-    pub purchase_epoch: u64,
-    /// `issued` and `tokens_burned` before the first purchase of `purchase_epoch`.
-    pub issued_before_purchase_epoch: u64,
-    pub tokens_before_purchase_epoch: u64,
+    /// Its latest purchase epochs, oldest first, each with `issued` and `tokens_burned` as they
+    /// stood before the epoch's first purchase (none: `issued` and `tokens_burned` are its
+    /// purchases through any epoch).
+    pub checkpoints: PurchaseCheckpoints,
 }
 
 impl BuyerCredits {
-    /// Its purchases through the end of `epoch` (`backhaul_core::cost::purchases_through`).
+    /// Its purchases through the end of `epoch` (`backhaul_core::cost::purchases_through`):
+    /// exact, and the same however late the account was read, while it bought in at most
+    /// `PURCHASE_CHECKPOINTS` epochs after `epoch` by the time it was read.
     pub fn purchases_through(&self, epoch: u64) -> Purchases {
         purchases_through(
             Purchases {
                 credits: self.issued,
                 tokens: self.tokens_burned,
             },
-            self.purchase_epoch,
-            Purchases {
-                credits: self.issued_before_purchase_epoch,
-                tokens: self.tokens_before_purchase_epoch,
-            },
+            self.checkpoints.as_slice(),
             epoch,
         )
     }

@@ -61,9 +61,7 @@ async fn start() -> Net {
             BuyerCredits {
                 issued: u64::MAX / 4,
                 tokens_burned: u64::MAX / 8,
-                purchase_epoch: 0,
-                issued_before_purchase_epoch: 0,
-                tokens_before_purchase_epoch: 0,
+                ..Default::default()
             },
         );
     }

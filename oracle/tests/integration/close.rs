@@ -313,3 +313,72 @@ fn finalize(chain: &MemoryChain, d: &backhaul_protocol::dataset::Dataset, next: 
         c.burn_ema = d.budget.burn_ema;
     });
 }
+
+/// `account` after a purchase of `tokens` for `credits` in `epoch`, as `buy_credits` records it.
+fn buy(account: &mut backhaul::state::CreditAccount, epoch: u64, tokens: u64, credits: u64) {
+    account.checkpoint_purchase(epoch).unwrap();
+    account.balance += credits;
+    account.issued += credits;
+    account.tokens_burned += tokens;
+}
+
+#[tokio::test]
+async fn oracles_that_read_a_credit_account_before_and_after_later_purchases_agree() {
+    // Epoch 0 is not finalized yet while its buyer goes on buying in epochs 1 and 2. One oracle
+    // reads the buyer's account before those purchases, the other after: both close epoch 0
+    // over the same purchases, those made by its end, and publish the same bytes.
+    let w = World::new(1, 1);
+    let buyer = pk(&w.buyers[0]);
+    let mut account = backhaul::state::CreditAccount {
+        config: solana_sdk::pubkey::Pubkey::new_from_array(deployment().config),
+        buyer: solana_sdk::pubkey::Pubkey::new_from_array(buyer),
+        bump: 255,
+        balance: 0,
+        issued: 0,
+        settled: 0,
+        unpaid: 0,
+        consumed_cumulative: 0,
+        last_settled_epoch: 0,
+        tokens_burned: 0,
+        checkpoint_count: 0,
+        checkpoints: Default::default(),
+    };
+    // 10 GiB worth of credits in epoch 0, at BASE_UNITS_PER_CREDIT.
+    buy(&mut account, 0, 10_000 * BASE_UNITS_PER_CREDIT, 10_000);
+    let early = backhaul_oracle::chain::buyer_credits(&account);
+    // Then 20 GiB worth in epoch 1 at half the price, and more in epoch 2.
+    buy(&mut account, 1, 20_000 * BASE_UNITS_PER_CREDIT / 2, 20_000);
+    buy(&mut account, 2, 1_000 * BASE_UNITS_PER_CREDIT, 1_000);
+    let late = backhaul_oracle::chain::buyer_credits(&account);
+    assert_eq!(late.purchases_through(0), early.purchases_through(0));
+    assert_eq!(late.purchases_through(0).credits, 10_000);
+
+    let g = genesis();
+    let a = TestOracle::start(chain(g), &Db::Sqlite).await;
+    let b = TestOracle::start(chain(g), &Db::Sqlite).await;
+    a.chain.update(|s| {
+        s.credits.insert(buyer, early);
+    });
+    b.chain.update(|s| {
+        s.credits.insert(buyer, late);
+    });
+    // 15 GiB served in epoch 0: more than the buyer had bought by its end.
+    let receipts = vec![
+        w.receipt(0, 0, 0, 1, 1, 5 * GIB),
+        w.receipt(0, 0, 0, 1, 2, 15 * GIB),
+    ];
+    for o in [&a, &b] {
+        o.post("/v1/grants", &w.grants()).await;
+        o.post("/v1/bindings", &w.bindings()).await;
+        o.post("/v1/receipts", &receipts).await;
+    }
+    let da = a.close(0).await.unwrap();
+    let db = b.close(0).await.unwrap();
+    assert_eq!(da.bytes, db.bytes, "the two reads gave different datasets");
+    let u = &da.dataset.usage.leaves[0];
+    assert_eq!(
+        (u.credits, u.purchased_credits, u.purchased_tokens),
+        (10_000, 10_000, 10_000 * BASE_UNITS_PER_CREDIT)
+    );
+    assert_eq!(u.cost, 10_000 * BASE_UNITS_PER_CREDIT);
+}

@@ -341,8 +341,6 @@ pub fn bought(credits: u64) -> backhaul_close::BuyerCredits {
     backhaul_close::BuyerCredits {
         issued: credits,
         tokens_burned: credits * BASE_UNITS_PER_CREDIT,
-        purchase_epoch: 0,
-        issued_before_purchase_epoch: 0,
-        tokens_before_purchase_epoch: 0,
+        ..Default::default()
     }
 }

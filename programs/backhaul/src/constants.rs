@@ -29,9 +29,19 @@ pub const LEDGER_SEED: &[u8] = b"ledger";
 #[constant]
 pub const CHANGE_SEED: &[u8] = b"change";
 
-/// Layout version of `Config` and `EpochRecord` (see `migrations/README.md`).
+/// Layout version of the program's accounts, recorded in `Config` and `EpochRecord` (see
+/// `migrations/README.md`).
 #[constant]
-pub const ACCOUNT_VERSION: u8 = 4;
+pub const ACCOUNT_VERSION: u8 = 5;
+
+/// How many purchase epochs a `CreditAccount` remembers (its `checkpoints`).
+#[constant]
+pub const PURCHASE_CHECKPOINTS: u8 = 8;
+
+const _: () = assert!(
+    PURCHASE_CHECKPOINTS as usize == backhaul_core::cost::PURCHASE_CHECKPOINTS,
+    "the program and the core keep as many purchase checkpoints"
+);
 
 /// At most this many oracles.
 #[constant]

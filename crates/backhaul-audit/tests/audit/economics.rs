@@ -133,9 +133,9 @@ fn purchases_that_differ_from_the_credit_account_fail() {
 }
 
 #[test]
-fn a_later_purchase_leaves_earlier_epochs_bounded_by_the_credit_account() {
-    // Buyer 1 buys again in epoch 3 (not served in epoch 2): its account no longer tells what it
-    // had bought through epochs 0 and 1, only bounds it.
+fn later_purchases_leave_earlier_epochs_exact_in_the_credit_account() {
+    // Buyer 1 buys again in epoch 3 (not served in epoch 2): its account's checkpoints still
+    // tell exactly what it had bought through epochs 0, 1 and 2.
     let mut f = Fixture::new();
     f.epoch(Activity {
         burns: vec![(buyer(2), 10 * TOKEN)],
@@ -148,16 +148,13 @@ fn a_later_purchase_leaves_earlier_epochs_bounded_by_the_credit_account() {
     let r = f.run();
     let failures: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    assert!(r
-        .check("epoch-0/cost.purchases")
-        .unwrap()
-        .evidence
-        .contains("1 bought again more than an epoch later"));
-    assert!(r
-        .check("epoch-2/cost.purchases")
-        .unwrap()
-        .evidence
-        .starts_with("1 charged buyers' purchases"));
+    for e in 0..4 {
+        let evidence = &r
+            .check(&format!("epoch-{e}/cost.purchases"))
+            .unwrap()
+            .evidence;
+        assert!(!evidence.contains("only bound"), "epoch {e}: {evidence}");
+    }
     // Buyer 1 was not charged in epoch 2: its leaf keeps its cumulative cost and shows nothing
     // else.
     let l = leaf_of(f.decoded.get_mut(&2).unwrap(), &buyer(1)).clone();
@@ -172,7 +169,7 @@ fn a_later_purchase_leaves_earlier_epochs_bounded_by_the_credit_account() {
         (0, 0, 0, 0, 25 * TOKEN / 10)
     );
 
-    // Within the bound is all that can be checked; beyond it fails.
+    // Epoch 0 claiming what buyer 1 had bought by the end of epoch 1 fails: the account knows.
     let mut g = Fixture::new();
     g.epoch(Activity {
         burns: vec![(buyer(2), 10 * TOKEN)],
@@ -182,15 +179,66 @@ fn a_later_purchase_leaves_earlier_epochs_bounded_by_the_credit_account() {
         burns: vec![(buyer(1), 30 * TOKEN)],
         traffic: vec![(buyer(1), op(1), 2 * GIB)],
     });
-    g.edit(0, |d| leaf_of(d, &buyer(1)).purchased_credits = 10_700_001);
+    g.edit(0, |d| leaf_of(d, &buyer(1)).purchased_credits = 10_700_000);
     let evidence = failed(&g.run(), "epoch-0/cost.purchases");
-    assert!(evidence.contains("held before epoch 3"), "{evidence}");
+    assert!(
+        evidence
+            .contains("its credit account says 10000000 for 100000000 (purchase epochs 0, 1, 3)"),
+        "{evidence}"
+    );
 
     // A leaf of a buyer not charged that claims purchases.
     f.edit(2, |d| leaf_of(d, &buyer(1)).purchased_credits = 1);
     let evidence = failed(&f.run(), "epoch-2/cost.consumption");
     assert!(
         evidence.contains("no bytes of its traffic counted"),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn purchases_in_more_epochs_than_the_account_remembers_leave_old_epochs_bounded() {
+    // Buyer 1 buys in each of epochs 2 to 10: its account keeps epochs 3 to 10, so it no longer
+    // tells what buyer 1 had bought through epochs 0 and 1, only bounds it (what it had bought
+    // before epoch 3: 10,700,000 + 100,000 credits).
+    let nine_more = |f: &mut Fixture| {
+        for _ in 2..=10 {
+            f.epoch(Activity {
+                burns: vec![(buyer(1), TOKEN)],
+                traffic: vec![(buyer(1), op(1), GIB)],
+            });
+        }
+    };
+    let mut f = Fixture::new();
+    nine_more(&mut f);
+    let r = f.run();
+    let failures: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    for e in 0..2 {
+        let evidence = &r
+            .check(&format!("epoch-{e}/cost.purchases"))
+            .unwrap()
+            .evidence;
+        assert!(
+            evidence.contains(
+                "1 bought in more epochs since than their accounts remember, so their accounts \
+                 only bound them"
+            ),
+            "epoch {e}: {evidence}"
+        );
+    }
+    let evidence = &r.check("epoch-2/cost.purchases").unwrap().evidence;
+    assert!(!evidence.contains("only bound"), "{evidence}");
+
+    // Within the bound is all that can be checked; beyond it fails.
+    let mut g = Fixture::new();
+    nine_more(&mut g);
+    g.edit(0, |d| leaf_of(d, &buyer(1)).purchased_credits = 10_800_001);
+    let evidence = failed(&g.run(), "epoch-0/cost.purchases");
+    assert!(
+        evidence.contains(
+            "more than the 10800000 for 108000000 its credit account held before epoch 3"
+        ),
         "{evidence}"
     );
 }

@@ -10,7 +10,9 @@ use backhaul::state::{
 };
 use backhaul_audit::{audit, AuditReport, Fetched, MintInfo, ProgramUpgrade, Snapshot, VaultInfo};
 use backhaul_core::budget::{EpochActivity, EpochBudget, NetEmissionParams};
-use backhaul_core::cost::{buyer_pots, consumption_cost, purchases_through, Consumed, Purchases};
+use backhaul_core::cost::{
+    buyer_pots, consumption_cost, purchases_through, Consumed, PurchaseCheckpoint, Purchases,
+};
 use backhaul_core::emission::EmissionSchedule;
 use backhaul_core::merkle::{sha256v, TreeKind};
 use backhaul_core::split::{credits_for_bytes, split_largest_remainder, GIB};
@@ -120,6 +122,20 @@ pub fn sealed_ledger(config: Pubkey, e: u64) -> EpochLedger {
     l
 }
 
+/// A credit account's purchase checkpoints, as `backhaul_core::cost` takes them.
+pub fn checkpoints_of(a: &CreditAccount) -> Vec<PurchaseCheckpoint> {
+    a.purchase_checkpoints()
+        .iter()
+        .map(|c| PurchaseCheckpoint {
+            epoch: c.epoch,
+            before: Purchases {
+                credits: c.issued_before,
+                tokens: c.tokens_before,
+            },
+        })
+        .collect()
+}
+
 pub fn credit_account(d: &Deployment, b: &Key) -> CreditAccount {
     CreditAccount {
         config: d.config,
@@ -132,9 +148,8 @@ pub fn credit_account(d: &Deployment, b: &Key) -> CreditAccount {
         consumed_cumulative: 0,
         last_settled_epoch: 0,
         tokens_burned: 0,
-        purchase_epoch: 0,
-        issued_before_purchase_epoch: 0,
-        tokens_before_purchase_epoch: 0,
+        checkpoint_count: 0,
+        checkpoints: Default::default(),
     }
 }
 
@@ -269,11 +284,7 @@ impl Fixture {
     pub fn buy(&mut self, e: u64, b: &Key, tokens: u64, ledger: &mut EpochLedger) {
         let credits = tokens * CREDITS_PER_TOKEN / TOKEN;
         let acc = self.credits_of(b);
-        if acc.issued == 0 || acc.purchase_epoch != e {
-            acc.purchase_epoch = e;
-            acc.issued_before_purchase_epoch = acc.issued;
-            acc.tokens_before_purchase_epoch = acc.tokens_burned;
-        }
+        acc.checkpoint_purchase(e).unwrap();
         acc.balance += credits;
         acc.issued += credits;
         acc.tokens_burned += tokens;
@@ -329,11 +340,7 @@ impl Fixture {
                     credits: acc.issued,
                     tokens: acc.tokens_burned,
                 },
-                acc.purchase_epoch,
-                Purchases {
-                    credits: acc.issued_before_purchase_epoch,
-                    tokens: acc.tokens_before_purchase_epoch,
-                },
+                &checkpoints_of(&acc),
                 e,
             );
             let before = previous_usage

@@ -58,9 +58,22 @@ fn the_reconciliations_fail_when_a_total_is_off() {
     let evidence = failed(&f.run(), "totals.burned");
     assert!(evidence.contains("credits_issued_finalized"), "{evidence}");
     let mut f = Fixture::new();
-    f.snapshot.credits[0].1.tokens_before_purchase_epoch = u64::MAX;
+    f.snapshot.credits[0].1.checkpoints[0].tokens_before = u64::MAX;
     let evidence = failed(&f.run(), "credits.balances");
     assert!(evidence.contains("before its purchase epoch"), "{evidence}");
+    let mut f = Fixture::new();
+    let checkpoints = &mut f.snapshot.credits[0].1.checkpoints;
+    checkpoints[1] = checkpoints[0];
+    f.snapshot.credits[0].1.checkpoint_count = 2;
+    let evidence = failed(&f.run(), "credits.balances");
+    assert!(evidence.contains("out of order"), "{evidence}");
+    let mut f = Fixture::new();
+    f.snapshot.credits[0].1.checkpoint_count = 9;
+    let evidence = failed(&f.run(), "credits.balances");
+    assert!(
+        evidence.contains("9 purchase checkpoints in use"),
+        "{evidence}"
+    );
 
     let mut f = Fixture::new();
     f.cfg().total_minted += 1;

@@ -203,16 +203,9 @@ fn later_purchases_do_not_change_the_cost() {
     // The same epoch closed after the buyer bought 1,000,000 more credits in epoch 1 at nine
     // times the price: nothing changes, byte for byte.
     let mut later = Net { ..n };
-    later.credits.insert(
-        buyer,
-        BuyerCredits {
-            issued: 11_000_000,
-            tokens_burned: 1_000 * TOKEN,
-            purchase_epoch: 1,
-            issued_before_purchase_epoch: 10_000_000,
-            tokens_before_purchase_epoch: 100 * TOKEN,
-        },
-    );
+    later.credits.remove(&buyer);
+    later.buy_in(buyer, 0, 100 * TOKEN, 10_000_000);
+    later.buy_in(buyer, 1, 900 * TOKEN, 1_000_000);
     assert_eq!(later.close(0, None).unwrap().to_bytes(), d0.to_bytes());
 
     // Epoch 1 sees that purchase: the other 5,000,000 credits consumed cost the average of
@@ -248,6 +241,45 @@ fn later_purchases_do_not_change_the_cost() {
         wrong.close(1, Some(&tampered)),
         Err(CloseError::InconsistentPrevious(_))
     ));
+}
+
+#[test]
+fn a_late_close_gives_the_same_dataset_before_and_after_later_purchases() {
+    let buyer = key("buyer", 0);
+    let client = key("client", 0);
+    let op = key("operator", 0);
+    let mut n = Net::new(10_000, 1_000 * TOKEN);
+    n.grant(buyer, client);
+    n.bind(key("node", 0), op);
+    n.buy_in(buyer, 0, 100 * TOKEN, 10_000_000);
+    // 3 GiB served in epoch 0, worth 15,000,000 credits: more than the buyer had by its end.
+    n.session(0, key("node", 0), client, buyer, 1, 3 * GIB, 2);
+    let first = n.close(0, None).unwrap();
+    check_sums(&first);
+    let u = usage(&first, &buyer);
+    assert_eq!(
+        (u.credits, u.purchased_credits, u.purchased_tokens),
+        (10_000_000, 10_000_000, 100 * TOKEN)
+    );
+
+    // The chain stalls with epoch 0 not finalized; the buyer buys in each of epochs 1 to 8 at
+    // another price, and the oracles close epoch 0 again after each purchase, reading its
+    // account anew: the same dataset, byte for byte.
+    for e in 1..=8 {
+        n.buy_in(buyer, e, 10 * TOKEN, 3_000_000);
+        assert_eq!(
+            n.close(0, None).unwrap().to_bytes(),
+            first.to_bytes(),
+            "read after the purchase of epoch {e}"
+        );
+    }
+    // A purchase in a ninth epoch after it drops the checkpoint that answered: the account only
+    // bounds what the buyer had by the end of epoch 0 (what it had before epoch 2), and a close
+    // that reads it now counts more.
+    n.buy_in(buyer, 9, 10 * TOKEN, 3_000_000);
+    let late = n.close(0, None).unwrap();
+    check_sums(&late);
+    assert_eq!(usage(&late, &buyer).purchased_credits, 13_000_000);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::{
     close, BuyerCredits, ChainInputs, CloseContext, CloseError, CloseInput, CloseParams, Stored,
     StoredReceipt,
 };
+use backhaul_core::cost::Purchases;
 use backhaul_core::merkle::sha256v;
 use backhaul_protocol::dataset::{b58, key_from_b58, Dataset, UsageLeaf};
 use backhaul_protocol::{ClientGrant, Deployment, Key, NodeBinding, UsageReceipt};
@@ -103,6 +104,19 @@ impl Net {
                 ..Default::default()
             },
         );
+    }
+
+    /// `buyer` burns `tokens` for `credits` in `epoch`, after what it bought before, as
+    /// `buy_credits` records it (its checkpoints included).
+    fn buy_in(&mut self, buyer: Key, epoch: u64, tokens: u64, credits: u64) {
+        let c = self.credits.entry(buyer).or_default();
+        let total = Purchases {
+            credits: c.issued,
+            tokens: c.tokens_burned,
+        };
+        c.checkpoints.record(epoch, total).unwrap();
+        c.issued += credits;
+        c.tokens_burned += tokens;
     }
 
     /// One session of `bytes`, reported in `receipts` receipts of growing sequence.

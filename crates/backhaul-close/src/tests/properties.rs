@@ -261,9 +261,12 @@ fn build(spec: &Spec) -> Net {
             ..Default::default()
         };
         if let Some((tokens, price)) = later {
-            c.purchase_epoch = 1;
-            c.issued_before_purchase_epoch = c.issued;
-            c.tokens_before_purchase_epoch = c.tokens_burned;
+            let before = backhaul_core::cost::Purchases {
+                credits: c.issued,
+                tokens: c.tokens_burned,
+            };
+            c.checkpoints.record(0, Default::default()).unwrap();
+            c.checkpoints.record(1, before).unwrap();
             c.issued += tokens * price;
             c.tokens_burned += tokens * TOKEN;
         }

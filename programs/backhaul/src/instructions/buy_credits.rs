@@ -65,7 +65,10 @@ pub fn wrong_epoch_log(given: u64, now: i64, current: u64) -> String {
 ///
 /// Effects: a real SPL Token burn; `credits = ⌊token_amount · price / 10^decimals⌋` added to the
 /// beneficiary's balance; the burn and the credits recorded in the current epoch's ledger and in
-/// the deployment's totals.
+/// the deployment's totals; the beneficiary's first purchase of the epoch adds a checkpoint to
+/// its credit account (`CreditAccount::checkpoint_purchase`, the oldest of
+/// `PURCHASE_CHECKPOINTS` dropped), so oracles can tell its purchases through each epoch they
+/// still have to close.
 ///
 /// `epoch` names the epoch the clock is in, whose ledger records the purchase (the ledger's
 /// address depends on it, so clients derive it from the argument). A purchase signed for one
@@ -127,11 +130,7 @@ pub fn handler(
         ctx.bumps.credit_account,
         ctx.program_id,
     )?;
-    if account.issued == 0 || account.purchase_epoch != epoch {
-        account.purchase_epoch = epoch;
-        account.issued_before_purchase_epoch = account.issued;
-        account.tokens_before_purchase_epoch = account.tokens_burned;
-    }
+    account.checkpoint_purchase(epoch)?;
     account.balance = account
         .balance
         .checked_add(credits)
