@@ -8,8 +8,7 @@ use backhaul_oracle::chain::{MemoryChain, MemoryState};
 use backhaul_oracle::{Oracle, Settings};
 use backhaul_protocol::api::{BatchResponse, ItemStatus};
 use backhaul_protocol::{
-    verify_batch_strict, ClientGrant, Deployment, NodeBinding, SigCheck, SignedReceipt,
-    UsageReceipt,
+    verify_each_strict, ClientGrant, Deployment, NodeBinding, SigCheck, SignedReceipt, UsageReceipt,
 };
 use ed25519_dalek::SigningKey;
 use solana_sdk::pubkey::Pubkey;
@@ -94,7 +93,7 @@ fn main() {
                 let checks = &checks;
                 s.spawn(move || {
                     for batch in checks.iter().skip(t).step_by(threads) {
-                        assert!(verify_batch_strict(batch).iter().all(Result::is_ok));
+                        assert!(verify_each_strict(batch).iter().all(Result::is_ok));
                     }
                 });
             }

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use backhaul_protocol::api::*;
 use backhaul_protocol::dataset::{hex, key_from_b58};
 use backhaul_protocol::{
-    verify_batch_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
+    verify_each_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
     SIGNED_BINDING_LEN, SIGNED_GRANT_LEN, SIGNED_RECEIPT_LEN,
 };
 use sqlx::AnyPool;
@@ -155,7 +155,7 @@ async fn verify(checks: Vec<Vec<SigCheck>>) -> Result<Vec<Option<RejectReason>>,
     tokio::task::spawn_blocking(move || {
         yield_cpu_to_the_writer();
         let flat: Vec<SigCheck> = checks.iter().flatten().cloned().collect();
-        let results = verify_batch_strict(&flat);
+        let results = verify_each_strict(&flat);
         let mut out = Vec::with_capacity(checks.len());
         let mut i = 0;
         for item in &checks {

@@ -340,7 +340,7 @@ impl ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backhaul_protocol::verify_batch_strict;
+    use backhaul_protocol::verify_each_strict;
 
     const DEP: Deployment = Deployment {
         program_id: [0xAA; 32],
@@ -352,7 +352,7 @@ mod tests {
     }
 
     fn all_verify(checks: &[SigCheck]) -> bool {
-        verify_batch_strict(checks).iter().all(Result::is_ok)
+        verify_each_strict(checks).iter().all(Result::is_ok)
     }
 
     #[test]

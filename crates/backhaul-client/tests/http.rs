@@ -15,7 +15,7 @@ use backhaul_protocol::api::{
 };
 use backhaul_protocol::dataset::b58;
 use backhaul_protocol::{
-    verify_batch_strict, Deployment, NodeBinding, SignedBinding, SignedReceipt, UsageReceipt,
+    verify_each_strict, Deployment, NodeBinding, SignedBinding, SignedReceipt, UsageReceipt,
 };
 use borsh::BorshDeserialize;
 use ed25519_dalek::SigningKey;
@@ -194,7 +194,7 @@ fn receipt_statuses(oracle: &Oracle, items: &[SignedReceipt]) -> Vec<ItemResult>
             .collect();
     }
     let checks: Vec<_> = items.iter().flat_map(|r| r.checks(&DEP)).collect();
-    let ok = verify_batch_strict(&checks);
+    let ok = verify_each_strict(&checks);
     ok.chunks(2)
         .map(|pair| {
             if pair.iter().all(Result::is_ok) {

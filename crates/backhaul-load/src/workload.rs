@@ -10,7 +10,7 @@
 
 use backhaul_client::{BuyerIdentity, ClientSession, NodeIdentity};
 use backhaul_protocol::{
-    verify_batch_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
+    verify_each_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
 };
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
@@ -307,7 +307,7 @@ pub fn baseline(w: &Workload, sample: usize, threads: usize) -> anyhow::Result<B
                             .iter()
                             .skip(t)
                             .step_by(threads)
-                            .all(|b| verify_batch_strict(b).iter().all(Result::is_ok))
+                            .all(|b| verify_each_strict(b).iter().all(Result::is_ok))
                     })
                 })
                 .collect();

@@ -12,7 +12,7 @@
 //! the same bytes, whatever order the items arrived in.
 
 use crate::messages::{signing_message, Key, Sig, SignedBinding, SignedGrant, SignedReceipt};
-use crate::verify::{verify_batch_strict, SigCheck};
+use crate::verify::{verify_each_strict, SigCheck};
 use crate::Deployment;
 use backhaul_core::merkle::sha256v;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -233,7 +233,7 @@ fn retain_by<T>(items: &mut Vec<T>, checks: impl Fn(&T) -> Vec<SigCheck>) {
         }
     }
     let mut ok = vec![true; items.len()];
-    for (res, i) in verify_batch_strict(&all).into_iter().zip(owner) {
+    for (res, i) in verify_each_strict(&all).into_iter().zip(owner) {
         if res.is_err() {
             ok[i] = false;
         }

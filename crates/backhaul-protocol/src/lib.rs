@@ -25,7 +25,7 @@ pub mod messages;
 pub mod verify;
 
 pub use messages::*;
-pub use verify::{verify_batch_strict, SigCheck, VerifyError};
+pub use verify::{verify_each_strict, SigCheck, VerifyError};
 
 /// The deployment a message is bound to: the program and its config account.
 #[derive(

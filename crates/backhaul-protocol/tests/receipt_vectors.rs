@@ -3,7 +3,7 @@
 use backhaul_core::merkle::sha256v;
 use backhaul_protocol::dataset::{b58, hex};
 use backhaul_protocol::{
-    verify_batch_strict, ClientGrant, Deployment, NodeBinding, SigCheck, UsageReceipt,
+    verify_each_strict, ClientGrant, Deployment, NodeBinding, SigCheck, UsageReceipt,
     BINDING_BODY_LEN, GRANT_BODY_LEN, RECEIPT_BODY_LEN, SIGNED_BINDING_LEN, SIGNED_GRANT_LEN,
     SIGNED_RECEIPT_LEN,
 };
@@ -20,7 +20,7 @@ fn sha(bytes: &[u8]) -> String {
 
 fn all_verify(checks: &[SigCheck]) {
     assert!(
-        verify_batch_strict(checks).iter().all(Result::is_ok),
+        verify_each_strict(checks).iter().all(Result::is_ok),
         "a vector's signature does not verify"
     );
 }
