@@ -6,8 +6,9 @@ use crate::db;
 use crate::ingest::Job;
 use crate::metrics as m;
 use axum::body::{to_bytes, Body};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,11 +18,13 @@ use backhaul_protocol::{
     verify_each_strict, Deployment, Key, SigCheck, SignedBinding, SignedGrant, SignedReceipt,
     SIGNED_BINDING_LEN, SIGNED_GRANT_LEN, SIGNED_RECEIPT_LEN,
 };
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// What every handler shares.
 pub struct ApiState {
@@ -30,9 +33,50 @@ pub struct ApiState {
     pub writer: mpsc::Sender<Job>,
     pub closer: Arc<Closer>,
     pub max_body_bytes: usize,
+    /// Per signing key, charged for verified items only.
     pub limiter: KeyLimiter,
+    /// Per remote address, charged for every request before its body is read.
+    pub addresses: AddressLimiter,
+    /// One permit per request being handled (`max_concurrent_requests`).
+    pub in_flight: Arc<Semaphore>,
+    /// How long a client has to send a request's body.
+    pub body_timeout: Duration,
     /// Storage, chain and submitter state for `/health`.
     pub status: Arc<crate::status::Status>,
+    /// Closed epochs' summaries by epoch, each for the dataset hash it was computed from.
+    pub summaries: SummaryCache,
+}
+
+/// A summary, the stored dataset hash and the close time it was computed for.
+type CachedSummary = (Vec<u8>, i64, EpochSummary);
+
+/// The summaries `/v1/epochs` serves, each computed once from its stored dataset: an epoch
+/// closed again (a new dataset hash or close time) gets a new entry.
+#[derive(Default)]
+pub struct SummaryCache {
+    entries: Mutex<HashMap<u64, CachedSummary>>,
+    parses: AtomicU64,
+}
+
+impl SummaryCache {
+    /// How many stored datasets the read endpoints have parsed (cache misses).
+    pub fn parses(&self) -> u64 {
+        self.parses.load(Ordering::Relaxed)
+    }
+
+    fn get(&self, epoch: u64, hash: &[u8], closed_at: i64) -> Option<EpochSummary> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(&epoch)
+            .filter(|(h, at, _)| h == hash && *at == closed_at)
+            .map(|(_, _, s)| s.clone())
+    }
+
+    fn put(&self, epoch: u64, hash: Vec<u8>, closed_at: i64, summary: EpochSummary) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(epoch, (hash, closed_at, summary));
+        }
+    }
 }
 
 /// An API error: a status code and a message that says what to do.
@@ -68,7 +112,44 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 "no such endpoint; see docs/api.md".into(),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// `response` with a `Retry-After` of `secs` seconds.
+fn retry_after(mut response: Response, secs: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
+}
+
+/// Before a request's body is read: the remote address's token bucket (`429` with
+/// `Retry-After` when it is empty), then a permit among `max_concurrent_requests` (`503` with
+/// `Retry-After` when none is free), held until the answer is ready.
+async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        if let Err(wait) = state.addresses.take(addr.ip()) {
+            tracing::debug!(address = %addr.ip(), retry_after_secs = wait, "request refused: the address is over its rate limit");
+            let error = ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this address is over its limit of {} requests per second; retry after {wait} s",
+                    state.addresses.rate
+                ),
+            );
+            return retry_after(error.into_response(), wait);
+        }
+    }
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        tracing::debug!("request refused: every request slot is busy");
+        let error = ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the oracle is handling as many requests as it may; retry shortly".into(),
+        );
+        return retry_after(error.into_response(), 1);
+    };
+    next.run(request).await
 }
 
 /// Reads and decodes an ingest body: the content type, the size and item limits, exact borsh.
@@ -90,15 +171,28 @@ async fn decode_body<T: borsh::BorshDeserialize>(
             format!("send the borsh-encoded Vec<{what}> as application/octet-stream (got {content_type:?})"),
         ));
     }
-    let bytes = to_bytes(body, state.max_body_bytes).await.map_err(|_| {
-        ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the body is over {} bytes; split the batch",
-                state.max_body_bytes
-            ),
-        )
-    })?;
+    let read = tokio::time::timeout(state.body_timeout, to_bytes(body, state.max_body_bytes));
+    let bytes = read
+        .await
+        .map_err(|_| {
+            tracing::debug!("request refused: its body did not arrive in time");
+            ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} s; send it at once",
+                    state.body_timeout.as_secs()
+                ),
+            )
+        })?
+        .map_err(|_| {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is over {} bytes; split the batch",
+                    state.max_body_bytes
+                ),
+            )
+        })?;
     decode_batch(&bytes, what, item_len, max_items).map_err(|e| {
         let code = match e {
             BodyError::TooMany { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -246,12 +340,19 @@ async fn post_bindings(
         MAX_BINDINGS_PER_REQUEST,
     )
     .await?;
-    let limited = state.limiter.take(items.iter().map(|b| b.binding.node));
     let checks = items
         .iter()
         .map(|b| b.checks(&state.deployment).to_vec())
         .collect();
-    let refused = merge(limited, verify(checks).await?);
+    let verified = verify(checks).await?;
+    // Charged to the node only for bindings it signed.
+    let limited = state.limiter.take(
+        items
+            .iter()
+            .zip(&verified)
+            .map(|(b, r)| r.is_none().then_some(b.binding.node)),
+    );
+    let refused = merge(verified, limited);
     store(&state, items, refused, Job::Bindings).await
 }
 
@@ -269,12 +370,19 @@ async fn post_grants(
         MAX_GRANTS_PER_REQUEST,
     )
     .await?;
-    let limited = state.limiter.take(items.iter().map(|g| g.grant.buyer));
     let checks = items
         .iter()
         .map(|g| g.checks(&state.deployment).to_vec())
         .collect();
-    let refused = merge(limited, verify(checks).await?);
+    let verified = verify(checks).await?;
+    // Charged to the buyer only for grants it signed.
+    let limited = state.limiter.take(
+        items
+            .iter()
+            .zip(&verified)
+            .map(|(g, r)| r.is_none().then_some(g.grant.buyer)),
+    );
+    let refused = merge(verified, limited);
     store(&state, items, refused, Job::Grants).await
 }
 
@@ -296,18 +404,14 @@ async fn post_receipts(
         .closer
         .max_rate_bytes_per_sec
         .load(std::sync::atomic::Ordering::Relaxed);
-    let limited = state.limiter.take(items.iter().map(|r| r.receipt.node));
     // Stateless checks first; only what passes is verified.
     let pre: Vec<Option<RejectReason>> = items
         .iter()
-        .zip(limited)
-        .map(|(r, limited)| {
-            limited.or_else(|| {
-                (r.receipt
-                    .rate_bytes_per_sec(state.closer.clock.epoch_length_secs)
-                    > max_rate)
-                    .then_some(RejectReason::RateExceeded)
-            })
+        .map(|r| {
+            (r.receipt
+                .rate_bytes_per_sec(state.closer.clock.epoch_length_secs)
+                > max_rate)
+                .then_some(RejectReason::RateExceeded)
         })
         .collect();
     let checks = items
@@ -321,7 +425,16 @@ async fn post_receipts(
             }
         })
         .collect();
-    let refused = merge(pre, verify(checks).await?);
+    let verified = merge(pre, verify(checks).await?);
+    // Charged to the node only for receipts both parties signed: junk naming a node's key
+    // costs that node nothing.
+    let limited = state.limiter.take(
+        items
+            .iter()
+            .zip(&verified)
+            .map(|(r, v)| v.is_none().then_some(r.receipt.node)),
+    );
+    let refused = merge(verified, limited);
     let with_hashes: Vec<(SignedReceipt, [u8; 32])> = items
         .into_iter()
         .map(|r| (r, r.receipt.body_hash()))
@@ -418,35 +531,78 @@ fn summary(closed: &ClosedEpoch) -> EpochSummary {
     }
 }
 
-async fn load(state: &ApiState, epoch: u64) -> Result<ClosedEpoch, ApiError> {
+fn not_closed(epoch: u64) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("epoch {epoch} is not closed on this oracle"),
+    )
+}
+
+/// The stored dataset hash and close time of closed epochs (`epoch` alone, or all), oldest
+/// first: what the summary cache is keyed by, read without the datasets themselves.
+async fn stored_epochs(
+    pool: &AnyPool,
+    epoch: Option<u64>,
+) -> Result<Vec<(u64, Vec<u8>, i64)>, ApiError> {
+    let rows = match epoch {
+        Some(e) => {
+            let e = i64::try_from(e).map_err(|_| not_closed(e))?;
+            sqlx::query("SELECT epoch, dataset_hash, closed_at FROM epochs WHERE epoch = $1")
+                .bind(e)
+                .fetch_all(pool)
+                .await
+        }
+        None => {
+            sqlx::query("SELECT epoch, dataset_hash, closed_at FROM epochs ORDER BY epoch")
+                .fetch_all(pool)
+                .await
+        }
+    }
+    .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| {
+            let epoch: i64 = r.try_get("epoch").map_err(unavailable)?;
+            Ok((
+                u64::try_from(epoch).map_err(unavailable)?,
+                r.try_get("dataset_hash").map_err(unavailable)?,
+                r.try_get("closed_at").map_err(unavailable)?,
+            ))
+        })
+        .collect()
+}
+
+/// An epoch's summary: from the cache when it holds one for this dataset, else parsed once.
+async fn cached_summary(
+    state: &ApiState,
+    epoch: u64,
+    hash: &[u8],
+    closed_at: i64,
+) -> Result<EpochSummary, ApiError> {
+    if let Some(s) = state.summaries.get(epoch, hash, closed_at) {
+        return Ok(s);
+    }
     let (bytes, closed_at) = db::dataset(&state.pool, epoch)
         .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("reading the database failed: {e}"),
-            )
-        })?
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("epoch {epoch} is not closed on this oracle"),
-            )
-        })?;
-    ClosedEpoch::from_bytes(bytes, closed_at)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .map_err(unavailable)?
+        .ok_or_else(|| not_closed(epoch))?;
+    state.summaries.parses.fetch_add(1, Ordering::Relaxed);
+    m::dataset_parsed();
+    let closed = ClosedEpoch::from_bytes(bytes, closed_at)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let s = summary(&closed);
+    // Filed under the hash of the bytes parsed: a close that replaced the row after `hash` was
+    // read files its summary under its own hash.
+    state
+        .summaries
+        .put(epoch, closed.hash.to_vec(), closed.closed_at, s.clone());
+    Ok(s)
 }
 
 async fn epochs(State(state): State<Arc<ApiState>>) -> Result<Json<Vec<EpochSummary>>, ApiError> {
-    let list = db::closed_epochs(&state.pool).await.map_err(|e| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("reading the database failed: {e}"),
-        )
-    })?;
+    let list = stored_epochs(&state.pool, None).await?;
     let mut out = Vec::with_capacity(list.len());
-    for e in list {
-        out.push(summary(&load(&state, e).await?));
+    for (epoch, hash, closed_at) in list {
+        out.push(cached_summary(&state, epoch, &hash, closed_at).await?);
     }
     Ok(Json(out))
 }
@@ -455,21 +611,34 @@ async fn epoch(
     State(state): State<Arc<ApiState>>,
     Path(epoch): Path<u64>,
 ) -> Result<Json<EpochSummary>, ApiError> {
-    Ok(Json(summary(&load(&state, epoch).await?)))
+    let (epoch, hash, closed_at) = stored_epochs(&state.pool, Some(epoch))
+        .await?
+        .pop()
+        .ok_or_else(|| not_closed(epoch))?;
+    Ok(Json(cached_summary(&state, epoch, &hash, closed_at).await?))
 }
 
+/// The dataset file as stored, with its stored hash: nothing parsed.
 async fn dataset(
     State(state): State<Arc<ApiState>>,
     Path(epoch): Path<u64>,
 ) -> Result<Response, ApiError> {
-    let closed = load(&state, epoch).await?;
-    let mut resp = closed.bytes.into_response();
+    let e = i64::try_from(epoch).map_err(|_| not_closed(epoch))?;
+    let row = sqlx::query("SELECT dataset, dataset_hash FROM epochs WHERE epoch = $1")
+        .bind(e)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| not_closed(epoch))?;
+    let bytes: Vec<u8> = row.try_get("dataset").map_err(unavailable)?;
+    let hash: Vec<u8> = row.try_get("dataset_hash").map_err(unavailable)?;
+    let mut resp = bytes.into_response();
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Ok(v) = HeaderValue::from_str(&hex(&closed.hash)) {
+    if let Ok(v) = HeaderValue::from_str(&hex(&hash)) {
         headers.insert("x-dataset-sha256", v);
     }
     Ok(resp)
@@ -605,8 +774,9 @@ impl KeyLimiter {
         }
     }
 
-    /// Takes one token per item; items whose key is out of tokens get `RateLimited`.
-    pub fn take(&self, keys: impl Iterator<Item = Key>) -> Vec<Option<RejectReason>> {
+    /// Takes one token per item that names a key (`None`: an item already refused, which costs
+    /// nothing); items whose key is out of tokens get `RateLimited`.
+    pub fn take(&self, keys: impl Iterator<Item = Option<Key>>) -> Vec<Option<RejectReason>> {
         let burst = self.rate * 10.0;
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
@@ -619,6 +789,7 @@ impl KeyLimiter {
             });
         }
         keys.map(|k| {
+            let k = k?;
             let (tokens, at) = buckets.entry(k).or_insert((burst, now));
             *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(burst);
             *at = now;
@@ -630,5 +801,95 @@ impl KeyLimiter {
             }
         })
         .collect()
+    }
+}
+
+/// How many seconds' worth of requests an address may send at once.
+const ADDRESS_BURST_SECS: f64 = 5.0;
+
+/// Per-address token buckets: each remote address may make `rate` requests per second, with a
+/// burst of [`ADDRESS_BURST_SECS`] seconds' worth. IPv6 addresses count by their /64, which one
+/// host usually holds whole.
+pub struct AddressLimiter {
+    rate: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl AddressLimiter {
+    pub fn new(rate_per_sec: u32) -> Self {
+        AddressLimiter {
+            rate: f64::from(rate_per_sec.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What an address counts as: itself (IPv4, or IPv4 mapped into IPv6), or its /64.
+    fn bucket_of(ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            },
+        }
+    }
+
+    /// Takes a token for one request from `ip`; when there is none, the whole seconds until
+    /// there is.
+    pub fn take(&self, ip: IpAddr) -> Result<(), u64> {
+        let burst = self.rate * ADDRESS_BURST_SECS;
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() > 100_000 {
+            // Forget addresses that have refilled completely.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * self.rate < burst
+            });
+        }
+        let (tokens, at) = buckets.entry(Self::bucket_of(ip)).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_burst_then_waits() {
+        let l = AddressLimiter::new(2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            l.take(a).unwrap();
+        }
+        assert_eq!(l.take(a), Err(1));
+        l.take("192.0.2.2".parse().unwrap()).unwrap();
+        // One /64 is one bucket; another /64 is another.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        for i in 0..10 {
+            l.take(v6(&format!("2001:db8::{i:x}"))).unwrap();
+        }
+        assert!(l.take(v6("2001:db8::ffff:1")).is_err());
+        l.take(v6("2001:db8:0:1::1")).unwrap();
+    }
+
+    #[test]
+    fn refused_items_cost_their_key_nothing() {
+        let l = KeyLimiter::new(1);
+        let k = [7u8; 32];
+        let none: Vec<Option<Key>> = vec![None; 100];
+        assert!(l.take(none.into_iter()).iter().all(Option::is_none));
+        let r = l.take(std::iter::repeat_n(Some(k), 11));
+        assert!(r[..10].iter().all(Option::is_none));
+        assert_eq!(r[10], Some(RejectReason::RateLimited));
     }
 }

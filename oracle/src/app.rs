@@ -2,7 +2,7 @@
 //! on a shutdown signal.
 
 use crate::agreement::Agreement;
-use crate::api::{router, ApiState, KeyLimiter};
+use crate::api::{router, AddressLimiter, ApiState, KeyLimiter};
 use crate::chain::ChainView;
 use crate::clock::{ChainTime, EpochClock};
 use crate::close::Closer;
@@ -33,6 +33,8 @@ pub struct Oracle {
     pub time: ChainTime,
     /// What `/health` reports.
     pub status: Arc<Status>,
+    /// What the HTTP handlers share (its summary cache counts the datasets it parsed).
+    pub api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -57,6 +59,7 @@ pub fn deployment(settings: &Settings) -> anyhow::Result<Deployment> {
 impl Oracle {
     /// Connects the database, reads the epoch timing from the chain, and starts everything.
     pub async fn start(settings: Settings, chain: Arc<dyn ChainView>) -> anyhow::Result<Oracle> {
+        settings.validate()?;
         let deployment = deployment(&settings)?;
         // Install the metrics recorder before anything counts.
         crate::metrics::handle();
@@ -201,7 +204,13 @@ impl Oracle {
             closer: closer.clone(),
             max_body_bytes: settings.max_body_bytes,
             limiter: KeyLimiter::new(settings.per_key_items_per_sec),
+            addresses: AddressLimiter::new(settings.per_address_requests_per_sec),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_concurrent_requests.max(1),
+            )),
+            body_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
             status: status.clone(),
+            summaries: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -212,15 +221,12 @@ impl Oracle {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let mut stop = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(serve(
+            listener,
+            router(state.clone()),
+            Duration::from_secs(settings.header_timeout_secs.max(1)),
+            shutdown_rx.clone(),
+        )));
         tracing::info!(%addr, program_id = %settings.program_id, config = %settings.config, "oracle started");
         Ok(Oracle {
             addr,
@@ -228,6 +234,7 @@ impl Oracle {
             writer: writer_tx,
             time,
             status,
+            api: state,
             shutdown,
             tasks,
         })
@@ -266,6 +273,74 @@ impl Oracle {
         }
         tracing::info!("oracle stopped");
     }
+}
+
+/// Serves HTTP/1.1 on `listener` until `stop`: each connection has `header_timeout` to send a
+/// request's headers (and an idle one is closed after as long), each request knows its remote
+/// address (`ConnectInfo<SocketAddr>`, for the per-address limit). On `stop` it accepts no more
+/// connections, lets in-flight requests finish and returns when every connection is closed.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    // Each connection holds a sender; `recv` answers `None` once all are gone.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, and let connections close.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut stop = stop.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    let mut app = app.clone();
+                    // A Router is always ready.
+                    tower::Service::call(&mut app, request.map(axum::body::Body::new))
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "connection closed");
+            }
+            drop(open);
+        });
+    }
+    drop(open_tx);
+    let _ = open_rx.recv().await;
+}
+
+/// Returns once `stop` says so (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Reads a Solana CLI keypair file (a JSON array of 64 bytes).
@@ -313,7 +388,8 @@ async fn submit_loop(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let pause = backoff(every, failures);
-                tracing::warn!(error = %e, failures, retry_in_secs = pause.as_secs(), "submitter tick failed");
+                let error = crate::settings::redact_urls(&format!("{e:#}"));
+                tracing::warn!(%error, failures, retry_in_secs = pause.as_secs(), "submitter tick failed");
                 metrics::counter!("backhaul_submit_errors_total").increment(1);
                 status.submit_failed(&e, pause.as_secs());
                 pause
@@ -376,7 +452,8 @@ async fn credit_loop(
 ) {
     loop {
         if let Err(e) = refresh_credits(&closer, &writer, time.now()).await {
-            tracing::warn!(error = %e, "refreshing buyers' credits failed; provisional credit checks use older figures");
+            let error = crate::settings::redact_urls(&format!("{e:#}"));
+            tracing::warn!(%error, "refreshing buyers' credits failed; provisional credit checks use older figures");
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}

@@ -54,7 +54,9 @@ pub fn chain_inputs(config: &Config, epoch: u64, ledger: Option<&EpochLedger>) -
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    #[error("RPC request to {url} failed: {source}")]
+    /// `url` is cut to `scheme://host[:port]` and so is any URL quoted in `source`: the path or
+    /// query of an RPC URL often holds an API key.
+    #[error("RPC request to {url} failed: {}", crate::settings::redact_urls(&source.to_string()))]
     Rpc {
         url: String,
         #[source]
@@ -146,7 +148,7 @@ pub struct RpcChain {
 impl RpcChain {
     fn rpc_error(&self, e: solana_client::client_error::ClientError) -> ChainError {
         ChainError::Rpc {
-            url: self.rpc.url(),
+            url: crate::settings::redact_url(&self.rpc.url()),
             source: Box::new(e),
         }
     }

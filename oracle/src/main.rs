@@ -43,7 +43,7 @@ enum Command {
     Serve,
     /// Close one epoch now (if it is ready) and print its summary.
     Close { epoch: u64 },
-    /// Print the effective settings (secrets omitted).
+    /// Print the effective settings (secrets omitted: no database URL, the RPC URL's host only).
     Settings,
 }
 
@@ -64,6 +64,7 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     if let Some(v) = &cli.config_account {
         s.config = v.clone();
     }
+    s.validate()?;
     Ok(s)
 }
 
@@ -82,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = settings(&cli)?;
     if let Command::Settings = cli.command {
-        print!("{}", toml::to_string(&settings)?);
+        print!("{}", toml::to_string(&settings.redacted())?);
         return Ok(());
     }
     let d = app::deployment(&settings)?;
@@ -97,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
             config: solana_sdk::pubkey::Pubkey::new_from_array(d.config),
         },
     });
-    tracing::info!(settings = %toml::to_string(&settings).unwrap_or_default().replace('\n', "; "), "settings");
+    tracing::info!(settings = %toml::to_string(&settings.redacted()).unwrap_or_default().replace('\n', "; "), "settings");
     let oracle = Oracle::start(settings, chain).await?;
     match cli.command {
         Command::Serve => {

@@ -36,6 +36,12 @@ pub fn refused(code: u16) {
         .increment(1);
 }
 
+/// A stored dataset parsed to answer a read endpoint (a miss of the summary cache):
+/// `backhaul_api_dataset_parses_total`.
+pub fn dataset_parsed() {
+    metrics::counter!("backhaul_api_dataset_parses_total").increment(1);
+}
+
 /// A failed database write: `backhaul_storage_errors_total`.
 pub fn storage_error() {
     metrics::counter!("backhaul_storage_errors_total").increment(1);

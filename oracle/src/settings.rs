@@ -36,8 +36,22 @@ pub struct Settings {
     pub close_poll_secs: u64,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
-    /// Items per second each signing key may submit (with a burst of ten seconds' worth).
+    /// Items per second each signing key may submit (with a burst of ten seconds' worth),
+    /// charged only for items whose signatures verified.
     pub per_key_items_per_sec: u32,
+    /// Requests per second each remote address may make (with a burst of five seconds' worth;
+    /// IPv6 addresses count by their /64). Over it a request is answered `429` with
+    /// `Retry-After` before its body is read. Behind a reverse proxy every request comes from
+    /// the proxy's address: raise this accordingly.
+    pub per_address_requests_per_sec: u32,
+    /// Requests handled at once; more are answered `503` with `Retry-After`. In-flight bodies
+    /// use at most `max_concurrent_requests × max_body_bytes` of memory (256 MiB by default).
+    pub max_concurrent_requests: usize,
+    /// Time a client has to send a request's headers (and an idle connection stays open),
+    /// seconds; then the connection is closed.
+    pub header_timeout_secs: u64,
+    /// Time a client has to send a request's body, seconds; then it is answered `408`.
+    pub request_timeout_secs: u64,
     /// This oracle's key (a Solana CLI keypair file). Without it the oracle ingests, closes and
     /// serves proofs but submits nothing.
     pub keypair: Option<PathBuf>,
@@ -68,6 +82,10 @@ impl Default for Settings {
             close_poll_secs: 10,
             max_body_bytes: 4 << 20,
             per_key_items_per_sec: 2_000,
+            per_address_requests_per_sec: 50,
+            max_concurrent_requests: 64,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
             keypair: None,
             submit_poll_secs: 2,
             compute_unit_limit: None,
@@ -86,6 +104,66 @@ const MOVED_ON_CHAIN: &[&str] = &[
     "grace_secs",
 ];
 
+/// The largest request body the settings accept, bytes.
+const MAX_BODY_BYTES: usize = 256 << 20;
+/// The most memory the settings let in-flight request bodies take, bytes.
+const MAX_IN_FLIGHT_BYTES: usize = 16 << 30;
+
+/// Checks that `url` is an absolute http or https URL with a host.
+fn http_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme is {:?}, not http or https",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("it has no host".into());
+    }
+    Ok(())
+}
+
+/// A URL cut to `scheme://host[:port]`: no user, password, path, query or fragment, where API
+/// keys hide (`https://mainnet.helius-rpc.com/?api-key=…`). Text that does not parse as a URL
+/// with a host becomes `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
+            let host = u.host_str().unwrap_or_default();
+            match u.port() {
+                Some(port) => format!("{}://{host}:{port}", u.scheme()),
+                None => format!("{}://{host}", u.scheme()),
+            }
+        }
+        _ => "<redacted>".into(),
+    }
+}
+
+/// `text` with every `http://` or `https://` URL in it cut to `scheme://host[:port]` (see
+/// [`redact_url`]): for error messages of libraries that quote the URL they failed to reach.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = ["http://", "https://"]
+            .iter()
+            .filter_map(|p| rest.to_ascii_lowercase().find(p))
+            .min();
+        let Some(start) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | '<'))
+            .unwrap_or(tail.len());
+        out.push_str(&redact_url(&tail[..end]));
+        rest = &tail[end..];
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("{key} (in {place}) is no longer a setting: every oracle reads it from the deployment's on-chain consensus parameters (`backhaul admin show`; changed with `backhaul admin queue-params`). Remove it.")]
@@ -99,6 +177,12 @@ pub enum SettingsError {
     Parse {
         path: PathBuf,
         source: Box<toml::de::Error>,
+    },
+    #[error("{key} = {value} is not usable: {fix}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        fix: String,
     },
     #[error("environment variable {var}={value:?} is not a valid {key}: {reason}")]
     Env {
@@ -135,6 +219,10 @@ impl Settings {
                 continue;
             };
             let key = key.to_ascii_lowercase();
+            if key == "settings" {
+                // BACKHAUL_ORACLE_SETTINGS is the settings file's path (`--settings`), not a key.
+                continue;
+            }
             if key == "peers" {
                 // A comma-separated list of URLs.
                 let list = value
@@ -171,6 +259,139 @@ impl Settings {
                 path: file,
                 source: Box::new(e),
             })
+    }
+
+    /// Refuses zero or absurd values, saying what to change. Run after every override (file,
+    /// environment, flags) has been applied.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        fn invalid(key: &'static str, value: impl ToString, fix: impl ToString) -> SettingsError {
+            SettingsError::Invalid {
+                key,
+                value: value.to_string(),
+                fix: fix.to_string(),
+            }
+        }
+        let secs = |key: &'static str, v: u64, default: u64, max: u64| {
+            if v == 0 || v > max {
+                Err(invalid(
+                    key,
+                    v,
+                    format!("set it between 1 and {max} seconds (default {default})"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let d = Settings::default();
+        secs(
+            "close_poll_secs",
+            self.close_poll_secs,
+            d.close_poll_secs,
+            3_600,
+        )?;
+        secs(
+            "submit_poll_secs",
+            self.submit_poll_secs,
+            d.submit_poll_secs,
+            3_600,
+        )?;
+        secs(
+            "header_timeout_secs",
+            self.header_timeout_secs,
+            d.header_timeout_secs,
+            3_600,
+        )?;
+        secs(
+            "request_timeout_secs",
+            self.request_timeout_secs,
+            d.request_timeout_secs,
+            3_600,
+        )?;
+        // The smallest useful body is one item and its count; a body is held whole in memory.
+        let min_body = 4 + backhaul_protocol::SIGNED_RECEIPT_LEN
+            .max(backhaul_protocol::SIGNED_GRANT_LEN)
+            .max(backhaul_protocol::SIGNED_BINDING_LEN);
+        if self.max_body_bytes < min_body || self.max_body_bytes > MAX_BODY_BYTES {
+            return Err(invalid(
+                "max_body_bytes",
+                self.max_body_bytes,
+                format!(
+                    "set it between {min_body} (one item) and {MAX_BODY_BYTES} bytes (default {})",
+                    d.max_body_bytes
+                ),
+            ));
+        }
+        if self.per_key_items_per_sec == 0 {
+            return Err(invalid(
+                "per_key_items_per_sec",
+                0,
+                format!("set it to at least 1 (default {})", d.per_key_items_per_sec),
+            ));
+        }
+        if self.per_address_requests_per_sec == 0 {
+            return Err(invalid(
+                "per_address_requests_per_sec",
+                0,
+                format!(
+                    "set it to at least 1 (default {}; behind a reverse proxy, what the proxy forwards in all)",
+                    d.per_address_requests_per_sec
+                ),
+            ));
+        }
+        let memory = self
+            .max_concurrent_requests
+            .saturating_mul(self.max_body_bytes);
+        if self.max_concurrent_requests == 0 || memory > MAX_IN_FLIGHT_BYTES {
+            return Err(invalid(
+                "max_concurrent_requests",
+                self.max_concurrent_requests,
+                format!(
+                    "set it to at least 1 and so that max_concurrent_requests × max_body_bytes ({}) stays within {} GiB of bodies in memory (default {})",
+                    self.max_body_bytes,
+                    MAX_IN_FLIGHT_BYTES >> 30,
+                    d.max_concurrent_requests
+                ),
+            ));
+        }
+        if let Err(e) = http_url(&self.rpc_url) {
+            return Err(invalid(
+                "rpc_url",
+                format!("{:?}", redact_url(&self.rpc_url)),
+                format!("{e}; set it to the Solana JSON-RPC endpoint, e.g. https://api.mainnet-beta.solana.com"),
+            ));
+        }
+        for peer in &self.peers {
+            if let Err(e) = http_url(peer) {
+                return Err(invalid(
+                    "peers",
+                    format!("[.., {:?}, ..]", redact_url(peer)),
+                    format!("{e}; each peer is another oracle's API base URL, e.g. https://oracle-2.example.net"),
+                ));
+            }
+        }
+        if let Some(url) = &self.publish_url {
+            let bucket = url
+                .strip_prefix("s3://")
+                .map(|r| r.split('/').next().unwrap_or(""));
+            if bucket.is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "publish_url",
+                    format!("{url:?}"),
+                    "set it to s3://bucket[/prefix] for an object store, or remove it to publish to data_dir/datasets",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// These settings with secrets left out: the RPC URL cut to `scheme://host[:port]` (its path
+    /// or query often holds an API key) and no database URL. What is printed and logged.
+    pub fn redacted(&self) -> Settings {
+        Settings {
+            rpc_url: redact_url(&self.rpc_url),
+            database_url: None,
+            ..self.clone()
+        }
     }
 
     /// The database URL to use.
@@ -236,5 +457,141 @@ mod tests {
         std::fs::write(&path, "lisen = \"x\"").unwrap();
         let err = Settings::load(Some(&path), []).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_redacted_to_scheme_host_and_port() {
+        assert_eq!(
+            redact_url("https://mainnet.helius-rpc.com/?api-key=SECRET123"),
+            "https://mainnet.helius-rpc.com"
+        );
+        assert_eq!(
+            redact_url("https://user:pw@rpc.example.net:8443/v2/TOKEN?x=1#f"),
+            "https://rpc.example.net:8443"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:8899"), "http://127.0.0.1:8899");
+        assert_eq!(redact_url("not a url SECRET"), "<redacted>");
+        let text = "error sending request for url (https://rpc.example.net/TOKEN?api-key=SECRET): \
+                    connection refused; retried http://h:1/p?k=SECRET2 twice";
+        let r = redact_urls(text);
+        assert_eq!(
+            r,
+            "error sending request for url (https://rpc.example.net): \
+                    connection refused; retried http://h:1 twice"
+        );
+        assert_eq!(redact_urls("no url here"), "no url here");
+        let s = Settings {
+            rpc_url: "https://a.example/path-TOKEN?api-key=SECRET".into(),
+            database_url: Some("postgres://u:pw@h/db".into()),
+            ..Settings::default()
+        };
+        let printed = toml::to_string(&s.redacted()).unwrap();
+        assert!(
+            !printed.contains("SECRET") && !printed.contains("TOKEN"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("rpc_url = \"https://a.example\""),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn the_settings_path_variable_is_not_a_key() {
+        let env = [(
+            "BACKHAUL_ORACLE_SETTINGS".to_string(),
+            "/etc/backhaul/oracle.toml".to_string(),
+        )];
+        assert_eq!(Settings::load(None, env).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn zero_and_absurd_values_say_what_to_change() {
+        Settings::default().validate().unwrap();
+        let err = |s: Settings| s.validate().unwrap_err().to_string();
+        let d = Settings::default;
+        let e = err(Settings {
+            close_poll_secs: 0,
+            ..d()
+        });
+        assert!(
+            e.contains("close_poll_secs = 0") && e.contains("between 1 and"),
+            "{e}"
+        );
+        let e = err(Settings {
+            max_body_bytes: 0,
+            ..d()
+        });
+        assert!(
+            e.contains("max_body_bytes = 0") && e.contains("one item"),
+            "{e}"
+        );
+        let e = err(Settings {
+            per_key_items_per_sec: 0,
+            ..d()
+        });
+        assert!(
+            e.contains("per_key_items_per_sec = 0") && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = err(Settings {
+            per_address_requests_per_sec: 0,
+            ..d()
+        });
+        assert!(e.contains("per_address_requests_per_sec"), "{e}");
+        let e = err(Settings {
+            max_concurrent_requests: 0,
+            ..d()
+        });
+        assert!(e.contains("max_concurrent_requests = 0"), "{e}");
+        let e = err(Settings {
+            max_concurrent_requests: 1_000_000,
+            ..d()
+        });
+        assert!(e.contains("GiB"), "{e}");
+        let e = err(Settings {
+            request_timeout_secs: 0,
+            ..d()
+        });
+        assert!(e.contains("request_timeout_secs"), "{e}");
+        let e = err(Settings {
+            header_timeout_secs: 0,
+            ..d()
+        });
+        assert!(e.contains("header_timeout_secs"), "{e}");
+        let e = err(Settings {
+            publish_url: Some("/var/datasets".into()),
+            ..d()
+        });
+        assert!(
+            e.contains("publish_url") && e.contains("s3://bucket"),
+            "{e}"
+        );
+        let e = err(Settings {
+            publish_url: Some("s3://".into()),
+            ..d()
+        });
+        assert!(e.contains("publish_url"), "{e}");
+        Settings {
+            publish_url: Some("s3://bucket/prefix".into()),
+            ..d()
+        }
+        .validate()
+        .unwrap();
+        let e = err(Settings {
+            peers: vec!["http://ok.example".into(), "oracle-2:8700".into()],
+            ..d()
+        });
+        assert!(e.contains("peers") && e.contains("http"), "{e}");
+        let e = err(Settings {
+            peers: vec!["ftp://oracle-2.example".into()],
+            ..d()
+        });
+        assert!(e.contains("peers") && e.contains("ftp"), "{e}");
+        let e = err(Settings {
+            rpc_url: "localhost:8899?api-key=SECRET".into(),
+            ..d()
+        });
+        assert!(e.contains("rpc_url") && !e.contains("SECRET"), "{e}");
     }
 }

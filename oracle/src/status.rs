@@ -4,8 +4,10 @@
 //! Each part keeps its state, since when it has been in that state (unix seconds), the last error
 //! and how many failures in a row it has seen. The parts are updated by the tasks that do the work
 //! (the writer, the clock loop, the submit loop), so the report says what the oracle itself
-//! experienced, not what a fresh probe would see.
+//! experienced, not what a fresh probe would see. Every URL in an error is cut to
+//! `scheme://host[:port]` (an RPC URL's path or query often holds an API key).
 
+use crate::settings::redact_urls;
 use serde::Serialize;
 use std::sync::Mutex;
 
@@ -117,7 +119,7 @@ impl Status {
 
     /// An ingest group could not be stored.
     pub fn storage_failed(&self, error: &impl ToString) {
-        let error = error.to_string();
+        let error = redact_urls(&error.to_string());
         self.update(|r, now| r.storage.failed("failing", error, now));
     }
 
@@ -137,7 +139,7 @@ impl Status {
 
     /// The chain's endpoint failed to answer.
     pub fn chain_failed(&self, error: &impl ToString) {
-        let error = error.to_string();
+        let error = redact_urls(&error.to_string());
         self.update(|r, now| r.chain.failed("unreachable", error, now));
         metrics::gauge!("backhaul_chain_reachable").set(0.0);
         metrics::counter!("backhaul_chain_errors_total").increment(1);
@@ -151,7 +153,7 @@ impl Status {
 
     /// A submitter tick failed; the next one is due in `retry_in_secs`.
     pub fn submit_failed(&self, error: &impl ToString, retry_in_secs: u64) {
-        let error = error.to_string();
+        let error = redact_urls(&error.to_string());
         self.update(|r, now| {
             r.submitter.failed("retrying", error, now);
             r.submitter.retry_in_secs = Some(retry_in_secs);
@@ -188,5 +190,20 @@ mod tests {
         assert_eq!(s.report().storage.status, "failing");
         s.storage_ok();
         assert_eq!(s.report().storage.failures, 0);
+    }
+
+    #[test]
+    fn errors_never_carry_a_url_s_path_or_query() {
+        let s = Status::default();
+        s.chain_failed(
+            &"error sending request for url (https://rpc.example/k/TOKEN?api-key=SECRET)",
+        );
+        s.submit_failed(&"rpc https://rpc.example/?api-key=SECRET failed", 2);
+        let json = serde_json::to_string(&s.report()).unwrap();
+        assert!(
+            !json.contains("SECRET") && !json.contains("TOKEN"),
+            "{json}"
+        );
+        assert!(json.contains("https://rpc.example"), "{json}");
     }
 }

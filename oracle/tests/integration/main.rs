@@ -3,5 +3,6 @@
 
 mod close;
 mod common;
+mod http;
 mod ingest;
 mod storage;
