@@ -37,6 +37,8 @@ pub struct ApiState {
     pub limiter: KeyLimiter,
     /// Per remote address, charged for every request before its body is read.
     pub addresses: AddressLimiter,
+    /// Whether loopback addresses are limited too (`limit_loopback_addresses`).
+    pub limit_loopback: bool,
     /// One permit per request being handled (`max_concurrent_requests`).
     pub in_flight: Arc<Semaphore>,
     /// How long a client has to send a request's body.
@@ -116,6 +118,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// A loopback address, IPv4 mapped into IPv6 included.
+fn is_loopback(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
 /// `response` with a `Retry-After` of `secs` seconds.
 fn retry_after(mut response: Response, secs: u64) -> Response {
     response
@@ -124,13 +136,23 @@ fn retry_after(mut response: Response, secs: u64) -> Response {
     response
 }
 
+/// How long a request waits for one of the `max_concurrent_requests` permits before it is
+/// answered `503`. It waits before its body is read, holding no more than its connection.
+const PERMIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Before a request's body is read: the remote address's token bucket (`429` with
-/// `Retry-After` when it is empty), then a permit among `max_concurrent_requests` (`503` with
-/// `Retry-After` when none is free), held until the answer is ready.
+/// `Retry-After` when it is empty; loopback addresses only with `limit_loopback_addresses`),
+/// then a permit among `max_concurrent_requests` (`503` with `Retry-After` when none is free
+/// within [`PERMIT_WAIT`]), held until the answer is ready.
 async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-        if let Err(wait) = state.addresses.take(addr.ip()) {
-            tracing::debug!(address = %addr.ip(), retry_after_secs = wait, "request refused: the address is over its rate limit");
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .filter(|ip| state.limit_loopback || !is_loopback(ip));
+    if let Some(ip) = remote {
+        if let Err(wait) = state.addresses.take(ip) {
+            tracing::debug!(address = %ip, retry_after_secs = wait, "request refused: the address is over its rate limit");
             let error = ApiError(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -141,7 +163,8 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
             return retry_after(error.into_response(), wait);
         }
     }
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+    let permit = tokio::time::timeout(PERMIT_WAIT, state.in_flight.clone().acquire_owned()).await;
+    let Ok(Ok(_permit)) = permit else {
         tracing::debug!("request refused: every request slot is busy");
         let error = ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -277,13 +300,31 @@ async fn verify(checks: Vec<Vec<SigCheck>>) -> Result<Vec<Option<RejectReason>>,
     })
 }
 
-/// Sends the items that passed to the writer and merges its results with the refusals.
+/// Whether an answer charges the signing key's bucket: anything but a duplicate or an item for an
+/// epoch that is not open. Replays of a key's receipts (those of closed epochs are public in
+/// their input files) cost the key nothing.
+fn charged(result: &ItemResult) -> bool {
+    !matches!(
+        (result.status, result.reason),
+        (ItemStatus::Duplicate, _) | (_, Some(RejectReason::EpochNotOpen))
+    )
+}
+
+/// Sends the items that passed to the writer, charges each passing item's signing key (`keys`)
+/// for what the writer did not answer as a replay, and merges its results with the refusals.
 async fn store<T>(
     state: &ApiState,
     items: Vec<T>,
+    keys: Vec<Key>,
     refused: Vec<Option<RejectReason>>,
     job: impl FnOnce(Vec<T>, oneshot::Sender<Result<Vec<ItemResult>, String>>) -> Job,
 ) -> Result<Json<BatchResponse>, ApiError> {
+    let mut passing_keys = Vec::new();
+    for (key, reason) in keys.into_iter().zip(&refused) {
+        if reason.is_none() {
+            passing_keys.push(key);
+        }
+    }
     let mut passing = Vec::new();
     for (item, reason) in items.into_iter().zip(&refused) {
         if reason.is_none() {
@@ -308,6 +349,13 @@ async fn store<T>(
                 )
             })?
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e))?;
+        state.limiter.charge(
+            passing_keys
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| charged(r))
+                .map(|(k, _)| *k),
+        );
         stored = results.into_iter();
     }
     let results = refused
@@ -345,15 +393,11 @@ async fn post_bindings(
         .map(|b| b.checks(&state.deployment).to_vec())
         .collect();
     let verified = verify(checks).await?;
-    // Charged to the node only for bindings it signed.
-    let limited = state.limiter.take(
-        items
-            .iter()
-            .zip(&verified)
-            .map(|(b, r)| r.is_none().then_some(b.binding.node)),
-    );
+    // The node's bucket, only for bindings it signed.
+    let keys: Vec<Key> = items.iter().map(|b| b.binding.node).collect();
+    let limited = state.limiter.allow(&keys, &verified);
     let refused = merge(verified, limited);
-    store(&state, items, refused, Job::Bindings).await
+    store(&state, items, keys, refused, Job::Bindings).await
 }
 
 async fn post_grants(
@@ -375,15 +419,11 @@ async fn post_grants(
         .map(|g| g.checks(&state.deployment).to_vec())
         .collect();
     let verified = verify(checks).await?;
-    // Charged to the buyer only for grants it signed.
-    let limited = state.limiter.take(
-        items
-            .iter()
-            .zip(&verified)
-            .map(|(g, r)| r.is_none().then_some(g.grant.buyer)),
-    );
+    // The buyer's bucket, only for grants it signed.
+    let keys: Vec<Key> = items.iter().map(|g| g.grant.buyer).collect();
+    let limited = state.limiter.allow(&keys, &verified);
     let refused = merge(verified, limited);
-    store(&state, items, refused, Job::Grants).await
+    store(&state, items, keys, refused, Job::Grants).await
 }
 
 async fn post_receipts(
@@ -426,20 +466,16 @@ async fn post_receipts(
         })
         .collect();
     let verified = merge(pre, verify(checks).await?);
-    // Charged to the node only for receipts both parties signed: junk naming a node's key
-    // costs that node nothing.
-    let limited = state.limiter.take(
-        items
-            .iter()
-            .zip(&verified)
-            .map(|(r, v)| v.is_none().then_some(r.receipt.node)),
-    );
+    // The node's bucket, only for receipts both parties signed: junk naming a node's key costs
+    // that node nothing.
+    let keys: Vec<Key> = items.iter().map(|r| r.receipt.node).collect();
+    let limited = state.limiter.allow(&keys, &verified);
     let refused = merge(verified, limited);
     let with_hashes: Vec<(SignedReceipt, [u8; 32])> = items
         .into_iter()
         .map(|r| (r, r.receipt.body_hash()))
         .collect();
-    store(&state, with_hashes, refused, Job::Receipts).await
+    store(&state, with_hashes, keys, refused, Job::Receipts).await
 }
 
 fn merge(a: Vec<Option<RejectReason>>, b: Vec<Option<RejectReason>>) -> Vec<Option<RejectReason>> {
@@ -760,7 +796,10 @@ async fn metrics() -> Response {
 }
 
 /// Per-key token buckets: each signing key may submit `rate` items per second, with a burst of
-/// ten seconds' worth.
+/// ten seconds' worth. A request is checked against its keys' buckets ([`KeyLimiter::allow`])
+/// and charged after the writer answered ([`KeyLimiter::charge`]), only for items whose
+/// signatures verified and that were not replays. Concurrent requests of one key may take its
+/// bucket below zero (at most a burst's worth), which that key alone then waits out.
 pub struct KeyLimiter {
     rate: f64,
     buckets: Mutex<HashMap<Key, (f64, Instant)>>,
@@ -774,13 +813,57 @@ impl KeyLimiter {
         }
     }
 
-    /// Takes one token per item that names a key (`None`: an item already refused, which costs
-    /// nothing); items whose key is out of tokens get `RateLimited`.
-    pub fn take(&self, keys: impl Iterator<Item = Option<Key>>) -> Vec<Option<RejectReason>> {
-        let burst = self.rate * 10.0;
+    fn burst(&self) -> f64 {
+        self.rate * 10.0
+    }
+
+    /// A bucket's tokens now, refilled since it was last touched.
+    fn refill(&self, bucket: &mut (f64, Instant), now: Instant) -> f64 {
+        let (tokens, at) = bucket;
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst());
+        *at = now;
+        *tokens
+    }
+
+    /// Which items fit their key's bucket, taking nothing: the items not yet refused (`None` in
+    /// `refused`), in order, as many per key as it has whole tokens; the rest get
+    /// `RateLimited`. Refused items are not looked at (`None`: merge with `refused`).
+    pub fn allow(
+        &self,
+        keys: &[Key],
+        refused: &[Option<RejectReason>],
+    ) -> Vec<Option<RejectReason>> {
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
-            return keys.map(|_| None).collect();
+            return vec![None; keys.len()];
+        };
+        let mut left: HashMap<Key, f64> = HashMap::new();
+        keys.iter()
+            .zip(refused)
+            .map(|(k, r)| {
+                if r.is_some() {
+                    return None;
+                }
+                let tokens = left.entry(*k).or_insert_with(|| match buckets.get_mut(k) {
+                    Some(b) => self.refill(b, now),
+                    None => self.burst(),
+                });
+                if *tokens >= 1.0 {
+                    *tokens -= 1.0;
+                    None
+                } else {
+                    Some(RejectReason::RateLimited)
+                }
+            })
+            .collect()
+    }
+
+    /// Takes one token per key listed (an item stored), down to minus a burst at most.
+    pub fn charge(&self, keys: impl Iterator<Item = Key>) {
+        let burst = self.burst();
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return;
         };
         if buckets.len() > 100_000 {
             // Forget keys that have refilled completely.
@@ -788,19 +871,11 @@ impl KeyLimiter {
                 *tokens + now.duration_since(*at).as_secs_f64() * self.rate < burst
             });
         }
-        keys.map(|k| {
-            let k = k?;
-            let (tokens, at) = buckets.entry(k).or_insert((burst, now));
-            *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(burst);
-            *at = now;
-            if *tokens >= 1.0 {
-                *tokens -= 1.0;
-                None
-            } else {
-                Some(RejectReason::RateLimited)
-            }
-        })
-        .collect()
+        for k in keys {
+            let bucket = buckets.entry(k).or_insert((burst, now));
+            let tokens = self.refill(bucket, now);
+            bucket.0 = (tokens - 1.0).max(-burst);
+        }
     }
 }
 
@@ -883,13 +958,37 @@ mod tests {
     }
 
     #[test]
-    fn refused_items_cost_their_key_nothing() {
+    fn a_key_is_checked_first_and_charged_for_what_was_stored() {
         let l = KeyLimiter::new(1);
         let k = [7u8; 32];
-        let none: Vec<Option<Key>> = vec![None; 100];
-        assert!(l.take(none.into_iter()).iter().all(Option::is_none));
-        let r = l.take(std::iter::repeat_n(Some(k), 11));
-        assert!(r[..10].iter().all(Option::is_none));
-        assert_eq!(r[10], Some(RejectReason::RateLimited));
+        let other = [8u8; 32];
+        // Refused items are not looked at; checking takes nothing.
+        let refused = vec![Some(RejectReason::BadSignature); 100];
+        assert!(l.allow(&[k; 100], &refused).iter().all(Option::is_none));
+        for _ in 0..3 {
+            let r = l.allow(&[k; 11], &[None; 11]);
+            assert!(r[..10].iter().all(Option::is_none));
+            assert_eq!(r[10], Some(RejectReason::RateLimited));
+        }
+        // Charged for ten stored items: the bucket is empty; another key's is not.
+        l.charge(std::iter::repeat_n(k, 10));
+        assert_eq!(
+            l.allow(&[k], &[None]),
+            vec![Some(RejectReason::RateLimited)]
+        );
+        assert_eq!(l.allow(&[other], &[None]), vec![None]);
+        // Overdrawn by concurrent requests: at most a burst below zero.
+        l.charge(std::iter::repeat_n(other, 1_000));
+        let b = l.buckets.lock().unwrap()[&other].0;
+        assert!((-10.0..=-9.9).contains(&b), "{b}");
+    }
+
+    #[test]
+    fn replays_are_not_charged() {
+        assert!(!charged(&ItemResult::DUPLICATE));
+        assert!(!charged(&ItemResult::rejected(RejectReason::EpochNotOpen)));
+        assert!(charged(&ItemResult::ACCEPTED));
+        assert!(charged(&ItemResult::SUPERSEDED));
+        assert!(charged(&ItemResult::rejected(RejectReason::UnknownGrant)));
     }
 }

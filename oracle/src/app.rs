@@ -205,6 +205,7 @@ impl Oracle {
             max_body_bytes: settings.max_body_bytes,
             limiter: KeyLimiter::new(settings.per_key_items_per_sec),
             addresses: AddressLimiter::new(settings.per_address_requests_per_sec),
+            limit_loopback: settings.limit_loopback_addresses,
             in_flight: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_requests.max(1),
             )),

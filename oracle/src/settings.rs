@@ -44,6 +44,10 @@ pub struct Settings {
     /// `Retry-After` before its body is read. Behind a reverse proxy every request comes from
     /// the proxy's address: raise this accordingly.
     pub per_address_requests_per_sec: u32,
+    /// Whether loopback addresses (127.0.0.0/8, ::1) are limited per address too. Off by
+    /// default: on loopback the oracle sees a reverse proxy on the same host (the documented
+    /// deployment), which speaks for every client, or a local tool.
+    pub limit_loopback_addresses: bool,
     /// Requests handled at once; more are answered `503` with `Retry-After`. In-flight bodies
     /// use at most `max_concurrent_requests × max_body_bytes` of memory (256 MiB by default).
     pub max_concurrent_requests: usize,
@@ -83,6 +87,7 @@ impl Default for Settings {
             max_body_bytes: 4 << 20,
             per_key_items_per_sec: 2_000,
             per_address_requests_per_sec: 50,
+            limit_loopback_addresses: false,
             max_concurrent_requests: 64,
             header_timeout_secs: 10,
             request_timeout_secs: 30,

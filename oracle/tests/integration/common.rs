@@ -142,8 +142,6 @@ pub fn settings(dir: &std::path::Path, db: &Db) -> Settings {
         // hand with a clock ten epochs ahead (the grace period is on-chain, see `chain`).
         close_poll_secs: 3_600,
         per_key_items_per_sec: 100_000,
-        // Every test client connects from 127.0.0.1.
-        per_address_requests_per_sec: 100_000,
         ..Settings::default()
     }
 }

@@ -63,8 +63,21 @@ async fn junk_naming_a_node_costs_that_node_none_of_its_rate_limit() {
             results.iter().all(|r| *r == ItemResult::ACCEPTED),
             "{db:?}: {results:?}"
         );
+        // Replays of its receipts (anyone may have them) cost it nothing either.
+        for _ in 0..10 {
+            let results = o.post("/v1/receipts", &valid).await;
+            assert!(results.iter().all(|r| *r == ItemResult::DUPLICATE));
+        }
+        let fresh: Vec<_> = (50..90u8)
+            .map(|s| w.receipt(0, 0, 0, s, 1, 1_000_000))
+            .collect();
+        let results = o.post("/v1/receipts", &fresh).await;
+        assert!(
+            results.iter().all(|r| *r == ItemResult::ACCEPTED),
+            "{db:?}: {results:?}"
+        );
         // Its bucket still applies to what it signs itself.
-        let more: Vec<_> = (50..200u8)
+        let more: Vec<_> = (90..250u8)
             .map(|s| w.receipt(0, 0, 0, s, 1, 1_000_000))
             .collect();
         let results = o.post("/v1/receipts", &more).await;
@@ -86,7 +99,11 @@ fn client_from(ip: &str) -> reqwest::Client {
 async fn an_address_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
     for db in databases().await {
         // Two requests a second, a burst of ten.
-        let o = start(&db, |s| s.per_address_requests_per_sec = 2).await;
+        let o = start(&db, |s| {
+            s.per_address_requests_per_sec = 2;
+            s.limit_loopback_addresses = true;
+        })
+        .await;
         let from_1 = client_from("127.0.0.1");
         let mut codes = vec![];
         let mut limited = None;
@@ -134,6 +151,15 @@ async fn an_address_over_its_rate_gets_429_with_retry_after_and_others_do_not() 
                 .unwrap();
             assert_eq!(resp.status(), 200, "{db:?}");
         }
+    }
+}
+
+#[tokio::test]
+async fn loopback_is_not_limited_per_address_by_default() {
+    let o = start(&Db::Sqlite, |s| s.per_address_requests_per_sec = 1).await;
+    for _ in 0..30 {
+        let (code, _) = o.get("/health").await;
+        assert_eq!(code, 200);
     }
 }
 
@@ -225,7 +251,7 @@ async fn stalled_connections_are_closed_and_honest_requests_are_served_meanwhile
 async fn a_full_house_is_answered_503_with_retry_after() {
     let o = start(&Db::Sqlite, |s| {
         s.max_concurrent_requests = 2;
-        s.request_timeout_secs = 2;
+        s.request_timeout_secs = 4;
     })
     .await;
     let addr = o.oracle().addr;
@@ -240,6 +266,8 @@ async fn a_full_house_is_answered_503_with_retry_after() {
         stalled.push(c);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // It waits a second for a slot, then is refused.
+    let asked = Instant::now();
     let resp = o
         .http
         .get(format!("{}/health", o.url))
@@ -248,6 +276,11 @@ async fn a_full_house_is_answered_503_with_retry_after() {
         .unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
     // The stalled bodies time out and free their slots.
     for c in &mut stalled {
         read_until_closed(c, Duration::from_secs(10)).await.unwrap();
