@@ -37,7 +37,7 @@ pub struct Settings {
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Items per second each signing key may submit (with a burst of ten seconds' worth),
-    /// charged only for items whose signatures verified.
+    /// charged only for items whose signatures verified and that were stored anew.
     pub per_key_items_per_sec: u32,
     /// Requests per second each remote address may make (with a burst of five seconds' worth;
     /// IPv6 addresses count by their /64). Over it a request is answered `429` with
