@@ -443,7 +443,7 @@ impl Submitter {
                 if clock::now() < e.updated_at.saturating_add(wait) {
                     return Ok(false);
                 }
-                tracing::warn!(epoch, kind = kind.as_str(), attempts = e.attempts, error = %e.error, retry_every_secs = wait, "this action keeps failing; retrying with backoff (see the error)");
+                tracing::warn!(epoch, kind = kind.as_str(), attempts = e.attempts, error = %crate::settings::redact_urls(&e.error), retry_every_secs = wait, "this action keeps failing; retrying with backoff (see the error)");
                 metrics::counter!("backhaul_submit_backoff_retries_total", "kind" => kind.as_str())
                     .increment(1);
             }
@@ -488,7 +488,7 @@ impl Submitter {
                 // The endpoint is down or slow: the transaction may or may not have reached the
                 // chain. The entry stays pending; reconciling finds it, sends the same bytes
                 // again, or retires it once its blockhash has expired. Never a second one.
-                tracing::warn!(epoch, kind = kind.as_str(), %signature, error = %e, "sending failed in transport; the journaled transaction stays pending");
+                tracing::warn!(epoch, kind = kind.as_str(), %signature, error = %crate::settings::redact_urls(&e.to_string()), "sending failed in transport; the journaled transaction stays pending");
                 return Err(e.into());
             }
             // Preflight refused it (the chain changed since the simulation): it never reached
@@ -554,7 +554,7 @@ impl Submitter {
         match self.rpc.send_and_confirm_transaction(&tx).await {
             Ok(sig) => tracing::info!(price, %sig, compute_unit_limit = limit, "price posted"),
             Err(e) if is_transport(&e) => {
-                tracing::warn!(price, error = %e, "posting the price failed; will retry")
+                tracing::warn!(price, error = %crate::settings::redact_urls(&e.to_string()), "posting the price failed; will retry")
             }
             Err(e) => price_refused(
                 price,
