@@ -53,7 +53,7 @@ struct Session {
     sequence: u64,
     /// Body hashes stored at the top sequence: the first, then any that equivocate with it.
     first: Option<[u8; 32]>,
-    others: Vec<[u8; 32]>,
+    others: HashSet<[u8; 32]>,
     /// Bytes of the stored receipt (the first at the top sequence).
     bytes: u64,
     /// The buyer it names.
@@ -78,6 +78,10 @@ pub struct Writer {
     /// Provisional: bytes per (epoch, buyer) of stored sessions, and credits still available.
     buyer_bytes: HashMap<(u64, Key), u64>,
     available_credits: HashMap<Key, u64>,
+    /// Sessions that equivocated in the write set being built: each is copied to the evidence
+    /// table once, at the end of the set or before a higher sequence supersedes it, however many
+    /// receipts equivocated (one copy per receipt made a request of n such receipts cost n²).
+    pending_evidence: HashSet<db::SessionKey>,
     /// The in-memory view ran ahead of a failed write and could not be rebuilt yet: nothing is
     /// classified until a reload succeeds, or replays of stored items would pass as new.
     stale: bool,
@@ -110,6 +114,7 @@ impl Writer {
             known: HashSet::new(),
             buyer_bytes: HashMap::new(),
             available_credits: HashMap::new(),
+            pending_evidence: HashSet::new(),
             stale: false,
             status,
         };
@@ -160,7 +165,7 @@ impl Writer {
                     s.bytes = r.receipt.cumulative_bytes;
                     s.buyer = r.receipt.buyer;
                 } else if r.receipt.sequence == s.sequence {
-                    s.others.push(r.body_hash);
+                    s.others.insert(r.body_hash);
                 }
             }
         }
@@ -251,6 +256,9 @@ impl Writer {
                 Job::Credits(available) => self.available_credits = available,
                 Job::Config(config) => self.config = config,
             }
+        }
+        for key in self.pending_evidence.drain() {
+            set.ops.push(Op::EvidenceOfSession(key));
         }
         match db::apply(&self.pool, &set).await {
             Ok(()) => {
@@ -379,6 +387,10 @@ impl Writer {
         let previous_bytes;
         if session.first.is_none() || r.sequence > session.sequence {
             if session.first.is_some() {
+                // Evidence first: the supersede deletes the equivocating receipts.
+                if self.pending_evidence.remove(&key) {
+                    set.ops.push(Op::EvidenceOfSession(key));
+                }
                 set.ops.push(Op::Supersede(key));
             }
             previous_bytes = session.bytes;
@@ -393,10 +405,11 @@ impl Writer {
         } else if session.first == Some(hash) || session.others.contains(&hash) {
             return ItemResult::DUPLICATE;
         } else {
-            session.others.push(hash);
+            session.others.insert(hash);
             set.ops.push(Op::Receipt(signed, hash));
-            // Every receipt at this sequence, the new one included, becomes evidence.
-            set.ops.push(Op::EvidenceOfSession(key));
+            // Every receipt at this sequence, the new one included, becomes evidence (copied
+            // once per write set).
+            self.pending_evidence.insert(key);
             return ItemResult::EQUIVOCATION;
         }
         // Provisional checks: will this session count at the close, as far as we know now?

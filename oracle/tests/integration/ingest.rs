@@ -472,3 +472,51 @@ async fn an_item_out_of_range_fails_alone() {
         );
     }
 }
+
+/// One request holding many receipts that equivocate at one session and sequence: every one is
+/// answered and kept as evidence once, the session is superseded cleanly by a higher sequence
+/// afterwards, and the writer's work grows with the number of receipts, not its square (each
+/// equivocating session is copied to the evidence table once per write set, and a receipt is
+/// told apart from those stored by a hash lookup). The time is printed, not asserted: see
+/// `docs/load.md` for the figure.
+#[tokio::test]
+async fn many_equivocating_receipts_cost_the_writer_linear_work() {
+    const N: u64 = 2_000;
+    for db in databases().await {
+        let (o, w) = registered(&db).await;
+        let equivocating: Vec<_> = (0..N).map(|i| w.receipt(0, 0, 0, 42, 7, GIB + i)).collect();
+        let started = std::time::Instant::now();
+        let results = o.post("/v1/receipts", &equivocating).await;
+        eprintln!(
+            "{N} receipts equivocating at one session and sequence, one request ({db:?}): {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(results[0], ItemResult::ACCEPTED);
+        assert!(results[1..].iter().all(|r| *r == ItemResult::EQUIVOCATION));
+        let pool = &o.oracle().closer.pool;
+        let evidence: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM equivocations")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            evidence, N as i64,
+            "every receipt is evidence once ({db:?})"
+        );
+        // A higher sequence supersedes the session; the evidence stays.
+        let next = w.receipt(0, 0, 0, 42, 8, 3 * GIB);
+        assert_eq!(
+            o.post("/v1/receipts", &[next]).await,
+            vec![ItemResult::ACCEPTED]
+        );
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts WHERE sequence = 7")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, 0);
+        let evidence: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM equivocations")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(evidence, N as i64);
+    }
+}
