@@ -481,7 +481,7 @@ async fn an_item_out_of_range_fails_alone() {
 /// `docs/load.md` for the figure.
 #[tokio::test]
 async fn many_equivocating_receipts_cost_the_writer_linear_work() {
-    const N: u64 = 2_000;
+    const N: u64 = 500;
     for db in databases().await {
         let (o, w) = registered(&db).await;
         let equivocating: Vec<_> = (0..N).map(|i| w.receipt(0, 0, 0, 42, 7, GIB + i)).collect();
