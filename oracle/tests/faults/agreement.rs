@@ -256,6 +256,18 @@ async fn after_a_veto_the_oracles_sync_close_again_and_finalize() {
         )
         .await;
     procs[2].start().await;
+    // Oracle 2 fixes and announces its input once it runs again (in production, long before the
+    // ban below ends; here the clock jumps, so wait for it).
+    wait_for("oracle 2's manifest", 60, || async {
+        let list: Vec<String> = reqwest::get(format!("{}/v1/epochs/0/manifests", urls[2]))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (!list.is_empty()).then_some(())
+    })
+    .await;
     // The veto bans the vetoed digest for one challenge period; the next round has oracle 2's
     // input, so the proposal differs anyway.
     chain
