@@ -129,6 +129,7 @@ impl Oracle {
             )
             .context("cannot open the publish store (publish_url)")?,
             published: Default::default(),
+            counted: Default::default(),
             max_rate_bytes_per_sec: config
                 .params_for(clock.at(time.now()).unwrap_or(0))
                 .consensus

@@ -146,6 +146,17 @@ pub struct RpcChain {
 }
 
 impl RpcChain {
+    /// The account at `key`, decoded, if it exists.
+    async fn optional<T: AccountDeserialize>(&self, key: Pubkey) -> Result<Option<T>, ChainError> {
+        let acc = self
+            .rpc
+            .get_account_with_commitment(&key, self.rpc.commitment())
+            .await
+            .map_err(|e| self.rpc_error(e))?
+            .value;
+        acc.map(|a| decode(&key, &a.data)).transpose()
+    }
+
     fn rpc_error(&self, e: solana_client::client_error::ClientError) -> ChainError {
         ChainError::Rpc {
             url: crate::settings::redact_url(&self.rpc.url()),
@@ -169,25 +180,11 @@ impl ChainView for RpcChain {
     }
 
     async fn ledger(&self, epoch: u64) -> Result<Option<EpochLedger>, ChainError> {
-        let key = self.addresses.ledger(epoch);
-        let acc = self
-            .rpc
-            .get_account_with_commitment(&key, self.rpc.commitment())
-            .await
-            .map_err(|e| self.rpc_error(e))?
-            .value;
-        acc.map(|a| decode(&key, &a.data)).transpose()
+        self.optional(self.addresses.ledger(epoch)).await
     }
 
     async fn epoch_record(&self, epoch: u64) -> Result<Option<EpochRecord>, ChainError> {
-        let key = self.addresses.epoch_record(epoch);
-        let acc = self
-            .rpc
-            .get_account_with_commitment(&key, self.rpc.commitment())
-            .await
-            .map_err(|e| self.rpc_error(e))?
-            .value;
-        acc.map(|a| decode(&key, &a.data)).transpose()
+        self.optional(self.addresses.epoch_record(epoch)).await
     }
 
     async fn credits(&self, buyers: &[Key]) -> Result<HashMap<Key, BuyerCredits>, ChainError> {

@@ -3,7 +3,7 @@
 //! and keep the latest trees in memory for proofs. Also: closing again when the agreed input
 //! changed after a round without quorum, and adopting epochs finalized without this oracle.
 
-use crate::agreement::{Agreement, AgreementError};
+use crate::agreement::{Agreement, AgreementError, Synced};
 use crate::chain::{ChainError, ChainView};
 use crate::clock::EpochClock;
 use crate::db::{self, DbError};
@@ -14,7 +14,7 @@ use backhaul_close::{Aggregator, ChainInputs, CloseContext, CloseError, StoredRe
 use backhaul_core::merkle::TreeKind;
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::dataset::{hex, key_from_b58, Dataset};
-use backhaul_protocol::input::EpochInput;
+use backhaul_protocol::input::{EpochInput, InputManifest};
 use backhaul_protocol::{Deployment, Key};
 use sqlx::AnyPool;
 use std::collections::{BTreeSet, HashMap};
@@ -111,6 +111,8 @@ pub struct Closer {
     pub store: Arc<dyn Store>,
     /// The epoch and size of the dataset last published or found published, by this process.
     pub published: std::sync::Mutex<Option<(u64, u64)>>,
+    /// The epoch last closed here and the manifests its agreed input merged.
+    pub counted: std::sync::Mutex<Option<(u64, Vec<InputManifest>)>>,
     /// The current epoch's rate limit, as last read from the chain: ingest refuses receipts
     /// faster than it at once (the close judges each epoch by its own parameters anyway).
     pub max_rate_bytes_per_sec: std::sync::atomic::AtomicU64,
@@ -222,7 +224,16 @@ impl Closer {
             );
         }
         let agreed = self.agreement.agreed(epoch, &synced).await?;
-        self.close_over(epoch, &inputs, agreed, now).await
+        let closed = self.close_over(epoch, &inputs, agreed, now).await?;
+        self.remember_counted(epoch, &synced);
+        Ok(closed)
+    }
+
+    /// Records which manifests the latest close of `epoch` merged.
+    fn remember_counted(&self, epoch: u64, synced: &Synced) {
+        if let Ok(mut c) = self.counted.lock() {
+            *c = Some((epoch, synced.counted.clone()));
+        }
     }
 
     /// Syncs an epoch this oracle closed but the chain has not finalized, and closes it again if
@@ -237,12 +248,25 @@ impl Closer {
             return Ok(false);
         }
         let synced = self.agreement.sync(epoch, &oracle_keys(&config)).await?;
+        // The same manifests merge into the same input: only a change of them (or a restart,
+        // which forgets them) is worth merging and verifying every item again. The submitter
+        // asks at every tick until its vote lands.
+        if self
+            .counted
+            .lock()
+            .ok()
+            .is_some_and(|c| *c == Some((epoch, synced.counted.clone())))
+        {
+            return Ok(false);
+        }
         let agreed = self.agreement.agreed(epoch, &synced).await?;
         if agreed.hash() == stored {
+            self.remember_counted(epoch, &synced);
             return Ok(false);
         }
         let inputs = self.chain.inputs(epoch).await?;
         let closed = self.close_over(epoch, &inputs, agreed, now).await?;
+        self.remember_counted(epoch, &synced);
         m::reclosed();
         tracing::info!(
             epoch,
