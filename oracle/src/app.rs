@@ -185,6 +185,7 @@ impl Oracle {
                     max_priority_fee_micro_lamports: settings.max_priority_fee_micro_lamports,
                     backoff_after: 5,
                     price: settings.price_credits_per_token,
+                    price_interval_secs: settings.price_interval_secs,
                 },
                 crash: None,
             };

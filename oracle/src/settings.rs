@@ -69,6 +69,10 @@ pub struct Settings {
     /// The credit price this oracle posts, credits per whole token (a fixed figure standing in for
     /// a price feed; with credits pegged at $1 = 100,000 credits, 100,000 means the token at $1).
     pub price_credits_per_token: Option<u64>,
+    /// The price schedule, seconds: time (the chain's clock) is cut into slots this long and the
+    /// submitter sends at most one price transaction per slot. Unset (the default): half of the
+    /// deployment's on-chain `price_max_age_secs`, at least 1.
+    pub price_interval_secs: Option<u64>,
 }
 
 impl Default for Settings {
@@ -96,6 +100,7 @@ impl Default for Settings {
             compute_unit_limit: None,
             max_priority_fee_micro_lamports: 100_000,
             price_credits_per_token: None,
+            price_interval_secs: None,
         }
     }
 }
@@ -358,6 +363,13 @@ impl Settings {
                 ),
             ));
         }
+        if self.price_interval_secs == Some(0) {
+            return Err(invalid(
+                "price_interval_secs",
+                0,
+                "set it to at least 1 second, or remove it to post every half of the deployment's price_max_age_secs",
+            ));
+        }
         if let Err(e) = http_url(&self.rpc_url) {
             return Err(invalid(
                 "rpc_url",
@@ -564,6 +576,20 @@ mod tests {
             ..d()
         });
         assert!(e.contains("header_timeout_secs"), "{e}");
+        let e = err(Settings {
+            price_interval_secs: Some(0),
+            ..d()
+        });
+        assert!(
+            e.contains("price_interval_secs = 0") && e.contains("at least 1 second"),
+            "{e}"
+        );
+        Settings {
+            price_interval_secs: Some(1),
+            ..d()
+        }
+        .validate()
+        .unwrap();
         let e = err(Settings {
             publish_url: Some("/var/datasets".into()),
             ..d()

@@ -17,6 +17,13 @@
 //! expected with several oracles, logged at debug level and counted in
 //! `backhaul_submit_raced_total`, never warned about. A price is never refused for what other
 //! oracles did: the program bounds it only by this oracle's own previous submission.
+//!
+//! Prices are posted on a schedule and journaled like the rest: time (the chain's clock) is cut
+//! into slots of `price_interval_secs`, and a price transaction is journaled under (the current
+//! epoch, `price`, the slot's index). At most one price transaction is built per slot, whatever
+//! happens to it (refused, failed in transport, crashed after journaling, expired), and none
+//! while an earlier one is pending: a pending one is rebroadcast or settled by the reconcile,
+//! never duplicated. The next slot may post again.
 
 use crate::clock::{self, ChainTime};
 use crate::close::Closer;
@@ -46,14 +53,17 @@ pub enum Kind {
     Seal,
     Vote,
     Finalize,
+    /// A price submission; its round is the schedule slot (see [`price_slot`]).
+    Price,
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Seal => "seal",
             Kind::Vote => "vote",
             Kind::Finalize => "finalize",
+            Kind::Price => "price",
         }
     }
 }
@@ -235,6 +245,9 @@ pub struct SubmitParams {
     pub backoff_after: u64,
     /// The price this oracle posts (credits per whole token), when it posts one.
     pub price: Option<u64>,
+    /// The length of a price slot, seconds: at most one price transaction per slot. `None`: half
+    /// of the deployment's `price_max_age_secs` (see [`price_interval`]).
+    pub price_interval_secs: Option<u64>,
 }
 
 pub struct Submitter {
@@ -307,7 +320,17 @@ impl Submitter {
                     "the config account does not exist".into(),
                 )
             })?;
-        self.post_price(&config).await?;
+        // The price never holds up the epoch's work: whatever happens to it, the tick goes on
+        // (only an injected crash ends it, as a kill would).
+        match self.post_price(&config).await {
+            Ok(Some(epoch)) => sent.push((Kind::Price, epoch)),
+            Ok(None) => {}
+            Err(e @ SubmitError::Crash(_)) => return Err(e),
+            Err(e) => {
+                let error = crate::settings::redact_urls(&e.to_string());
+                tracing::warn!(%error, "posting the price failed; will retry");
+            }
+        }
         let epoch = config.next_epoch;
         let now = self.time.now();
         if now < self.closer.clock.end(epoch) {
@@ -449,9 +472,31 @@ impl Submitter {
             }
         }
         let attempts = existing.map_or(0, |e| e.attempts) + 1;
-        let fee = self
-            .priority_fee(&[self.deployment.config, self.deployment.epoch_record(epoch)])
-            .await;
+        let accounts = [self.deployment.config, self.deployment.epoch_record(epoch)];
+        match self
+            .attempt(kind, epoch, round, digest, ixs, attempts, &accounts)
+            .await?
+        {
+            Attempt::Sent => Ok(true),
+            Attempt::Refused => Ok(false),
+            Attempt::Unsent(e) => Err(SubmitError::Rpc(e)),
+        }
+    }
+
+    /// Builds, journals and sends one attempt at `kind` for (epoch, round), without waiting for
+    /// it to land: the reconcile of a later tick settles it.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        kind: Kind,
+        epoch: u64,
+        round: u64,
+        digest: &[u8],
+        ixs: Vec<Instruction>,
+        attempts: u64,
+        fee_accounts: &[Pubkey],
+    ) -> Result<Attempt, SubmitError> {
+        let fee = self.priority_fee(fee_accounts).await;
         let price = (fee > 0).then_some(fee);
         let (blockhash, last_valid) = self
             .rpc
@@ -463,7 +508,7 @@ impl Submitter {
                 // The simulation failed: nothing was sent, and the attempt is journaled as such.
                 self.refused(kind, epoch, round, digest, last_valid, attempts, &refusal)
                     .await?;
-                return Ok(false);
+                return Ok(Attempt::Refused);
             }
         };
         let tx = self.sign(&compute::with_budget(limit, price, &ixs), blockhash);
@@ -488,8 +533,8 @@ impl Submitter {
                 // The endpoint is down or slow: the transaction may or may not have reached the
                 // chain. The entry stays pending; reconciling finds it, sends the same bytes
                 // again, or retires it once its blockhash has expired. Never a second one.
-                tracing::warn!(epoch, kind = kind.as_str(), %signature, error = %crate::settings::redact_urls(&e.to_string()), "sending failed in transport; the journaled transaction stays pending");
-                return Err(e.into());
+                tracing::warn!(epoch, kind = kind.as_str(), round, %signature, error = %crate::settings::redact_urls(&e.to_string()), "sending failed in transport; the journaled transaction stays pending");
+                return Ok(Attempt::Unsent(Box::new(e)));
             }
             // Preflight refused it (the chain changed since the simulation): it never reached
             // the chain, so it can be retired now.
@@ -500,31 +545,51 @@ impl Submitter {
             };
             self.refused(kind, epoch, round, digest, last_valid, attempts, &refusal)
                 .await?;
-            return Ok(false);
+            return Ok(Attempt::Refused);
         }
         if self.crash == Some(Crash::AfterSend(kind)) {
             return Err(SubmitError::Crash(Crash::AfterSend(kind)));
         }
-        Ok(true)
+        Ok(Attempt::Sent)
     }
 
-    /// Submits this oracle's target price, as far as the band of its own previous submission
-    /// lets it (the program's only bound on it): when its last submission is missing or older
-    /// than half the staleness bound, when the submission would differ from its last one (still
-    /// stepping towards the target), or when the oracle set changed since the price was posted
-    /// (a submission then lets the new set's quorum post).
-    async fn post_price(&self, config: &Config) -> Result<(), SubmitError> {
+    /// Posts this oracle's target price on the schedule, as far as the band of its own previous
+    /// submission lets it (the program's only bound on it). Time is cut into slots of
+    /// [`price_interval`] seconds; in a slot with no price entry in the journal, and while no
+    /// earlier one is pending, a post is due when this oracle's on-chain submission is missing or
+    /// older than the interval, when the stepped target ([`next_submission`]) differs from it,
+    /// or when the oracle set changed since the price was posted (a submission then lets the new
+    /// set's quorum post). The transaction is journaled under (the current epoch, `price`, the
+    /// slot) before it is sent and is never waited for: the reconcile settles it, rebroadcasts
+    /// it, or finds it expired, and the next slot may post again. Returns the epoch of the key
+    /// when a transaction was sent.
+    async fn post_price(&self, config: &Config) -> Result<Option<u64>, SubmitError> {
         let Some(target) = self.params.price else {
-            return Ok(());
+            return Ok(None);
         };
+        let economics = &config.economics;
+        let interval = price_interval(
+            self.params.price_interval_secs,
+            economics.price_max_age_secs,
+        );
+        let now = self.time.now();
+        let slot = price_slot(now, interval);
+        // One transaction per slot, whatever became of it; none while an earlier one is pending.
+        if let Some(e) = self
+            .price_entries(slot)
+            .await?
+            .into_iter()
+            .find(|e| e.round == slot || e.status == PENDING)
+        {
+            tracing::trace!(slot, entry_slot = e.round, status = %e.status, "the price slot is taken");
+            return Ok(None);
+        }
         let feed: Option<backhaul::state::PriceFeed> =
             self.account(&self.deployment.price_feed()).await?;
         let Some(feed) = feed else {
-            return Ok(());
+            return Ok(None);
         };
         let me = self.keypair.pubkey();
-        let now = self.time.now();
-        let economics = &config.economics;
         let mine = feed.submission_of(&me);
         let price = next_submission(
             mine,
@@ -533,39 +598,47 @@ impl Submitter {
             economics.price_max_age_secs,
             economics.price_max_change_bps,
         );
-        let half_age = i64::try_from(economics.price_max_age_secs / 2).unwrap_or(i64::MAX);
-        let due = match mine {
-            None => true,
-            Some(m) => now.saturating_sub(m.at) >= half_age || m.credits_per_token != price,
-        };
-        if !due && !feed.oracle_set_changed {
-            return Ok(());
+        let every = i64::try_from(interval).unwrap_or(i64::MAX);
+        let due = feed.oracle_set_changed
+            || mine
+                .is_none_or(|m| now.saturating_sub(m.at) >= every || m.credits_per_token != price);
+        if !due {
+            return Ok(None);
         }
+        let epoch = self.closer.clock.at(now).unwrap_or(0);
         let ixs = vec![ix::submit_price(&self.deployment, &me, price)];
-        let blockhash = self.rpc.get_latest_blockhash().await?;
-        let limit = match self.compute_unit_limit(&ixs, blockhash).await? {
-            Ok(limit) => limit,
-            Err(refusal) => {
-                price_refused(price, &refusal);
-                return Ok(());
-            }
-        };
-        let tx = self.sign(&compute::with_budget(limit, None, &ixs), blockhash);
-        match self.rpc.send_and_confirm_transaction(&tx).await {
-            Ok(sig) => tracing::info!(price, %sig, compute_unit_limit = limit, "price posted"),
-            Err(e) if is_transport(&e) => {
-                tracing::warn!(price, error = %crate::settings::redact_urls(&e.to_string()), "posting the price failed; will retry")
-            }
-            Err(e) => price_refused(
-                price,
-                &Refusal {
-                    error: e.get_transaction_error(),
-                    detail: e.to_string(),
-                    tx,
-                },
-            ),
+        let accounts = [self.deployment.config, self.deployment.price_feed()];
+        tracing::debug!(price, target, slot, interval, "posting the price");
+        match self
+            .attempt(
+                Kind::Price,
+                epoch,
+                slot,
+                &price.to_le_bytes(),
+                ixs,
+                1,
+                &accounts,
+            )
+            .await?
+        {
+            Attempt::Sent => Ok(Some(epoch)),
+            // Refused (logged), or failed in transport and pending (logged): either way this
+            // slot's transaction exists; the next slot may post again.
+            Attempt::Refused | Attempt::Unsent(_) => Ok(None),
         }
-        Ok(())
+    }
+
+    /// The price entries of `slot` and every pending price entry.
+    async fn price_entries(&self, slot: u64) -> Result<Vec<Entry>, SubmitError> {
+        let rows = sqlx::query(
+            "SELECT * FROM submissions WHERE kind = $1 AND (round = $2 OR status = $3) ORDER BY epoch, round",
+        )
+        .bind(Kind::Price.as_str())
+        .bind(i64_of(slot)?)
+        .bind(PENDING)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_of).collect()
     }
 
     /// Signs `ixs` with this oracle's key as the fee payer.
@@ -649,6 +722,28 @@ impl Submitter {
         attempts: u64,
         refusal: &Refusal,
     ) -> Result<(), SubmitError> {
+        if kind == Kind::Price {
+            let price = digest
+                .try_into()
+                .map(u64::from_le_bytes)
+                .unwrap_or_default();
+            let note = price_refused(price, round, refusal);
+            let tx = &refusal.tx;
+            return self
+                .journal(
+                    epoch,
+                    kind,
+                    round,
+                    digest,
+                    &tx.signatures.first().copied().unwrap_or_default(),
+                    last_valid,
+                    &bincode_tx(tx),
+                    FAILED,
+                    &note,
+                    attempts,
+                )
+                .await;
+        }
         let note = match refusal.race() {
             Some(race) => {
                 let sentence = race.sentence(epoch);
@@ -858,19 +953,47 @@ pub fn is_transport(e: &solana_client::client_error::ClientError) -> bool {
     )
 }
 
-/// A refused price: a race at debug level, anything else as a warning (it is posted again at the
-/// next tick).
-fn price_refused(price: u64, refusal: &Refusal) {
+/// A refused price in `slot`: a race at debug level, anything else as a warning. Either way the
+/// refusal is journaled as the slot's transaction, so it is logged once per slot, and the next
+/// slot posts again. Returns the note to journal.
+fn price_refused(price: u64, slot: u64, refusal: &Refusal) -> String {
     match refusal.race() {
         Some(race) => {
-            tracing::debug!(price, error = %race.error_name(), "{}", race.sentence(0));
-            metrics::counter!("backhaul_submit_raced_total", "kind" => "price", "race" => race.as_str())
+            let sentence = race.sentence(0);
+            tracing::debug!(price, slot, error = %race.error_name(), "{sentence}");
+            metrics::counter!("backhaul_submit_raced_total", "kind" => Kind::Price.as_str(), "race" => race.as_str())
                 .increment(1);
+            sentence
         }
         None => {
-            tracing::warn!(price, error = %refusal.detail, "posting the price failed; will retry")
+            tracing::warn!(price, slot, error = %refusal.detail, "posting the price was refused; the next price slot posts again");
+            metrics::counter!("backhaul_submit_failed_total", "kind" => Kind::Price.as_str())
+                .increment(1);
+            refusal.detail.clone()
         }
     }
+}
+
+/// What became of one attempt at sending a transaction.
+enum Attempt {
+    /// Journaled and sent; a later reconcile settles it.
+    Sent,
+    /// Refused before it reached the chain (journaled as failed).
+    Refused,
+    /// Journaled, but sending failed in transport: it may or may not have reached the chain, so
+    /// it stays pending and the reconcile rebroadcasts or retires it.
+    Unsent(Box<solana_client::client_error::ClientError>),
+}
+
+/// The length of a price slot, seconds: `setting` (the `price_interval_secs` setting), or half
+/// of the deployment's `price_max_age_secs`; at least 1.
+pub fn price_interval(setting: Option<u64>, price_max_age_secs: u64) -> u64 {
+    setting.unwrap_or(price_max_age_secs / 2).max(1)
+}
+
+/// The price slot at `now` (unix seconds): `floor(now / interval)`; 0 before 1970.
+pub fn price_slot(now: i64, interval: u64) -> u64 {
+    u64::try_from(now).unwrap_or(0) / interval.max(1)
 }
 
 fn bincode_tx(tx: &Transaction) -> Vec<u8> {
@@ -1024,6 +1147,22 @@ mod tests {
         for attempts in [15, 40, 1_000, u64::MAX] {
             assert_eq!(retry_wait_secs(attempts, 5), MAX_BACKOFF_SECS, "{attempts}");
         }
+    }
+
+    #[test]
+    fn price_slots_cut_the_chains_time_by_the_interval() {
+        // Unset: half the staleness bound, at least one second.
+        assert_eq!(price_interval(None, 21_600), 10_800);
+        assert_eq!(price_interval(None, 1), 1);
+        assert_eq!(price_interval(None, 0), 1);
+        assert_eq!(price_interval(Some(60), 21_600), 60);
+        assert_eq!(price_interval(Some(0), 21_600), 1);
+        assert_eq!(price_slot(1_800_000_000, 3_600), 500_000);
+        assert_eq!(price_slot(1_800_003_599, 3_600), 500_000);
+        assert_eq!(price_slot(1_800_003_600, 3_600), 500_001);
+        assert_eq!(price_slot(-5, 60), 0);
+        assert_eq!(price_slot(7, 0), 7);
+        assert_eq!(Kind::Price.as_str(), "price");
     }
 
     #[test]

@@ -595,6 +595,7 @@ fn submitter_with_limit(
             max_priority_fee_micro_lamports: 1_000,
             backoff_after: 20,
             price: None,
+            price_interval_secs: None,
         },
         crash,
     }
@@ -972,4 +973,323 @@ async fn submitted_transactions_ask_for_their_simulated_units_plus_the_margin() 
     by_simulation(landed(&w, &vote).await);
     let r: EpochRecord = w.net.account(&w.d.epoch_record(0)).await.unwrap();
     assert_eq!(r.votes.len(), 3);
+}
+
+/// The price slot of the tests below, seconds: the worlds start on a slot boundary (genesis is a
+/// multiple of it), and epoch 0 spans two slots.
+const PRICE_SLOT: u64 = 3_600;
+/// A target ten times the quorum's price (100,000): the band of an oracle's previous submission
+/// lets it step only part of the way at each submission.
+const FAR_TARGET: u64 = 1_000_000;
+
+/// A submitter for oracle `i` of `w` posting [`FAR_TARGET`] every [`PRICE_SLOT`] seconds.
+fn price_submitter(w: &World, i: usize, crash: Option<Crash>) -> Submitter {
+    let mut s = submitter(w, i, crash);
+    s.params.price = Some(FAR_TARGET);
+    s.params.price_interval_secs = Some(PRICE_SLOT);
+    s
+}
+
+/// The price entries of `s`'s journal.
+async fn price_entries(s: &Submitter) -> Vec<Entry> {
+    s.entries()
+        .await
+        .expect("the journal")
+        .into_iter()
+        .filter(|e| e.kind == "price")
+        .collect()
+}
+
+/// How many price transactions a tick sent.
+fn prices_sent(sent: &[(Kind, u64)]) -> usize {
+    sent.iter().filter(|(k, _)| *k == Kind::Price).count()
+}
+
+/// The price a journaled price entry submits.
+fn entry_price(e: &Entry) -> u64 {
+    u64::from_le_bytes(e.digest.clone().try_into().expect("an 8-byte price"))
+}
+
+/// The fee the transaction `signature` paid (`getTransaction`'s `meta.fee`).
+async fn fee_of(w: &World, signature: &str) -> u64 {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "getTransaction", "params": [signature, {"encoding": "json", "commitment": "confirmed"}]});
+    let v: serde_json::Value = w
+        .net
+        .http
+        .post(w.net.net.url())
+        .json(&body)
+        .send()
+        .await
+        .expect("getTransaction")
+        .json()
+        .await
+        .expect("json");
+    v["result"]["meta"]["fee"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no fee: {v}"))
+}
+
+/// Oracle `i`'s on-chain price submission.
+async fn submission(w: &World, i: usize) -> Option<backhaul_core::price::TimedPrice> {
+    w.net
+        .account::<PriceFeed>(&w.d.price_feed())
+        .await
+        .expect("the price feed")
+        .submission_of(&w.oracles[i].pubkey())
+}
+
+/// Ticks `s` `n` times, 300 ms apart; returns how many price transactions they sent.
+async fn tick_prices(s: &Submitter, n: usize) -> usize {
+    let mut sent = 0;
+    for _ in 0..n {
+        sent += prices_sent(&s.tick().await.expect("tick"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    sent
+}
+
+/// Ticks `s` until its price entry of `slot` is confirmed; returns it and the price transactions
+/// sent meanwhile.
+async fn price_confirmed(s: &Submitter, slot: u64) -> (Entry, usize) {
+    let mut sent = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        sent += prices_sent(&s.tick().await.expect("tick"));
+        let confirmed = price_entries(s)
+            .await
+            .into_iter()
+            .find(|e| e.round == slot && e.status == "confirmed");
+        if let Some(e) = confirmed {
+            return (e, sent);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the confirmed price entry of slot {slot}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// With a target ten times the quorum's price every submission steps only to the edge of its
+/// band, so each tick's stepped price differs from the last submission: the submitter used to post
+/// at every tick. On the schedule it sends one price transaction per slot, however many ticks the
+/// slot sees, and one more in the next slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prices_are_posted_once_per_slot_however_far_the_target() {
+    let w = world(Opts {
+        submitters: false,
+        dissenter: None,
+    })
+    .await;
+    let slot = u64::try_from(w.genesis).unwrap() / PRICE_SLOT;
+    assert_eq!(u64::try_from(w.genesis).unwrap() % PRICE_SLOT, 0);
+    let oracle = w.oracles[0].pubkey();
+    let balance = w.net.rpc.get_balance(&oracle).await.unwrap();
+    let before = submission(&w, 0).await.expect("posted by hand");
+    assert_eq!(before.credits_per_token, 100_000);
+
+    // Half an hour in, the band allows 10% (2,000 bps per hour): one transaction, then nothing
+    // for the rest of the slot, though the band keeps moving.
+    warp_and_follow(&w, w.genesis + 1_800).await;
+    let s = price_submitter(&w, 0, None);
+    let mut sent = tick_prices(&s, 5).await;
+    let (first, more) = price_confirmed(&s, slot).await;
+    sent += more;
+    warp_and_follow(&w, w.genesis + 3_000).await;
+    sent += tick_prices(&s, 5).await;
+    assert_eq!(sent, 1, "one price transaction in the slot");
+    let entries = price_entries(&s).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((first.epoch, first.round, first.attempts), (0, slot, 1));
+    let posted = entry_price(&first);
+    assert!(posted > 100_000 && posted < FAR_TARGET, "stepped: {posted}");
+    let mine = submission(&w, 0).await.unwrap();
+    assert_eq!(mine.credits_per_token, posted);
+    assert_eq!(u64::try_from(mine.at).unwrap() / PRICE_SLOT, slot);
+    landed(&w, &first).await;
+    // On-chain, exactly one transaction paid by this oracle.
+    let fee = fee_of(&w, &first.signature).await;
+    assert_eq!(w.net.rpc.get_balance(&oracle).await.unwrap(), balance - fee);
+
+    // The next slot: one more, stepped further from this slot's submission.
+    warp_and_follow(&w, w.genesis + PRICE_SLOT as i64 + 60).await;
+    let mut sent = tick_prices(&s, 3).await;
+    let (second, more) = price_confirmed(&s, slot + 1).await;
+    sent += more + tick_prices(&s, 3).await;
+    assert_eq!(sent, 1, "one price transaction in the next slot");
+    assert_eq!(price_entries(&s).await.len(), 2);
+    assert_eq!((second.round, second.attempts), (slot + 1, 1));
+    assert!(entry_price(&second) > posted && entry_price(&second) < FAR_TARGET);
+    let mine = submission(&w, 0).await.unwrap();
+    assert_eq!(mine.credits_per_token, entry_price(&second));
+    assert_eq!(u64::try_from(mine.at).unwrap() / PRICE_SLOT, slot + 1);
+    let fee2 = fee_of(&w, &second.signature).await;
+    assert_eq!(
+        w.net.rpc.get_balance(&oracle).await.unwrap(),
+        balance - fee - fee2
+    );
+}
+
+/// Killed after journaling its price transaction, before sending it: the restarted submitter
+/// sends the journaled transaction (the same signature), once, and no second one in the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_price_journaled_before_a_crash_is_sent_once_after_the_restart() {
+    let w = world(Opts {
+        submitters: false,
+        dissenter: None,
+    })
+    .await;
+    let slot = u64::try_from(w.genesis).unwrap() / PRICE_SLOT;
+    let oracle = w.oracles[0].pubkey();
+    warp_and_follow(&w, w.genesis + 1_800).await;
+    let before = submission(&w, 0).await.unwrap();
+    let balance = w.net.rpc.get_balance(&oracle).await.unwrap();
+
+    let crashed = price_submitter(&w, 0, Some(Crash::AfterJournal(Kind::Price)));
+    assert!(matches!(
+        crashed.tick().await,
+        Err(SubmitError::Crash(Crash::AfterJournal(Kind::Price)))
+    ));
+    let journaled = price_entries(&crashed).await;
+    assert_eq!(journaled.len(), 1, "{journaled:?}");
+    let pending = journaled[0].clone();
+    assert_eq!((pending.round, pending.status.as_str()), (slot, "pending"));
+    assert_eq!(submission(&w, 0).await.unwrap(), before, "nothing was sent");
+
+    let restarted = price_submitter(&w, 0, None);
+    let (e, sent) = price_confirmed(&restarted, slot).await;
+    let mut sent = sent + tick_prices(&restarted, 3).await;
+    // Later in the slot the band has moved and the stepped price differs: still nothing.
+    warp_and_follow(&w, w.genesis + 3_000).await;
+    sent += tick_prices(&restarted, 3).await;
+    assert_eq!(
+        sent, 0,
+        "the journaled transaction was rebroadcast, not rebuilt"
+    );
+    assert_eq!(
+        e.signature, pending.signature,
+        "the same transaction, not a second one"
+    );
+    assert_eq!(price_entries(&restarted).await.len(), 1);
+    let mine = submission(&w, 0).await.unwrap();
+    assert_eq!(mine.credits_per_token, entry_price(&pending));
+    let fee = fee_of(&w, &e.signature).await;
+    assert_eq!(
+        w.net.rpc.get_balance(&oracle).await.unwrap(),
+        balance - fee,
+        "one transaction landed"
+    );
+}
+
+/// A JSON-RPC proxy in front of the local endpoint that fails the next `fail` `sendTransaction`
+/// requests in transport (502 Bad Gateway, as a proxy whose upstream is down answers) and passes
+/// everything else through.
+struct SendFailingProxy {
+    url: String,
+    failed: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SendFailingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn send_failing_proxy(upstream: String, fail: usize) -> SendFailingProxy {
+    use axum::http::{header, StatusCode};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let to_fail = Arc::new(AtomicUsize::new(fail));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let http = reqwest::Client::new();
+    let counted = failed.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (http, upstream) = (http.clone(), upstream.clone());
+            let (to_fail, failed) = (to_fail.clone(), counted.clone());
+            async move {
+                let json = [(header::CONTENT_TYPE, "application/json")];
+                let send = serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|v| v["method"] == "sendTransaction");
+                if send
+                    && to_fail
+                        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                {
+                    failed.fetch_add(1, SeqCst);
+                    return (StatusCode::BAD_GATEWAY, json, Vec::new());
+                }
+                let answer = http
+                    .post(&upstream)
+                    .header(header::CONTENT_TYPE.as_str(), "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) => (
+                        StatusCode::from_u16(r.status().as_u16())
+                            .unwrap_or(StatusCode::BAD_GATEWAY),
+                        json,
+                        r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                    ),
+                    Err(_) => (StatusCode::BAD_GATEWAY, json, Vec::new()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    SendFailingProxy { url, failed, task }
+}
+
+/// The price is posted first in a tick; its send failing in transport does not hold up the
+/// tick: the seal due in the same tick is still sent, the price transaction stays pending, and
+/// the next ticks rebroadcast it (the same signature) instead of building another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_price_send_failing_in_transport_does_not_hold_up_the_seal() {
+    let w = world(Opts {
+        submitters: false,
+        dissenter: None,
+    })
+    .await;
+    warp_and_follow(&w, w.genesis + EPOCH_SECS as i64 + 1).await;
+    let slot = u64::try_from(w.genesis + EPOCH_SECS as i64 + 1).unwrap() / PRICE_SLOT;
+    let proxy = send_failing_proxy(w.net.net.url(), 1).await;
+    let mut s = price_submitter(&w, 0, None);
+    s.rpc = Arc::new(RpcClient::new_with_commitment(
+        proxy.url.clone(),
+        CommitmentConfig::confirmed(),
+    ));
+    // The price goes first and fails in transport; the seal follows in the same tick.
+    let sent = s.tick().await.expect("the tick goes on");
+    assert_eq!(sent, vec![(Kind::Seal, 0)]);
+    assert_eq!(proxy.failed.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let entries = price_entries(&s).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let pending = entries[0].clone();
+    assert_eq!((pending.round, pending.status.as_str()), (slot, "pending"));
+    assert_eq!(
+        s.entry(0, Kind::Seal, 0).await.unwrap().unwrap().status,
+        "pending"
+    );
+    // The reconcile rebroadcasts the price: it lands once, with the journaled signature.
+    let (e, more) = price_confirmed(&s, slot).await;
+    assert_eq!(more, 0);
+    assert_eq!(e.signature, pending.signature);
+    assert_eq!(price_entries(&s).await.len(), 1);
+    assert_eq!(
+        submission(&w, 0).await.unwrap().credits_per_token,
+        entry_price(&pending)
+    );
+    wait_for("the sealed ledger", 30, || async {
+        w.net
+            .account::<backhaul::state::EpochLedger>(&w.d.ledger(0))
+            .await
+            .filter(|l| l.sealed)
+    })
+    .await;
 }
