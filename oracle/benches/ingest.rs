@@ -124,6 +124,17 @@ fn main() {
             0,
             backhaul_oracle::chain::examples::example_ledger(Pubkey::default(), 0, false, 0, 0),
         );
+        // Grants are kept only for buyers with a credit account.
+        for i in 0..clients.len() {
+            state.credits.insert(
+                key(i as u64, 4).verifying_key().to_bytes(),
+                backhaul_close::BuyerCredits {
+                    issued: u64::MAX / 4,
+                    tokens_burned: 1,
+                    ..Default::default()
+                },
+            );
+        }
         let settings = Settings {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
@@ -163,7 +174,7 @@ fn main() {
                     node: n.verifying_key().to_bytes(),
                     operator: op.verifying_key().to_bytes(),
                     epoch: 0,
-                    issued_at: 1,
+                    issued_at: backhaul_oracle::clock::now(),
                 }
                 .sign(&deployment, n, &op)
             })

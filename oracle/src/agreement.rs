@@ -104,6 +104,11 @@ impl Agreement {
         self.dir.join(format!("{}.input", hex(hash)))
     }
 
+    /// Removes a stored input file; whether there was one.
+    pub async fn forget(&self, hash: &[u8; 32]) -> bool {
+        tokio::fs::remove_file(self.path(hash)).await.is_ok()
+    }
+
     /// Reads a stored input file, checking it against its name.
     pub async fn read(&self, hash: &[u8; 32]) -> Result<Option<EpochInput>, AgreementError> {
         let path = self.path(hash);
@@ -311,9 +316,11 @@ impl Agreement {
         Ok(())
     }
 
-    /// The agreed input of `epoch` from the counted manifests: their files merged, every item's
-    /// signatures checked, and the bindings and grants already in an earlier epoch's agreed input
-    /// left out (they are part of the state, with their earlier position).
+    /// The agreed input of `epoch` from the counted manifests: their files merged and every item's
+    /// signatures checked. Nothing this oracle stores decides what is in it, so that it is the
+    /// same bytes at every oracle that merged the same manifests, whatever each has pruned: a
+    /// binding or grant already in an earlier agreed input may appear again (an oracle that
+    /// pruned it took it again) and keeps its first position.
     pub async fn agreed(&self, epoch: u64, synced: &Synced) -> Result<EpochInput, AgreementError> {
         let mut held = Vec::with_capacity(synced.counted.len());
         for m in &synced.counted {
@@ -332,25 +339,6 @@ impl Agreement {
                 "items in peers' inputs whose signatures do not verify are left out"
             );
         }
-        let positioned_before = |p: Option<u64>| p.is_some_and(|p| p < epoch);
-        let earlier_bindings: BTreeSet<[u8; 32]> = db::bindings(&self.pool)
-            .await?
-            .into_iter()
-            .filter(|b| positioned_before(b.position))
-            .map(|b| b.body_hash)
-            .collect();
-        let earlier_grants: BTreeSet<[u8; 32]> = db::grants(&self.pool)
-            .await?
-            .into_iter()
-            .filter(|g| positioned_before(g.position))
-            .map(|g| g.body_hash)
-            .collect();
-        agreed
-            .bindings
-            .retain(|b| !earlier_bindings.contains(&b.binding.body_hash()));
-        agreed
-            .grants
-            .retain(|g| !earlier_grants.contains(&g.grant.body_hash()));
         Ok(agreed)
     }
 

@@ -47,6 +47,8 @@ pub struct ApiState {
     pub status: Arc<crate::status::Status>,
     /// Closed epochs' summaries by epoch, each for the dataset hash it was computed from.
     pub summaries: SummaryCache,
+    /// Buyers known to have (or not to have) an on-chain credit account.
+    pub funded: crate::admission::FundedBuyers,
 }
 
 /// A summary, the stored dataset hash and the close time it was computed for.
@@ -423,6 +425,32 @@ async fn post_grants(
     let keys: Vec<Key> = items.iter().map(|g| g.grant.buyer).collect();
     let limited = state.limiter.allow(&keys, &verified);
     let refused = merge(verified, limited);
+    // Kept only for a buyer with an on-chain credit account (looked up for those that passed).
+    let passing: Vec<Key> = keys
+        .iter()
+        .zip(&refused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    let funded = state
+        .funded
+        .check(state.closer.chain.as_ref(), &passing)
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the oracle cannot read the chain to check the buyers' credit accounts ({e}); nothing was stored, retry later"),
+            )
+        })?;
+    let mut funded = funded.into_iter();
+    let unfunded = refused
+        .iter()
+        .map(|r| match r {
+            Some(_) => None,
+            None => (!funded.next().unwrap_or(false)).then_some(RejectReason::NoCreditAccount),
+        })
+        .collect();
+    let refused = merge(refused, unfunded);
     store(&state, items, keys, refused, Job::Grants).await
 }
 

@@ -95,6 +95,7 @@ impl Oracle {
             clock,
             time.clone(),
             config.clone(),
+            crate::ingest::Limits::of(&settings),
             status.clone(),
         )
         .await
@@ -130,6 +131,7 @@ impl Oracle {
             .context("cannot open the publish store (publish_url)")?,
             published: Default::default(),
             counted: Default::default(),
+            pruned: Default::default(),
             max_rate_bytes_per_sec: config
                 .params_for(clock.at(time.now()).unwrap_or(0))
                 .consensus
@@ -214,6 +216,7 @@ impl Oracle {
             body_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
             status: status.clone(),
             summaries: Default::default(),
+            funded: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

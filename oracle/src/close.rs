@@ -119,6 +119,8 @@ pub struct Closer {
     pub writer: mpsc::Sender<Job>,
     pub agreement: Agreement,
     pub latest: RwLock<Option<Arc<ClosedEpoch>>>,
+    /// Epochs up to this one are pruned (by this process; see [`crate::pruning`]).
+    pub pruned: std::sync::Mutex<Option<u64>>,
 }
 
 impl Closer {
@@ -488,6 +490,10 @@ impl Closer {
         if let Err(e) = self.ensure_published().await {
             tracing::error!(error = %e, "writing the latest dataset file failed; will retry");
             m::close_error("publish");
+        }
+        if let Err(e) = self.prune_finalized().await {
+            tracing::warn!(error = %e, "pruning the finalized epochs' state failed; will retry");
+            m::close_error("prune");
         }
         let mut closed = 0;
         loop {

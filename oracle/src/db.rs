@@ -776,3 +776,70 @@ mod tests {
         assert!(!plan.iter().any(|d| d == "SCAN receipts"), "{plan:?}");
     }
 }
+
+/// What pruning a finalized epoch removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub receipts: u64,
+    pub bindings: u64,
+    pub grants: u64,
+}
+
+/// Drops the state of epochs up to `finalized` (finalized and published: their receipts,
+/// evidence and manifests) and the listed bindings and grants, in one transaction.
+pub async fn prune(
+    pool: &AnyPool,
+    finalized: u64,
+    bindings: &[[u8; 32]],
+    grants: &[[u8; 32]],
+) -> Result<Pruned, DbError> {
+    let f = i64_of(finalized)?;
+    let mut tx = pool.begin().await?;
+    let receipts = sqlx::query("DELETE FROM receipts WHERE epoch <= $1")
+        .bind(f)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    for table in ["equivocations", "manifests"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE epoch <= $1"))
+            .bind(f)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut pruned = Pruned {
+        receipts,
+        ..Pruned::default()
+    };
+    for (table, hashes, count) in [
+        ("bindings", bindings, &mut pruned.bindings),
+        ("grants", grants, &mut pruned.grants),
+    ] {
+        for hash in hashes {
+            *count += sqlx::query(&format!("DELETE FROM {table} WHERE body_hash = $1"))
+                .bind(&hash[..])
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+    }
+    tx.commit().await?;
+    Ok(pruned)
+}
+
+/// Rows in each table of per-epoch or per-key state: what pruning bounds.
+pub async fn state_rows(pool: &AnyPool) -> Result<Vec<(&'static str, u64)>, DbError> {
+    let mut out = Vec::new();
+    for table in [
+        "receipts",
+        "equivocations",
+        "manifests",
+        "bindings",
+        "grants",
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(pool)
+            .await?;
+        out.push((table, u64::try_from(n).unwrap_or(0)));
+    }
+    Ok(out)
+}

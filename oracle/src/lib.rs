@@ -10,6 +10,7 @@
 //! - [`clock`]: this machine's clock, the chain's clock and epoch timing.
 //! - [`db`]: SQLite or PostgreSQL storage.
 
+pub mod admission;
 pub mod agreement;
 pub mod api;
 pub mod app;
@@ -18,8 +19,10 @@ pub mod clock;
 pub mod close;
 pub mod db;
 pub mod files;
+pub mod held;
 pub mod ingest;
 pub mod metrics;
+pub mod pruning;
 pub mod settings;
 pub mod status;
 pub mod storage;

@@ -23,6 +23,7 @@ pub fn item(r: &ItemResult) {
         ItemStatus::Duplicate => "duplicate",
         ItemStatus::Superseded => "superseded",
         ItemStatus::Equivocation => "equivocation",
+        ItemStatus::Held => "held",
         ItemStatus::Rejected => "rejected",
     };
     let reason = r.reason.map_or("", |r| r.as_str());
@@ -95,4 +96,41 @@ pub fn adopted(epoch: u64) {
 /// `backhaul_agreement_missing_peers`.
 pub fn missing_peers(n: usize) {
     metrics::gauge!("backhaul_agreement_missing_peers").set(n as f64);
+}
+
+/// A held receipt stored once its binding or grant arrived (or refused then):
+/// `backhaul_ingest_held_released_total{status}`.
+pub fn released(r: &ItemResult) {
+    let status = if r.status == ItemStatus::Accepted {
+        "stored"
+    } else {
+        "not_stored"
+    };
+    metrics::counter!("backhaul_ingest_held_released_total", "status" => status).increment(1);
+}
+
+/// Held receipts dropped at their epoch's cutoff: `backhaul_ingest_held_dropped_total`.
+pub fn held_dropped(n: usize) {
+    metrics::counter!("backhaul_ingest_held_dropped_total").increment(n as u64);
+}
+
+/// Receipts held now: `backhaul_ingest_held_receipts`.
+pub fn held(n: usize) {
+    metrics::gauge!("backhaul_ingest_held_receipts").set(n as f64);
+}
+
+/// Rows pruned after a finalization: `backhaul_pruned_rows_total{table}`.
+pub fn pruned(p: &crate::db::Pruned) {
+    for (table, n) in [
+        ("receipts", p.receipts),
+        ("bindings", p.bindings),
+        ("grants", p.grants),
+    ] {
+        metrics::counter!("backhaul_pruned_rows_total", "table" => table).increment(n);
+    }
+}
+
+/// Held input files removed after their epochs were pruned: `backhaul_pruned_files_total`.
+pub fn pruned_files(n: usize) {
+    metrics::counter!("backhaul_pruned_files_total").increment(n as u64);
 }

@@ -56,6 +56,15 @@ pub struct Settings {
     pub header_timeout_secs: u64,
     /// Time a client has to send a request's body, seconds; then it is answered `408`.
     pub request_timeout_secs: u64,
+    /// Nodes one operator may have bound at this oracle (bindings in force, a node counting once
+    /// whatever it signed); more are refused `too_many_nodes` until some expire or move.
+    pub max_nodes_per_operator: usize,
+    /// Clients one buyer may have granted at this oracle; more are refused `too_many_grants`
+    /// until replaced ones are pruned after finalization.
+    pub max_grants_per_buyer: usize,
+    /// Receipts held in memory while their binding or grant has not arrived (each about 300
+    /// bytes); when full, more such receipts are refused `held_full`.
+    pub max_held_receipts: usize,
     /// This oracle's key (a Solana CLI keypair file). Without it the oracle ingests, closes and
     /// serves proofs but submits nothing.
     pub keypair: Option<PathBuf>,
@@ -95,6 +104,9 @@ impl Default for Settings {
             max_concurrent_requests: 64,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            max_nodes_per_operator: 10_000,
+            max_grants_per_buyer: 100_000,
+            max_held_receipts: 100_000,
             keypair: None,
             submit_poll_secs: 2,
             compute_unit_limit: None,
@@ -362,6 +374,31 @@ impl Settings {
                     d.max_concurrent_requests
                 ),
             ));
+        }
+        for (key, v, default) in [
+            (
+                "max_nodes_per_operator",
+                self.max_nodes_per_operator,
+                d.max_nodes_per_operator,
+            ),
+            (
+                "max_grants_per_buyer",
+                self.max_grants_per_buyer,
+                d.max_grants_per_buyer,
+            ),
+            (
+                "max_held_receipts",
+                self.max_held_receipts,
+                d.max_held_receipts,
+            ),
+        ] {
+            if v == 0 || v > 100_000_000 {
+                return Err(invalid(
+                    key,
+                    v,
+                    format!("set it between 1 and 100,000,000 (default {default})"),
+                ));
+            }
         }
         if self.price_interval_secs == Some(0) {
             return Err(invalid(

@@ -103,6 +103,7 @@ pub fn recompute(
     let mut checks = Vec::new();
     let mut bindings: Vec<Stored<NodeBinding>> = Vec::new();
     let mut grants: Vec<Stored<ClientGrant>> = Vec::new();
+    let mut seen: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
     let mut previous: Option<Dataset> = None;
     // Once an epoch cannot be rebuilt, the state later ones build on is unknown.
     let mut broken: Option<u64> = None;
@@ -155,14 +156,24 @@ pub fn recompute(
                     "{forged} item(s) of the agreed input do not carry valid signatures"
                 ));
             }
-            for b in &input.bindings {
+            // An item already in an earlier agreed input keeps its first position (an oracle
+            // that dropped it from its state may include it again; it changes nothing).
+            for b in input
+                .bindings
+                .iter()
+                .filter(|b| seen.insert(b.binding.body_hash()))
+            {
                 bindings.push(Stored {
                     body: b.binding,
                     body_hash: b.binding.body_hash(),
                     position: epoch,
                 });
             }
-            for g in &input.grants {
+            for g in input
+                .grants
+                .iter()
+                .filter(|g| seen.insert(g.grant.body_hash()))
+            {
                 grants.push(Stored {
                     body: g.grant,
                     body_hash: g.grant.body_hash(),

@@ -168,6 +168,7 @@ impl SubmitOutcome {
                             ItemStatus::Duplicate => "duplicate",
                             ItemStatus::Superseded => "superseded",
                             ItemStatus::Equivocation => "equivocation",
+                            ItemStatus::Held => "held",
                             ItemStatus::Rejected => "rejected",
                         }
                         .into(),

@@ -59,6 +59,7 @@ mod error;
 mod inputs;
 mod intern;
 mod previous;
+mod prune;
 mod session;
 mod split;
 
@@ -71,6 +72,8 @@ pub use inputs::{
     effective_epoch, latest, BuyerCredits, ChainInputs, CloseContext, CloseInput, CloseParams,
     Stored, StoredReceipt, Versioned,
 };
+
+pub use prune::prunable;
 
 use backhaul_protocol::dataset::Dataset;
 

@@ -182,6 +182,9 @@ impl<'a> Sessions<'a> {
                 .bindings_by_node
                 .get(&r.node)
                 .and_then(|v| latest(v.iter().copied(), epoch))
+                // An expired binding is no binding (so that dropping expired ones from the
+                // state never changes a close).
+                .filter(|b| !b.expired_for(self.ctx.epoch_start))
                 .map(|b| j.operators.id(&b.operator).0);
             j.node_operator.push(operator);
         }

@@ -88,6 +88,10 @@ pub enum ItemStatus {
     Duplicate,
     Superseded,
     Equivocation,
+    /// Kept in memory for a short while, not stored: the receipt's binding or grant (the
+    /// `reason`) is not here yet. It is stored when that arrives before the epoch's cutoff;
+    /// otherwise it is dropped. Send the binding or grant, then the receipt again.
+    Held,
     Rejected,
 }
 
@@ -106,10 +110,20 @@ pub enum RejectReason {
     CreditsExhausted,
     RateLimited,
     OutOfRange,
+    /// A grant of a buyer that has no on-chain credit account: buy credits first.
+    NoCreditAccount,
+    /// A binding past its lifetime, or signed in the future.
+    BindingExpired,
+    /// The operator already has as many nodes bound as an oracle keeps.
+    TooManyNodes,
+    /// The buyer already has as many clients granted as an oracle keeps.
+    TooManyGrants,
+    /// The oracle holds as many receipts waiting for a binding or grant as it keeps.
+    HeldFull,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::BadSignature,
         RejectReason::BadKey,
         RejectReason::EpochNotOpen,
@@ -121,6 +135,11 @@ impl RejectReason {
         RejectReason::CreditsExhausted,
         RejectReason::RateLimited,
         RejectReason::OutOfRange,
+        RejectReason::NoCreditAccount,
+        RejectReason::BindingExpired,
+        RejectReason::TooManyNodes,
+        RejectReason::TooManyGrants,
+        RejectReason::HeldFull,
     ];
 
     /// The snake_case name used in JSON, metrics and datasets.
@@ -137,6 +156,11 @@ impl RejectReason {
             RejectReason::CreditsExhausted => "credits_exhausted",
             RejectReason::RateLimited => "rate_limited",
             RejectReason::OutOfRange => "out_of_range",
+            RejectReason::NoCreditAccount => "no_credit_account",
+            RejectReason::BindingExpired => "binding_expired",
+            RejectReason::TooManyNodes => "too_many_nodes",
+            RejectReason::TooManyGrants => "too_many_grants",
+            RejectReason::HeldFull => "held_full",
         }
     }
 }
@@ -166,6 +190,14 @@ impl ItemResult {
         status: ItemStatus::Equivocation,
         reason: None,
     };
+
+    /// Held until its binding or grant arrives (`UnknownBinding` or `UnknownGrant`).
+    pub fn held(reason: RejectReason) -> Self {
+        ItemResult {
+            status: ItemStatus::Held,
+            reason: Some(reason),
+        }
+    }
 
     pub fn rejected(reason: RejectReason) -> Self {
         ItemResult {

@@ -126,10 +126,28 @@ fn body<T: BorshSerialize>(value: &T) -> Vec<u8> {
     borsh::to_vec(value).unwrap_or_default()
 }
 
+/// How long a binding lasts unless it is renewed: it applies to epochs that start before
+/// `issued_at` plus this (90 days). An operator renews by signing the binding again (`backhaul
+/// node bind`), which replaces the old one from the epoch after the new one's position; renew a
+/// few epochs before the end. Bindings of nodes that stopped serving expire, and the oracles drop
+/// them from their state once the epoch after their end is finalized.
+pub const BINDING_LIFETIME_SECS: i64 = 90 * 24 * 60 * 60;
+
 impl NodeBinding {
     /// Every field within range ([`MAX_FIELD`]).
     pub fn in_range(&self) -> bool {
         self.epoch <= MAX_FIELD
+    }
+
+    /// The binding no longer applies to epochs starting at or after this time.
+    pub fn expires_at(&self) -> i64 {
+        self.issued_at.saturating_add(BINDING_LIFETIME_SECS)
+    }
+
+    /// Whether it has expired for an epoch starting at `epoch_start`: the close then treats the
+    /// node as unbound, exactly as if the binding had never arrived.
+    pub fn expired_for(&self, epoch_start: i64) -> bool {
+        self.expires_at() <= epoch_start
     }
 
     /// Identifies the binding by its signed body.

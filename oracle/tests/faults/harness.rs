@@ -92,9 +92,12 @@ pub struct Chain {
     pub guardian: Keypair,
 }
 
+/// The chain's clock when a test starts (it follows the wall clock from there).
+pub const CHAIN_START: i64 = 1_800_000_000;
+
 impl Chain {
     pub async fn start(n: usize, threshold: u8) -> Chain {
-        let start = 1_800_000_000;
+        let start = CHAIN_START;
         let net = Localnet::start(LocalnetConfig {
             unix_timestamp: Some(start),
             follow_wall_clock: true,
@@ -585,7 +588,8 @@ impl Traffic {
                     node: n.verifying_key().to_bytes(),
                     operator: o.verifying_key().to_bytes(),
                     epoch: 0,
-                    issued_at: 1,
+                    // Bindings last `BINDING_LIFETIME_SECS` from when they were signed.
+                    issued_at: CHAIN_START,
                 }
                 .sign(&self.proto, n, o)
             })

@@ -298,7 +298,7 @@ async fn agreed_input(
 }
 
 /// What finalizing `d` does to the chain, as the program would.
-fn finalize(chain: &MemoryChain, d: &backhaul_protocol::dataset::Dataset, next: u64) {
+pub fn finalize(chain: &MemoryChain, d: &backhaul_protocol::dataset::Dataset, next: u64) {
     chain.update(|s| {
         let c = s.config.as_mut().unwrap();
         c.next_epoch = next;

@@ -19,6 +19,13 @@ pub fn now() -> i64 {
     backhaul_oracle::clock::now()
 }
 
+/// A recent `issued_at` for bindings (which expire `BINDING_LIFETIME_SECS` after it), the same
+/// for every call within about eleven days.
+pub fn recent() -> i64 {
+    let n = now();
+    n - n.rem_euclid(1_000_000)
+}
+
 /// Genesis such that the clock is early in epoch 1 (epoch 0 is over).
 pub fn genesis() -> i64 {
     now() - EPOCH_SECS as i64 - 1_000
@@ -275,7 +282,7 @@ impl World {
                     node: pk(n),
                     operator: pk(o),
                     epoch: 0,
-                    issued_at: 1,
+                    issued_at: recent(),
                 }
                 .sign(&deployment(), n, o)
             })

@@ -5,6 +5,7 @@ mod close;
 mod dependencies;
 mod positions;
 mod properties;
+mod prune;
 
 use crate::{
     close, BuyerCredits, ChainInputs, CloseContext, CloseError, CloseInput, CloseParams, Stored,

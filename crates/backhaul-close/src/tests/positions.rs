@@ -160,3 +160,18 @@ fn a_session_claiming_to_be_older_than_its_epoch_is_judged_at_the_epochs_length(
     );
     assert_eq!(reward(&d, &a), 0);
 }
+
+#[test]
+fn a_binding_past_its_lifetime_is_no_binding() {
+    let (mut n, _, _, a) = served();
+    assert!(closed_reward(&n, 2, &a) > 0);
+    // Epoch 2 starts at 172,800 s: a binding issued a lifetime before that has expired.
+    let lifetime = backhaul_protocol::BINDING_LIFETIME_SECS;
+    n.bindings[0].body.issued_at = 2 * 86_400 - lifetime;
+    let d = closed(&n, 2);
+    assert_eq!(reward(&d, &a), 0);
+    assert_eq!(d.rejected.get("unknown_binding"), Some(&1));
+    // One second younger, it still applies.
+    n.bindings[0].body.issued_at += 1;
+    assert!(closed_reward(&n, 2, &a) > 0);
+}
