@@ -39,9 +39,9 @@ impl FundedBuyers {
                 .iter()
                 .filter(|b| {
                     !funded.contains(*b)
-                        && !unfunded
+                        && unfunded
                             .get(*b)
-                            .is_some_and(|at| now.duration_since(*at) < UNFUNDED_FOR)
+                            .is_none_or(|at| now.duration_since(*at) >= UNFUNDED_FOR)
                 })
                 .copied()
                 .collect()

@@ -231,6 +231,7 @@ impl Oracle {
             listener,
             router(state.clone()),
             Duration::from_secs(settings.header_timeout_secs.max(1)),
+            settings.max_connections.max(1),
             shutdown_rx.clone(),
         )));
         tracing::info!(%addr, program_id = %settings.program_id, config = %settings.config, "oracle started");
@@ -284,17 +285,28 @@ impl Oracle {
 /// Serves HTTP/1.1 on `listener` until `stop`: each connection has `header_timeout` to send a
 /// request's headers (and an idle one is closed after as long), each request knows its remote
 /// address (`ConnectInfo<SocketAddr>`, for the per-address limit). On `stop` it accepts no more
-/// connections, lets in-flight requests finish and returns when every connection is closed.
+/// connections, lets in-flight requests finish and returns when every connection is closed. At
+/// most `max_connections` are open at once: beyond, connections wait in the kernel's backlog
+/// until one closes (a stalled one is closed after `header_timeout`).
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     header_timeout: Duration,
+    max_connections: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     // Each connection holds a sender; `recv` answers `None` once all are gone.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = stopped(&mut stop) => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -308,6 +320,8 @@ async fn serve(
             _ = stopped(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
+        crate::metrics::connections(max_connections.saturating_sub(slots.available_permits()));
+        let slots = slots.clone();
         let app = app.clone();
         let mut stop = stop.clone();
         let open = open_tx.clone();
@@ -338,6 +352,8 @@ async fn serve(
                 tracing::debug!(%remote, error = %e, "connection closed");
             }
             drop(open);
+            drop(slot);
+            crate::metrics::connections(max_connections.saturating_sub(slots.available_permits()));
         });
     }
     drop(open_tx);

@@ -134,3 +134,8 @@ pub fn pruned(p: &crate::db::Pruned) {
 pub fn pruned_files(n: usize) {
     metrics::counter!("backhaul_pruned_files_total").increment(n as u64);
 }
+
+/// Connections open now: `backhaul_http_open_connections`.
+pub fn connections(n: usize) {
+    metrics::gauge!("backhaul_http_open_connections").set(n as f64);
+}

@@ -56,6 +56,8 @@ pub struct Settings {
     pub header_timeout_secs: u64,
     /// Time a client has to send a request's body, seconds; then it is answered `408`.
     pub request_timeout_secs: u64,
+    /// Connections open at once; more wait in the kernel's backlog until one closes.
+    pub max_connections: usize,
     /// Nodes one operator may have bound at this oracle (bindings in force, a node counting once
     /// whatever it signed); more are refused `too_many_nodes` until some expire or move.
     pub max_nodes_per_operator: usize,
@@ -104,6 +106,7 @@ impl Default for Settings {
             max_concurrent_requests: 64,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
+            max_connections: 1_024,
             max_nodes_per_operator: 10_000,
             max_grants_per_buyer: 100_000,
             max_held_receipts: 100_000,
@@ -391,6 +394,7 @@ impl Settings {
                 self.max_held_receipts,
                 d.max_held_receipts,
             ),
+            ("max_connections", self.max_connections, d.max_connections),
         ] {
             if v == 0 || v > 100_000_000 {
                 return Err(invalid(

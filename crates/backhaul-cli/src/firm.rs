@@ -451,6 +451,15 @@ impl GrantStart {
             Some(e) => e,
             None => current_epoch(ctx, &c).await?,
         };
+        // The oracles keep grants only of buyers with a credit account (a grant costs nothing
+        // to sign; a credit account costs a purchase).
+        let account: Option<CreditAccount> = ctx.account(&d.credits(&buyer.pubkey())).await?;
+        if account.is_none() {
+            bail!(
+                "{} has no credit account yet, and the oracles keep grants only of buyers with one: buy credits first (`backhaul firm buy --tokens <N>`), then grant",
+                buyer.pubkey()
+            );
+        }
         Ok(GrantStart {
             client,
             urls,

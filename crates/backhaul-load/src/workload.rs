@@ -125,7 +125,8 @@ pub fn prepare(
         range
             .map(|n| {
                 nodes[n]
-                    .sign_binding(shape.epoch, 1, &operator_keys[n])
+                    // Signed when the sessions start: bindings last `BINDING_LIFETIME_SECS`.
+                    .sign_binding(shape.epoch, shape.started_at, &operator_keys[n])
                     .map_err(|e| anyhow::anyhow!("signing node {n}'s binding: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()

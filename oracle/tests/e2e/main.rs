@@ -361,7 +361,7 @@ async fn world(opts: Opts) -> World {
     let bindings: Vec<_> = nodes
         .iter()
         .zip(&operators)
-        .map(|(n, o)| n.sign_binding(0, 1, &signing_key(o)).unwrap())
+        .map(|(n, o)| n.sign_binding(0, genesis, &signing_key(o)).unwrap())
         .collect();
     assert!(fanout.submit_bindings(&bindings).await.all_succeeded());
     let buyer_id = BuyerIdentity::new(proto, signing_key(&buyer));

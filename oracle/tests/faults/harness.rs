@@ -1040,6 +1040,38 @@ pub async fn stored_receipts(database_url: &str) -> Stored {
     out
 }
 
+/// What an oracle keeps of the receipts it acknowledged: its stored receipts, and for the epochs
+/// it closed (whose receipts it drops once they are finalized and published) the receipts of the
+/// agreed input it closed over, kept in `data_dir/inputs`.
+pub async fn kept_receipts(data_dir: &std::path::Path) -> Stored {
+    use sqlx::Row;
+    let url = backhaul_oracle::db::sqlite_url(data_dir);
+    let mut out = stored_receipts(&url).await;
+    let pool = backhaul_oracle::db::connect(&url)
+        .await
+        .expect("the oracle's database opens");
+    let rows = sqlx::query("SELECT input_hash FROM epochs WHERE input_hash IS NOT NULL")
+        .fetch_all(&pool)
+        .await
+        .expect("epochs");
+    pool.close().await;
+    for r in rows {
+        let hash: Vec<u8> = r.get("input_hash");
+        let path = data_dir
+            .join("inputs")
+            .join(format!("{}.input", hex(&hash)));
+        let bytes = std::fs::read(&path).expect("the agreed input of a closed epoch is kept");
+        let input = backhaul_protocol::input::EpochInput::from_bytes(&bytes).expect("input");
+        for s in input.receipts {
+            let r = s.receipt;
+            out.entry((r.epoch, r.client, r.session_id))
+                .or_default()
+                .push((r.sequence, r.body_hash()));
+        }
+    }
+    out
+}
+
 /// Acknowledged receipts the database does not hold: neither the receipt itself nor a higher
 /// sequence of its session that replaced it.
 pub fn lost_receipts(

@@ -360,7 +360,7 @@ async fn sigkill_loop_loses_nothing_changes_no_dataset_and_never_double_votes() 
     for (i, o) in l.oracles.iter_mut().enumerate() {
         o.kill();
         let url = backhaul_oracle::db::sqlite_url(&o.data_dir);
-        let stored = stored_receipts(&url).await;
+        let stored = kept_receipts(&o.data_dir).await;
         lost.extend(
             lost_receipts(&acked[i], &sent, &stored)
                 .into_iter()

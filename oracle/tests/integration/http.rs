@@ -457,3 +457,36 @@ fn the_settings_file_named_by_the_environment_is_read() {
         "{stderr}"
     );
 }
+
+/// At most `max_connections` are open at once: one more waits in the kernel's backlog, unserved,
+/// until a connection closes, and is served then.
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let o = start(&Db::Sqlite, |s| {
+        s.max_connections = 2;
+        s.header_timeout_secs = 60;
+    })
+    .await;
+    let addr = o.oracle().addr;
+    let mut stalled = vec![];
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: or")
+            .await
+            .unwrap();
+        stalled.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = format!("{}/health", o.url);
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    assert!(
+        quick.get(&url).send().await.is_err(),
+        "a third connection is not served while two hold the slots"
+    );
+    drop(stalled);
+    let (code, _) = o.get("/health").await;
+    assert_eq!(code, 200);
+}

@@ -170,6 +170,9 @@ pub struct Network {
     pub admin: Context,
     pub operators: Vec<Operator>,
     pub firms: Vec<Firm>,
+    /// Whether the firms granted their clients (after their first purchase: the oracles keep
+    /// grants only of buyers with a credit account).
+    granted: bool,
     pub nodes: Vec<Node>,
     pub rng: StdRng,
     pub progress: Progress,
@@ -392,6 +395,7 @@ impl Network {
             admin,
             operators: vec![],
             firms: vec![],
+            granted: false,
             nodes: vec![],
             rng,
             progress,
@@ -434,7 +438,8 @@ impl Network {
         Ok(())
     }
 
-    /// Tokens to the firms; operators bind their nodes; firms grant their clients.
+    /// Tokens to the firms; operators bind their nodes. (Firms grant their clients after their
+    /// first purchase, see [`Network::grant_clients`].)
     async fn enroll(
         &mut self,
         operator_keys: Vec<Keypair>,
@@ -526,6 +531,15 @@ impl Network {
                 settled: 0,
             });
         }
+        self.progress.step(format!(
+            "{} firms hold {FIRM_TOKENS} tokens each",
+            self.firms.len()
+        ));
+        Ok(())
+    }
+
+    /// Firms grant their clients, once they hold credit accounts.
+    async fn grant_clients(&mut self) -> anyhow::Result<()> {
         let grants = self.firms.iter().flat_map(|f| {
             f.clients.iter().map(move |c| {
                 let args = GrantArgs {
@@ -551,10 +565,11 @@ impl Network {
             }
         }
         self.progress.step(format!(
-            "{} firms hold {FIRM_TOKENS} tokens each and granted {} clients",
+            "{} firms granted {} clients",
             self.firms.len(),
             self.firms.iter().map(|f| f.clients.len()).sum::<usize>()
         ));
+        self.granted = true;
         Ok(())
     }
 
@@ -631,6 +646,9 @@ impl Network {
             crate::amount::format_tokens(run.tokens_bought, DECIMALS),
             run.credits_bought
         ));
+        if !self.granted {
+            self.grant_clients().await?;
+        }
 
         // Clients sign receipts, nodes countersign, everything goes to every oracle.
         let proto = crate::operator::protocol_deployment(&self.deployment);
