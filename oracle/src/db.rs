@@ -21,6 +21,11 @@ pub enum DbError {
     Corrupt(String),
     #[error("value {0} does not fit the database's signed 64-bit integers")]
     TooLarge(u64),
+    #[error("PostgreSQL runs with {setting} = {value}: a crash could lose writes the oracle already acknowledged; set {setting} = on in postgresql.conf and restart PostgreSQL")]
+    NotDurable {
+        setting: &'static str,
+        value: String,
+    },
 }
 
 /// The database URL for an embedded SQLite file in `dir`.
@@ -62,14 +67,37 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
                     sqlx::query("PRAGMA wal_autocheckpoint = 16384")
                         .execute(&mut *conn)
                         .await?;
+                } else {
+                    // A commit returns only once it is flushed to disk, whatever the server's
+                    // or database's default.
+                    sqlx::query("SET synchronous_commit = on")
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Ok(())
             })
         })
         .connect(url)
         .await?;
+    if !sqlite {
+        check_durable(&pool).await?;
+    }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// Refuses a PostgreSQL server that does not flush what it commits (`fsync` or
+/// `full_page_writes` off): every answer the oracle gives follows a commit.
+async fn check_durable(pool: &AnyPool) -> Result<(), DbError> {
+    for setting in ["fsync", "full_page_writes", "synchronous_commit"] {
+        let value: String = sqlx::query_scalar(&format!("SELECT current_setting('{setting}')"))
+            .fetch_one(pool)
+            .await?;
+        if value != "on" {
+            return Err(DbError::NotDurable { setting, value });
+        }
+    }
+    Ok(())
 }
 
 pub fn i64_of(v: u64) -> Result<i64, DbError> {

@@ -1,7 +1,7 @@
 //! The writer's batched statements against an in-order model: whatever a write set holds, the
 //! tables end as if every write had been applied one after the other.
 
-use crate::common::databases;
+use crate::common::{databases, Db};
 use backhaul_oracle::db::{self, Op, WriteSet};
 use backhaul_protocol::{
     ClientGrant, NodeBinding, SignedBinding, SignedGrant, SignedReceipt, UsageReceipt,
@@ -219,6 +219,51 @@ async fn batched_writes_leave_the_tables_as_writes_in_order_would() {
             "the workload reaches the interesting cases: {} receipts, {} evidence rows",
             model.receipts.len(),
             model.equivocations.len()
+        );
+    }
+}
+
+/// A database whose default lets commits return before they reach the disk is overridden: every
+/// connection of the oracle commits synchronously.
+#[tokio::test]
+async fn postgres_commits_are_synchronous_whatever_the_database_default() {
+    for db in databases().await {
+        let Db::Postgres(url) = db else { continue };
+        let name = url.rsplit('/').next().unwrap().to_string();
+        {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(&format!(
+                "ALTER DATABASE {name} SET synchronous_commit = off"
+            ))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+            let default: String =
+                sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+            // (This connection predates the change.)
+            assert_eq!(default, "on");
+        }
+        let pool = backhaul_oracle::db::connect(&url).await.unwrap();
+        for _ in 0..3 {
+            let value: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(value, "on");
+        }
+        use sqlx::Connection;
+        let mut fresh = sqlx::PgConnection::connect(&url).await.unwrap();
+        let plain: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&mut fresh)
+            .await
+            .unwrap();
+        assert_eq!(
+            plain, "off",
+            "the database default is off; the oracle's sessions are not"
         );
     }
 }
