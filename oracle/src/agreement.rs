@@ -287,9 +287,17 @@ impl Agreement {
             db::store_manifest(&self.pool, &m)
                 .await
                 .map_err(|e| e.to_string())?;
-            wanted.push(m.manifest.input_hash);
+            // The manifest fixes the file's length: nothing longer is read.
+            match m.manifest.file_len() {
+                Some(len) if len <= MAX_INPUT_BYTES as u64 => {
+                    wanted.push((m.manifest.input_hash, len))
+                }
+                _ => {
+                    tracing::warn!(epoch, peer = %peer, "a manifest names an input file too large to fetch");
+                }
+            }
         }
-        for hash in wanted {
+        for (hash, len) in wanted {
             if tokio::fs::metadata(self.path(&hash)).await.is_ok() {
                 continue;
             }
@@ -303,8 +311,10 @@ impl Agreement {
             if !resp.status().is_success() {
                 continue;
             }
-            let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-            if bytes.len() > MAX_INPUT_BYTES || backhaul_core::merkle::sha256v(&[&bytes]) != hash {
+            let bytes = read_exactly(resp, len)
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            if backhaul_core::merkle::sha256v(&[&bytes]) != hash {
                 return Err(format!("{url} does not hash to its name"));
             }
             let input = EpochInput::from_bytes(&bytes).map_err(|e| e.to_string())?;
@@ -392,6 +402,30 @@ impl Agreement {
     }
 }
 
+/// The body of `resp`, which must be exactly `len` bytes: reading stops as soon as it is longer.
+async fn read_exactly(mut resp: reqwest::Response, len: u64) -> Result<Vec<u8>, String> {
+    if let Some(declared) = resp.content_length().filter(|l| *l != len) {
+        return Err(format!(
+            "{declared} bytes, but its manifest names a file of {len}"
+        ));
+    }
+    let len = usize::try_from(len).map_err(|_| "too large for this machine".to_string())?;
+    let mut bytes = Vec::with_capacity(len.min(64 << 20));
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if bytes.len() + chunk.len() > len {
+            return Err(format!("longer than the {len} bytes its manifest names"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.len() != len {
+        return Err(format!(
+            "{} bytes, but its manifest names a file of {len}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || s.len() > 4096 {
         return None;
@@ -400,4 +434,44 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_exactly;
+    use tokio::io::AsyncWriteExt;
+
+    /// Serves one raw HTTP response and returns its URL.
+    async fn serve_once(response: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((mut c, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut c, &mut buf).await;
+                let _ = c.write_all(response).await;
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    async fn fetch(response: &'static [u8], len: u64) -> Result<Vec<u8>, String> {
+        let resp = reqwest::get(serve_once(response).await).await.unwrap();
+        read_exactly(resp, len).await
+    }
+
+    #[tokio::test]
+    async fn a_peers_file_is_read_only_up_to_the_length_its_manifest_names() {
+        let exact = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+        assert_eq!(fetch(exact, 10).await.unwrap(), b"0123456789");
+        let err = fetch(exact, 4).await.unwrap_err();
+        assert!(err.contains("names a file of 4"), "{err}");
+        // No length declared: reading stops once the body runs past the manifest's length.
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n";
+        let err = fetch(chunked, 10).await.unwrap_err();
+        assert!(err.contains("longer than the 10 bytes"), "{err}");
+        let short = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n0123\r\n0\r\n\r\n";
+        let err = fetch(short, 10).await.unwrap_err();
+        assert!(err.contains("4 bytes"), "{err}");
+    }
 }

@@ -223,27 +223,39 @@ fn sig_pair(r: &SignedReceipt) -> ([u8; 64], [u8; 64]) {
     (r.client_signature, r.node_signature)
 }
 
-fn retain_by<T>(items: &mut Vec<T>, checks: impl Fn(&T) -> Vec<SigCheck>) {
-    let mut all = Vec::new();
-    let mut owner = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        for c in checks(item) {
-            all.push(c);
-            owner.push(i);
-        }
-    }
-    let mut ok = vec![true; items.len()];
-    for (res, i) in verify_each_strict(&all).into_iter().zip(owner) {
-        if res.is_err() {
-            ok[i] = false;
-        }
-    }
+/// Keeps the items whose every signature verifies (strictly, one by one), checked on every core
+/// and without holding all the signed messages at once (a full epoch's input holds millions).
+fn retain_by<T: Sync>(items: &mut Vec<T>, checks: impl Fn(&T) -> Vec<SigCheck> + Sync) {
+    let valid = |item: &T| verify_each_strict(&checks(item)).iter().all(Result::is_ok);
+    let ok = map_on_every_core(items, valid);
     let mut i = 0;
     items.retain(|_| {
         let keep = ok[i];
         i += 1;
         keep
     });
+}
+
+/// `f` of every item, in order, on as many threads as there are cores (one for few items).
+fn map_on_every_core<T: Sync>(items: &[T], f: impl Fn(&T) -> bool + Sync) -> Vec<bool> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= 1 || items.len() < 256 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(|| part.iter().map(&f).collect::<Vec<bool>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// An oracle's announcement of the input it holds for an epoch.
@@ -267,6 +279,17 @@ pub struct SignedManifest {
 }
 
 impl InputManifest {
+    /// The exact length of the file it names, in bytes (`None` if it cannot be represented):
+    /// what a peer fetching it reads at most.
+    pub fn file_len(&self) -> Option<u64> {
+        let items = |n: u64, len: usize| n.checked_mul(len as u64)?.checked_add(4);
+        let fixed = (INPUT_TAG.len() + 1 + 64 + 8) as u64;
+        fixed
+            .checked_add(items(self.receipts, crate::SIGNED_RECEIPT_LEN)?)?
+            .checked_add(items(self.grants, crate::SIGNED_GRANT_LEN)?)?
+            .checked_add(items(self.bindings, crate::SIGNED_BINDING_LEN)?)
+    }
+
     /// The manifest of `input`, held by `oracle`.
     pub fn of(oracle: Key, input: &EpochInput) -> Self {
         InputManifest {
@@ -415,6 +438,33 @@ mod tests {
             .iter()
             .any(|r| r.receipt.node == key(4).verifying_key().to_bytes()));
         assert_eq!(EpochInput::from_bytes(&a.to_bytes()).unwrap(), a);
+        // A manifest says exactly how long its file is: what a peer reads at most.
+        let m = InputManifest::of([9; 32], &a);
+        assert_eq!(m.file_len(), Some(a.to_bytes().len() as u64));
+        let huge = InputManifest {
+            receipts: u64::MAX / 2,
+            ..m
+        };
+        assert_eq!(huge.file_len(), None);
+    }
+
+    #[test]
+    fn a_large_input_is_verified_on_every_core_and_bad_items_dropped_wherever_they_are() {
+        let mut rs: Vec<SignedReceipt> = (0..600u64)
+            .map(|i| receipt((i % 7) as u8 + 1, 2, i as u8, 1, i + 1))
+            .collect();
+        rs[0].client_signature[0] ^= 1;
+        rs[599].node_signature[5] ^= 1;
+        rs[300].receipt.cumulative_bytes += 1;
+        let mut input = EpochInput {
+            deployment: Some(D),
+            epoch: 3,
+            receipts: rs,
+            grants: vec![],
+            bindings: vec![],
+        };
+        assert_eq!(input.retain_verified(&D), 3);
+        assert_eq!(input.receipts.len(), 597);
     }
 
     #[test]
