@@ -1,6 +1,5 @@
-//! Merkle format v2: the Merkle-sum tree (see `docs/merkle.md`, "Format v2"). Not used on-chain
-//! yet: the program, the oracle and the command line still build and verify format v1
-//! ([`crate::merkle`] and, with `alloc`, `crate::tree`).
+//! Merkle format v2, the Merkle-sum tree (see `docs/merkle.md`): the format the oracle builds
+//! and the program verifies claims and settlements against.
 //!
 //! ```text
 //! inner = sha256(tag ‖ config (32) ‖ epoch (u64 LE) ‖ account (32) ‖ amount (u64 LE))
@@ -20,6 +19,7 @@
 
 use crate::merkle::{leaf_inner, sha256v, TreeKind, MAX_PROOF_DEPTH};
 use crate::{CoreError, Hash32};
+use core::borrow::Borrow;
 use core::cmp::Ordering;
 
 /// Domain tag of the v2 reward tree: leaves are (operator, cumulative tokens earned).
@@ -27,7 +27,8 @@ pub const REWARD_TAG: &[u8] = b"backhaul:reward:v2";
 /// Domain tag of the v2 usage tree: leaves are (buyer, cumulative credits consumed).
 pub const USAGE_TAG: &[u8] = b"backhaul:usage:v2";
 
-/// Prefix of a v2 leaf hash (v1 uses `0x00` and `0x01`; no prefix is shared between formats).
+/// Prefix of a v2 leaf hash (the retired format v1 used `0x00` and `0x01`; no prefix is shared
+/// between formats).
 pub const LEAF_PREFIX: u8 = 0x02;
 /// Prefix of a v2 interior node hash.
 pub const NODE_PREFIX: u8 = 0x03;
@@ -197,14 +198,22 @@ pub fn depth(leaf_count: u64) -> Option<usize> {
 /// The commitment that `siblings` lead to from `leaf` at `index` in a tree of `leaf_count`
 /// leaves, or `None` if the proof cannot belong to such a tree: the index is not below the leaf
 /// count, the number of siblings is not [`depth`]`(leaf_count)`, a padding position holds anything
-/// but [`EMPTY_NODE`], or a sum overflows.
-pub fn compute_root(
+/// but [`EMPTY_NODE`], or a sum overflows. `siblings` go from the leaf level up; they may be a
+/// slice of nodes or an iterator that yields them (the program decodes them from instruction
+/// data).
+pub fn compute_root<I>(
     scope: &Scope,
     leaf: &Leaf,
     index: u64,
     leaf_count: u64,
-    siblings: &[SumNode],
-) -> Option<Commitment> {
+    siblings: I,
+) -> Option<Commitment>
+where
+    I: IntoIterator,
+    I::Item: Borrow<SumNode>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let siblings = siblings.into_iter();
     if index >= leaf_count || depth(leaf_count)? != siblings.len() {
         return None;
     }
@@ -213,6 +222,7 @@ pub fn compute_root(
     let mut position = index;
     let mut width = leaf_count;
     for sibling in siblings {
+        let sibling = sibling.borrow();
         let is_left = position.is_multiple_of(2);
         current = if !is_left {
             node(sibling, &current)
@@ -232,21 +242,41 @@ pub fn compute_root(
     Some(Commitment::new(scope.kind, &current, leaf_count))
 }
 
-/// Whether `proof` shows its leaf at its index in the tree `commitment` of `scope`: the siblings
-/// lead to the committed root, total and leaf count.
+/// Whether `leaf` is at `index` in the tree `commitment` of `scope`: `siblings` (as in
+/// [`compute_root`]) lead to the committed root, and the top they lead to sums to the committed
+/// total over the committed leaf count. This is what the program checks for every claim and
+/// settlement, against the root, total and leaf count the oracles voted, so a tree whose leaves
+/// sum to more than the voted total pays nobody.
+pub fn verify_leaf<I>(
+    scope: &Scope,
+    commitment: &Commitment,
+    leaf: &Leaf,
+    index: u64,
+    siblings: I,
+) -> bool
+where
+    I: IntoIterator,
+    I::Item: Borrow<SumNode>,
+    I::IntoIter: ExactSizeIterator,
+{
+    compute_root(scope, leaf, index, commitment.leaf_count, siblings)
+        .is_some_and(|computed| computed == *commitment)
+}
+
+/// Whether `proof` shows its leaf at its index in the tree `commitment` of `scope`
+/// ([`verify_leaf`]).
 pub fn verify<S: AsRef<[SumNode]>>(
     scope: &Scope,
     commitment: &Commitment,
     proof: &LeafProof<S>,
 ) -> bool {
-    compute_root(
+    verify_leaf(
         scope,
+        commitment,
         &proof.leaf,
         proof.index,
-        commitment.leaf_count,
         proof.siblings.as_ref(),
     )
-    .is_some_and(|computed| computed == *commitment)
 }
 
 /// Whether `left` and `right` are leaves of the tree `commitment` at indices `i` and `i + 1`.
@@ -474,7 +504,6 @@ mod builder {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use crate::merkle;
     use alloc::vec;
     use alloc::vec::Vec;
     use proptest::prelude::*;
@@ -505,11 +534,10 @@ mod tests {
     #[test]
     fn constants_are_what_the_docs_say() {
         assert_eq!(EMPTY_NODE_HASH, sha256v(&[&[EMPTY_PREFIX]]));
-        assert_ne!(REWARD_TAG, merkle::REWARD_TAG);
-        assert_ne!(USAGE_TAG, merkle::USAGE_TAG);
+        // 0x00 and 0x01 were format v1's leaf and node prefixes; they are never reused.
         let prefixes = [
-            merkle::LEAF_PREFIX,
-            merkle::NODE_PREFIX,
+            0x00,
+            0x01,
             LEAF_PREFIX,
             NODE_PREFIX,
             EMPTY_PREFIX,
@@ -541,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn leaves_bind_kind_config_epoch_account_and_amount_and_differ_from_v1() {
+    fn leaves_bind_kind_config_epoch_account_and_amount() {
         let base = leaf_node(&SCOPE, &leaf(0x22, 100));
         let inner = sha256v(&[
             b"backhaul:reward:v2",
@@ -566,8 +594,6 @@ mod tests {
         }
         assert_ne!(leaf_node(&SCOPE, &leaf(0x23, 100)).hash, base.hash);
         assert_ne!(leaf_node(&SCOPE, &leaf(0x22, 101)).hash, base.hash);
-        let v1 = merkle::leaf_hash(TreeKind::Reward, &[0x11; 32], 7, &[0x22; 32], 100);
-        assert_ne!(v1, base.hash);
     }
 
     #[test]
@@ -661,7 +687,10 @@ mod tests {
         assert_eq!(*tree.commitment(), Commitment::empty(TreeKind::Reward));
         assert_eq!((tree.total(), tree.leaf_count(), tree.depth()), (0, 0, 0));
         assert!(tree.proof(0).is_none());
-        assert_eq!(compute_root(&SCOPE, &leaf(1, 0), 0, 0, &[]), None);
+        assert_eq!(
+            compute_root(&SCOPE, &leaf(1, 0), 0, 0, &[] as &[SumNode]),
+            None
+        );
         let absence = tree.absence(&[9; 32]).unwrap();
         assert_eq!(absence, Absence::Empty);
         assert!(verify_absent(&SCOPE, tree.commitment(), &[9; 32], &absence));

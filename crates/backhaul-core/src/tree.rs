@@ -1,77 +1,11 @@
-//! Building Merkle trees and proofs (off-chain; needs `alloc`).
-//!
-//! Rules (see `docs/merkle.md`): one leaf per account, leaves ordered by account bytes ascending,
-//! a level with an odd count duplicates its last node, and a one-leaf tree's root is its leaf.
+//! An epoch's tree as the oracle, the command line and the audit use it (off-chain; needs
+//! `alloc`): the entries it was built from and the Merkle-sum tree over them
+//! ([`crate::sum_tree::SumTree`], format v2; see `docs/merkle.md`).
 
-use crate::merkle::{empty_root, leaf_hash, node_hash, TreeKind};
+use crate::merkle::TreeKind;
+use crate::sum_tree::{Commitment, Leaf, OwnedProof, Scope, SumTree};
 use crate::{CoreError, Hash32};
 use alloc::vec::Vec;
-
-/// A complete tree: `levels[0]` are the leaves, the last level holds the root alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MerkleTree {
-    levels: Vec<Vec<Hash32>>,
-}
-
-impl MerkleTree {
-    /// Builds the tree over `leaves`, in the order given.
-    pub fn from_leaves(leaves: Vec<Hash32>) -> Result<Self, CoreError> {
-        if leaves.is_empty() {
-            return Err(CoreError::EmptyTree);
-        }
-        let mut levels = Vec::new();
-        let mut current = leaves;
-        while current.len() > 1 {
-            let next = current
-                .chunks(2)
-                .map(|pair| match pair {
-                    [a, b] => node_hash(a, b),
-                    [last] => node_hash(last, last),
-                    _ => unreachable!("chunks(2) yields one or two items"),
-                })
-                .collect();
-            levels.push(core::mem::replace(&mut current, next));
-        }
-        levels.push(current);
-        Ok(Self { levels })
-    }
-
-    /// The root hash.
-    pub fn root(&self) -> Hash32 {
-        // The constructor guarantees at least one level with exactly one node at the top.
-        self.levels
-            .last()
-            .and_then(|top| top.first())
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// How many leaves the tree holds.
-    pub fn leaf_count(&self) -> usize {
-        self.levels.first().map_or(0, Vec::len)
-    }
-
-    /// The number of hashes in every proof of this tree.
-    pub fn depth(&self) -> usize {
-        self.levels.len().saturating_sub(1)
-    }
-
-    /// The sibling hashes from leaf `index` up to the root, or `None` if there is no such leaf.
-    pub fn proof(&self, index: usize) -> Option<Vec<Hash32>> {
-        if index >= self.leaf_count() {
-            return None;
-        }
-        let mut proof = Vec::with_capacity(self.depth());
-        let mut i = index;
-        for level in &self.levels[..self.depth()] {
-            let sibling = i ^ 1;
-            // An odd level duplicates its last node, which is then its own sibling.
-            proof.push(*level.get(sibling).unwrap_or(&level[i]));
-            i /= 2;
-        }
-        Some(proof)
-    }
-}
 
 /// One account's cumulative amount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,12 +25,11 @@ pub struct EpochTree {
     pub epoch: u64,
     /// Entries sorted by account bytes ascending, one per account.
     pub entries: Vec<Entry>,
-    /// The tree, absent when there are no entries.
-    pub tree: Option<MerkleTree>,
-    /// The root: the tree's, or [`empty_root`] when there are no entries.
+    /// The root; it commits to `total` and the number of entries.
     pub root: Hash32,
     /// The sum of all cumulative amounts.
     pub total: u64,
+    tree: SumTree,
 }
 
 impl EpochTree {
@@ -105,48 +38,62 @@ impl EpochTree {
         kind: TreeKind,
         config: &Hash32,
         epoch: u64,
-        mut entries: Vec<Entry>,
+        entries: Vec<Entry>,
     ) -> Result<Self, CoreError> {
-        entries.sort_unstable_by_key(|e| e.account);
-        if entries.windows(2).any(|w| w[0].account == w[1].account) {
-            return Err(CoreError::DuplicateLeaf);
-        }
-        let total = entries.iter().try_fold(0u64, |acc, e| {
-            acc.checked_add(e.cumulative).ok_or(CoreError::Overflow)
-        })?;
-        if entries.is_empty() {
-            return Ok(Self {
-                kind,
-                epoch,
-                entries,
-                tree: None,
-                root: empty_root(kind, config, epoch),
-                total,
-            });
-        }
+        let scope = Scope {
+            kind,
+            config: *config,
+            epoch,
+        };
         let leaves = entries
             .iter()
-            .map(|e| leaf_hash(kind, config, epoch, &e.account, e.cumulative))
+            .map(|e| Leaf {
+                account: e.account,
+                amount: e.cumulative,
+            })
             .collect();
-        let tree = MerkleTree::from_leaves(leaves)?;
+        let tree = SumTree::build(scope, leaves)?;
+        let entries = tree
+            .leaves()
+            .iter()
+            .map(|l| Entry {
+                account: l.account,
+                cumulative: l.amount,
+            })
+            .collect();
         Ok(Self {
             kind,
             epoch,
-            root: tree.root(),
-            tree: Some(tree),
             entries,
-            total,
+            root: tree.root(),
+            total: tree.total(),
+            tree,
         })
     }
 
-    /// The entry and proof for `account`, if it has a leaf.
-    pub fn proof_for(&self, account: &Hash32) -> Option<(Entry, Vec<Hash32>)> {
-        let index = self
-            .entries
-            .binary_search_by(|e| e.account.cmp(account))
-            .ok()?;
-        let proof = self.tree.as_ref()?.proof(index)?;
-        Some((self.entries[index], proof))
+    /// How many leaves the tree holds.
+    pub fn leaf_count(&self) -> u64 {
+        self.tree.leaf_count()
+    }
+
+    /// The root, total and leaf count, as a proposal declares them.
+    pub fn commitment(&self) -> &Commitment {
+        self.tree.commitment()
+    }
+
+    /// The kind, deployment and epoch its leaves are bound to.
+    pub fn scope(&self) -> &Scope {
+        self.tree.scope()
+    }
+
+    /// The number of siblings in each of its proofs.
+    pub fn depth(&self) -> usize {
+        self.tree.depth()
+    }
+
+    /// The proof for `account`'s leaf (its amount, index and siblings), if it has one.
+    pub fn proof_for(&self, account: &Hash32) -> Option<OwnedProof> {
+        self.tree.proof_for(account)
     }
 }
 
@@ -154,7 +101,7 @@ impl EpochTree {
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
-    use crate::merkle::{compute_root, verify};
+    use crate::sum_tree::{compute_root, empty_root, verify, verify_leaf, SumNode};
     use alloc::vec;
     use proptest::prelude::*;
 
@@ -163,61 +110,55 @@ mod tests {
     }
 
     #[test]
-    fn one_leaf_tree_root_is_the_leaf() {
-        let tree = MerkleTree::from_leaves(vec![h(5)]).unwrap();
-        assert_eq!(tree.root(), h(5));
-        assert_eq!(tree.proof(0), Some(vec![]));
-        assert_eq!(tree.depth(), 0);
-    }
-
-    #[test]
-    fn odd_levels_duplicate_their_last_node() {
-        let tree = MerkleTree::from_leaves(vec![h(1), h(2), h(3)]).unwrap();
-        let left = node_hash(&h(1), &h(2));
-        let right = node_hash(&h(3), &h(3));
-        assert_eq!(tree.root(), node_hash(&left, &right));
-        assert_eq!(tree.proof(2), Some(vec![h(3), left]));
-    }
-
-    #[test]
-    fn empty_trees_are_refused_and_epoch_trees_get_the_empty_root() {
-        assert_eq!(MerkleTree::from_leaves(vec![]), Err(CoreError::EmptyTree));
+    fn empty_epoch_trees_get_the_empty_root() {
         let t = EpochTree::build(TreeKind::Reward, &h(1), 4, vec![]).unwrap();
-        assert_eq!(t.root, empty_root(TreeKind::Reward, &h(1), 4));
-        assert_eq!(t.total, 0);
+        assert_eq!(t.root, empty_root(TreeKind::Reward));
+        assert_eq!((t.total, t.leaf_count()), (0, 0));
         assert!(t.proof_for(&h(2)).is_none());
     }
 
     #[test]
     fn duplicates_and_overflowing_totals_are_refused() {
-        let dup = vec![
-            Entry {
-                account: h(1),
-                cumulative: 1,
-            },
-            Entry {
-                account: h(1),
-                cumulative: 2,
-            },
-        ];
+        let e = |b: u8, cumulative: u64| Entry {
+            account: h(b),
+            cumulative,
+        };
         assert_eq!(
-            EpochTree::build(TreeKind::Reward, &h(0), 0, dup),
+            EpochTree::build(TreeKind::Reward, &h(0), 0, vec![e(1, 1), e(1, 2)]),
             Err(CoreError::DuplicateLeaf)
         );
-        let big = vec![
-            Entry {
-                account: h(1),
-                cumulative: u64::MAX,
-            },
-            Entry {
-                account: h(2),
-                cumulative: 1,
-            },
-        ];
         assert_eq!(
-            EpochTree::build(TreeKind::Reward, &h(0), 0, big),
+            EpochTree::build(TreeKind::Reward, &h(0), 0, vec![e(1, u64::MAX), e(2, 1)]),
             Err(CoreError::Overflow)
         );
+    }
+
+    /// The theft the sums stop: a tree over `a: 300, b: 700, thief: 1000` whose root is voted
+    /// with the total 1000. Every proof of it leads to a top summing to 2000, so none verifies
+    /// against the voted commitment, although each links its leaf to the voted root hash's tree.
+    #[test]
+    fn a_tree_summing_above_the_declared_total_proves_nothing() {
+        let e = |b: u8, cumulative: u64| Entry {
+            account: h(b),
+            cumulative,
+        };
+        let t = EpochTree::build(
+            TreeKind::Reward,
+            &h(9),
+            3,
+            vec![e(1, 300), e(2, 700), e(3, 1000)],
+        )
+        .unwrap();
+        assert_eq!(t.total, 2000);
+        let voted = Commitment {
+            total: 1000,
+            ..*t.commitment()
+        };
+        for entry in &t.entries {
+            let proof = t.proof_for(&entry.account).unwrap();
+            assert!(verify(t.scope(), t.commitment(), &proof));
+            assert!(!verify(t.scope(), &voted, &proof));
+        }
     }
 
     fn entries() -> impl Strategy<Value = Vec<Entry>> {
@@ -234,45 +175,57 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Random trees: every proof verifies; the root's sum is the sum of the leaves; changing
+        /// the leaf's amount, a sibling's hash or sum, the index, or the declared total fails.
         #[test]
         fn every_proof_verifies_and_any_tampering_fails(
             entries in entries(),
             config in any::<[u8; 32]>(),
             epoch in any::<u64>(),
             pick in any::<prop::sample::Index>(),
-            flip in any::<prop::sample::Index>(),
-            bit in 0u8..8,
+            level in any::<prop::sample::Index>(),
+            other in any::<prop::sample::Index>(),
+            bit in 0u8..64,
         ) {
             let t = EpochTree::build(TreeKind::Reward, &config, epoch, entries.clone()).unwrap();
-            prop_assert_eq!(t.entries.len(), entries.len());
+            let sum: u64 = entries.iter().map(|e| e.cumulative).sum();
+            prop_assert_eq!(t.total, sum);
+            prop_assert_eq!(t.commitment().total, sum);
+            prop_assert_eq!(t.leaf_count(), entries.len() as u64);
+            let scope = *t.scope();
+            let c = *t.commitment();
             for e in &t.entries {
-                let (found, proof) = t.proof_for(&e.account).unwrap();
-                let leaf = leaf_hash(TreeKind::Reward, &config, epoch, &e.account, found.cumulative);
-                prop_assert!(verify(&proof, &t.root, leaf));
+                let p = t.proof_for(&e.account).unwrap();
+                prop_assert_eq!(p.leaf.amount, e.cumulative);
+                prop_assert!(verify_leaf(&scope, &c, &p.leaf, p.index, &p.siblings));
+                // The top the proof leads to sums to the total.
+                let top = compute_root(&scope, &p.leaf, p.index, c.leaf_count, &p.siblings).unwrap();
+                prop_assert_eq!(top, c);
             }
-            let e = t.entries[pick.index(t.entries.len())];
-            let (_, proof) = t.proof_for(&e.account).unwrap();
-            let leaf = leaf_hash(TreeKind::Reward, &config, epoch, &e.account, e.cumulative);
-            // Another amount, epoch, tree kind or config never verifies.
-            let more = leaf_hash(TreeKind::Reward, &config, epoch, &e.account, e.cumulative + 1);
-            prop_assert!(!verify(&proof, &t.root, more));
-            let later = leaf_hash(TreeKind::Reward, &config, epoch.wrapping_add(1), &e.account, e.cumulative);
-            prop_assert!(!verify(&proof, &t.root, later));
-            let usage = leaf_hash(TreeKind::Usage, &config, epoch, &e.account, e.cumulative);
-            prop_assert!(!verify(&proof, &t.root, usage));
-            // Flipping any bit of any proof element breaks it.
-            if !proof.is_empty() {
-                let mut bad = proof.clone();
-                let i = flip.index(bad.len());
-                bad[i][(i * 7) % 32] ^= 1 << bit;
-                prop_assert!(!verify(&bad, &t.root, leaf));
-                // Dropping or appending an element breaks it too.
-                prop_assert!(!verify(&proof[..proof.len() - 1], &t.root, leaf));
+            let n = t.entries.len();
+            let e = t.entries[pick.index(n)];
+            let p = t.proof_for(&e.account).unwrap();
+            let mut leaf = p.leaf;
+            leaf.amount ^= 1 << bit;
+            prop_assert!(!verify_leaf(&scope, &c, &leaf, p.index, &p.siblings));
+            let j = other.index(n) as u64;
+            if j != p.index {
+                prop_assert!(!verify_leaf(&scope, &c, &p.leaf, j, &p.siblings));
             }
-            let mut longer = proof.clone();
-            longer.push(t.root);
-            prop_assert!(!verify(&longer, &t.root, leaf));
-            prop_assert_eq!(compute_root(leaf, &proof), t.root);
+            prop_assert!(!verify_leaf(&scope, &c, &p.leaf, p.index ^ (1 << (bit % 32)), &p.siblings));
+            if !p.siblings.is_empty() {
+                let k = level.index(p.siblings.len());
+                let mut s: Vec<SumNode> = p.siblings.clone();
+                s[k].hash[(bit / 2) as usize] ^= 1 << (bit % 8);
+                prop_assert!(!verify_leaf(&scope, &c, &p.leaf, p.index, &s));
+                let mut s: Vec<SumNode> = p.siblings.clone();
+                s[k].sum ^= 1 << bit;
+                prop_assert!(!verify_leaf(&scope, &c, &p.leaf, p.index, &s));
+            }
+            let declared = Commitment { total: c.total ^ (1 << bit), ..c };
+            prop_assert!(!verify_leaf(&scope, &declared, &p.leaf, p.index, &p.siblings));
         }
 
         #[test]
