@@ -732,8 +732,8 @@ mod tests {
             hash: [7; 32],
             sum: u64::MAX,
         };
-        assert_eq!(compute_root(&SCOPE, &leaf(1, 1), 0, 2, &[huge]), None);
-        assert!(compute_root(&SCOPE, &leaf(1, 0), 0, 2, &[huge]).is_some());
+        assert_eq!(compute_root(&SCOPE, &leaf(1, 1), 0, 2, [huge]), None);
+        assert!(compute_root(&SCOPE, &leaf(1, 0), 0, 2, [huge]).is_some());
     }
 
     #[test]
@@ -746,18 +746,18 @@ mod tests {
         // Depth 32 (2^32 leaves) is the most a proof may have.
         assert!(compute_root(&SCOPE, &l, 0, 1 << 32, &sib[..32]).is_some());
         assert!(compute_root(&SCOPE, &l, (1 << 32) - 1, 1 << 32, &sib[..32]).is_some());
-        assert_eq!(compute_root(&SCOPE, &l, 0, (1 << 32) + 1, &sib), None);
-        assert_eq!(compute_root(&SCOPE, &l, 0, u64::MAX, &sib), None);
+        assert_eq!(compute_root(&SCOPE, &l, 0, (1 << 32) + 1, sib), None);
+        assert_eq!(compute_root(&SCOPE, &l, 0, u64::MAX, sib), None);
         // The length must be the depth of the leaf count.
-        assert!(compute_root(&SCOPE, &l, 4, 5, &[EMPTY_NODE, EMPTY_NODE, sib[0]]).is_some());
+        assert!(compute_root(&SCOPE, &l, 4, 5, [EMPTY_NODE, EMPTY_NODE, sib[0]]).is_some());
         assert_eq!(
-            compute_root(&SCOPE, &l, 4, 5, &[EMPTY_NODE, EMPTY_NODE]),
+            compute_root(&SCOPE, &l, 4, 5, [EMPTY_NODE, EMPTY_NODE]),
             None
         );
         assert_eq!(compute_root(&SCOPE, &l, 0, 5, &sib[..4]), None);
         // Not even when the extra siblings are padding, which would hash on above the top.
-        assert_eq!(compute_root(&SCOPE, &l, 0, 1, &[EMPTY_NODE]), None);
-        assert_eq!(compute_root(&SCOPE, &l, 0, 2, &[sib[0], EMPTY_NODE]), None);
+        assert_eq!(compute_root(&SCOPE, &l, 0, 1, [EMPTY_NODE]), None);
+        assert_eq!(compute_root(&SCOPE, &l, 0, 2, [sib[0], EMPTY_NODE]), None);
         // The index must be below the leaf count.
         assert_eq!(compute_root(&SCOPE, &l, 5, 5, &sib[..3]), None);
         assert_eq!(compute_root(&SCOPE, &l, u64::MAX, 5, &sib[..3]), None);
