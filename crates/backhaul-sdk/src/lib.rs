@@ -3,7 +3,7 @@
 //!
 //! ```ignore
 //! let d = Deployment::new(mint);
-//! let ix = backhaul_sdk::ix::claim(&d, &payer, epoch, &operator, &recipient, cumulative, proof);
+//! let ix = backhaul_sdk::ix::claim(&d, &payer, epoch, &operator, &recipient, cumulative, index, &siblings);
 //! ```
 
 use anchor_lang::prelude::Pubkey;
@@ -105,7 +105,8 @@ pub fn program_data() -> Pubkey {
 pub mod ix {
     use super::*;
     use anchor_lang::system_program::ID as SYSTEM;
-    use backhaul::state::EpochProposal;
+    use backhaul::state::{EpochProposal, ProofNode};
+    use backhaul_core::sum_tree::SumNode;
     use spl_token_interface::ID as TOKEN;
 
     fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
@@ -246,7 +247,8 @@ pub mod ix {
         operator: &Pubkey,
         recipient: &Pubkey,
         cumulative: u64,
-        proof: Vec<[u8; 32]>,
+        index: u64,
+        siblings: &[SumNode],
     ) -> Instruction {
         build(
             backhaul::accounts::Claim {
@@ -265,7 +267,8 @@ pub mod ix {
             backhaul::instruction::Claim {
                 epoch,
                 cumulative,
-                proof,
+                index,
+                proof: siblings.iter().map(ProofNode::from).collect(),
             },
         )
     }
@@ -334,13 +337,15 @@ pub mod ix {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn settle_usage(
         d: &Deployment,
         payer: &Pubkey,
         epoch: u64,
         buyer: &Pubkey,
         consumed_cumulative: u64,
-        proof: Vec<[u8; 32]>,
+        index: u64,
+        siblings: &[SumNode],
     ) -> Instruction {
         build(
             backhaul::accounts::SettleUsage {
@@ -357,7 +362,8 @@ pub mod ix {
             backhaul::instruction::SettleUsage {
                 epoch,
                 consumed_cumulative,
-                proof,
+                index,
+                proof: siblings.iter().map(ProofNode::from).collect(),
             },
         )
     }

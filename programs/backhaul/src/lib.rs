@@ -29,7 +29,7 @@ pub mod instructions;
 pub mod state;
 
 use instructions::*;
-use state::{EpochProposal, GovernanceChange};
+use state::{EpochProposal, GovernanceChange, ProofNode};
 
 declare_id!("3sxASsPrgiDAqyZAg5nTtKUjxRFHXD7kq4W1Ta6Z6WFX");
 
@@ -80,9 +80,10 @@ pub mod backhaul {
         ctx: Context<Claim>,
         epoch: u64,
         cumulative: u64,
-        proof: Vec<[u8; 32]>,
+        index: u64,
+        proof: Vec<ProofNode>,
     ) -> Result<()> {
-        instructions::claim::handler(ctx, epoch, cumulative, proof)
+        instructions::claim::handler(ctx, epoch, cumulative, index, proof)
     }
 
     /// An oracle's price submission; posts the quorum's conservative price.
@@ -113,9 +114,10 @@ pub mod backhaul {
         ctx: Context<SettleUsage>,
         epoch: u64,
         consumed_cumulative: u64,
-        proof: Vec<[u8; 32]>,
+        index: u64,
+        proof: Vec<ProofNode>,
     ) -> Result<()> {
-        instructions::settle_usage::handler(ctx, epoch, consumed_cumulative, proof)
+        instructions::settle_usage::handler(ctx, epoch, consumed_cumulative, index, proof)
     }
 
     /// Queues a change of parameters, oracles or guardians (admin); `id` is the config's

@@ -4,7 +4,7 @@ use crate::events::RewardClaimed;
 use crate::state::*;
 use anchor_lang::prelude::*;
 use anchor_spl::token::{self, Token, TokenAccount, Transfer};
-use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
+use backhaul_core::merkle::TreeKind;
 
 // Accounts whose contents identify them (a program-owned account of the right type naming this
 // deployment, or the deployment's own vault) are checked by those contents, which costs nothing
@@ -77,15 +77,18 @@ pub struct Claim<'info> {
 /// `epoch` names the epoch whose proof is used, and `epoch_record` must be its record, so clients
 /// derive the record's address from the argument.
 ///
-/// Checks: not paused; the epoch is finalized; the proof is at most 32 hashes and links the leaf
-/// `(operator, cumulative)` of this deployment and epoch to the epoch's reward root; the
+/// Checks: not paused; the epoch is finalized; the proof (the leaf's `index` and at most 32
+/// siblings, each a hash and a sum) links the leaf `(operator, cumulative)` of this deployment and
+/// epoch to the epoch's reward root, through a top whose sum is the epoch's declared reward total
+/// over its declared leaf count (so a tree summing to more than was voted pays nobody); the
 /// recipient is owned by the operator and holds the configured mint; something is left to pay.
 /// Proofs from older epochs carry smaller cumulative amounts and so can never pay twice.
 pub fn handler(
     ctx: Context<Claim>,
     _epoch: u64,
     cumulative: u64,
-    proof: Vec<[u8; 32]>,
+    index: u64,
+    proof: Vec<ProofNode>,
 ) -> Result<()> {
     let config = &ctx.accounts.config;
     let record = &ctx.accounts.epoch_record;
@@ -98,18 +101,21 @@ pub fn handler(
         record.status == EpochStatus::Finalized,
         BackhaulError::EpochNotFinalized
     );
-    require!(proof.len() <= MAX_PROOF_DEPTH, BackhaulError::ProofTooLong);
-    let leaf = leaf_hash(
-        TreeKind::Reward,
-        &config.key().to_bytes(),
+    let p = &record.proposal;
+    check_leaf(
+        &TreeCommitment {
+            kind: TreeKind::Reward,
+            root: p.reward_root,
+            total: p.reward_total,
+            leaf_count: p.reward_leaf_count,
+        },
+        &config.key(),
         record.epoch,
-        &operator.to_bytes(),
+        &operator,
         cumulative,
-    );
-    require!(
-        verify(&proof, &record.proposal.reward_root, leaf),
-        BackhaulError::InvalidProof
-    );
+        index,
+        &proof,
+    )?;
 
     let config_key = config.key();
     let claim_info = ctx.accounts.operator_claim.to_account_info();

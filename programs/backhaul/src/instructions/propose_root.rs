@@ -4,7 +4,8 @@ use crate::events::{RootProposed, RootVoted, RoundExpired};
 use crate::state::*;
 use anchor_lang::prelude::*;
 use backhaul_core::epoch::epoch_end;
-use backhaul_core::merkle::{empty_root, proposal_digest, TreeKind};
+use backhaul_core::merkle::{proposal_digest, TreeKind};
+use backhaul_core::sum_tree::{depth, empty_root};
 
 #[event_cpi]
 #[derive(Accounts)]
@@ -58,7 +59,7 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     require!(epoch == config.next_epoch, BackhaulError::EpochOutOfOrder);
     let end = epoch_end(config.genesis_ts, config.epoch_length_secs, epoch).map_err(core_error)?;
     require!(now >= end, BackhaulError::EpochNotEnded);
-    check_proposal(config, &config.key(), epoch, &proposal)?;
+    check_proposal(config, &proposal)?;
     check_usage_paid(config, &ctx.accounts.ledger, &proposal)?;
     config.finalize_outcome(
         epoch,
@@ -201,13 +202,7 @@ fn check_usage_paid(config: &Config, ledger: &EpochLedger, p: &EpochProposal) ->
 }
 
 /// Both trees' internal consistency against the last finalized epoch.
-fn check_proposal(
-    config: &Config,
-    config_key: &Pubkey,
-    epoch: u64,
-    p: &EpochProposal,
-) -> Result<()> {
-    let config_bytes = config_key.to_bytes();
+fn check_proposal(config: &Config, p: &EpochProposal) -> Result<()> {
     check_tree(
         TreeCommit {
             kind: TreeKind::Reward,
@@ -218,8 +213,6 @@ fn check_proposal(
         },
         config.last_reward_total,
         config.last_reward_leaf_count,
-        &config_bytes,
-        epoch,
     )?;
     check_tree(
         TreeCommit {
@@ -231,8 +224,6 @@ fn check_proposal(
         },
         config.last_usage_total,
         config.last_usage_leaf_count,
-        &config_bytes,
-        epoch,
     )
 }
 
@@ -244,24 +235,25 @@ struct TreeCommit<'a> {
     increase: u64,
 }
 
-/// A non-zero root; total = previous total + increase; the leaf count never shrinks; zero leaves
-/// exactly when the root is the empty root, with a zero total.
-fn check_tree(
-    t: TreeCommit,
-    previous_total: u64,
-    previous_leaf_count: u64,
-    config: &[u8; 32],
-    epoch: u64,
-) -> Result<()> {
+/// A non-zero root; total = previous total + increase; the leaf count never shrinks and is at most
+/// 2^32 (the deepest tree a proof may climb); zero leaves exactly when the root is the empty root,
+/// with a zero total.
+///
+/// The program cannot see the leaves, so it cannot check here that they sum to the total. It
+/// does not need to: a Merkle-sum root commits to its top's sum, and every claim and settlement is
+/// verified against the declared total (`check_leaf`), so a tree whose leaves sum to anything else
+/// proves no leaf.
+fn check_tree(t: TreeCommit, previous_total: u64, previous_leaf_count: u64) -> Result<()> {
     require!(*t.root != [0u8; 32], BackhaulError::ZeroRoot);
     let expected_total = previous_total
         .checked_add(t.increase)
         .ok_or(BackhaulError::Overflow)?;
     let empty = t.leaf_count == 0;
-    let is_empty_root = *t.root == empty_root(t.kind, config, epoch);
+    let is_empty_root = *t.root == empty_root(t.kind);
     require!(
         t.total == expected_total
             && t.leaf_count >= previous_leaf_count
+            && depth(t.leaf_count).is_some()
             && empty == is_empty_root
             && (!empty || t.total == 0),
         BackhaulError::InconsistentProposal

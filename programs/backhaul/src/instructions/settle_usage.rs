@@ -3,7 +3,7 @@ use crate::error::BackhaulError;
 use crate::events::UsageSettled;
 use crate::state::*;
 use anchor_lang::prelude::*;
-use backhaul_core::merkle::{leaf_hash, verify, TreeKind, MAX_PROOF_DEPTH};
+use backhaul_core::merkle::TreeKind;
 
 #[event_cpi]
 #[derive(Accounts)]
@@ -48,8 +48,10 @@ pub struct SettleUsage<'info> {
 /// the rest as unpaid (over-consumption is never hidden and never takes the balance below zero);
 /// adds both to the epoch's ledger and the deployment's totals.
 ///
-/// Checks: not paused; the epoch is finalized; the proof is at most 32 hashes and links the leaf
-/// `(buyer, consumed_cumulative)` of this deployment and epoch to the epoch's usage root; the
+/// Checks: not paused; the epoch is finalized; the proof (the leaf's `index` and at most 32
+/// siblings, each a hash and a sum) links the leaf `(buyer, consumed_cumulative)` of this
+/// deployment and epoch to the epoch's usage root, through a top whose sum is the epoch's declared
+/// usage total over its declared leaf count; the
 /// cumulative amount is above what was already settled (so nothing is ever debited twice, and
 /// proofs from older epochs settle nothing).
 ///
@@ -59,7 +61,8 @@ pub fn handler(
     ctx: Context<SettleUsage>,
     _epoch: u64,
     consumed_cumulative: u64,
-    proof: Vec<[u8; 32]>,
+    index: u64,
+    proof: Vec<ProofNode>,
 ) -> Result<()> {
     let config = &ctx.accounts.config;
     let record = &ctx.accounts.epoch_record;
@@ -72,19 +75,22 @@ pub fn handler(
         record.status == EpochStatus::Finalized,
         BackhaulError::EpochNotFinalized
     );
-    require!(proof.len() <= MAX_PROOF_DEPTH, BackhaulError::ProofTooLong);
     let config_key = config.key();
-    let leaf = leaf_hash(
-        TreeKind::Usage,
-        &config_key.to_bytes(),
+    let p = &record.proposal;
+    check_leaf(
+        &TreeCommitment {
+            kind: TreeKind::Usage,
+            root: p.usage_root,
+            total: p.usage_total,
+            leaf_count: p.usage_leaf_count,
+        },
+        &config_key,
         record.epoch,
-        &buyer.to_bytes(),
+        &buyer,
         consumed_cumulative,
-    );
-    require!(
-        verify(&proof, &record.proposal.usage_root, leaf),
-        BackhaulError::InvalidProof
-    );
+        index,
+        &proof,
+    )?;
     let epoch = record.epoch;
 
     let credit_info = ctx.accounts.credit_account.to_account_info();

@@ -9,6 +9,7 @@ pub mod operator_claim;
 pub mod pda;
 pub mod pending_change;
 pub mod price_feed;
+pub mod proof;
 
 pub use config::*;
 pub use credit_account::*;
@@ -18,6 +19,7 @@ pub use governance::*;
 pub use operator_claim::*;
 pub use pending_change::*;
 pub use price_feed::*;
+pub use proof::*;
 
 /// Every account type, for the IDL. Anchor's IDL build lists only the account types that some
 /// instruction takes as `Account<'info, T>`; `OperatorClaim` and `CreditAccount` never are, since
