@@ -6,7 +6,8 @@
 use anchor_lang::error::ErrorCode as A;
 use backhaul::error::BackhaulError as E;
 use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
-use backhaul_core::merkle::{leaf_hash, node_hash, verify, TreeKind};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::{self, leaf_node, root_hash, Leaf, SumNode};
 use backhaul_core::tree::EpochTree;
 use backhaul_tests::*;
 use solana_program_test::BanksClientError;
@@ -71,7 +72,7 @@ async fn a_leaf_for_the_zero_key_pays_once() {
     env.run_epoch(0, env.proposal(&t0, 0)).await;
     let mint = env.mint;
     let recipient = env.create_token_account(&mint, &zero).await;
-    let (entry, proof) = t0.proof_for(&zero.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&zero.to_bytes()).unwrap();
     let payer = env.payer().pubkey();
     let ix = env.claim_ix(
         &payer,
@@ -109,7 +110,7 @@ async fn another_deployments_accounts_do_not_combine_with_ours() {
     let other_config = config_address(&other);
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     // Their config, vault and mint with our epoch record.
     let mut ix = env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, proof.clone());
     ix.accounts[1].pubkey = other_config;
@@ -122,7 +123,7 @@ async fn another_deployments_accounts_do_not_combine_with_ours() {
     ix.accounts[4].pubkey = claim_address(&other_config, &a);
     assert_program_err(env.send(&[ix], &[]).await, E::WrongClaimRecord);
     // Their config in settle_usage, with our epoch record and ledger.
-    let ix = env.settle_ix(&payer, 0, &a, 0, vec![]);
+    let ix = env.settle_ix(&payer, 0, &a, 0, Proof::default());
     let mut ix2 = ix.clone();
     ix2.accounts[1].pubkey = other_config;
     assert_anchor_err(env.send(&[ix2], &[]).await, A::ConstraintSeeds);
@@ -157,7 +158,7 @@ async fn fake_vaults_and_foreign_mints_are_refused_everywhere() {
         .set_account(&fake_vault, &token_account(&mint, &config, 1_000).into());
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let mut ix = env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, proof.clone());
     ix.accounts[5].pubkey = fake_vault;
     assert_anchor_err(env.send(&[ix], &[]).await, A::ConstraintHasOne);
@@ -203,7 +204,7 @@ async fn pdas_at_a_non_canonical_bump_are_refused() {
     let config = env.config;
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     // The operator's claim record.
     let mut ix = env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, proof);
     ix.accounts[4].pubkey = off_bump_pda(&[b"claim", config.as_ref(), a.as_ref()]);
@@ -246,7 +247,7 @@ async fn duplicated_accounts_are_refused() {
     let (mut env, a, b, t0) = finalized().await;
     let vault = env.vault;
     let payer = env.payer().pubkey();
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     // The vault as the recipient: the tokens would never leave it, yet the claim would count.
     let ix = env.claim_ix(&payer, 0, &a, &vault, entry.cumulative, proof.clone());
     assert_anchor_err(
@@ -347,11 +348,11 @@ async fn claims_racing_a_veto() {
     assert_program_err(env.veto(0).await, E::VetoWindowClosed);
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
-    let (old_entry, old_proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (old_entry, old_proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let stale = env.claim_ix(&payer, 0, &a, &recipient, old_entry.cumulative, old_proof);
     let stale_after_finalize = [env.finalize_ix(0), stale];
     assert_program_err(env.send(&stale_after_finalize, &[]).await, E::InvalidProof);
-    let (entry, proof) = t_fixed.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t_fixed.leaf_proof(&a.to_bytes()).unwrap();
     let good = [
         env.finalize_ix(0),
         env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, proof),
@@ -636,19 +637,35 @@ async fn pitfall_01_an_inner_node_is_not_a_leaf() {
     let t0 = env.reward_tree(0, &amounts);
     env.run_epoch(0, env.proposal(&t0, 0)).await;
     let a = ops[0];
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
-    let leaf = leaf_hash(
-        TreeKind::Reward,
-        &env.config.to_bytes(),
-        0,
-        &a.to_bytes(),
-        100,
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
+    // The inner node over a's leaf and its neighbour, and the top it leads to with a's second
+    // sibling: its root is the committed root.
+    let scope = *t0.scope();
+    let leaf = leaf_node(
+        &scope,
+        &Leaf {
+            account: a.to_bytes(),
+            amount: 100,
+        },
     );
-    let parent = node_hash(&leaf, &proof[0]);
-    assert!(
-        verify(&proof[1..], &t0.root, parent),
+    let pair = |index: u64, node: SumNode, sibling: SumNode| {
+        if index % 2 == 0 {
+            sum_tree::node(&node, &sibling).unwrap()
+        } else {
+            sum_tree::node(&sibling, &node).unwrap()
+        }
+    };
+    let parent = pair(proof.index, leaf, proof.siblings[0]);
+    let top = pair(proof.index / 2, parent, proof.siblings[1]);
+    assert_eq!(
+        root_hash(TreeKind::Reward, &top, 4),
+        t0.root,
         "the inner node links up"
     );
+    let above = Proof {
+        index: proof.index / 2,
+        siblings: proof.siblings[1..].to_vec(),
+    };
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
     let ix = env.claim_ix(
@@ -657,10 +674,10 @@ async fn pitfall_01_an_inner_node_is_not_a_leaf() {
         &a,
         &recipient,
         entry.cumulative,
-        proof[1..].to_vec(),
+        above.clone(),
     );
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
-    let fake_operator = Pubkey::new_from_array(parent);
+    let fake_operator = Pubkey::new_from_array(parent.hash);
     let mint = env.mint;
     let fake_recipient = env.create_token_account(&mint, &fake_operator).await;
     for amount in [0, 100, 200] {
@@ -670,7 +687,7 @@ async fn pitfall_01_an_inner_node_is_not_a_leaf() {
             &fake_operator,
             &fake_recipient,
             amount,
-            proof[1..].to_vec(),
+            above.clone(),
         );
         assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     }
@@ -693,7 +710,7 @@ async fn pitfall_02_a_root_is_bound_to_its_deployment_and_epoch() {
     env.run_epoch(1, replay).await;
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let ix = env.claim_ix(&payer, 1, &a, &recipient, entry.cumulative, proof.clone());
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     // Another deployment whose oracles commit a tree built for this one.
@@ -745,7 +762,7 @@ async fn pitfall_03_a_claim_record_is_never_reset() {
         .unwrap();
     let stranger = Keypair::new();
     crate::util::fund(&mut env, &stranger.pubkey()).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let recipient = ata(&a, &env.mint);
     let ix = env.claim_ix(
         &stranger.pubkey(),
@@ -865,7 +882,7 @@ async fn pitfall_05_initialization_cannot_be_front_run() {
 #[tokio::test]
 async fn pitfall_06_events_are_self_cpis_and_cannot_be_forged() {
     let (mut env, a, _, t0) = finalized().await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let recipient = env.create_ata(&a).await;
     let payer = env.payer();
     let ix = env.claim_ix(&payer.pubkey(), 0, &a, &recipient, entry.cumulative, proof);
@@ -907,7 +924,7 @@ async fn pitfall_07_claims_pay_only_the_operator_in_the_right_mint() {
     let mint = env.mint;
     let admin = env.admin.insecure_clone();
     let admins = env.create_token_account(&mint, &admin.pubkey()).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let ix = env.claim_ix(
         &admin.pubkey(),
         0,
@@ -1542,7 +1559,7 @@ async fn pitfall_18_no_authority_can_redirect_the_vault() {
     // The admin, claiming a's leaf into its own account, is refused.
     let mint = env.mint;
     let admins = env.create_token_account(&mint, &admin.pubkey()).await;
-    let (entry, proof) = t0.proof_for(&a.to_bytes()).unwrap();
+    let (entry, proof) = t0.leaf_proof(&a.to_bytes()).unwrap();
     let ix = env.claim_ix(&admin.pubkey(), 0, &a, &admins, entry.cumulative, proof);
     assert_anchor_err(env.send(&[ix], &[&admin]).await, A::ConstraintTokenOwner);
     let ix = env.set_paused_ix(&admin.pubkey(), false);

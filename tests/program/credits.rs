@@ -620,16 +620,16 @@ async fn settlement_debits_proven_usage_once() {
 async fn invalid_settlement_proofs_are_refused() {
     let (mut env, b, u0, u1) = settled_world().await;
     let payer = env.payer().pubkey();
-    let (entry, proof) = u1.proof_for(&b.pubkey().to_bytes()).unwrap();
+    let (entry, proof) = u1.leaf_proof(&b.pubkey().to_bytes()).unwrap();
     let ix = env.settle_ix(&payer, 1, &b.pubkey(), entry.cumulative + 1, proof.clone());
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     // Epoch 0's leaf against epoch 1.
-    let (e0, p0) = u0.proof_for(&b.pubkey().to_bytes()).unwrap();
+    let (e0, p0) = u0.leaf_proof(&b.pubkey().to_bytes()).unwrap();
     let ix = env.settle_ix(&payer, 1, &b.pubkey(), e0.cumulative, p0);
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     // The reward tree's format is not the usage tree's.
     let op = Pubkey::new_unique();
-    let ix = env.settle_ix(&payer, 1, &op, 200 * TOKEN, vec![]);
+    let ix = env.settle_ix(&payer, 1, &op, 200 * TOKEN, Proof::default());
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     // Another buyer's leaf.
     let other = Pubkey::new_unique();

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backhaul::state::EpochProposal;
-use backhaul_core::merkle::{compute_root, leaf_hash, sha256v, TreeKind};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::{Leaf, Scope};
 use backhaul_localnet::ProgramBuild;
 use backhaul_tests::*;
 use solana_sdk::signature::{Keypair, Signer};
@@ -190,7 +191,7 @@ async fn measure() -> Samples {
         "depth 10, first claim",
         env.send_metered(&[ix], &[]).await.expect("claim"),
     );
-    let (entry, uproof) = usage.proof_for(&buyer.pubkey().to_bytes()).expect("leaf");
+    let (entry, uproof) = usage.leaf_proof(&buyer.pubkey().to_bytes()).expect("leaf");
     let ix = env.settle_ix(&payer, 0, &buyer.pubkey(), entry.cumulative, uproof);
     s.add(
         "settle_usage",
@@ -360,23 +361,20 @@ async fn measure() -> Samples {
     s
 }
 
-/// A root for which `proof` (made-up siblings) proves `operator`'s leaf of `amount` in `epoch`.
-fn deep_root(
-    env: &Env,
-    operator: &Keypair,
-    amount: u64,
-    depth: u8,
-    epoch: u64,
-) -> ([u8; 32], Vec<[u8; 32]>) {
-    let leaf = leaf_hash(
-        TreeKind::Reward,
-        &env.config.to_bytes(),
+/// A root (of a full tree of `2^depth` leaves totalling `amount`) for which `proof` (made-up
+/// siblings) proves `operator`'s leaf of `amount` in `epoch`.
+fn deep_root(env: &Env, operator: &Keypair, amount: u64, depth: u8, epoch: u64) -> ([u8; 32], Proof) {
+    let scope = Scope {
+        kind: TreeKind::Reward,
+        config: env.config.to_bytes(),
         epoch,
-        &operator.pubkey().to_bytes(),
+    };
+    let leaf = Leaf {
+        account: operator.pubkey().to_bytes(),
         amount,
-    );
-    let proof: Vec<[u8; 32]> = (0..depth).map(|i| sha256v(&[b"sibling", &[i]])).collect();
-    (compute_root(leaf, &proof), proof)
+    };
+    let (commitment, proof) = deep_proof(&scope, &leaf, depth);
+    (commitment.root, proof)
 }
 
 /// One row of the committed table.

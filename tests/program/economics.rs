@@ -330,7 +330,7 @@ async fn ledger_identities_hold_over_several_epochs() {
     let mut claimed = 0;
     for op in &operators {
         let cl: OperatorClaim = env.account(&claim_address(&env.config, op)).await.unwrap();
-        let (entry, _) = last_rewards.proof_for(&op.to_bytes()).unwrap();
+        let (entry, _) = last_rewards.leaf_proof(&op.to_bytes()).unwrap();
         assert!(cl.claimed <= entry.cumulative);
         claimed += cl.claimed;
     }

@@ -567,7 +567,19 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
         ("finalize", ix::finalize(&d, 7)),
         (
             "claim",
-            ix::claim(&d, &who, 7, &other, &who, 5, vec![[1; 32]]),
+            ix::claim(
+                &d,
+                &who,
+                7,
+                &other,
+                &who,
+                5,
+                1,
+                &[backhaul_core::sum_tree::SumNode {
+                    hash: [1; 32],
+                    sum: 2,
+                }],
+            ),
         ),
         ("submit_price", ix::submit_price(&d, &who, 9)),
         (
@@ -577,7 +589,7 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
         ("seal_epoch", ix::seal_epoch(&d, &who, 7)),
         (
             "settle_usage",
-            ix::settle_usage(&d, &who, 7, &other, 5, vec![]),
+            ix::settle_usage(&d, &who, 7, &other, 5, 0, &[]),
         ),
         ("queue_change", ix::queue_change(&d, &who, 3, change)),
         ("cancel_change", ix::cancel_change(&d, &who, 3, &other)),

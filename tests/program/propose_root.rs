@@ -1,6 +1,7 @@
 use backhaul::error::BackhaulError as E;
 use backhaul::state::EpochProposal;
-use backhaul_core::merkle::{empty_root, TreeKind};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::empty_root;
 use backhaul_tests::*;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
@@ -169,7 +170,7 @@ async fn zero_roots_and_inconsistent_totals_are_refused() {
             ..p
         },
         EpochProposal {
-            reward_root: empty_root(TreeKind::Reward, &env.config.to_bytes(), 0),
+            reward_root: empty_root(TreeKind::Reward),
             ..p
         },
     ] {
@@ -205,7 +206,7 @@ async fn the_leaf_count_never_shrinks_and_empty_epochs_use_the_empty_root() {
     let p0 = env.proposal(&empty, 0);
     assert_eq!(
         p0.reward_root,
-        empty_root(TreeKind::Reward, &env.config.to_bytes(), 0)
+        empty_root(TreeKind::Reward)
     );
     env.run_epoch(0, p0).await;
     assert_eq!(env.config_state().await.total_minted, 0);

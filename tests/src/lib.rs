@@ -9,6 +9,7 @@
 
 use backhaul::state::{EconomicsParams, EmissionParams, EpochProposal};
 use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::{compute_root, Commitment, Leaf, Scope, SumNode};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_localnet::ProgramBuild;
 use backhaul_sdk::{ix, Deployment};
@@ -26,6 +27,50 @@ pub use backhaul::state::{
     Config, ConsensusParams, CreditAccount, EpochLedger, EpochRecord, EpochStatus,
     GovernanceChange, OperatorClaim, ParamsChange, PendingChange, PriceFeed, PurchaseCheckpoint,
 };
+
+/// A claim's or settlement's proof as instructions carry it: the leaf's index and its siblings
+/// (hash and sum) from the leaf level up. The default is index 0 with no siblings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proof {
+    pub index: u64,
+    pub siblings: Vec<SumNode>,
+}
+
+/// A leaf's entry and proof in a tree.
+pub trait LeafProofs {
+    /// `account`'s entry and proof, if it has a leaf.
+    fn leaf_proof(&self, account: &[u8; 32]) -> Option<(Entry, Proof)>;
+}
+
+impl LeafProofs for EpochTree {
+    fn leaf_proof(&self, account: &[u8; 32]) -> Option<(Entry, Proof)> {
+        let p = self.proof_for(account)?;
+        let entry = Entry {
+            account: p.leaf.account,
+            cumulative: p.leaf.amount,
+        };
+        Some((
+            entry,
+            Proof {
+                index: p.index,
+                siblings: p.siblings,
+            },
+        ))
+    }
+}
+
+/// A full tree of `2^depth` leaves in which made-up siblings (each of sum 0) prove `leaf` at index
+/// 0 of `scope`: the commitment (root, total = the leaf's amount, leaf count) and the proof.
+pub fn deep_proof(scope: &Scope, leaf: &Leaf, depth: u8) -> (Commitment, Proof) {
+    let siblings: Vec<SumNode> = (0..depth)
+        .map(|i| SumNode {
+            hash: backhaul_core::merkle::sha256v(&[b"sibling", &[i]]),
+            sum: 0,
+        })
+        .collect();
+    let commitment = compute_root(scope, leaf, 0, 1 << depth, &siblings).expect("a full tree");
+    (commitment, Proof { index: 0, siblings })
+}
 
 /// Epoch length used by the fixtures (one day).
 pub const EPOCH_SECS: u64 = 86_400;
@@ -656,7 +701,7 @@ impl Env {
         operator: &Pubkey,
         recipient: &Pubkey,
         cumulative: u64,
-        proof: Vec<[u8; 32]>,
+        proof: Proof,
     ) -> Instruction {
         ix::claim(
             &self.deployment(),
@@ -665,7 +710,8 @@ impl Env {
             operator,
             recipient,
             cumulative,
-            proof,
+            proof.index,
+            &proof.siblings,
         )
     }
 
@@ -677,7 +723,7 @@ impl Env {
         operator: &Pubkey,
     ) -> Result<(), BanksClientError> {
         let (entry, proof) = tree
-            .proof_for(&operator.to_bytes())
+            .leaf_proof(&operator.to_bytes())
             .expect("operator has a leaf");
         let recipient = self.create_ata(operator).await;
         let payer = self.payer().pubkey();
@@ -687,6 +733,30 @@ impl Env {
 
     pub fn seal_ix(&self, payer: &Pubkey, epoch: u64) -> Instruction {
         ix::seal_epoch(&self.deployment(), payer, epoch)
+    }
+
+    /// Creates the deployment's address lookup table (`backhaul_sdk::lookup_table`), paid and
+    /// owned by the context payer, and moves the bank on a slot so that it can be used.
+    pub async fn create_lookup_table(
+        &mut self,
+    ) -> solana_sdk::message::AddressLookupTableAccount {
+        let slot_hashes: solana_sdk::slot_hashes::SlotHashes = self
+            .ctx
+            .banks_client
+            .get_sysvar()
+            .await
+            .expect("slot hashes");
+        let recent_slot = slot_hashes.first().expect("a recent slot").0;
+        let payer = self.payer().pubkey();
+        let (ixs, key) =
+            backhaul_sdk::lookup_table::create(&self.deployment(), &payer, &payer, recent_slot);
+        self.send(&ixs, &[]).await.expect("lookup table");
+        let slot = self.ctx.banks_client.get_root_slot().await.expect("slot");
+        self.ctx.warp_to_slot(slot + 2).expect("warp");
+        solana_sdk::message::AddressLookupTableAccount {
+            key,
+            addresses: self.deployment().lookup_table_addresses(),
+        }
     }
 
     /// Seals `epoch`'s ledger, paid by the context payer.
@@ -789,7 +859,7 @@ impl Env {
         epoch: u64,
         buyer: &Pubkey,
         consumed_cumulative: u64,
-        proof: Vec<[u8; 32]>,
+        proof: Proof,
     ) -> Instruction {
         ix::settle_usage(
             &self.deployment(),
@@ -797,7 +867,8 @@ impl Env {
             epoch,
             buyer,
             consumed_cumulative,
-            proof,
+            proof.index,
+            &proof.siblings,
         )
     }
 
@@ -807,7 +878,7 @@ impl Env {
         tree: &EpochTree,
         buyer: &Pubkey,
     ) -> Result<(), BanksClientError> {
-        let (entry, proof) = tree.proof_for(&buyer.to_bytes()).expect("buyer has a leaf");
+        let (entry, proof) = tree.leaf_proof(&buyer.to_bytes()).expect("buyer has a leaf");
         let payer = self.payer().pubkey();
         let ix = self.settle_ix(&payer, tree.epoch, buyer, entry.cumulative, proof);
         self.send(&[ix], &[]).await
@@ -952,12 +1023,12 @@ impl Env {
     ) -> EpochProposal {
         EpochProposal {
             reward_root: rewards.root,
-            reward_leaf_count: rewards.entries.len() as u64,
+            reward_leaf_count: rewards.leaf_count(),
             reward_total: rewards.total,
             allocation: rewards.total - previous_reward_total,
             dataset_hash: backhaul_core::merkle::sha256v(&[b"dataset", &rewards.root, &usage.root]),
             usage_root: usage.root,
-            usage_leaf_count: usage.entries.len() as u64,
+            usage_leaf_count: usage.leaf_count(),
             usage_total: usage.total,
             credits_consumed: usage.total - previous_usage_total,
             usage_cost_total: 0,
@@ -971,7 +1042,7 @@ impl Env {
     /// Anything else, or a proposal the sponsor cannot pay for, is returned unchanged, so the vote
     /// shows why it fails.
     pub async fn sponsored(&mut self, epoch: u64, proposal: EpochProposal) -> EpochProposal {
-        if !self.needs_sponsor(epoch, &proposal).await {
+        if !self.needs_sponsor(&proposal).await {
             return proposal;
         }
         // Before the epoch's end the vote fails anyway; leave its ledger untouched.
@@ -997,9 +1068,8 @@ impl Env {
 
     /// Whether [`Env::sponsored`] would pay for `proposal`: it has no usage tree of its own and
     /// either an allocation or a predecessor whose usage tree (the sponsor's) it must keep.
-    async fn needs_sponsor(&mut self, epoch: u64, proposal: &EpochProposal) -> bool {
-        let empty =
-            backhaul_core::merkle::empty_root(TreeKind::Usage, &self.config.to_bytes(), epoch);
+    async fn needs_sponsor(&mut self, proposal: &EpochProposal) -> bool {
+        let empty = backhaul_core::sum_tree::empty_root(TreeKind::Usage);
         if proposal.usage_cost != 0
             || proposal.usage_leaf_count != 0
             || proposal.usage_root != empty
@@ -1089,7 +1159,7 @@ impl Env {
         let usage = self.usage_tree(epoch, &[(self.sponsor.pubkey(), credits)]);
         let paid = EpochProposal {
             usage_root: usage.root,
-            usage_leaf_count: usage.entries.len() as u64,
+            usage_leaf_count: usage.leaf_count(),
             usage_total: usage.total,
             credits_consumed: credits - consumed.credits,
             usage_cost_total: cost,

@@ -37,6 +37,23 @@ impl Deployment {
         }
     }
 
+    /// The accounts that every claim and settlement of this deployment names, whatever the
+    /// operator, buyer or epoch: what its address lookup table holds ([`lookup_table`]), so that
+    /// claims and settlements, sent as v0 transactions, load them by a one-byte index instead of
+    /// 32 bytes each. Program ids that a transaction invokes are never loaded from a table; the
+    /// associated token program is listed for transactions that only pass it.
+    pub fn lookup_table_addresses(&self) -> Vec<Pubkey> {
+        vec![
+            self.config,
+            self.mint,
+            self.vault(),
+            event_authority(),
+            spl_token_interface::ID,
+            anchor_lang::system_program::ID,
+            spl_associated_token_account_interface::program::ID,
+        ]
+    }
+
     /// The rewards vault `["vault", config]`.
     pub fn vault(&self) -> Pubkey {
         pda(&[VAULT_SEED, self.config.as_ref()])
@@ -85,6 +102,28 @@ impl Deployment {
 /// not from the local machine.
 pub fn purchase_epoch(config: &state::Config, clock_unix_timestamp: i64) -> u64 {
     backhaul::instructions::buy_credits::epoch_at_time(config, clock_unix_timestamp)
+}
+
+/// The deployment's address lookup table (see [`Deployment::lookup_table_addresses`]).
+pub mod lookup_table {
+    use super::*;
+    use solana_address_lookup_table_interface::instruction as alt;
+
+    /// Creates a lookup table owned by `authority` and fills it with the deployment's fixed
+    /// accounts, in one transaction. `recent_slot` is a slot of the bank's `SlotHashes` (the
+    /// table's address derives from it). Returns the instructions and the table's address; the
+    /// table can be used from the slot after the one it was filled in.
+    pub fn create(
+        d: &Deployment,
+        authority: &Pubkey,
+        payer: &Pubkey,
+        recent_slot: u64,
+    ) -> (Vec<Instruction>, Pubkey) {
+        let (create, table) = alt::create_lookup_table(*authority, *payer, recent_slot);
+        let extend =
+            alt::extend_lookup_table(table, *authority, Some(*payer), d.lookup_table_addresses());
+        (vec![create, extend], table)
+    }
 }
 
 /// The program's event authority (`emit_cpi!`).
