@@ -649,7 +649,7 @@ async fn pitfall_01_an_inner_node_is_not_a_leaf() {
         },
     );
     let pair = |index: u64, node: SumNode, sibling: SumNode| {
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             sum_tree::node(&node, &sibling).unwrap()
         } else {
             sum_tree::node(&sibling, &node).unwrap()
@@ -668,14 +668,7 @@ async fn pitfall_01_an_inner_node_is_not_a_leaf() {
     };
     let payer = env.payer().pubkey();
     let recipient = env.create_ata(&a).await;
-    let ix = env.claim_ix(
-        &payer,
-        0,
-        &a,
-        &recipient,
-        entry.cumulative,
-        above.clone(),
-    );
+    let ix = env.claim_ix(&payer, 0, &a, &recipient, entry.cumulative, above.clone());
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     let fake_operator = Pubkey::new_from_array(parent.hash);
     let mint = env.mint;

@@ -169,7 +169,14 @@ async fn bad_proofs_are_refused() {
     };
     let ix = env.claim_ix(&payer, 1, &a, &recipient, entry.cumulative, truncated);
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
-    let ix = env.claim_ix(&payer, 1, &a, &recipient, entry.cumulative, Proof::default());
+    let ix = env.claim_ix(
+        &payer,
+        1,
+        &a,
+        &recipient,
+        entry.cumulative,
+        Proof::default(),
+    );
     assert_program_err(env.send(&[ix], &[]).await, E::InvalidProof);
     // Epoch 0's proof against epoch 1's root (and vice versa).
     let (e0, p0) = t0.leaf_proof(&a.to_bytes()).unwrap();

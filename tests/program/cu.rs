@@ -363,7 +363,13 @@ async fn measure() -> Samples {
 
 /// A root (of a full tree of `2^depth` leaves totalling `amount`) for which `proof` (made-up
 /// siblings) proves `operator`'s leaf of `amount` in `epoch`.
-fn deep_root(env: &Env, operator: &Keypair, amount: u64, depth: u8, epoch: u64) -> ([u8; 32], Proof) {
+fn deep_root(
+    env: &Env,
+    operator: &Keypair,
+    amount: u64,
+    depth: u8,
+    epoch: u64,
+) -> ([u8; 32], Proof) {
     let scope = Scope {
         kind: TreeKind::Reward,
         config: env.config.to_bytes(),

@@ -204,10 +204,7 @@ async fn the_leaf_count_never_shrinks_and_empty_epochs_use_the_empty_root() {
     // Epoch 0: nobody earned anything.
     let empty = env.reward_tree(0, &[]);
     let p0 = env.proposal(&empty, 0);
-    assert_eq!(
-        p0.reward_root,
-        empty_root(TreeKind::Reward)
-    );
+    assert_eq!(p0.reward_root, empty_root(TreeKind::Reward));
     env.run_epoch(0, p0).await;
     assert_eq!(env.config_state().await.total_minted, 0);
     // Epoch 1: two operators.

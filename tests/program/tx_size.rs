@@ -81,8 +81,12 @@ fn lookup_table(env: &Env) -> AddressLookupTableAccount {
 }
 
 fn legacy_size(ixs: &[Instruction], signers: &[&Keypair]) -> usize {
-    let tx =
-        Transaction::new_signed_with_payer(ixs, Some(&signers[0].pubkey()), signers, Hash::default());
+    let tx = Transaction::new_signed_with_payer(
+        ixs,
+        Some(&signers[0].pubkey()),
+        signers,
+        Hash::default(),
+    );
     bincode::serialize(&tx).expect("serialize").len()
 }
 
@@ -199,12 +203,21 @@ async fn a_depth_20_claim_in_a_v0_transaction_with_the_lookup_table_lands() {
     let recipient = env.create_ata(&operator.pubkey()).await;
     let ixs = vec![
         solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_limit(100_000),
-        env.claim_ix(&operator.pubkey(), 0, &operator.pubkey(), &recipient, amount, proof),
+        env.claim_ix(
+            &operator.pubkey(),
+            0,
+            &operator.pubkey(),
+            &recipient,
+            amount,
+            proof,
+        ),
     ];
     let blockhash = env.ctx.get_new_latest_blockhash().await.expect("blockhash");
     let tx = v0_tx(&ixs, &[&operator], &table, blockhash);
     let bytes = bincode::serialize(&tx).expect("serialize").len();
-    println!("v0 claim transaction with a depth-20 proof: {bytes} bytes (limit {PACKET_DATA_SIZE})");
+    println!(
+        "v0 claim transaction with a depth-20 proof: {bytes} bytes (limit {PACKET_DATA_SIZE})"
+    );
     assert!(bytes <= PACKET_DATA_SIZE, "{bytes} bytes");
     env.ctx
         .banks_client

@@ -737,9 +737,7 @@ impl Env {
 
     /// Creates the deployment's address lookup table (`backhaul_sdk::lookup_table`), paid and
     /// owned by the context payer, and moves the bank on a slot so that it can be used.
-    pub async fn create_lookup_table(
-        &mut self,
-    ) -> solana_sdk::message::AddressLookupTableAccount {
+    pub async fn create_lookup_table(&mut self) -> solana_sdk::message::AddressLookupTableAccount {
         let slot_hashes: solana_sdk::slot_hashes::SlotHashes = self
             .ctx
             .banks_client
@@ -878,7 +876,9 @@ impl Env {
         tree: &EpochTree,
         buyer: &Pubkey,
     ) -> Result<(), BanksClientError> {
-        let (entry, proof) = tree.leaf_proof(&buyer.to_bytes()).expect("buyer has a leaf");
+        let (entry, proof) = tree
+            .leaf_proof(&buyer.to_bytes())
+            .expect("buyer has a leaf");
         let payer = self.payer().pubkey();
         let ix = self.settle_ix(&payer, tree.epoch, buyer, entry.cumulative, proof);
         self.send(&[ix], &[]).await

@@ -13,7 +13,8 @@ pub struct ProofNode {
     pub sum: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<[u8; 32]>() + core::mem::size_of::<u64>() == SIBLING_LEN);
+const _: () =
+    assert!(core::mem::size_of::<[u8; 32]>() + core::mem::size_of::<u64>() == SIBLING_LEN);
 
 impl From<&ProofNode> for SumNode {
     fn from(n: &ProofNode) -> Self {
