@@ -407,7 +407,8 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
             proof.epoch,
             &buyer,
             proof.cumulative,
-            proof.proof.clone(),
+            proof.index,
+            &proof.proof,
         )],
         &[],
     )

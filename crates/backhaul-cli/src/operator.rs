@@ -288,7 +288,8 @@ pub async fn claim(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<Cl
             &operator,
             &recipient,
             proof.cumulative,
-            proof.proof.clone(),
+            proof.index,
+            &proof.proof,
         ),
     ];
     let sig = tx::send(ctx, "claim", &ixs, &[]).await?;

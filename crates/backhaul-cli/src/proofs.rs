@@ -9,7 +9,8 @@
 use crate::context::Context;
 use crate::error::CommandError;
 use anyhow::{anyhow, bail};
-use backhaul_core::merkle::{leaf_hash, verify, TreeKind};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::{verify_leaf, Commitment, Leaf, Scope, SumNode};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::api::ProofResponse;
 use backhaul_protocol::dataset::{hash_from_hex, Dataset};
@@ -74,9 +75,11 @@ impl ChainStatus {
 pub struct CheckedProof {
     pub epoch: u64,
     pub cumulative: u64,
-    /// Hex hashes, from the leaf's sibling up.
+    /// The leaf's position in its tree.
+    pub index: u64,
+    /// The siblings (hash and sum), from the leaf's sibling up.
     #[serde(skip)]
-    pub proof: Vec<[u8; 32]>,
+    pub proof: Vec<SumNode>,
     pub status: ChainStatus,
     /// Whether the leaf verifies against the root the chain holds for its epoch (a proposal
     /// with quorum or a finalized one); `false` when the chain has no root for it yet.
@@ -87,13 +90,15 @@ pub struct CheckedProof {
     pub source: String,
 }
 
-/// The status and reward or usage root of an epoch on-chain.
+/// The status of an epoch on-chain and, once a proposal has quorum, its reward or usage tree's
+/// commitment (the root and the total and leaf count declared with it), when it becomes
+/// finalizable and its dataset hash.
 async fn record_root(
     ctx: &Context,
     d: &Deployment,
     kind: ProofKind,
     epoch: u64,
-) -> anyhow::Result<(ChainStatus, Option<[u8; 32]>, Option<i64>, Option<[u8; 32]>)> {
+) -> anyhow::Result<(ChainStatus, Option<Commitment>, Option<i64>, Option<[u8; 32]>)> {
     let Some(r) = ctx.account::<EpochRecord>(&d.epoch_record(epoch)).await? else {
         return Ok((ChainStatus::NotProposed, None, None, None));
     };
@@ -104,9 +109,18 @@ async fn record_root(
         EpochStatus::Vetoed => ChainStatus::Vetoed,
     };
     let has_root = matches!(status, ChainStatus::Proposed | ChainStatus::Finalized);
+    let p = &r.proposal;
     let root = match kind {
-        ProofKind::Reward => r.proposal.reward_root,
-        ProofKind::Usage => r.proposal.usage_root,
+        ProofKind::Reward => Commitment {
+            root: p.reward_root,
+            total: p.reward_total,
+            leaf_count: p.reward_leaf_count,
+        },
+        ProofKind::Usage => Commitment {
+            root: p.usage_root,
+            total: p.usage_total,
+            leaf_count: p.usage_leaf_count,
+        },
     };
     Ok((
         status,
@@ -116,10 +130,14 @@ async fn record_root(
     ))
 }
 
-fn decode_proof(p: &ProofResponse) -> anyhow::Result<Vec<[u8; 32]>> {
+fn decode_proof(p: &ProofResponse) -> anyhow::Result<Vec<SumNode>> {
     p.proof
         .iter()
-        .map(|h| hash_from_hex(h).ok_or_else(|| anyhow!("proof hash {h:?} is not 32 bytes of hex")))
+        .map(|s| {
+            let hash = hash_from_hex(&s.hash)
+                .ok_or_else(|| anyhow!("proof hash {:?} is not 32 bytes of hex", s.hash))?;
+            Ok(SumNode { hash, sum: s.sum })
+        })
         .collect()
 }
 
@@ -168,14 +186,17 @@ pub async fn oracle_proofs(
             }
         };
         let (status, root, finalizable_at, _) = record_root(ctx, d, kind, p.epoch).await?;
-        let leaf = leaf_hash(
-            kind.tree(),
-            &d.config.to_bytes(),
-            p.epoch,
-            &key,
-            p.cumulative,
-        );
-        let verified = root.is_some_and(|root| verify(&proof, &root, leaf));
+        let scope = Scope {
+            kind: kind.tree(),
+            config: d.config.to_bytes(),
+            epoch: p.epoch,
+        };
+        let leaf = Leaf {
+            account: key,
+            amount: p.cumulative,
+        };
+        let verified =
+            root.is_some_and(|root| verify_leaf(&scope, &root, &leaf, p.index, &proof));
         if root.is_some() && !verified {
             tracing::warn!(oracle = %url, epoch = p.epoch, "proof does not match the chain's root; ignored");
             continue;
@@ -183,6 +204,7 @@ pub async fn oracle_proofs(
         out.push(CheckedProof {
             epoch: p.epoch,
             cumulative: p.cumulative,
+            index: p.index,
             proof,
             status,
             verified,
@@ -345,16 +367,17 @@ pub async fn dataset_proof(
                 continue;
             }
         };
-        if tree.root != root {
+        if *tree.commitment() != root {
             tracing::warn!(oracle = %url, epoch, "dataset's tree does not match the chain's root");
             continue;
         }
         return Ok(tree
             .proof_for(&account.to_bytes())
-            .map(|(entry, proof)| CheckedProof {
+            .map(|proof| CheckedProof {
                 epoch,
-                cumulative: entry.cumulative,
-                proof,
+                cumulative: proof.leaf.amount,
+                index: proof.index,
+                proof: proof.siblings,
                 status,
                 verified: true,
                 finalizable_at,

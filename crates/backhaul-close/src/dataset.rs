@@ -156,7 +156,7 @@ pub(crate) fn build(
         allocation: split.allocation,
         rewards: RewardTree {
             root: hex(&reward_tree.root),
-            leaf_count: reward_tree.entries.len() as u64,
+            leaf_count: reward_tree.leaf_count(),
             total: reward_tree.total,
             leaves: reward_tree
                 .entries
@@ -174,7 +174,7 @@ pub(crate) fn build(
         },
         usage: UsageTree {
             root: hex(&usage_tree.root),
-            leaf_count: usage_tree.entries.len() as u64,
+            leaf_count: usage_tree.leaf_count(),
             total: usage_tree.total,
             credits_consumed: charges.credits_consumed,
             cost_total,

@@ -8,7 +8,8 @@
 //! delay from when it was due.
 
 use crate::monitor::RssMonitor;
-use backhaul_core::merkle::{leaf_hash, verify, TreeKind};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::{verify_leaf, Commitment, Leaf, Scope, SumNode};
 use backhaul_protocol::api::{BatchResponse, ItemStatus, ProofResponse};
 use backhaul_protocol::dataset::{hash_from_hex, key_from_b58};
 use bytes::Bytes;
@@ -442,29 +443,34 @@ impl ProofCheck {
         let (Some(key), Some(root)) = (key_from_b58(&p.account), hash_from_hex(&p.root)) else {
             return false;
         };
-        let Some(proof) = p
+        let Some(siblings) = p
             .proof
             .iter()
-            .map(|h| hash_from_hex(h))
+            .map(|s| hash_from_hex(&s.hash).map(|hash| SumNode { hash, sum: s.sum }))
             .collect::<Option<Vec<_>>>()
         else {
             return false;
+        };
+        let scope = Scope {
+            kind: TreeKind::Reward,
+            config: self.config,
+            epoch: self.epoch,
+        };
+        // The root commits to the total and leaf count, so the served ones are checked by it.
+        let commitment = Commitment {
+            root,
+            total: p.total,
+            leaf_count: p.leaf_count,
+        };
+        let leaf = Leaf {
+            account: key,
+            amount: p.cumulative,
         };
         p.account == account
             && p.epoch == self.epoch
             && p.cumulative == *expected
             && root == self.root
-            && verify(
-                &proof,
-                &root,
-                leaf_hash(
-                    TreeKind::Reward,
-                    &self.config,
-                    self.epoch,
-                    &key,
-                    p.cumulative,
-                ),
-            )
+            && verify_leaf(&scope, &commitment, &leaf, p.index, &siblings)
     }
 }
 

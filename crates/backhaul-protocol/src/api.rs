@@ -219,17 +219,32 @@ pub struct ErrorResponse {
     pub error: String,
 }
 
-/// An operator's (reward tree) or buyer's (usage tree) latest leaf and proof.
+/// An operator's (reward tree) or buyer's (usage tree) latest leaf and proof (a Merkle-sum proof,
+/// format v2 of `docs/merkle.md`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofResponse {
     pub epoch: u64,
     /// base58
     pub account: String,
     pub cumulative: u64,
-    /// hex, from the leaf's sibling up to the root
-    pub proof: Vec<String>,
-    /// hex
+    /// The leaf's position among the tree's leaves (ascending by account), from 0.
+    pub index: u64,
+    /// From the leaf's sibling up to the top: each sibling's hash and the sum of the amounts
+    /// below it.
+    pub proof: Vec<ProofSibling>,
+    /// hex; commits to `total` and `leaf_count`
     pub root: String,
+    /// The sum of the tree's amounts.
+    pub total: u64,
+    pub leaf_count: u64,
+}
+
+/// One level of a [`ProofResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofSibling {
+    /// hex
+    pub hash: String,
+    pub sum: u64,
 }
 
 /// One closed epoch.

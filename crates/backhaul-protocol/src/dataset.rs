@@ -11,8 +11,9 @@ use backhaul_core::merkle::sha256v;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Format version written in every dataset.
-pub const DATASET_VERSION: u32 = 3;
+/// Format version written in every dataset. Version 4: both roots are Merkle-sum roots (format v2
+/// of `docs/merkle.md`), which commit to the tree's total and leaf count.
+pub const DATASET_VERSION: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
