@@ -13,7 +13,7 @@ use backhaul_core::merkle::TreeKind;
 use backhaul_core::sum_tree::{verify_leaf, Commitment, Leaf, Scope, SumNode};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_protocol::api::ProofResponse;
-use backhaul_protocol::dataset::{hash_from_hex, Dataset};
+use backhaul_protocol::dataset::Dataset;
 use backhaul_sdk::state::{Config, EpochRecord, EpochStatus};
 use backhaul_sdk::Deployment;
 use serde::Serialize;
@@ -131,14 +131,8 @@ async fn record_root(
 }
 
 fn decode_proof(p: &ProofResponse) -> anyhow::Result<Vec<SumNode>> {
-    p.proof
-        .iter()
-        .map(|s| {
-            let hash = hash_from_hex(&s.hash)
-                .ok_or_else(|| anyhow!("proof hash {:?} is not 32 bytes of hex", s.hash))?;
-            Ok(SumNode { hash, sum: s.sum })
-        })
-        .collect()
+    p.siblings()
+        .ok_or_else(|| anyhow!("a proof hash is not 32 bytes of hex"))
 }
 
 /// Every oracle's newest proof for `account`, checked against the chain; newest epoch first,

@@ -211,8 +211,14 @@ fn proof(account: String) -> ProofResponse {
         epoch: 7,
         account,
         cumulative: 1_000,
-        proof: vec!["ab".repeat(32)],
+        index: 1,
+        proof: vec![backhaul_protocol::api::ProofSibling {
+            hash: "ab".repeat(32),
+            sum: 500,
+        }],
         root: "cd".repeat(32),
+        total: 1_500,
+        leaf_count: 2,
     }
 }
 

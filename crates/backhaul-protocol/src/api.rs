@@ -239,6 +239,19 @@ pub struct ProofResponse {
     pub leaf_count: u64,
 }
 
+impl ProofResponse {
+    /// The siblings decoded, or `None` if a hash is not 32 bytes of hex.
+    pub fn siblings(&self) -> Option<Vec<backhaul_core::sum_tree::SumNode>> {
+        self.proof
+            .iter()
+            .map(|s| {
+                crate::dataset::hash_from_hex(&s.hash)
+                    .map(|hash| backhaul_core::sum_tree::SumNode { hash, sum: s.sum })
+            })
+            .collect()
+    }
+}
+
 /// One level of a [`ProofResponse`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofSibling {

@@ -498,13 +498,13 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
             .await
             .unwrap()
             .expect("a leaf");
-        let proof = p.proof.iter().map(|h| hash_from_hex(h).unwrap()).collect();
+        let proof = p.siblings().unwrap();
         net.fund(&op.pubkey()).await;
         let ata = d.ata(&op.pubkey());
         net.send(
             &[
                 spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(&op.pubkey(), &op.pubkey(), &mint.pubkey(), &spl_token_interface::ID),
-                ix::claim(&d, &op.pubkey(), p.epoch, &op.pubkey(), &ata, p.cumulative, proof),
+                ix::claim(&d, &op.pubkey(), p.epoch, &op.pubkey(), &ata, p.cumulative, p.index, &proof),
             ],
             op,
             &[],
@@ -528,7 +528,7 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
         .unwrap()
         .expect("a usage leaf");
     assert_eq!(p.cumulative, 250_000);
-    let proof = p.proof.iter().map(|h| hash_from_hex(h).unwrap()).collect();
+    let proof = p.siblings().unwrap();
     net.send(
         &[ix::settle_usage(
             &d,
@@ -536,7 +536,8 @@ async fn three_oracles_reach_quorum_and_operators_and_buyers_settle() {
             0,
             &buyer.pubkey(),
             p.cumulative,
-            proof,
+            p.index,
+            &proof,
         )],
         &buyer,
         &[],

@@ -1,7 +1,8 @@
 //! Epoch close: determinism across oracles and orders, repeat closes, proofs, cumulative epochs.
 
 use crate::common::*;
-use backhaul_core::merkle::{leaf_hash, verify, TreeKind};
+use backhaul_core::merkle::TreeKind;
+use backhaul_core::sum_tree::{verify_leaf, Commitment, Leaf, Scope};
 use backhaul_oracle::chain::MemoryChain;
 use backhaul_protocol::api::{EpochSummary, ProofResponse};
 use backhaul_protocol::dataset::{b58, hash_from_hex, hex};
@@ -150,21 +151,43 @@ async fn the_split_is_exact_and_proportional_and_proofs_verify() {
             .await;
         assert_eq!(code, 200, "{text}");
         let p: ProofResponse = serde_json::from_str(&text).unwrap();
-        let proof: Vec<[u8; 32]> = p.proof.iter().map(|h| hash_from_hex(h).unwrap()).collect();
-        let leaf = leaf_hash(TreeKind::Reward, &config, 0, &pk(op), p.cumulative);
-        assert!(verify(
-            &proof,
-            &hash_from_hex(&d.rewards.root).unwrap(),
-            leaf
-        ));
+        let commitment = Commitment {
+            root: hash_from_hex(&d.rewards.root).unwrap(),
+            total: d.rewards.total,
+            leaf_count: d.rewards.leaf_count,
+        };
+        let scope = Scope {
+            kind: TreeKind::Reward,
+            config,
+            epoch: 0,
+        };
+        let leaf = Leaf {
+            account: pk(op),
+            amount: p.cumulative,
+        };
+        let siblings = p.siblings().unwrap();
+        assert!(verify_leaf(&scope, &commitment, &leaf, p.index, &siblings));
     }
     for b in &w.buyers {
         let (code, text) = o.get(&format!("/v1/proofs/buyer/{}", b58(&pk(b)))).await;
         assert_eq!(code, 200, "{text}");
         let p: ProofResponse = serde_json::from_str(&text).unwrap();
-        let proof: Vec<[u8; 32]> = p.proof.iter().map(|h| hash_from_hex(h).unwrap()).collect();
-        let leaf = leaf_hash(TreeKind::Usage, &config, 0, &pk(b), p.cumulative);
-        assert!(verify(&proof, &hash_from_hex(&d.usage.root).unwrap(), leaf));
+        let commitment = Commitment {
+            root: hash_from_hex(&d.usage.root).unwrap(),
+            total: d.usage.total,
+            leaf_count: d.usage.leaf_count,
+        };
+        let scope = Scope {
+            kind: TreeKind::Usage,
+            config,
+            epoch: 0,
+        };
+        let leaf = Leaf {
+            account: pk(b),
+            amount: p.cumulative,
+        };
+        let siblings = p.siblings().unwrap();
+        assert!(verify_leaf(&scope, &commitment, &leaf, p.index, &siblings));
     }
     let (code, _) = o
         .get(&format!("/v1/proofs/operator/{}", b58(&pk(&key(5)))))

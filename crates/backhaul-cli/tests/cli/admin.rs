@@ -870,7 +870,7 @@ async fn guardians_veto_a_bounded_number_of_times_cancel_and_pause() {
     // Epoch 0 ends; one oracle votes: a guardian vetoes the vote in progress (the binary).
     net.warp_to(START + EPOCH_SECS as i64 + 10).await;
     w.seal(0).await;
-    let a = w.empty_proposal(0, 1);
+    let a = w.empty_proposal(1);
     w.vote(0, 0, a).await;
     let out = w
         .run_cli(&["guardian", "veto", "0", "--keypair", &guardian_file])
@@ -893,7 +893,7 @@ async fn guardians_veto_a_bounded_number_of_times_cancel_and_pause() {
 
     // Quorum on a proposal, vetoed in its challenge period; then another, and a third.
     for (tag, n) in [(1, 2), (2, 3)] {
-        let p = w.empty_proposal(0, tag);
+        let p = w.empty_proposal(tag);
         w.vote(0, 0, p).await;
         w.vote(1, 0, p).await;
         assert_eq!(record().await.status, EpochStatus::Proposed);
@@ -906,7 +906,7 @@ async fn guardians_veto_a_bounded_number_of_times_cancel_and_pause() {
         assert!(o.changes[1].contains("cannot be voted in that round"));
     }
     // The fourth is refused, before sending and by the program.
-    let c = w.empty_proposal(0, 3);
+    let c = w.empty_proposal(3);
     w.vote(0, 0, c).await;
     w.vote(1, 0, c).await;
     let r = record().await;

@@ -336,14 +336,14 @@ impl Deployed {
             .await;
     }
 
-    /// A proposal for epoch `e` of a deployment that has finalized nothing: no rewards, no
+    /// A proposal for any epoch of a deployment that has finalized nothing: no rewards, no
     /// usage, told apart from others by `tag` (its dataset hash).
-    pub fn empty_proposal(&self, e: u64, tag: u8) -> EpochProposal {
-        use backhaul_core::merkle::{empty_root, TreeKind};
-        let config = self.d.config.to_bytes();
+    pub fn empty_proposal(&self, tag: u8) -> EpochProposal {
+        use backhaul_core::merkle::TreeKind;
+        use backhaul_core::sum_tree::empty_root;
         EpochProposal {
-            reward_root: empty_root(TreeKind::Reward, &config, e),
-            usage_root: empty_root(TreeKind::Usage, &config, e),
+            reward_root: empty_root(TreeKind::Reward),
+            usage_root: empty_root(TreeKind::Usage),
             dataset_hash: [tag; 32],
             ..EpochProposal::default()
         }
