@@ -11,7 +11,10 @@ use solana_client::rpc_request::{RpcError, RpcResponseErrorData};
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
-use solana_sdk::transaction::{Transaction, TransactionError};
+use solana_address_lookup_table_interface::state::AddressLookupTable;
+use solana_sdk::hash::Hash;
+use solana_sdk::message::{v0, AddressLookupTableAccount, Message, VersionedMessage};
+use solana_sdk::transaction::{TransactionError, VersionedTransaction};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -360,6 +363,7 @@ pub async fn compute_unit_limit(
     what: &str,
     payer: &Pubkey,
     ixs: &[Instruction],
+    table: Option<&AddressLookupTableAccount>,
 ) -> anyhow::Result<u32> {
     if let Some(limit) = ctx.compute_unit_limit {
         return Ok(limit);
@@ -367,7 +371,14 @@ pub async fn compute_unit_limit(
     let probe = compute::simulation_budget(ixs);
     let programs: Vec<Pubkey> = probe.iter().map(|ix| ix.program_id).collect();
     // Unsigned: the endpoint neither checks signatures nor the blockhash (it puts in its own).
-    let tx = Transaction::new_with_payer(&probe, Some(payer));
+    let message = compile(what, payer, &probe, table, Hash::default())?;
+    let tx = VersionedTransaction {
+        signatures: vec![
+            Signature::default();
+            usize::from(message.header().num_required_signatures)
+        ],
+        message,
+    };
     let config = RpcSimulateTransactionConfig {
         sig_verify: false,
         replace_recent_blockhash: true,
@@ -410,9 +421,63 @@ pub async fn send(
     ixs: &[Instruction],
     extra: &[&Keypair],
 ) -> anyhow::Result<Signature> {
+    send_with_table(ctx, what, ixs, extra, None).await
+}
+
+/// Solana's largest serialized transaction.
+pub const PACKET_DATA_SIZE: usize = 1232;
+
+/// The message of `ixs` paid by `payer`: a v0 message loading what it can from `table`, or a
+/// legacy message without one.
+fn compile(
+    what: &str,
+    payer: &Pubkey,
+    ixs: &[Instruction],
+    table: Option<&AddressLookupTableAccount>,
+    blockhash: Hash,
+) -> anyhow::Result<VersionedMessage> {
+    Ok(match table {
+        None => VersionedMessage::Legacy(Message::new_with_blockhash(ixs, Some(payer), &blockhash)),
+        Some(t) => VersionedMessage::V0(
+            v0::Message::try_compile(payer, ixs, std::slice::from_ref(t), blockhash)
+                .map_err(|e| anyhow::anyhow!("{what}: cannot build the transaction: {e}"))?,
+        ),
+    })
+}
+
+/// The deployment's address lookup table `key` as the chain holds it (`--lookup-table`). The
+/// transaction is compiled against the addresses the table really holds, which never change once
+/// written, so a table holding other addresses can only leave a transaction larger, never make it
+/// name other accounts.
+pub async fn lookup_table(ctx: &Context, key: &Pubkey) -> anyhow::Result<AddressLookupTableAccount> {
+    let account = ctx
+        .rpc
+        .get_account(key)
+        .await
+        .map_err(|e| ctx.rpc_error(e))?;
+    if account.owner != solana_address_lookup_table_interface::program::ID {
+        anyhow::bail!("--lookup-table {key} is not an address lookup table");
+    }
+    let table = AddressLookupTable::deserialize(&account.data)
+        .map_err(|e| anyhow::anyhow!("--lookup-table {key} does not parse: {e}"))?;
+    Ok(AddressLookupTableAccount {
+        key: *key,
+        addresses: table.addresses.to_vec(),
+    })
+}
+
+/// [`send`], as a v0 transaction that loads what it can from `table` when one is given.
+/// Refuses, before sending, a transaction larger than Solana's 1,232 bytes.
+pub async fn send_with_table(
+    ctx: &Context,
+    what: &str,
+    ixs: &[Instruction],
+    extra: &[&Keypair],
+    table: Option<&AddressLookupTableAccount>,
+) -> anyhow::Result<Signature> {
     let payer = ctx.signer()?;
     let spinner = ctx.spinner(format!("{what}: simulating"));
-    let limit = match compute_unit_limit(ctx, what, &payer.pubkey(), ixs).await {
+    let limit = match compute_unit_limit(ctx, what, &payer.pubkey(), ixs, table).await {
         Ok(limit) => limit,
         Err(e) => {
             spinner.finish_and_clear();
@@ -430,18 +495,30 @@ pub async fn send(
     };
     let mut signers: Vec<&Keypair> = vec![payer];
     signers.extend_from_slice(extra);
-    let tx = match Transaction::new_signed_with_payer_checked(
-        &all,
-        Some(&payer.pubkey()),
-        &signers,
-        blockhash,
-    ) {
+    let signed = compile(what, &payer.pubkey(), &all, table, blockhash).and_then(|message| {
+        VersionedTransaction::try_new(message, &signers)
+            .map_err(|e| anyhow::anyhow!("{what}: cannot sign the transaction: {e}"))
+    });
+    let tx = match signed {
         Ok(tx) => tx,
         Err(e) => {
             spinner.finish_and_clear();
-            anyhow::bail!("{what}: cannot sign the transaction: {e}");
+            return Err(e);
         }
     };
+    let size = bincode::serialized_size(&tx).unwrap_or(u64::MAX);
+    if size > PACKET_DATA_SIZE as u64 {
+        spinner.finish_and_clear();
+        let hint = if table.is_some() {
+            "the proof is too deep for one transaction"
+        } else {
+            "pass the deployment's address lookup table with --lookup-table (`backhaul admin \
+             lookup-table` creates one)"
+        };
+        anyhow::bail!(
+            "{what}: the transaction is {size} bytes, more than Solana's {PACKET_DATA_SIZE}; {hint}"
+        );
+    }
     spinner.set_message(format!("{what}: confirming {}", tx.signatures[0]));
     let result = ctx.rpc.send_and_confirm_transaction(&tx).await;
     spinner.finish_and_clear();
@@ -455,27 +532,5 @@ pub async fn send(
             let programs: Vec<Pubkey> = all.iter().map(|ix| ix.program_id).collect();
             Err(explain(ctx, what, e, &programs))
         }
-    }
-}
-
-trait SignedChecked: Sized {
-    fn new_signed_with_payer_checked(
-        ixs: &[Instruction],
-        payer: Option<&solana_sdk::pubkey::Pubkey>,
-        signers: &[&Keypair],
-        blockhash: solana_sdk::hash::Hash,
-    ) -> Result<Self, solana_sdk::signer::SignerError>;
-}
-
-impl SignedChecked for Transaction {
-    fn new_signed_with_payer_checked(
-        ixs: &[Instruction],
-        payer: Option<&solana_sdk::pubkey::Pubkey>,
-        signers: &[&Keypair],
-        blockhash: solana_sdk::hash::Hash,
-    ) -> Result<Self, solana_sdk::signer::SignerError> {
-        let mut tx = Transaction::new_with_payer(ixs, payer);
-        tx.try_sign(signers, blockhash)?;
-        Ok(tx)
     }
 }
