@@ -54,6 +54,13 @@ pub enum AdminCommand {
     Pause,
     /// Unpause (admin only).
     Unpause,
+    /// Create the deployment's address lookup table, holding the accounts every claim and
+    /// settlement names (config, mint, vault, event authority, token, system and associated
+    /// token programs), and print its address. Any keypair may pay; it becomes the table's
+    /// authority, which can add addresses or close the table but never change one. Pass the
+    /// address as --lookup-table (BACKHAUL_LOOKUP_TABLE) to `operator claim` and `firm settle`:
+    /// proofs deeper than about 10 levels need it to fit one transaction.
+    LookupTable,
 }
 
 /// `admin init`.
@@ -908,6 +915,39 @@ pub async fn show(ctx: &Context) -> anyhow::Result<ConfigView> {
 }
 
 // ---- administration ---------------------------------------------------------------------------
+
+/// `admin lookup-table`: the table created.
+#[derive(Clone, Debug, Serialize)]
+pub struct LookupTableOutcome {
+    pub config: String,
+    pub lookup_table: String,
+    pub addresses: Vec<String>,
+    pub signature: String,
+}
+
+/// Creates and fills the deployment's address lookup table in one transaction, its address
+/// derived from a finalized slot (which every bank's recent slot hashes hold).
+pub async fn create_lookup_table(ctx: &Context) -> anyhow::Result<LookupTableOutcome> {
+    let (d, _) = ctx.deployment_config().await?;
+    let payer = ctx.signer_pubkey()?;
+    let recent_slot = ctx
+        .rpc
+        .get_slot_with_commitment(solana_commitment_config::CommitmentConfig::finalized())
+        .await
+        .map_err(|e| ctx.rpc_error(e))?;
+    let (ixs, table) = backhaul_sdk::lookup_table::create(&d, &payer, &payer, recent_slot);
+    let sig = tx::send(ctx, "create the lookup table", &ixs, &[]).await?;
+    Ok(LookupTableOutcome {
+        config: d.config.to_string(),
+        lookup_table: table.to_string(),
+        addresses: d
+            .lookup_table_addresses()
+            .iter()
+            .map(Pubkey::to_string)
+            .collect(),
+        signature: sig.to_string(),
+    })
+}
 
 /// What an administrative transaction did.
 #[derive(Clone, Debug, Serialize)]
@@ -1852,6 +1892,19 @@ pub async fn run(ctx: &Context, command: AdminCommand) -> anyhow::Result<ExitCod
         AdminCommand::AcceptAdmin => emit(out, &accept_admin(ctx).await?, print_admin),
         AdminCommand::Pause => emit(out, &set_paused(ctx, true).await?, print_admin),
         AdminCommand::Unpause => emit(out, &set_paused(ctx, false).await?, print_admin),
+        AdminCommand::LookupTable => emit(out, &create_lookup_table(ctx).await?, |o| {
+            println!(
+                "created lookup table {} for config {} ({} addresses; signature {})",
+                o.lookup_table,
+                o.config,
+                o.addresses.len(),
+                o.signature
+            );
+            println!(
+                "use --lookup-table {} (or BACKHAUL_LOOKUP_TABLE) for claims and settlements",
+                o.lookup_table
+            );
+        }),
     }
     Ok(ExitCode::SUCCESS)
 }

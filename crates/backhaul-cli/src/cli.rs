@@ -87,7 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The global options `demo` has no use for (it starts its own endpoint, deployment, keys and
 /// oracles, and sizes its own transactions), by argument id and flag.
-const DEMO_UNUSED: [(&str, &str); 8] = [
+const DEMO_UNUSED: [(&str, &str); 9] = [
     ("url", "--url"),
     ("keypair", "--keypair"),
     ("mint", "--mint"),
@@ -96,6 +96,7 @@ const DEMO_UNUSED: [(&str, &str); 8] = [
     ("commitment", "--commitment"),
     ("compute_unit_limit", "--compute-unit-limit"),
     ("compute_unit_price", "--with-compute-unit-price"),
+    ("lookup_table", "--lookup-table"),
 ];
 
 /// The options given on the command line to `demo` that it would not use. Those that come from

@@ -83,6 +83,11 @@ pub struct GlobalArgs {
     /// Priority fee: price per compute unit in micro-lamports (none by default).
     #[arg(long = "with-compute-unit-price", global = true)]
     pub compute_unit_price: Option<u64>,
+    /// The deployment's address lookup table (`backhaul admin lookup-table` creates it): claims
+    /// and settlements are then sent as v0 transactions that load the deployment's fixed accounts
+    /// from it, which proofs deeper than about 10 levels need to fit one transaction.
+    #[arg(long, global = true, env = "BACKHAUL_LOOKUP_TABLE")]
+    pub lookup_table: Option<String>,
     /// More logging on stderr (repeat for more).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -100,6 +105,7 @@ impl Default for GlobalArgs {
             commitment: "confirmed".into(),
             compute_unit_limit: None,
             compute_unit_price: None,
+            lookup_table: None,
             verbose: 0,
         }
     }
@@ -202,6 +208,8 @@ pub struct Context {
     /// A fixed compute-unit limit (`--compute-unit-limit`); `None`: from a simulation.
     pub compute_unit_limit: Option<u32>,
     pub compute_unit_price: Option<u64>,
+    /// `--lookup-table`: the address lookup table claims and settlements load accounts from.
+    pub lookup_table: Option<Pubkey>,
     keypair_path: PathBuf,
     keypair: OnceLock<Keypair>,
     mint: Option<Pubkey>,
@@ -232,6 +240,11 @@ impl Context {
             oracles: args.oracles.clone(),
             compute_unit_limit: args.compute_unit_limit,
             compute_unit_price: args.compute_unit_price,
+            lookup_table: args
+                .lookup_table
+                .as_deref()
+                .map(|s| parse_pubkey("--lookup-table", s))
+                .transpose()?,
             keypair_path: args.keypair.clone().unwrap_or_else(default_keypair_path),
             keypair: OnceLock::new(),
             mint: args

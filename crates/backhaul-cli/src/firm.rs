@@ -398,7 +398,8 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
         }
         .into());
     }
-    let sig = tx::send(
+    let table = tx::configured_lookup_table(ctx).await?;
+    let sig = tx::send_with_table(
         ctx,
         "settle usage",
         &[ix::settle_usage(
@@ -411,6 +412,7 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
             &proof.proof,
         )],
         &[],
+        table.as_ref(),
     )
     .await?;
     let after = credit_account_after(ctx, &d, &buyer, format!("settlement {sig}")).await?;

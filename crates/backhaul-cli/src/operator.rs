@@ -239,7 +239,8 @@ pub struct ClaimOutcome {
 }
 
 /// Claims the operator's newest finalized reward: fetches and verifies the proof, creates the
-/// operator's token account if needed and sends `claim` (the signer pays the fees).
+/// operator's token account if needed and sends `claim` (the signer pays the fees), as a v0
+/// transaction with the deployment's lookup table when `--lookup-table` names one.
 pub async fn claim(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<ClaimOutcome> {
     let payer = ctx.signer()?;
     let operator = operator.unwrap_or(payer.pubkey());
@@ -274,25 +275,29 @@ pub async fn claim(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<Cl
         .into());
     }
     let recipient = d.ata(&operator);
-    let ixs = [
-        spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+    // The token account is created in a transaction of its own: with it, a claim with a deep
+    // proof would not fit one transaction.
+    if ctx.raw_account(&recipient).await?.is_none() {
+        let create = spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
             &payer.pubkey(),
             &operator,
             &d.mint,
             &spl_token_interface::ID,
-        ),
-        ix::claim(
-            &d,
-            &payer.pubkey(),
-            proof.epoch,
-            &operator,
-            &recipient,
-            proof.cumulative,
-            proof.index,
-            &proof.proof,
-        ),
-    ];
-    let sig = tx::send(ctx, "claim", &ixs, &[]).await?;
+        );
+        tx::send(ctx, "create the operator's token account", &[create], &[]).await?;
+    }
+    let claim = ix::claim(
+        &d,
+        &payer.pubkey(),
+        proof.epoch,
+        &operator,
+        &recipient,
+        proof.cumulative,
+        proof.index,
+        &proof.proof,
+    );
+    let table = tx::configured_lookup_table(ctx).await?;
+    let sig = tx::send_with_table(ctx, "claim", &[claim], &[], table.as_ref()).await?;
     let amount = proof.cumulative.saturating_sub(claimed);
     let balance = crate::firm::token_balance(ctx, &recipient).await?;
     Ok(ClaimOutcome {

@@ -466,6 +466,16 @@ pub async fn lookup_table(ctx: &Context, key: &Pubkey) -> anyhow::Result<Address
     })
 }
 
+/// The table given with `--lookup-table`, read from the chain, if any.
+pub async fn configured_lookup_table(
+    ctx: &Context,
+) -> anyhow::Result<Option<AddressLookupTableAccount>> {
+    match ctx.lookup_table {
+        Some(key) => Ok(Some(lookup_table(ctx, &key).await?)),
+        None => Ok(None),
+    }
+}
+
 /// [`send`], as a v0 transaction that loads what it can from `table` when one is given.
 /// Refuses, before sending, a transaction larger than Solana's 1,232 bytes.
 pub async fn send_with_table(
