@@ -98,7 +98,12 @@ async fn record_root(
     d: &Deployment,
     kind: ProofKind,
     epoch: u64,
-) -> anyhow::Result<(ChainStatus, Option<Commitment>, Option<i64>, Option<[u8; 32]>)> {
+) -> anyhow::Result<(
+    ChainStatus,
+    Option<Commitment>,
+    Option<i64>,
+    Option<[u8; 32]>,
+)> {
     let Some(r) = ctx.account::<EpochRecord>(&d.epoch_record(epoch)).await? else {
         return Ok((ChainStatus::NotProposed, None, None, None));
     };
@@ -189,8 +194,7 @@ pub async fn oracle_proofs(
             account: key,
             amount: p.cumulative,
         };
-        let verified =
-            root.is_some_and(|root| verify_leaf(&scope, &root, &leaf, p.index, &proof));
+        let verified = root.is_some_and(|root| verify_leaf(&scope, &root, &leaf, p.index, &proof));
         if root.is_some() && !verified {
             tracing::warn!(oracle = %url, epoch = p.epoch, "proof does not match the chain's root; ignored");
             continue;

@@ -5,15 +5,15 @@
 use crate::context::Context;
 use crate::error::CommandError;
 use backhaul_sdk::compute;
+use solana_address_lookup_table_interface::state::AddressLookupTable;
 use solana_client::client_error::{ClientError, ClientErrorKind};
 use solana_client::rpc_config::RpcSimulateTransactionConfig;
 use solana_client::rpc_request::{RpcError, RpcResponseErrorData};
+use solana_sdk::hash::Hash;
 use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::message::{v0, AddressLookupTableAccount, Message, VersionedMessage};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signature, Signer};
-use solana_address_lookup_table_interface::state::AddressLookupTable;
-use solana_sdk::hash::Hash;
-use solana_sdk::message::{v0, AddressLookupTableAccount, Message, VersionedMessage};
 use solana_sdk::transaction::{TransactionError, VersionedTransaction};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -449,7 +449,10 @@ fn compile(
 /// transaction is compiled against the addresses the table really holds, which never change once
 /// written, so a table holding other addresses can only leave a transaction larger, never make it
 /// name other accounts.
-pub async fn lookup_table(ctx: &Context, key: &Pubkey) -> anyhow::Result<AddressLookupTableAccount> {
+pub async fn lookup_table(
+    ctx: &Context,
+    key: &Pubkey,
+) -> anyhow::Result<AddressLookupTableAccount> {
     let account = ctx
         .rpc
         .get_account(key)
