@@ -120,7 +120,7 @@ fn cell(bytes: usize, beyond: &str) -> String {
     }
 }
 
-/// The table in `docs/merkle.md`, "Limits": every claim and settlement at depth 20 fits a v0
+/// The table in `docs/merkle.md`, "Limits" (which must carry every row measured here): every claim and settlement at depth 20 fits a v0
 /// transaction with the lookup table, whoever pays, when the operator's token account exists
 /// (the command line creates it in a transaction of its own when it does not).
 #[tokio::test]
@@ -131,7 +131,12 @@ async fn claim_and_settlement_sizes_by_depth() {
     let table = lookup_table(&env);
     println!("| transaction | depth | paid by | legacy | v0 with the lookup table |");
     println!("|---|---|---|---|---|");
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/merkle.md"),
+    )
+    .expect("docs/merkle.md");
     let mut sizes = vec![];
+    let mut missing = vec![];
     for (what, kind) in [
         ("claim, creating the token account", 0),
         ("claim", 1),
@@ -147,15 +152,24 @@ async fn claim_and_settlement_sizes_by_depth() {
                 };
                 let legacy = legacy_size(&ixs, &[payer]);
                 let v0 = v0_size(&ixs, &[payer], &table);
-                println!(
+                let row = format!(
                     "| {what} | {depth} | {who} | {} | {} |",
                     cell(legacy, "does not fit"),
                     cell(v0, "needs a proof buffer (not yet)")
                 );
+                println!("{row}");
+                if !doc.lines().any(|l| l == row) {
+                    missing.push(row);
+                }
                 sizes.push((kind, what, depth, who, v0));
             }
         }
     }
+    assert!(
+        missing.is_empty(),
+        "docs/merkle.md (\"Limits\") lacks these measured rows:\n{}",
+        missing.join("\n")
+    );
     for (kind, what, depth, who, bytes) in sizes {
         if kind > 0 && depth <= 20 {
             assert!(
