@@ -31,7 +31,7 @@ const ASSOCIATED_TOKEN_PROGRAM = new PublicKey("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25
 const EVENT_IX_TAG = Buffer.alloc(8);
 EVENT_IX_TAG.writeBigUInt64LE(0x1d9acb512ea545e4n);
 /** Domain tag of the reward tree's leaves (docs/merkle.md). */
-const REWARD_TAG = Buffer.from("backhaul:reward:v1");
+const REWARD_TAG = Buffer.from("backhaul:reward:v2");
 const DEFAULT_IDL = resolve(__dirname, "../../../programs/backhaul/idl/backhaul.json");
 
 const USAGE = `usage: node dist/example.js --url <rpc url> --mint <mint> --oracle <url> [--oracle <url>…]
@@ -245,9 +245,20 @@ function expectEvent(events: DecodedEvent[], name: string, what: string): Record
   return found.data as Record<string, unknown>;
 }
 
-/** The reward-tree leaf of `(config, epoch, operator, cumulative)` (docs/merkle.md). */
-function rewardLeaf(config: PublicKey, epoch: BN, operator: PublicKey, cumulative: BN): Buffer {
-  const sha = (...parts: Buffer[]) => createHash("sha256").update(Buffer.concat(parts)).digest();
+/** A node of a Merkle-sum tree (docs/merkle.md): its hash and the sum of the amounts below it. */
+type SumNode = { hash: Buffer; sum: bigint };
+
+const U64_MAX = (1n << 64n) - 1n;
+const sha = (...parts: Buffer[]) => createHash("sha256").update(Buffer.concat(parts)).digest();
+const u64 = (n: bigint) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
+};
+const EMPTY_NODE: SumNode = { hash: sha(Buffer.from([4])), sum: 0n };
+
+/** The reward-tree leaf of `(config, epoch, operator, cumulative)`. */
+function rewardLeaf(config: PublicKey, epoch: BN, operator: PublicKey, cumulative: BN): SumNode {
   const inner = sha(
     REWARD_TAG,
     config.toBuffer(),
@@ -255,21 +266,52 @@ function rewardLeaf(config: PublicKey, epoch: BN, operator: PublicKey, cumulativ
     operator.toBuffer(),
     cumulative.toArrayLike(Buffer, "le", 8),
   );
-  return sha(Buffer.from([0]), inner);
+  return { hash: sha(Buffer.from([2]), inner), sum: BigInt(cumulative.toString()) };
 }
 
-function verifyProof(proof: Buffer[], root: Buffer, leaf: Buffer): boolean {
-  let node = leaf;
-  for (const sibling of proof) {
-    const [lo, hi] = Buffer.compare(node, sibling) <= 0 ? [node, sibling] : [sibling, node];
-    node = createHash("sha256")
-      .update(Buffer.concat([Buffer.from([1]), lo, hi]))
-      .digest();
+/** The parent of `left` and `right`, or null if the sum overflows a u64. */
+function parent(left: SumNode, right: SumNode): SumNode | null {
+  const sum = left.sum + right.sum;
+  if (sum > U64_MAX) return null;
+  return { hash: sha(Buffer.from([3]), left.hash, u64(left.sum), right.hash, u64(right.sum)), sum };
+}
+
+/**
+ * Whether `leaf` at `index`, with `siblings` from the leaf level up, is in the tree whose root,
+ * declared total and leaf count the chain holds (docs/merkle.md, "Proofs").
+ */
+function verifyProof(
+  leaf: SumNode,
+  index: bigint,
+  siblings: SumNode[],
+  root: Buffer,
+  total: bigint,
+  leafCount: bigint,
+): boolean {
+  if (index >= leafCount || leafCount > 1n << 32n) return false;
+  let depth = 0;
+  while (1n << BigInt(depth) < leafCount) depth += 1;
+  if (siblings.length !== depth) return false;
+  let node: SumNode | null = leaf;
+  let position = index;
+  let width = leafCount;
+  for (const sibling of siblings) {
+    if (position % 2n === 1n) node = parent(sibling, node);
+    else if (position + 1n === width) {
+      if (!sibling.hash.equals(EMPTY_NODE.hash) || sibling.sum !== 0n) return false;
+      node = parent(node, EMPTY_NODE);
+    } else node = parent(node, sibling);
+    if (!node) return false;
+    position /= 2n;
+    width = (width + 1n) / 2n;
   }
-  return node.equals(root);
+  return (
+    node.sum === total &&
+    sha(Buffer.from([5]), REWARD_TAG, node.hash, u64(total), u64(leafCount)).equals(root)
+  );
 }
 
-type Proof = { oracle: string; epoch: BN; cumulative: BN; proof: Buffer[] };
+type Proof = { oracle: string; epoch: BN; cumulative: BN; index: bigint; proof: SumNode[] };
 
 /** The operator's leaf and proof from one oracle (`GET /v1/proofs/operator/{key}`), or why not. */
 async function oracleProof(oracle: string, operator: PublicKey): Promise<Proof | string> {
@@ -285,7 +327,8 @@ async function oracleProof(oracle: string, operator: PublicKey): Promise<Proof |
   const text = await response.text();
   let body: { account?: unknown; proof?: unknown };
   try {
-    body = JSON.parse(text);
+    // The siblings' u64 sums, as strings, so that none loses precision.
+    body = JSON.parse(text.replace(/("sum"\s*:\s*)(\d+)/g, '$1"$2"'));
   } catch {
     return `${oracle}: the answer is not JSON`;
   }
@@ -293,14 +336,34 @@ async function oracleProof(oracle: string, operator: PublicKey): Promise<Proof |
   const integer = (field: string) => new RegExp(`"${field}"\\s*:\\s*(\\d+)`).exec(text)?.[1];
   const epoch = integer("epoch");
   const cumulative = integer("cumulative");
-  if (body.account !== operator.toBase58() || !epoch || !cumulative || !Array.isArray(body.proof)) {
+  const index = integer("index");
+  if (
+    body.account !== operator.toBase58() ||
+    !epoch ||
+    !cumulative ||
+    !index ||
+    !Array.isArray(body.proof)
+  ) {
     return `${oracle}: the answer is not a proof for ${operator.toBase58()}`;
   }
-  const proof = (body.proof as unknown[]).map((h) =>
-    typeof h === "string" && /^[0-9a-fA-F]{64}$/.test(h) ? Buffer.from(h, "hex") : null,
+  const proof = (body.proof as { hash?: unknown; sum?: unknown }[]).map((s) =>
+    typeof s?.hash === "string" &&
+    /^[0-9a-fA-F]{64}$/.test(s.hash) &&
+    typeof s.sum === "string" &&
+    BigInt(s.sum) <= U64_MAX
+      ? { hash: Buffer.from(s.hash, "hex"), sum: BigInt(s.sum) }
+      : null,
   );
-  if (proof.some((h) => h === null)) return `${oracle}: a proof hash is not 32 bytes of hex`;
-  return { oracle, epoch: new BN(epoch), cumulative: new BN(cumulative), proof: proof as Buffer[] };
+  if (proof.some((s) => s === null)) {
+    return `${oracle}: a proof sibling is not 32 bytes of hex and a u64 sum`;
+  }
+  return {
+    oracle,
+    epoch: new BN(epoch),
+    cumulative: new BN(cumulative),
+    index: BigInt(index),
+    proof: proof as SumNode[],
+  };
 }
 
 async function main(): Promise<void> {
@@ -425,9 +488,10 @@ async function main(): Promise<void> {
       continue;
     }
     const root = Buffer.from(record.proposal.rewardRoot as number[]);
-    if (
-      !verifyProof(p.proof, root, rewardLeaf(config, p.epoch, operator.publicKey, p.cumulative))
-    ) {
+    const total = BigInt(record.proposal.rewardTotal.toString());
+    const leafCount = BigInt(record.proposal.rewardLeafCount.toString());
+    const leaf = rewardLeaf(config, p.epoch, operator.publicKey, p.cumulative);
+    if (!verifyProof(leaf, p.index, p.proof, root, total, leafCount)) {
       reasons.push(
         `${oracle}: the proof does not verify against epoch ${p.epoch.toString()}'s root`,
       );
@@ -505,7 +569,8 @@ async function main(): Promise<void> {
     .claim(
       proof.epoch,
       proof.cumulative,
-      proof.proof.map((h) => Array.from(h)),
+      new BN(proof.index.toString()),
+      proof.proof.map((s) => ({ hash: Array.from(s.hash), sum: new BN(s.sum.toString()) })),
     )
     .accountsStrict({
       payer: operator.publicKey,
