@@ -1,17 +1,18 @@
-//! Merkle trees and proofs (`backhaul_core::tree` and `merkle`), as the oracle builds them and
-//! the program verifies them.
+//! Merkle-sum trees and proofs (`backhaul_core::tree` and `sum_tree`, format v2 of
+//! `docs/merkle.md`), as the oracle builds them and the program verifies them.
 //!
 //! Properties: building refuses duplicate accounts and totals that overflow, and nothing else;
-//! the root and total match the entries; every entry's proof verifies against the root, is no
-//! deeper than the tree, and fits the program's depth limit for any tree the oracle can build; a
-//! proof never verifies once anything is changed: the amount, the account, the epoch, the
-//! deployment, the tree kind, one sibling, the proof's length, or when the leaf is offered as an
-//! inner node (second preimage) or against another epoch's root.
+//! the root's total and leaf count match the entries; every entry's proof verifies against the
+//! tree's commitment, is exactly as deep as the tree, and fits the program's depth limit; a proof
+//! never verifies once anything is changed: the amount, the account, the epoch, the deployment,
+//! the tree kind, the index, one sibling's hash or sum, the proof's length, the declared total or
+//! leaf count, or when the leaf's parent is offered as a leaf (second preimage).
 #![no_main]
 
 use arbitrary::Arbitrary;
-use backhaul_core::merkle::{
-    compute_root, empty_root, leaf_hash, node_hash, verify, TreeKind, MAX_PROOF_DEPTH,
+use backhaul_core::merkle::{TreeKind, MAX_PROOF_DEPTH};
+use backhaul_core::sum_tree::{
+    empty_root, leaf_node, node, verify_leaf, Commitment, Leaf, Scope, SumNode,
 };
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_core::CoreError;
@@ -35,9 +36,13 @@ enum Mutation {
     Epoch(u64),
     Config(u8),
     Kind,
-    Sibling { index: u8, byte: u8, mask: u8 },
+    Index(u64),
+    SiblingHash { index: u8, byte: u8, mask: u8 },
+    SiblingSum { index: u8, sum: u64 },
     Truncate(u8),
-    Extend([u8; 32]),
+    Extend([u8; 32], u64),
+    Total(u64),
+    LeafCount(u64),
     InnerNode,
 }
 
@@ -84,95 +89,106 @@ fuzz_target!(|input: Input| {
     assert!(!duplicate, "duplicate accounts were accepted");
     assert_eq!(Some(tree.total), sum);
     assert_eq!(tree.entries, sorted);
+    let commitment = *tree.commitment();
+    assert_eq!(commitment.total, tree.total);
+    assert_eq!(commitment.leaf_count, tree.entries.len() as u64);
     if tree.entries.is_empty() {
-        assert_eq!(tree.root, empty_root(kind, &input.config, input.epoch));
+        assert_eq!(tree.root, empty_root(kind));
         return;
     }
-    let depth = tree.tree.as_ref().expect("a tree").depth();
+    let depth = tree.depth();
     assert!(depth <= MAX_PROOF_DEPTH);
     assert!(1usize << depth >= tree.entries.len());
+    let scope = *tree.scope();
 
     // Every proof verifies.
-    for e in &tree.entries {
-        let (found, proof) = tree.proof_for(&e.account).expect("a proof");
-        assert_eq!(found, *e);
-        assert_eq!(proof.len(), depth);
-        let leaf = leaf_hash(kind, &input.config, input.epoch, &e.account, e.cumulative);
+    for (i, e) in tree.entries.iter().enumerate() {
+        let proof = tree.proof_for(&e.account).expect("a proof");
+        assert_eq!(proof.index, i as u64);
+        assert_eq!(proof.leaf.amount, e.cumulative);
+        assert_eq!(proof.siblings.len(), depth);
         assert!(
-            verify(&proof, &tree.root, leaf),
+            verify_leaf(&scope, &commitment, &proof.leaf, proof.index, &proof.siblings),
             "a built proof does not verify"
         );
     }
 
     // One proof, changed.
     let e = tree.entries[usize::from(input.pick) % tree.entries.len()];
-    let (_, proof) = tree.proof_for(&e.account).expect("a proof");
-    let (mut cfg, mut epoch, mut acct, mut amount, mut k) =
-        (input.config, input.epoch, e.account, e.cumulative, kind);
-    let mut p = proof.clone();
+    let proof = tree.proof_for(&e.account).expect("a proof");
+    let mut s = scope;
+    let mut c = commitment;
+    let mut leaf = proof.leaf;
+    let mut index = proof.index;
+    let mut p: Vec<SumNode> = proof.siblings.clone();
     match input.mutation {
-        Mutation::Amount(a) => amount = a,
-        Mutation::Account(b) => acct[1] = b,
-        Mutation::Epoch(x) => epoch = x,
-        Mutation::Config(b) => cfg[7] ^= b,
+        Mutation::Amount(a) => leaf.amount = a,
+        Mutation::Account(b) => leaf.account[1] = b,
+        Mutation::Epoch(x) => s.epoch = x,
+        Mutation::Config(b) => s.config[7] ^= b,
         Mutation::Kind => {
-            k = match kind {
+            s.kind = match kind {
                 TreeKind::Reward => TreeKind::Usage,
                 TreeKind::Usage => TreeKind::Reward,
             }
         }
-        Mutation::Sibling { index, byte, mask } => {
+        Mutation::Index(i) => index = i,
+        Mutation::SiblingHash { index, byte, mask } => {
             if !p.is_empty() {
                 let i = usize::from(index) % p.len();
-                p[i][usize::from(byte) % 32] ^= mask;
+                p[i].hash[usize::from(byte) % 32] ^= mask;
+            }
+        }
+        Mutation::SiblingSum { index, sum } => {
+            if !p.is_empty() {
+                let i = usize::from(index) % p.len();
+                p[i].sum = sum;
             }
         }
         Mutation::Truncate(n) => {
             let keep = usize::from(n) % (p.len() + 1);
             p.truncate(keep);
         }
-        Mutation::Extend(sibling) => p.push(sibling),
+        Mutation::Extend(hash, sum) => p.push(SumNode { hash, sum }),
+        Mutation::Total(t) => c.total = t,
+        Mutation::LeafCount(n) => c.leaf_count = n,
         Mutation::InnerNode => {
-            // Offer the leaf's parent as if it were the leaf, with the rest of the proof.
+            // Offer the leaf's parent as if it were a leaf, with the rest of the proof.
             if !p.is_empty() {
-                let leaf = leaf_hash(kind, &input.config, input.epoch, &e.account, e.cumulative);
-                let parent = node_hash(&leaf, &p[0]);
-                assert!(verify(&p[1..], &tree.root, parent), "inner nodes link up");
-                // No (account, amount) can have that parent as its leaf hash without breaking
-                // sha256; the parent's bytes as an account with the same proof must fail.
-                acct = parent;
-                p.remove(0);
+                let own = leaf_node(&scope, &proof.leaf);
+                let parent = if index % 2 == 0 {
+                    node(&own, &p[0])
+                } else {
+                    node(&p[0], &own)
+                };
+                if let Ok(parent) = parent {
+                    leaf = Leaf {
+                        account: parent.hash,
+                        amount: parent.sum,
+                    };
+                    index /= 2;
+                    p.remove(0);
+                }
             }
         }
     }
-    let unchanged = (cfg, epoch, acct, amount, k == kind, &p)
-        == (
-            input.config,
-            input.epoch,
-            e.account,
-            e.cumulative,
-            true,
-            &proof,
-        );
-    let leaf = leaf_hash(k, &cfg, epoch, &acct, amount);
-    let ok = verify(&p, &tree.root, leaf);
+    let unchanged = (s, c, leaf, index, &p)
+        == (scope, commitment, proof.leaf, proof.index, &proof.siblings);
+    let ok = verify_leaf(&s, &c, &leaf, index, &p);
     if unchanged {
         assert!(ok);
-    } else if !ok {
-        // The expected outcome.
-    } else {
-        // Only a change that keeps the same leaf and the same path may still verify: the other
-        // entries' leaves are legitimately provable too (an account changed into another entry
-        // of the tree with that entry's amount and proof is that entry's own claim).
-        let same_entry = tree
-            .entries
-            .iter()
-            .any(|x| x.account == acct && x.cumulative == amount);
+    } else if ok {
+        // Only the same leaf at the same place of the same tree may still verify (a mutation
+        // that changes nothing in effect, such as a padding sibling set to what it was).
         assert!(
-            same_entry && k == kind && cfg == input.config && epoch == input.epoch,
+            s == scope
+                && c == commitment
+                && usize::try_from(index)
+                    .ok()
+                    .and_then(|i| tree.entries.get(i))
+                    .is_some_and(|x| x.account == leaf.account && x.cumulative == leaf.amount),
             "a changed proof verified: {:?}",
             input.mutation
         );
-        assert_eq!(compute_root(leaf, &p), tree.root);
     }
 });
