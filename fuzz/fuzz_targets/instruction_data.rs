@@ -21,7 +21,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use backhaul::instruction as ix;
 use backhaul::instructions::InitializeParams;
 use backhaul::state::{
-    ConsensusParams, EconomicsParams, EmissionParams, EpochProposal, GovernanceChange, ParamsChange,
+    ConsensusParams, EconomicsParams, EmissionParams, EpochProposal, GovernanceChange,
+    ParamsChange, ProofNode,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -187,9 +188,16 @@ fn keys(u: &mut Unstructured) -> arbitrary::Result<Vec<Pubkey>> {
     (0..n).map(|_| key(u)).collect()
 }
 
-fn proof(u: &mut Unstructured) -> arbitrary::Result<Vec<[u8; 32]>> {
+fn proof(u: &mut Unstructured) -> arbitrary::Result<Vec<ProofNode>> {
     let n = u.int_in_range(0..=40)?;
-    (0..n).map(|_| u.arbitrary()).collect()
+    (0..n)
+        .map(|_| {
+            Ok(ProofNode {
+                hash: u.arbitrary()?,
+                sum: u.arbitrary()?,
+            })
+        })
+        .collect()
 }
 
 /// Instruction data built from arbitrary argument values by the same code clients use.
@@ -225,6 +233,8 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
                 usage_leaf_count: u.arbitrary()?,
                 usage_total: u.arbitrary()?,
                 credits_consumed: u.arbitrary()?,
+                usage_cost_total: u.arbitrary()?,
+                usage_cost: u.arbitrary()?,
             },
         }
         .data(),
@@ -239,6 +249,7 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
         4 => ix::Claim {
             epoch: u.arbitrary()?,
             cumulative: u.arbitrary()?,
+            index: u.arbitrary()?,
             proof: proof(u)?,
         }
         .data(),
@@ -260,6 +271,7 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
         8 => ix::SettleUsage {
             epoch: u.arbitrary()?,
             consumed_cumulative: u.arbitrary()?,
+            index: u.arbitrary()?,
             proof: proof(u)?,
         }
         .data(),

@@ -11,9 +11,7 @@
 
 use arbitrary::Arbitrary;
 use backhaul_core::merkle::{TreeKind, MAX_PROOF_DEPTH};
-use backhaul_core::sum_tree::{
-    empty_root, leaf_node, node, verify_leaf, Commitment, Leaf, Scope, SumNode,
-};
+use backhaul_core::sum_tree::{empty_root, leaf_node, node, verify_leaf, Leaf, SumNode};
 use backhaul_core::tree::{Entry, EpochTree};
 use backhaul_core::CoreError;
 use libfuzzer_sys::fuzz_target;
@@ -108,7 +106,13 @@ fuzz_target!(|input: Input| {
         assert_eq!(proof.leaf.amount, e.cumulative);
         assert_eq!(proof.siblings.len(), depth);
         assert!(
-            verify_leaf(&scope, &commitment, &proof.leaf, proof.index, &proof.siblings),
+            verify_leaf(
+                &scope,
+                &commitment,
+                &proof.leaf,
+                proof.index,
+                &proof.siblings
+            ),
             "a built proof does not verify"
         );
     }
@@ -172,8 +176,8 @@ fuzz_target!(|input: Input| {
             }
         }
     }
-    let unchanged = (s, c, leaf, index, &p)
-        == (scope, commitment, proof.leaf, proof.index, &proof.siblings);
+    let unchanged =
+        (s, c, leaf, index, &p) == (scope, commitment, proof.leaf, proof.index, &proof.siblings);
     let ok = verify_leaf(&s, &c, &leaf, index, &p);
     if unchanged {
         assert!(ok);
