@@ -212,14 +212,18 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     assert_eq!(r.pending_finalization, 0);
     assert_eq!(r.latest.expect("proof").status, ChainStatus::Finalized);
 
-    // A dishonest oracle serving a forged cumulative amount is ignored: the proof does not
-    // verify against the chain's root. Alone, it leaves nothing to claim.
+    // A dishonest oracle serving a forged cumulative amount (with a total to match) is ignored:
+    // the proof does not verify against the chain's root and declared total. Alone, it leaves
+    // nothing to claim.
     let forged = serde_json::json!({
         "epoch": 0,
         "account": operators[0].pubkey().to_string(),
         "cumulative": proof0.cumulative * 10,
+        "index": proof0.index,
         "proof": proof0.proof,
         "root": proof0.root,
+        "total": proof0.total + proof0.cumulative * 9,
+        "leaf_count": proof0.leaf_count,
     });
     let fake = fake_oracle(forged.to_string()).await;
     let mixed = w.ctx(&operators[0], &[fake.clone(), urls[0].clone()]);
@@ -237,8 +241,11 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
             "epoch": 0,
             "account": operators[0].pubkey().to_string(),
             "cumulative": proof0.cumulative,
-            "proof": ["zz"],
+            "index": proof0.index,
+            "proof": [{"hash": "zz", "sum": 0}],
             "root": proof0.root,
+            "total": proof0.total,
+            "leaf_count": proof0.leaf_count,
         })
         .to_string(),
     )
