@@ -926,15 +926,22 @@ pub struct LookupTableOutcome {
 }
 
 /// Creates and fills the deployment's address lookup table in one transaction, its address
-/// derived from a finalized slot (which every bank's recent slot hashes hold).
+/// derived from the newest slot of the chain's `SlotHashes` (the program accepts any slot the
+/// sysvar holds, and it holds the last 512).
 pub async fn create_lookup_table(ctx: &Context) -> anyhow::Result<LookupTableOutcome> {
     let (d, _) = ctx.deployment_config().await?;
     let payer = ctx.signer_pubkey()?;
-    let recent_slot = ctx
-        .rpc
-        .get_slot_with_commitment(solana_commitment_config::CommitmentConfig::finalized())
-        .await
-        .map_err(|e| ctx.rpc_error(e))?;
+    let sysvar = solana_sdk::sysvar::slot_hashes::id();
+    let account = ctx
+        .raw_account(&sysvar)
+        .await?
+        .ok_or_else(|| anyhow!("the cluster has no SlotHashes sysvar"))?;
+    let hashes: solana_sdk::slot_hashes::SlotHashes = bincode::deserialize(&account.data)
+        .map_err(|e| anyhow!("the SlotHashes sysvar does not decode: {e}"))?;
+    let recent_slot = hashes
+        .first()
+        .map(|(slot, _)| *slot)
+        .ok_or_else(|| anyhow!("the SlotHashes sysvar is empty"))?;
     let (ixs, table) = backhaul_sdk::lookup_table::create(&d, &payer, &payer, recent_slot);
     let sig = tx::send(ctx, "create the lookup table", &ixs, &[]).await?;
     Ok(LookupTableOutcome {

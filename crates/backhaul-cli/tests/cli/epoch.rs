@@ -296,6 +296,24 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
     assert!(proof1.cumulative > proof0.cumulative, "node 1 served more");
     let keypair1 = path_str(&net.keypair_file("operator-1", &operators[1]));
     let oracles = urls.join(",");
+    // It sends its claim as a v0 transaction with the deployment's lookup table, which it
+    // creates first (any keypair may).
+    let out = w
+        .run_cli(&[
+            "admin",
+            "lookup-table",
+            "--keypair",
+            keypair1.as_str(),
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = json(&out)["lookup_table"]
+        .as_str()
+        .expect("the table's address")
+        .to_string();
+    assert_eq!(json(&out)["addresses"].as_array().map(Vec::len), Some(7));
     let claim_args = |json: bool| {
         let mut a = vec![
             "operator",
@@ -304,6 +322,8 @@ async fn operators_claim_and_firms_settle_after_a_finalized_epoch() {
             keypair1.as_str(),
             "--oracle",
             oracles.as_str(),
+            "--lookup-table",
+            table.as_str(),
         ];
         if json {
             a.extend(["--output", "json"]);
