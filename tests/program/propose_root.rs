@@ -173,6 +173,11 @@ async fn zero_roots_and_inconsistent_totals_are_refused() {
             reward_root: empty_root(TreeKind::Reward),
             ..p
         },
+        // More leaves than a proof of at most 32 siblings can reach.
+        EpochProposal {
+            reward_leaf_count: (1 << 32) + 1,
+            ..p
+        },
     ] {
         assert_program_err(env.vote(0, 0, bad).await, E::InconsistentProposal);
     }
