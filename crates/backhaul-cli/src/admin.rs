@@ -59,7 +59,7 @@ pub enum AdminCommand {
     /// token programs), and print its address. Any keypair may pay; it becomes the table's
     /// authority, which can add addresses or close the table but never change one. Pass the
     /// address as --lookup-table (BACKHAUL_LOOKUP_TABLE) to `operator claim` and `firm settle`:
-    /// proofs deeper than about 10 levels need it to fit one transaction.
+    /// proofs of more than 15 levels may need it to fit one transaction.
     LookupTable,
 }
 

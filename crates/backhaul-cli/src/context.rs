@@ -85,7 +85,7 @@ pub struct GlobalArgs {
     pub compute_unit_price: Option<u64>,
     /// The deployment's address lookup table (`backhaul admin lookup-table` creates it): claims
     /// and settlements are then sent as v0 transactions that load the deployment's fixed accounts
-    /// from it, which proofs deeper than about 10 levels need to fit one transaction.
+    /// from it, which proofs of more than 15 levels may need to fit one transaction.
     #[arg(long, global = true, env = "BACKHAUL_LOOKUP_TABLE")]
     pub lookup_table: Option<String>,
     /// More logging on stderr (repeat for more).
