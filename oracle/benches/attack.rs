@@ -482,6 +482,9 @@ impl Outcome {
 struct Setup {
     deployment: Deployment,
     address_rate: u32,
+    /// Items per second per address (`per_address_items_per_sec`), above the honest sender's
+    /// peak so that it binds the attacker only.
+    address_items: u32,
     connections: usize,
     /// How long the honest sender sends (unless its receipts run out first).
     secs: f64,
@@ -522,6 +525,7 @@ async fn phase(setup: &Setup, honest: &Honest, attack: Option<Attack<'_>>) -> Ou
         config: Pubkey::new_from_array(setup.deployment.config).to_string(),
         limit_loopback_addresses: true,
         per_address_requests_per_sec: setup.address_rate,
+        per_address_items_per_sec: setup.address_items,
         ..Settings::default()
     };
     let oracle = Oracle::start(settings, Arc::new(MemoryChain::new(state)))
@@ -906,6 +910,7 @@ fn main() {
     let connections: usize = env("BACKHAUL_ATTACK_CONNECTIONS", 4).max(1);
     let pct: f64 = env("BACKHAUL_ATTACK_PCT", 10.0);
     let address_rate: u32 = env("BACKHAUL_ATTACK_ADDRESS_RATE", 50).max(1);
+    let address_items: u32 = env("BACKHAUL_ATTACK_ADDRESS_ITEMS", 40_000).max(1);
     let stalled_at_once: usize = env("BACKHAUL_ATTACK_STALLED", 256);
     let stall_sweep: Vec<usize> = std::env::var("BACKHAUL_ATTACK_STALL_SWEEP")
         .unwrap_or_else(|_| "32,64".into())
@@ -932,7 +937,7 @@ fn main() {
     println!(
         "attack: phases of {secs} s; honest sender on 127.0.0.1 ({HONEST_NODES} nodes, {HONEST_CLIENTS} clients, {HONEST_BUYERS} funded buyers; \
          {receipts} receipts signed), batches of {batch}, {connections} connections; junk from 127.0.0.2, {junk_batch} items per request; \
-         per-address limit {address_rate} requests/s, loopback limited too; {cores} cores"
+         per-address limits {address_rate} requests/s and {address_items} items/s, loopback limited too; {cores} cores"
     );
     let started = Instant::now();
     let honest = honest(receipts, batch, &deployment);
@@ -943,6 +948,7 @@ fn main() {
     let setup = Setup {
         deployment,
         address_rate,
+        address_items,
         connections,
         secs,
     };
