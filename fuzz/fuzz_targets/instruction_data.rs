@@ -225,6 +225,8 @@ fn structured(u: &mut Unstructured) -> arbitrary::Result<Vec<u8>> {
                 usage_leaf_count: u.arbitrary()?,
                 usage_total: u.arbitrary()?,
                 credits_consumed: u.arbitrary()?,
+                usage_cost_total: u.arbitrary()?,
+                usage_cost: u.arbitrary()?,
             },
         }
         .data(),
