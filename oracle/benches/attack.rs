@@ -5,9 +5,10 @@
 //!
 //! Every phase starts a fresh oracle in this process (`Oracle` on a `MemoryChain`, SQLite in a
 //! temporary directory, HTTP on 127.0.0.1) with the per-address limit applied to loopback
-//! (`limit_loopback_addresses`). The honest sender, from 127.0.0.1, posts its bindings and grants
+//! (`limit_loopback_addresses`). The honest sender posts its bindings and grants from 127.0.0.1
 //! (its buyers have funded credit accounts), then the same pre-signed receipts in every phase
-//! over a few connections for a fixed time, each connection sending its next request when the
+//! over a few connections for a fixed time, each from its own address (127.0.0.10 and up: honest
+//! nodes are many, each under the per-address limits), each connection sending its next request when the
 //! last one is answered (a `429` or `503` is retried after 50 ms until the time is up). The
 //! attacker, from 127.0.0.2, first empties its address's token bucket (the steady state of a
 //! sustained attack), then sends one kind of junk at a fixed rate: a new request on schedule
@@ -29,6 +30,8 @@
 //! `BACKHAUL_ATTACK_JUNK_BATCH` items per junk request [the honest batch], `BACKHAUL_ATTACK_PCT`
 //! [10], `BACKHAUL_ATTACK_SWEEP` percentages [10,25,50,100,200,500], `BACKHAUL_ATTACK_ADDRESS_RATE`
 //! the per-address limit in requests per second [50, the oracle's default],
+//! `BACKHAUL_ATTACK_ADDRESS_ITEMS` the per-address limit in items per second [10000, half the
+//! oracle's default, above what each honest connection sends],
 //! `BACKHAUL_ATTACK_STALLED` [256], `BACKHAUL_ATTACK_STALL_SWEEP` [32,64],
 //! `BACKHAUL_ATTACK_KINDS` a comma-separated subset of the kinds [all].
 //!
@@ -482,8 +485,8 @@ impl Outcome {
 struct Setup {
     deployment: Deployment,
     address_rate: u32,
-    /// Items per second per address (`per_address_items_per_sec`), above the honest sender's
-    /// peak so that it binds the attacker only.
+    /// Items per second per address (`per_address_items_per_sec`), above what each honest
+    /// connection sends.
     address_items: u32,
     connections: usize,
     /// How long the honest sender sends (unless its receipts run out first).
@@ -718,13 +721,14 @@ async fn phase(setup: &Setup, honest: &Honest, attack: Option<Attack<'_>>) -> Ou
     let deadline = started + Duration::from_secs_f64(setup.secs);
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = vec![];
-    for _ in 0..setup.connections {
-        let (next, bodies, http, url) = (
-            next.clone(),
-            honest.bodies.clone(),
-            http.clone(),
-            url.clone(),
-        );
+    for c in 0..setup.connections {
+        // Each honest connection from its own address (honest nodes are many), each under the
+        // per-address limits.
+        let http = reqwest::Client::builder()
+            .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + (c % 200) as u8)))
+            .build()
+            .expect("client");
+        let (next, bodies, url) = (next.clone(), honest.bodies.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let (mut accepted, mut requests, mut retries) = (0usize, 0usize, 0usize);
             let mut other: BTreeMap<String, usize> = BTreeMap::new();
@@ -910,7 +914,7 @@ fn main() {
     let connections: usize = env("BACKHAUL_ATTACK_CONNECTIONS", 4).max(1);
     let pct: f64 = env("BACKHAUL_ATTACK_PCT", 10.0);
     let address_rate: u32 = env("BACKHAUL_ATTACK_ADDRESS_RATE", 50).max(1);
-    let address_items: u32 = env("BACKHAUL_ATTACK_ADDRESS_ITEMS", 40_000).max(1);
+    let address_items: u32 = env("BACKHAUL_ATTACK_ADDRESS_ITEMS", 10_000).max(1);
     let stalled_at_once: usize = env("BACKHAUL_ATTACK_STALLED", 256);
     let stall_sweep: Vec<usize> = std::env::var("BACKHAUL_ATTACK_STALL_SWEEP")
         .unwrap_or_else(|_| "32,64".into())
@@ -935,7 +939,7 @@ fn main() {
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     println!(
-        "attack: phases of {secs} s; honest sender on 127.0.0.1 ({HONEST_NODES} nodes, {HONEST_CLIENTS} clients, {HONEST_BUYERS} funded buyers; \
+        "attack: phases of {secs} s; honest sender on 127.0.0.10 and up, one address per connection ({HONEST_NODES} nodes, {HONEST_CLIENTS} clients, {HONEST_BUYERS} funded buyers; \
          {receipts} receipts signed), batches of {batch}, {connections} connections; junk from 127.0.0.2, {junk_batch} items per request; \
          per-address limits {address_rate} requests/s and {address_items} items/s, loopback limited too; {cores} cores"
     );
