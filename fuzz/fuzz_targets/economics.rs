@@ -205,7 +205,8 @@ fn prices(i: &Input) {
             assert_eq!(c, 0);
         }
     }
-    let mut values: Vec<u64> = i.prices.iter().take(16).copied().collect();
+    // The program refuses a zero submission (`InvalidPrice`).
+    let mut values: Vec<u64> = i.prices.iter().take(16).map(|p| (*p).max(1)).collect();
     let t = usize::from(i.threshold % 17);
     let original = values.clone();
     let elapsed = i.bytes % (400 * 86_400);
@@ -224,7 +225,17 @@ fn prices(i: &Input) {
                 assert_eq!(post.credits_per_token, post.median.max(1));
             }
         }
-        Ok(None) => assert!(t == 0 || original.len() < t),
+        Ok(None) => {
+            if t >= 1 && original.len() >= t {
+                // Enough submissions, but the band does not yet allow a whole unit of movement
+                // towards the median (posting would restart its clock and drop the fraction).
+                let mut sorted = original.clone();
+                let m = median(&mut sorted).expect("a median of submissions");
+                assert!(i.price > 0 && m != i.price);
+                let band = price_band(i.price, elapsed, i.bps).expect("a band never overflows");
+                assert_eq!(band.clamp(m), i.price);
+            }
+        }
         Err(e) => panic!("quorum_post refused valid inputs: {e}"),
     }
     if i.price > 0 {
