@@ -40,7 +40,7 @@ struct Input {
     usage_cap_bps: u32,
     burned: u64,
     unreemitted: u64,
-    consumed: u64,
+    usage_cost: u64,
     price: u64,
     decimals: u8,
     allocation: u64,
@@ -75,12 +75,10 @@ fn budget(i: &Input) {
     };
     let activity = EpochActivity {
         tokens_burned: i.burned,
-        credits_consumed: i.consumed,
-        credits_per_token: i.price,
-        decimals: i.decimals,
+        usage_cost: i.usage_cost,
         burns_not_reemitted: i.unreemitted,
     };
-    let valid = s.validate().is_ok() && params.validate().is_ok() && i.decimals <= 18;
+    let valid = s.validate().is_ok() && params.validate().is_ok();
     let b = EpochBudget::compute(&s, i.epoch, i.minted, i.prev_ema, &params, &activity);
     if let Ok(sched) = s.scheduled(i.epoch) {
         if s.validate().is_ok() {
@@ -109,13 +107,10 @@ fn budget(i: &Input) {
         "average above both inputs"
     );
     assert!(b.total <= b.scheduled_room + b.net);
-    if let Some(cap) = b.usage_cap {
-        assert!(b.total <= cap);
-        assert!(i.usage_cap_bps > 0);
-    } else {
-        assert_eq!(i.usage_cap_bps, 0);
-        assert_eq!(b.total, b.scheduled_room + b.net);
-    }
+    // The paid-usage cap always applies: k × what buyers paid for what they consumed.
+    assert!(b.total <= b.usage_cap);
+    assert_eq!(b.total, (b.scheduled_room + b.net).min(b.usage_cap));
+    assert!(u128::from(b.usage_cap) * 10_000 <= u128::from(i.usage_cost) * u128::from(i.usage_cap_bps));
     match b.split(i.allocation) {
         Ok(split) => {
             assert_eq!(
@@ -210,7 +205,8 @@ fn prices(i: &Input) {
             assert_eq!(c, 0);
         }
     }
-    let mut values: Vec<u64> = i.prices.iter().take(16).copied().collect();
+    // The program refuses a zero submission (`InvalidPrice`).
+    let mut values: Vec<u64> = i.prices.iter().take(16).map(|p| (*p).max(1)).collect();
     let t = usize::from(i.threshold % 17);
     let original = values.clone();
     let elapsed = i.bytes % (400 * 86_400);
@@ -229,7 +225,17 @@ fn prices(i: &Input) {
                 assert_eq!(post.credits_per_token, post.median.max(1));
             }
         }
-        Ok(None) => assert!(t == 0 || original.len() < t),
+        Ok(None) => {
+            if t >= 1 && original.len() >= t {
+                // Enough submissions, but the band does not yet allow a whole unit of movement
+                // towards the median (posting would restart its clock and drop the fraction).
+                let mut sorted = original.clone();
+                let m = median(&mut sorted).expect("a median of submissions");
+                assert!(i.price > 0 && m != i.price);
+                let band = price_band(i.price, elapsed, i.bps).expect("a band never overflows");
+                assert_eq!(band.clamp(m), i.price);
+            }
+        }
         Err(e) => panic!("quorum_post refused valid inputs: {e}"),
     }
     if i.price > 0 {

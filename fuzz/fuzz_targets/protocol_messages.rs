@@ -10,7 +10,7 @@
 
 use arbitrary::Arbitrary;
 use backhaul_protocol::{
-    verify_batch_strict, ClientGrant, Deployment, NodeBinding, SigCheck, SignedBinding,
+    verify_each_strict, ClientGrant, Deployment, NodeBinding, SigCheck, SignedBinding,
     SignedGrant, SignedReceipt, UsageReceipt, SIGNED_BINDING_LEN, SIGNED_GRANT_LEN,
     SIGNED_RECEIPT_LEN,
 };
@@ -74,7 +74,7 @@ fn decode_exact<T: BorshDeserialize + BorshSerialize>(bytes: &[u8], len: usize) 
 /// everything `verify_strict` refuses except the documented torsion case, which random input
 /// cannot produce for a key nobody holds: so on arbitrary input they agree exactly.
 fn paths_agree(checks: &[SigCheck]) {
-    let batch = verify_batch_strict(checks);
+    let batch = verify_each_strict(checks);
     assert_eq!(batch.len(), checks.len());
     for (c, b) in checks.iter().zip(&batch) {
         let single = c.verify_strict();
@@ -87,7 +87,7 @@ fn paths_agree(checks: &[SigCheck]) {
 }
 
 fn all_ok(checks: &[SigCheck]) -> bool {
-    verify_batch_strict(checks).iter().all(Result::is_ok)
+    verify_each_strict(checks).iter().all(Result::is_ok)
 }
 
 fn raw(deployment_bytes: &[u8; 64], bytes: &[u8]) {

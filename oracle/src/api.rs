@@ -138,6 +138,16 @@ fn retry_after(mut response: Response, secs: u64) -> Response {
     response
 }
 
+/// The encoded length of one item of an ingest endpoint's batch.
+fn ingest_item_len(path: &str) -> Option<usize> {
+    match path {
+        "/v1/receipts" => Some(SIGNED_RECEIPT_LEN),
+        "/v1/grants" => Some(SIGNED_GRANT_LEN),
+        "/v1/bindings" => Some(SIGNED_BINDING_LEN),
+        _ => None,
+    }
+}
+
 /// How long a request waits for one of the `max_concurrent_requests` permits before it is
 /// answered `503`. It waits before its body is read, holding no more than its connection.
 const PERMIT_WAIT: Duration = Duration::from_secs(1);
@@ -152,6 +162,7 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .filter(|ip| state.limit_loopback || !is_loopback(ip));
+    let mut _counted = None;
     if let Some(ip) = remote {
         if let Err(wait) = state.addresses.take(ip) {
             tracing::debug!(address = %ip, retry_after_secs = wait, "request refused: the address is over its rate limit");
@@ -164,6 +175,44 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
             );
             return retry_after(error.into_response(), wait);
         }
+        // What its signatures will cost to check, from the body's declared length (a body never
+        // runs past it), before anything is read.
+        if let Some(item_len) = ingest_item_len(request.uri().path()) {
+            let len = request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(state.max_body_bytes)
+                .min(state.max_body_bytes);
+            if let Err(wait) = state.addresses.take_items(ip, len.div_ceil(item_len)) {
+                tracing::debug!(address = %ip, retry_after_secs = wait, "request refused: the address is over its item rate");
+                let error = ApiError(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "this address is over its limit of {} items per second; retry after {wait} s",
+                        state.addresses.items_rate
+                    ),
+                );
+                return retry_after(error.into_response(), wait);
+            }
+        }
+        // One address cannot hold every request slot (with bodies it sends slowly, say).
+        if !state.addresses.enter(ip) {
+            tracing::debug!(address = %ip, "request refused: the address has as many requests in progress as it may");
+            let error = ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this address already has {} requests in progress; wait for their answers",
+                    state.addresses.max_in_flight
+                ),
+            );
+            return retry_after(error.into_response(), 1);
+        }
+        _counted = Some(InFlight {
+            state: state.clone(),
+            ip,
+        });
     }
     let permit = tokio::time::timeout(PERMIT_WAIT, state.in_flight.clone().acquire_owned()).await;
     let Ok(Ok(_permit)) = permit else {
@@ -920,19 +969,59 @@ impl KeyLimiter {
 /// How many seconds' worth of requests an address may send at once.
 const ADDRESS_BURST_SECS: f64 = 5.0;
 
-/// Per-address token buckets: each remote address may make `rate` requests per second, with a
-/// burst of [`ADDRESS_BURST_SECS`] seconds' worth. IPv6 addresses count by their /64, which one
+/// Per-address token buckets: each remote address may make `rate` requests per second and send
+/// `items_rate` items per second, each with a burst of [`ADDRESS_BURST_SECS`] seconds' worth, and
+/// have at most `max_in_flight` requests in progress. IPv6 addresses count by their /64, which one
 /// host usually holds whole.
 pub struct AddressLimiter {
     rate: f64,
+    items_rate: f64,
+    max_in_flight: usize,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    items: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    in_flight: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Takes `n` tokens from `ip`'s bucket of `rate` per second; when there are not enough, the whole
+/// seconds until there are (a request over the burst waits for the burst).
+fn take_from(
+    buckets: &Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    rate: f64,
+    ip: IpAddr,
+    n: f64,
+) -> Result<(), u64> {
+    let burst = rate * ADDRESS_BURST_SECS;
+    let n = n.min(burst);
+    let now = Instant::now();
+    let Ok(mut buckets) = buckets.lock() else {
+        return Ok(());
+    };
+    if buckets.len() > 100_000 {
+        // Forget addresses that have refilled completely.
+        buckets.retain(|_, (tokens, at)| {
+            *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+        });
+    }
+    let (tokens, at) = buckets.entry(ip).or_insert((burst, now));
+    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+    *at = now;
+    if *tokens >= n {
+        *tokens -= n;
+        Ok(())
+    } else {
+        Err(((n - *tokens) / rate).ceil().max(1.0) as u64)
+    }
 }
 
 impl AddressLimiter {
-    pub fn new(rate_per_sec: u32) -> Self {
+    pub fn new(rate_per_sec: u32, items_per_sec: u32, max_in_flight: usize) -> Self {
         AddressLimiter {
             rate: f64::from(rate_per_sec.max(1)),
+            items_rate: f64::from(items_per_sec.max(1)),
+            max_in_flight: max_in_flight.max(1),
             buckets: Mutex::new(HashMap::new()),
+            items: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -950,26 +1039,51 @@ impl AddressLimiter {
     /// Takes a token for one request from `ip`; when there is none, the whole seconds until
     /// there is.
     pub fn take(&self, ip: IpAddr) -> Result<(), u64> {
-        let burst = self.rate * ADDRESS_BURST_SECS;
-        let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
+        take_from(&self.buckets, self.rate, Self::bucket_of(ip), 1.0)
+    }
+
+    /// Takes `n` item tokens from `ip` (charged once a body is decoded, before its signatures
+    /// are checked); when there are not enough, the whole seconds until there are.
+    pub fn take_items(&self, ip: IpAddr, n: usize) -> Result<(), u64> {
+        take_from(&self.items, self.items_rate, Self::bucket_of(ip), n as f64)
+    }
+
+    /// Counts a request of `ip` in progress, unless it already has `max_in_flight`.
+    pub fn enter(&self, ip: IpAddr) -> bool {
+        let Ok(mut m) = self.in_flight.lock() else {
+            return true;
         };
-        if buckets.len() > 100_000 {
-            // Forget addresses that have refilled completely.
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * self.rate < burst
-            });
+        let n = m.entry(Self::bucket_of(ip)).or_insert(0);
+        if *n >= self.max_in_flight {
+            return false;
         }
-        let (tokens, at) = buckets.entry(Self::bucket_of(ip)).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64)
+        *n += 1;
+        true
+    }
+
+    /// The end of a request [`AddressLimiter::enter`] counted.
+    pub fn leave(&self, ip: IpAddr) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            let key = Self::bucket_of(ip);
+            if let Some(n) = m.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&key);
+                }
+            }
         }
+    }
+}
+
+/// A request of an address in progress, counted until dropped.
+struct InFlight {
+    state: Arc<ApiState>,
+    ip: IpAddr,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.state.addresses.leave(self.ip);
     }
 }
 
@@ -979,7 +1093,7 @@ mod tests {
 
     #[test]
     fn an_address_gets_its_burst_then_waits() {
-        let l = AddressLimiter::new(2);
+        let l = AddressLimiter::new(2, 100, 2);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10 {
             l.take(a).unwrap();

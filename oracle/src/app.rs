@@ -208,7 +208,13 @@ impl Oracle {
             closer: closer.clone(),
             max_body_bytes: settings.max_body_bytes,
             limiter: KeyLimiter::new(settings.per_key_items_per_sec),
-            addresses: AddressLimiter::new(settings.per_address_requests_per_sec),
+            addresses: AddressLimiter::new(
+                settings.per_address_requests_per_sec,
+                settings.per_address_items_per_sec,
+                settings
+                    .max_requests_per_address
+                    .min(settings.max_concurrent_requests.max(1)),
+            ),
             limit_loopback: settings.limit_loopback_addresses,
             in_flight: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_requests.max(1),
@@ -265,6 +271,7 @@ impl Oracle {
         let Oracle {
             writer,
             closer,
+            api,
             shutdown,
             mut tasks,
             ..
@@ -272,6 +279,8 @@ impl Oracle {
         let _ = shutdown.send(true);
         drop(writer);
         drop(closer);
+        // The handlers' state holds a sender to the writer too.
+        drop(api);
         // Every task but the writer ends on the shutdown signal, dropping the writer's senders it
         // holds; the writer ends when the last of them is gone, so it is awaited last.
         let writer_task = tasks.remove(0);

@@ -44,6 +44,13 @@ pub struct Settings {
     /// `Retry-After` before its body is read. Behind a reverse proxy every request comes from
     /// the proxy's address: raise this accordingly.
     pub per_address_requests_per_sec: u32,
+    /// Items (receipts, grants, bindings) per second each remote address may send, counted from
+    /// a request's declared length before its body is read (a burst of five seconds' worth):
+    /// what bounds the signature checks one address can make the oracle do.
+    pub per_address_items_per_sec: u32,
+    /// Requests one remote address may have in progress at once; more are answered `429`. So
+    /// that one address sending bodies slowly cannot hold every one of `max_concurrent_requests`.
+    pub max_requests_per_address: usize,
     /// Whether loopback addresses (127.0.0.0/8, ::1) are limited per address too. Off by
     /// default: on loopback the oracle sees a reverse proxy on the same host (the documented
     /// deployment), which speaks for every client, or a local tool.
@@ -102,6 +109,8 @@ impl Default for Settings {
             max_body_bytes: 4 << 20,
             per_key_items_per_sec: 2_000,
             per_address_requests_per_sec: 50,
+            per_address_items_per_sec: 20_000,
+            max_requests_per_address: 8,
             limit_loopback_addresses: false,
             max_concurrent_requests: 64,
             header_timeout_secs: 10,
@@ -351,6 +360,26 @@ impl Settings {
                 "per_key_items_per_sec",
                 0,
                 format!("set it to at least 1 (default {})", d.per_key_items_per_sec),
+            ));
+        }
+        if self.per_address_items_per_sec == 0 {
+            return Err(invalid(
+                "per_address_items_per_sec",
+                0,
+                format!(
+                    "set it to at least 1 (default {}; behind a reverse proxy, what the proxy forwards in all)",
+                    d.per_address_items_per_sec
+                ),
+            ));
+        }
+        if self.max_requests_per_address == 0 {
+            return Err(invalid(
+                "max_requests_per_address",
+                0,
+                format!(
+                    "set it to at least 1 (default {}; at most max_concurrent_requests counts)",
+                    d.max_requests_per_address
+                ),
             ));
         }
         if self.per_address_requests_per_sec == 0 {

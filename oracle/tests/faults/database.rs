@@ -197,7 +197,7 @@ async fn postgres_outage_answers_503_writes_nothing_half_and_recovers() {
             }
         }));
     }
-    wait_for("some batches stored", 30, || async {
+    wait_for("some batches stored", 120, || async {
         let o = outcomes.lock().ok()?;
         (o.values().filter(|x| matches!(x, Outcome::Acked)).count() >= 10).then_some(())
     })
@@ -264,7 +264,7 @@ async fn postgres_outage_answers_503_writes_nothing_half_and_recovers() {
         &format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"),
     )
     .await;
-    wait_for("health to report the database back", 30, || async {
+    wait_for("health to report the database back", 120, || async {
         let (code, h) = health(&o.url).await;
         (code == 200 && h["database"] == "ok").then_some(())
     })

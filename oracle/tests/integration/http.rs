@@ -490,3 +490,93 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     let (code, _) = o.get("/health").await;
     assert_eq!(code, 200);
 }
+
+/// Before: 64 connections sending full headers and then their bodies slowly, from one address,
+/// held every request slot and took honest ingest to 0% (the attack benchmark). Now one address
+/// holds at most `max_requests_per_address` slots; other addresses are served meanwhile.
+#[tokio::test]
+async fn one_address_sending_bodies_slowly_holds_only_its_share_of_the_slots() {
+    let o = start(&Db::Sqlite, |s| {
+        s.limit_loopback_addresses = true;
+        s.max_concurrent_requests = 16;
+        s.max_requests_per_address = 4;
+        s.request_timeout_secs = 60;
+    })
+    .await;
+    let addr = o.oracle().addr;
+    let mut slow = vec![];
+    for _ in 0..12 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut c = socket.connect(addr).await.unwrap();
+        c.write_all(
+            b"POST /v1/receipts HTTP/1.1\r\nHost: oracle\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n\x01\x00",
+        )
+        .await
+        .unwrap();
+        slow.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Eight of the twelve were answered 429 at once: only four hold a slot.
+    let mut refused = 0;
+    for c in &mut slow {
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await
+        {
+            if String::from_utf8_lossy(&buf[..n]).contains("429") {
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 8);
+    // Another address is served meanwhile.
+    let honest = client_from("127.0.0.1");
+    let resp = honest
+        .get(format!("{}/health", o.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// Before: the per-address limit counted requests, so one address could send 50 requests of
+/// 10,000 receipts a second, more signature checks than the oracle can make. Now the items a
+/// request declares are charged to its address before the body is read.
+#[tokio::test]
+async fn an_address_is_charged_for_the_items_it_sends_before_they_are_checked() {
+    let o = start(&Db::Sqlite, |s| {
+        s.limit_loopback_addresses = true;
+        // A burst of 50 items, 10 more a second.
+        s.per_address_items_per_sec = 10;
+    })
+    .await;
+    // The length of 50 receipts (the body's content does not matter: it is charged before it is
+    // read, and then refused as undecodable).
+    let body = vec![0u8; 4 + 50 * backhaul_protocol::SIGNED_RECEIPT_LEN];
+    let post = |ip: &'static str| {
+        let body = body.clone();
+        let url = format!("{}/v1/receipts", o.url);
+        async move {
+            client_from(ip)
+                .post(url)
+                .header("content-type", "application/octet-stream")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(post("127.0.0.2").await.status(), 400);
+    let resp = post("127.0.0.2").await;
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("10 items per second"), "{text}");
+    // Another address has its own budget.
+    assert_eq!(post("127.0.0.3").await.status(), 400);
+}
