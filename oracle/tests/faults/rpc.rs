@@ -336,7 +336,7 @@ async fn chain_endpoint_down_or_slow_backs_off_reports_and_votes_exactly_once() 
         &unexpected[..unexpected.len().min(5)]
     );
     o.kill();
-    let stored = stored_receipts(&backhaul_oracle::db::sqlite_url(&o.data_dir)).await;
+    let stored = kept_receipts(&o.data_dir).await;
     let lost = lost_receipts(&feeder.acked()[0], &feeder.sent(), &stored);
     assert!(lost.is_empty(), "{lost:?}");
 }
