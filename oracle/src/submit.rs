@@ -722,41 +722,27 @@ impl Submitter {
         attempts: u64,
         refusal: &Refusal,
     ) -> Result<(), SubmitError> {
-        if kind == Kind::Price {
+        let note = if kind == Kind::Price {
             let price = digest
                 .try_into()
                 .map(u64::from_le_bytes)
                 .unwrap_or_default();
-            let note = price_refused(price, round, refusal);
-            let tx = &refusal.tx;
-            return self
-                .journal(
-                    epoch,
-                    kind,
-                    round,
-                    digest,
-                    &tx.signatures.first().copied().unwrap_or_default(),
-                    last_valid,
-                    &bincode_tx(tx),
-                    FAILED,
-                    &note,
-                    attempts,
-                )
-                .await;
-        }
-        let note = match refusal.race() {
-            Some(race) => {
-                let sentence = race.sentence(epoch);
-                tracing::debug!(epoch, kind = kind.as_str(), round, error = %race.error_name(), "{sentence}");
-                metrics::counter!("backhaul_submit_raced_total", "kind" => kind.as_str(), "race" => race.as_str())
-                    .increment(1);
-                sentence
-            }
-            None => {
-                tracing::warn!(epoch, kind = kind.as_str(), error = %refusal.detail, "the transaction was refused before sending");
-                metrics::counter!("backhaul_submit_failed_total", "kind" => kind.as_str())
-                    .increment(1);
-                refusal.detail.clone()
+            price_refused(price, round, refusal)
+        } else {
+            match refusal.race() {
+                Some(race) => {
+                    let sentence = race.sentence(epoch);
+                    tracing::debug!(epoch, kind = kind.as_str(), round, error = %race.error_name(), "{sentence}");
+                    metrics::counter!("backhaul_submit_raced_total", "kind" => kind.as_str(), "race" => race.as_str())
+                        .increment(1);
+                    sentence
+                }
+                None => {
+                    tracing::warn!(epoch, kind = kind.as_str(), error = %refusal.detail, "the transaction was refused before sending");
+                    metrics::counter!("backhaul_submit_failed_total", "kind" => kind.as_str())
+                        .increment(1);
+                    refusal.detail.clone()
+                }
             }
         };
         let tx = &refusal.tx;
