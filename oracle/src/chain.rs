@@ -376,6 +376,7 @@ pub mod examples {
             credits_unpaid: 0,
             last_usage_cost_total: 0,
             credits_issued_finalized: 0,
+            oracle_bond_lamports: 0,
             consensus: ConsensusParams {
                 credits_per_gib: 50_000,
                 pair_cap_bytes: 100 << 30,

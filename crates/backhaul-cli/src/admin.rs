@@ -135,6 +135,10 @@ pub struct QueueParamsArgs {
     /// Time between queueing a change and the earliest apply, seconds.
     #[arg(long)]
     pub governance_delay_secs: Option<u64>,
+    /// Lamports each oracle must have bonded to vote (0: no bond); applies when the change is
+    /// applied, so oracles top up their bonds during the governance delay.
+    #[arg(long)]
+    pub oracle_bond_lamports: Option<u64>,
     #[arg(long)]
     pub initial_per_epoch: Option<u64>,
     #[arg(long)]
@@ -1097,6 +1101,9 @@ pub fn params_change(c: &Config, args: &QueueParamsArgs) -> anyhow::Result<Param
         rate_capacity: differs(capacity, latest.rate_capacity),
         economics: (economics != latest.economics).then_some(economics),
         consensus: (consensus != latest.consensus).then_some(consensus),
+        oracle_bond_lamports: args
+            .oracle_bond_lamports
+            .and_then(|b| differs(b, c.oracle_bond_lamports)),
     })
 }
 
@@ -1328,6 +1335,13 @@ pub fn describe_change(change: &GovernanceChange, c: &Config) -> Vec<String> {
                 diff(
                     "governance_delay_secs",
                     c.governance_delay_secs.to_string(),
+                    v.to_string(),
+                );
+            }
+            if let Some(v) = p.oracle_bond_lamports {
+                diff(
+                    "oracle_bond_lamports",
+                    c.oracle_bond_lamports.to_string(),
                     v.to_string(),
                 );
             }

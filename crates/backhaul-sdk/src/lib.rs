@@ -89,6 +89,21 @@ impl Deployment {
         pda(&[CHANGE_SEED, self.config.as_ref(), &id.to_le_bytes()])
     }
 
+    /// An oracle's bond `["bond", config, oracle]`.
+    pub fn bond(&self, oracle: &Pubkey) -> Pubkey {
+        pda(&[BOND_SEED, self.config.as_ref(), oracle.as_ref()])
+    }
+
+    /// `owner`'s proof buffer number `id`: `["proof", config, owner, id]`.
+    pub fn proof_buffer(&self, owner: &Pubkey, id: u64) -> Pubkey {
+        pda(&[
+            PROOF_BUFFER_SEED,
+            self.config.as_ref(),
+            owner.as_ref(),
+            &id.to_le_bytes(),
+        ])
+    }
+
     /// `owner`'s associated token account for the network token.
     pub fn ata(&self, owner: &Pubkey) -> Pubkey {
         spl_associated_token_account_interface::address::get_associated_token_address(
@@ -241,6 +256,7 @@ pub mod ix {
                 config: d.config,
                 epoch_record: d.epoch_record(epoch),
                 ledger: d.ledger(epoch),
+                bond: d.bond(oracle),
                 system_program: SYSTEM,
                 event_authority: event_authority(),
                 program: backhaul::ID,
@@ -496,5 +512,185 @@ pub mod ix {
             },
             backhaul::instruction::SetPaused { paused },
         )
+    }
+
+    /// Opens `owner`'s proof buffer `id` with `len` payload bytes.
+    pub fn open_proof_buffer(d: &Deployment, owner: &Pubkey, id: u64, len: u32) -> Instruction {
+        build(
+            backhaul::accounts::OpenProofBuffer {
+                owner: *owner,
+                config: d.config,
+                buffer: d.proof_buffer(owner, id),
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::OpenProofBuffer { id, len },
+        )
+    }
+
+    /// Writes `bytes` at `offset` into `owner`'s proof buffer `id`.
+    pub fn write_proof_buffer(
+        d: &Deployment,
+        owner: &Pubkey,
+        id: u64,
+        offset: u32,
+        bytes: Vec<u8>,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::WriteProofBuffer {
+                owner: *owner,
+                buffer: d.proof_buffer(owner, id),
+            },
+            backhaul::instruction::WriteProofBuffer { offset, bytes },
+        )
+    }
+
+    /// Closes `owner`'s unused proof buffer `id`.
+    pub fn close_proof_buffer(d: &Deployment, owner: &Pubkey, id: u64) -> Instruction {
+        build(
+            backhaul::accounts::CloseProofBuffer {
+                owner: *owner,
+                buffer: d.proof_buffer(owner, id),
+            },
+            backhaul::instruction::CloseProofBuffer {},
+        )
+    }
+
+    /// Refutes `epoch`'s proposal with the fraud proof in `prover`'s buffer `buffer_id`.
+    /// `earlier_epoch` is a decrease proof's earlier epoch, `buyer` an overspend proof's buyer,
+    /// `voters` the oracles that voted the challenged digest, in vote order.
+    pub fn prove_fraud(
+        d: &Deployment,
+        prover: &Pubkey,
+        epoch: u64,
+        buffer_id: u64,
+        earlier_epoch: Option<u64>,
+        buyer: Option<&Pubkey>,
+        voters: &[Pubkey],
+    ) -> Instruction {
+        let mut ix = build(
+            backhaul::accounts::ProveFraud {
+                prover: *prover,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                earlier_record: earlier_epoch.map(|e| d.epoch_record(e)),
+                credit_account: buyer.map(|b| d.credits(b)),
+                buffer: d.proof_buffer(prover, buffer_id),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::ProveFraud { epoch },
+        );
+        ix.accounts.extend(
+            voters.iter().map(|v| {
+                anchor_lang::solana_program::instruction::AccountMeta::new(d.bond(v), false)
+            }),
+        );
+        ix
+    }
+
+    /// Adds `amount` lamports to `oracle`'s bond.
+    pub fn deposit_bond(d: &Deployment, oracle: &Pubkey, amount: u64) -> Instruction {
+        build(
+            backhaul::accounts::DepositBond {
+                oracle: *oracle,
+                config: d.config,
+                bond: d.bond(oracle),
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::DepositBond { amount },
+        )
+    }
+
+    /// Starts withdrawing `oracle`'s bond.
+    pub fn unbond(d: &Deployment, oracle: &Pubkey) -> Instruction {
+        build(
+            backhaul::accounts::Unbond {
+                oracle: *oracle,
+                config: d.config,
+                bond: d.bond(oracle),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::Unbond {},
+        )
+    }
+
+    /// Withdraws `oracle`'s unbonded bond.
+    pub fn withdraw_bond(d: &Deployment, oracle: &Pubkey) -> Instruction {
+        build(
+            backhaul::accounts::WithdrawBond {
+                oracle: *oracle,
+                config: d.config,
+                bond: d.bond(oracle),
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::WithdrawBond {},
+        )
+    }
+}
+
+/// Writing proofs that do not fit one transaction into a proof buffer.
+pub mod buffer {
+    use super::*;
+
+    /// Payload bytes per `write_proof_buffer` instruction: with its accounts, signature and a
+    /// compute-budget instruction this keeps a write transaction under the 1,232-byte limit.
+    pub const CHUNK: usize = 900;
+
+    /// The instructions that open `owner`'s buffer `id` and fill it with `payload`, in order:
+    /// `open_proof_buffer`, then one `write_proof_buffer` per [`CHUNK`] bytes, each to be sent in
+    /// its own transaction (the open may share the first write's).
+    pub fn fill(d: &Deployment, owner: &Pubkey, id: u64, payload: &[u8]) -> Vec<Instruction> {
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let mut out = vec![ix::open_proof_buffer(d, owner, id, len)];
+        let mut offset = 0usize;
+        for chunk in payload.chunks(CHUNK) {
+            out.push(ix::write_proof_buffer(
+                d,
+                owner,
+                id,
+                u32::try_from(offset).unwrap_or(u32::MAX),
+                chunk.to_vec(),
+            ));
+            offset += chunk.len();
+        }
+        out
+    }
+}
+
+/// Fraud proofs in the program's terms, from the proofs the tree builder hands out.
+pub mod fraud {
+    use anchor_lang::prelude::borsh;
+    use backhaul::state::{FraudProof, ProofNode, ProvenLeaf, Standing};
+    use backhaul_core::sum_tree::{Absence, OwnedAbsence, OwnedProof};
+
+    /// A leaf and its proof as a fraud proof carries it.
+    pub fn proven(p: &OwnedProof) -> ProvenLeaf {
+        ProvenLeaf {
+            account: anchor_lang::prelude::Pubkey::new_from_array(p.leaf.account),
+            amount: p.leaf.amount,
+            index: p.index,
+            siblings: p.siblings.iter().map(ProofNode::from).collect(),
+        }
+    }
+
+    /// An absence as a fraud proof carries it.
+    pub fn absent(a: &OwnedAbsence) -> Standing {
+        match a {
+            Absence::Empty => Standing::Empty,
+            Absence::BeforeFirst(p) => Standing::BeforeFirst(proven(p)),
+            Absence::AfterLast(p) => Standing::AfterLast(proven(p)),
+            Absence::Between(l, r) => Standing::Between(proven(l), proven(r)),
+        }
+    }
+
+    /// The borsh bytes a proof buffer holds for `proof`.
+    pub fn payload(proof: &FraudProof) -> Vec<u8> {
+        borsh::to_vec(proof).unwrap_or_default()
     }
 }

@@ -29,10 +29,17 @@ pub const LEDGER_SEED: &[u8] = b"ledger";
 #[constant]
 pub const CHANGE_SEED: &[u8] = b"change";
 
+/// `OracleBond` PDA: `["bond", config, oracle]`.
+#[constant]
+pub const BOND_SEED: &[u8] = b"bond";
+/// `ProofBuffer` PDA: `["proof", config, owner, id (u64 LE)]`.
+#[constant]
+pub const PROOF_BUFFER_SEED: &[u8] = b"proof";
+
 /// Layout version of the program's accounts, recorded in `Config` and `EpochRecord` (see
 /// `migrations/README.md`).
 #[constant]
-pub const ACCOUNT_VERSION: u8 = 5;
+pub const ACCOUNT_VERSION: u8 = 6;
 
 /// How many purchase epochs a `CreditAccount` remembers (its `checkpoints`).
 #[constant]
@@ -103,3 +110,25 @@ pub const PAUSE_COOLDOWN_SECS: i64 = 86_400;
 /// At most this many vetoes per epoch; after them only a failing proof stops a proposal.
 #[constant]
 pub const MAX_VETOES_PER_EPOCH: u8 = 3;
+
+/// The most bytes a proof buffer holds after its header: a fraud proof with three paths of depth
+/// 32 (three leaves, 3 × 32 siblings of 40 bytes) fits with room to spare, and an account of this
+/// size can be created by the program in one instruction (10 KiB at most).
+#[constant]
+pub const MAX_PROOF_BUFFER_LEN: u32 = 8_192;
+
+/// The most an oracle's bond may be required to be, lamports (10,000 SOL): a compromised admin
+/// cannot price every oracle out of voting.
+#[constant]
+pub const MAX_ORACLE_BOND_LAMPORTS: u64 = 10_000_000_000_000;
+
+/// Share of the slashed bonds paid to the prover of a fraud, basis points. The rest stays in the
+/// deployment's config account, which no instruction takes lamports from: an oracle that proves
+/// its own fraud still loses half of its bond.
+#[constant]
+pub const FRAUD_BOUNTY_BPS: u16 = 5_000;
+
+/// How many proven-fraudulent digests an epoch record remembers (refused for good); a further
+/// one replaces the oldest.
+#[constant]
+pub const MAX_REFUTED_DIGESTS: u8 = 8;

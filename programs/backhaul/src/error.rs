@@ -139,6 +139,30 @@ pub enum BackhaulError {
     UsageExceedsPurchases,
     #[msg("Consensus parameters out of bounds: credits_per_gib, pair_cap_bytes and max_rate_bytes_per_sec must be positive, grace_secs less than half the epoch length")]
     InvalidConsensusParams,
+    #[msg("The oracle bond asked for is above MAX_ORACLE_BOND_LAMPORTS")]
+    InvalidOracleBond,
+    #[msg("The oracle has not bonded the config's oracle_bond_lamports, or its bond is unbonding: deposit_bond first")]
+    BondRequired,
+    #[msg(
+        "The bond is not unbonding, or is still locked: call unbond, then wait for withdrawable_at"
+    )]
+    BondLocked,
+    #[msg("The bond is already unbonding")]
+    AlreadyUnbonding,
+    #[msg("Proof buffer: wrong owner, deployment or size (1 to MAX_PROOF_BUFFER_LEN bytes), or a write beyond its end")]
+    InvalidProofBuffer,
+    #[msg("The proof buffer's bytes do not decode as the instruction's proof")]
+    MalformedProof,
+    #[msg("There is no proposal in its challenge period to prove fraudulent")]
+    NoProposalToChallenge,
+    #[msg("The fraud proof does not show fraud in the proposal under challenge")]
+    NotFraud,
+    #[msg("The earlier epoch's record is not a finalized epoch before the one challenged")]
+    WrongEarlierEpoch,
+    #[msg("The remaining accounts must be the bond accounts of the oracles that voted the digest, in vote order")]
+    WrongBondAccounts,
+    #[msg("The credit account is not the buyer's credit account address of this deployment")]
+    InvalidCreditAccount,
 }
 
 /// Maps the pure crate's errors onto the program's.

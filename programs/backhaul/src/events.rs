@@ -234,3 +234,55 @@ pub struct PausedSet {
     /// Nobody may pause again before this time.
     pub pause_available_at: i64,
 }
+
+#[event]
+pub struct FraudProven {
+    pub config: Pubkey,
+    pub epoch: u64,
+    pub round: u32,
+    /// Who sent the proof; paid the bounty.
+    pub prover: Pubkey,
+    /// The refuted digest: never accepted again for this epoch.
+    pub digest: [u8; 32],
+    /// 0 a decreased cumulative amount, 1 leaves out of order, 2 usage beyond the credits bought.
+    pub kind: u8,
+    /// The oracles that voted the digest, whose bonds were slashed.
+    pub voters: Vec<Pubkey>,
+    /// Lamports slashed from their bonds together.
+    pub slashed: u64,
+    /// The prover's share of them (`FRAUD_BOUNTY_BPS`); the rest stays in the config account.
+    pub bounty: u64,
+}
+
+#[event]
+pub struct BondDeposited {
+    pub config: Pubkey,
+    pub oracle: Pubkey,
+    pub amount: u64,
+    /// The bond after the deposit.
+    pub bonded: u64,
+}
+
+#[event]
+pub struct BondUnbonding {
+    pub config: Pubkey,
+    pub oracle: Pubkey,
+    pub bonded: u64,
+    pub withdrawable_at: i64,
+}
+
+#[event]
+pub struct BondWithdrawn {
+    pub config: Pubkey,
+    pub oracle: Pubkey,
+    /// Every lamport of the closed bond account, its rent included.
+    pub amount: u64,
+}
+
+#[event]
+pub struct ProofBufferOpened {
+    pub config: Pubkey,
+    pub owner: Pubkey,
+    pub id: u64,
+    pub len: u32,
+}

@@ -154,4 +154,44 @@ pub mod backhaul {
     pub fn set_paused(ctx: Context<SetPaused>, paused: bool) -> Result<()> {
         instructions::set_paused::handler(ctx, paused)
     }
+
+    /// Refutes `epoch`'s proposal during its challenge period with the fraud proof in a proof
+    /// buffer, slashing the bonds of the oracles that voted it. Anyone may call.
+    pub fn prove_fraud<'info>(ctx: Context<'info, ProveFraud<'info>>, epoch: u64) -> Result<()> {
+        instructions::prove_fraud::handler(ctx, epoch)
+    }
+
+    /// Opens a proof buffer of `len` bytes for a proof that does not fit one transaction.
+    pub fn open_proof_buffer(ctx: Context<OpenProofBuffer>, id: u64, len: u32) -> Result<()> {
+        instructions::open_proof_buffer::handler(ctx, id, len)
+    }
+
+    /// Writes part of a proof into the owner's buffer.
+    pub fn write_proof_buffer(
+        ctx: Context<WriteProofBuffer>,
+        offset: u32,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        instructions::write_proof_buffer::handler(ctx, offset, bytes)
+    }
+
+    /// Closes an unused proof buffer, its rent back to the owner.
+    pub fn close_proof_buffer(ctx: Context<CloseProofBuffer>) -> Result<()> {
+        instructions::close_proof_buffer::handler(ctx)
+    }
+
+    /// Adds lamports to an oracle's bond, which voting requires when the config asks for one.
+    pub fn deposit_bond(ctx: Context<DepositBond>, amount: u64) -> Result<()> {
+        instructions::deposit_bond::handler(ctx, amount)
+    }
+
+    /// Starts withdrawing an oracle's bond; it cannot vote from then on.
+    pub fn unbond(ctx: Context<Unbond>) -> Result<()> {
+        instructions::unbond::handler(ctx)
+    }
+
+    /// Withdraws an unbonded oracle's bond two challenge periods after `unbond`.
+    pub fn withdraw_bond(ctx: Context<WithdrawBond>) -> Result<()> {
+        instructions::withdraw_bond::handler(ctx)
+    }
 }

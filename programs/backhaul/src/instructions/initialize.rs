@@ -213,6 +213,7 @@ pub fn handler(ctx: Context<Initialize>, params: InitializeParams) -> Result<()>
         credits_unpaid: 0,
         last_usage_cost_total: 0,
         credits_issued_finalized: 0,
+        oracle_bond_lamports: 0,
         consensus: params.consensus,
     });
     config.invariant()?;

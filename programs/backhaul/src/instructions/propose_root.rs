@@ -31,6 +31,10 @@ pub struct ProposeRoot<'info> {
         constraint = ledger.sealed @ BackhaulError::LedgerNotSealed,
     )]
     pub ledger: Box<Account<'info, EpochLedger>>,
+    /// The oracle's bond, `["bond", config, oracle]`; read only when the config asks for a bond.
+    /// CHECK: when read, checked by its contents (owner, type, deployment, oracle: the program
+    /// creates bonds only at their PDA).
+    pub bond: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }
 
@@ -42,9 +46,10 @@ pub struct ProposeRoot<'info> {
 /// the proposal, moves the epoch to `Proposed` and sets `finalizable_at = now + challenge period`.
 /// A vote that arrives after quorum is recorded (and flagged in its event) but changes nothing.
 ///
-/// Checks: not paused; the signer is in the oracle set; `epoch` is the next epoch, has ended by
+/// Checks: not paused; the signer is in the oracle set; when the config asks for a bond, the
+/// oracle has at least that much bonded and is not unbonding; `epoch` is the next epoch, has ended by
 /// the clock and its ledger is sealed; not finalized; the oracle has not voted in this round; the
-/// digest was not vetoed in the previous round; neither root is all zeros; both trees are
+/// digest was not vetoed in the previous round nor proven fraudulent; neither root is all zeros; both trees are
 /// consistent (total = previous total + this epoch's increase, the leaf count never shrinks, an
 /// empty tree has the empty root); the usage tree consumes at most the credits issued through the
 /// epoch and its cost is at most the tokens burned for them (`UsageExceedsPurchases`); everything `finalize` will check passes now (the epoch's
@@ -59,6 +64,7 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
     require!(epoch == config.next_epoch, BackhaulError::EpochOutOfOrder);
     let end = epoch_end(config.genesis_ts, config.epoch_length_secs, epoch).map_err(core_error)?;
     require!(now >= end, BackhaulError::EpochNotEnded);
+    check_bond(config, &oracle, &ctx.accounts.bond)?;
     check_proposal(config, &proposal)?;
     check_usage_paid(config, &ctx.accounts.ledger, &proposal)?;
     config.finalize_outcome(
@@ -170,6 +176,25 @@ pub fn handler(ctx: Context<ProposeRoot>, epoch: u64, proposal: EpochProposal) -
         });
     }
     pda::store(&*record, &record_info)
+}
+
+/// When the config asks for a bond: the oracle's bond account holds at least that much and is
+/// not unbonding.
+fn check_bond(config: &Account<Config>, oracle: &Pubkey, info: &AccountInfo) -> Result<()> {
+    if config.oracle_bond_lamports == 0 {
+        return Ok(());
+    }
+    require_keys_eq!(*info.owner, crate::ID, BackhaulError::BondRequired);
+    let bond = OracleBond::try_deserialize(&mut &info.try_borrow_data()?[..])?;
+    require!(
+        bond.config == config.key() && bond.oracle == *oracle,
+        BackhaulError::BondRequired
+    );
+    require!(
+        bond.unbonding_at == 0 && OracleBond::bonded(info)? >= config.oracle_bond_lamports,
+        BackhaulError::BondRequired
+    );
+    Ok(())
 }
 
 /// The usage tree against what buyers bought through the epoch (the finalized epochs' purchases

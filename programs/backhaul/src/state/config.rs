@@ -224,6 +224,9 @@ pub struct Config {
     pub credits_issued_finalized: u64,
     /// What decides the datasets of the epochs finalized so far (see [`Config::params_for`]).
     pub consensus: ConsensusParams,
+    /// Lamports an oracle must have bonded (`OracleBond`) to vote; 0 asks for none. Changed by
+    /// governance, at most [`MAX_ORACLE_BOND_LAMPORTS`].
+    pub oracle_bond_lamports: u64,
 }
 
 /// What finalizing a proposal would do: the budget, its split and the rate limiter after it.

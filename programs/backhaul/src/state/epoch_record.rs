@@ -1,4 +1,4 @@
-use crate::constants::MAX_ORACLES;
+use crate::constants::{MAX_ORACLES, MAX_REFUTED_DIGESTS};
 use anchor_lang::prelude::*;
 
 /// What oracles vote on for one epoch.
@@ -42,7 +42,8 @@ pub enum EpochStatus {
     Proposed,
     /// Rewards are minted and claimable.
     Finalized,
-    /// A guardian vetoed; the next vote starts a new round.
+    /// A guardian vetoed, or a fraud proof refuted the proposal; the next vote starts a new
+    /// round.
     Vetoed,
 }
 
@@ -92,14 +93,54 @@ pub struct EpochRecord {
     pub finalizable_at: i64,
     /// When it was finalized.
     pub finalized_at: i64,
+    /// How many of `refuted` are in use.
+    pub refuted_count: u8,
+    /// Digests proven fraudulent (`prove_fraud`), refused for good; a ninth replaces the oldest.
+    pub refuted: [[u8; 32]; MAX_REFUTED_DIGESTS as usize],
 }
 
 impl EpochRecord {
     pub const SIZE: usize = 8 + EpochRecord::INIT_SPACE;
 
-    /// Whether `digest` was vetoed less than a challenge period before `now`.
+    /// Whether `digest` was vetoed less than a challenge period before `now`, or proven
+    /// fraudulent.
     pub fn is_banned(&self, digest: &[u8; 32], now: i64) -> bool {
-        *digest != [0u8; 32] && *digest == self.vetoed_digest && now < self.banned_until
+        *digest != [0u8; 32]
+            && ((*digest == self.vetoed_digest && now < self.banned_until)
+                || self.is_refuted(digest))
+    }
+
+    /// Whether a fraud proof refuted `digest`.
+    pub fn is_refuted(&self, digest: &[u8; 32]) -> bool {
+        let count = usize::from(self.refuted_count).min(self.refuted.len());
+        self.refuted.iter().take(count).any(|d| d == digest)
+    }
+
+    /// Records `digest` as refuted (dropping the oldest when all slots are in use) and stops the
+    /// proposal: the epoch is `Vetoed` (the next vote starts a new round) without using up one
+    /// of the guardians' vetoes.
+    pub fn refute(&mut self, digest: [u8; 32]) -> Result<()> {
+        let count = usize::from(self.refuted_count);
+        if let Some(slot) = self.refuted.get_mut(count) {
+            *slot = digest;
+            self.refuted_count = self
+                .refuted_count
+                .checked_add(1)
+                .ok_or(crate::error::BackhaulError::Overflow)?;
+        } else {
+            self.refuted.rotate_left(1);
+            let newest = self
+                .refuted
+                .last_mut()
+                .ok_or(crate::error::BackhaulError::InvariantViolated)?;
+            *newest = digest;
+        }
+        self.status = EpochStatus::Vetoed;
+        self.proposal = EpochProposal::default();
+        self.proposal_digest = [0u8; 32];
+        self.quorum_at = 0;
+        self.finalizable_at = 0;
+        Ok(())
     }
 
     /// Clears the votes and any proposal and starts round `round + 1` at `now`.

@@ -1,6 +1,7 @@
 //! How a queued governance change takes effect, shared by `queue_change` (which checks it against
 //! a copy of the config) and `apply_change`.
 
+use crate::constants::MAX_ORACLE_BOND_LAMPORTS;
 use crate::error::BackhaulError;
 use crate::state::*;
 use anchor_lang::prelude::*;
@@ -46,6 +47,12 @@ impl Config {
                 validate_timing(self.epoch_length_secs, challenge, delay)?;
                 self.challenge_period_secs = challenge;
                 self.governance_delay_secs = delay;
+                let bond = p.oracle_bond_lamports.unwrap_or(self.oracle_bond_lamports);
+                require!(
+                    bond <= MAX_ORACLE_BOND_LAMPORTS,
+                    BackhaulError::InvalidOracleBond
+                );
+                self.oracle_bond_lamports = bond;
                 let old = self.latest_params();
                 let new = EpochParams {
                     emission: p.emission.unwrap_or(old.emission),

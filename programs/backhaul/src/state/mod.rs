@@ -4,22 +4,28 @@ pub mod config;
 pub mod credit_account;
 pub mod epoch_ledger;
 pub mod epoch_record;
+pub mod fraud;
 pub mod governance;
 pub mod operator_claim;
+pub mod oracle_bond;
 pub mod pda;
 pub mod pending_change;
 pub mod price_feed;
 pub mod proof;
+pub mod proof_buffer;
 
 pub use config::*;
 pub use credit_account::*;
 pub use epoch_ledger::*;
 pub use epoch_record::*;
+pub use fraud::*;
 pub use governance::*;
 pub use operator_claim::*;
+pub use oracle_bond::*;
 pub use pending_change::*;
 pub use price_feed::*;
 pub use proof::*;
+pub use proof_buffer::*;
 
 /// Every account type, for the IDL. Anchor's IDL build lists only the account types that some
 /// instruction takes as `Account<'info, T>`; `OperatorClaim` and `CreditAccount` never are, since
@@ -64,7 +70,9 @@ mod idl_build {
         add::<EpochLedger>(&mut accounts, &mut types);
         add::<EpochRecord>(&mut accounts, &mut types);
         add::<OperatorClaim>(&mut accounts, &mut types);
+        add::<OracleBond>(&mut accounts, &mut types);
         add::<PriceFeed>(&mut accounts, &mut types);
+        add::<ProofBuffer>(&mut accounts, &mut types);
         let types: Vec<IdlTypeDef> = types.into_values().collect();
         let json = serde_json::json!({ "accounts": accounts, "types": types });
         println!("{BEGIN}");

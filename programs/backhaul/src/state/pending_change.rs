@@ -14,6 +14,9 @@ pub struct ParamsChange {
     pub rate_capacity: Option<u64>,
     pub economics: Option<EconomicsParams>,
     pub consensus: Option<ConsensusParams>,
+    /// Lamports each oracle must have bonded to vote; applies at once (oracles top up during
+    /// the governance delay).
+    pub oracle_bond_lamports: Option<u64>,
 }
 
 /// A change the admin queued; it takes effect only after the governance delay.

@@ -1,0 +1,73 @@
+//! Proof buffers: proofs too large for one transaction are written into an account over several
+//! transactions, then consumed (and the account closed) by the instruction that checks them.
+
+use crate::constants::{MAX_PROOF_BUFFER_LEN, PROOF_BUFFER_SEED};
+use crate::error::BackhaulError;
+use anchor_lang::prelude::*;
+
+/// `["proof", config, owner, id]`: a header, then `len` bytes of payload (the borsh encoding of
+/// what the consuming instruction reads). Only the owner writes it, consumes it or closes it, and
+/// the rent goes back to the owner when it is closed or consumed.
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct ProofBuffer {
+    /// The deployment.
+    pub config: Pubkey,
+    /// Who opened it: the only signer that may write, consume or close it.
+    pub owner: Pubkey,
+    /// The owner's number for it (several buffers may be open at once).
+    pub id: u64,
+    /// PDA bump.
+    pub bump: u8,
+    /// Payload length, bytes.
+    pub len: u32,
+}
+
+impl ProofBuffer {
+    /// Where the payload starts in the account's data.
+    pub const HEADER: usize = 8 + ProofBuffer::INIT_SPACE;
+
+    /// The account size for a payload of `len` bytes (at most [`MAX_PROOF_BUFFER_LEN`]).
+    pub fn space(len: u32) -> Result<usize> {
+        require!(
+            len > 0 && len <= MAX_PROOF_BUFFER_LEN,
+            BackhaulError::InvalidProofBuffer
+        );
+        let len = usize::try_from(len).map_err(|_| BackhaulError::Overflow)?;
+        Self::HEADER
+            .checked_add(len)
+            .ok_or(BackhaulError::Overflow.into())
+    }
+
+    /// Loads the buffer at `info`: this program's `ProofBuffer` of `config` opened by `owner`.
+    /// (The program creates buffers only at their PDA, so the contents identify the account.)
+    pub fn load(info: &AccountInfo, config: &Pubkey, owner: &Pubkey) -> Result<Self> {
+        require_keys_eq!(*info.owner, crate::ID, BackhaulError::InvalidProofBuffer);
+        let buffer = ProofBuffer::try_deserialize(&mut &info.try_borrow_data()?[..])?;
+        require!(
+            buffer.config == *config && buffer.owner == *owner,
+            BackhaulError::InvalidProofBuffer
+        );
+        Ok(buffer)
+    }
+
+    /// The payload decoded as `T`, which must take exactly `len` bytes.
+    pub fn decode<T: AnchorDeserialize>(&self, info: &AccountInfo) -> Result<T> {
+        let data = info.try_borrow_data()?;
+        let len = usize::try_from(self.len).map_err(|_| BackhaulError::Overflow)?;
+        let end = Self::HEADER
+            .checked_add(len)
+            .ok_or(BackhaulError::Overflow)?;
+        let mut payload = data
+            .get(Self::HEADER..end)
+            .ok_or(BackhaulError::InvalidProofBuffer)?;
+        let value = T::deserialize(&mut payload).map_err(|_| BackhaulError::MalformedProof)?;
+        require!(payload.is_empty(), BackhaulError::MalformedProof);
+        Ok(value)
+    }
+
+    /// The seeds of the buffer's address, without the bump.
+    pub fn seeds<'a>(config: &'a Pubkey, owner: &'a Pubkey, id: &'a [u8; 8]) -> [&'a [u8]; 4] {
+        [PROOF_BUFFER_SEED, config.as_ref(), owner.as_ref(), id]
+    }
+}
