@@ -356,7 +356,8 @@ mod builder {
     /// An absence proof as the builder hands it out.
     pub type OwnedAbsence = Absence<OwnedProof>;
 
-    /// A built v2 tree: its sorted leaves, every level of nodes and its commitment.
+    /// A built v2 tree: its leaves (sorted, unless built [`SumTree::as_given`]), every level of
+    /// nodes and its commitment.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct SumTree {
         scope: Scope,
@@ -381,6 +382,22 @@ mod builder {
         /// account ([`check_sorted`]); otherwise as [`SumTree::build`].
         pub fn from_sorted(scope: Scope, leaves: Vec<Leaf>) -> Result<Self, CoreError> {
             check_sorted(&leaves)?;
+            Self::as_given(scope, leaves)
+        }
+
+        /// Builds the tree over `leaves` in the order given, without sorting them and without
+        /// checking that they are ascending or that each account has one leaf: the tree a
+        /// hostile dataset lists, to build evidence against it (a fraud proof). Its commitment
+        /// is what the leaves in that order hash to, by the same rules as every other tree, so
+        /// [`SumTree::proof`] gives proofs that [`verify`] (and the program) accept against it,
+        /// and two adjacent leaves out of order make a [`verify_disorder`] proof. Still refuses
+        /// a total above `u64::MAX` ([`CoreError::Overflow`]) and more than 2^32 leaves
+        /// ([`CoreError::InvalidParameter`]).
+        ///
+        /// [`SumTree::proof_for`] and [`SumTree::absence`] search the leaves by account and mean
+        /// something only when they are strictly ascending ([`check_sorted`]); never build a tree
+        /// to publish with this.
+        pub fn as_given(scope: Scope, leaves: Vec<Leaf>) -> Result<Self, CoreError> {
             let leaf_count =
                 u64::try_from(leaves.len()).map_err(|_| CoreError::InvalidParameter)?;
             depth(leaf_count).ok_or(CoreError::InvalidParameter)?;
@@ -415,7 +432,7 @@ mod builder {
             &self.scope
         }
 
-        /// The leaves, ascending by account.
+        /// The leaves, ascending by account (in the order given, for [`SumTree::as_given`]).
         pub fn leaves(&self) -> &[Leaf] {
             &self.leaves
         }
@@ -813,6 +830,50 @@ mod tests {
         };
         assert!(verify_disorder(&SCOPE, &c, &left, &right));
         assert!(!verify_disorder(&SCOPE, &c, &right, &left));
+        // The builder over the leaves as given makes the same tree and the same proofs.
+        let tree = SumTree::as_given(SCOPE, leaves.to_vec()).unwrap();
+        assert_eq!(*tree.commitment(), c);
+        assert_eq!(tree.leaves(), &leaves);
+        let (p0, p1) = (tree.proof(0).unwrap(), tree.proof(1).unwrap());
+        assert_eq!(
+            (p0.siblings.as_slice(), p1.siblings.as_slice()),
+            (&left.siblings[..], &right.siblings[..])
+        );
+        assert!(verify_disorder(&SCOPE, &c, &p0, &p1));
+    }
+
+    #[test]
+    fn trees_as_given_keep_order_and_duplicates_and_refuse_only_overflow() {
+        let sorted = vec![leaf(1, 10), leaf(2, 20), leaf(3, 30)];
+        assert_eq!(
+            SumTree::as_given(SCOPE, sorted.clone()),
+            SumTree::from_sorted(SCOPE, sorted)
+        );
+        // A repeated account: a tree nobody should commit, built and proven as listed.
+        let repeated = vec![leaf(1, 10), leaf(2, 20), leaf(2, 5)];
+        assert_eq!(
+            SumTree::build(SCOPE, repeated.clone()),
+            Err(CoreError::DuplicateLeaf)
+        );
+        let tree = SumTree::as_given(SCOPE, repeated.clone()).unwrap();
+        assert_eq!(tree.leaves(), &repeated);
+        assert_eq!((tree.total(), tree.leaf_count()), (35, 3));
+        let (p1, p2) = (tree.proof(1).unwrap(), tree.proof(2).unwrap());
+        assert!(verify_disorder(&SCOPE, tree.commitment(), &p1, &p2));
+        assert!(!verify_disorder(
+            &SCOPE,
+            tree.commitment(),
+            &tree.proof(0).unwrap(),
+            &p1
+        ));
+        assert_eq!(
+            SumTree::as_given(SCOPE, vec![leaf(2, u64::MAX), leaf(1, 1)]),
+            Err(CoreError::Overflow)
+        );
+        let empty = SumTree::as_given(SCOPE, vec![]).unwrap();
+        assert_eq!(*empty.commitment(), Commitment::empty(TreeKind::Reward));
+        let one = SumTree::as_given(SCOPE, vec![leaf(7, 3)]).unwrap();
+        assert_eq!(one, SumTree::build(SCOPE, vec![leaf(7, 3)]).unwrap());
     }
 
     /// Up to `max` leaves with distinct accounts; amounts small enough that no total overflows.
@@ -940,6 +1001,39 @@ mod tests {
             let b = SumTree::build(SCOPE, shuffled).unwrap();
             prop_assert_eq!(a.commitment(), b.commitment());
             prop_assert_eq!(a, b);
+        }
+
+        /// Leaves in any order, accounts repeated or not: every proof of the tree as given
+        /// verifies against its commitment (what the program checks), each adjacent pair out of
+        /// order is a disorder proof and each in order is not, and the same leaves sorted give
+        /// the tree `build` makes.
+        #[test]
+        fn trees_as_given_prove_every_leaf_and_every_disorder(
+            accounts in proptest::collection::vec(0u8..12, 0..24),
+            amounts in proptest::collection::vec(0u64..1_000_000, 24),
+            kind in prop_oneof![Just(TreeKind::Reward), Just(TreeKind::Usage)],
+        ) {
+            let scope = Scope { kind, ..SCOPE };
+            let leaves: Vec<Leaf> = accounts.iter().zip(&amounts).map(|(&a, &x)| leaf(a, x)).collect();
+            let tree = SumTree::as_given(scope, leaves.clone()).unwrap();
+            let c = *tree.commitment();
+            prop_assert_eq!(tree.leaves(), leaves.as_slice());
+            prop_assert_eq!(c.leaf_count, leaves.len() as u64);
+            prop_assert_eq!(c.total, leaves.iter().map(|l| l.amount).sum::<u64>());
+            let proofs: Vec<OwnedProof> =
+                (0..c.leaf_count).map(|i| tree.proof(i).unwrap()).collect();
+            for (p, l) in proofs.iter().zip(&leaves) {
+                prop_assert_eq!(p.leaf, *l);
+                prop_assert!(verify(&scope, &c, p));
+                prop_assert!(verify_leaf(&scope, &c, &p.leaf, p.index, &p.siblings));
+            }
+            for (i, pair) in proofs.windows(2).enumerate() {
+                let out_of_order = leaves[i].account >= leaves[i + 1].account;
+                prop_assert_eq!(verify_disorder(&scope, &c, &pair[0], &pair[1]), out_of_order);
+            }
+            if check_sorted(&leaves).is_ok() {
+                prop_assert_eq!(&tree, &SumTree::build(scope, leaves).unwrap());
+            }
         }
 
         #[test]
