@@ -26,6 +26,11 @@
 //!   reward (`claims`); epochs contiguous, every account at its address (`deployment`).
 //! - On request, [`recompute`]: each dataset rebuilt byte for byte by the pure close
 //!   (`backhaul-close`) from its published agreed input and the earlier ones.
+//! - For a proposal in its challenge period, [`fraud`]: the evidence the program's `prove_fraud`
+//!   accepts (leaves out of order, a cumulative amount that fell, usage beyond the credits
+//!   bought), built against the trees as the dataset lists them, and [`fraud::judge`]'s
+//!   decision beside the epoch's checks: prove, veto (data withheld, or checks failed with no
+//!   proof), or let it be.
 //!
 //! ```ignore
 //! let report = backhaul_audit::audit(&snapshot, &datasets);
@@ -38,6 +43,7 @@ mod datasets;
 mod deployment;
 mod economics;
 mod evidence;
+pub mod fraud;
 mod governance;
 mod proposal;
 mod recompute;
