@@ -33,7 +33,8 @@ pub enum Command {
     /// Admins: initialize a deployment and administer it.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
-    /// Guardians: veto an epoch, cancel a queued governance change, pause for at most a day.
+    /// Guardians: veto an epoch, cancel a queued governance change, pause for at most a day,
+    /// watch proposals and refute or veto the bad ones.
     #[command(subcommand)]
     Guardian(crate::guardian::GuardianCommand),
     /// Run the whole network locally: endpoint, three oracles, nodes, firms, epochs, claims, audit.
@@ -51,7 +52,12 @@ pub fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ArgumentConflict, refusal)
             .exit();
     }
-    crate::output::init_tracing(cli.global.verbose);
+    // A watcher is a service: its progress is logged at `info` by default.
+    let service = matches!(
+        cli.command,
+        Command::Guardian(crate::guardian::GuardianCommand::Watch(_))
+    );
+    crate::output::init_tracing_for(cli.global.verbose, service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,7 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Firm(c) => crate::firm::run(&ctx()?, c).await,
         Command::Audit(a) => crate::audit::run(&ctx()?, a).await,
         Command::Admin(c) => crate::admin::run(&ctx()?, c).await,
-        Command::Guardian(c) => crate::guardian::run(&ctx()?, c).await,
+        Command::Guardian(c) => crate::guardian::run(ctx()?, c).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
     }
 }

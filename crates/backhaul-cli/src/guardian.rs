@@ -1,5 +1,20 @@
 //! Guardians: veto an epoch's proposal, cancel a queued governance change, pause for at most a
-//! day, and `show` what a guardian watches.
+//! day, and `show` what a guardian watches; `watch` follows the chain and refutes (fraud proof)
+//! or vetoes bad proposals, `prove` does it once.
+//!
+//! | module | for |
+//! |---|---|
+//! | [`watch`] | `guardian watch` and `guardian prove`: the loop, what was acted on, the outcomes |
+//! | [`sources`] | where datasets are looked for, by the chain's hash |
+//! | [`judge`] | fetching what a judgment reads, and the audit crate's judgment |
+//! | [`act`] | sending a fraud proof through a proof buffer, or a veto |
+//! | [`metrics`] | the watcher's Prometheus metrics and their endpoint |
+
+pub mod act;
+pub mod judge;
+pub mod metrics;
+pub mod sources;
+pub mod watch;
 
 use crate::admin::{self, keys, wrong_keypair, AdminOutcome, ChangeIdArg, ChangeView};
 use crate::context::Context;
@@ -27,6 +42,12 @@ pub enum GuardianCommand {
     /// The guardians, the pause state and its cooldown, the queued changes, and the vetoes used
     /// on the epoch being voted on.
     Show,
+    /// Follow the chain: check each proposal in its challenge period against the dataset it
+    /// commits and refute it with a fraud proof when one fits (any key may), otherwise veto it
+    /// when a check fails or its dataset is withheld (a guardian's key). Runs until Ctrl-C.
+    Watch(watch::WatchArgs),
+    /// Check the proposal of EPOCH once and act as `watch` would.
+    Prove(watch::ProveArgs),
 }
 
 /// An epoch argument.
@@ -224,8 +245,25 @@ fn print_show(v: &GuardianView) {
     admin::print_change_list(&v.changes, v.chain_time);
 }
 
-pub async fn run(ctx: &Context, command: GuardianCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(ctx: Context, command: GuardianCommand) -> anyhow::Result<ExitCode> {
     let out = ctx.output;
+    let ctx = match command {
+        GuardianCommand::Watch(args) => {
+            watch::watch(ctx, args).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        GuardianCommand::Prove(args) => {
+            let o = watch::prove_once(ctx, args).await?;
+            emit(out, &o, watch::print_outcome);
+            let failed = o.action.starts_with("failed") || o.action == "cannot-veto";
+            return Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        _ => &ctx,
+    };
     match command {
         GuardianCommand::Veto(a) => emit(out, &veto(ctx, a.epoch).await?, admin::print_admin),
         GuardianCommand::Cancel(a) => emit(
@@ -239,6 +277,7 @@ pub async fn run(ctx: &Context, command: GuardianCommand) -> anyhow::Result<Exit
             admin::print_admin,
         ),
         GuardianCommand::Show => emit(out, &show(ctx).await?, print_show),
+        GuardianCommand::Watch(_) | GuardianCommand::Prove(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }

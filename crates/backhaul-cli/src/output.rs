@@ -20,7 +20,14 @@ pub fn stderr_colour() -> bool {
 /// Logs go to stderr so that `--output json` stays parseable; `RUST_LOG` overrides `-v`. They
 /// are coloured only on a terminal (and without `NO_COLOR`).
 pub fn init_tracing(verbose: u8) {
+    init_tracing_for(verbose, false)
+}
+
+/// [`init_tracing`], for a long-running `service` (`guardian watch`) too, which logs its progress
+/// at `info` without `-v`.
+pub fn init_tracing_for(verbose: u8, service: bool) {
     let default = match verbose {
+        0 if service => "info,solana_metrics=error,tarpc=error",
         0 => "warn,solana_metrics=error,tarpc=error",
         1 => "info,backhaul=debug",
         _ => "debug",
