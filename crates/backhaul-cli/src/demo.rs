@@ -1,12 +1,14 @@
 //! `backhaul demo`: the network's main job on this machine, with no setup.
 //!
 //! It starts the local endpoint and three oracles (threshold two, embedded SQLite in a temporary
-//! folder), creates a deployment, and for several epochs has firms buy credits, their clients
-//! exchange signed receipts with a few dozen nodes over HTTP, the oracles close, vote and
-//! finalize, operators claim and firms settle; then it audits everything and reports. Rewards
-//! come only from what the firms paid for the credits they consumed (at most k = 0.9 times it),
-//! so firms buy credits before their traffic every epoch. Every step goes through the command
-//! functions a user runs, each actor with its own [`Context`].
+//! folder), creates a deployment, runs the guardian's `guardian watch` beside them (live, with
+//! the guardian's key: each proposal is checked against its dataset during its challenge
+//! period, and would be refuted or vetoed), and for several epochs has firms buy credits, their
+//! clients exchange signed receipts with a few dozen nodes over HTTP, the oracles close, vote
+//! and finalize, operators claim and firms settle; then it audits everything and reports.
+//! Rewards come only from what the firms paid for the credits they consumed (at most k = 0.9
+//! times it), so firms buy credits before their traffic every epoch. Every step goes through the
+//! command functions a user runs, each actor with its own [`Context`].
 
 pub mod network;
 mod stdout;
@@ -98,6 +100,37 @@ pub struct DemoAudit {
     pub failed: Vec<String>,
 }
 
+/// What the guardian's watcher checked: one line per proposal.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoGuardianCheck {
+    pub epoch: u64,
+    pub round: u32,
+    /// `passed`, or what it sent (`proved`, `vetoed`).
+    pub action: String,
+    /// The audit's checks of the epoch it ran, and those that failed.
+    pub checks: usize,
+    pub failed: Vec<String>,
+    /// A fraud proof's kind, if one was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraud: Option<String>,
+}
+
+/// The guardian's watcher (`guardian watch`, live, with the guardian's key).
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoGuardian {
+    pub key: String,
+    pub checked: Vec<DemoGuardianCheck>,
+    pub proofs_sent: usize,
+    pub vetoes_sent: usize,
+}
+
+impl DemoGuardian {
+    /// Every proposal it checked passed.
+    pub fn all_passed(&self) -> bool {
+        self.checked.iter().all(|c| c.action == "passed")
+    }
+}
+
 /// What `backhaul demo` prints.
 #[derive(Clone, Debug, Serialize)]
 pub struct DemoReport {
@@ -113,6 +146,7 @@ pub struct DemoReport {
     pub decimals: u8,
     pub epochs: Vec<DemoEpoch>,
     pub totals: DemoTotals,
+    pub guardian: DemoGuardian,
     pub audit: DemoAudit,
     /// Where the data was kept (`--keep`), if anywhere.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,10 +156,11 @@ pub struct DemoReport {
 
 impl DemoReport {
     /// Every epoch finalized, minted = claimed + vault (nobody else sends tokens to the demo's
-    /// vault), and the audit passed.
+    /// vault), the guardian found nothing wrong, and the audit passed.
     pub fn succeeded(&self) -> bool {
         self.epochs.iter().all(|e| e.status == "finalized")
             && self.totals.minted.checked_sub(self.totals.claimed) == Some(self.totals.vault)
+            && self.guardian.all_passed()
             && self.audit.passed
     }
 }
@@ -225,6 +260,24 @@ fn report(
             }
         })
         .collect();
+    let outcomes = net.guardian.log.outcomes();
+    let decided: Vec<_> = outcomes.iter().filter(|o| o.action != "waiting").collect();
+    let guardian = DemoGuardian {
+        key: net.guardian.key.to_string(),
+        checked: decided
+            .iter()
+            .map(|o| DemoGuardianCheck {
+                epoch: o.epoch,
+                round: o.round,
+                action: o.action.clone(),
+                checks: o.checks,
+                failed: o.failed.clone(),
+                fraud: o.fraud.clone(),
+            })
+            .collect(),
+        proofs_sent: decided.iter().filter(|o| o.action == "proved").count(),
+        vetoes_sent: decided.iter().filter(|o| o.action == "vetoed").count(),
+    };
     DemoReport {
         seed: opts.seed,
         nodes: net.nodes.len(),
@@ -238,6 +291,7 @@ fn report(
         decimals: network::DECIMALS,
         epochs,
         totals,
+        guardian,
         audit: DemoAudit {
             passed: audit.passed,
             checks: audit.checks.len(),
@@ -312,6 +366,30 @@ pub fn print_report(r: &DemoReport) {
         "credits: issued {}, settled {}, unpaid {}",
         t.credits_issued, t.credits_settled, t.credits_unpaid
     );
+    let g = &r.guardian;
+    let checks: usize = g.checked.iter().map(|c| c.checks).sum();
+    if g.all_passed() {
+        println!(
+            "guardian: checked {} proposals in their challenge periods ({checks} checks against \
+             their datasets and the chain, and the fraud proofs: leaves out of order, a \
+             cumulative amount that fell, usage beyond the credits bought): none fits, no veto",
+            g.checked.len()
+        );
+    } else {
+        for c in g.checked.iter().filter(|c| c.action != "passed") {
+            println!(
+                "guardian: epoch {} round {}: {}{} (failed: {})",
+                c.epoch,
+                c.round,
+                c.action,
+                c.fraud
+                    .as_deref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+                c.failed.join(", ")
+            );
+        }
+    }
     if r.audit.passed {
         println!("audit: passed ({} checks)", r.audit.checks);
     } else {

@@ -1,6 +1,7 @@
 //! A whole network on this machine: the local endpoint, three oracles (threshold two) with their
-//! own keys, databases and submitters, node operators, AI firms and their clients, each actor
-//! driving the same command functions a user runs, with a [`Context`] of its own.
+//! own keys, databases and submitters, a guardian watching every proposal (`guardian watch`),
+//! node operators, AI firms and their clients, each actor driving the same command functions a
+//! user runs, with a [`Context`] of its own.
 
 use super::traffic::{self, Node};
 use crate::admin::{
@@ -9,6 +10,7 @@ use crate::admin::{
 use crate::context::{write_keypair, Context, GlobalArgs, OutputFormat};
 use crate::error::CommandError;
 use crate::firm::{BuyArgs, GrantArgs};
+use crate::guardian::watch::{self as guardian_watch, JudgeArgs, Outcome, WatchLog};
 use anyhow::{anyhow, bail, Context as _};
 use backhaul_client::{ClientConfig, Fanout, NodeIdentity, OracleClient};
 use backhaul_localnet::{Localnet, LocalnetConfig, ProgramBuild};
@@ -177,7 +179,59 @@ pub struct Network {
     pub rng: StdRng,
     pub progress: Progress,
     pub http: reqwest::Client,
+    /// The guardian's watcher (`guardian watch` with the guardian's key, live) and its outcomes.
+    pub guardian: Guardian,
     dir: DataDir,
+}
+
+/// The guardian's watcher running beside the network.
+pub struct Guardian {
+    pub key: Pubkey,
+    pub log: WatchLog,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Guardian {
+    /// Starts `guardian watch` for `ctx`'s deployment and oracles, signing with the guardian's
+    /// key, looking once a second.
+    fn start(ctx: Context) -> anyhow::Result<Guardian> {
+        let key = ctx.signer_pubkey()?;
+        let log = WatchLog::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(guardian_watch::watch_until(
+            ctx,
+            JudgeArgs::default(),
+            Duration::from_secs(1),
+            log.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Guardian {
+            key,
+            log,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Stops the watcher.
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match tokio::time::timeout(Duration::from_secs(5), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::debug!(error = %format!("{e:#}"), "the watcher ended with an error")
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "the watcher's task failed"),
+                Err(_) => tracing::debug!("the watcher was still stopping after 5 s; leaving it"),
+            }
+        }
+    }
 }
 
 /// A keypair from 32 seed bytes drawn from `rng`.
@@ -249,6 +303,8 @@ impl Network {
             .collect();
         funded.extend(operator_keys.iter().map(|k| (k.pubkey(), 1_000_000_000)));
         funded.extend(firm_keys.iter().map(|k| (k.pubkey(), 1_000_000_000)));
+        // The guardian pays its vetoes' fees, and a fraud proof's buffer until it is consumed.
+        funded.push((guardian.pubkey(), 1_000_000_000));
         for chunk in funded.chunks(10) {
             let ixs: Vec<Instruction> = chunk
                 .iter()
@@ -384,6 +440,12 @@ impl Network {
         global.oracles = urls.clone();
         progress.step(format!("3 oracles (threshold 2) at {}", urls.join(", ")));
         let admin = admin_with_oracles(admin, &urls);
+        // The guardian watches every proposal from now on, with its own key: live, not a dry run.
+        let guardian = Guardian::start(Context::with_signer(&global, guardian)?)?;
+        progress.step(format!(
+            "guardian {} watching the proposals (fraud proofs, vetoes)",
+            guardian.key
+        ));
 
         let mut net = Network {
             localnet,
@@ -400,6 +462,7 @@ impl Network {
             rng,
             progress,
             http: reqwest::Client::new(),
+            guardian,
             dir,
         };
         net.wait_for_price().await?;
@@ -697,6 +760,13 @@ impl Network {
             &backhaul_protocol::dataset::hex(&record.proposal.reward_root)[..16]
         ));
 
+        // The guardian checks the proposal during its challenge period.
+        let checked = self.guardian_outcome(e, record.round).await?;
+        self.progress.step(format!(
+            "epoch {e}: the guardian checked the proposal against its dataset: {}",
+            checked.reason
+        ));
+
         // The challenge period passes; the oracles finalize.
         self.warp_to(record.finalizable_at.saturating_add(1))
             .await?;
@@ -716,6 +786,25 @@ impl Network {
         self.wait_for_datasets(e).await?;
         self.claim_and_settle(e, &mut run).await?;
         Ok(run)
+    }
+
+    /// Waits for the guardian's verdict on epoch `e`'s proposal of round `round`; anything but
+    /// "passed" on the demo's honest network is an error.
+    async fn guardian_outcome(&self, e: u64, round: u32) -> anyhow::Result<Outcome> {
+        let log = self.guardian.log.clone();
+        let outcome = wait_for(&format!("the guardian's check of epoch {e}"), || {
+            let log = log.clone();
+            async move { Ok(log.of(e, round)) }
+        })
+        .await?;
+        if outcome.action != "passed" {
+            bail!(
+                "the guardian {} epoch {e}'s honest proposal: {}",
+                outcome.action,
+                outcome.reason
+            );
+        }
+        Ok(outcome)
     }
 
     /// Waits until every oracle serves epoch `e`'s dataset (the quorum needs only two of them).
@@ -816,8 +905,9 @@ impl Network {
         Ok(())
     }
 
-    /// Stops the oracles, then the endpoint.
-    pub async fn stop(self) {
+    /// Stops the guardian's watcher, the oracles, then the endpoint.
+    pub async fn stop(mut self) {
+        self.guardian.stop().await;
         // Each oracle's stop may wait for its ingest writer, which outlives it while anything
         // still holds a sender; the data is on disk by then, so the wait is bounded.
         let stops = futures::future::join_all(self.oracles.into_iter().map(Oracle::stop));

@@ -1,5 +1,5 @@
 //! `backhaul demo` through the real binary, small: every epoch finalized, minted = claimed +
-//! vault, the audit passed; `--keep` leaves the data and the report behind; the same seed gives
+//! vault, the guardian's watcher checked every proposal, the audit passed; `--keep` leaves the data and the report behind; the same seed gives
 //! the same datasets; through pipes it prints no warning and no colour code; the options it
 //! would not use are refused.
 
@@ -75,6 +75,28 @@ fn the_demo_runs_every_epoch_to_finalization_and_its_audit_passes() {
         t["supply"].as_u64().expect("supply"),
         t["initial_supply"].as_u64().expect("initial") + total
             - t["burned"].as_u64().expect("burned")
+    );
+    // The guardian's watcher checked each proposal in its challenge period, live, and found
+    // nothing to refute or veto.
+    let checked = r["guardian"]["checked"]
+        .as_array()
+        .expect("guardian checks");
+    assert_eq!(checked.len(), 2, "{}", r["guardian"]);
+    for (e, c) in checked.iter().enumerate() {
+        assert_eq!(
+            (c["epoch"].as_u64(), c["round"].as_u64()),
+            (Some(e as u64), Some(0))
+        );
+        assert_eq!(c["action"], "passed", "{c}");
+        assert!(c["checks"].as_u64().expect("checks") >= 18, "{c}");
+        assert_eq!(c["failed"].as_array().map(Vec::len), Some(0), "{c}");
+    }
+    assert_eq!(
+        (
+            r["guardian"]["proofs_sent"].as_u64(),
+            r["guardian"]["vetoes_sent"].as_u64()
+        ),
+        (Some(0), Some(0))
     );
     assert_eq!(r["audit"]["passed"], true, "{}", r["audit"]);
     assert_eq!(r["audit"]["failed"].as_array().expect("failed").len(), 0);
@@ -162,6 +184,10 @@ fn the_demo_prints_no_warning_and_no_colour_through_pipes() {
     let (out_text, err_text) = (stdout(&out), stderr(&out));
     assert!(out.status.success(), "exit {:?}\n{err_text}", out.status);
     assert!(out_text.contains("audit: passed"), "{out_text}");
+    assert!(
+        out_text.contains("guardian: checked 2 proposals"),
+        "{out_text}"
+    );
     assert!(
         err_text.contains("epoch 1: finalized after the challenge period"),
         "{err_text}"
