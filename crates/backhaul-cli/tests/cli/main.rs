@@ -8,4 +8,5 @@ mod demo;
 mod epoch;
 mod errors;
 mod firm;
+mod fraud;
 mod ts_example;
