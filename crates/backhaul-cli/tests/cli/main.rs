@@ -9,4 +9,5 @@ mod epoch;
 mod errors;
 mod firm;
 mod fraud;
+mod guardian;
 mod ts_example;
