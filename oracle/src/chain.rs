@@ -258,6 +258,8 @@ pub struct MemoryState {
     pub config: Option<Config>,
     pub ledgers: HashMap<u64, EpochLedger>,
     pub credits: HashMap<Key, BuyerCredits>,
+    /// Epoch records by epoch (none: the view has no votes).
+    pub records: HashMap<u64, EpochRecord>,
     /// The chain's clock; this machine's clock when unset.
     pub clock: Option<i64>,
 }
@@ -302,6 +304,14 @@ impl ChainView for MemoryChain {
 
     async fn unix_timestamp(&self) -> Result<i64, ChainError> {
         Ok(self.read().clock.unwrap_or_else(clock::now))
+    }
+
+    async fn epoch_record(&self, epoch: u64) -> Result<Option<EpochRecord>, ChainError> {
+        Ok(self
+            .state
+            .read()
+            .ok()
+            .and_then(|s| s.records.get(&epoch).cloned()))
     }
 }
 

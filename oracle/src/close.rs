@@ -1,7 +1,8 @@
 //! Closing epochs: agree with the other oracles on the epoch's input ([`crate::agreement`]),
 //! run the deterministic close over it with what the chain says, store and publish the dataset,
 //! and keep the latest trees in memory for proofs. Also: closing again when the agreed input
-//! changed after a round without quorum, and adopting epochs finalized without this oracle.
+//! changed after a round without quorum, and adopting epochs finalized without this oracle (or
+//! finalized with another dataset than this oracle's, before the next epoch builds on them).
 
 use crate::agreement::{Agreement, AgreementError, Synced};
 use crate::chain::{ChainError, ChainView};
@@ -196,6 +197,10 @@ impl Closer {
                 "its ledger is not sealed on-chain yet: send seal_epoch".into(),
             ));
         }
+        // Build on the previous epoch as the chain finalized it, not as this oracle closed it.
+        if let Some(previous) = epoch.checked_sub(1) {
+            self.follow_finalized(previous, now).await?;
+        }
         // From here on no receipt for this epoch is taken: this oracle's input is fixed.
         let (tx, rx) = oneshot::channel();
         self.writer
@@ -238,9 +243,41 @@ impl Closer {
         }
     }
 
+    /// Makes the stored dataset of `previous` (a finalized epoch) the one the chain finalized:
+    /// an oracle whose own close of it lost the vote (it dissented, and the quorum finalized
+    /// another dataset) adopts the finalized dataset and its agreed input from its peers, as an
+    /// oracle that lagged does. Epochs build on the previous epoch's cumulative amounts, so a
+    /// close over any other previous dataset could never match the chain's totals. Returns
+    /// whether it adopted one; a view of the chain without epoch records keeps the stored one.
+    async fn follow_finalized(&self, previous: u64, now: i64) -> Result<bool, CloseFailure> {
+        let Some(record) = self.chain.epoch_record(previous).await? else {
+            return Ok(false);
+        };
+        if record.status != backhaul::state::EpochStatus::Finalized {
+            return Ok(false);
+        }
+        let expected = record.proposal.dataset_hash;
+        let stored = db::dataset(&self.pool, previous)
+            .await?
+            .map(|(bytes, _)| backhaul_core::merkle::sha256v(&[&bytes]));
+        if stored == Some(expected) {
+            return Ok(false);
+        }
+        tracing::warn!(
+            epoch = previous,
+            finalized = %hex(&expected),
+            stored = %stored.map(|h| hex(&h)).unwrap_or_default(),
+            "the chain finalized another dataset than this oracle's; adopting it before closing \
+             the next epoch"
+        );
+        self.adopt(previous, now).await?;
+        Ok(true)
+    }
+
     /// Syncs an epoch this oracle closed but the chain has not finalized, and closes it again if
     /// its agreed input changed (a peer's input arrived late, or an oracle was found to have
-    /// signed two): the submitter calls it before each vote. Returns whether it closed again.
+    /// signed two) or if it was closed over a previous dataset the chain did not finalize: the
+    /// submitter calls it before each vote. Returns whether it closed again.
     pub async fn refresh(&self, epoch: u64, now: i64) -> Result<bool, CloseFailure> {
         let Some(stored) = db::input_hash(&self.pool, epoch).await? else {
             return Ok(false);
@@ -249,20 +286,25 @@ impl Closer {
         if config.next_epoch != epoch {
             return Ok(false);
         }
+        let adopted = match epoch.checked_sub(1) {
+            Some(previous) => self.follow_finalized(previous, now).await?,
+            None => false,
+        };
         let synced = self.agreement.sync(epoch, &oracle_keys(&config)).await?;
         // The same manifests merge into the same input: only a change of them (or a restart,
         // which forgets them) is worth merging and verifying every item again. The submitter
         // asks at every tick until its vote lands.
-        if self
-            .counted
-            .lock()
-            .ok()
-            .is_some_and(|c| *c == Some((epoch, synced.counted.clone())))
+        if !adopted
+            && self
+                .counted
+                .lock()
+                .ok()
+                .is_some_and(|c| *c == Some((epoch, synced.counted.clone())))
         {
             return Ok(false);
         }
         let agreed = self.agreement.agreed(epoch, &synced).await?;
-        if agreed.hash() == stored {
+        if !adopted && agreed.hash() == stored {
             self.remember_counted(epoch, &synced);
             return Ok(false);
         }

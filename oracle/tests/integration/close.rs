@@ -9,6 +9,7 @@ use backhaul_protocol::dataset::{b58, hash_from_hex, hex};
 use backhaul_protocol::SignedReceipt;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::sync::Arc;
 
 /// A busy epoch: 5 nodes, 4 clients, many sessions with several receipts each, replays included.
 fn traffic(w: &World) -> Vec<SignedReceipt> {
@@ -404,4 +405,81 @@ async fn oracles_that_read_a_credit_account_before_and_after_later_purchases_agr
         (10_000, 10_000, 10_000 * BASE_UNITS_PER_CREDIT)
     );
     assert_eq!(u.cost, 10_000 * BASE_UNITS_PER_CREDIT);
+}
+
+/// An epoch record as the chain holds it once `hash` was finalized for `epoch`.
+fn finalized_record(epoch: u64, hash: [u8; 32]) -> backhaul::state::EpochRecord {
+    use anchor_lang::{AnchorDeserialize, Space};
+    use backhaul::state::{EpochRecord, EpochStatus};
+    let mut r = EpochRecord::deserialize(&mut &vec![0; EpochRecord::INIT_SPACE][..])
+        .expect("zero bytes decode as a record");
+    r.epoch = epoch;
+    r.status = EpochStatus::Finalized;
+    r.proposal.dataset_hash = hash;
+    r
+}
+
+/// An oracle that missed a receipt the quorum counted closed epoch 0 differently; the chain
+/// finalized the other dataset. Before closing epoch 1 on top of it, the oracle adopts the
+/// finalized dataset from its peer (its own could never lead to the chain's totals), and then
+/// closes epoch 1 byte for byte as the peer does. Without a peer serving it, it waits.
+#[tokio::test]
+async fn an_oracle_whose_dataset_was_not_finalized_adopts_the_finalized_one_before_the_next() {
+    let g = genesis();
+    let chain = chain(g);
+    let w = World::new(2, 2);
+    w.fund_buyers(&chain, 10_000_000);
+    let peer = TestOracle::start(chain.clone(), &Db::Sqlite).await;
+    let start_lagging = |peers: Vec<String>| {
+        let chain = chain.clone();
+        async move {
+            let dir = Arc::new(tempfile::tempdir().unwrap());
+            let mut s = settings(dir.path(), &Db::Sqlite);
+            s.peers = peers;
+            s.sync_wait_secs = 0;
+            TestOracle::start_with(chain, dir, s).await
+        }
+    };
+    let lagging = start_lagging(vec![peer.url.clone()]).await;
+    let alone = start_lagging(vec![]).await;
+    let receipts = [
+        w.receipt(0, 0, 0, 1, 1, GIB),
+        w.receipt(0, 1, 1, 1, 1, 3 * GIB),
+    ];
+    for o in [&peer, &lagging, &alone] {
+        o.post("/v1/bindings", &w.bindings()).await;
+        o.post("/v1/grants", &w.grants()).await;
+    }
+    peer.post("/v1/receipts", &receipts).await;
+    for o in [&lagging, &alone] {
+        o.post("/v1/receipts", &receipts[..1]).await;
+    }
+    let finalized = peer.close(0).await.unwrap();
+    let own = lagging.close(0).await.unwrap();
+    assert_ne!(own.hash, finalized.hash, "it missed a receipt");
+    assert_eq!(alone.close(0).await.unwrap().hash, own.hash);
+
+    // The chain finalizes the peer's dataset; epoch 1 is sealed.
+    finalize(&chain, &finalized.dataset, 1);
+    chain.update(|s| {
+        s.records.insert(0, finalized_record(0, finalized.hash));
+        s.ledgers.insert(1, sealed_ledger(1, 0, 100_000));
+    });
+    let next = lagging.close(1).await.unwrap();
+    assert_eq!(
+        next.dataset.parameters.previous_reward_total,
+        finalized.dataset.rewards.total
+    );
+    let (code, stored) = lagging.get("/v1/epochs/0/dataset").await;
+    assert_eq!(code, 200);
+    assert_eq!(stored.as_bytes(), finalized.bytes.as_slice(), "adopted");
+    assert_eq!(peer.close(1).await.unwrap().hash, next.hash);
+    // With no peer to adopt from, it does not close epoch 1 over its own epoch 0.
+    let err = alone.close(1).await.unwrap_err().to_string();
+    assert!(err.contains("no peer serves its dataset"), "{err}");
+    let (_, still) = alone.get("/v1/epochs/0/dataset").await;
+    assert_eq!(
+        backhaul_core::merkle::sha256v(&[still.as_bytes()]),
+        own.hash
+    );
 }
