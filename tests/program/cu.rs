@@ -216,6 +216,7 @@ async fn measure() -> Samples {
         usage_cost: amount,
     };
     env.run_epoch(1, p1).await;
+    let earlier20 = proof20.clone();
     let ix = env.claim_ix(
         &payer,
         1,
@@ -247,6 +248,102 @@ async fn measure() -> Samples {
         "veto",
         "at quorum",
         env.send_metered(&[ix], &[&g]).await.expect("veto"),
+    );
+
+    // prove_fraud: epoch 2 voted again with a depth-20 tree that drops the operator (a thief's
+    // leaf first), refuted by the operator's depth-20 leaf of epoch 1, from a proof buffer.
+    let thief = loop {
+        let k = keys();
+        if k.pubkey() > operator.pubkey() {
+            break k;
+        }
+    };
+    let (bad_root, thief_proof) = deep_root(&env, &thief, amount * 3, 20, 2);
+    let bad = EpochProposal {
+        reward_root: bad_root,
+        dataset_hash: [3; 32],
+        ..p2
+    };
+    env.vote(0, 2, bad).await.expect("vote 0");
+    env.vote(1, 2, bad).await.expect("vote 1");
+    let leaf = |account: &Keypair, amount: u64, proof: Proof| backhaul::state::ProvenLeaf {
+        account: account.pubkey(),
+        amount,
+        index: proof.index,
+        siblings: proof
+            .siblings
+            .iter()
+            .map(backhaul::state::ProofNode::from)
+            .collect(),
+    };
+    let fraud = backhaul::state::FraudProof::Decrease {
+        tree: backhaul::state::Tree::Reward,
+        earlier: leaf(&operator, amount * 2, earlier20),
+        later: backhaul::state::Standing::BeforeFirst(leaf(&thief, amount * 3, thief_proof)),
+    };
+    let bytes = backhaul_sdk::fraud::payload(&fraud);
+    let prover = keys();
+    crate::util::fund(&mut env, &prover.pubkey()).await;
+    let d = env.deployment();
+    let fill = backhaul_sdk::buffer::fill(&d, &prover.pubkey(), 1, &bytes);
+    let (open, writes) = fill.split_first().expect("open");
+    s.add(
+        "open_proof_buffer",
+        "a depth-20 decrease proof",
+        env.send_metered(std::slice::from_ref(open), &[&prover])
+            .await
+            .expect("open"),
+    );
+    for (i, w) in writes.iter().enumerate() {
+        let units = env
+            .send_metered(std::slice::from_ref(w), &[&prover])
+            .await
+            .expect("write");
+        if i == 0 {
+            s.add("write_proof_buffer", "800 bytes", units);
+        }
+    }
+    let ix = env
+        .prove_fraud_ix(&prover.pubkey(), 2, 1, Some(1), None)
+        .await;
+    s.add(
+        "prove_fraud",
+        "decrease, two depth-20 proofs",
+        env.send_metered(&[ix], &[&prover]).await.expect("prove"),
+    );
+    assert_eq!(env.epoch_state(2).await.status, EpochStatus::Vetoed);
+    let ix = backhaul_sdk::ix::open_proof_buffer(&d, &prover.pubkey(), 2, 100);
+    env.send(&[ix], &[&prover]).await.expect("open");
+    let ix = backhaul_sdk::ix::close_proof_buffer(&d, &prover.pubkey(), 2);
+    s.add(
+        "close_proof_buffer",
+        "unused",
+        env.send_metered(&[ix], &[&prover]).await.expect("close"),
+    );
+
+    // Bonds: a first deposit creates the account, a second tops it up; unbond, then withdraw.
+    let o = env.oracles[2].insecure_clone();
+    for case in ["creates the bond", "tops it up"] {
+        let ix = backhaul_sdk::ix::deposit_bond(&d, &o.pubkey(), 1_000_000_000);
+        s.add(
+            "deposit_bond",
+            case,
+            env.send_metered(&[ix], &[&o]).await.expect("deposit"),
+        );
+    }
+    let ix = backhaul_sdk::ix::unbond(&d, &o.pubkey());
+    s.add(
+        "unbond",
+        "bonded",
+        env.send_metered(&[ix], &[&o]).await.expect("unbond"),
+    );
+    let unlock = env.now().await + 2 * CHALLENGE_SECS as i64;
+    env.set_time(unlock).await;
+    let ix = backhaul_sdk::ix::withdraw_bond(&d, &o.pubkey());
+    s.add(
+        "withdraw_bond",
+        "after the lock",
+        env.send_metered(&[ix], &[&o]).await.expect("withdraw"),
     );
 
     // The administrative instructions.
@@ -349,6 +446,70 @@ async fn measure() -> Samples {
             s.add("buy_credits", "a ninth purchase epoch", units);
         }
     }
+    // claim_from_buffer and settle_from_buffer: depth-24 proofs, on a deployment of their own.
+    let mut env2 = Env::new_seeded(8).await;
+    let operator = keys();
+    crate::util::fund(&mut env2, &operator.pubkey()).await;
+    let (root24, proof24) = deep_root(&env2, &operator, amount, 24, 0);
+    let p24 = EpochProposal {
+        reward_root: root24,
+        reward_leaf_count: 1 << 24,
+        reward_total: amount,
+        allocation: amount,
+        dataset_hash: [4; 32],
+        usage_root: backhaul_core::sum_tree::empty_root(TreeKind::Usage),
+        ..EpochProposal::default()
+    };
+    env2.run_epoch(0, p24).await;
+    let recipient = env2.create_ata(&operator.pubkey()).await;
+    let d2 = env2.deployment();
+    let payload = backhaul_sdk::buffer::leaf_proof(proof24.index, &proof24.siblings);
+    env2.fill_buffer(&operator, 1, &payload)
+        .await
+        .expect("fill");
+    let ix = backhaul_sdk::ix::claim_from_buffer(
+        &d2,
+        &operator.pubkey(),
+        0,
+        &operator.pubkey(),
+        &recipient,
+        amount,
+        1,
+    );
+    s.add(
+        "claim_from_buffer",
+        "depth 24, first claim",
+        env2.send_metered(&[ix], &[&operator]).await.expect("claim"),
+    );
+    let consumed = env2.config_state().await.last_usage_total;
+    let uscope = Scope {
+        kind: TreeKind::Usage,
+        config: env2.config.to_bytes(),
+        epoch: 0,
+    };
+    let (_, uproof) = deep_proof(
+        &uscope,
+        &Leaf {
+            account: env2.sponsor.pubkey().to_bytes(),
+            amount: consumed,
+        },
+        0,
+    );
+    let payload = backhaul_sdk::buffer::leaf_proof(uproof.index, &uproof.siblings);
+    env2.fill_buffer(&operator, 2, &payload)
+        .await
+        .expect("fill");
+    let sponsor = env2.sponsor.pubkey();
+    let ix =
+        backhaul_sdk::ix::settle_from_buffer(&d2, &operator.pubkey(), 0, &sponsor, consumed, 2);
+    s.add(
+        "settle_from_buffer",
+        "the sponsor's one-leaf tree",
+        env2.send_metered(&[ix], &[&operator])
+            .await
+            .expect("settle"),
+    );
+
     let credits: CreditAccount = env
         .account(&credits_address(&env.config, &buyer.pubkey()))
         .await

@@ -359,8 +359,10 @@ async fn every_account_type_decodes_by_the_idl_to_the_programs_struct() {
             "EpochLedger",
             "EpochRecord",
             "OperatorClaim",
+            "OracleBond",
             "PendingChange",
-            "PriceFeed"
+            "PriceFeed",
+            "ProofBuffer"
         ]
     );
 }
@@ -547,6 +549,8 @@ const GIVEN: &[&str] = &[
     "recipient",
     "payer_tokens",
     "queued_by",
+    // A decrease proof's earlier finalized epoch: any, the prover's choice.
+    "earlier_record",
 ];
 
 #[tokio::test]
@@ -597,6 +601,27 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
         ("propose_admin", ix::propose_admin(&d, &who, other)),
         ("accept_admin", ix::accept_admin(&d, &who)),
         ("set_paused", ix::set_paused(&d, &who, true)),
+        (
+            "prove_fraud",
+            ix::prove_fraud(&d, &who, 7, 2, Some(6), Some(&other), &[]),
+        ),
+        ("open_proof_buffer", ix::open_proof_buffer(&d, &who, 2, 64)),
+        (
+            "write_proof_buffer",
+            ix::write_proof_buffer(&d, &who, 2, 0, vec![1, 2]),
+        ),
+        ("close_proof_buffer", ix::close_proof_buffer(&d, &who, 2)),
+        ("deposit_bond", ix::deposit_bond(&d, &who, 5)),
+        ("unbond", ix::unbond(&d, &who)),
+        ("withdraw_bond", ix::withdraw_bond(&d, &who)),
+        (
+            "claim_from_buffer",
+            ix::claim_from_buffer(&d, &who, 7, &other, &who, 5, 2),
+        ),
+        (
+            "settle_from_buffer",
+            ix::settle_from_buffer(&d, &who, 7, &other, 5, 2),
+        ),
     ];
     assert_eq!(
         instructions.len(),
@@ -620,13 +645,15 @@ async fn every_pda_an_instruction_takes_derives_from_the_idl() {
             by_seeds += usize::from(source == Source::Seeds);
         }
     }
-    // The 15 event authorities, and: initialize's program data, config, price feed and vault;
-    // propose_root's record and ledger; veto's record; finalize's record, vault and ledger;
+    // The 22 event authorities, and: initialize's program data, config, price feed and vault;
+    // propose_root's record, ledger and bond; veto's record; finalize's record, vault and ledger;
     // claim's record, claim record and vault; submit_price's feed; buy_credits' feed, credit
     // account and ledger; seal_epoch's feed and ledger; settle_usage's record, ledger and credit
     // account; queue_change's and cancel_change's pending change; apply_change's pending change
-    // and feed.
-    assert_eq!(by_seeds, 15 + 26, "accounts derived from seeds");
+    // and feed; prove_fraud's record, credit account and buffer; the buffer of open, write and
+    // close; the bond of deposit_bond, unbond and withdraw_bond; claim_from_buffer's record, claim
+    // record, vault and buffer; settle_from_buffer's record, ledger, credit account and buffer.
+    assert_eq!(by_seeds, 22 + 44, "accounts derived from seeds");
     // The deployment itself derives from its mint with `initialize`'s seeds.
     let init = resolve(&idl, "initialize", &instructions[0].1);
     assert!(init.contains(&("config".into(), Source::Seeds)));

@@ -3,15 +3,18 @@
 #![allow(deprecated)] // solana-program-test marks its API "unstable" from 4.0 on.
 mod admin;
 mod adversarial;
+mod bonds;
 mod claim;
 mod credits;
 mod cu;
 mod economics;
 mod finalize;
+mod fraud;
 mod governance;
 mod idl;
 mod initialize;
 mod price;
+mod proof_buffer;
 mod properties;
 mod propose_root;
 mod smoke;

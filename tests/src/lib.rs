@@ -72,6 +72,55 @@ pub fn deep_proof(scope: &Scope, leaf: &Leaf, depth: u8) -> (Commitment, Proof) 
     (commitment, Proof { index: 0, siblings })
 }
 
+/// Like [`deep_proof`], with the sibling at the leaf level summing to `rest` (the other leaves'
+/// amounts), so that the tree's total is the leaf's amount plus `rest`.
+pub fn deep_proof_with_rest(
+    scope: &Scope,
+    leaf: &Leaf,
+    depth: u8,
+    rest: u64,
+) -> (Commitment, Proof) {
+    let siblings: Vec<SumNode> = (0..depth)
+        .map(|i| SumNode {
+            hash: backhaul_core::merkle::sha256v(&[b"sibling", &[i]]),
+            sum: if i == 0 { rest } else { 0 },
+        })
+        .collect();
+    let commitment = compute_root(scope, leaf, 0, 1 << depth, &siblings).expect("a full tree");
+    (commitment, Proof { index: 0, siblings })
+}
+
+/// A full tree of `2^depth` leaves whose first two leaves are `left` and `right`, in that order
+/// (whatever their accounts), the rest made up with sum 0: the commitment and both proofs.
+pub fn deep_pair(
+    scope: &Scope,
+    left: &Leaf,
+    right: &Leaf,
+    depth: u8,
+) -> (Commitment, Proof, Proof) {
+    use backhaul_core::sum_tree::{leaf_node, node};
+    assert!(depth >= 1);
+    let (l, r) = (leaf_node(scope, left), leaf_node(scope, right));
+    let upper: Vec<SumNode> = (1..depth)
+        .map(|i| SumNode {
+            hash: backhaul_core::merkle::sha256v(&[b"sibling", &[i]]),
+            sum: 0,
+        })
+        .collect();
+    let mut top = node(&l, &r).expect("sum");
+    for sibling in &upper {
+        top = node(&top, sibling).expect("sum");
+    }
+    let commitment = Commitment::new(scope.kind, &top, 1 << depth);
+    let proof = |first: SumNode, index: u64| Proof {
+        index,
+        siblings: std::iter::once(first)
+            .chain(upper.iter().copied())
+            .collect(),
+    };
+    (commitment, proof(r, 0), proof(l, 1))
+}
+
 /// Epoch length used by the fixtures (one day).
 pub const EPOCH_SECS: u64 = 86_400;
 /// Challenge period used by the fixtures (six hours).
@@ -978,6 +1027,90 @@ impl Env {
         signer: &Keypair,
     ) -> Result<(), BanksClientError> {
         self.send(&[ix], &[signer]).await
+    }
+
+    // ---- fraud proofs and bonds -------------------------------------------------------------
+
+    /// Opens `owner`'s proof buffer `id` and writes `payload` into it, one transaction per
+    /// instruction of [`backhaul_sdk::buffer::fill`].
+    pub async fn fill_buffer(
+        &mut self,
+        owner: &Keypair,
+        id: u64,
+        payload: &[u8],
+    ) -> Result<(), BanksClientError> {
+        for ix in backhaul_sdk::buffer::fill(&self.deployment(), &owner.pubkey(), id, payload) {
+            self.send(&[ix], &[owner]).await?;
+        }
+        Ok(())
+    }
+
+    /// The oracles whose votes in the current round of `epoch` are for the proposal with quorum,
+    /// in vote order: the bonds a fraud proof slashes.
+    pub async fn voters_of_proposal(&mut self, epoch: u64) -> Vec<Pubkey> {
+        let r = self.epoch_state(epoch).await;
+        r.votes
+            .iter()
+            .filter(|v| v.digest == r.proposal_digest)
+            .map(|v| v.oracle)
+            .collect()
+    }
+
+    /// The `prove_fraud` instruction for `epoch` with `prover`'s buffer `id`, naming the
+    /// proposal's voters' bonds.
+    pub async fn prove_fraud_ix(
+        &mut self,
+        prover: &Pubkey,
+        epoch: u64,
+        id: u64,
+        earlier: Option<u64>,
+        buyer: Option<&Pubkey>,
+    ) -> Instruction {
+        let voters = self.voters_of_proposal(epoch).await;
+        ix::prove_fraud(
+            &self.deployment(),
+            prover,
+            epoch,
+            id,
+            earlier,
+            buyer,
+            &voters,
+        )
+    }
+
+    /// `prover` writes `proof` into a new buffer and sends `prove_fraud` for `epoch` with it.
+    pub async fn prove_fraud(
+        &mut self,
+        prover: &Keypair,
+        epoch: u64,
+        proof: &backhaul::state::FraudProof,
+        earlier: Option<u64>,
+        buyer: Option<&Pubkey>,
+    ) -> Result<(), BanksClientError> {
+        self.nonce += 1;
+        let id = self.nonce;
+        self.fill_buffer(prover, id, &backhaul_sdk::fraud::payload(proof))
+            .await?;
+        let ix = self
+            .prove_fraud_ix(&prover.pubkey(), epoch, id, earlier, buyer)
+            .await;
+        self.send(&[ix], &[prover]).await
+    }
+
+    /// Oracle `i` bonds `lamports`.
+    pub async fn deposit_bond(&mut self, i: usize, lamports: u64) -> Result<(), BanksClientError> {
+        let oracle = self.oracles[i].insecure_clone();
+        let ix = ix::deposit_bond(&self.deployment(), &oracle.pubkey(), lamports);
+        self.send(&[ix], &[&oracle]).await
+    }
+
+    /// Lamports held by `key` (0 when it has no account).
+    pub async fn lamports(&mut self, key: &Pubkey) -> u64 {
+        self.ctx
+            .banks_client
+            .get_balance(*key)
+            .await
+            .expect("get_balance")
     }
 
     // ---- scenario helpers ------------------------------------------------------------------

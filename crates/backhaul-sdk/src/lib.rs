@@ -514,6 +514,71 @@ pub mod ix {
         )
     }
 
+    /// `claim` with the proof in `payer`'s proof buffer `buffer_id` ([`buffer::leaf_proof`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_from_buffer(
+        d: &Deployment,
+        payer: &Pubkey,
+        epoch: u64,
+        operator: &Pubkey,
+        recipient: &Pubkey,
+        cumulative: u64,
+        buffer_id: u64,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::ClaimFromBuffer {
+                payer: *payer,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                operator: *operator,
+                operator_claim: d.operator_claim(operator),
+                vault: d.vault(),
+                recipient: *recipient,
+                buffer: d.proof_buffer(payer, buffer_id),
+                token_program: TOKEN,
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::ClaimFromBuffer {
+                epoch,
+                cumulative,
+                buffer_id,
+            },
+        )
+    }
+
+    /// `settle_usage` with the proof in `payer`'s proof buffer `buffer_id`
+    /// ([`buffer::leaf_proof`]).
+    pub fn settle_from_buffer(
+        d: &Deployment,
+        payer: &Pubkey,
+        epoch: u64,
+        buyer: &Pubkey,
+        consumed_cumulative: u64,
+        buffer_id: u64,
+    ) -> Instruction {
+        build(
+            backhaul::accounts::SettleFromBuffer {
+                payer: *payer,
+                config: d.config,
+                epoch_record: d.epoch_record(epoch),
+                ledger: d.ledger(epoch),
+                buyer: *buyer,
+                credit_account: d.credits(buyer),
+                buffer: d.proof_buffer(payer, buffer_id),
+                system_program: SYSTEM,
+                event_authority: event_authority(),
+                program: backhaul::ID,
+            },
+            backhaul::instruction::SettleFromBuffer {
+                epoch,
+                consumed_cumulative,
+                buffer_id,
+            },
+        )
+    }
+
     /// Opens `owner`'s proof buffer `id` with `len` payload bytes.
     pub fn open_proof_buffer(d: &Deployment, owner: &Pubkey, id: u64, len: u32) -> Instruction {
         build(
@@ -540,9 +605,10 @@ pub mod ix {
         build(
             backhaul::accounts::WriteProofBuffer {
                 owner: *owner,
+                config: d.config,
                 buffer: d.proof_buffer(owner, id),
             },
-            backhaul::instruction::WriteProofBuffer { offset, bytes },
+            backhaul::instruction::WriteProofBuffer { id, offset, bytes },
         )
     }
 
@@ -551,9 +617,10 @@ pub mod ix {
         build(
             backhaul::accounts::CloseProofBuffer {
                 owner: *owner,
+                config: d.config,
                 buffer: d.proof_buffer(owner, id),
             },
-            backhaul::instruction::CloseProofBuffer {},
+            backhaul::instruction::CloseProofBuffer { id },
         )
     }
 
@@ -580,7 +647,11 @@ pub mod ix {
                 event_authority: event_authority(),
                 program: backhaul::ID,
             },
-            backhaul::instruction::ProveFraud { epoch },
+            backhaul::instruction::ProveFraud {
+                epoch,
+                buffer_id,
+                buyer: buyer.copied().unwrap_or_default(),
+            },
         );
         ix.accounts.extend(
             voters.iter().map(|v| {
@@ -638,9 +709,22 @@ pub mod ix {
 pub mod buffer {
     use super::*;
 
-    /// Payload bytes per `write_proof_buffer` instruction: with its accounts, signature and a
-    /// compute-budget instruction this keeps a write transaction under the 1,232-byte limit.
-    pub const CHUNK: usize = 900;
+    /// Payload bytes per `write_proof_buffer` instruction: a write transaction signed by the
+    /// owner and a separate fee payer, with a compute-budget instruction, stays under the
+    /// 1,232-byte limit (`tests/program/tx_size.rs` lands one).
+    pub const CHUNK: usize = 800;
+
+    /// The payload of a buffered claim or settlement: the leaf's index and siblings.
+    pub fn leaf_proof(index: u64, siblings: &[backhaul_core::sum_tree::SumNode]) -> Vec<u8> {
+        let proof = backhaul::state::BufferedProof {
+            index,
+            siblings: siblings
+                .iter()
+                .map(backhaul::state::ProofNode::from)
+                .collect(),
+        };
+        anchor_lang::prelude::borsh::to_vec(&proof).unwrap_or_default()
+    }
 
     /// The instructions that open `owner`'s buffer `id` and fill it with `payload`, in order:
     /// `open_proof_buffer`, then one `write_proof_buffer` per [`CHUNK`] bytes, each to be sent in

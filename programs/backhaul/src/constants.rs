@@ -120,7 +120,7 @@ pub const MAX_PROOF_BUFFER_LEN: u32 = 8_192;
 /// The most an oracle's bond may be required to be, lamports (10,000 SOL): a compromised admin
 /// cannot price every oracle out of voting.
 #[constant]
-pub const MAX_ORACLE_BOND_LAMPORTS: u64 = 10_000_000_000_000;
+pub const MAX_ORACLE_BOND_LAMPORTS: u64 = 10_000_000_000_000u64;
 
 /// Share of the slashed bonds paid to the prover of a fraud, basis points. The rest stays in the
 /// deployment's config account, which no instruction takes lamports from: an oracle that proves

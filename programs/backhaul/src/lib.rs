@@ -86,6 +86,28 @@ pub mod backhaul {
         instructions::claim::handler(ctx, epoch, cumulative, index, proof)
     }
 
+    /// `claim` with the proof read from the payer's proof buffer `buffer_id` (deep trees, or a
+    /// third party paying), which it closes.
+    pub fn claim_from_buffer(
+        ctx: Context<ClaimFromBuffer>,
+        epoch: u64,
+        cumulative: u64,
+        buffer_id: u64,
+    ) -> Result<()> {
+        instructions::claim_from_buffer::handler(ctx, epoch, cumulative, buffer_id)
+    }
+
+    /// `settle_usage` with the proof read from the payer's proof buffer `buffer_id`, which it
+    /// closes.
+    pub fn settle_from_buffer(
+        ctx: Context<SettleFromBuffer>,
+        epoch: u64,
+        consumed_cumulative: u64,
+        buffer_id: u64,
+    ) -> Result<()> {
+        instructions::settle_from_buffer::handler(ctx, epoch, consumed_cumulative, buffer_id)
+    }
+
     /// An oracle's price submission; posts the quorum's conservative price.
     pub fn submit_price(ctx: Context<SubmitPrice>, credits_per_token: u64) -> Result<()> {
         instructions::submit_price::handler(ctx, credits_per_token)
@@ -157,8 +179,13 @@ pub mod backhaul {
 
     /// Refutes `epoch`'s proposal during its challenge period with the fraud proof in a proof
     /// buffer, slashing the bonds of the oracles that voted it. Anyone may call.
-    pub fn prove_fraud<'info>(ctx: Context<'info, ProveFraud<'info>>, epoch: u64) -> Result<()> {
-        instructions::prove_fraud::handler(ctx, epoch)
+    pub fn prove_fraud<'info>(
+        ctx: Context<'info, ProveFraud<'info>>,
+        epoch: u64,
+        buffer_id: u64,
+        buyer: Pubkey,
+    ) -> Result<()> {
+        instructions::prove_fraud::handler(ctx, epoch, buffer_id, buyer)
     }
 
     /// Opens a proof buffer of `len` bytes for a proof that does not fit one transaction.
@@ -166,18 +193,19 @@ pub mod backhaul {
         instructions::open_proof_buffer::handler(ctx, id, len)
     }
 
-    /// Writes part of a proof into the owner's buffer.
+    /// Writes part of a proof into the owner's buffer `id`.
     pub fn write_proof_buffer(
         ctx: Context<WriteProofBuffer>,
+        id: u64,
         offset: u32,
         bytes: Vec<u8>,
     ) -> Result<()> {
-        instructions::write_proof_buffer::handler(ctx, offset, bytes)
+        instructions::write_proof_buffer::handler(ctx, id, offset, bytes)
     }
 
-    /// Closes an unused proof buffer, its rent back to the owner.
-    pub fn close_proof_buffer(ctx: Context<CloseProofBuffer>) -> Result<()> {
-        instructions::close_proof_buffer::handler(ctx)
+    /// Closes the owner's unused proof buffer `id`, its rent back to the owner.
+    pub fn close_proof_buffer(ctx: Context<CloseProofBuffer>, id: u64) -> Result<()> {
+        instructions::close_proof_buffer::handler(ctx, id)
     }
 
     /// Adds lamports to an oracle's bond, which voting requires when the config asks for one.

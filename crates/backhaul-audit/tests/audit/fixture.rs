@@ -566,8 +566,7 @@ impl Fixture {
             quorum_at: 0,
             finalizable_at: 0,
             finalized_at: 0,
-            refuted_count: 0,
-            refuted: Default::default(),
+            refuted: vec![],
         };
         self.snapshot.records.push((d.epoch_record(e), record));
         self.snapshot.ledgers.push((d.ledger(e), ledger));

@@ -90,11 +90,56 @@ pub fn handler(
     index: u64,
     proof: Vec<ProofNode>,
 ) -> Result<()> {
-    let config = &ctx.accounts.config;
-    let record = &ctx.accounts.epoch_record;
-    let operator = ctx.accounts.operator.key();
+    let a = &mut *ctx.accounts;
+    let event = pay(
+        Payout {
+            payer: a.payer.to_account_info(),
+            config: &mut a.config,
+            epoch_record: &a.epoch_record,
+            operator: a.operator.key(),
+            operator_claim: a.operator_claim.to_account_info(),
+            vault: a.vault.to_account_info(),
+            recipient: a.recipient.key(),
+            recipient_info: a.recipient.to_account_info(),
+            token_program: a.token_program.key(),
+            system_program: a.system_program.to_account_info(),
+        },
+        ctx.program_id,
+        cumulative,
+        index,
+        &proof,
+    )?;
+    emit_cpi!(event);
+    Ok(())
+}
+
+/// The accounts a claim pays with, whether its proof came in the instruction or a buffer.
+pub(crate) struct Payout<'a, 'info> {
+    pub payer: AccountInfo<'info>,
+    pub config: &'a mut Account<'info, Config>,
+    pub epoch_record: &'a EpochRecord,
+    pub operator: Pubkey,
+    pub operator_claim: AccountInfo<'info>,
+    pub vault: AccountInfo<'info>,
+    pub recipient: Pubkey,
+    pub recipient_info: AccountInfo<'info>,
+    pub token_program: Pubkey,
+    pub system_program: AccountInfo<'info>,
+}
+
+/// Checks the proof and pays (see [`handler`]); returns the event to emit.
+pub(crate) fn pay(
+    a: Payout,
+    program_id: &Pubkey,
+    cumulative: u64,
+    index: u64,
+    proof: &[ProofNode],
+) -> Result<RewardClaimed> {
+    let config_key = a.config.key();
+    let record = a.epoch_record;
+    let operator = a.operator;
     require!(
-        !config.is_paused(Clock::get()?.unix_timestamp),
+        !a.config.is_paused(Clock::get()?.unix_timestamp),
         BackhaulError::Paused
     );
     require!(
@@ -109,17 +154,16 @@ pub fn handler(
             total: p.reward_total,
             leaf_count: p.reward_leaf_count,
         },
-        &config.key(),
+        &config_key,
         record.epoch,
         &operator,
         cumulative,
         index,
-        &proof,
+        proof,
     )?;
 
-    let config_key = config.key();
-    let claim_info = ctx.accounts.operator_claim.to_account_info();
-    let (mut claim, created) = if claim_info.owner == ctx.program_id {
+    let claim_info = a.operator_claim;
+    let (mut claim, created) = if claim_info.owner == program_id {
         let data = claim_info.try_borrow_data()?;
         (
             Box::new(OperatorClaim::try_deserialize(&mut &data[..])?),
@@ -128,17 +172,17 @@ pub fn handler(
     } else {
         let (address, bump) = Pubkey::find_program_address(
             &[CLAIM_SEED, config_key.as_ref(), operator.as_ref()],
-            ctx.program_id,
+            program_id,
         );
         require_keys_eq!(address, claim_info.key(), BackhaulError::WrongClaimRecord);
         let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
         let (mut fresh, created) = pda::load_or_create::<OperatorClaim>(
             &claim_info,
-            &ctx.accounts.payer.to_account_info(),
-            &ctx.accounts.system_program.to_account_info(),
+            &a.payer,
+            &a.system_program,
             claim_seeds,
             OperatorClaim::SIZE,
-            ctx.program_id,
+            program_id,
         )?;
         fresh.bump = bump;
         (fresh, created)
@@ -159,14 +203,14 @@ pub fn handler(
         .filter(|a| *a > 0)
         .ok_or(BackhaulError::NothingToClaim)?;
 
-    let seeds = config.signer_seeds();
+    let seeds = a.config.signer_seeds();
     token::transfer(
         CpiContext::new_with_signer(
-            ctx.accounts.token_program.key(),
+            a.token_program,
             Transfer {
-                from: ctx.accounts.vault.to_account_info(),
-                to: ctx.accounts.recipient.to_account_info(),
-                authority: config.to_account_info(),
+                from: a.vault,
+                to: a.recipient_info,
+                authority: a.config.to_account_info(),
             },
             &[&seeds],
         ),
@@ -178,22 +222,19 @@ pub fn handler(
     claim.last_epoch = epoch;
     pda::store(&*claim, &claim_info)?;
 
-    let config = &mut ctx.accounts.config;
+    let config = a.config;
     config.total_claimed = config
         .total_claimed
         .checked_add(amount)
         .ok_or(BackhaulError::Overflow)?;
     config.invariant()?;
-    let total_claimed = config.total_claimed;
-
-    emit_cpi!(RewardClaimed {
-        config: ctx.accounts.config.key(),
+    Ok(RewardClaimed {
+        config: config_key,
         operator,
-        recipient: ctx.accounts.recipient.key(),
+        recipient: a.recipient,
         epoch,
         cumulative,
         amount,
-        total_claimed,
-    });
-    Ok(())
+        total_claimed: config.total_claimed,
+    })
 }

@@ -33,7 +33,11 @@ pub struct ProposeRoot<'info> {
     pub ledger: Box<Account<'info, EpochLedger>>,
     /// The oracle's bond, `["bond", config, oracle]`; read only when the config asks for a bond.
     /// CHECK: when read, checked by its contents (owner, type, deployment, oracle: the program
-    /// creates bonds only at their PDA).
+    /// creates bonds only at their PDA); its seeds are stated for clients, in the IDL build.
+    #[cfg_attr(
+        feature = "idl-build",
+        account(seeds = [BOND_SEED, config.key().as_ref(), oracle.key().as_ref()], bump)
+    )]
     pub bond: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,
 }

@@ -10,7 +10,7 @@ use backhaul_core::BPS_DENOMINATOR;
 
 #[event_cpi]
 #[derive(Accounts)]
-#[instruction(epoch: u64)]
+#[instruction(epoch: u64, buffer_id: u64, buyer: Pubkey)]
 pub struct ProveFraud<'info> {
     /// Anyone: wrote the proof into `buffer`, receives the bounty and the buffer's rent.
     #[account(mut)]
@@ -21,20 +21,25 @@ pub struct ProveFraud<'info> {
     /// The record of `epoch`, whose proposal is in its challenge period.
     #[account(
         mut,
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
         has_one = config,
-        constraint = epoch_record.epoch == epoch @ BackhaulError::WrongEpochRecord,
     )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// A decrease proof's earlier finalized epoch (none for the other kinds).
     #[account(has_one = config)]
     pub earlier_record: Option<Box<Account<'info, EpochRecord>>>,
-    /// An overspend proof's buyer's credit account address `["credits", config, buyer]`, which
-    /// need not exist (a buyer with no account bought nothing); none for the other kinds.
-    /// CHECK: its address is derived and compared in the handler, its contents read if it exists.
+    /// An overspend proof's buyer's credit account `["credits", config, buyer]` (`buyer` is the
+    /// leaf's account), which need not exist: a buyer with no account bought nothing. None for
+    /// the other kinds.
+    /// CHECK: the address by the seeds; the contents are read in the handler if it exists.
+    #[account(seeds = [CREDITS_SEED, config.key().as_ref(), buyer.as_ref()], bump)]
     pub credit_account: Option<UncheckedAccount<'info>>,
-    /// The prover's proof buffer holding a `FraudProof`; consumed and closed.
+    /// The prover's proof buffer `buffer_id` holding a `FraudProof`; consumed and closed.
     #[account(
         mut,
+        seeds = [PROOF_BUFFER_SEED, config.key().as_ref(), prover.key().as_ref(), &buffer_id.to_le_bytes()],
+        bump = buffer.bump,
         has_one = config,
         constraint = buffer.owner == prover.key() @ BackhaulError::InvalidProofBuffer,
         close = prover,
@@ -52,12 +57,19 @@ pub struct ProveFraud<'info> {
 /// voted the digest is slashed, [`FRAUD_BOUNTY_BPS`] of it to the prover, the rest to the config
 /// account, which nothing takes lamports from; the buffer is closed, its rent to the prover.
 ///
+/// `buyer` names an overspend proof's buyer (the default key for the other kinds).
+///
 /// Checks: the epoch is `Proposed` and `finalizable_at` has not come; the proof shows one of:
 /// a cumulative amount lower than the same account's in an earlier finalized epoch (or absent
 /// with a positive earlier amount); two adjacent leaves out of order or with the same account;
 /// a buyer's usage leaf above the credits it bought through the epoch. The remaining accounts are
 /// the voters' bond addresses in vote order.
-pub fn handler<'info>(ctx: Context<'info, ProveFraud<'info>>, epoch: u64) -> Result<()> {
+pub fn handler<'info>(
+    ctx: Context<'info, ProveFraud<'info>>,
+    epoch: u64,
+    _buffer_id: u64,
+    buyer: Pubkey,
+) -> Result<()> {
     let now = Clock::get()?.unix_timestamp;
     let record = &ctx.accounts.epoch_record;
     require!(
@@ -69,7 +81,7 @@ pub fn handler<'info>(ctx: Context<'info, ProveFraud<'info>>, epoch: u64) -> Res
         .accounts
         .buffer
         .decode(&ctx.accounts.buffer.to_account_info())?;
-    let kind = check_fraud(&ctx, &config_key, epoch, &proof)?;
+    let kind = check_fraud(&ctx, &config_key, epoch, &buyer, &proof)?;
 
     let digest = record.proposal_digest;
     let voters: Vec<Pubkey> = record
@@ -82,8 +94,8 @@ pub fn handler<'info>(ctx: Context<'info, ProveFraud<'info>>, epoch: u64) -> Res
     let bounty = u64::try_from(
         u128::from(slashed)
             .checked_mul(u128::from(FRAUD_BOUNTY_BPS))
-            .ok_or(BackhaulError::Overflow)?
-            / u128::from(BPS_DENOMINATOR),
+            .and_then(|n| n.checked_div(u128::from(BPS_DENOMINATOR)))
+            .ok_or(BackhaulError::Overflow)?,
     )
     .map_err(|_| BackhaulError::Overflow)?;
     let kept = slashed.checked_sub(bounty).ok_or(BackhaulError::Overflow)?;
@@ -112,6 +124,7 @@ fn check_fraud(
     ctx: &Context<ProveFraud>,
     config: &Pubkey,
     epoch: u64,
+    buyer: &Pubkey,
     proof: &FraudProof,
 ) -> Result<u8> {
     let proposal = &ctx.accounts.epoch_record.proposal;
@@ -163,7 +176,8 @@ fn check_fraud(
             &right.to_core(),
         ),
         FraudProof::Overspend { leaf } => {
-            let bought = credits_bought(ctx, config, &leaf.account, epoch)?;
+            require_keys_eq!(leaf.account, *buyer, BackhaulError::InvalidCreditAccount);
+            let bought = credits_bought(ctx, config, buyer, epoch)?;
             leaf.amount > bought
                 && verify(
                     &scope(Tree::Usage, epoch),
@@ -210,11 +224,6 @@ fn credits_bought(
         .credit_account
         .as_ref()
         .ok_or(BackhaulError::InvalidCreditAccount)?;
-    let (address, _) = Pubkey::find_program_address(
-        &[CREDITS_SEED, config.as_ref(), buyer.as_ref()],
-        ctx.program_id,
-    );
-    require_keys_eq!(address, info.key(), BackhaulError::InvalidCreditAccount);
     if info.owner != ctx.program_id {
         return Ok(0);
     }

@@ -64,18 +64,59 @@ pub fn handler(
     index: u64,
     proof: Vec<ProofNode>,
 ) -> Result<()> {
-    let config = &ctx.accounts.config;
-    let record = &ctx.accounts.epoch_record;
-    let buyer = ctx.accounts.buyer.key();
+    let a = &mut *ctx.accounts;
+    let event = settle(
+        Settlement {
+            payer: a.payer.to_account_info(),
+            config: &mut a.config,
+            epoch_record: &a.epoch_record,
+            ledger: &mut a.ledger,
+            buyer: a.buyer.key(),
+            credit_account: a.credit_account.to_account_info(),
+            credit_bump: ctx.bumps.credit_account,
+            system_program: a.system_program.to_account_info(),
+        },
+        ctx.program_id,
+        consumed_cumulative,
+        index,
+        &proof,
+    )?;
+    emit_cpi!(event);
+    Ok(())
+}
+
+/// The accounts a settlement works on, whether its proof came in the instruction or a buffer.
+pub(crate) struct Settlement<'a, 'info> {
+    pub payer: AccountInfo<'info>,
+    pub config: &'a mut Account<'info, Config>,
+    pub epoch_record: &'a EpochRecord,
+    pub ledger: &'a mut Account<'info, EpochLedger>,
+    pub buyer: Pubkey,
+    /// Checked by its seeds (`bump`) in the accounts struct.
+    pub credit_account: AccountInfo<'info>,
+    pub credit_bump: u8,
+    pub system_program: AccountInfo<'info>,
+}
+
+/// Checks the proof and settles (see [`handler`]); returns the event to emit.
+pub(crate) fn settle(
+    a: Settlement,
+    program_id: &Pubkey,
+    consumed_cumulative: u64,
+    index: u64,
+    proof: &[ProofNode],
+) -> Result<UsageSettled> {
+    let record = a.epoch_record;
+    let buyer = a.buyer;
     require!(
-        !config.is_paused(Clock::get()?.unix_timestamp),
+        !a.config.is_paused(Clock::get()?.unix_timestamp),
         BackhaulError::Paused
     );
     require!(
         record.status == EpochStatus::Finalized,
         BackhaulError::EpochNotFinalized
     );
-    let config_key = config.key();
+    let config_key = a.config.key();
     let p = &record.proposal;
     check_leaf(
         &TreeCommitment {
@@ -89,19 +130,19 @@ pub fn handler(
         &buyer,
         consumed_cumulative,
         index,
-        &proof,
+        proof,
     )?;
     let epoch = record.epoch;
 
-    let credit_info = ctx.accounts.credit_account.to_account_info();
+    let credit_info = a.credit_account;
     let mut account = CreditAccount::load_or_create(
         &credit_info,
-        &ctx.accounts.payer.to_account_info(),
-        &ctx.accounts.system_program.to_account_info(),
+        &a.payer,
+        &a.system_program,
         &config_key,
         &buyer,
-        ctx.bumps.credit_account,
-        ctx.program_id,
+        a.credit_bump,
+        program_id,
     )?;
     let delta = consumed_cumulative
         .checked_sub(account.consumed_cumulative)
@@ -123,7 +164,7 @@ pub fn handler(
     let balance = account.balance;
     pda::store(&*account, &credit_info)?;
 
-    let ledger = &mut ctx.accounts.ledger;
+    let ledger = a.ledger;
     ledger.credits_settled = ledger
         .credits_settled
         .checked_add(debited)
@@ -133,7 +174,7 @@ pub fn handler(
         .checked_add(unpaid)
         .ok_or(BackhaulError::Overflow)?;
 
-    let config = &mut ctx.accounts.config;
+    let config = a.config;
     config.credits_settled = config
         .credits_settled
         .checked_add(debited)
@@ -143,9 +184,7 @@ pub fn handler(
         .checked_add(unpaid)
         .ok_or(BackhaulError::Overflow)?;
     config.invariant()?;
-    let (credits_settled, credits_unpaid) = (config.credits_settled, config.credits_unpaid);
-
-    emit_cpi!(UsageSettled {
+    Ok(UsageSettled {
         config: config_key,
         buyer,
         epoch,
@@ -153,8 +192,7 @@ pub fn handler(
         debited,
         unpaid,
         balance,
-        credits_settled,
-        credits_unpaid,
-    });
-    Ok(())
+        credits_settled: config.credits_settled,
+        credits_unpaid: config.credits_unpaid,
+    })
 }

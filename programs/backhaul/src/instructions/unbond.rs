@@ -1,3 +1,4 @@
+use crate::constants::BOND_SEED;
 use crate::error::BackhaulError;
 use crate::events::BondUnbonding;
 use crate::state::*;
@@ -9,7 +10,13 @@ pub struct Unbond<'info> {
     pub oracle: Signer<'info>,
     pub config: Box<Account<'info, Config>>,
     /// The oracle's bond (its contents name the deployment and the oracle).
-    #[account(mut, has_one = config, has_one = oracle)]
+    #[account(
+        mut,
+        seeds = [BOND_SEED, config.key().as_ref(), oracle.key().as_ref()],
+        bump = bond.bump,
+        has_one = config,
+        has_one = oracle,
+    )]
     pub bond: Box<Account<'info, OracleBond>>,
 }
 

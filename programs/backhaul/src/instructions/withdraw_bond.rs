@@ -1,3 +1,4 @@
+use crate::constants::BOND_SEED;
 use crate::error::BackhaulError;
 use crate::events::BondWithdrawn;
 use crate::state::*;
@@ -11,7 +12,13 @@ pub struct WithdrawBond<'info> {
     pub oracle: Signer<'info>,
     pub config: Box<Account<'info, Config>>,
     /// The oracle's bond; closed.
-    #[account(mut, has_one = config, has_one = oracle, close = oracle)]
+    #[account(
+        mut,
+        seeds = [BOND_SEED, config.key().as_ref(), oracle.key().as_ref()],
+        bump = bond.bump,
+        has_one = config,
+        has_one = oracle, close = oracle,
+    )]
     pub bond: Box<Account<'info, OracleBond>>,
 }
 

@@ -93,10 +93,11 @@ pub struct EpochRecord {
     pub finalizable_at: i64,
     /// When it was finalized.
     pub finalized_at: i64,
-    /// How many of `refuted` are in use.
-    pub refuted_count: u8,
-    /// Digests proven fraudulent (`prove_fraud`), refused for good; a ninth replaces the oldest.
-    pub refuted: [[u8; 32]; MAX_REFUTED_DIGESTS as usize],
+    /// Digests proven fraudulent (`prove_fraud`), oldest first, refused for good; one more than
+    /// [`MAX_REFUTED_DIGESTS`] replaces the oldest. (A list rather than a fixed array, so that
+    /// the instructions that load a record without refutations decode four bytes, not 256.)
+    #[max_len(MAX_REFUTED_DIGESTS)]
+    pub refuted: Vec<[u8; 32]>,
 }
 
 impl EpochRecord {
@@ -112,29 +113,17 @@ impl EpochRecord {
 
     /// Whether a fraud proof refuted `digest`.
     pub fn is_refuted(&self, digest: &[u8; 32]) -> bool {
-        let count = usize::from(self.refuted_count).min(self.refuted.len());
-        self.refuted.iter().take(count).any(|d| d == digest)
+        self.refuted.iter().any(|d| d == digest)
     }
 
-    /// Records `digest` as refuted (dropping the oldest when all slots are in use) and stops the
-    /// proposal: the epoch is `Vetoed` (the next vote starts a new round) without using up one
-    /// of the guardians' vetoes.
+    /// Records `digest` as refuted (dropping the oldest when [`MAX_REFUTED_DIGESTS`] are kept)
+    /// and stops the proposal: the epoch is `Vetoed` (the next vote starts a new round) without
+    /// using up one of the guardians' vetoes.
     pub fn refute(&mut self, digest: [u8; 32]) -> Result<()> {
-        let count = usize::from(self.refuted_count);
-        if let Some(slot) = self.refuted.get_mut(count) {
-            *slot = digest;
-            self.refuted_count = self
-                .refuted_count
-                .checked_add(1)
-                .ok_or(crate::error::BackhaulError::Overflow)?;
-        } else {
-            self.refuted.rotate_left(1);
-            let newest = self
-                .refuted
-                .last_mut()
-                .ok_or(crate::error::BackhaulError::InvariantViolated)?;
-            *newest = digest;
+        if self.refuted.len() >= usize::from(MAX_REFUTED_DIGESTS) {
+            self.refuted.remove(0);
         }
+        self.refuted.push(digest);
         self.status = EpochStatus::Vetoed;
         self.proposal = EpochProposal::default();
         self.proposal_digest = [0u8; 32];

@@ -71,3 +71,11 @@ impl ProofBuffer {
         [PROOF_BUFFER_SEED, config.as_ref(), owner.as_ref(), id]
     }
 }
+
+/// What a proof buffer holds for `claim_from_buffer` and `settle_from_buffer`: the leaf's index
+/// and its siblings from the leaf level up (what `claim` and `settle_usage` take as arguments).
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BufferedProof {
+    pub index: u64,
+    pub siblings: Vec<crate::state::ProofNode>,
+}
