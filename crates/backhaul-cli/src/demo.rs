@@ -16,6 +16,7 @@ pub mod traffic;
 
 use crate::audit::{AuditReport, EpochFigures};
 use crate::context::{Context, GlobalArgs, OutputFormat};
+use crate::guardian::watch::Action;
 use crate::output::emit;
 use anyhow::Context as _;
 use backhaul_sdk::state::Config;
@@ -106,7 +107,7 @@ pub struct DemoGuardianCheck {
     pub epoch: u64,
     pub round: u32,
     /// `passed`, or what it sent (`proved`, `vetoed`).
-    pub action: String,
+    pub action: Action,
     /// The audit's checks of the epoch it ran, and those that failed.
     pub checks: usize,
     pub failed: Vec<String>,
@@ -127,7 +128,7 @@ pub struct DemoGuardian {
 impl DemoGuardian {
     /// Every proposal it checked passed.
     pub fn all_passed(&self) -> bool {
-        self.checked.iter().all(|c| c.action == "passed")
+        self.checked.iter().all(|c| c.action == Action::Passed)
     }
 }
 
@@ -261,7 +262,10 @@ fn report(
         })
         .collect();
     let outcomes = net.guardian.log.outcomes();
-    let decided: Vec<_> = outcomes.iter().filter(|o| o.action != "waiting").collect();
+    let decided: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.action != Action::Waiting)
+        .collect();
     let guardian = DemoGuardian {
         key: net.guardian.key.to_string(),
         checked: decided
@@ -269,14 +273,20 @@ fn report(
             .map(|o| DemoGuardianCheck {
                 epoch: o.epoch,
                 round: o.round,
-                action: o.action.clone(),
+                action: o.action,
                 checks: o.checks,
                 failed: o.failed.clone(),
                 fraud: o.fraud.clone(),
             })
             .collect(),
-        proofs_sent: decided.iter().filter(|o| o.action == "proved").count(),
-        vetoes_sent: decided.iter().filter(|o| o.action == "vetoed").count(),
+        proofs_sent: decided
+            .iter()
+            .filter(|o| o.action == Action::Proved)
+            .count(),
+        vetoes_sent: decided
+            .iter()
+            .filter(|o| o.action == Action::Vetoed)
+            .count(),
     };
     DemoReport {
         seed: opts.seed,
@@ -376,7 +386,7 @@ pub fn print_report(r: &DemoReport) {
             g.checked.len()
         );
     } else {
-        for c in g.checked.iter().filter(|c| c.action != "passed") {
+        for c in g.checked.iter().filter(|c| c.action != Action::Passed) {
             println!(
                 "guardian: epoch {} round {}: {}{} (failed: {})",
                 c.epoch,

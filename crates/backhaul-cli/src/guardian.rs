@@ -255,7 +255,7 @@ pub async fn run(ctx: Context, command: GuardianCommand) -> anyhow::Result<ExitC
         GuardianCommand::Prove(args) => {
             let o = watch::prove_once(ctx, args).await?;
             emit(out, &o, watch::print_outcome);
-            let failed = o.action.starts_with("failed") || o.action == "cannot-veto";
+            let failed = o.action.is_failure();
             return Ok(if failed {
                 ExitCode::FAILURE
             } else {

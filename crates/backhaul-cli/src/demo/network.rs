@@ -10,7 +10,7 @@ use crate::admin::{
 use crate::context::{write_keypair, Context, GlobalArgs, OutputFormat};
 use crate::error::CommandError;
 use crate::firm::{BuyArgs, GrantArgs};
-use crate::guardian::watch::{self as guardian_watch, JudgeArgs, Outcome, WatchLog};
+use crate::guardian::watch::{self as guardian_watch, Action, JudgeArgs, Outcome, WatchLog};
 use anyhow::{anyhow, bail, Context as _};
 use backhaul_client::{ClientConfig, Fanout, NodeIdentity, OracleClient};
 use backhaul_localnet::{Localnet, LocalnetConfig, ProgramBuild};
@@ -797,7 +797,7 @@ impl Network {
             async move { Ok(log.of(e, round)) }
         })
         .await?;
-        if outcome.action != "passed" {
+        if outcome.action != Action::Passed {
             bail!(
                 "the guardian {} epoch {e}'s honest proposal: {}",
                 outcome.action,

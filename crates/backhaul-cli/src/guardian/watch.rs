@@ -75,6 +75,60 @@ pub struct ProveArgs {
     pub judge: JudgeArgs,
 }
 
+/// What the watcher did about a proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Its dataset is not found yet; still looking.
+    Waiting,
+    /// Every check passed and no fraud proof fits: nothing to do.
+    Passed,
+    /// A fraud proof landed.
+    Proved,
+    /// A veto landed.
+    Vetoed,
+    /// `--dry-run`: a fraud proof would have been sent.
+    WouldProve,
+    /// `--dry-run`: a veto would have been sent.
+    WouldVeto,
+    /// A veto was due, but the key is not a guardian's or the epoch's vetoes are used up.
+    CannotVeto,
+    /// Sending the fraud proof, or the veto, failed every attempt.
+    FailedProof,
+    FailedVeto,
+}
+
+impl Action {
+    /// Its name, as JSON has it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Waiting => "waiting",
+            Action::Passed => "passed",
+            Action::Proved => "proved",
+            Action::Vetoed => "vetoed",
+            Action::WouldProve => "would-prove",
+            Action::WouldVeto => "would-veto",
+            Action::CannotVeto => "cannot-veto",
+            Action::FailedProof => "failed-proof",
+            Action::FailedVeto => "failed-veto",
+        }
+    }
+
+    /// Whether something that had to be done could not be.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Action::CannotVeto | Action::FailedProof | Action::FailedVeto
+        )
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the watcher did about one proposal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outcome {
@@ -82,8 +136,7 @@ pub struct Outcome {
     pub round: u32,
     /// The proposal's digest, hex.
     pub digest: String,
-    /// `passed`, `proved`, `vetoed`, `would-prove`, `would-veto`, `cannot-veto` or `waiting`.
-    pub action: String,
+    pub action: Action,
     /// The audit's checks of the epoch that ran, and those that failed.
     pub checks: usize,
     pub failed: Vec<String>,
@@ -113,7 +166,7 @@ impl WatchLog {
         self.outcomes()
             .into_iter()
             .rev()
-            .find(|o| o.epoch == epoch && o.round == round && o.action != "waiting")
+            .find(|o| o.epoch == epoch && o.round == round && o.action != Action::Waiting)
     }
 
     fn push(&self, o: Outcome) {
@@ -209,7 +262,7 @@ impl Watcher {
                      vetoed, if it is still missing then)"
                 );
                 self.log
-                    .push(self.outcome(&record, "waiting", "dataset not found yet"));
+                    .push(self.outcome(&record, Action::Waiting, "dataset not found yet"));
             }
             return Ok(None);
         }
@@ -232,12 +285,12 @@ impl Watcher {
         Ok(Some(outcome))
     }
 
-    fn outcome(&self, record: &EpochRecord, action: &str, reason: &str) -> Outcome {
+    fn outcome(&self, record: &EpochRecord, action: Action, reason: &str) -> Outcome {
         Outcome {
             epoch: record.epoch,
             round: record.round,
             digest: hex(&record.proposal_digest),
-            action: action.into(),
+            action,
             checks: 0,
             failed: vec![],
             fraud: None,
@@ -256,7 +309,7 @@ impl Watcher {
             checks: j.checks.len(),
             failed: j.failed().map(|c| c.id.clone()).collect(),
             dataset_source: judged.source.clone(),
-            ..self.outcome(record, "passed", "")
+            ..self.outcome(record, Action::Passed, "")
         };
         let epoch = j.epoch;
         let (d, c) = self.ctx.deployment_config().await?;
@@ -277,13 +330,13 @@ impl Watcher {
                 out.reason = e.summary.clone();
                 if self.args.dry_run {
                     tracing::warn!(epoch, kind = e.kind.name(), evidence = %e.summary, "fraud: would send a fraud proof (dry run: nothing sent)");
-                    out.action = "would-prove".into();
+                    out.action = Action::WouldProve;
                     return Ok(out);
                 }
                 tracing::warn!(epoch, kind = e.kind.name(), evidence = %e.summary, "fraud: sending a fraud proof");
                 act::send_proof(&self.ctx, &d, record, &e)
                     .await
-                    .map(|sig| (sig, "proved", Some(e.kind.name())))
+                    .map(|sig| (sig, Action::Proved, Some(e.kind.name())))
             }
             Decision::Veto(why) => {
                 m::checks_failed();
@@ -291,23 +344,23 @@ impl Watcher {
                 let signer = self.ctx.signer_pubkey()?;
                 if !c.is_guardian(&signer) {
                     tracing::error!(epoch, reason = %why, %signer, "the proposal must be vetoed, but this key is not a guardian: alert a guardian");
-                    out.action = "cannot-veto".into();
+                    out.action = Action::CannotVeto;
                     return Ok(out);
                 }
                 if record.vetoes >= MAX_VETOES_PER_EPOCH {
                     tracing::error!(epoch, reason = %why, "the proposal must be vetoed, but the epoch's vetoes are used up: pause and alert the admin");
-                    out.action = "cannot-veto".into();
+                    out.action = Action::CannotVeto;
                     return Ok(out);
                 }
                 if self.args.dry_run {
                     tracing::warn!(epoch, reason = %why, "would veto (dry run: nothing sent)");
-                    out.action = "would-veto".into();
+                    out.action = Action::WouldVeto;
                     return Ok(out);
                 }
                 tracing::warn!(epoch, reason = %why, "vetoing the proposal");
                 act::send_veto(&self.ctx, epoch)
                     .await
-                    .map(|sig| (sig, "vetoed", None))
+                    .map(|sig| (sig, Action::Vetoed, None))
             }
         };
         match attempt {
@@ -317,7 +370,7 @@ impl Watcher {
                     None => m::veto_sent(),
                 }
                 tracing::warn!(epoch, round = j.round, %sig, "{action} the proposal");
-                out.action = action.into();
+                out.action = action;
                 out.signature = Some(sig.to_string());
                 self.failures.remove(&key);
                 Ok(out)
@@ -329,7 +382,11 @@ impl Watcher {
                 *n = n.saturating_add(1);
                 if *n >= MAX_ATTEMPTS {
                     tracing::error!(epoch, error = %format!("{e:#}"), attempts = *n, "giving up on this proposal");
-                    out.action = format!("failed-{kind}");
+                    out.action = if out.fraud.is_some() {
+                        Action::FailedProof
+                    } else {
+                        Action::FailedVeto
+                    };
                     out.reason = format!("{}; {:#}", out.reason, e);
                     return Ok(out);
                 }
@@ -403,7 +460,7 @@ pub async fn prove_once(ctx: Context, args: ProveArgs) -> anyhow::Result<Outcome
         None => Ok(log.outcomes().pop().unwrap_or_else(|| {
             w.outcome(
                 &record,
-                "waiting",
+                Action::Waiting,
                 "the proposal changed while it was judged: run again",
             )
         })),

@@ -10,7 +10,7 @@
 
 use crate::common::*;
 use backhaul_cli::context::signing_key;
-use backhaul_cli::guardian::watch::{watch_until, JudgeArgs, Outcome, WatchLog};
+use backhaul_cli::guardian::watch::{watch_until, Action, JudgeArgs, Outcome, WatchLog};
 use backhaul_cli::operator;
 use backhaul_client::{BuyerIdentity, ClientConfig, Fanout, NodeIdentity, OracleClient};
 use backhaul_core::merkle::{sha256v, TreeKind};
@@ -252,7 +252,7 @@ async fn two_colluding_oracles_are_refuted_by_the_watcher_slashed_and_the_honest
     })
     .await;
     let v = verdict(&log, 0, 0).await;
-    assert_eq!(v.action, "passed", "{v:?}");
+    assert_eq!(v.action, Action::Passed, "{v:?}");
     assert!(v.checks >= 18 && v.failed.is_empty(), "{v:?}");
     net.warp_to((r0.finalizable_at + 1).max(executable_at))
         .await;
@@ -335,8 +335,8 @@ async fn two_colluding_oracles_are_refuted_by_the_watcher_slashed_and_the_honest
     // The watcher proves the decrease within the challenge period.
     let v = verdict(&log, 1, 0).await;
     assert_eq!(
-        (v.action.as_str(), v.fraud.as_deref()),
-        ("proved", Some("decrease")),
+        (v.action, v.fraud.as_deref()),
+        (Action::Proved, Some("decrease")),
         "{v:?}"
     );
     assert!(v.reason.contains(&victim.to_string()), "{v:?}");
@@ -408,7 +408,7 @@ async fn two_colluding_oracles_are_refuted_by_the_watcher_slashed_and_the_honest
         sha256v(&[&honest_bytes])
     );
     let v = verdict(&log, 1, 1).await;
-    assert_eq!(v.action, "passed", "{v:?}");
+    assert_eq!(v.action, Action::Passed, "{v:?}");
     net.warp_to(honest_round.finalizable_at + 1).await;
     wait_for("epoch 1 finalized", 60, || async {
         record(&w, 1)
