@@ -399,19 +399,32 @@ pub async fn settle(ctx: &Context, buyer: Option<Pubkey>) -> anyhow::Result<Sett
         .into());
     }
     let table = tx::configured_lookup_table(ctx).await?;
-    let sig = tx::send_with_table(
+    let direct = ix::settle_usage(
+        &d,
+        &payer.pubkey(),
+        proof.epoch,
+        &buyer,
+        proof.cumulative,
+        proof.index,
+        &proof.proof,
+    );
+    // A proof too deep for one transaction goes through a proof buffer.
+    let id = crate::buffer::id_for(&[b"settle", buyer.as_ref(), &proof.epoch.to_le_bytes()]);
+    let payload = backhaul_sdk::buffer::leaf_proof(proof.index, &proof.proof);
+    let from_buffer = ix::settle_from_buffer(
+        &d,
+        &payer.pubkey(),
+        proof.epoch,
+        &buyer,
+        proof.cumulative,
+        id,
+    );
+    let sig = crate::buffer::send_either(
         ctx,
+        &d,
         "settle usage",
-        &[ix::settle_usage(
-            &d,
-            &payer.pubkey(),
-            proof.epoch,
-            &buyer,
-            proof.cumulative,
-            proof.index,
-            &proof.proof,
-        )],
-        &[],
+        direct,
+        (id, &payload, from_buffer),
         table.as_ref(),
     )
     .await?;

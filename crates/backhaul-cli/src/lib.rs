@@ -11,6 +11,7 @@
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
 //! | [`tx`] | sending transactions: compute-unit limit from a simulation, spinner, program errors explained |
+//! | [`buffer`] | proofs too large for one transaction, through a proof buffer |
 //! | [`amount`] | token amounts with the mint's decimals |
 //! | [`proofs`] | proofs from the oracles, checked against the chain |
 //! | [`error`] | the errors commands return on purpose |
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod amount;
 pub mod audit;
+pub mod buffer;
 pub mod cli;
 pub mod context;
 pub mod demo;

@@ -297,7 +297,27 @@ pub async fn claim(ctx: &Context, operator: Option<Pubkey>) -> anyhow::Result<Cl
         &proof.proof,
     );
     let table = tx::configured_lookup_table(ctx).await?;
-    let sig = tx::send_with_table(ctx, "claim", &[claim], &[], table.as_ref()).await?;
+    // A proof too deep for one transaction goes through a proof buffer.
+    let id = crate::buffer::id_for(&[b"claim", operator.as_ref(), &proof.epoch.to_le_bytes()]);
+    let payload = backhaul_sdk::buffer::leaf_proof(proof.index, &proof.proof);
+    let from_buffer = ix::claim_from_buffer(
+        &d,
+        &payer.pubkey(),
+        proof.epoch,
+        &operator,
+        &recipient,
+        proof.cumulative,
+        id,
+    );
+    let sig = crate::buffer::send_either(
+        ctx,
+        &d,
+        "claim",
+        claim,
+        (id, &payload, from_buffer),
+        table.as_ref(),
+    )
+    .await?;
     let amount = proof.cumulative.saturating_sub(claimed);
     let balance = crate::firm::token_balance(ctx, &recipient).await?;
     Ok(ClaimOutcome {

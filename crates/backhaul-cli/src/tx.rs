@@ -479,6 +479,21 @@ pub async fn configured_lookup_table(
     }
 }
 
+/// Whether `ixs`, with the compute-budget instructions [`send_with_table`] adds and signed by the
+/// signer alone, fit one transaction (v0 with `table` when one is given).
+pub fn fits(
+    ctx: &Context,
+    ixs: &[Instruction],
+    table: Option<&AddressLookupTableAccount>,
+) -> anyhow::Result<bool> {
+    let payer = ctx.signer()?;
+    let all = compute::with_budget(u32::MAX, ctx.compute_unit_price, ixs);
+    let message = compile("size", &payer.pubkey(), &all, table, Hash::default())?;
+    let tx = VersionedTransaction::try_new(message, &[payer])
+        .map_err(|e| anyhow::anyhow!("cannot sign the transaction: {e}"))?;
+    Ok(bincode::serialized_size(&tx).unwrap_or(u64::MAX) <= PACKET_DATA_SIZE as u64)
+}
+
 /// [`send`], as a v0 transaction that loads what it can from `table` when one is given.
 /// Refuses, before sending, a transaction larger than Solana's 1,232 bytes.
 pub async fn send_with_table(
