@@ -105,7 +105,7 @@ pub async fn send_either(
     buffered: (u64, &[u8], Instruction),
     table: Option<&AddressLookupTableAccount>,
 ) -> anyhow::Result<Signature> {
-    if tx::fits(ctx, &[direct.clone()], table)? {
+    if tx::fits(ctx, std::slice::from_ref(&direct), table)? {
         return tx::send_with_table(ctx, what, &[direct], &[], table).await;
     }
     let (id, payload, consume) = buffered;
