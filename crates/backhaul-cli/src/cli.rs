@@ -37,6 +37,9 @@ pub enum Command {
     /// watch proposals and refute or veto the bad ones.
     #[command(subcommand)]
     Guardian(crate::guardian::GuardianCommand),
+    /// Oracle operators: the bond a deployment may ask of each oracle before it votes.
+    #[command(subcommand)]
+    Oracle(crate::oracle_bond::OracleCommand),
     /// Run the whole network locally: endpoint, three oracles, nodes, firms, epochs, claims, audit.
     Demo(crate::demo::DemoArgs),
 }
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => crate::audit::run(&ctx()?, a).await,
         Command::Admin(c) => crate::admin::run(&ctx()?, c).await,
         Command::Guardian(c) => crate::guardian::run(ctx()?, c).await,
+        Command::Oracle(c) => crate::oracle_bond::run(&ctx()?, c).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
     }
 }

@@ -7,6 +7,7 @@
 //! | [`operator`] | node operators: bind a node, see pending rewards, claim |
 //! | [`firm`] | AI firms: buy credits, balance and unsettled usage, settle, grant and revoke clients |
 //! | [`admin`] | admins: initialize, queue / apply / cancel governance changes (parameters, oracles, guardians), admin transfer, pause |
+//! | [`oracle_bond`] | oracle operators: deposit, unbond, withdraw and show their bond |
 //! | [`guardian`] | guardians: veto an epoch, cancel a queued change, pause, what a guardian watches |
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
@@ -27,6 +28,7 @@ pub mod error;
 pub mod firm;
 pub mod guardian;
 pub mod operator;
+pub mod oracle_bond;
 pub mod output;
 pub mod proofs;
 pub mod tx;

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod buffers;
 mod common;
 mod compute;
 mod demo;
