@@ -619,6 +619,37 @@ async function main(): Promise<void> {
   }
   if (queued.length === 0) log("no governance change is queued");
 
+  // Oracle bonds and open proof buffers, found the same way; each at its seeds' address.
+  const byConfig = [{ memcmp: { offset: 8, bytes: config.toBase58() } }];
+  const bonds = await fetchers.oracleBond.all(byConfig);
+  for (const { publicKey, account } of bonds) {
+    const expected = pdaFromIdl(
+      program,
+      "depositBond",
+      "bond",
+      { config, oracle: account.oracle },
+      {},
+    );
+    if (!publicKey.equals(expected))
+      throw new Failure(`oracle bond ${publicKey.toBase58()} is not at its seeds' address`);
+    const slashed = account.slashed.toString();
+    log(`oracle ${account.oracle.toBase58()} has a bond (slashed so far: ${slashed})`);
+  }
+  const buffers = await fetchers.proofBuffer.all(byConfig);
+  for (const { publicKey, account } of buffers) {
+    const expected = pdaFromIdl(
+      program,
+      "openProofBuffer",
+      "buffer",
+      { config, owner: account.owner },
+      { id: account.id },
+    );
+    if (!publicKey.equals(expected))
+      throw new Failure(`proof buffer ${publicKey.toBase58()} is not at its seeds' address`);
+    const owner = account.owner.toBase58();
+    log(`proof buffer ${account.id.toString()} of ${owner}: ${account.len} bytes`);
+  }
+
   // Every account type the IDL lists, decoded after both transactions.
   const addresses: Record<string, PublicKey> = {
     config,
@@ -629,11 +660,14 @@ async function main(): Promise<void> {
     operatorClaim,
   };
   if (queued.length > 0) addresses.pendingChange = queued[0].publicKey;
+  if (bonds.length > 0) addresses.oracleBond = bonds[0].publicKey;
+  if (buffers.length > 0) addresses.proofBuffer = buffers[0].publicKey;
   const accounts: Record<string, { address: string; data: unknown }> = {};
+  // A deployment may have nothing queued, no bonds and no open proof buffer.
+  const optional = ["pendingChange", "oracleBond", "proofBuffer"];
   for (const { name } of program.idl.accounts ?? []) {
     const address = addresses[name];
-    // A deployment with nothing queued has no pending change to decode.
-    if (!address && name === "pendingChange") continue;
+    if (!address && optional.includes(name)) continue;
     if (!address)
       throw new Failure(`the example has no address for the IDL's account type ${name}`);
     accounts[name] = {

@@ -9,6 +9,7 @@ use backhaul_cli::firm::{self, BuyArgs, GrantArgs};
 use backhaul_cli::operator::{self, BindArgs};
 use backhaul_client::OracleClient;
 use backhaul_core::price::credits_for_tokens;
+use backhaul_sdk::ix;
 use backhaul_sdk::state::{
     Config, CreditAccount, EpochLedger, EpochRecord, EpochStatus, OperatorClaim, PriceFeed,
 };
@@ -204,6 +205,20 @@ async fn the_typescript_example_decodes_every_account_buys_claims_and_reads_the_
     )
     .await
     .expect("queue a guardian change");
+    // An oracle's bond and an open proof buffer, which the example finds and decodes too.
+    let bonded = &w.oracles[0];
+    net.send(
+        &[ix::deposit_bond(&w.d, &bonded.pubkey(), 1_000_000_000)],
+        bonded,
+        &[],
+    )
+    .await;
+    net.send(
+        &[ix::open_proof_buffer(&w.d, &operator.pubkey(), 7, 64)],
+        operator,
+        &[],
+    )
+    .await;
     let out = run_example(&script, args(&urls)).await;
     assert_eq!(
         out.status.code(),
@@ -262,6 +277,8 @@ async fn the_typescript_example_decodes_every_account_buys_claims_and_reads_the_
         ("creditAccount", w.d.credits(&buyer.pubkey())),
         ("operatorClaim", w.d.operator_claim(&operator.pubkey())),
         ("pendingChange", w.d.pending_change(0)),
+        ("oracleBond", w.d.bond(&bonded.pubkey())),
+        ("proofBuffer", w.d.proof_buffer(&operator.pubkey(), 7)),
     ];
     assert_eq!(expected.len(), idl_accounts.len());
     for (name, address) in expected {
@@ -306,6 +323,16 @@ async fn the_typescript_example_decodes_every_account_buys_claims_and_reads_the_
     );
     assert_eq!(num(&a("operatorClaim")["claimed"]), claim.claimed);
     assert_eq!(v["before"]["operatorClaim"], Value::Null);
+    assert_eq!(a("oracleBond")["oracle"], bonded.pubkey().to_string());
+    assert_eq!(num(&a("oracleBond")["slashed"]), 0);
+    assert_eq!(a("proofBuffer")["owner"], operator.pubkey().to_string());
+    assert_eq!(
+        (
+            num(&a("proofBuffer")["id"]),
+            a("proofBuffer")["len"].as_u64()
+        ),
+        (7, Some(64))
+    );
     assert_eq!(num(&a("pendingChange")["id"]), 0);
     assert_eq!(a("pendingChange")["queuedBy"], w.admin.pubkey().to_string());
     assert_eq!(
