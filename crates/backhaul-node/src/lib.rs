@@ -1,0 +1,26 @@
+//! Backhaul nodes and gateways (`docs/node.md`).
+//!
+//! | module | for |
+//! |---|---|
+//! | [`keys`] | a node's ed25519 key as the Noise static key that pins the channel |
+//! | [`frame`] | the frames a session carries, and their encoding |
+//! | [`channel`] | the Noise handshake and framed, encrypted transport over any byte stream |
+//! | [`hello`] | what a client presents: the buyer's grant and its signature binding it to the channel |
+//! | [`proxy`] | the SOCKS5 or HTTP `CONNECT` request that starts a session's byte stream |
+//! | [`egress`] | where a node connects: public addresses on allowed ports, checked after resolution |
+//! | [`meter`] | the node's count of a session and its rules for receipts |
+//! | [`session`] | one session on the node's side: hello, proxy request, egress, metered relay |
+//! | [`client`] | one session on the client's (gateway's) side: its own count, its receipts |
+
+pub mod channel;
+pub mod client;
+pub mod egress;
+pub mod frame;
+pub mod hello;
+pub mod keys;
+pub mod meter;
+pub mod proxy;
+pub mod session;
+
+/// The session protocol's version, carried in the hello.
+pub const PROTOCOL_VERSION: u16 = 1;

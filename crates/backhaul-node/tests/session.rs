@@ -1,0 +1,278 @@
+//! A whole session over loopback: a client relays a scraper's HTTP CONNECT and request through
+//! a node to a local origin; both ends count the same bytes, the node countersigns and stores
+//! receipts for exactly what the client counted, and refuses what it must.
+
+use backhaul_node::client::{ClientContext, ClientSession, OpenError};
+use backhaul_node::egress::Policy;
+use backhaul_node::session::{self, BoxFuture, GrantCheck, NodeContext, ReceiptStore};
+use backhaul_protocol::{ClientGrant, Deployment, SignedGrant, SignedReceipt};
+use ed25519_dalek::SigningKey;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const D: Deployment = Deployment {
+    program_id: [1; 32],
+    config: [2; 32],
+};
+
+struct AnyBuyer;
+impl GrantCheck for AnyBuyer {
+    fn check<'a>(&'a self, _: &'a SignedGrant, _: u64) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[derive(Default)]
+struct Stored(Mutex<Vec<SignedReceipt>>);
+impl ReceiptStore for Stored {
+    fn store(&self, r: SignedReceipt) -> BoxFuture<'_, Result<(), String>> {
+        self.0.lock().expect("lock").push(r);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An origin that answers one request with `size` bytes.
+async fn origin(size: usize) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&vec![b'x'; size]).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+struct Node {
+    addr: std::net::SocketAddr,
+    key: SigningKey,
+    stored: Arc<Stored>,
+    reports: Arc<Mutex<Vec<session::SessionReport>>>,
+}
+
+async fn node(origin_port: u16, every: u64, bound: u64) -> Node {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let stored = Arc::new(Stored::default());
+    let mut policy = Policy {
+        allow_loopback: true,
+        ..Policy::default()
+    };
+    policy.ports.insert(origin_port);
+    let cx = Arc::new(NodeContext {
+        deployment: D,
+        node: key.clone(),
+        genesis_ts: 0,
+        epoch_length_secs: 86_400 * 365 * 100,
+        receipt_every_bytes: every,
+        max_unreceipted_bytes: bound,
+        timeout: Duration::from_secs(2),
+        policy,
+        grants: Arc::new(AnyBuyer),
+        receipts: stored.clone(),
+        clock: Arc::new(now),
+    });
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let reports = Arc::new(Mutex::new(vec![]));
+    let r = reports.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let cx = cx.clone();
+            let r = r.clone();
+            tokio::spawn(async move {
+                if let Ok(report) = session::serve(s, &cx).await {
+                    r.lock().expect("lock").push(report);
+                }
+            });
+        }
+    });
+    Node {
+        addr,
+        key,
+        stored,
+        reports,
+    }
+}
+
+fn client_cx(expires_at: i64) -> ClientContext {
+    let buyer = SigningKey::from_bytes(&[3; 32]);
+    let client = SigningKey::from_bytes(&[4; 32]);
+    let grant = ClientGrant {
+        buyer: buyer.verifying_key().to_bytes(),
+        client: client.verifying_key().to_bytes(),
+        epoch: 0,
+        issued_at: 1,
+        expires_at,
+        credit_limit: 0,
+    }
+    .sign(&D, &buyer);
+    ClientContext {
+        deployment: D,
+        client,
+        grant,
+        timeout: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test]
+async fn bytes_through_a_session_are_counted_alike_and_receipted_exactly() {
+    let size = 3 * 1024 * 1024;
+    let port = origin(size).await;
+    let n = node(port, 256 * 1024, 1024 * 1024).await;
+    let stream = TcpStream::connect(n.addr).await.expect("connect");
+    let session = ClientSession::open(
+        stream,
+        client_cx(i64::MAX),
+        n.key.verifying_key().to_bytes(),
+    )
+    .await
+    .expect("open");
+    // The scraper's side of the gateway, in memory.
+    let (mut scraper, local) = tokio::io::duplex(1 << 20);
+    let relay = tokio::spawn(session.relay(local));
+    let request = format!(
+        "CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    );
+    scraper.write_all(request.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    scraper.read_to_end(&mut got).await.expect("read");
+    let text = String::from_utf8_lossy(&got[..60.min(got.len())]).to_string();
+    assert!(
+        text.starts_with("HTTP/1.1 200 Connection established"),
+        "{text}"
+    );
+    assert!(got.len() > size, "{} bytes", got.len());
+    drop(scraper);
+    let report = relay.await.expect("join").expect("relay");
+    // What the client counted: what it sent and what it received.
+    assert_eq!(report.counted, (request.len() + got.len()) as u64);
+    let last = report.countersigned.last().expect("receipts").receipt;
+    assert_eq!(last.cumulative_bytes, report.counted);
+    assert!(
+        report.countersigned.len() >= 5,
+        "{} receipts",
+        report.countersigned.len()
+    );
+    // The node stored every countersigned receipt, the last for exactly that amount.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stored = n.stored.0.lock().expect("lock").clone();
+    assert_eq!(
+        stored.last().expect("stored").receipt,
+        last,
+        "stored {:?}, countersigned {:?}",
+        stored
+            .iter()
+            .map(|r| (r.receipt.sequence, r.receipt.cumulative_bytes))
+            .collect::<Vec<_>>(),
+        report
+            .countersigned
+            .iter()
+            .map(|r| (r.receipt.sequence, r.receipt.cumulative_bytes))
+            .collect::<Vec<_>>()
+    );
+    for w in stored.windows(2) {
+        assert!(w[1].receipt.cumulative_bytes > w[0].receipt.cumulative_bytes);
+        assert_eq!(w[1].receipt.sequence, w[0].receipt.sequence + 1);
+    }
+    for r in &stored {
+        for c in r.checks(&D) {
+            c.verify_strict().expect("both signatures");
+        }
+    }
+    let reports = n.reports.lock().expect("lock").clone();
+    assert_eq!(reports[0].counted, report.counted);
+}
+
+#[tokio::test]
+async fn an_expired_grant_and_private_destinations_are_refused() {
+    let port = origin(10).await;
+    let n = node(port, 1024, 4096).await;
+    let stream = TcpStream::connect(n.addr).await.expect("connect");
+    match ClientSession::open(stream, client_cx(0), n.key.verifying_key().to_bytes()).await {
+        Err(OpenError::Refused(why)) => assert!(why.contains("expired"), "{why}"),
+        _ => panic!("an expired grant must be refused"),
+    }
+    // A private address on an allowed port: 403 with the reason, and the session ends.
+    let stream = TcpStream::connect(n.addr).await.expect("connect");
+    let session = ClientSession::open(
+        stream,
+        client_cx(i64::MAX),
+        n.key.verifying_key().to_bytes(),
+    )
+    .await
+    .expect("open");
+    let (mut scraper, local) = tokio::io::duplex(1 << 16);
+    let relay = tokio::spawn(session.relay(local));
+    scraper
+        .write_all(format!("CONNECT 10.0.0.1:{port} HTTP/1.1\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), scraper.read_to_end(&mut got)).await;
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+    assert!(text.contains("10.0.0.1 is not a public address"), "{text}");
+    drop(scraper);
+    let _ = relay.await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_signing_is_cut_off_after_the_bound() {
+    use backhaul_node::channel::Channel;
+    use backhaul_node::frame::Frame;
+    let size = 8 * 1024 * 1024;
+    let port = origin(size).await;
+    let bound = 512 * 1024;
+    let n = node(port, 128 * 1024, bound).await;
+    // A client that never answers receipt requests.
+    let cx = client_cx(i64::MAX);
+    let stream = TcpStream::connect(n.addr).await.expect("connect");
+    let mut chan = Channel::connect(stream, &D, &n.key.verifying_key().to_bytes())
+        .await
+        .expect("handshake");
+    let hello =
+        backhaul_node::hello::sign(&D, &cx.client, cx.grant, [5; 16], chan.handshake_hash());
+    chan.send(&Frame::Hello(Box::new(hello)))
+        .await
+        .expect("hello");
+    assert!(matches!(chan.recv().await, Ok(Some(Frame::Welcome(_)))));
+    let req = format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+    chan.send(&Frame::Data(req.into_bytes()))
+        .await
+        .expect("send");
+    let mut received = 0u64;
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(10), chan.recv()).await {
+            Ok(Ok(Some(Frame::Data(d)))) => received += d.len() as u64,
+            Ok(Ok(Some(Frame::Close(why)))) => break why,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(end.starts_with("no receipt for"), "{end}");
+    // Cut off within the bound (plus at most one frame read before the node noticed).
+    assert!(
+        received <= bound + 65_536,
+        "{received} bytes without a receipt"
+    );
+    assert!(received < size as u64);
+    assert!(n.stored.0.lock().expect("lock").is_empty());
+}
