@@ -10,6 +10,7 @@
 //! | [`egress`] | where a node connects: public addresses on allowed ports, checked after resolution |
 //! | [`meter`] | the node's count of a session and its rules for receipts |
 //! | [`session`] | one session on the node's side: hello, proxy request, egress, metered relay |
+//! | [`queue`] | the node's durable receipt queue and its delivery to every oracle |
 //! | [`client`] | one session on the client's (gateway's) side: its own count, its receipts |
 
 pub mod channel;
@@ -20,6 +21,7 @@ pub mod hello;
 pub mod keys;
 pub mod meter;
 pub mod proxy;
+pub mod queue;
 pub mod session;
 
 /// The session protocol's version, carried in the hello.
