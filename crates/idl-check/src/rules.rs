@@ -327,8 +327,10 @@ mod tests {
                 "EpochLedger",
                 "EpochRecord",
                 "OperatorClaim",
+                "OracleBond",
                 "PendingChange",
-                "PriceFeed"
+                "PriceFeed",
+                "ProofBuffer"
             ]
         );
         let claim = source
@@ -339,6 +341,7 @@ mod tests {
         assert_eq!(claim.file, "programs/backhaul/src/state/operator_claim.rs");
         assert!(source.events.iter().any(|e| e.name == "RewardClaimed"));
         assert!(source.events.iter().any(|e| e.name == "ChangeQueued"));
+        assert!(source.events.iter().any(|e| e.name == "FraudProven"));
         assert!(source.events.len() >= 18, "{:?}", source.events);
     }
 
