@@ -40,6 +40,9 @@ pub struct ClientSession<S> {
     node: [u8; 32],
     session_id: [u8; 16],
     welcome: Welcome,
+    /// When the welcome came: receipts carry the session's age from it, by this machine's
+    /// monotonic clock (the node's clock, which dated the session, may differ from ours).
+    opened: std::time::Instant,
 }
 
 /// What a session moved and proved.
@@ -52,13 +55,6 @@ pub struct ClientReport {
     /// The receipts the node countersigned, in order.
     pub countersigned: Vec<SignedReceipt>,
     pub end: String,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientSession<S> {
@@ -91,12 +87,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientSession<S> {
             node,
             session_id,
             welcome,
+            opened: std::time::Instant::now(),
         })
     }
 
     /// The node's terms.
     pub fn welcome(&self) -> &Welcome {
         &self.welcome
+    }
+
+    /// The session's id (random, never reused).
+    pub fn session_id(&self) -> [u8; 16] {
+        self.session_id
+    }
+
+    /// The node's key.
+    pub fn node(&self) -> [u8; 32] {
+        self.node
     }
 
     /// Relays `local`'s bytes (a scraper's connection, starting with its proxy request) through
@@ -215,8 +222,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientSession<S> {
             buyer: self.cx.grant.grant.buyer,
             sequence,
             cumulative_bytes: bytes,
-            session_age_secs: u64::try_from(now().saturating_sub(self.welcome.started_at))
-                .unwrap_or(0),
+            session_age_secs: self.opened.elapsed().as_secs(),
         };
         let sig = r.client_sign(&self.cx.deployment, &self.cx.client);
         (r, sig)

@@ -12,17 +12,25 @@
 //! | [`session`] | one session on the node's side: hello, proxy request, egress, metered relay |
 //! | [`queue`] | the node's durable receipt queue and its delivery to every oracle |
 //! | [`client`] | one session on the client's (gateway's) side: its own count, its receipts |
+//! | [`delivery`] | a queue sent to every oracle for as long as a service runs |
+//! | [`settings`] | a node's settings: file, environment, validation |
+//! | [`server`] | the node as a service: accept loop, limits, metrics, graceful shutdown |
+//! | [`gateway`] | the firm's local SOCKS5 / HTTP `CONNECT` proxy, one session per connection |
 
 pub mod channel;
 pub mod client;
+pub mod delivery;
 pub mod egress;
 pub mod frame;
+pub mod gateway;
 pub mod hello;
 pub mod keys;
 pub mod meter;
 pub mod proxy;
 pub mod queue;
+pub mod server;
 pub mod session;
+pub mod settings;
 
 /// The session protocol's version, carried in the hello.
 pub const PROTOCOL_VERSION: u16 = 1;

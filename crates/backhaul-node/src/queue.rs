@@ -83,6 +83,14 @@ impl Queue {
         )
         .execute(&pool)
         .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS volume (
+                month TEXT PRIMARY KEY,
+                bytes INTEGER NOT NULL
+            )",
+        )
+        .execute(&pool)
+        .await?;
         Ok(Queue { pool })
     }
 
@@ -125,6 +133,41 @@ impl Queue {
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// How many receipts are not yet settled with `oracle` (its base URL, as
+    /// [`OracleClient::base_url`] writes it).
+    pub async fn pending_len(&self, oracle: &str) -> Result<u64, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM receipts r
+             WHERE NOT EXISTS (SELECT 1 FROM delivered d WHERE d.body_hash = r.body_hash AND d.oracle = ?)",
+        )
+        .bind(oracle)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The bytes recorded for `month` (a node's monthly volume, `YYYY-MM`).
+    pub async fn volume(&self, month: &str) -> Result<u64, sqlx::Error> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT bytes FROM volume WHERE month = ?")
+            .bind(month)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Records `bytes` as `month`'s volume.
+    pub async fn set_volume(&self, month: &str, bytes: u64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO volume (month, bytes) VALUES (?, ?)
+             ON CONFLICT (month) DO UPDATE SET bytes = excluded.bytes",
+        )
+        .bind(month)
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Whether the queue is empty.
