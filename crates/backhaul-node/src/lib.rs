@@ -11,6 +11,7 @@
 //! | [`meter`] | the node's count of a session and its rules for receipts |
 //! | [`session`] | one session on the node's side: hello, proxy request, egress, metered relay |
 //! | [`queue`] | the node's durable receipt queue and its delivery to every oracle |
+//! | [`relay`] | how gateways reach nodes behind NAT: a rendezvous that splices ciphertext |
 //! | [`client`] | one session on the client's (gateway's) side: its own count, its receipts |
 //! | [`delivery`] | a queue sent to every oracle for as long as a service runs |
 //! | [`settings`] | a node's settings: file, environment, validation |
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod meter;
 pub mod proxy;
 pub mod queue;
+pub mod relay;
 pub mod server;
 pub mod session;
 pub mod settings;

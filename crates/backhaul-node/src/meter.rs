@@ -11,7 +11,7 @@ pub enum ReceiptRefusal {
     AboveCount { claimed: u64, counted: u64 },
     #[error("the receipt's {claimed} bytes are not above the last countersigned {last}")]
     NotAboveLast { claimed: u64, last: u64 },
-    #[error("sequence {got} does not follow {last}")]
+    #[error("sequence {got} is not above the last countersigned {last}")]
     Sequence { got: u64, last: u64 },
     #[error("the receipt names another session, node, client, buyer or epoch")]
     WrongSession,
@@ -100,7 +100,9 @@ impl Meter {
         {
             return Err(ReceiptRefusal::WrongSession);
         }
-        if r.sequence != self.last_sequence.saturating_add(1) {
+        // Any later sequence: a receipt the node could not countersign (one claiming bytes it
+        // never relayed, say) leaves a gap, and the oracles count a session at its highest one.
+        if r.sequence <= self.last_sequence {
             return Err(ReceiptRefusal::Sequence {
                 got: r.sequence,
                 last: self.last_sequence,

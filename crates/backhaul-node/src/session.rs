@@ -300,8 +300,11 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                             chan
                                 .send(&Frame::Countersigned(signed.receipt.sequence, signed.node_signature))
                                 .await?;
+                            // Draining ends with the receipt for everything relayed.
                             if let Some((_, why)) = draining {
-                                break why.to_string();
+                                if meter.receipted() >= meter.counted() {
+                                    break why.to_string();
+                                }
                             }
                         }
                         Err(why) => tracing::debug!(%why, "receipt not countersigned"),
