@@ -40,6 +40,9 @@ pub enum Command {
     /// Oracle operators: the bond a deployment may ask of each oracle before it votes.
     #[command(subcommand)]
     Oracle(crate::oracle_bond::OracleCommand),
+    /// Node operators: run a node that carries AI firms' traffic (`node serve`).
+    #[command(subcommand)]
+    Node(crate::node::NodeCommand),
     /// Run the whole network locally: endpoint, three oracles, nodes, firms, epochs, claims, audit.
     Demo(crate::demo::DemoArgs),
 }
@@ -48,17 +51,23 @@ pub enum Command {
 /// failed command or check, 2 bad usage, which clap reports itself).
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let cli =
+    let mut cli =
         Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    if let Command::Node(crate::node::NodeCommand::Serve(a)) = &mut cli.command {
+        a.url_given = url_given(&matches);
+    }
     if let Some(refusal) = demo_refusal(&matches) {
         Cli::command()
             .error(clap::error::ErrorKind::ArgumentConflict, refusal)
             .exit();
     }
-    // A watcher is a service: its progress is logged at `info` by default.
+    // A watcher, a node and a gateway are services: their progress is logged at `info` by
+    // default.
     let service = matches!(
         cli.command,
         Command::Guardian(crate::guardian::GuardianCommand::Watch(_))
+            | Command::Node(_)
+            | Command::Firm(crate::firm::FirmCommand::Gateway(_))
     );
     crate::output::init_tracing_for(cli.global.verbose, service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -86,13 +95,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = || Context::new(&cli.global);
     match cli.command {
         Command::Operator(c) => crate::operator::run(&ctx()?, c).await,
+        Command::Firm(crate::firm::FirmCommand::Gateway(a)) => {
+            crate::gateway::run(&cli.global, &a).await
+        }
         Command::Firm(c) => crate::firm::run(&ctx()?, c).await,
         Command::Audit(a) => crate::audit::run(&ctx()?, a).await,
         Command::Admin(c) => crate::admin::run(&ctx()?, c).await,
         Command::Guardian(c) => crate::guardian::run(ctx()?, c).await,
         Command::Oracle(c) => crate::oracle_bond::run(&ctx()?, c).await,
+        Command::Node(c) => crate::node::run(&cli.global, c).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
     }
+}
+
+/// Whether `--url` was given on the command line or as `BACKHAUL_URL` (not its default), before
+/// or after the subcommands.
+pub fn url_given(matches: &ArgMatches) -> bool {
+    let mut m = Some(matches);
+    while let Some(cur) = m {
+        if cur.try_contains_id("url").unwrap_or(false)
+            && matches!(
+                cur.value_source("url"),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        {
+            return true;
+        }
+        m = cur.subcommand().map(|(_, sub)| sub);
+    }
+    false
 }
 
 /// The global options `demo` has no use for (it starts its own endpoint, deployment, keys and

@@ -32,9 +32,22 @@ pub enum FirmCommand {
     /// Settle a buyer's proven usage against its credits (anyone may send it).
     Settle(BuyerArg),
     /// Authorize a client key to spend your credits (signed by --keypair, sent to every --oracle).
-    Grant(GrantArgs),
+    Grant(GrantCommandArgs),
     /// Revoke a client key (a newer grant that has already expired).
     Revoke(RevokeArgs),
+    /// Run a local SOCKS5 / HTTP CONNECT proxy that sends each connection through a Backhaul
+    /// node, signing receipts with the client key. Runs until SIGTERM or Ctrl-C.
+    Gateway(crate::gateway::GatewayArgs),
+}
+
+/// `firm grant`'s command line: the grant, and where to write it for a gateway.
+#[derive(Args, Debug, Clone)]
+pub struct GrantCommandArgs {
+    #[command(flatten)]
+    pub grant: GrantArgs,
+    /// Also write the signed grant to this file (JSON), for `backhaul firm gateway --grant-file`.
+    #[arg(long, value_name = "FILE")]
+    pub write_grant: Option<std::path::PathBuf>,
 }
 
 /// `firm buy`.
@@ -488,6 +501,14 @@ impl GrantStart {
 
 /// Signs a grant of `args.client` with the signer (the buyer) and sends it to every oracle.
 pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutcome> {
+    Ok(grant_signed(ctx, args).await?.1)
+}
+
+/// [`grant`], and the signed grant itself (what a gateway presents to nodes).
+pub async fn grant_signed(
+    ctx: &Context,
+    args: &GrantArgs,
+) -> anyhow::Result<(backhaul_protocol::SignedGrant, SubmitOutcome)> {
     let GrantStart {
         client,
         urls,
@@ -524,7 +545,7 @@ pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutc
     } else {
         format!("at most {} credits per epoch", args.credit_limit)
     };
-    submit_grant(
+    let outcome = submit_grant(
         ctx,
         &urls,
         "grant",
@@ -533,7 +554,8 @@ pub async fn grant(ctx: &Context, args: &GrantArgs) -> anyhow::Result<SubmitOutc
         ),
         signed,
     )
-    .await
+    .await?;
+    Ok((signed, outcome))
 }
 
 /// Signs a revocation of `args.client` and sends it to every oracle.
@@ -607,10 +629,17 @@ pub async fn run(ctx: &Context, command: FirmCommand) -> anyhow::Result<ExitCode
             });
         }
         FirmCommand::Grant(args) => {
-            let o = grant(ctx, &args).await?;
+            let (signed, o) = grant_signed(ctx, &args.grant).await?;
+            if let Some(path) = &args.write_grant {
+                crate::gateway::write_grant_file(path, &signed)?;
+                tracing::info!(path = %path.display(), "grant written");
+            }
             emit(out, &o, SubmitOutcome::print);
             return Ok(o.exit_code());
         }
+        FirmCommand::Gateway(_) => bail!(
+            "the gateway is a service: start it with `backhaul firm gateway` (crate::gateway::run)"
+        ),
         FirmCommand::Revoke(args) => {
             let o = revoke(ctx, &args).await?;
             emit(out, &o, SubmitOutcome::print);

@@ -8,6 +8,8 @@
 //! | [`firm`] | AI firms: buy credits, balance and unsettled usage, settle, grant and revoke clients |
 //! | [`admin`] | admins: initialize, queue / apply / cancel governance changes (parameters, oracles, guardians), admin transfer, pause |
 //! | [`oracle_bond`] | oracle operators: deposit, unbond, withdraw and show their bond |
+//! | [`node`] | node operators: `node serve`, the node service with the chain's clock and a credit check |
+//! | [`gateway`] | AI firms: `firm gateway`, the local proxy through nodes, and grant files |
 //! | [`guardian`] | guardians: veto an epoch, cancel a queued change, pause, what a guardian watches |
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
@@ -26,7 +28,9 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod firm;
+pub mod gateway;
 pub mod guardian;
+pub mod node;
 pub mod operator;
 pub mod oracle_bond;
 pub mod output;
