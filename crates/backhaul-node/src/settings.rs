@@ -386,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_holds_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("node.example.toml");
+        let s = NodeSettings::load(Some(&path), []).expect("the example parses");
+        assert_eq!(s, NodeSettings::default());
+        s.validate().expect("valid");
+    }
+
+    #[test]
     fn keypair_files() {
         let dir = tempfile::tempdir().expect("dir");
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
