@@ -49,6 +49,8 @@ pub struct ApiState {
     pub summaries: SummaryCache,
     /// Buyers known to have (or not to have) an on-chain credit account.
     pub funded: crate::admission::FundedBuyers,
+    /// The latest advert of every bound node (`GET /v1/adverts`).
+    pub directory: crate::directory::Directory,
 }
 
 /// A summary, the stored dataset hash and the close time it was computed for.
@@ -100,6 +102,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/bindings", post(post_bindings))
         .route("/v1/grants", post(post_grants))
         .route("/v1/receipts", post(post_receipts))
+        .route("/v1/adverts", post(post_adverts).get(get_adverts))
         .route("/v1/proofs/operator/{key}", get(operator_proof))
         .route("/v1/proofs/buyer/{key}", get(buyer_proof))
         .route("/v1/epochs", get(epochs))
@@ -144,6 +147,7 @@ fn ingest_item_len(path: &str) -> Option<usize> {
         "/v1/receipts" => Some(SIGNED_RECEIPT_LEN),
         "/v1/grants" => Some(SIGNED_GRANT_LEN),
         "/v1/bindings" => Some(SIGNED_BINDING_LEN),
+        "/v1/adverts" => Some(backhaul_protocol::advert::SIGNED_ADVERT_LEN),
         _ => None,
     }
 }
@@ -553,6 +557,79 @@ async fn post_receipts(
         .map(|r| (r, r.receipt.body_hash()))
         .collect();
     store(&state, with_hashes, keys, refused, Job::Receipts).await
+}
+
+/// Node adverts: each signed by its node, current (signed less than a day ago and not more than
+/// five minutes ahead), of a node with a binding; kept in memory, the latest per node.
+async fn post_adverts(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<BatchResponse>, ApiError> {
+    use backhaul_protocol::advert::{SignedAdvert, SIGNED_ADVERT_LEN};
+    let items: Vec<SignedAdvert> = decode_body(
+        &state,
+        &headers,
+        body,
+        "SignedAdvert",
+        SIGNED_ADVERT_LEN,
+        MAX_ADVERTS_PER_REQUEST,
+    )
+    .await?;
+    let now = now();
+    let pre: Vec<Option<RejectReason>> = items
+        .iter()
+        .map(|a| {
+            (a.advert.endpoint().is_none() || !a.advert.current(now))
+                .then_some(RejectReason::OutOfRange)
+        })
+        .collect();
+    let checks = items
+        .iter()
+        .map(|a| a.checks(&state.deployment).to_vec())
+        .collect();
+    let verified = merge(pre, verify(checks).await?);
+    let keys: Vec<Key> = items.iter().map(|a| a.advert.node).collect();
+    let limited = state.limiter.allow(&keys, &verified);
+    let refused = merge(verified, limited);
+    let mut results = Vec::with_capacity(items.len());
+    for (a, refusal) in items.into_iter().zip(refused) {
+        let result = match refusal {
+            Some(reason) => ItemResult::rejected(reason),
+            None if !db::node_bound(&state.pool, &a.advert.node)
+                .await
+                .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))? =>
+            {
+                ItemResult::rejected(RejectReason::UnknownBinding)
+            }
+            None => state.directory.offer(a, now),
+        };
+        results.push(result);
+    }
+    Ok(Json(BatchResponse { results }))
+}
+
+/// Query of `GET /v1/adverts`.
+#[derive(serde::Deserialize)]
+struct AdvertsQuery {
+    /// base58: list nodes whose key is above this one.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The current adverts by node key, a page at a time (`after`, `limit` at most
+/// [`MAX_ADVERTS_PER_PAGE`]).
+async fn get_adverts(
+    State(state): State<Arc<ApiState>>,
+    axum::extract::Query(q): axum::extract::Query<AdvertsQuery>,
+) -> Result<Json<Vec<AdvertEntry>>, ApiError> {
+    let after = q.after.as_deref().map(parse_key).transpose()?;
+    let limit = q
+        .limit
+        .unwrap_or(MAX_ADVERTS_PER_PAGE)
+        .min(MAX_ADVERTS_PER_PAGE);
+    let page = state.directory.page(after, limit, now());
+    Ok(Json(page.iter().filter_map(AdvertEntry::of).collect()))
 }
 
 fn merge(a: Vec<Option<RejectReason>>, b: Vec<Option<RejectReason>>) -> Vec<Option<RejectReason>> {

@@ -223,6 +223,7 @@ impl Oracle {
             status: status.clone(),
             summaries: Default::default(),
             funded: Default::default(),
+            directory: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

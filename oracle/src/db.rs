@@ -3,7 +3,7 @@
 
 use backhaul_close::{Stored, StoredReceipt};
 use backhaul_protocol::input::SignedManifest;
-use backhaul_protocol::{SignedBinding, SignedGrant, SignedReceipt};
+use backhaul_protocol::{Key, SignedBinding, SignedGrant, SignedReceipt};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::path::Path;
@@ -83,6 +83,12 @@ pub async fn connect(url: &str) -> Result<AnyPool, DbError> {
         check_durable(&pool).await?;
     }
     MIGRATOR.run(&pool).await?;
+    // The node directory asks whether a node has a binding; an index by node answers it. Made
+    // here, idempotently, rather than by a second migration file: the same statement runs on
+    // SQLite and PostgreSQL and on databases created before it.
+    sqlx::query("CREATE INDEX IF NOT EXISTS bindings_by_node ON bindings (node)")
+        .execute(&pool)
+        .await?;
     Ok(pool)
 }
 
@@ -154,6 +160,15 @@ fn position_of(r: &AnyRow) -> Result<Option<u64>, DbError> {
 }
 
 /// All bindings.
+/// Whether `node` has a stored binding (an index on `bindings.node` answers it).
+pub async fn node_bound(pool: &AnyPool, node: &Key) -> Result<bool, DbError> {
+    let row = sqlx::query("SELECT 1 FROM bindings WHERE node = $1 LIMIT 1")
+        .bind(node.to_vec())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
 pub async fn bindings(pool: &AnyPool) -> Result<Vec<Positioned<SignedBinding>>, DbError> {
     let rows = sqlx::query("SELECT body_hash, signed, position FROM bindings")
         .fetch_all(pool)

@@ -9,6 +9,7 @@
 //! - [`chain`]: what is read from the chain.
 //! - [`clock`]: this machine's clock, the chain's clock and epoch timing.
 //! - [`db`]: SQLite or PostgreSQL storage.
+//! - [`directory`]: the node directory, the latest advert of every bound node.
 
 pub mod admission;
 pub mod agreement;
@@ -18,6 +19,7 @@ pub mod chain;
 pub mod clock;
 pub mod close;
 pub mod db;
+pub mod directory;
 pub mod files;
 pub mod held;
 pub mod ingest;

@@ -3,8 +3,9 @@
 use crate::error::{ClientError, SubmitError};
 use crate::retry::{parse_retry_after, RetryPolicy};
 use backhaul_protocol::api::{
-    BatchResponse, EpochSummary, ErrorResponse, ItemResult, ProofResponse,
-    MAX_BINDINGS_PER_REQUEST, MAX_GRANTS_PER_REQUEST, MAX_RECEIPTS_PER_REQUEST,
+    AdvertEntry, BatchResponse, EpochSummary, ErrorResponse, ItemResult, ProofResponse,
+    MAX_ADVERTS_PER_REQUEST, MAX_BINDINGS_PER_REQUEST, MAX_GRANTS_PER_REQUEST,
+    MAX_RECEIPTS_PER_REQUEST,
 };
 use backhaul_protocol::dataset::b58;
 use backhaul_protocol::{Key, SignedBinding, SignedGrant, SignedReceipt};
@@ -112,6 +113,36 @@ impl OracleClient {
     ) -> Result<BatchResponse, SubmitError> {
         self.submit("v1/receipts", items, MAX_RECEIPTS_PER_REQUEST)
             .await
+    }
+
+    /// `POST /v1/adverts`, in requests of at most [`MAX_ADVERTS_PER_REQUEST`] items.
+    pub async fn submit_adverts(
+        &self,
+        items: &[backhaul_protocol::advert::SignedAdvert],
+    ) -> Result<BatchResponse, SubmitError> {
+        self.submit("v1/adverts", items, MAX_ADVERTS_PER_REQUEST)
+            .await
+    }
+
+    /// `GET /v1/adverts`: a page of the directory, nodes whose key is above `after`, by key.
+    /// The oracle vouches for nothing: check each advert's signature ([`AdvertEntry::signed`]).
+    pub async fn adverts(
+        &self,
+        after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Vec<AdvertEntry>, ClientError> {
+        let mut url = self.endpoint("v1/adverts")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(k) = after {
+                q.append_pair("after", &b58(k));
+            }
+            q.append_pair("limit", &limit.to_string());
+        }
+        let body = self
+            .execute(Method::GET, &url, None, &self.config.retry)
+            .await?;
+        decode_json(&url, &body)
     }
 
     /// `GET /v1/proofs/operator/{operator}`: the operator's latest reward leaf and proof, or

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BINDINGS_PER_REQUEST: usize = 1_000;
 pub const MAX_GRANTS_PER_REQUEST: usize = 1_000;
 pub const MAX_RECEIPTS_PER_REQUEST: usize = 10_000;
+pub const MAX_ADVERTS_PER_REQUEST: usize = 100;
+/// The most adverts `GET /v1/adverts` returns at once.
+pub const MAX_ADVERTS_PER_PAGE: usize = 1_000;
 
 /// Why an ingest body (a borsh `Vec<T>` of fixed-size items) was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -336,5 +339,41 @@ mod tests {
         // refused on length, before any allocation.
         let forged = u32::MAX.to_le_bytes();
         assert!(matches!(decode(&forged, 10), Err(BodyError::Length { .. })));
+    }
+}
+
+/// One node advert as `GET /v1/adverts` lists it; check `signature` before trusting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvertEntry {
+    /// base58
+    pub node: String,
+    pub endpoint: String,
+    pub issued_at: i64,
+    /// hex of the node's signature of the advert
+    pub signature: String,
+}
+
+impl AdvertEntry {
+    /// The entry of a signed advert.
+    pub fn of(a: &crate::advert::SignedAdvert) -> Option<Self> {
+        Some(AdvertEntry {
+            node: crate::dataset::b58(&a.advert.node),
+            endpoint: a.advert.endpoint()?.to_string(),
+            issued_at: a.advert.issued_at,
+            signature: crate::dataset::hex(&a.node_signature),
+        })
+    }
+
+    /// The signed advert again, or `None` when a field does not decode.
+    pub fn signed(&self) -> Option<crate::advert::SignedAdvert> {
+        let node = crate::dataset::key_from_b58(&self.node)?;
+        let endpoint = crate::advert::Endpoint::parse(&self.endpoint)?;
+        let advert = crate::advert::NodeAdvert::new(node, &endpoint, self.issued_at)?;
+        let sig = crate::dataset::hex_bytes(&self.signature)?;
+        let node_signature: [u8; 64] = sig.try_into().ok()?;
+        Some(crate::advert::SignedAdvert {
+            advert,
+            node_signature,
+        })
     }
 }

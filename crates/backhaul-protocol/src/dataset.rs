@@ -238,16 +238,22 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// 32 bytes from hex.
 pub fn hash_from_hex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+    hex_bytes(s)?.try_into().ok()
+}
+
+/// Bytes from hex (an even number of hex digits).
+pub fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hi = (chunk[0] as char).to_digit(16)?;
-        let lo = (chunk[1] as char).to_digit(16)?;
-        out[i] = u8::try_from(hi * 16 + lo).ok()?;
-    }
-    Some(out)
+    s.as_bytes()
+        .chunks(2)
+        .map(|chunk| {
+            let hi = (chunk[0] as char).to_digit(16)?;
+            let lo = (chunk[1] as char).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,9 +15,12 @@
 //!   per-epoch credit limit; signed by the buyer.
 //! - [`SignedReceipt`]: a session's cumulative bytes served by a node to a client; signed by the
 //!   client (who received the bytes) and countersigned by the node.
+//! - [`advert::SignedAdvert`]: where a node is reached (its own address or a relay's); signed by
+//!   the node key.
 //! - [`input::SignedManifest`]: an oracle names the input it holds for an epoch
 //!   ([`input::EpochInput`], the content-addressed file of the signed items above).
 
+pub mod advert;
 pub mod api;
 pub mod dataset;
 pub mod input;

@@ -4,6 +4,7 @@
 mod admission;
 mod close;
 mod common;
+mod directory;
 mod http;
 mod ingest;
 mod storage;
