@@ -156,22 +156,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientSession<S> {
                             self.chan.send(&Frame::Receipt(r, sig)).await?;
                             report.signed = report.signed.saturating_add(1);
                             pending.insert(sequence, (r, sig));
-                            // Data still in flight is dropped (the local side is gone) and not
-                            // counted; the countersignature is what is waited for.
-                            let deadline = tokio::time::Instant::now() + self.cx.timeout;
-                            while let Ok(Ok(Some(f))) =
-                                tokio::time::timeout_at(deadline, self.chan.recv()).await
-                            {
-                                match f {
-                                    Frame::Countersigned(seq, node_sig) => {
-                                        self.record(&mut pending, &mut report, seq, node_sig);
-                                        if seq == sequence {
-                                            break;
-                                        }
-                                    }
-                                    Frame::Close(_) => break,
-                                    _ => {}
+                        }
+                        // Data still in flight is dropped (the local side is gone) and not
+                        // counted; what is waited for is the countersignature of the latest
+                        // receipt, whether signed just now or for a receipt request a moment
+                        // before (the node answers in order, so the earlier ones come first).
+                        let deadline = tokio::time::Instant::now() + self.cx.timeout;
+                        while pending.contains_key(&sequence) {
+                            match tokio::time::timeout_at(deadline, self.chan.recv()).await {
+                                Ok(Ok(Some(Frame::Countersigned(seq, node_sig)))) => {
+                                    self.record(&mut pending, &mut report, seq, node_sig);
                                 }
+                                Ok(Ok(Some(Frame::Close(_)))) | Ok(Ok(None)) | Ok(Err(_)) | Err(_) => {
+                                    break;
+                                }
+                                Ok(Ok(Some(_))) => {}
                             }
                         }
                         let _ = self.chan.send(&Frame::Close("the local connection closed".into())).await;

@@ -344,7 +344,7 @@ async fn fail_locally(mut stream: TcpStream, why: &str, timeout: Duration) {
             let bytes = buf.get(..n).unwrap_or_default();
             first = first.or(bytes.first().copied());
             match h.feed(bytes) {
-                Err(e) => return Some(proxy::malformed(first, &e)),
+                Err(e) => return Some(h.refusal(first, &e)),
                 Ok(step) => {
                     if !step.reply.is_empty() && stream.write_all(&step.reply).await.is_err() {
                         return None;
@@ -409,6 +409,9 @@ impl Shared {
         };
         let tmp = path.with_extension("tmp");
         let written = async {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                tokio::fs::create_dir_all(dir).await?;
+            }
             tokio::fs::write(&tmp, &json).await?;
             tokio::fs::rename(&tmp, path).await
         };

@@ -71,6 +71,9 @@ enum State {
 pub struct Handshake {
     state: State,
     buf: Vec<u8>,
+    /// Whether the SOCKS5 method reply went out in a returned [`Step`] (a greeting and a bad
+    /// request in one call leave it unsent: the answer to the error must carry it first).
+    method_replied: bool,
 }
 
 impl Handshake {
@@ -117,7 +120,21 @@ impl Handshake {
             State::Http => self.http_request()?,
             State::Start => None,
         };
+        if self.state == State::SocksGreeted {
+            self.method_replied = true;
+        }
         Ok(Step { reply, connect })
+    }
+
+    /// The answer to `e`, which [`Handshake::feed`] returned for a stream whose first byte was
+    /// `first_byte`: [`malformed`]'s, after the SOCKS5 method reply when that never went out.
+    pub fn refusal(&self, first_byte: Option<u8>, e: &ProxyError) -> Vec<u8> {
+        let mut out = vec![];
+        if self.state == State::SocksGreeted && !self.method_replied {
+            out.extend_from_slice(&[5, 0]);
+        }
+        out.extend(malformed(first_byte, e));
+        out
     }
 
     /// VER CMD RSV ATYP DST.ADDR DST.PORT
@@ -398,6 +415,20 @@ mod tests {
             ProxyError::Command(2)
         );
         assert_eq!(bad(&[5, 1, 0, 5, 1, 0, 9]), ProxyError::AddressType(9));
+        // A greeting and a bad request at once: the method reply, then the error's.
+        let mut h = Handshake::default();
+        let e = h
+            .feed(&[5, 1, 0, 5, 2, 0, 1, 1, 1, 1, 1, 0, 80])
+            .unwrap_err();
+        assert_eq!(
+            h.refusal(Some(5), &e),
+            vec![5, 0, 5, 7, 0, 1, 0, 0, 0, 0, 0, 0]
+        );
+        // In two steps the method reply already went out.
+        let mut h = Handshake::default();
+        assert_eq!(h.feed(&[5, 1, 0]).unwrap().reply, vec![5, 0]);
+        let e = h.feed(&[5, 2, 0, 1, 1, 1, 1, 1, 0, 80]).unwrap_err();
+        assert_eq!(h.refusal(Some(5), &e), vec![5, 7, 0, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
             failure(Protocol::Socks5, Failure::NotAllowed, "x")[1],
             2,

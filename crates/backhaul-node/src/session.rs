@@ -196,7 +196,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         first = first.or(bytes.first().copied());
         match handshake.feed(&bytes) {
             Err(e) => {
-                let answer = proxy::malformed(first, &e);
+                let answer = handshake.refusal(first, &e);
                 meter.add(answer.len());
                 chan.send(&Frame::Data(answer)).await?;
                 return finish(chan, meter, report, format!("bad proxy request: {e}")).await;

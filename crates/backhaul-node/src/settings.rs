@@ -48,7 +48,7 @@ pub struct NodeSettings {
     /// Loopback destinations allowed: for tests with a local origin only, never in production.
     pub allow_loopback: bool,
     /// This machine's own addresses, never destinations (the listen address is added when it
-    /// is a specific one).
+    /// is a specific, non-loopback one).
     pub own_addresses: Vec<IpAddr>,
     /// Sessions served at once; more connections are closed at once (the gateway tries another
     /// node).
@@ -292,8 +292,11 @@ impl NodeSettings {
     pub fn policy(&self) -> Policy {
         let mut own: std::collections::BTreeSet<IpAddr> =
             self.own_addresses.iter().copied().collect();
-        if !self.listen.ip().is_unspecified() {
-            own.insert(self.listen.ip());
+        // A loopback listen address is covered by the loopback rule (and tests with a loopback
+        // origin allow loopback).
+        let ip = self.listen.ip();
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            own.insert(ip);
         }
         Policy {
             ports: self.ports.iter().copied().collect(),
@@ -365,8 +368,16 @@ mod tests {
         assert_eq!(s.max_unreceipted_bytes, 4 * MIB);
         s.validate().expect("valid");
         let p = s.policy();
-        assert!(p.own.contains(&"127.0.0.1".parse().expect("ip")));
+        assert!(p.own.is_empty(), "loopback is the loopback rule's");
         assert!(p.allow_loopback);
+        let public = NodeSettings {
+            listen: "203.0.113.7:7700".parse().expect("addr"),
+            ..NodeSettings::default()
+        };
+        assert!(public
+            .policy()
+            .own
+            .contains(&"203.0.113.7".parse().expect("ip")));
 
         // Unknown keys and bad values say what to change.
         std::fs::write(&path, "listen_on = \"x\"\n").expect("write");

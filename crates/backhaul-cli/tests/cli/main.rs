@@ -11,4 +11,5 @@ mod errors;
 mod firm;
 mod fraud;
 mod guardian;
+mod nodes;
 mod ts_example;
