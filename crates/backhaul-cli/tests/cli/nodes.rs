@@ -428,6 +428,7 @@ async fn start_oracle(w: &Deployed, i: usize, addr: SocketAddr) -> Oracle {
 /// A buyer with credits, a node bound to an operator, a client key the buyer granted (its
 /// grant written with `firm grant --write-grant`), all known to the oracles.
 struct Parties {
+    buyer_file: PathBuf,
     node: Keypair,
     node_file: PathBuf,
     client: Keypair,
@@ -482,6 +483,7 @@ async fn parties(w: &Deployed, urls: &[String]) -> Parties {
     let o = w.run_cli(&refs).await;
     assert!(o.status.success(), "firm grant: {}", stderr(&o));
     Parties {
+        buyer_file,
         node,
         node_file,
         client,
@@ -516,19 +518,23 @@ async fn curl_through_a_gateway_and_a_node_reaches_the_origin_and_every_oracle_c
     let node_id = format!("{}@{node_addr}", p.node.pubkey());
     let gw_addr = addr();
     let gw_dir = dir.join("gateway");
-    let mut gateway = Proc::spawn(
-        "gateway",
-        &dir,
-        gateway_args(
-            &w,
-            &urls,
-            gw_addr,
-            &node_id,
-            &p.client_file,
-            &p.grant_file,
-            &gw_dir,
-        ),
+    // This one signs its grant at start with the buyer's keypair and sends it to the oracles.
+    let mut args = gateway_args(
+        &w,
+        &urls,
+        gw_addr,
+        &node_id,
+        &p.client_file,
+        &p.grant_file,
+        &gw_dir,
     );
+    let at = args
+        .iter()
+        .position(|a| a == "--grant-file")
+        .expect("--grant-file");
+    args[at] = "--buyer-keypair".into();
+    args[at + 1] = path_str(&p.buyer_file);
+    let mut gateway = Proc::spawn("gateway", &dir, args);
     gateway.wait_listening(gw_addr).await;
 
     // curl: 3 MiB over SOCKS5 (the node resolves the name), 2 MiB over HTTP CONNECT.
@@ -786,6 +792,12 @@ async fn curl_through_a_gateway_and_a_node_reaches_the_origin_and_every_oracle_c
     }
     let status = gateway.signal(libc::SIGTERM).await;
     assert!(status.success(), "{}", gateway.log());
+    // Its log: a line per session with its bytes and receipts, and the usage when it stopped.
+    let log = gateway.log();
+    assert!(
+        log.contains("session ended") && log.contains("receipts=") && log.contains("usage"),
+        "{log}"
+    );
     assert!(
         gateway.stdout().contains("sessions"),
         "{}",
