@@ -442,3 +442,50 @@ pub async fn run(global: &GlobalArgs, command: NodeCommand) -> anyhow::Result<Ex
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{url_given, Cli};
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_settings_name_the_chain_unless_the_command_line_does() {
+        let matches = |args: &[&str]| Cli::command().try_get_matches_from(args).expect("parses");
+        if std::env::var_os("BACKHAUL_URL").is_none() {
+            assert!(!url_given(&matches(&["backhaul", "node", "serve"])));
+        }
+        assert!(url_given(&matches(&[
+            "backhaul", "node", "serve", "--url", "devnet"
+        ])));
+        assert!(url_given(&matches(&[
+            "backhaul", "--url", "devnet", "node", "serve"
+        ])));
+        let s = NodeSettings {
+            rpc_url: Some("http://rpc.example:8899".into()),
+            config: Some("C".into()),
+            oracles: vec!["http://o1".into()],
+            ..NodeSettings::default()
+        };
+        let global = GlobalArgs::default();
+        let g = global_with(&global, &s, false);
+        assert_eq!(
+            (g.url.as_str(), g.config.as_deref(), g.mint.as_deref()),
+            ("http://rpc.example:8899", Some("C"), None)
+        );
+        assert_eq!(g.oracles, vec!["http://o1".to_string()]);
+        // What the command line names wins.
+        let global = GlobalArgs {
+            url: "devnet".into(),
+            mint: Some("M".into()),
+            oracles: vec!["http://o2".into()],
+            ..GlobalArgs::default()
+        };
+        let g = global_with(&global, &s, true);
+        assert_eq!(
+            (g.url.as_str(), g.config.as_deref(), g.mint.as_deref()),
+            ("devnet", None, Some("M"))
+        );
+        assert_eq!(g.oracles, vec!["http://o2".to_string()]);
+    }
+}
