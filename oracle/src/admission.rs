@@ -12,19 +12,36 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a buyer without a credit account is answered from memory.
+/// How long a buyer without a credit account is answered from memory by default
+/// (`unfunded_buyer_cache_secs`).
 const UNFUNDED_FOR: Duration = Duration::from_secs(10);
 /// The most buyers remembered either way.
 const REMEMBERED: usize = 1_000_000;
 
-#[derive(Default)]
 pub struct FundedBuyers {
     funded: Mutex<HashSet<Key>>,
     unfunded: Mutex<HashMap<Key, Instant>>,
     lookups: std::sync::atomic::AtomicU64,
+    unfunded_for: Duration,
+}
+
+impl Default for FundedBuyers {
+    fn default() -> Self {
+        FundedBuyers::new(UNFUNDED_FOR)
+    }
 }
 
 impl FundedBuyers {
+    /// Remembers a buyer without a credit account for `unfunded_for`.
+    pub fn new(unfunded_for: Duration) -> Self {
+        FundedBuyers {
+            funded: Mutex::default(),
+            unfunded: Mutex::default(),
+            lookups: Default::default(),
+            unfunded_for,
+        }
+    }
+
     /// For each buyer, whether it has a credit account.
     pub async fn check(
         &self,
@@ -41,7 +58,7 @@ impl FundedBuyers {
                     !funded.contains(*b)
                         && unfunded
                             .get(*b)
-                            .is_none_or(|at| now.duration_since(*at) >= UNFUNDED_FOR)
+                            .is_none_or(|at| now.duration_since(*at) >= self.unfunded_for)
                 })
                 .copied()
                 .collect()
@@ -55,7 +72,7 @@ impl FundedBuyers {
             let mut funded = self.funded.lock().map_err(|_| poisoned())?;
             let mut unfunded = self.unfunded.lock().map_err(|_| poisoned())?;
             if unfunded.len() + unknown.len() > REMEMBERED {
-                unfunded.retain(|_, at| now.duration_since(*at) < UNFUNDED_FOR);
+                unfunded.retain(|_, at| now.duration_since(*at) < self.unfunded_for);
                 if unfunded.len() + unknown.len() > REMEMBERED {
                     unfunded.clear();
                 }

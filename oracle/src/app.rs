@@ -222,7 +222,9 @@ impl Oracle {
             body_timeout: Duration::from_secs(settings.request_timeout_secs.max(1)),
             status: status.clone(),
             summaries: Default::default(),
-            funded: Default::default(),
+            funded: crate::admission::FundedBuyers::new(Duration::from_secs(
+                settings.unfunded_buyer_cache_secs,
+            )),
             directory: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(settings.listen)

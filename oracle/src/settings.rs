@@ -71,6 +71,9 @@ pub struct Settings {
     /// Clients one buyer may have granted at this oracle; more are refused `too_many_grants`
     /// until replaced ones are pruned after finalization.
     pub max_grants_per_buyer: usize,
+    /// Seconds a buyer found without a credit account is answered from memory before it is
+    /// looked up again (a buyer that just bought waits at most this long for its grants).
+    pub unfunded_buyer_cache_secs: u64,
     /// Receipts held in memory while their binding or grant has not arrived (each about 300
     /// bytes); when full, more such receipts are refused `held_full`.
     pub max_held_receipts: usize,
@@ -118,6 +121,7 @@ impl Default for Settings {
             max_connections: 1_024,
             max_nodes_per_operator: 10_000,
             max_grants_per_buyer: 100_000,
+            unfunded_buyer_cache_secs: 10,
             max_held_receipts: 100_000,
             keypair: None,
             submit_poll_secs: 2,
@@ -424,6 +428,11 @@ impl Settings {
                 d.max_held_receipts,
             ),
             ("max_connections", self.max_connections, d.max_connections),
+            (
+                "unfunded_buyer_cache_secs",
+                usize::try_from(self.unfunded_buyer_cache_secs).unwrap_or(usize::MAX),
+                usize::try_from(d.unfunded_buyer_cache_secs).unwrap_or(usize::MAX),
+            ),
         ] {
             if v == 0 || v > 100_000_000 {
                 return Err(invalid(
