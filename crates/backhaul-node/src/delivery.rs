@@ -18,6 +18,13 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// in one request.
 pub const BATCH_WAIT: Duration = Duration::from_millis(200);
 
+/// Receipts every oracle has settled are removed from the queue this long after they were
+/// queued.
+pub const KEEP_SETTLED_SECS: i64 = 86_400;
+
+/// How often settled receipts are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+
 /// The queue, the oracles and their loops' wake-ups. `role` names the metrics
 /// (`backhaul_<role>_deliveries_total{result}`, `backhaul_<role>_queue_length{oracle}`,
 /// `backhaul_<role>_delivery_refused_total{reason}`).
@@ -121,9 +128,36 @@ impl Delivery {
         ok
     }
 
-    /// Starts one loop per oracle; they end when `stop` turns true.
+    /// Removes what every oracle has settled, [`KEEP_SETTLED_SECS`] after it was queued.
+    pub async fn prune(&self) {
+        let names: Vec<String> = self
+            .oracles
+            .iter()
+            .map(|o| o.base_url().to_string())
+            .collect();
+        match self.queue.prune(&names, KEEP_SETTLED_SECS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(receipts = n, "settled receipts removed from the queue"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove settled receipts from the queue"),
+        }
+    }
+
+    /// Starts one loop per oracle, and one that removes what every oracle settled; they end
+    /// when `stop` turns true.
     pub fn spawn(&self, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        (0..self.oracles.len())
+        let pruner = {
+            let this = self.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = tokio::time::sleep(PRUNE_EVERY) => this.prune().await,
+                    }
+                }
+            })
+        };
+        let mut loops: Vec<JoinHandle<()>> = (0..self.oracles.len())
             .map(|i| {
                 let this = self.clone();
                 let mut stop = stop.clone();
@@ -155,7 +189,9 @@ impl Delivery {
                     }
                 })
             })
-            .collect()
+            .collect();
+        loops.push(pruner);
+        loops
     }
 
     /// Sends what is queued to every oracle once more (on shutdown), within `within`; whether
@@ -189,6 +225,52 @@ impl ReceiptStore for QueueStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn settled_receipts_leave_the_queue_once_every_oracle_has_them() {
+        use backhaul_protocol::{Deployment, UsageReceipt};
+        use ed25519_dalek::SigningKey;
+        let d = Deployment {
+            program_id: [1; 32],
+            config: [2; 32],
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let q = Queue::open(dir.path()).await.expect("queue");
+        let client = SigningKey::from_bytes(&[4; 32]);
+        let node = SigningKey::from_bytes(&[7; 32]);
+        let receipts: Vec<_> = (1..=3u64)
+            .map(|seq| {
+                UsageReceipt {
+                    epoch: 1,
+                    session_id: [1; 16],
+                    node: node.verifying_key().to_bytes(),
+                    client: client.verifying_key().to_bytes(),
+                    buyer: [3; 32],
+                    sequence: seq,
+                    cumulative_bytes: seq * 1000,
+                    session_age_secs: seq,
+                }
+                .sign_both(&d, &client, &node)
+            })
+            .collect();
+        for r in &receipts {
+            q.push(r).await.expect("push");
+        }
+        let oracles = ["http://a/".to_string(), "http://b/".to_string()];
+        // Nothing settled: nothing goes, however old.
+        assert_eq!(q.prune(&oracles, -10).await.expect("prune"), 0);
+        // The first receipt settled with both oracles, the second with one.
+        for o in &oracles {
+            q.mark(o, &receipts[0]).await.expect("mark");
+        }
+        q.mark(&oracles[0], &receipts[1]).await.expect("mark");
+        // Too recent to go.
+        assert_eq!(q.prune(&oracles, 3_600).await.expect("prune"), 0);
+        assert_eq!(q.prune(&oracles, -10).await.expect("prune"), 1);
+        assert_eq!(q.len().await.expect("len"), 2);
+        assert_eq!(q.pending_len(&oracles[0]).await.expect("pending"), 1);
+        assert_eq!(q.pending_len(&oracles[1]).await.expect("pending"), 2);
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {

@@ -170,12 +170,43 @@ impl Queue {
         Ok(())
     }
 
+    /// Removes the receipts that every one of `oracles` has settled and that were queued more
+    /// than `keep_secs` ago (with their delivery records); how many went. The queue then holds
+    /// only what some oracle still needs, and a little history.
+    pub async fn prune(&self, oracles: &[String], keep_secs: i64) -> Result<u64, sqlx::Error> {
+        if oracles.is_empty() {
+            return Ok(0);
+        }
+        let places = vec!["?"; oracles.len()].join(", ");
+        let sql = format!(
+            "DELETE FROM receipts WHERE stored_at < unixepoch() - ? AND
+             (SELECT COUNT(DISTINCT d.oracle) FROM delivered d
+              WHERE d.body_hash = receipts.body_hash AND d.oracle IN ({places})) = ?"
+        );
+        let mut q = sqlx::query(&sql).bind(keep_secs);
+        for o in oracles {
+            q = q.bind(o.as_str());
+        }
+        let gone = q
+            .bind(i64::try_from(oracles.len()).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "DELETE FROM delivered WHERE NOT EXISTS
+             (SELECT 1 FROM receipts r WHERE r.body_hash = delivered.body_hash)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(gone)
+    }
+
     /// Whether the queue is empty.
     pub async fn is_empty(&self) -> Result<bool, sqlx::Error> {
         Ok(self.len().await? == 0)
     }
 
-    async fn mark(&self, oracle: &str, r: &SignedReceipt) -> Result<(), sqlx::Error> {
+    pub(crate) async fn mark(&self, oracle: &str, r: &SignedReceipt) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT OR IGNORE INTO delivered (body_hash, oracle) VALUES (?, ?)")
             .bind(r.receipt.body_hash().to_vec())
             .bind(oracle)
