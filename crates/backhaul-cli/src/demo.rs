@@ -11,6 +11,7 @@
 //! command functions a user runs, each actor with its own [`Context`].
 
 pub mod network;
+pub mod real;
 mod stdout;
 pub mod traffic;
 
@@ -45,6 +46,12 @@ pub struct DemoArgs {
     /// of a temporary folder.
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
+    /// Also carry real bytes: the first node runs as `node serve` does and the first client as
+    /// `firm gateway`, over loopback, and each epoch a 4 MiB fetch from a local origin goes
+    /// through them; its receipts are counted and paid with the rest. Session ids and ages
+    /// then depend on the run: the same seed no longer gives the same datasets byte for byte.
+    #[arg(long)]
+    pub real_traffic: bool,
 }
 
 /// One epoch as the demo reports it.
@@ -77,6 +84,10 @@ pub struct DemoEpoch {
     pub top_earners: Vec<(String, u64)>,
     /// Wall seconds from the epoch's end to its finalization.
     pub close_to_finalize_secs: f64,
+    /// The real fetch through a gateway and a node (`--real-traffic`), also counted in
+    /// `sessions`, `receipts` and `bytes_signed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real: Option<real::RealRun>,
 }
 
 /// The deployment's totals at the end.
@@ -168,7 +179,18 @@ impl DemoReport {
 
 /// Runs the demo and returns its report (the network is stopped before returning).
 pub async fn run_demo(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
+    run_demo_with(opts, false).await
+}
+
+/// [`run_demo`], with real traffic through a node and a gateway when `real_traffic` is set.
+pub async fn run_demo_with(opts: &DemoOptions, real_traffic: bool) -> anyhow::Result<DemoReport> {
     let mut net = Network::start(opts).await?;
+    if real_traffic {
+        if let Err(e) = net.carry_real_traffic().await {
+            net.stop().await;
+            return Err(e);
+        }
+    }
     let result = drive(&mut net, opts).await;
     if let (Ok(report), Some(dir)) = (&result, &opts.keep) {
         let path = dir.join("report.json");
@@ -258,6 +280,7 @@ fn report(
                 claimed: r.claimed,
                 top_earners: f.map_or(vec![], |f| f.top_earners.iter().take(3).cloned().collect()),
                 close_to_finalize_secs: r.close_to_finalize_secs,
+                real: r.real.clone(),
             }
         })
         .collect();
@@ -357,6 +380,22 @@ pub fn print_report(r: &DemoReport) {
          it, only to the operators that served them)",
         network::USAGE_CAP_BPS / 100
     );
+    for e in &r.epochs {
+        if let Some(real) = &e.real {
+            println!(
+                "epoch {}: real traffic: {} bytes fetched through a gateway and a node over \
+                 loopback in {:.1} s, {} bytes receipted in {} receipts; the epoch counted {} of \
+                 the {} bytes signed",
+                e.epoch,
+                real.body_bytes,
+                real.secs,
+                real.bytes,
+                real.receipts,
+                e.bytes_counted,
+                e.bytes_signed
+            );
+        }
+    }
     let t = &r.totals;
     println!();
     println!(
@@ -426,7 +465,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         progress: true,
     };
     let quiet = stdout::QuietStdout::new(global.verbose > 0);
-    let report = run_demo(&opts).await;
+    let report = run_demo_with(&opts, args.real_traffic).await;
     drop(quiet);
     let report = report?;
     emit(global.output, &report, print_report);

@@ -158,6 +158,8 @@ pub struct EpochRun {
     pub unpaid: u64,
     /// Seconds from the epoch's end to its finalization (wall time).
     pub close_to_finalize_secs: f64,
+    /// The real fetch through a gateway and a node, with `--real-traffic`.
+    pub real: Option<super::real::RealRun>,
 }
 
 /// A running network.
@@ -181,6 +183,8 @@ pub struct Network {
     pub http: reqwest::Client,
     /// The guardian's watcher (`guardian watch` with the guardian's key, live) and its outcomes.
     pub guardian: Guardian,
+    /// The node service and gateway carrying real bytes (`--real-traffic`).
+    real: Option<super::real::RealTraffic>,
     dir: DataDir,
 }
 
@@ -463,11 +467,49 @@ impl Network {
             progress,
             http: reqwest::Client::new(),
             guardian,
+            real: None,
             dir,
         };
         net.wait_for_price().await?;
         net.enroll(operator_keys, firm_keys, opts.nodes).await?;
         Ok(net)
+    }
+
+    /// Starts the first node as a service (`node serve`) and the first firm's first client as
+    /// a gateway (`firm gateway`) over loopback: every epoch then fetches real bytes through
+    /// them ([`super::real`]).
+    pub async fn carry_real_traffic(&mut self) -> anyhow::Result<()> {
+        let (Some(node), Some(firm)) = (self.nodes.first(), self.firms.first()) else {
+            bail!("real traffic needs a node and a firm");
+        };
+        let Some(client) = firm.clients.first() else {
+            bail!("real traffic needs a client");
+        };
+        // The grant `grant_clients` sends (signed at the genesis, no expiry, no limit).
+        let grant = backhaul_client::BuyerIdentity::new(
+            crate::operator::protocol_deployment(&self.deployment),
+            crate::context::signing_key(firm.ctx.signer()?),
+        )
+        .grant(client.verifying_key().to_bytes(), 0, START_TS, i64::MAX, 0);
+        let real = super::real::RealTraffic::start(
+            Context::new(&self.global)?,
+            self.deployment,
+            (self.genesis, EPOCH_SECS),
+            &self.urls,
+            super::real::RealParties {
+                node: node.key.clone(),
+                client: client.clone(),
+                grant,
+            },
+            &self.dir.path().join("real"),
+        )
+        .await?;
+        self.progress.step(format!(
+            "real traffic: node {} serving over loopback, a gateway for firm {}'s client in front of it",
+            real.node, firm.key
+        ));
+        self.real = Some(real);
+        Ok(())
     }
 
     /// The data folder.
@@ -742,6 +784,21 @@ impl Network {
             self.urls.len(),
             sent_in.as_secs_f64()
         ));
+        if let Some(real) = &self.real {
+            let now = self.now().await?;
+            let r = real
+                .fetch(now, 4 << 20, STEP_TIMEOUT)
+                .await
+                .with_context(|| format!("epoch {e}'s real traffic"))?;
+            self.progress.step(format!(
+                "epoch {e}: real traffic: {} bytes fetched through the gateway and node {} in {:.1} s; {} bytes receipted in {} receipts, at every oracle",
+                r.body_bytes, real.node, r.secs, r.bytes, r.receipts
+            ));
+            run.sessions += 1;
+            run.receipts += usize::try_from(r.receipts).unwrap_or(usize::MAX);
+            run.bytes_signed = run.bytes_signed.saturating_add(r.bytes);
+            run.real = Some(r);
+        }
 
         // The epoch ends: the oracles seal it, close it, publish the dataset and vote.
         let closing = Instant::now();
@@ -905,8 +962,12 @@ impl Network {
         Ok(())
     }
 
-    /// Stops the guardian's watcher, the oracles, then the endpoint.
+    /// Stops the real traffic's gateway and node, the guardian's watcher, the oracles, then
+    /// the endpoint.
     pub async fn stop(mut self) {
+        if let Some(real) = self.real.take() {
+            real.stop().await;
+        }
         self.guardian.stop().await;
         // Each oracle's stop may wait for its ingest writer, which outlives it while anything
         // still holds a sender; the data is on disk by then, so the wait is bounded.

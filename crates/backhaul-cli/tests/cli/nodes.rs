@@ -894,3 +894,36 @@ async fn a_node_killed_with_receipts_queued_delivers_them_after_a_restart() {
     );
     let _ = gateway.signal(libc::SIGTERM).await;
 }
+
+#[test]
+fn the_demo_carries_real_traffic_through_a_node_and_a_gateway() {
+    let out = run_binary(&[
+        "demo",
+        "--epochs",
+        "1",
+        "--nodes",
+        "3",
+        "--firms",
+        "1",
+        "--real-traffic",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = json(&out);
+    assert_eq!(r["audit"]["passed"], true, "{}", r["audit"]);
+    let e = &r["epochs"][0];
+    assert_eq!(e["status"], "finalized", "{e}");
+    let real = &e["real"];
+    assert_eq!(real["body_bytes"].as_u64(), Some(4 << 20), "{e}");
+    let bytes = real["bytes"].as_u64().expect("bytes");
+    assert!(bytes > 4 << 20 && bytes < (4 << 20) + 1024, "{e}");
+    assert!(real["receipts"].as_u64() >= Some(4), "{e}");
+    // The real session's bytes are counted with the simulated ones, every byte signed.
+    assert_eq!(e["bytes_counted"], e["bytes_signed"], "{e}");
+    assert!(
+        stderr(&out).contains("epoch 0: real traffic: 4194304 bytes fetched through the gateway"),
+        "{}",
+        stderr(&out)
+    );
+}
