@@ -43,6 +43,9 @@ pub enum Command {
     /// Node operators: run a node that carries AI firms' traffic (`node serve`).
     #[command(subcommand)]
     Node(crate::node::NodeCommand),
+    /// Run a relay: nodes behind NAT keep a link to it, gateways reach them through it
+    /// (NODEKEY@relay://HOST:PORT). It splices connections and sees only ciphertext.
+    Relay(crate::relay::RelayArgs),
     /// Run the whole network locally: endpoint, three oracles, nodes, firms, epochs, claims, audit.
     Demo(crate::demo::DemoArgs),
 }
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Guardian(crate::guardian::GuardianCommand::Watch(_))
             | Command::Node(_)
+            | Command::Relay(_)
             | Command::Firm(crate::firm::FirmCommand::Gateway(_))
     );
     crate::output::init_tracing_for(cli.global.verbose, service);
@@ -104,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Guardian(c) => crate::guardian::run(ctx()?, c).await,
         Command::Oracle(c) => crate::oracle_bond::run(&ctx()?, c).await,
         Command::Node(c) => crate::node::run(&cli.global, c).await,
+        Command::Relay(a) => crate::relay::run(&a).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
     }
 }

@@ -10,7 +10,7 @@ use crate::operator::protocol_deployment;
 use anyhow::{anyhow, bail, Context as _};
 use backhaul_node::client::ClientContext;
 use backhaul_node::delivery::Delivery;
-use backhaul_node::gateway::{Gateway, GatewayConfig, NodeAddr};
+use backhaul_node::gateway::{DirectorySource, Gateway, GatewayConfig, NodeAddr};
 use backhaul_node::queue::Queue;
 use backhaul_protocol::dataset::{b58, hex, key_from_b58};
 use backhaul_protocol::{ClientGrant, SignedGrant, SIGNED_GRANT_LEN};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `firm gateway`'s options.
@@ -27,16 +28,24 @@ pub struct GatewayArgs {
     /// Where scrapers connect: SOCKS5 and HTTP CONNECT on the same port.
     #[arg(long, default_value = "127.0.0.1:1080")]
     pub listen: SocketAddr,
-    /// A node, NODEKEY@HOST:PORT; repeat for several (round-robin, and the next one is tried
-    /// when a node cannot open a session). BACKHAUL_GATEWAY_NODES: comma-separated.
+    /// A node, NODEKEY@HOST:PORT, or NODEKEY@relay://HOST:PORT for a node reached through a
+    /// relay; repeat for several (round-robin, and the next one is tried when a node cannot
+    /// open a session). BACKHAUL_GATEWAY_NODES: comma-separated.
     #[arg(
         long = "node",
         value_name = "NODEKEY@HOST:PORT",
         env = "BACKHAUL_GATEWAY_NODES",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "directory"
     )]
     pub nodes: Vec<String>,
+    /// Also use the nodes the oracles' directory lists (every --oracle; each advert's node
+    /// signature is checked), read at start and every few minutes.
+    #[arg(long)]
+    pub directory: bool,
+    /// Seconds between readings of the directory.
+    #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub directory_refresh_secs: u64,
     /// The client key (a Solana CLI keypair file) the buyer granted; it signs the receipts.
     #[arg(long, env = "BACKHAUL_CLIENT_KEYPAIR")]
     pub client_keypair: PathBuf,
@@ -282,7 +291,22 @@ pub async fn gateway(global: &GlobalArgs, args: &GatewayArgs) -> anyhow::Result<
         report: args.report.clone(),
         status_every: Duration::from_secs(args.status_secs),
     };
-    let gw = Gateway::bind(args.listen, config.clone(), delivery)
+    let directory = if args.directory {
+        if ctx.oracles.is_empty() {
+            bail!(
+                "--directory reads the oracles' directory: pass --oracle <URL> (repeat it) or \
+                 BACKHAUL_ORACLES"
+            );
+        }
+        Some(DirectorySource {
+            oracles: oracle_clients(&ctx.oracles)?,
+            refresh: Duration::from_secs(args.directory_refresh_secs),
+            clock: Arc::new(wall_time),
+        })
+    } else {
+        None
+    };
+    let gw = Gateway::bind_with_directory(args.listen, config.clone(), delivery, directory)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let bound = gw.local_addr()?;
@@ -291,6 +315,7 @@ pub async fn gateway(global: &GlobalArgs, args: &GatewayArgs) -> anyhow::Result<
         client = %b58(&client_key),
         buyer = %b58(&grant.grant.buyer),
         nodes = config.nodes.len(),
+        directory = args.directory,
         "gateway ready: curl --socks5-hostname {bound} https://... or curl -p -x http://{bound} ..."
     );
     let usage = gw.run(shutdown_signal()).await;

@@ -10,6 +10,7 @@
 //! | [`oracle_bond`] | oracle operators: deposit, unbond, withdraw and show their bond |
 //! | [`node`] | node operators: `node serve`, the node service with the chain's clock and a credit check |
 //! | [`gateway`] | AI firms: `firm gateway`, the local proxy through nodes, and grant files |
+//! | [`relay`] | `backhaul relay`: the rendezvous through which gateways reach nodes behind NAT |
 //! | [`guardian`] | guardians: veto an epoch, cancel a queued change, pause, what a guardian watches |
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
@@ -35,6 +36,7 @@ pub mod operator;
 pub mod oracle_bond;
 pub mod output;
 pub mod proofs;
+pub mod relay;
 pub mod tx;
 
 pub use context::Context;

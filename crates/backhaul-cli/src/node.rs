@@ -11,7 +11,7 @@ use backhaul_node::delivery::{Delivery, QueueStore};
 use backhaul_node::queue::Queue;
 use backhaul_node::server::{Limits, Server};
 use backhaul_node::session::{BoxFuture, GrantCheck, NodeContext};
-use backhaul_node::settings::{read_keypair, NodeSettings};
+use backhaul_node::settings::{parse_listen, read_keypair, NodeSettings};
 use backhaul_protocol::SignedGrant;
 use backhaul_sdk::state::CreditAccount;
 use backhaul_sdk::Deployment;
@@ -47,9 +47,18 @@ pub struct ServeArgs {
     /// BACKHAUL_NODE_<KEY> variables override it.
     #[arg(long, env = "BACKHAUL_NODE_SETTINGS")]
     pub settings: Option<PathBuf>,
-    /// Where gateways connect (default 0.0.0.0:7700).
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
+    /// Where gateways connect (default 0.0.0.0:7700); `off`: no port, reached through --relay
+    /// only.
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_listen_arg)]
+    pub listen: Option<Listen>,
+    /// Keep a link to this relay (HOST:PORT, `backhaul relay`): gateways reach the node through
+    /// it, with no open port.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub relay: Option<String>,
+    /// Where gateways are told to reach the node, in the adverts sent to every oracle:
+    /// HOST:PORT or relay://HOST:PORT (default: the relay, if any).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub advertise: Option<String>,
     /// The node's key file (a Solana CLI keypair; bind it with `backhaul operator bind`).
     #[arg(long)]
     pub node_keypair: Option<PathBuf>,
@@ -93,11 +102,25 @@ pub struct ServeArgs {
     pub url_given: bool,
 }
 
+/// `--listen`'s value: an address, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+fn parse_listen_arg(v: &str) -> Result<Listen, String> {
+    parse_listen(v).map(Listen)
+}
+
 /// The settings from the file, the environment and the flags.
 pub fn settings(args: &ServeArgs) -> anyhow::Result<NodeSettings> {
     let mut s = NodeSettings::load(args.settings.as_deref(), std::env::vars())?;
-    if let Some(v) = args.listen {
+    if let Some(Listen(v)) = args.listen {
         s.listen = v;
+    }
+    if args.relay.is_some() {
+        s.relay = args.relay.clone();
+    }
+    if args.advertise.is_some() {
+        s.advertise = args.advertise.clone();
     }
     if let Some(v) = &args.node_keypair {
         s.node_keypair = v.clone();
@@ -383,27 +406,60 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Serv
         receipts: Arc::new(QueueStore(delivery.clone())),
         clock: Arc::new(move || now_clock.now()),
     };
-    let server = Server::bind(s.listen, cx, delivery, Limits::from(&s))
+    let deployment = cx.deployment;
+    let server = Server::new(s.listen, cx, delivery, Limits::from(&s))
         .await
-        .with_context(|| format!("cannot listen on {} (listen)", s.listen))?;
-    let bound = server.local_addr()?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (listen)",
+                s.listen.map(|a| a.to_string()).unwrap_or_default()
+            )
+        })?
+        .with_relay(s.relay.clone());
+    let bound = s.listen.and_then(|_| server.local_addr().ok());
+    let reach = match (&bound, &s.relay) {
+        (Some(b), Some(r)) => format!(
+            "{node_b58}@<this host>:{} or {node_b58}@relay://{r}",
+            b.port()
+        ),
+        (Some(b), None) => format!("{node_b58}@<this host>:{}", b.port()),
+        (None, Some(r)) => format!("{node_b58}@relay://{r} (no listening port)"),
+        (None, None) => "nowhere (no port, no relay)".to_string(),
+    };
     tracing::info!(
-        listen = %bound,
+        listen = %bound.map(|b| b.to_string()).unwrap_or_else(|| "off".into()),
+        relay = %s.relay.as_deref().unwrap_or("none"),
         node = %node_b58,
         config = %d.config,
         oracles = urls.len(),
         ports = ?s.ports,
         allow_loopback = s.allow_loopback,
-        "node serving; gateways reach it as {node_b58}@<this host>:{}",
-        bound.port()
+        "node serving; gateways reach it as {reach}"
     );
+    let advertiser = match s.advertised() {
+        Some(endpoint) => {
+            tracing::info!(%endpoint, "advertising the node to every oracle at start and every 30 minutes");
+            let advert_clock = clock.clone();
+            Some(tokio::spawn(backhaul_node::directory::advertise(
+                oracle_clients(&urls)?,
+                deployment,
+                node.clone(),
+                endpoint,
+                Arc::new(move || advert_clock.now()),
+            )))
+        }
+        None => None,
+    };
     if s.allow_loopback {
         tracing::warn!("allow_loopback is on: sessions may reach this machine's loopback services (tests only)");
     }
     let summary = server.run(shutdown_signal()).await;
+    if let Some(a) = advertiser {
+        a.abort();
+    }
     Ok(ServeOutcome {
         node: node_b58,
-        listen: bound.to_string(),
+        listen: bound.map(|b| b.to_string()).unwrap_or_else(|| "off".into()),
         served: summary.served,
         refused: summary.refused,
         failed: summary.failed,

@@ -46,7 +46,8 @@ const RECENT: usize = 1_000;
 /// On shutdown, how long relays in progress may go on.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// A node to send sessions to: its key and address, `KEY@HOST:PORT`.
+/// A node to send sessions to: its key and address, `KEY@HOST:PORT`, or `KEY@relay://HOST:PORT`
+/// for a node reached through a relay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeAddr {
     pub key: [u8; 32],
@@ -56,6 +57,11 @@ pub struct NodeAddr {
 impl NodeAddr {
     pub fn key_b58(&self) -> String {
         bs58::encode(self.key).into_string()
+    }
+
+    /// The relay's `HOST:PORT` when the node is reached through one.
+    pub fn relay(&self) -> Option<&str> {
+        self.addr.strip_prefix("relay://")
     }
 }
 
@@ -69,10 +75,9 @@ impl FromStr for NodeAddr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let (key, addr) = s
-            .trim()
-            .split_once('@')
-            .ok_or_else(|| format!("{s:?} is not NODEKEY@HOST:PORT"))?;
+        let (key, addr) = s.trim().split_once('@').ok_or_else(|| {
+            format!("{s:?} is not NODEKEY@HOST:PORT or NODEKEY@relay://HOST:PORT")
+        })?;
         let bytes = bs58::decode(key)
             .into_vec()
             .map_err(|e| format!("the node key {key:?} is not base58: {e}"))?;
@@ -86,6 +91,8 @@ impl FromStr for NodeAddr {
             ));
         }
         let (host, port) = addr
+            .strip_prefix("relay://")
+            .unwrap_or(addr)
             .rsplit_once(':')
             .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;
         if host.is_empty() || port.parse::<u16>().is_err() {
@@ -157,6 +164,16 @@ pub struct GatewayConfig {
     pub status_every: Duration,
 }
 
+/// Where the gateway finds more nodes: the oracles' directories (`crate::directory`).
+#[derive(Clone)]
+pub struct DirectorySource {
+    pub oracles: Vec<backhaul_client::OracleClient>,
+    /// How often the directory is read again.
+    pub refresh: Duration,
+    /// Unix seconds now (adverts are current for a day).
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
 /// The gateway, bound and ready to run.
 pub struct Gateway {
     listener: TcpListener,
@@ -165,6 +182,9 @@ pub struct Gateway {
 
 struct Shared {
     config: GatewayConfig,
+    directory: Option<DirectorySource>,
+    /// The nodes the directory lists (besides the configured ones).
+    found: Mutex<Vec<NodeAddr>>,
     delivery: Option<Delivery>,
     usage: Mutex<Usage>,
     next: AtomicUsize,
@@ -182,7 +202,18 @@ impl Gateway {
         config: GatewayConfig,
         delivery: Option<Delivery>,
     ) -> std::io::Result<Gateway> {
-        if config.nodes.is_empty() {
+        Gateway::bind_with_directory(listen, config, delivery, None).await
+    }
+
+    /// [`Gateway::bind`], also sending sessions to the nodes `directory` lists (read when the
+    /// gateway starts running, then every `refresh`).
+    pub async fn bind_with_directory(
+        listen: SocketAddr,
+        config: GatewayConfig,
+        delivery: Option<Delivery>,
+        directory: Option<DirectorySource>,
+    ) -> std::io::Result<Gateway> {
+        if config.nodes.is_empty() && directory.is_none() {
             return Err(std::io::Error::other("no node to send sessions to"));
         }
         let listener = TcpListener::bind(listen).await?;
@@ -190,6 +221,8 @@ impl Gateway {
             listener,
             shared: Arc::new(Shared {
                 config,
+                directory,
+                found: Mutex::new(Vec::new()),
                 delivery,
                 usage: Mutex::new(Usage::default()),
                 next: AtomicUsize::new(0),
@@ -213,6 +246,21 @@ impl Gateway {
         let mut conns = JoinSet::new();
         let mut status = tokio::time::interval(shared.config.status_every);
         status.tick().await;
+        let finder = match &shared.directory {
+            Some(dir) => {
+                // The first reading before the first connection is served.
+                shared.refresh_directory().await;
+                let shared = shared.clone();
+                let refresh = dir.refresh;
+                Some(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(refresh).await;
+                        shared.refresh_directory().await;
+                    }
+                }))
+            }
+            None => None,
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -232,6 +280,9 @@ impl Gateway {
             }
         }
         drop(listener);
+        if let Some(f) = finder {
+            f.abort();
+        }
         if tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} })
             .await
             .is_err()
@@ -370,6 +421,44 @@ impl Shared {
 
     fn with_usage<T>(&self, f: impl FnOnce(&mut Usage) -> T) -> T {
         f(&mut self.usage.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Reads the directory again; the nodes it lists replace those it listed before.
+    async fn refresh_directory(&self) {
+        let Some(dir) = &self.directory else {
+            return;
+        };
+        let deployment = self.config.client.deployment;
+        let found = crate::directory::read(&dir.oracles, &deployment, (dir.clock)()).await;
+        let configured: std::collections::BTreeSet<[u8; 32]> =
+            self.config.nodes.iter().map(|n| n.key).collect();
+        let found: Vec<NodeAddr> = found
+            .into_iter()
+            .filter(|n| !configured.contains(&n.key))
+            .collect();
+        metrics::gauge!("backhaul_gateway_directory_nodes").set(found.len() as f64);
+        tracing::info!(
+            nodes = found.len(),
+            "read the directory: {} node(s) besides --node",
+            found.len()
+        );
+        for n in &found {
+            tracing::debug!(node = %n, "from the directory");
+        }
+        *self.found.lock().unwrap_or_else(|e| e.into_inner()) = found;
+    }
+
+    /// The configured nodes, then the directory's.
+    fn nodes(&self) -> Vec<NodeAddr> {
+        let mut nodes = self.config.nodes.clone();
+        nodes.extend(
+            self.found
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        nodes
     }
 
     async fn status(&self) {
@@ -513,16 +602,32 @@ impl Shared {
 
     /// A session with the next node that opens one, round-robin.
     async fn open(&self) -> Option<(NodeAddr, ClientSession<TcpStream>)> {
-        let nodes = &self.config.nodes;
+        let nodes = self.nodes();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let timeout = self.config.client.timeout;
         for i in 0..nodes.len() {
-            let node = &nodes[(start + i) % nodes.len()];
+            let Some(node) = nodes.get((start + i) % nodes.len()) else {
+                continue;
+            };
             let attempt = async {
-                let stream = tokio::time::timeout(timeout, TcpStream::connect(&node.addr))
-                    .await
-                    .map_err(|_| ("connect", "the connection timed out".to_string()))?
-                    .map_err(|e| ("connect", e.to_string()))?;
+                let stream = match node.relay() {
+                    Some(relay) => {
+                        let relay_addr = tokio::net::lookup_host(relay)
+                            .await
+                            .ok()
+                            .and_then(|mut a| a.next())
+                            .ok_or_else(|| {
+                                ("connect", format!("cannot resolve the relay {relay}"))
+                            })?;
+                        crate::relay::dial(relay_addr, &node.key, timeout)
+                            .await
+                            .map_err(|e| ("connect", format!("through the relay {relay}: {e}")))?
+                    }
+                    None => tokio::time::timeout(timeout, TcpStream::connect(&node.addr))
+                        .await
+                        .map_err(|_| ("connect", "the connection timed out".to_string()))?
+                        .map_err(|e| ("connect", e.to_string()))?,
+                };
                 let _ = stream.set_nodelay(true);
                 ClientSession::open(stream, self.config.client.clone(), node.key)
                     .await
@@ -566,12 +671,19 @@ mod tests {
             .parse()
             .expect("parse");
         assert_eq!(n.addr, "node.example.net:443");
+        assert_eq!(n.relay(), None);
+        let n: NodeAddr = format!("{b58}@relay://relay.example:7800")
+            .parse()
+            .expect("parse");
+        assert_eq!(n.relay(), Some("relay.example:7800"));
+        assert_eq!(n.to_string(), format!("{b58}@relay://relay.example:7800"));
         for bad in [
             "127.0.0.1:7700".to_string(),
             format!("{b58}@127.0.0.1"),
             format!("{b58}@:80"),
             "abc@127.0.0.1:80".to_string(),
             format!("{b58}@127.0.0.1:99999"),
+            format!("{b58}@relay://127.0.0.1"),
         ] {
             assert!(bad.parse::<NodeAddr>().is_err(), "{bad}");
         }

@@ -12,6 +12,7 @@
 //! | [`session`] | one session on the node's side: hello, proxy request, egress, metered relay |
 //! | [`queue`] | the node's durable receipt queue and its delivery to every oracle |
 //! | [`relay`] | how gateways reach nodes behind NAT: a rendezvous that splices ciphertext |
+//! | [`directory`] | the node directory: a node's signed adverts to the oracles, a gateway's reading of them |
 //! | [`client`] | one session on the client's (gateway's) side: its own count, its receipts |
 //! | [`delivery`] | a queue sent to every oracle for as long as a service runs |
 //! | [`settings`] | a node's settings: file, environment, validation |
@@ -21,6 +22,7 @@
 pub mod channel;
 pub mod client;
 pub mod delivery;
+pub mod directory;
 pub mod egress;
 pub mod frame;
 pub mod gateway;

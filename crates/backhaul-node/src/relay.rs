@@ -311,6 +311,20 @@ where
     F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    link_with(relay, node, || {}, serve).await
+}
+
+/// [`link`], calling `registered` once the relay has accepted the registration.
+pub async fn link_with<F, Fut>(
+    relay: SocketAddr,
+    node: &SigningKey,
+    registered: impl FnOnce(),
+    serve: F,
+) -> Result<(), RelayError>
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut control = TcpStream::connect(relay).await?;
     let challenge = read_challenge(&mut control).await?;
     let sig = node.sign(&[RELAY_TAG, &challenge].concat()).to_bytes();
@@ -320,6 +334,7 @@ where
     control.write_all(&m).await?;
     read_answer(&mut control).await?;
     tracing::info!(%relay, "registered with the relay");
+    registered();
     let serve = Arc::new(serve);
     loop {
         let mut m = [0u8; 17];

@@ -11,7 +11,8 @@
 //! connections, framing included, as they flow), `backhaul_node_monthly_bytes`,
 //! `backhaul_node_receipts_countersigned_total`, and the queue's
 //! `backhaul_node_queue_length{oracle}`, `backhaul_node_deliveries_total{result}` (`settled`,
-//! `retried`) and `backhaul_node_delivery_refused_total{reason}`.
+//! `retried`) and `backhaul_node_delivery_refused_total{reason}`, and with a relay
+//! `backhaul_node_relay_linked` (1 while the link to the relay is up, 0 otherwise).
 
 use crate::delivery::{Delivery, QueueStore};
 use crate::session::{self, BoxFuture, GrantCheck, NodeContext};
@@ -25,7 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
@@ -271,7 +272,8 @@ pub struct Summary {
 
 /// The node service, bound and ready to run.
 pub struct Server {
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+    relay: Option<String>,
     cx: Arc<NodeContext>,
     delivery: Delivery,
     limits: Limits,
@@ -287,7 +289,21 @@ impl Server {
         delivery: Delivery,
         limits: Limits,
     ) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(listen).await?;
+        Server::new(Some(listen), cx, delivery, limits).await
+    }
+
+    /// [`Server::bind`], or with no listening port at all (`None`: the node is reached through
+    /// a relay only, [`Server::with_relay`]).
+    pub async fn new(
+        listen: Option<SocketAddr>,
+        cx: NodeContext,
+        delivery: Delivery,
+        limits: Limits,
+    ) -> std::io::Result<Server> {
+        let listener = match listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
         let month = month_of((cx.clock)());
         let month_bytes = delivery
             .queue
@@ -311,6 +327,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            relay: None,
             cx: Arc::new(cx),
             delivery,
             limits,
@@ -318,14 +335,27 @@ impl Server {
         })
     }
 
+    /// Also serves the sessions of gateways that reach the node through the relay at `relay`
+    /// (`host:port`): the node keeps its link up, reconnecting with a backoff, and each spliced
+    /// connection is served as an accepted one (the same session limit, bandwidth and queue).
+    pub fn with_relay(mut self, relay: Option<String>) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// The listening address (an error when the node listens on no port).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::other("the node listens on no port")),
+        }
     }
 
     /// Serves until `shutdown` completes, then drains and flushes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Summary {
         let Server {
             listener,
+            relay,
             cx,
             delivery,
             limits,
@@ -342,11 +372,24 @@ impl Server {
         let permits = Arc::new(Semaphore::new(limits.max_sessions));
         let summary = Arc::new(Mutex::new(Summary::default()));
         let mut sessions = JoinSet::new();
+        let (relayed_tx, mut relayed) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
+        let linker = relay.map(|r| tokio::spawn(keep_linked(r, cx.node.clone(), relayed_tx)));
+        let accept = || async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
+                accepted = async {
+                    tokio::select! {
+                        a = accept() => a,
+                        Some(r) = relayed.recv() => Ok(r),
+                    }
+                } => match accepted {
                     Err(e) => {
                         // Out of file descriptors, most likely: wait for sessions to end.
                         tracing::warn!(error = %e, "cannot accept a connection");
@@ -373,6 +416,11 @@ impl Server {
             }
         }
         drop(listener);
+        if let Some(l) = linker {
+            l.abort();
+            metrics::gauge!("backhaul_node_relay_linked").set(0.0);
+        }
+        drop(relayed);
         let running = sessions.len();
         if running > 0 {
             tracing::info!(
@@ -410,6 +458,58 @@ impl Server {
         s.cut = cut;
         s.flushed = flushed;
         s
+    }
+}
+
+/// Keeps the node's link to the relay at `relay` up: each spliced connection goes to `streams`
+/// (as if accepted from the relay's address). A link that drops is made again after a backoff
+/// from 1 s to a minute (back to 1 s after a link that held a minute).
+async fn keep_linked(
+    relay: String,
+    node: ed25519_dalek::SigningKey,
+    streams: mpsc::Sender<(TcpStream, SocketAddr)>,
+) {
+    let linked = metrics::gauge!("backhaul_node_relay_linked");
+    linked.set(0.0);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let addr = tokio::net::lookup_host(relay.as_str())
+            .await
+            .ok()
+            .and_then(|mut a| a.next());
+        let ended = match addr {
+            None => format!("cannot resolve {relay}"),
+            Some(addr) => {
+                let streams = streams.clone();
+                let serve = move |s: TcpStream| {
+                    let streams = streams.clone();
+                    async move {
+                        let _ = streams.send((s, addr)).await;
+                    }
+                };
+                let registered = || {
+                    linked.set(1.0);
+                    tracing::info!(%relay, "linked to the relay: gateways reach this node through it");
+                };
+                match crate::relay::link_with(addr, &node, registered, serve).await {
+                    Ok(()) => "the link closed".to_string(),
+                    Err(e) => e.to_string(),
+                }
+            }
+        };
+        linked.set(0.0);
+        if started.elapsed() >= Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tracing::info!(
+            %relay,
+            error = %ended,
+            retry_in_secs = backoff.as_secs(),
+            "no link to the relay; linking again"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(60));
     }
 }
 

@@ -3,6 +3,7 @@
 //! every key with its default.
 
 use crate::egress::Policy;
+use backhaul_protocol::advert::Endpoint;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,8 +16,17 @@ pub const MIB: u64 = 1 << 20;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeSettings {
-    /// Where gateways connect (TCP). Open this port to the internet.
-    pub listen: SocketAddr,
+    /// Where gateways connect (TCP). Open this port to the internet. `"off"`: no port, the node is
+    /// reached through `relay` only.
+    #[serde(with = "listen_serde")]
+    pub listen: Option<SocketAddr>,
+    /// A relay (`host:port`, `backhaul relay`) the node keeps a link to, so that gateways reach it
+    /// without an open port (behind NAT). Unset: none.
+    pub relay: Option<String>,
+    /// Where gateways are told to reach the node, in the adverts it signs and sends to every
+    /// oracle every half hour: `host:port` (its public address) or `relay://host:port`. Unset:
+    /// the relay when one is set, otherwise no advert.
+    pub advertise: Option<String>,
     /// The node's key (a Solana CLI keypair file): it pins the channel and countersigns
     /// receipts. Bind it to your wallet once with `backhaul operator bind --node-keypair`.
     pub node_keypair: PathBuf,
@@ -70,7 +80,9 @@ pub struct NodeSettings {
 impl Default for NodeSettings {
     fn default() -> Self {
         NodeSettings {
-            listen: SocketAddr::from(([0, 0, 0, 0], 7700)),
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 7700))),
+            relay: None,
+            advertise: None,
             node_keypair: PathBuf::from("node.json"),
             rpc_url: None,
             program_id: None,
@@ -127,7 +139,39 @@ const STRINGS: &[&str] = &[
     "mint",
     "node_keypair",
     "data_dir",
+    "listen",
+    "relay",
+    "advertise",
 ];
+
+/// `listen`: an address, or `"off"` for none.
+mod listen_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_listen(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `listen`'s value: `host:port` (an IP address), or `off`.
+pub fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    t.parse().map(Some).map_err(|_| {
+        format!("listen = {t:?} is neither an IP address and port (0.0.0.0:7700) nor \"off\"")
+    })
+}
 
 impl NodeSettings {
     /// Reads `path` (if given) over the defaults, then applies `BACKHAUL_NODE_<KEY>` variables
@@ -278,6 +322,32 @@ impl NodeSettings {
                 ));
             }
         }
+        if let Some(r) = &self.relay {
+            if !matches!(Endpoint::parse(r), Some(Endpoint::Direct { .. })) {
+                return Err(invalid(
+                    "relay",
+                    format!("{r:?}"),
+                    "name the relay as host:port, e.g. relay.example.net:7800",
+                ));
+            }
+        }
+        if let Some(a) = &self.advertise {
+            if Endpoint::parse(a).is_none() {
+                return Err(invalid(
+                    "advertise",
+                    format!("{a:?}"),
+                    "advertise host:port (the node's public address) or relay://host:port",
+                ));
+            }
+        }
+        if self.listen.is_none() && self.relay.is_none() {
+            return Err(invalid(
+                "listen",
+                "\"off\"",
+                "a node without a listening port needs a relay: set relay = \"host:port\", or \
+                 listen on an address",
+            ));
+        }
         if self.mint.is_some() && self.config.is_some() {
             return Err(invalid(
                 "mint",
@@ -294,9 +364,11 @@ impl NodeSettings {
             self.own_addresses.iter().copied().collect();
         // A loopback listen address is covered by the loopback rule (and tests with a loopback
         // origin allow loopback).
-        let ip = self.listen.ip();
-        if !ip.is_unspecified() && !ip.is_loopback() {
-            own.insert(ip);
+        if let Some(listen) = self.listen {
+            let ip = listen.ip();
+            if !ip.is_unspecified() && !ip.is_loopback() {
+                own.insert(ip);
+            }
         }
         Policy {
             ports: self.ports.iter().copied().collect(),
@@ -307,6 +379,15 @@ impl NodeSettings {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
+    }
+
+    /// What the node advertises: `advertise`, else the relay, else nothing.
+    pub fn advertised(&self) -> Option<Endpoint> {
+        match (&self.advertise, &self.relay) {
+            (Some(a), _) => Endpoint::parse(a),
+            (None, Some(r)) => Endpoint::parse(&format!("relay://{r}")),
+            (None, None) => None,
+        }
     }
 }
 
@@ -358,7 +439,7 @@ mod tests {
             ("OTHER".into(), "x".into()),
         ];
         let s = NodeSettings::load(Some(&path), env).expect("load");
-        assert_eq!(s.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(s.listen, Some("127.0.0.1:9000".parse().expect("addr")));
         assert_eq!(s.ports, vec![80, 8080]);
         assert!(s.allow_loopback);
         assert_eq!(s.oracles.len(), 2);
@@ -371,7 +452,7 @@ mod tests {
         assert!(p.own.is_empty(), "loopback is the loopback rule's");
         assert!(p.allow_loopback);
         let public = NodeSettings {
-            listen: "203.0.113.7:7700".parse().expect("addr"),
+            listen: Some("203.0.113.7:7700".parse().expect("addr")),
             ..NodeSettings::default()
         };
         assert!(public
@@ -392,6 +473,30 @@ mod tests {
         let bad = NodeSettings {
             ports: vec![],
             ..NodeSettings::default()
+        };
+        assert!(bad.validate().is_err());
+
+        // Reached through a relay only, advertising it.
+        std::fs::write(&path, "listen = \"off\"\nrelay = \"relay.example:7800\"\n").expect("write");
+        let s = NodeSettings::load(Some(&path), []).expect("load");
+        assert_eq!(s.listen, None);
+        s.validate().expect("valid");
+        assert_eq!(
+            s.advertised().map(|e| e.to_string()).as_deref(),
+            Some("relay://relay.example:7800")
+        );
+        assert!(toml::to_string(&s)
+            .expect("toml")
+            .contains("listen = \"off\""));
+        let no_way_in = NodeSettings {
+            relay: None,
+            ..s.clone()
+        };
+        let e = no_way_in.validate().expect_err("unreachable");
+        assert!(e.to_string().contains("needs a relay"), "{e}");
+        let bad = NodeSettings {
+            advertise: Some("ftp://x".into()),
+            ..s
         };
         assert!(bad.validate().is_err());
     }
