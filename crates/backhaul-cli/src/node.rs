@@ -439,13 +439,14 @@ pub async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<Serv
     let advertiser = match s.advertised() {
         Some(endpoint) => {
             tracing::info!(%endpoint, "advertising the node to every oracle at start and every 30 minutes");
-            let advert_clock = clock.clone();
+            // Adverts are dated by this machine's clock, as the oracles and gateways judge them
+            // (not the chain's, which epochs follow).
             Some(tokio::spawn(backhaul_node::directory::advertise(
                 oracle_clients(&urls)?,
                 deployment,
                 node.clone(),
                 endpoint,
-                Arc::new(move || advert_clock.now()),
+                Arc::new(wall_time),
             )))
         }
         None => None,

@@ -927,3 +927,90 @@ fn the_demo_carries_real_traffic_through_a_node_and_a_gateway() {
         stderr(&out)
     );
 }
+
+/// Waits (at most `secs`) until `proc`'s log contains `text`.
+async fn wait_log(proc: &mut Proc, text: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !proc.log().contains(text) {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            panic!("{} exited ({status}):\n{}", proc.name, proc.log());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never logged {text:?}:\n{}",
+            proc.name,
+            proc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_with_no_port_behind_a_relay_is_found_in_the_directory_and_serves_a_curl() {
+    let w = deploy(Net::start(true), START, 3 * EPOCH_SECS).await;
+    let (_oracles, urls) = start_oracles(&w, PRICE).await;
+    let p = parties(&w, &urls).await;
+    let dir = w.net.dir.path().to_path_buf();
+    let origin = origin().await;
+
+    let relay_addr = addr();
+    let mut relay = Proc::spawn(
+        "relay",
+        &dir,
+        vec!["relay".into(), "--listen".into(), relay_addr.to_string()],
+    );
+    relay.wait_listening(relay_addr).await;
+
+    // The node listens nowhere: `--listen off --relay`, and advertises the relay.
+    let unused = addr();
+    let mut args = node_args(
+        &w,
+        &urls,
+        unused,
+        &p.node_file,
+        &dir.join("node-data"),
+        origin,
+        true,
+    );
+    let at = args.iter().position(|a| a == "--listen").expect("--listen") + 1;
+    args[at] = "off".into();
+    args.extend(["--relay".to_string(), relay_addr.to_string()]);
+    let mut node = Proc::spawn("node", &dir, args);
+    wait_log(&mut node, "linked to the relay", 30).await;
+    wait_log(&mut node, "advert stored", 30).await;
+    assert!(
+        TcpStream::connect(unused).await.is_err(),
+        "the node opened no port"
+    );
+
+    // The gateway knows no node: it reads the directory.
+    let gw_addr = addr();
+    let gw_dir = dir.join("gateway");
+    let mut args = gateway_args(
+        &w,
+        &urls,
+        gw_addr,
+        "unused",
+        &p.client_file,
+        &p.grant_file,
+        &gw_dir,
+    );
+    let at = args.iter().position(|a| a == "--node").expect("--node");
+    args.drain(at..at + 2);
+    args.push("--directory".into());
+    let mut gateway = Proc::spawn("gateway", &dir, args);
+    gateway.wait_listening(gw_addr).await;
+    wait_log(&mut gateway, "1 node(s) besides --node", 30).await;
+    curl_fetch(gw_addr, origin, 300 * 1024, true, &dir.join("a.bin")).await;
+    let report = report_with(&gw_dir, 1, &[&node, &gateway]).await;
+    let key = p.node.pubkey().to_string();
+    assert_eq!(report["nodes"][&key]["sessions"], 1, "{report}");
+    assert!(
+        report["nodes"][&key]["receipts"].as_u64().unwrap_or(0) >= 1,
+        "{report}"
+    );
+    let status = node.signal(libc::SIGTERM).await;
+    assert!(status.success(), "{}", node.log());
+    let _ = gateway.signal(libc::SIGTERM).await;
+    let _ = relay.signal(libc::SIGTERM).await;
+}
