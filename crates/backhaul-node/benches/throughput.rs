@@ -100,7 +100,9 @@ async fn main() {
 
     // Direct: a TCP client reads everything from the origin.
     let (t0, c0) = (Instant::now(), cpu());
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     s.write_all(b"GET\r\n").await.expect("write");
     let got = drain(&mut s).await;
     let (direct, direct_cpu) = (t0.elapsed().as_secs_f64(), cpu() - c0);
@@ -181,7 +183,9 @@ async fn main() {
     // On the channel per receipt: the request (a frame of about 177 bytes), the receipt due
     // (about 10), the countersignature (about 73), each with 2 + 16 bytes of framing.
     let receipt_bytes = receipts * (177 + 10 + 73 + 3 * 18);
-    let frames = report.counted.div_ceil(backhaul_node::frame::MAX_DATA as u64);
+    let frames = report
+        .counted
+        .div_ceil(backhaul_node::frame::MAX_DATA as u64);
     let framing = frames * 23;
     println!("throughput of one stream, {mib} MiB on loopback, measured in one run");
     println!("| path | seconds | MiB/s | CPU s per GiB |");
