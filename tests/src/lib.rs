@@ -339,6 +339,23 @@ pub fn custom_code(err: &BanksClientError) -> Option<u32> {
     }
 }
 
+/// How many times a transaction the bank refused with `AccountInUse` is sent again. The test
+/// bank answers that, now and then, when a transaction arrives while the previous one's account
+/// locks are still held (nothing was executed); the program never does.
+const BANK_RETRIES: usize = 3;
+
+/// Whether the bank refused a transaction because its accounts were still locked.
+fn account_in_use(e: &BanksClientError) -> bool {
+    matches!(
+        e,
+        BanksClientError::TransactionError(TransactionError::AccountInUse)
+            | BanksClientError::SimulationError {
+                err: TransactionError::AccountInUse,
+                ..
+            }
+    )
+}
+
 /// Asserts that `res` failed with the program error `expected`.
 #[track_caller]
 pub fn assert_program_err(
@@ -527,6 +544,22 @@ impl Env {
         ixs: &[Instruction],
         signers: &[&Keypair],
     ) -> Result<(), BanksClientError> {
+        for _ in 0..BANK_RETRIES {
+            match self.send_once(ixs, signers).await {
+                Err(e) if account_in_use(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                other => return other,
+            }
+        }
+        self.send_once(ixs, signers).await
+    }
+
+    async fn send_once(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<(), BanksClientError> {
         self.nonce += 1;
         let mut all = vec![
             solana_compute_budget_interface::ComputeBudgetInstruction::set_compute_unit_price(
@@ -550,6 +583,22 @@ impl Env {
     /// instruction used (its `consumed` log line; inner invocations included). `ixs` must hold
     /// exactly one instruction of the program.
     pub async fn send_metered(
+        &mut self,
+        ixs: &[Instruction],
+        signers: &[&Keypair],
+    ) -> Result<u64, BanksClientError> {
+        for _ in 0..BANK_RETRIES {
+            match self.send_metered_once(ixs, signers).await {
+                Err(e) if account_in_use(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                other => return other,
+            }
+        }
+        self.send_metered_once(ixs, signers).await
+    }
+
+    async fn send_metered_once(
         &mut self,
         ixs: &[Instruction],
         signers: &[&Keypair],
