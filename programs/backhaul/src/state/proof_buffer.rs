@@ -1,7 +1,7 @@
 //! Proof buffers: proofs too large for one transaction are written into an account over several
 //! transactions, then consumed (and the account closed) by the instruction that checks them.
 
-use crate::constants::{MAX_PROOF_BUFFER_LEN, PROOF_BUFFER_SEED};
+use crate::constants::MAX_PROOF_BUFFER_LEN;
 use crate::error::BackhaulError;
 use anchor_lang::prelude::*;
 
@@ -39,18 +39,6 @@ impl ProofBuffer {
             .ok_or(BackhaulError::Overflow.into())
     }
 
-    /// Loads the buffer at `info`: this program's `ProofBuffer` of `config` opened by `owner`.
-    /// (The program creates buffers only at their PDA, so the contents identify the account.)
-    pub fn load(info: &AccountInfo, config: &Pubkey, owner: &Pubkey) -> Result<Self> {
-        require_keys_eq!(*info.owner, crate::ID, BackhaulError::InvalidProofBuffer);
-        let buffer = ProofBuffer::try_deserialize(&mut &info.try_borrow_data()?[..])?;
-        require!(
-            buffer.config == *config && buffer.owner == *owner,
-            BackhaulError::InvalidProofBuffer
-        );
-        Ok(buffer)
-    }
-
     /// The payload decoded as `T`, which must take exactly `len` bytes.
     pub fn decode<T: AnchorDeserialize>(&self, info: &AccountInfo) -> Result<T> {
         let data = info.try_borrow_data()?;
@@ -64,11 +52,6 @@ impl ProofBuffer {
         let value = T::deserialize(&mut payload).map_err(|_| BackhaulError::MalformedProof)?;
         require!(payload.is_empty(), BackhaulError::MalformedProof);
         Ok(value)
-    }
-
-    /// The seeds of the buffer's address, without the bump.
-    pub fn seeds<'a>(config: &'a Pubkey, owner: &'a Pubkey, id: &'a [u8; 8]) -> [&'a [u8]; 4] {
-        [PROOF_BUFFER_SEED, config.as_ref(), owner.as_ref(), id]
     }
 }
 
