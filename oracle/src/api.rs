@@ -658,24 +658,7 @@ fn proof(closed: &ClosedEpoch, usage: bool, key: &Key) -> Option<ProofResponse> 
     } else {
         &closed.rewards
     };
-    let proof = tree.proof_for(key)?;
-    Some(ProofResponse {
-        epoch: closed.dataset.epoch,
-        account: backhaul_protocol::dataset::b58(key),
-        cumulative: proof.leaf.amount,
-        index: proof.index,
-        proof: proof
-            .siblings
-            .iter()
-            .map(|s| ProofSibling {
-                hash: hex(&s.hash),
-                sum: s.sum,
-            })
-            .collect(),
-        root: hex(&tree.root),
-        total: tree.total,
-        leaf_count: tree.leaf_count(),
-    })
+    ProofResponse::from_tree(closed.dataset.epoch, tree, key)
 }
 
 async fn operator_proof(

@@ -39,14 +39,9 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Fetches the deployment's accounts and its datasets (from `datasets`, or else from the
-/// context's oracles), and audits them.
-pub async fn audit(
-    ctx: &Context,
-    datasets: Option<PathBuf>,
-    recompute: bool,
-) -> anyhow::Result<AuditReport> {
-    let source = match datasets {
+/// Where the datasets come from: the folder `datasets` names, or else the context's oracles.
+pub fn dataset_source(ctx: &Context, datasets: Option<PathBuf>) -> anyhow::Result<DatasetSource> {
+    Ok(match datasets {
         Some(dir) => {
             if !dir.is_dir() {
                 bail!(
@@ -58,12 +53,15 @@ pub async fn audit(
         }
         None if !ctx.oracles.is_empty() => DatasetSource::Oracles(ctx.oracle_readers()?),
         None => bail!(
-            "the audit needs the epochs' datasets: pass --oracle <URL> (an oracle serving \
+            "the epochs' datasets are needed: pass --oracle <URL> (an oracle serving \
              /v1/epochs/<n>/dataset) or --datasets <DIR> (a folder of epoch-<n>.json files)"
         ),
-    };
-    let snapshot = fetch::snapshot(ctx).await?;
-    let wanted: Vec<(u64, [u8; 32])> = snapshot
+    })
+}
+
+/// The epochs whose proposal stands (proposed or finalized) and the dataset hash each committed.
+pub fn committed_datasets(snapshot: &backhaul_audit::Snapshot) -> Vec<(u64, [u8; 32])> {
+    snapshot
         .records
         .iter()
         .filter(|(_, r)| {
@@ -74,7 +72,19 @@ pub async fn audit(
             )
         })
         .map(|(_, r)| (r.epoch, r.proposal.dataset_hash))
-        .collect();
+        .collect()
+}
+
+/// Fetches the deployment's accounts and its datasets (from `datasets`, or else from the
+/// context's oracles), and audits them.
+pub async fn audit(
+    ctx: &Context,
+    datasets: Option<PathBuf>,
+    recompute: bool,
+) -> anyhow::Result<AuditReport> {
+    let source = dataset_source(ctx, datasets)?;
+    let snapshot = fetch::snapshot(ctx).await?;
+    let wanted = committed_datasets(&snapshot);
     let bar = progress(wanted.len() as u64, "fetching datasets");
     let fetched = fetch::datasets(&source, &wanted, |_| bar.inc(1)).await;
     bar.finish_and_clear();

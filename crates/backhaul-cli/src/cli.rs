@@ -46,6 +46,9 @@ pub enum Command {
     /// Run a relay: nodes behind NAT keep a link to it, gateways reach them through it
     /// (NODEKEY@relay://HOST:PORT). It splices connections and sees only ciphertext.
     Relay(crate::relay::RelayArgs),
+    /// Auditors, operators, firms and guardians: a read-only web page over the deployment where
+    /// every figure is verified from the chain and the published datasets (loopback by default).
+    Dashboard(crate::dashboard::DashboardArgs),
     /// Run the whole network locally: endpoint, three oracles, nodes, firms, epochs, claims, audit.
     Demo(crate::demo::DemoArgs),
 }
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
             | Command::Node(_)
             | Command::Relay(_)
             | Command::Firm(crate::firm::FirmCommand::Gateway(_))
+            | Command::Dashboard(_)
     );
     crate::output::init_tracing_for(cli.global.verbose, service);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -109,6 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Oracle(c) => crate::oracle_bond::run(&ctx()?, c).await,
         Command::Node(c) => crate::node::run(&cli.global, c).await,
         Command::Relay(a) => crate::relay::run(&a).await,
+        Command::Dashboard(a) => crate::dashboard::run(&cli.global, a).await,
         Command::Demo(args) => crate::demo::run(&cli.global, args).await,
     }
 }

@@ -52,6 +52,10 @@ pub struct DemoArgs {
     /// then depend on the run: the same seed no longer gives the same datasets byte for byte.
     #[arg(long)]
     pub real_traffic: bool,
+    /// Serve `backhaul dashboard` over the demo's network while it runs (at ADDR, by default
+    /// 127.0.0.1:8090), and keep the network and the page up after the last epoch until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// One epoch as the demo reports it.
@@ -184,6 +188,17 @@ pub async fn run_demo(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
 
 /// [`run_demo`], with real traffic through a node and a gateway when `real_traffic` is set.
 pub async fn run_demo_with(opts: &DemoOptions, real_traffic: bool) -> anyhow::Result<DemoReport> {
+    run_demo_serving(opts, real_traffic, None, &|_| {}).await
+}
+
+/// [`run_demo_with`], serving the dashboard on `dashboard` while the network runs; then, when the
+/// demo succeeded, `on_report` is called and the network and the page stay up until Ctrl-C.
+pub async fn run_demo_serving(
+    opts: &DemoOptions,
+    real_traffic: bool,
+    dashboard: Option<std::net::SocketAddr>,
+    on_report: &(dyn Fn(&DemoReport) + Sync),
+) -> anyhow::Result<DemoReport> {
     let mut net = Network::start(opts).await?;
     if real_traffic {
         if let Err(e) = net.carry_real_traffic().await {
@@ -191,10 +206,50 @@ pub async fn run_demo_with(opts: &DemoOptions, real_traffic: bool) -> anyhow::Re
             return Err(e);
         }
     }
+    let page = match dashboard {
+        None => None,
+        Some(addr) => {
+            let started = async {
+                crate::dashboard::start(
+                    Context::new(&net.global)?,
+                    None,
+                    addr,
+                    std::time::Duration::from_secs(2),
+                )
+                .await
+            }
+            .await;
+            match started {
+                Ok(bound) => {
+                    net.progress
+                        .step(format!("the dashboard is on http://{bound}/"));
+                    Some(bound)
+                }
+                Err(e) => {
+                    net.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+    };
     let result = drive(&mut net, opts).await;
     if let (Ok(report), Some(dir)) = (&result, &opts.keep) {
         let path = dir.join("report.json");
         crate::audit::fetch::write_report(&path, report)?;
+    }
+    if let (Ok(report), Some(bound)) = (&result, page) {
+        on_report(report);
+        let g = &net.global;
+        eprintln!(
+            "\nThe network stays up for the dashboard at http://{bound}/ until Ctrl-C.\n\
+             Other commands reach it with: --url {} --mint {} --oracle {}",
+            g.url,
+            g.mint.as_deref().unwrap_or("?"),
+            g.oracles.join(",")
+        );
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::debug!(error = %e, "cannot wait for Ctrl-C; stopping now");
+        }
     }
     net.progress.step("stopping the oracles and the endpoint");
     net.stop().await;
@@ -464,11 +519,26 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         keep: args.keep,
         progress: true,
     };
-    let quiet = stdout::QuietStdout::new(global.verbose > 0);
-    let report = run_demo_with(&opts, args.real_traffic).await;
-    drop(quiet);
+    let quiet = std::sync::Mutex::new(Some(stdout::QuietStdout::new(global.verbose > 0)));
+    let output = global.output;
+    let printed = std::sync::atomic::AtomicBool::new(false);
+    // With --dashboard the report is printed while the network stays up: stdout is restored
+    // first (the network's own output no longer matters).
+    let print = |r: &DemoReport| {
+        if let Ok(mut q) = quiet.lock() {
+            q.take();
+        }
+        emit(output, r, print_report);
+        printed.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let report = run_demo_serving(&opts, args.real_traffic, args.dashboard, &print).await;
+    if let Ok(mut q) = quiet.lock() {
+        q.take();
+    }
     let report = report?;
-    emit(global.output, &report, print_report);
+    if !printed.load(std::sync::atomic::Ordering::Relaxed) {
+        emit(global.output, &report, print_report);
+    }
     if global.output == OutputFormat::Display && !report.succeeded() {
         eprintln!("the demo did not reconcile: see the audit above");
     }

@@ -13,6 +13,7 @@
 //! | [`relay`] | `backhaul relay`: the rendezvous through which gateways reach nodes behind NAT |
 //! | [`guardian`] | guardians: veto an epoch, cancel a queued change, pause, what a guardian watches |
 //! | [`audit`] | auditors: reconcile the chain with the published datasets |
+//! | [`dashboard`] | everyone: `backhaul dashboard`, a web page of verified figures |
 //! | [`demo`] | the whole network on the local endpoint, in one command |
 //! | [`tx`] | sending transactions: compute-unit limit from a simulation, spinner, program errors explained |
 //! | [`buffer`] | proofs too large for one transaction, through a proof buffer |
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod buffer;
 pub mod cli;
 pub mod context;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod firm;

@@ -243,6 +243,32 @@ pub struct ProofResponse {
 }
 
 impl ProofResponse {
+    /// `account`'s leaf in `tree` (epoch `epoch`'s) with its proof, or `None` without a leaf.
+    pub fn from_tree(
+        epoch: u64,
+        tree: &backhaul_core::tree::EpochTree,
+        account: &crate::Key,
+    ) -> Option<Self> {
+        let proof = tree.proof_for(account)?;
+        Some(ProofResponse {
+            epoch,
+            account: crate::dataset::b58(account),
+            cumulative: proof.leaf.amount,
+            index: proof.index,
+            proof: proof
+                .siblings
+                .iter()
+                .map(|s| ProofSibling {
+                    hash: crate::dataset::hex(&s.hash),
+                    sum: s.sum,
+                })
+                .collect(),
+            root: crate::dataset::hex(&tree.root),
+            total: tree.total,
+            leaf_count: tree.leaf_count(),
+        })
+    }
+
     /// The siblings decoded, or `None` if a hash is not 32 bytes of hex.
     pub fn siblings(&self) -> Option<Vec<backhaul_core::sum_tree::SumNode>> {
         self.proof

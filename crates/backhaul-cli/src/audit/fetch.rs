@@ -107,13 +107,14 @@ pub async fn datasets(
     wanted: &[(u64, [u8; 32])],
     tick: impl Fn(u64),
 ) -> BTreeMap<u64, Fetched> {
-    let fetches = wanted.iter().map(|(epoch, expected)| {
+    // Owned keys: the futures borrow nothing from `wanted`, so a spawned task can hold them.
+    let fetches = wanted.to_vec().into_iter().map(|(epoch, expected)| {
         let source = source.clone();
         let tick = &tick;
         async move {
-            let fetched = fetch_one(&source, *epoch, expected).await;
-            tick(*epoch);
-            (*epoch, fetched)
+            let fetched = fetch_one(&source, epoch, &expected).await;
+            tick(epoch);
+            (epoch, fetched)
         }
     });
     futures::stream::iter(fetches)

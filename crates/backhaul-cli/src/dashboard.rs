@@ -1,0 +1,158 @@
+//! `backhaul dashboard`: a read-only web page over a deployment. It reads the chain and the
+//! oracles' datasets ([`crate::audit::fetch`]), runs the audit's checks, builds the pages' figures
+//! with the `backhaul-dashboard` library (each figure names the checks that verified it) and
+//! serves them ([`server`]) on loopback, reading again every `--refresh` seconds. Datasets the
+//! chain committed are fetched once and kept.
+
+pub mod server;
+
+use crate::audit::fetch::{self, DatasetSource};
+use crate::context::{Context, GlobalArgs};
+use backhaul_audit::Fetched;
+use backhaul_core::merkle::sha256v;
+use backhaul_dashboard::{guardian, network, Model};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `backhaul dashboard`.
+#[derive(Args, Debug, Clone)]
+pub struct DashboardArgs {
+    /// Where to serve the page. Loopback by default: the page has no login, and it shows only
+    /// public data, but it is meant for the viewer's own machine.
+    #[arg(long, default_value = "127.0.0.1:8090", env = "BACKHAUL_DASHBOARD_LISTEN")]
+    pub listen: SocketAddr,
+    /// Read each epoch's dataset from this folder (`epoch-<n>.json`) instead of the oracles
+    /// given with --oracle.
+    #[arg(long, value_name = "DIR")]
+    pub datasets: Option<PathBuf>,
+    /// Seconds between two reads of the chain.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub refresh: u64,
+}
+
+/// One read of the deployment and everything the pages show from it.
+pub struct Published {
+    pub model: Model,
+    pub network: network::NetworkView,
+    pub guardian: guardian::GuardianView,
+    /// Wall-clock time of the read (Unix seconds) and how long it took.
+    pub read_at: i64,
+    pub took_ms: u64,
+}
+
+/// Datasets already fetched that hash to what the chain committed, by epoch and hash: they never
+/// change, so they are not fetched again.
+#[derive(Default)]
+pub struct DatasetCache {
+    kept: BTreeMap<(u64, [u8; 32]), Fetched>,
+}
+
+/// Reads the chain and the datasets, audits them and builds the pages.
+pub async fn read(
+    ctx: &Context,
+    source: &DatasetSource,
+    cache: &mut DatasetCache,
+) -> anyhow::Result<Published> {
+    let started = Instant::now();
+    let snapshot = fetch::snapshot(ctx).await?;
+    let now = ctx.chain_time().await?;
+    let wanted = crate::audit::committed_datasets(&snapshot);
+    let missing: Vec<(u64, [u8; 32])> = wanted
+        .iter()
+        .filter(|k| !cache.kept.contains_key(k))
+        .copied()
+        .collect();
+    let fetched = fetch::datasets(source, &missing, |_| {}).await;
+    let mut datasets = BTreeMap::new();
+    for (epoch, hash) in &wanted {
+        if let Some(f) = cache.kept.get(&(*epoch, *hash)) {
+            datasets.insert(*epoch, f.clone());
+        } else if let Some(f) = fetched.get(epoch) {
+            if f.bytes.as_ref().is_ok_and(|b| sha256v(&[b]) == *hash) {
+                cache.kept.insert((*epoch, *hash), f.clone());
+            }
+            datasets.insert(*epoch, f.clone());
+        }
+    }
+    // A tree built for a proof belongs to a model; keep the cache to what the chain names now.
+    cache.kept.retain(|k, _| wanted.contains(k));
+    let report = backhaul_audit::audit(&snapshot, &datasets);
+    let model = Model::build(&snapshot, &datasets, report, now);
+    let network = network::view(&model);
+    let guardian = guardian::view(&model);
+    let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(Published {
+        model,
+        network,
+        guardian,
+        read_at: crate::context::wall_time(),
+        took_ms,
+    })
+}
+
+/// Reads the deployment every `refresh` into `state` until the process ends. A failed read keeps
+/// the previous one on the page, with the error beside it.
+pub async fn keep_reading(
+    ctx: Context,
+    source: DatasetSource,
+    state: Arc<server::DashboardState>,
+    refresh: Duration,
+) {
+    let mut cache = DatasetCache::default();
+    loop {
+        match read(&ctx, &source, &mut cache).await {
+            Ok(p) => {
+                tracing::info!(
+                    epochs = p.model.epochs.len(),
+                    audit_passed = p.model.report.passed,
+                    took_ms = p.took_ms,
+                    "read the deployment"
+                );
+                server::metrics::read(true, p.took_ms, p.model.report.failed.len());
+                state.publish(p);
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the deployment; the page keeps the previous read");
+                server::metrics::read(false, 0, 0);
+                state.fail(format!("{e:#}"));
+            }
+        }
+        tokio::time::sleep(refresh).await;
+    }
+}
+
+/// Starts the dashboard for `ctx`'s deployment on `listen`: the first read, then the server and
+/// the reads in the background. Returns the address bound.
+pub async fn start(
+    ctx: Context,
+    datasets: Option<PathBuf>,
+    listen: SocketAddr,
+    refresh: Duration,
+) -> anyhow::Result<SocketAddr> {
+    let source = crate::audit::dataset_source(&ctx, datasets)?;
+    let state = Arc::new(server::DashboardState::default());
+    let bound = server::serve(listen, state.clone()).await?;
+    tokio::spawn(keep_reading(ctx, source, state, refresh));
+    Ok(bound)
+}
+
+pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Context::new(global)?;
+    // Fail at once on a deployment that cannot be read, rather than serve an empty page.
+    ctx.deployment().await?;
+    let bound = start(
+        ctx,
+        args.datasets,
+        args.listen,
+        Duration::from_secs(args.refresh),
+    )
+    .await?;
+    println!("dashboard on http://{bound}/ (Ctrl-C to stop)");
+    tokio::signal::ctrl_c().await?;
+    Ok(ExitCode::SUCCESS)
+}
