@@ -25,7 +25,7 @@ use std::time::Duration;
 /// `firm gateway`'s options.
 #[derive(Args, Debug, Clone)]
 pub struct GatewayArgs {
-    /// Where scrapers connect: SOCKS5 and HTTP CONNECT on the same port.
+    /// Where scrapers connect: SOCKS5, HTTP CONNECT and plain HTTP (`GET http://...`), one port.
     #[arg(long, default_value = "127.0.0.1:1080")]
     pub listen: SocketAddr,
     /// A node, NODEKEY@HOST:PORT, or NODEKEY@relay://HOST:PORT for a node reached through a

@@ -5,8 +5,9 @@
 //! each session collects are queued and sent to the oracles too (the node sends them as well;
 //! the oracles count each session once).
 //!
-//! Plain-HTTP proxy requests (`GET http://...`) are answered `400` by the gateway itself: nodes
-//! only tunnel, so scrapers use `CONNECT` (`curl -p`, or any `https://` URL) or SOCKS5.
+//! Plain-HTTP proxy requests (`GET http://host/path`, what `curl --proxy` sends for an `http://`
+//! URL) go to the node as they are too: the node forwards each to its origin, one request per
+//! connection (`crate::proxy`).
 //!
 //! Metrics: `backhaul_gateway_sessions_open`, `backhaul_gateway_sessions_total{outcome}`
 //! (`relayed`, `no_node`, `rejected`), `backhaul_gateway_node_failures_total{reason}`
@@ -31,14 +32,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// What the gateway answers a plain-HTTP proxy request with (in a `400`).
-pub const PLAIN_HTTP_REFUSAL: &str = "this gateway tunnels only: plain-HTTP proxy requests \
-    (GET http://...) are not supported. Use HTTP CONNECT (curl -p / --proxytunnel, or any \
-    https:// URL) or SOCKS5 (curl --socks5-hostname)";
-
 /// What the gateway answers bytes that are no proxy request at all.
 pub const NOT_A_PROXY_REQUEST: &str =
-    "not a proxy request: this gateway speaks SOCKS5 and HTTP CONNECT";
+    "not a proxy request: this gateway speaks SOCKS5, HTTP CONNECT and plain HTTP (GET http://...)";
 
 /// Sessions kept in the report's `recent` list.
 const RECENT: usize = 1_000;
@@ -141,7 +137,7 @@ pub struct Usage {
     pub sessions: u64,
     /// Local connections no node would serve.
     pub no_node: u64,
-    /// Local connections the gateway refused itself (plain HTTP, not a proxy request).
+    /// Local connections the gateway refused itself (not a proxy request).
     pub rejected: u64,
     /// Payload bytes relayed both ways.
     pub bytes: u64,
@@ -516,8 +512,7 @@ impl Shared {
         let kind = classify(&stream, timeout).await;
         let refuse = match kind {
             None => return,
-            Some(Kind::Socks) | Some(Kind::Connect) => None,
-            Some(Kind::PlainHttp) => Some(PLAIN_HTTP_REFUSAL),
+            Some(Kind::Socks) | Some(Kind::Connect) | Some(Kind::PlainHttp) => None,
             Some(Kind::Junk) => Some(NOT_A_PROXY_REQUEST),
         };
         if let Some(why) = refuse {

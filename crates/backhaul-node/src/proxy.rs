@@ -1,5 +1,12 @@
 //! The proxy request at the start of a session's byte stream: SOCKS5 `CONNECT` (RFC 1928, no
-//! authentication) or HTTP `CONNECT`, parsed incrementally, and the answers a proxy gives.
+//! authentication), HTTP `CONNECT`, or a plain-HTTP request in absolute form
+//! (`GET http://host/path HTTP/1.1`), parsed incrementally, and the answers a proxy gives.
+//!
+//! A plain-HTTP request is forwarded once: its request line is rewritten to origin form
+//! (`GET /path HTTP/1.1`), `Host` is set from the URL, the hop-by-hop headers (`Connection`, the
+//! headers it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Upgrade`) are dropped and
+//! `Connection: close` is added, so the origin closes after its answer and the session ends with
+//! it: one request per connection (a client sends its next request on a new connection).
 
 use std::net::SocketAddr;
 
@@ -11,6 +18,9 @@ pub const MAX_HTTP_HEAD: usize = 8 * 1024;
 pub enum Protocol {
     Socks5,
     HttpConnect,
+    /// A plain-HTTP request in absolute form, forwarded to the origin (no answer of the proxy's
+    /// own on success: the origin's response is the answer).
+    HttpForward,
 }
 
 /// Where the client wants to go.
@@ -33,8 +43,17 @@ pub enum ProxyError {
     AddressType(u8),
     #[error("SOCKS5: malformed request")]
     MalformedSocks,
-    #[error("HTTP: only CONNECT host:port is served")]
+    #[error(
+        "HTTP: a proxy request is CONNECT host:port or a request for an absolute http:// URL \
+         (GET http://host/path HTTP/1.1), not a path alone"
+    )]
     HttpMethod,
+    #[error("HTTP: https:// URLs go through CONNECT (curl does this by itself), not forwarded")]
+    HttpsForward,
+    #[error("HTTP: malformed URL {0:?} (expected http://host[:port]/path)")]
+    BadUrl(String),
+    #[error("HTTP: credentials in the URL are not forwarded")]
+    UrlCredentials,
     #[error("HTTP: malformed CONNECT request")]
     MalformedHttp,
     #[error("HTTP: request head longer than {MAX_HTTP_HEAD} bytes")]
@@ -195,7 +214,8 @@ impl Handshake {
         }))
     }
 
-    /// `CONNECT host:port HTTP/1.x` and headers, up to the empty line.
+    /// `CONNECT host:port HTTP/1.x` or `METHOD http://host[:port]/path HTTP/1.x`, and headers,
+    /// up to the empty line.
     fn http_request(&mut self) -> Result<Option<Connect>, ProxyError> {
         let Some(end) = find(&self.buf, b"\r\n\r\n") else {
             if self.buf.len() > MAX_HTTP_HEAD {
@@ -207,22 +227,31 @@ impl Handshake {
             return Err(ProxyError::HttpTooLong);
         }
         let head = std::str::from_utf8(&self.buf[..end]).map_err(|_| ProxyError::MalformedHttp)?;
-        let line = head.split("\r\n").next().unwrap_or_default();
+        let mut lines = head.split("\r\n");
+        let line = lines.next().unwrap_or_default();
         let mut words = line.split(' ');
-        let (Some(method), Some(authority), Some(version), None) =
+        let (Some(method), Some(target), Some(version), None) =
             (words.next(), words.next(), words.next(), words.next())
         else {
             return Err(ProxyError::MalformedHttp);
         };
-        if method != "CONNECT" {
-            return Err(ProxyError::HttpMethod);
-        }
         if version != "HTTP/1.1" && version != "HTTP/1.0" {
             return Err(ProxyError::MalformedHttp);
         }
-        let (host, port) = authority
-            .rsplit_once(':')
-            .ok_or(ProxyError::MalformedHttp)?;
+        if method.is_empty() || !method.bytes().all(|c| c.is_ascii_uppercase()) {
+            return Err(ProxyError::MalformedHttp);
+        }
+        if method != "CONNECT" {
+            let (target, head) = forwarded(method, target, version, lines)?;
+            let mut rest = head.into_bytes();
+            rest.extend_from_slice(&self.buf[end + 4..]);
+            return Ok(Some(Connect {
+                protocol: Protocol::HttpForward,
+                target,
+                rest,
+            }));
+        }
+        let (host, port) = target.rsplit_once(':').ok_or(ProxyError::MalformedHttp)?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port: u16 = port.parse().map_err(|_| ProxyError::MalformedHttp)?;
         if host.is_empty() || !host.bytes().all(|c| c.is_ascii_graphic()) {
@@ -240,6 +269,108 @@ impl Handshake {
     }
 }
 
+/// Headers a proxy does not pass on (RFC 9110 7.6.1), besides those `Connection` names.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// The destination of an absolute-form request, and its head as the origin gets it: origin-form
+/// request line, `Host` from the URL, no hop-by-hop headers, `Connection: close`.
+fn forwarded<'a>(
+    method: &str,
+    url: &str,
+    version: &str,
+    headers: impl Iterator<Item = &'a str> + Clone,
+) -> Result<(Target, String), ProxyError> {
+    let Some(scheme_end) = url.find("://") else {
+        return Err(ProxyError::HttpMethod);
+    };
+    match url[..scheme_end].to_ascii_lowercase().as_str() {
+        "http" => {}
+        "https" => return Err(ProxyError::HttpsForward),
+        _ => return Err(ProxyError::BadUrl(url.to_string())),
+    }
+    let after = &url[scheme_end + 3..];
+    let split = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, path) = after.split_at(split);
+    if authority.contains('@') {
+        return Err(ProxyError::UrlCredentials);
+    }
+    let bad = || ProxyError::BadUrl(url.to_string());
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match tail {
+            "" => None,
+            t => Some(t.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (h, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port: u16 = match port {
+        None => 80,
+        Some(p) => p.parse().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-_:".contains(&c))
+    {
+        return Err(bad());
+    }
+    if !path.bytes().all(|c| c.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    // The fragment is the client's own; a query alone gets the root path.
+    let path = path.split('#').next().unwrap_or_default();
+    let path = match path.chars().next() {
+        None => "/".to_string(),
+        Some('?') => format!("/{path}"),
+        Some(_) => path.to_string(),
+    };
+    let mut named: Vec<String> = HOP_BY_HOP.iter().map(|h| h.to_string()).collect();
+    for h in headers.clone() {
+        if let Some((name, value)) = h.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("connection") {
+                named.extend(value.split(',').map(|v| v.trim().to_ascii_lowercase()));
+            }
+        }
+    }
+    let mut head = format!("{method} {path} {version}\r\nHost: {authority}\r\n");
+    for h in headers {
+        let Some((name, _)) = h.split_once(':') else {
+            return Err(ProxyError::MalformedHttp);
+        };
+        let name = name.to_ascii_lowercase();
+        if name.is_empty() || name.contains(' ') {
+            return Err(ProxyError::MalformedHttp);
+        }
+        if name == "host" || named.contains(&name) {
+            continue;
+        }
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    Ok((
+        Target {
+            host: host.to_string(),
+            port,
+        },
+        head,
+    ))
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -249,6 +380,7 @@ pub fn success(protocol: Protocol, bound: SocketAddr) -> Vec<u8> {
     match protocol {
         Protocol::Socks5 => socks_reply(0, Some(bound)),
         Protocol::HttpConnect => b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec(),
+        Protocol::HttpForward => Vec::new(),
     }
 }
 
@@ -277,7 +409,7 @@ pub fn failure(protocol: Protocol, f: Failure, why: &str) -> Vec<u8> {
             },
             None,
         ),
-        Protocol::HttpConnect => {
+        Protocol::HttpConnect | Protocol::HttpForward => {
             let status = match f {
                 Failure::NotAllowed => "403 Forbidden",
                 Failure::Unreachable | Failure::Refused => "502 Bad Gateway",
@@ -395,10 +527,7 @@ mod tests {
             (Protocol::HttpConnect, "example.org", 443, &b"hello"[..])
         );
         let bad = |b: &[u8]| Handshake::default().feed(b).unwrap_err();
-        assert_eq!(
-            bad(b"GET http://x/ HTTP/1.1\r\n\r\n"),
-            ProxyError::HttpMethod
-        );
+        assert_eq!(bad(b"GET /x HTTP/1.1\r\n\r\n"), ProxyError::HttpMethod);
         assert_eq!(
             bad(b"CONNECT nohostport HTTP/1.1\r\n\r\n"),
             ProxyError::MalformedHttp
@@ -441,6 +570,88 @@ mod tests {
         ))
         .unwrap()
         .starts_with("HTTP/1.1 403"));
+    }
+
+    #[test]
+    fn plain_http_is_forwarded_in_origin_form_without_hop_by_hop_headers() {
+        let mut h = Handshake::default();
+        let c = connect_of(
+            h.feed(
+                b"POST http://Example.org:8080/a/b?q=1#frag HTTP/1.1\r\nHost: other\r\n\
+                  User-Agent: curl\r\nProxy-Connection: Keep-Alive\r\n\
+                  Proxy-Authorization: Basic eA==\r\nConnection: keep-alive, X-Secret\r\n\
+                  X-Secret: 1\r\nKeep-Alive: 5\r\nContent-Length: 4\r\n\r\nbody",
+            )
+            .unwrap(),
+        );
+        assert_eq!(c.protocol, Protocol::HttpForward);
+        assert_eq!(
+            c.target,
+            Target {
+                host: "Example.org".into(),
+                port: 8080
+            }
+        );
+        assert_eq!(
+            String::from_utf8(c.rest).unwrap(),
+            "POST /a/b?q=1 HTTP/1.1\r\nHost: Example.org:8080\r\nUser-Agent: curl\r\n\
+             Content-Length: 4\r\nConnection: close\r\n\r\nbody"
+        );
+        assert!(success(Protocol::HttpForward, "1.2.3.4:5".parse().unwrap()).is_empty());
+        // The default port, a query alone, an IPv6 literal, HTTP/1.0.
+        let one = |b: &[u8]| connect_of(Handshake::default().feed(b).unwrap());
+        let c = one(b"GET http://example.org HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            (c.target.port, &c.rest[..16]),
+            (80, &b"GET / HTTP/1.0\r\n"[..])
+        );
+        let c = one(b"GET http://example.org?x HTTP/1.1\r\n\r\n");
+        assert!(c
+            .rest
+            .starts_with(b"GET /?x HTTP/1.1\r\nHost: example.org\r\n"));
+        let c = one(b"GET http://[2606:4700::1]:81/ HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            (c.target.host.as_str(), c.target.port),
+            ("2606:4700::1", 81)
+        );
+        // Malformed ones.
+        let bad = |b: &[u8]| Handshake::default().feed(b).unwrap_err();
+        assert_eq!(
+            bad(b"GET https://example.org/ HTTP/1.1\r\n\r\n"),
+            ProxyError::HttpsForward
+        );
+        assert_eq!(
+            bad(b"GET http://u:p@example.org/ HTTP/1.1\r\n\r\n"),
+            ProxyError::UrlCredentials
+        );
+        for url in [
+            "http:///x",
+            "http://a:99999/",
+            "http://a:0/",
+            "http://a:b/",
+            "ftp://a/",
+            "http://[::1/",
+            "http://a b/",
+        ] {
+            let e = bad(format!("GET {url} HTTP/1.1\r\n\r\n").as_bytes());
+            assert!(
+                matches!(e, ProxyError::BadUrl(_) | ProxyError::MalformedHttp),
+                "{url}: {e:?}"
+            );
+        }
+        assert_eq!(
+            bad(b"GET http://a/ HTTP/1.1\r\nno colon\r\n\r\n"),
+            ProxyError::MalformedHttp
+        );
+        assert_eq!(
+            bad(b"GET http://a/ HTTP/2\r\n\r\n"),
+            ProxyError::MalformedHttp
+        );
+        let text = String::from_utf8(malformed(Some(b'G'), &ProxyError::HttpsForward)).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 400") && text.contains("CONNECT"),
+            "{text}"
+        );
     }
 
     proptest! {

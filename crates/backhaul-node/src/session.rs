@@ -242,9 +242,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let bound = upstream
         .local_addr()
         .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    // A forwarded plain-HTTP request has no answer of the proxy's own: the origin's is it.
     let answer = proxy::success(connect.protocol, bound);
-    meter.add(answer.len());
-    chan.send(&Frame::Data(answer)).await?;
+    if !answer.is_empty() {
+        meter.add(answer.len());
+        chan.send(&Frame::Data(answer)).await?;
+    }
     if !connect.rest.is_empty() {
         upstream.write_all(&connect.rest).await.ok();
     }

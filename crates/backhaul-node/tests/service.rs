@@ -11,7 +11,7 @@ use backhaul_client::OracleClient;
 use backhaul_node::client::ClientContext;
 use backhaul_node::delivery::{Delivery, QueueStore};
 use backhaul_node::egress::Policy;
-use backhaul_node::gateway::{Gateway, GatewayConfig, NodeAddr, PLAIN_HTTP_REFUSAL};
+use backhaul_node::gateway::{Gateway, GatewayConfig, NodeAddr, NOT_A_PROXY_REQUEST};
 use backhaul_node::queue::Queue;
 use backhaul_node::server::{Limits, Server};
 use backhaul_node::session::{BoxFuture, GrantCheck, NodeContext};
@@ -287,16 +287,19 @@ async fn a_gateway_and_a_node_carry_traffic_and_every_receipt_reaches_the_oracle
     assert!(got.ends_with(&body(size)));
     let socks_moved = (sent + got.len()) as u64;
 
-    // Plain HTTP is refused by the gateway, a malformed CONNECT by the node, a private
-    // destination too; the node keeps serving.
-    let plain = through(
-        gw_addr,
-        b"GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n\r\n",
-    )
-    .await;
-    let text = String::from_utf8_lossy(&plain);
+    // Plain HTTP (absolute form) is forwarded by the node, once; bytes that are no proxy request
+    // are refused by the gateway, a malformed CONNECT by the node, a private destination too;
+    // the node keeps serving.
+    let plain_request = format!(
+        "GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\n\r\n"
+    );
+    let plain = through(gw_addr, plain_request.as_bytes()).await;
+    assert!(plain.starts_with(b"HTTP/1.1 200 OK"), "{:?}", &plain[..20]);
+    assert!(plain.ends_with(&body(size)), "the body is intact");
+    let junk = through(gw_addr, b"hello there\r\n\r\n").await;
+    let text = String::from_utf8_lossy(&junk);
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
-    assert!(text.contains(PLAIN_HTTP_REFUSAL), "{text}");
+    assert!(text.contains(NOT_A_PROXY_REQUEST), "{text}");
     let bad = through(gw_addr, b"CONNECT nohostport HTTP/1.1\r\n\r\n").await;
     let text = String::from_utf8_lossy(&bad);
     assert!(

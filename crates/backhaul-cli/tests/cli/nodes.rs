@@ -1,11 +1,12 @@
 //! Real traffic through the real binaries: `backhaul node serve` and `backhaul firm gateway` run
 //! as processes against the local endpoint and three real oracles; `curl` fetches a few MiB from
-//! a local origin through gateway → node → origin, over SOCKS5 and HTTP CONNECT. The bodies
+//! a local origin through gateway → node → origin, over SOCKS5, HTTP CONNECT and plain HTTP
+//! (`curl --proxy` without `-p`: the node forwards the request in origin form). The bodies
 //! arrive intact; every oracle stores each session's top receipt, whose amount is exactly the
 //! payload bytes that moved (receipts count the bytes of the proxied stream both ways, the
 //! proxy request and answers included; the channel's framing, 19 bytes per frame, is not
 //! billed). Refusals are clear: a grant the buyer did not sign, a buyer without credits, private
-//! and loopback destinations, plain-HTTP and malformed proxy requests; the node keeps serving.
+//! and loopback destinations, malformed proxy requests and URLs; the node keeps serving.
 //! A node killed (SIGKILL) with receipts queued while the oracles were down delivers them after
 //! a restart, and the oracles count each session once.
 
@@ -37,7 +38,8 @@ fn body(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 7 % 251) as u8).collect()
 }
 
-/// A local origin: `GET /bytes/N` answers N bytes, then closes.
+/// A local origin: `GET /bytes/N` answers N bytes, then closes. A request line in absolute form
+/// or a `Proxy-*` header (what a proxy should not pass on) gets a `400`.
 async fn origin() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = l.local_addr().expect("addr").port();
@@ -53,6 +55,13 @@ async fn origin() -> u16 {
                     }
                 }
                 let text = String::from_utf8_lossy(&head).to_string();
+                let target = text.split_whitespace().nth(1).unwrap_or_default();
+                if !target.starts_with('/') || text.to_ascii_lowercase().contains("\r\nproxy-") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
                 let size: usize = text
                     .split_whitespace()
                     .nth(1)
@@ -274,18 +283,28 @@ async fn curl(args: Vec<String>) -> std::process::Output {
     .expect("curl task")
 }
 
-/// Fetches `/bytes/size` from the origin through the gateway with curl (SOCKS5 with the name
-/// resolved by the node, or HTTP CONNECT) and checks the body.
-async fn curl_fetch(gateway: SocketAddr, origin: u16, size: usize, socks: bool, out: &Path) {
+/// How curl reaches the gateway.
+#[derive(Clone, Copy)]
+enum Via {
+    /// `--socks5-hostname`: the node resolves the name.
+    Socks,
+    /// `-p --proxy`: HTTP CONNECT.
+    Connect,
+    /// `--proxy` alone: a plain-HTTP request in absolute form, forwarded by the node.
+    Plain,
+}
+
+/// Fetches `/bytes/size` from the origin through the gateway with curl and checks the body.
+async fn curl_fetch(gateway: SocketAddr, origin: u16, size: usize, via: Via, out: &Path) {
     let url = format!("http://127.0.0.1:{origin}/bytes/{size}");
-    let proxy = if socks {
-        vec!["--socks5-hostname".to_string(), gateway.to_string()]
-    } else {
-        vec![
+    let proxy = match via {
+        Via::Socks => vec!["--socks5-hostname".to_string(), gateway.to_string()],
+        Via::Connect => vec![
             "-p".to_string(),
             "--proxy".into(),
             format!("http://{gateway}"),
-        ]
+        ],
+        Via::Plain => vec!["--proxy".to_string(), format!("http://{gateway}")],
     };
     let mut args = proxy;
     args.extend(["--fail".into(), "-o".into(), path_str(out), url]);
@@ -537,9 +556,12 @@ async fn curl_through_a_gateway_and_a_node_reaches_the_origin_and_every_oracle_c
     let mut gateway = Proc::spawn("gateway", &dir, args);
     gateway.wait_listening(gw_addr).await;
 
-    // curl: 3 MiB over SOCKS5 (the node resolves the name), 2 MiB over HTTP CONNECT.
-    curl_fetch(gw_addr, origin, 3 * MIB, true, &dir.join("a.bin")).await;
-    curl_fetch(gw_addr, origin, 2 * MIB, false, &dir.join("b.bin")).await;
+    // curl: 3 MiB over SOCKS5 (the node resolves the name), 2 MiB over HTTP CONNECT, 1.5 MiB as
+    // plain HTTP (curl sends `GET http://...` with `Proxy-Connection`; the origin gets
+    // `GET /bytes/...` without it, or it would answer 400).
+    curl_fetch(gw_addr, origin, 3 * MIB, Via::Socks, &dir.join("a.bin")).await;
+    curl_fetch(gw_addr, origin, 2 * MIB, Via::Connect, &dir.join("b.bin")).await;
+    curl_fetch(gw_addr, origin, 3 * MIB / 2, Via::Plain, &dir.join("p.bin")).await;
     // A client that counts every byte it sends and receives.
     let request = format!(
         "CONNECT 127.0.0.1:{origin} HTTP/1.1\r\nHost: 127.0.0.1:{origin}\r\n\r\nGET /bytes/100000 HTTP/1.1\r\nHost: origin\r\n\r\n"
@@ -547,18 +569,45 @@ async fn curl_through_a_gateway_and_a_node_reaches_the_origin_and_every_oracle_c
     let (sent, got) = raw(gw_addr, request.as_bytes()).await;
     assert!(got.ends_with(&body(100_000)));
     let moved = (sent + got.len()) as u64;
+    // The same for plain HTTP: billed is what the client sent (its request as it wrote it, not
+    // the node's rewriting of it) plus what it received.
+    let request = format!(
+        "GET http://127.0.0.1:{origin}/bytes/50000 HTTP/1.1\r\nHost: x\r\nProxy-Connection: keep-alive\r\nConnection: X-Hop\r\nX-Hop: 1\r\n\r\n"
+    );
+    let (sent, got) = raw(gw_addr, request.as_bytes()).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK") && got.ends_with(&body(50_000)),
+        "{}",
+        String::from_utf8_lossy(&got[..got.len().min(200)])
+    );
+    let plain_moved = (sent + got.len()) as u64;
 
     // Refusals, each saying why; the node keeps serving.
-    let (_, plain) = raw(
-        gw_addr,
-        format!("GET http://127.0.0.1:{origin}/bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    )
-    .await;
-    let text = String::from_utf8_lossy(&plain);
-    assert!(
-        text.starts_with("HTTP/1.1 400") && text.contains("Use HTTP CONNECT"),
-        "{text}"
-    );
+    for (request, says) in [
+        (
+            "GET https://127.0.0.1/ HTTP/1.1\r\n\r\n".to_string(),
+            "https:// URLs go through CONNECT",
+        ),
+        (
+            format!("GET http://user:pw@127.0.0.1:{origin}/ HTTP/1.1\r\n\r\n"),
+            "credentials in the URL are not forwarded",
+        ),
+        (
+            format!("GET http://127.0.0.1:{origin}x/ HTTP/1.1\r\n\r\n"),
+            "malformed URL",
+        ),
+        (
+            "GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            "not a path alone",
+        ),
+    ] {
+        let (_, answer) = raw(gw_addr, request.as_bytes()).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 400") && text.contains(says),
+            "{request}: {text}"
+        );
+    }
     let (_, bad) = raw(gw_addr, b"CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n").await;
     let text = String::from_utf8_lossy(&bad);
     assert!(
@@ -607,20 +656,38 @@ async fn curl_through_a_gateway_and_a_node_reaches_the_origin_and_every_oracle_c
     .await;
     let said = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success() && said.contains("403"), "{said}");
-    curl_fetch(gw_addr, origin, MIB, true, &dir.join("c.bin")).await;
+    // Plain HTTP goes through the same egress rules: curl gets the node's 403 as the answer.
+    let o = curl(vec![
+        "--proxy".into(),
+        format!("http://{gw_addr}"),
+        "-w".into(),
+        "%{http_code}".into(),
+        format!("http://10.0.0.1:{origin}/"),
+    ])
+    .await;
+    let said = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        said.starts_with("10.0.0.1 is not a public address") && said.ends_with("403"),
+        "{said}"
+    );
+    curl_fetch(gw_addr, origin, MIB, Via::Socks, &dir.join("c.bin")).await;
 
     // The report: the fetches' receipts cover exactly the bytes that moved.
-    let r = report_with(&gw_dir, 4, &[&node, &gateway]).await;
+    let r = report_with(&gw_dir, 6, &[&node, &gateway]).await;
     let recent = r["recent"].as_array().expect("recent").clone();
     // Sessions end (and are reported) a moment after the scraper's last byte, in any order:
-    // by size, they are the 100,000-byte fetch, then 1, 2 and 3 MiB.
+    // by size, they are the 50,000-byte (plain HTTP) and 100,000-byte fetches, then 1, 1.5
+    // (plain HTTP), 2 and 3 MiB.
     let mut fetches: Vec<&serde_json::Value> = recent
         .iter()
         .filter(|s| s["last_sequence"].as_u64() > Some(0))
         .collect();
     fetches.sort_by_key(|s| s["bytes"].as_u64());
-    assert_eq!(fetches.len(), 4, "{r:#}");
-    for (s, size) in fetches.iter().zip([100_000, MIB, 2 * MIB, 3 * MIB]) {
+    assert_eq!(fetches.len(), 6, "{r:#}");
+    for (s, size) in fetches
+        .iter()
+        .zip([50_000, 100_000, MIB, 3 * MIB / 2, 2 * MIB, 3 * MIB])
+    {
         let bytes = s["bytes"].as_u64().expect("bytes");
         assert_eq!(s["last_cumulative_bytes"].as_u64(), Some(bytes), "{s}");
         // The body, the response head, the proxy request and answer, the GET: under 1 KiB.
@@ -629,9 +696,10 @@ async fn curl_through_a_gateway_and_a_node_reaches_the_origin_and_every_oracle_c
             "{bytes} for {size}"
         );
     }
-    assert_eq!(fetches[0]["bytes"].as_u64(), Some(moved));
+    assert_eq!(fetches[0]["bytes"].as_u64(), Some(plain_moved));
+    assert_eq!(fetches[1]["bytes"].as_u64(), Some(moved));
     // A receipt requested every 256 KiB: about a dozen for 3 MiB.
-    assert!(fetches[3]["receipts"].as_u64() >= Some(8), "{}", fetches[3]);
+    assert!(fetches[5]["receipts"].as_u64() >= Some(8), "{}", fetches[5]);
 
     // Every oracle holds each fetch's top receipt (from the node and the gateway both), once.
     let expected = receipted(&r);
@@ -860,8 +928,8 @@ async fn a_node_killed_with_receipts_queued_delivers_them_after_a_restart() {
         ),
     );
     gateway.wait_listening(gw_addr).await;
-    curl_fetch(gw_addr, origin, 2 * MIB, true, &dir.join("a.bin")).await;
-    curl_fetch(gw_addr, origin, MIB, false, &dir.join("b.bin")).await;
+    curl_fetch(gw_addr, origin, 2 * MIB, Via::Socks, &dir.join("a.bin")).await;
+    curl_fetch(gw_addr, origin, MIB, Via::Connect, &dir.join("b.bin")).await;
     let expected = receipted(&report_with(&gw_dir, 2, &[&node, &gateway]).await);
     assert_eq!(expected.len(), 2, "{expected:?}");
     assert!(expected.values().all(|(seq, _)| *seq >= 4), "{expected:?}");
@@ -1001,7 +1069,7 @@ async fn a_node_with_no_port_behind_a_relay_is_found_in_the_directory_and_serves
     let mut gateway = Proc::spawn("gateway", &dir, args);
     gateway.wait_listening(gw_addr).await;
     wait_log(&mut gateway, "1 node(s) besides --node", 30).await;
-    curl_fetch(gw_addr, origin, 300 * 1024, true, &dir.join("a.bin")).await;
+    curl_fetch(gw_addr, origin, 300 * 1024, Via::Socks, &dir.join("a.bin")).await;
     let report = report_with(&gw_dir, 1, &[&node, &gateway]).await;
     let key = p.node.pubkey().to_string();
     assert_eq!(report["nodes"][&key]["sessions"], 1, "{report}");
