@@ -6,7 +6,7 @@
 //! | [`frame`] | the frames a session carries, and their encoding |
 //! | [`channel`] | the Noise handshake and framed, encrypted transport over any byte stream |
 //! | [`hello`] | what a client presents: the buyer's grant and its signature binding it to the channel |
-//! | [`proxy`] | the SOCKS5 or HTTP `CONNECT` request that starts a session's byte stream |
+//! | [`proxy`] | the SOCKS5, HTTP `CONNECT` or plain-HTTP request that starts a session's byte stream |
 //! | [`egress`] | where a node connects: public addresses on allowed ports, checked after resolution |
 //! | [`meter`] | the node's count of a session and its rules for receipts |
 //! | [`session`] | one session on the node's side: hello, proxy request, egress, metered relay |
@@ -17,7 +17,7 @@
 //! | [`delivery`] | a queue sent to every oracle for as long as a service runs |
 //! | [`settings`] | a node's settings: file, environment, validation |
 //! | [`server`] | the node as a service: accept loop, limits, metrics, graceful shutdown |
-//! | [`gateway`] | the firm's local SOCKS5 / HTTP `CONNECT` proxy, one session per connection |
+//! | [`gateway`] | the firm's local SOCKS5 / HTTP proxy, one session per connection |
 
 pub mod channel;
 pub mod client;

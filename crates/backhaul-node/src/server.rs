@@ -4,9 +4,16 @@
 //! oracle in the background, Prometheus metrics, and a graceful shutdown (stop accepting, let
 //! sessions drain briefly, send the queue once more).
 //!
+//! A session over a limit is refused with the reason in the answer to its hello, which the
+//! gateway logs before it tries another node: all `max_sessions` in use ([`busy_refusal`]; the
+//! handshake and the answer run beside the sessions, at most [`MAX_REFUSING`] at once, beyond
+//! which a connection is closed unanswered), the month's volume used up
+//! ([`MONTHLY_LIMIT_REFUSAL`]), or the bandwidth limit shared by as many sessions as it carries at
+//! [`MIN_SESSION_BYTES_PER_SEC`] each ([`bandwidth_refusal`]).
+//!
 //! Metrics: `backhaul_node_sessions_open`, `backhaul_node_sessions_total{outcome}` (`served`,
 //! `refused`, `failed`), `backhaul_node_sessions_refused_total{reason}` (`busy`,
-//! `monthly_limit`, `grant`), `backhaul_node_bytes_relayed_total` (payload bytes, as receipts
+//! `monthly_limit`, `bandwidth`, `grant`), `backhaul_node_bytes_relayed_total` (payload bytes, as receipts
 //! count them, when a session ends), `backhaul_node_wire_bytes_total{direction}` (the gateways'
 //! connections, framing included, as they flow), `backhaul_node_monthly_bytes`,
 //! `backhaul_node_receipts_countersigned_total`, and the queue's
@@ -33,6 +40,27 @@ use tokio::time::{Instant, Sleep};
 /// What a client is told once the node's monthly volume is used up.
 pub const MONTHLY_LIMIT_REFUSAL: &str =
     "this node has carried its monthly volume limit; try another node";
+
+/// The least bandwidth a session is counted to need: with a bandwidth limit, a node serves at
+/// most `limit / MIN_SESSION_BYTES_PER_SEC` sessions at once and refuses more.
+pub const MIN_SESSION_BYTES_PER_SEC: u64 = 32 * 1024;
+
+/// Sessions being refused (handshake and answer) at once, beyond those served.
+pub const MAX_REFUSING: usize = 32;
+
+/// What a client is told when every session the node serves at once is in use.
+pub fn busy_refusal(max_sessions: usize) -> String {
+    format!("this node is serving its limit of {max_sessions} sessions at once; try another node")
+}
+
+/// What a client is told when the node's bandwidth limit is shared by as many sessions as it
+/// carries.
+pub fn bandwidth_refusal(bytes_per_sec: u64, sessions: u64) -> String {
+    format!(
+        "this node's bandwidth limit ({bytes_per_sec} bytes/s) is shared by {sessions} sessions \
+         already, at least {MIN_SESSION_BYTES_PER_SEC} bytes/s each; try another node"
+    )
+}
 
 /// How often the month's volume is written to the data directory.
 const VOLUME_SAVE_EVERY: Duration = Duration::from_secs(5);
@@ -104,6 +132,8 @@ pub struct Traffic {
     bucket: Option<Mutex<Bucket>>,
     month: Mutex<String>,
     month_bytes: AtomicU64,
+    /// Sessions being served (from their connection on, refusals not included).
+    sessions: AtomicU64,
 }
 
 impl Traffic {
@@ -118,7 +148,13 @@ impl Traffic {
             }),
             month: Mutex::new(month),
             month_bytes: AtomicU64::new(month_bytes),
+            sessions: AtomicU64::new(0),
         }
+    }
+
+    /// Sessions being served now.
+    pub fn sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
     }
 
     /// How long to wait before moving more bytes, if at all.
@@ -234,11 +270,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Throttled<S> {
 }
 
 /// The node's own admission before the grant check: no new session once the month's volume is
-/// used up.
+/// used up, nor beyond what the bandwidth limit carries.
 struct Admission {
     inner: Arc<dyn GrantCheck>,
     traffic: Arc<Traffic>,
     monthly_bytes: u64,
+    bandwidth_bytes_per_sec: u64,
 }
 
 impl GrantCheck for Admission {
@@ -250,6 +287,14 @@ impl GrantCheck for Admission {
         Box::pin(async move {
             if self.monthly_bytes > 0 && self.traffic.month_bytes() >= self.monthly_bytes {
                 return Err(MONTHLY_LIMIT_REFUSAL.to_string());
+            }
+            // This session is counted among those served already.
+            let others = self.traffic.sessions().saturating_sub(1);
+            if self.bandwidth_bytes_per_sec > 0
+                && (others + 1).saturating_mul(MIN_SESSION_BYTES_PER_SEC)
+                    > self.bandwidth_bytes_per_sec
+            {
+                return Err(bandwidth_refusal(self.bandwidth_bytes_per_sec, others));
             }
             self.inner.check(grant, epoch).await
         })
@@ -321,6 +366,7 @@ impl Server {
                 inner: cx.grants.clone(),
                 traffic: traffic.clone(),
                 monthly_bytes: limits.monthly_bytes,
+                bandwidth_bytes_per_sec: limits.bandwidth_bytes_per_sec,
             }),
             receipts: Arc::new(QueueStore(delivery.clone())),
             ..cx
@@ -370,6 +416,7 @@ impl Server {
             stop_rx,
         ));
         let permits = Arc::new(Semaphore::new(limits.max_sessions));
+        let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
         let summary = Arc::new(Mutex::new(Summary::default()));
         let mut sessions = JoinSet::new();
         let (relayed_tx, mut relayed) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
@@ -397,10 +444,24 @@ impl Server {
                     }
                     Ok((stream, peer)) => {
                         let Ok(permit) = permits.clone().try_acquire_owned() else {
-                            tracing::info!(%peer, max = limits.max_sessions, "busy: connection closed");
                             metrics::counter!("backhaul_node_sessions_refused_total", "reason" => "busy").increment(1);
                             metrics::counter!("backhaul_node_sessions_total", "outcome" => "refused").increment(1);
                             summary.lock().unwrap_or_else(|e| e.into_inner()).refused += 1;
+                            // Told why, so that its gateway tries another node at once.
+                            let Ok(refusal) = refusing.clone().try_acquire_owned() else {
+                                tracing::info!(%peer, max = limits.max_sessions, "busy: connection closed");
+                                continue;
+                            };
+                            tracing::info!(%peer, max = limits.max_sessions, "busy: session refused");
+                            let cx = cx.clone();
+                            let why = busy_refusal(limits.max_sessions);
+                            sessions.spawn(async move {
+                                let _ = stream.set_nodelay(true);
+                                if let Err(e) = session::refuse(stream, &cx, &why).await {
+                                    tracing::debug!(%peer, error = %e, "refusal not delivered");
+                                }
+                                drop(refusal);
+                            });
                             continue;
                         };
                         let cx = cx.clone();
@@ -558,13 +619,17 @@ async fn serve_one(
     let _ = stream.set_nodelay(true);
     let open = metrics::gauge!("backhaul_node_sessions_open");
     open.increment(1.0);
-    let result = session::serve(Throttled::new(stream, traffic), cx).await;
+    traffic.sessions.fetch_add(1, Ordering::Relaxed);
+    let result = session::serve(Throttled::new(stream, traffic.clone()), cx).await;
+    traffic.sessions.fetch_sub(1, Ordering::Relaxed);
     open.decrement(1.0);
     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
     match result {
         Ok(report) if report.client.is_none() => {
             let reason = if report.end.contains(MONTHLY_LIMIT_REFUSAL) {
                 "monthly_limit"
+            } else if report.end.contains("bandwidth limit") {
+                "bandwidth"
             } else {
                 "grant"
             };

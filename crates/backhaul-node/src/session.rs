@@ -115,6 +115,29 @@ async fn recv_within<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Answers a session the node will not serve (it is at a limit): the handshake, then `why` in
+/// answer to the hello, whatever it holds, so that the client learns the reason and tries another
+/// node. Waits at most `cx.timeout` for each step.
+pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    cx: &NodeContext,
+    why: &str,
+) -> Result<(), SessionError> {
+    let mut chan = tokio::time::timeout(
+        cx.timeout,
+        Channel::accept(stream, &cx.deployment, &cx.node),
+    )
+    .await
+    .map_err(|_| SessionError::Timeout("handshake"))??;
+    match recv_within(&mut chan, cx.timeout, "hello").await? {
+        Frame::Hello(_) => {}
+        other => return Err(SessionError::Unexpected(kind(&other), "hello")),
+    }
+    chan.send(&Frame::Refused(truncate(why))).await?;
+    let _ = chan.shutdown().await;
+    Ok(())
+}
+
 /// Serves one session on `stream`.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,

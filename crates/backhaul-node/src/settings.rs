@@ -60,7 +60,7 @@ pub struct NodeSettings {
     /// This machine's own addresses, never destinations (the listen address is added when it
     /// is a specific, non-loopback one).
     pub own_addresses: Vec<IpAddr>,
-    /// Sessions served at once; more connections are closed at once (the gateway tries another
+    /// Sessions served at once; more are refused with the reason (the gateway tries another
     /// node).
     pub max_sessions: usize,
     /// Bytes per second across all sessions (both directions of the gateways' connections);

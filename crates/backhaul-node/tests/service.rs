@@ -1,19 +1,23 @@
 //! The node and the gateway as services, in one process over loopback: a scraper's connections
 //! go through the gateway (round-robin past a dead node) and the node to a local origin; every
 //! countersigned receipt reaches a fake oracle from both, for exactly the bytes that moved; the
-//! gateway answers plain-HTTP proxy requests itself and the node answers malformed ones, and
-//! keeps serving; the bandwidth limit paces sessions; shutdown flushes the queue.
+//! node forwards plain-HTTP proxy requests, answers malformed ones and keeps serving; the
+//! bandwidth limit paces sessions; a node at its limits (sessions at once, bandwidth, the
+//! month's volume) refuses with the reason and the gateway tries another; shutdown flushes the
+//! queue.
 
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use backhaul_client::OracleClient;
-use backhaul_node::client::ClientContext;
+use backhaul_node::client::{ClientContext, ClientSession};
 use backhaul_node::delivery::{Delivery, QueueStore};
 use backhaul_node::egress::Policy;
 use backhaul_node::gateway::{Gateway, GatewayConfig, NodeAddr, NOT_A_PROXY_REQUEST};
 use backhaul_node::queue::Queue;
-use backhaul_node::server::{Limits, Server};
+use backhaul_node::server::{
+    bandwidth_refusal, busy_refusal, Limits, Server, MIN_SESSION_BYTES_PER_SEC,
+};
 use backhaul_node::session::{BoxFuture, GrantCheck, NodeContext};
 use backhaul_protocol::api::{BatchResponse, ItemResult};
 use backhaul_protocol::{ClientGrant, Deployment, SignedGrant, SignedReceipt};
@@ -469,4 +473,183 @@ async fn the_bandwidth_limit_paces_sessions_and_the_monthly_limit_refuses_new_on
     let _ = stop.send(());
     let summary = node.await.expect("join");
     assert_eq!((summary.served, summary.refused), (2, 1));
+}
+
+/// A node service on loopback with `limits`: its address, its stop and its run.
+async fn limited_node(
+    key: &SigningKey,
+    port: u16,
+    dir: &std::path::Path,
+    oracle: &str,
+    limits: Limits,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<backhaul_node::server::Summary>,
+) {
+    let node_delivery = delivery(dir, oracle).await;
+    let mut policy = Policy {
+        allow_loopback: true,
+        ..Policy::default()
+    };
+    policy.ports.insert(port);
+    let cx = NodeContext {
+        deployment: D,
+        node: key.clone(),
+        genesis_ts: 0,
+        epoch_length_secs: 86_400 * 365 * 100,
+        receipt_every_bytes: 64 * 1024,
+        max_unreceipted_bytes: 256 * 1024,
+        timeout: Duration::from_secs(5),
+        policy,
+        grants: Arc::new(AnyBuyer),
+        receipts: Arc::new(QueueStore(node_delivery.clone())),
+        clock: Arc::new(now),
+    };
+    let server = Server::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        cx,
+        node_delivery,
+        limits,
+    )
+    .await
+    .expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, run)
+}
+
+/// Opens a session with the node at `addr` directly (no gateway).
+async fn open(
+    addr: SocketAddr,
+    key: &SigningKey,
+) -> Result<ClientSession<TcpStream>, backhaul_node::client::OpenError> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    ClientSession::open(stream, client_cx(), key.verifying_key().to_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_at_its_limits_refuses_with_the_reason_and_the_gateway_tries_another_node() {
+    let size = 100 * 1024;
+    let port = origin(size).await;
+    let (oracle_url, _oracle) = fake_oracle().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = Limits {
+        max_sessions: 1,
+        bandwidth_bytes_per_sec: 0,
+        monthly_bytes: 0,
+        drain: Duration::from_secs(1),
+    };
+    // A node serving one session at once, and it holds one.
+    let busy_key = SigningKey::from_bytes(&[21; 32]);
+    let (busy_addr, stop_busy, busy) = limited_node(
+        &busy_key,
+        port,
+        &dir.path().join("busy"),
+        &oracle_url,
+        limits,
+    )
+    .await;
+    let held = open(busy_addr, &busy_key).await.expect("the first session");
+    match open(busy_addr, &busy_key).await {
+        Err(backhaul_node::client::OpenError::Refused(why)) => {
+            assert_eq!(why, busy_refusal(1), "{why}")
+        }
+        Err(e) => panic!("refused without the reason: {e}"),
+        Ok(_) => panic!("a second session beyond max_sessions = 1"),
+    }
+    // A node whose bandwidth limit carries two sessions at once, and it holds two.
+    let slow_key = SigningKey::from_bytes(&[22; 32]);
+    let slow_limits = Limits {
+        max_sessions: 8,
+        bandwidth_bytes_per_sec: 2 * MIN_SESSION_BYTES_PER_SEC,
+        ..limits
+    };
+    let (slow_addr, stop_slow, slow) = limited_node(
+        &slow_key,
+        port,
+        &dir.path().join("slow"),
+        &oracle_url,
+        slow_limits,
+    )
+    .await;
+    let held2 = [
+        open(slow_addr, &slow_key).await.expect("one"),
+        open(slow_addr, &slow_key).await.expect("two"),
+    ];
+    match open(slow_addr, &slow_key).await {
+        Err(backhaul_node::client::OpenError::Refused(why)) => assert_eq!(
+            why,
+            bandwidth_refusal(2 * MIN_SESSION_BYTES_PER_SEC, 2),
+            "{why}"
+        ),
+        Err(e) => panic!("refused without the reason: {e}"),
+        Ok(_) => panic!("a third session beyond the bandwidth"),
+    }
+    // A free node.
+    let free_key = SigningKey::from_bytes(&[23; 32]);
+    let (free_addr, stop_free, free) = limited_node(
+        &free_key,
+        port,
+        &dir.path().join("free"),
+        &oracle_url,
+        limits,
+    )
+    .await;
+
+    // The gateway tries the busy node, then the slow one, and is served by the free one; its
+    // report names each refusal's reason.
+    let node = |k: &SigningKey, a: SocketAddr| NodeAddr {
+        key: k.verifying_key().to_bytes(),
+        addr: a.to_string(),
+    };
+    let gw = Gateway::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        GatewayConfig {
+            nodes: vec![
+                node(&busy_key, busy_addr),
+                node(&slow_key, slow_addr),
+                node(&free_key, free_addr),
+            ],
+            client: client_cx(),
+            report: None,
+            status_every: Duration::from_secs(60),
+        },
+        None,
+    )
+    .await
+    .expect("bind");
+    let gw_addr = gw.local_addr().expect("addr");
+    let (stop_gw, gw_stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn(gw.run(async {
+        let _ = gw_stopped.await;
+    }));
+    let (_, got) = socks_fetch(gw_addr, port).await;
+    assert!(got.ends_with(&body(size)));
+    drop(held);
+    drop(held2);
+    let _ = stop_gw.send(());
+    let usage = gateway.await.expect("join");
+    assert_eq!((usage.sessions, usage.no_node), (1, 0), "{usage:#?}");
+    let b58 = |k: &SigningKey| bs58::encode(k.verifying_key().to_bytes()).into_string();
+    let error = |k: &SigningKey| usage.nodes[&b58(k)].last_error.clone().unwrap_or_default();
+    assert!(
+        error(&busy_key)
+            .contains("the node refused the session: this node is serving its limit of 1 sessions"),
+        "{usage:#?}"
+    );
+    assert!(error(&slow_key).contains("bandwidth limit"), "{usage:#?}");
+    assert_eq!(usage.nodes[&b58(&free_key)].sessions, 1);
+    for (stop, run, refused) in [
+        (stop_busy, busy, 2),
+        (stop_slow, slow, 2),
+        (stop_free, free, 0),
+    ] {
+        let _ = stop.send(());
+        let summary = run.await.expect("join");
+        assert_eq!(summary.refused, refused, "{summary:?}");
+    }
 }
