@@ -653,3 +653,92 @@ async fn a_node_at_its_limits_refuses_with_the_reason_and_the_gateway_tries_anot
         assert_eq!(summary.refused, refused, "{summary:?}");
     }
 }
+
+/// A fake oracle's directory: `GET /v1/adverts?after=&limit=`, by node key, a page at a time (at
+/// most `MAX_ADVERTS_PER_PAGE`), as the oracle serves it; it counts the pages it served.
+#[derive(Default)]
+struct Directory {
+    adverts: BTreeMap<[u8; 32], backhaul_protocol::api::AdvertEntry>,
+    pages: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(serde::Deserialize)]
+struct AdvertsQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn adverts_page(
+    State(d): State<Arc<Directory>>,
+    axum::extract::Query(q): axum::extract::Query<AdvertsQuery>,
+) -> Json<Vec<backhaul_protocol::api::AdvertEntry>> {
+    use backhaul_protocol::api::MAX_ADVERTS_PER_PAGE;
+    d.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let after: Option<[u8; 32]> = q.after.map(|a| {
+        bs58::decode(a)
+            .into_vec()
+            .expect("base58")
+            .try_into()
+            .expect("32 bytes")
+    });
+    let limit = q
+        .limit
+        .unwrap_or(MAX_ADVERTS_PER_PAGE)
+        .min(MAX_ADVERTS_PER_PAGE);
+    let from = match after {
+        Some(k) => std::ops::Bound::Excluded(k),
+        None => std::ops::Bound::Unbounded,
+    };
+    Json(
+        d.adverts
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_of_several_pages_is_read_to_the_end() {
+    use backhaul_protocol::advert::{Endpoint, NodeAdvert};
+    use backhaul_protocol::api::{AdvertEntry, MAX_ADVERTS_PER_PAGE};
+    // Two full pages and part of a third; a few adverts on each page do not count: signed by
+    // another key, or stale.
+    let n = 2 * MAX_ADVERTS_PER_PAGE + 150;
+    let at = now();
+    let mut d = Directory::default();
+    let mut expected = BTreeMap::new();
+    for i in 0..n {
+        let mut seed = [9u8; 32];
+        seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let key = SigningKey::from_bytes(&seed);
+        let node = key.verifying_key().to_bytes();
+        let endpoint = Endpoint::parse(&format!("node{i}.example:7700")).expect("endpoint");
+        let issued_at = if i % 500 == 7 { at - 3 * 86_400 } else { at };
+        let advert = NodeAdvert::new(node, &endpoint, issued_at).expect("advert");
+        let signer = if i % 500 == 3 {
+            SigningKey::from_bytes(&[1; 32])
+        } else {
+            key
+        };
+        let signed = advert.sign(&D, &signer);
+        if i % 500 != 3 && i % 500 != 7 {
+            expected.insert(node, format!("node{i}.example:7700"));
+        }
+        d.adverts
+            .insert(node, AdvertEntry::of(&signed).expect("entry"));
+    }
+    let d = Arc::new(d);
+    let app = Router::new()
+        .route("/v1/adverts", axum::routing::get(adverts_page))
+        .with_state(d.clone());
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let oracle = OracleClient::new(&format!("http://{addr}")).expect("client");
+    let found = backhaul_node::directory::read(&[oracle], &D, at).await;
+    assert_eq!(d.pages.load(std::sync::atomic::Ordering::Relaxed), 3);
+    let found: BTreeMap<[u8; 32], String> = found.into_iter().map(|n| (n.key, n.addr)).collect();
+    assert_eq!(found.len(), n - 10, "every valid advert, on every page");
+    assert_eq!(found, expected);
+}
