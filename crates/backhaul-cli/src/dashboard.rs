@@ -24,7 +24,11 @@ use std::time::{Duration, Instant};
 pub struct DashboardArgs {
     /// Where to serve the page. Loopback by default: the page has no login, and it shows only
     /// public data, but it is meant for the viewer's own machine.
-    #[arg(long, default_value = "127.0.0.1:8090", env = "BACKHAUL_DASHBOARD_LISTEN")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8090",
+        env = "BACKHAUL_DASHBOARD_LISTEN"
+    )]
     pub listen: SocketAddr,
     /// Read each epoch's dataset from this folder (`epoch-<n>.json`) instead of the oracles
     /// given with --oracle.

@@ -1,6 +1,6 @@
 //! A firm's page: credits, consumption per epoch, unsettled usage, runway at the recent rate.
 
-use crate::model::Model;
+use crate::model::{Model, Tree};
 use crate::Figure;
 use backhaul::state::EpochStatus;
 use backhaul_audit::status_name;
@@ -66,7 +66,12 @@ pub fn view(m: &Model, buyer: &[u8; 32]) -> Option<FirmView> {
     if history.is_empty() && account.is_none() {
         return None;
     }
-    let chain = |v: u64| m.figure(v, vec!["accounts.decoded".into(), "credits.balances".into()]);
+    let chain = |v: u64| {
+        m.figure(
+            v,
+            vec!["accounts.decoded".into(), "credits.balances".into()],
+        )
+    };
     let finalized = history.iter().find(|r| r.status == "finalized");
     let consumed = finalized.map_or(0, |r| r.cumulative);
     let through = account.map_or(0, |a| a.consumed_cumulative);
@@ -120,7 +125,7 @@ pub fn history(m: &Model, buyer: &[u8; 32]) -> Vec<FirmRow> {
         .filter_map(|(&e, d)| {
             let leaf = d.usage_leaf(buyer)?;
             let (start, end) = d.bounds(&m.config);
-            let mut checks = m.dataset_checks(e, "root.usage");
+            let mut checks = m.dataset_checks(e, Tree::Usage);
             checks.push(crate::figure::epoch_check(e, "cost.consumption"));
             let verified = m.figure(0, checks.clone()).verified;
             Some(FirmRow {

@@ -29,4 +29,4 @@ pub mod network;
 pub mod operator;
 
 pub use figure::Figure;
-pub use model::{EpochData, Model};
+pub use model::{EpochData, Model, Tree};

@@ -84,10 +84,12 @@ pub fn firms(m: &Model, page: usize, per_page: usize) -> Page<FirmEntry> {
     let leaves = d
         .and_then(|d| d.dataset.as_ref())
         .map_or(&[][..], |ds| &ds.usage.leaves[..]);
-    slice(d.map(|d| d.record.epoch), leaves, page, per_page, |l| FirmEntry {
-        buyer: l.buyer.clone(),
-        cumulative: l.cumulative,
-        credits: l.credits,
-        bytes: l.bytes,
+    slice(d.map(|d| d.record.epoch), leaves, page, per_page, |l| {
+        FirmEntry {
+            buyer: l.buyer.clone(),
+            cumulative: l.cumulative,
+            credits: l.credits,
+            bytes: l.bytes,
+        }
     })
 }

@@ -75,6 +75,13 @@ fn find<'a, T>(leaves: &'a [T], key: &[u8; 32], name: impl Fn(&T) -> &String) ->
     None
 }
 
+/// An epoch's two trees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tree {
+    Rewards,
+    Usage,
+}
+
 /// Everything the pages show, built once per refresh.
 #[derive(Debug)]
 pub struct Model {
@@ -170,12 +177,17 @@ impl Model {
         Figure::new(&self.results, value, checks)
     }
 
-    /// The checks a figure read from epoch `e`'s dataset rests on: the dataset is the one the
-    /// chain committed, and the tree `root` (`root.rewards` or `root.usage`) rebuilt from its
-    /// leaves is the chain's.
-    pub fn dataset_checks(&self, e: u64, root: &str) -> Vec<String> {
+    /// The checks a figure read from epoch `e`'s dataset rests on: the dataset hashes to what
+    /// the chain committed, its leaves of `tree` are consistent, and the root
+    /// rebuilt from them is the chain's.
+    pub fn dataset_checks(&self, e: u64, tree: Tree) -> Vec<String> {
+        let (leaves, root) = match tree {
+            Tree::Rewards => ("dataset.reward_leaves", "root.rewards"),
+            Tree::Usage => ("dataset.usage_leaves", "root.usage"),
+        };
         vec![
-            epoch_check(e, "proposal.matches_dataset"),
+            epoch_check(e, "dataset.sha256"),
+            epoch_check(e, leaves),
             epoch_check(e, root),
         ]
     }

@@ -1,7 +1,7 @@
 //! The network page: every epoch with its figures, the totals, and the series the charts draw.
 
 use crate::figure::epoch_check;
-use crate::model::Model;
+use crate::model::{Model, Tree};
 use crate::Figure;
 use backhaul::state::EpochStatus;
 use backhaul_audit::status_name;
@@ -131,7 +131,7 @@ pub fn view(m: &Model) -> NetworkView {
             allocation: m.figure(
                 r.proposal.allocation,
                 vec![
-                    epoch_check(e, "proposal.matches_dataset"),
+                    epoch_check(e, "proposal.quorum"),
                     epoch_check(e, "allocation.sum_of_increases"),
                     epoch_check(e, "budget.within"),
                 ],
@@ -146,11 +146,11 @@ pub fn view(m: &Model) -> NetworkView {
             ),
             claimed: m.figure(
                 claimed.get(&e).copied().unwrap_or(0),
-                vec![
-                    "claims.within_cumulative".into(),
-                    epoch_check(e, "proposal.matches_dataset"),
-                    epoch_check(e, "root.rewards"),
-                ],
+                [
+                    vec!["claims.within_cumulative".into()],
+                    m.dataset_checks(e, Tree::Rewards),
+                ]
+                .concat(),
             ),
             settled: ledger_fig(
                 ledger.map_or(0, |l| l.credits_settled),
@@ -211,15 +211,10 @@ pub fn view(m: &Model) -> NetworkView {
             burned: m.figure(c.total_burned, vec!["totals.burned".into()]),
             claimed: m.figure(
                 c.total_claimed,
-                vec![
-                    "claims.within_cumulative".into(),
-                    "vault.balance".into(),
-                ],
+                vec!["claims.within_cumulative".into(), "vault.balance".into()],
             ),
             lifetime_cap: c.emission.lifetime_cap,
-            supply: m
-                .supply
-                .map(|s| m.figure(s, vec!["mint.supply".into()])),
+            supply: m.supply.map(|s| m.figure(s, vec!["mint.supply".into()])),
             credits_per_token: m.price_feed.as_ref().map(|f| f.credits_per_token),
             price_posted_at: m.price_feed.as_ref().map(|f| f.posted_at),
         },

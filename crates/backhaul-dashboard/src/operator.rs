@@ -1,6 +1,6 @@
 //! An operator's page: earned, claimed, claimable now, and its history epoch by epoch.
 
-use crate::model::Model;
+use crate::model::{Model, Tree};
 use crate::Figure;
 use backhaul::state::EpochStatus;
 use backhaul_audit::status_name;
@@ -113,7 +113,7 @@ pub fn history(m: &Model, operator: &[u8; 32]) -> Vec<OperatorRow> {
         .filter_map(|(&e, d)| {
             let leaf = d.reward_leaf(operator)?;
             let (start, end) = d.bounds(&m.config);
-            let checks = m.dataset_checks(e, "root.rewards");
+            let checks = m.dataset_checks(e, Tree::Rewards);
             let verified = m.figure(0, checks.clone()).verified;
             Some(OperatorRow {
                 epoch: e,

@@ -76,7 +76,10 @@ type Shared = State<Arc<DashboardState>>;
 /// The router over `state`.
 pub fn router(state: Arc<DashboardState>) -> Router {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+        )
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -227,8 +230,7 @@ async fn operator_page(State(s): Shared, Path(k): Path<String>) -> Result<Respon
 async fn operator_proof(State(s): Shared, Path(k): Path<String>) -> Result<Response, ApiError> {
     let op = key(&k, "operator")?;
     let p = s.current()?;
-    let proof =
-        operator::proof(&p.model, &op).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let proof = operator::proof(&p.model, &op).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
     Ok(attachment(
         "application/json",
         format!("backhaul-proof-{k}-epoch-{}.json", proof.epoch),

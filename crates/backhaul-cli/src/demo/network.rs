@@ -876,8 +876,8 @@ impl Network {
         Ok(())
     }
 
-    /// Operators with a larger cumulative reward claim (`operator claim`); firms with
-    /// unsettled usage settle (`firm settle`).
+    /// Operators whose turn it is (every other epoch) claim what they earned (`operator claim`);
+    /// firms with unsettled usage settle (`firm settle`).
     async fn claim_and_settle(&mut self, e: u64, run: &mut EpochRun) -> anyhow::Result<()> {
         let bytes = OracleClient::new(&self.urls[0])
             .map_err(|err| anyhow!("{}: {err}", self.urls[0]))?
@@ -903,10 +903,13 @@ impl Network {
             .operators
             .iter()
             .enumerate()
-            .filter(|(_, o)| {
-                rewards
-                    .get(&o.key.to_string())
-                    .is_some_and(|c| *c > o.claimed)
+            // Operators claim every other epoch, half of them in each (claims cost fees, and
+            // the rewards add up meanwhile), so some rewards are always waiting to be claimed.
+            .filter(|(i, o)| {
+                (*i as u64 + e) % 2 == 0
+                    && rewards
+                        .get(&o.key.to_string())
+                        .is_some_and(|c| *c > o.claimed)
             })
             .map(|(i, o)| async move { (i, crate::operator::claim(&o.ctx, None).await) });
         for (i, outcome) in futures::future::join_all(claims).await {

@@ -5,6 +5,7 @@ mod audit;
 mod buffers;
 mod common;
 mod compute;
+mod dashboard;
 mod demo;
 mod epoch;
 mod errors;
