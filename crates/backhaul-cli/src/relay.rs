@@ -25,6 +25,10 @@ pub struct RelayArgs {
     /// The most gateways waiting for a node at once.
     #[arg(long, default_value_t = 1_000)]
     pub max_pending: usize,
+    /// Serve Prometheus metrics on http://ADDR/metrics (`backhaul_relay_*`: nodes linked,
+    /// registrations, sessions and bytes spliced).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
@@ -32,6 +36,9 @@ pub async fn run(args: &RelayArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let bound = listener.local_addr()?;
+    if let Some(addr) = args.metrics_listen {
+        crate::guardian::metrics::serve(addr).await?;
+    }
     let config = RelayConfig {
         timeout: Duration::from_secs(args.timeout_secs),
         max_nodes: args.max_nodes.max(1),

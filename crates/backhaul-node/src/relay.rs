@@ -16,6 +16,11 @@
 //! | `0x05` accept | node | ticket (16) | this connection serves that ticket |
 //! | `0x06` ok | relay | — | spliced from here on |
 //! | `0x07` error | relay | code (1) | 1 unknown node, 2 bad registration, 3 timed out, 4 busy |
+//!
+//! Metrics: `backhaul_relay_nodes_linked` (node links registered now),
+//! `backhaul_relay_registrations_total{result}` (`ok`, `refused`),
+//! `backhaul_relay_sessions_spliced_total` and `backhaul_relay_bytes_spliced_total` (both ways,
+//! counted when a splice ends).
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::collections::HashMap;
@@ -149,6 +154,8 @@ async fn connection(
                     .is_ok()
             });
             if !valid {
+                metrics::counter!("backhaul_relay_registrations_total", "result" => "refused")
+                    .increment(1);
                 stream
                     .write_all(&[ERROR, code(&RelayError::BadRegistration)])
                     .await?;
@@ -158,12 +165,16 @@ async fn connection(
             {
                 let mut s = state.lock().await;
                 if s.nodes.len() >= config.max_nodes && !s.nodes.contains_key(&key) {
+                    metrics::counter!("backhaul_relay_registrations_total", "result" => "refused")
+                        .increment(1);
                     stream.write_all(&[ERROR, code(&RelayError::Busy)]).await?;
                     return Err(RelayError::Busy);
                 }
                 // A newer registration of the same key replaces the older link.
                 s.nodes.insert(key, tx);
+                metrics::gauge!("backhaul_relay_nodes_linked").set(s.nodes.len() as f64);
             }
+            metrics::counter!("backhaul_relay_registrations_total", "result" => "ok").increment(1);
             stream.write_all(&[OK]).await?;
             tracing::info!(node = %bs(&key), "node registered");
             // Forward tickets until the node goes away.
@@ -187,10 +198,14 @@ async fn connection(
                     }
                 }
             }
+            // This link's receiver goes first, so that its sender shows closed below (a newer
+            // link's does not).
+            drop(rx);
             let mut s = state.lock().await;
             if s.nodes.get(&key).is_some_and(|tx| tx.is_closed()) {
                 s.nodes.remove(&key);
             }
+            metrics::gauge!("backhaul_relay_nodes_linked").set(s.nodes.len() as f64);
             Ok(())
         }
         DIAL => {
@@ -230,8 +245,13 @@ async fn connection(
             };
             stream.write_all(&[OK]).await?;
             node_side.write_all(&[OK]).await?;
+            metrics::counter!("backhaul_relay_sessions_spliced_total").increment(1);
             // Ciphertext both ways until either side closes.
-            let _ = tokio::io::copy_bidirectional(&mut stream, &mut node_side).await;
+            let moved = tokio::io::copy_bidirectional(&mut stream, &mut node_side).await;
+            if let Ok((a, b)) = moved {
+                metrics::counter!("backhaul_relay_bytes_spliced_total")
+                    .increment(a.saturating_add(b));
+            }
             Ok(())
         }
         ACCEPT => {

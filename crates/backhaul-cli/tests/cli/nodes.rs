@@ -8,7 +8,8 @@
 //! billed). Refusals are clear: a grant the buyer did not sign, a buyer without credits, private
 //! and loopback destinations, malformed proxy requests and URLs; the node keeps serving.
 //! A node killed (SIGKILL) with receipts queued while the oracles were down delivers them after
-//! a restart, and the oracles count each session once.
+//! a restart, and the oracles count each session once. A node behind a relay is found in the
+//! directory, and links again after the relay restarts (the relay's metrics count the splices).
 
 use crate::common::*;
 use backhaul_cli::context::signing_key;
@@ -996,6 +997,29 @@ fn the_demo_carries_real_traffic_through_a_node_and_a_gateway() {
     );
 }
 
+/// The relay's metrics once `name` is at least `min` (at most 20 s).
+async fn relay_metric_at_least(metrics: SocketAddr, name: &str, min: f64) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = match reqwest::get(format!("http://{metrics}/metrics")).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if value >= min {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {min}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits (at most `secs`) until `proc`'s log contains `text`.
 async fn wait_log(proc: &mut Proc, text: &str, secs: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -1022,11 +1046,17 @@ async fn a_node_with_no_port_behind_a_relay_is_found_in_the_directory_and_serves
     let origin = origin().await;
 
     let relay_addr = addr();
-    let mut relay = Proc::spawn(
-        "relay",
-        &dir,
-        vec!["relay".into(), "--listen".into(), relay_addr.to_string()],
-    );
+    let relay_args = |metrics: SocketAddr| -> Vec<String> {
+        vec![
+            "relay".into(),
+            "--listen".into(),
+            relay_addr.to_string(),
+            "--metrics-listen".into(),
+            metrics.to_string(),
+        ]
+    };
+    let relay_metrics = addr();
+    let mut relay = Proc::spawn("relay", &dir, relay_args(relay_metrics));
     relay.wait_listening(relay_addr).await;
 
     // The node listens nowhere: `--listen off --relay`, and advertises the relay.
@@ -1076,6 +1106,60 @@ async fn a_node_with_no_port_behind_a_relay_is_found_in_the_directory_and_serves
     assert!(
         report["nodes"][&key]["receipts"].as_u64().unwrap_or(0) >= 1,
         "{report}"
+    );
+    // The relay's metrics: one node linked, one session spliced, its bytes (counted when the
+    // splice ends).
+    let spliced = relay_metric_at_least(
+        relay_metrics,
+        "backhaul_relay_bytes_spliced_total",
+        300.0 * 1024.0,
+    )
+    .await;
+    assert!(
+        spliced.contains("backhaul_relay_nodes_linked 1"),
+        "{spliced}"
+    );
+    assert!(
+        spliced.contains("backhaul_relay_sessions_spliced_total 1"),
+        "{spliced}"
+    );
+    assert!(
+        spliced.contains("backhaul_relay_registrations_total{result=\"ok\"}"),
+        "{spliced}"
+    );
+
+    // The relay dies and comes back on the same address: the node links again after its
+    // backoff, and sessions work again.
+    relay.signal(libc::SIGKILL).await;
+    let relay_metrics = addr();
+    let mut relay = Proc::spawn("relay-again", &dir, relay_args(relay_metrics));
+    relay.wait_listening(relay_addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while node.log().matches("linked to the relay").count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never linked again:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        node.log().contains("no link to the relay; linking again"),
+        "{}",
+        node.log()
+    );
+    curl_fetch(gw_addr, origin, 200 * 1024, Via::Socks, &dir.join("b.bin")).await;
+    let report = report_with(&gw_dir, 2, &[&node, &gateway, &relay]).await;
+    assert_eq!(report["nodes"][&key]["sessions"], 2, "{report}");
+    let spliced = relay_metric_at_least(
+        relay_metrics,
+        "backhaul_relay_bytes_spliced_total",
+        200.0 * 1024.0,
+    )
+    .await;
+    assert!(
+        spliced.contains("backhaul_relay_sessions_spliced_total 1"),
+        "{spliced}"
     );
     let status = node.signal(libc::SIGTERM).await;
     assert!(status.success(), "{}", node.log());
