@@ -29,8 +29,8 @@ pub fn utc(unix: i64) -> String {
 
 /// The operator's history, newest epoch first, as the page's table shows it.
 pub fn operator(rows: &[OperatorRow], decimals: u8) -> String {
-    let mut out = format!(
-        "epoch,start_utc,end_utc,start_unix,end_unix,status,bytes,reward_base_units,cumulative_base_units,verified,decimals\n"
+    let mut out = String::from(
+        "epoch,start_utc,end_utc,start_unix,end_unix,status,bytes,reward_base_units,cumulative_base_units,verified,decimals\n",
     );
     for r in rows {
         out.push_str(&format!(

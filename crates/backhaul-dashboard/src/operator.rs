@@ -21,8 +21,9 @@ pub struct OperatorView {
     pub claimable: Figure,
     /// The epoch a claim would prove against.
     pub claimable_epoch: Option<u64>,
-    /// Earned in a newer epoch that is not finalized yet (in its challenge period).
-    pub pending: Figure,
+    /// Earned in a newer epoch that is not finalized yet (in its challenge period); none when
+    /// no such epoch names the operator.
+    pub pending: Option<Figure>,
     pub pending_epoch: Option<u64>,
     pub last_claim_epoch: Option<u64>,
     /// Every epoch with a dataset, newest first.
@@ -86,12 +87,12 @@ pub fn view(m: &Model, operator: &[u8; 32]) -> Option<OperatorView> {
         ),
         claimable_epoch: finalized.map(|r| r.epoch),
         pending: match (pending, newest) {
-            (Some((_, v)), Some(r)) => Figure {
+            (Some((_, v)), Some(r)) => Some(Figure {
                 value: v,
                 verified: r.verified,
                 checks: r.checks.clone(),
-            },
-            _ => m.figure(0, vec![]),
+            }),
+            _ => None,
         },
         pending_epoch: pending.map(|(e, _)| e),
         last_claim_epoch: claim.map(|c| c.last_epoch),

@@ -108,7 +108,7 @@ pub async fn datasets(
     tick: impl Fn(u64),
 ) -> BTreeMap<u64, Fetched> {
     // Owned keys: the futures borrow nothing from `wanted`, so a spawned task can hold them.
-    let fetches = wanted.to_vec().into_iter().map(|(epoch, expected)| {
+    let fetches = wanted.iter().copied().map(|(epoch, expected)| {
         let source = source.clone();
         let tick = &tick;
         async move {

@@ -906,7 +906,7 @@ impl Network {
             // Operators claim every other epoch, half of them in each (claims cost fees, and
             // the rewards add up meanwhile), so some rewards are always waiting to be claimed.
             .filter(|(i, o)| {
-                (*i as u64 + e) % 2 == 0
+                (*i as u64 + e).is_multiple_of(2)
                     && rewards
                         .get(&o.key.to_string())
                         .is_some_and(|c| *c > o.claimed)

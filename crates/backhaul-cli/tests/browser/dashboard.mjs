@@ -168,12 +168,17 @@ await check("a figure links to the checks that verified it", async () => {
   await page.close();
 });
 
-await check("a tampered dataset shows as failed on the page", async () => {
+await check("a tampered dataset shows as failed on the page, and its markup as text", async () => {
   const t = expected.tampered;
   const page = await open(t.url, "#/");
   assert.equal(await page.getAttribute("#audit-status", "data-passed"), "false");
   const verified = await page.$$eval(`#epochs tr[data-epoch="${t.epoch}"] [data-verified]`, fs => fs.map(f => f.dataset.verified));
   assert.ok(verified.includes("false"), `epoch ${t.epoch} has an unverified figure`);
+  // The markup a hostile dataset put in an operator's key is shown as text, never run.
+  const cells = await page.$$eval("#operators-table td", tds => tds.map(td => td.textContent));
+  assert.ok(cells.some(c => c.includes("<img")), "the hostile key is listed as text");
+  assert.equal(await page.$$eval("#operators-table img", imgs => imgs.length), 0);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
   await shot(page, "tampered-network");
   await goto(page, t.url, "#/checks");
   const failed = await page.$$eval('#checks tr[data-passed="false"]', trs => trs.map(t => t.dataset.check));

@@ -81,7 +81,8 @@ async fn start_dashboard(net: &Network, datasets: Option<&Path>) -> Dashboard {
     }
 }
 
-/// A copy of `from`'s datasets with one reward amount of epoch `e` raised by one.
+/// A copy of `from`'s datasets with one reward amount of epoch `e` raised by one and an
+/// operator's key replaced by markup.
 fn tampered_copy(from: &Path, e: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for entry in std::fs::read_dir(from).expect("the datasets folder") {
@@ -97,8 +98,66 @@ fn tampered_copy(from: &Path, e: u64) -> tempfile::TempDir {
     )
     .expect("the dataset decodes");
     ds.rewards.leaves[0].cumulative += 1;
+    // A hostile dataset's strings reach the page: they must stay text.
+    ds.rewards.leaves[1].operator = "<img src=x onerror=\"window.pwned=1\">".into();
     std::fs::write(&path, ds.to_bytes()).expect("write the tampered dataset");
     dir
+}
+
+/// Malformed keys, unknown accounts, hostile paging and unknown paths get a clear error (or an
+/// empty page) and the server keeps answering.
+async fn refuses_bad_requests_with_clear_errors(base: &str, operators: usize) {
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        let http = http.clone();
+        async move {
+            let r = http.get(&url).send().await.expect("the dashboard answers");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("a body"))
+        }
+    };
+    let unknown = bs58::encode([7u8; 32]).into_string();
+    for (path, status, says) in [
+        (
+            "/api/operators/not-a-key",
+            400,
+            "is not a base58 public key",
+        ),
+        ("/api/operators/0OIl", 400, "is not a base58 public key"),
+        (
+            "/api/firms/%3Cscript%3E/history.csv",
+            400,
+            "is not a base58 public key",
+        ),
+        (&format!("/api/operators/{unknown}"), 404, "no operator"),
+        (&format!("/api/firms/{unknown}"), 404, "no firm"),
+        (
+            &format!("/api/operators/{unknown}/proof"),
+            404,
+            "no reward leaf",
+        ),
+        ("/api/operators?page=-1", 400, ""),
+        ("/wp-login.php", 404, "the dashboard is at /"),
+    ] {
+        let (got, body) = get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(says), "{path}: {body}");
+    }
+    // Paging is bounded: a huge page size is cut to 200, a page past the end is empty.
+    let page: serde_json::Value =
+        serde_json::from_str(&get("/api/operators?page=0&per_page=100000000").await.1)
+            .expect("a page");
+    assert_eq!(page["per_page"], 200);
+    assert_eq!(page["total"].as_u64(), Some(operators as u64));
+    let far: serde_json::Value = serde_json::from_str(
+        &get(&format!("/api/operators?page={}&per_page=50", u64::MAX))
+            .await
+            .1,
+    )
+    .expect("a page");
+    assert_eq!(far["rows"].as_array().map(Vec::len), Some(0));
+    assert_eq!(get("/api/status").await.0, 200, "still serving");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -132,6 +191,8 @@ async fn the_dashboard_in_chromium_shows_the_audits_figures_and_a_tampered_datas
     let last = opts.epochs - 1;
     let tampered_dir = tampered_copy(&net.datasets_dir(0), last);
     let tampered = start_dashboard(&net, Some(tampered_dir.path())).await;
+
+    refuses_bad_requests_with_clear_errors(&live.url, net.operators.len()).await;
 
     // What the command line says.
     let ctx = Context::new(&net.global).expect("context");
