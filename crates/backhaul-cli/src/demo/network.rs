@@ -758,7 +758,14 @@ impl Network {
         // Clients sign receipts, nodes countersign, everything goes to every oracle.
         let proto = crate::operator::protocol_deployment(&self.deployment);
         let signing = Instant::now();
-        let t = traffic::simulate(&mut self.rng, proto, e, start, &self.nodes, &self.firms).await?;
+        // The node carrying real bytes carries nothing else, so what its epoch counts can be
+        // compared with what it metered.
+        let simulated = if self.real.is_some() {
+            self.nodes.get(1..).unwrap_or_default()
+        } else {
+            &self.nodes[..]
+        };
+        let t = traffic::simulate(&mut self.rng, proto, e, start, simulated, &self.firms).await?;
         let signed_in = signing.elapsed();
         run.sessions = t.sessions;
         run.receipts = t.receipts.len();
@@ -892,6 +899,13 @@ impl Network {
             .iter()
             .map(|l| (l.operator.clone(), l.cumulative))
             .collect();
+        if let Some(r) = run.real.as_mut() {
+            r.counted = dataset
+                .nodes
+                .iter()
+                .find(|n| n.node == r.node)
+                .map_or(0, |n| n.bytes);
+        }
         let usage: HashMap<String, u64> = dataset
             .usage
             .leaves

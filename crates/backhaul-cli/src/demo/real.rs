@@ -1,5 +1,5 @@
-//! `backhaul demo --real-traffic`: beside the simulated receipts, real bytes through the real
-//! services over loopback. The first node runs as `backhaul node serve` does (the node service,
+//! The demo's real traffic (unless `--simulated-only`): beside the simulated receipts of the other
+//! nodes, real bytes through the real services over loopback. The first node runs as `backhaul node serve` does (the node service,
 //! the credit check against the chain, the receipt queue delivered to every oracle) and the
 //! first firm's first client runs `backhaul firm gateway`; each epoch a scraper fetches a few
 //! MiB from a local origin through the gateway and the node, and the countersigned receipts
@@ -40,6 +40,10 @@ pub struct RealRun {
     pub receipts: u64,
     /// Seconds the fetch took.
     pub secs: f64,
+    /// The node (base58) and the bytes its epoch's dataset counts for it: it carries only this
+    /// traffic, so they equal `bytes`.
+    pub node: String,
+    pub counted: u64,
 }
 
 /// The body the origin serves: `size` bytes, not all alike.
@@ -105,7 +109,9 @@ pub struct RealTraffic {
     clock: DemoClock,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
+    /// `KEY@ADDR` of the node, and its key alone (base58).
     pub node: String,
+    pub node_key: String,
 }
 
 /// Who takes part.
@@ -218,6 +224,7 @@ impl RealTraffic {
             stops: vec![stop_gw, stop_node],
             tasks: vec![gw_task, node_task, origin_task],
             node: node.to_string(),
+            node_key: node.key_b58(),
         })
     }
 
@@ -289,6 +296,8 @@ impl RealTraffic {
             bytes,
             receipts,
             secs,
+            node: self.node_key.clone(),
+            counted: 0,
         })
     }
 

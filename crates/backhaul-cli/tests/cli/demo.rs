@@ -6,12 +6,25 @@
 use crate::common::{json, run_binary, stderr, stdout};
 use std::path::Path;
 
-/// Runs a small demo with `seed`, keeping its data in `keep`.
+/// Runs a small demo with `seed`, keeping its data in `keep`, with simulated traffic only (real
+/// bytes, the default, are tested in `nodes.rs`; they make session ids depend on the run).
 fn demo(seed: &str, keep: &Path) -> std::process::Output {
     let keep = keep.display().to_string();
     run_binary(&[
-        "demo", "--epochs", "2", "--nodes", "8", "--firms", "2", "--seed", seed, "--keep", &keep,
-        "--output", "json",
+        "demo",
+        "--epochs",
+        "2",
+        "--nodes",
+        "8",
+        "--firms",
+        "2",
+        "--seed",
+        seed,
+        "--keep",
+        &keep,
+        "--simulated-only",
+        "--output",
+        "json",
     ])
 }
 

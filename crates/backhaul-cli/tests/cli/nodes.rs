@@ -965,18 +965,9 @@ async fn a_node_killed_with_receipts_queued_delivers_them_after_a_restart() {
 }
 
 #[test]
-fn the_demo_carries_real_traffic_through_a_node_and_a_gateway() {
+fn the_demo_carries_real_traffic_by_default_and_counts_what_the_node_metered() {
     let out = run_binary(&[
-        "demo",
-        "--epochs",
-        "1",
-        "--nodes",
-        "3",
-        "--firms",
-        "1",
-        "--real-traffic",
-        "--output",
-        "json",
+        "demo", "--epochs", "1", "--nodes", "3", "--firms", "1", "--output", "json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let r = json(&out);
@@ -988,8 +979,10 @@ fn the_demo_carries_real_traffic_through_a_node_and_a_gateway() {
     let bytes = real["bytes"].as_u64().expect("bytes");
     assert!(bytes > 4 << 20 && bytes < (4 << 20) + 1024, "{e}");
     assert!(real["receipts"].as_u64() >= Some(4), "{e}");
-    // The real session's bytes are counted with the simulated ones, every byte signed.
+    // The real session's bytes are counted with the simulated ones, every byte signed; the
+    // node carrying them carries nothing else, and its epoch counts exactly what it metered.
     assert_eq!(e["bytes_counted"], e["bytes_signed"], "{e}");
+    assert_eq!(real["counted"].as_u64(), Some(bytes), "{e}");
     assert!(
         stderr(&out).contains("epoch 0: real traffic: 4194304 bytes fetched through the gateway"),
         "{}",
