@@ -100,6 +100,7 @@ async function loadNetwork() {
     ? `Audit passed: ${network.checks} checks over ${network.epochs.length} epochs, every figure below verified unless marked.`
     : `Audit FAILED: ${network.failed.length} of ${network.checks} checks failed (${network.failed.join(", ")}). Figures resting on them are marked unverified.`;
   const st = await api("/api/status");
+  clockAt = { chain: network.now, wall: Date.now() };
   footer.textContent = `Read at ${utc(st.read_at)} (chain clock ${utc(st.chain_time)}, took ${st.took_ms} ms). ` +
     `Epochs are ${network.epoch_length_secs} s long from genesis ${utc(network.genesis_ts)}; times are UTC with your local time beside.` +
     (st.last_error ? ` The last read failed: ${st.last_error}` : "");
@@ -189,7 +190,9 @@ function epochsTable(n) {
       el("td", { class: "text", "data-col": "start", title: `${utc(e.start)} to ${utc(e.end)}` }, utc(e.start), el("div", { class: "muted local", text: `${local(e.start)} local` })),
       statusCell(e.status),
       el("td", { "data-col": "votes", title: `${e.votes} votes in round ${e.round}; ${e.threshold} make a quorum`, text: `${e.votes} of ${e.threshold} needed` }),
-      el("td", { "data-col": "challenge", text: e.finalizable_at == null ? "" : (e.status === "proposed" ? `in ${duration(e.seconds_left)}` : utc(e.finalizable_at)) }),
+      e.status === "proposed"
+        ? el("td", { "data-col": "challenge", "data-deadline": e.finalizable_at, title: `finalizable at ${utc(e.finalizable_at)}`, text: `in ${duration(e.seconds_left)}` })
+        : el("td", { "data-col": "challenge", text: e.finalizable_at == null ? "" : utc(e.finalizable_at) }),
       ...["allocation", "burned", "minted", "claimed"].map(k => el("td", { "data-col": k }, fig(`epoch-${e.epoch}.${k}`, e[k], tokens))),
       ...["credits_consumed", "settled", "unpaid"].map(k => el("td", { "data-col": k }, fig(`epoch-${e.epoch}.${k}`, e[k]))),
       el("td", { "data-col": "operators", text: count(e.operators) }),
@@ -282,7 +285,9 @@ async function pageGuardian() {
     g.challenged.length === 0 ? el("p", { class: "muted", id: "no-challenged", text: "No proposal is waiting to be finalized." }) :
       el("div", { id: "challenged" }, g.challenged.map(c => el("section", { "data-epoch": c.epoch, "data-passed": c.passed, class: "card" },
         el("h2", {}, `Epoch ${c.epoch}, round ${c.round}: `, el("span", { class: c.passed ? "badge ok" : "badge bad", text: c.passed ? "all checks pass" : "CHECKS FAIL: veto or prove fraud" })),
-        el("p", {}, `Finalizable at `, when(c.finalizable_at), ` — ${c.seconds_left > 0 ? `${duration(c.seconds_left)} left to act` : "the challenge period is over"}. Vetoes used: ${c.vetoes_used}. Digest `, el("span", { class: "mono", text: c.digest })),
+        el("p", {}, `Finalizable at `, when(c.finalizable_at), " — ",
+          el("span", { "data-deadline": c.finalizable_at, "data-suffix": " left to act", text: c.seconds_left > 0 ? `${duration(c.seconds_left)} left to act` : "the challenge period is over" }),
+          `. Vetoes used: ${c.vetoes_used}. Digest `, el("span", { class: "mono", text: c.digest })),
         c.dataset_error ? el("p", { class: "error", text: `Dataset: ${c.dataset_error}` }) : null,
         el("ul", {}, c.checks.map(k => el("li", { "data-check": k.id, "data-passed": k.passed },
           el("span", { class: k.passed ? "badge ok" : "badge bad", text: k.passed ? "pass" : "FAIL" }), ` ${k.name}: `, el("span", { class: "muted", text: k.evidence }))))))),
@@ -315,6 +320,22 @@ async function pageChecks(highlight) {
     main.prepend(el("p", { class: "error", text: `Not run: ${[...wanted].filter(id => !document.getElementById(`check-${id}`)).join(", ")} (its data was not available).` }));
   }
 }
+
+// Challenge countdowns tick on the chain's clock as of the last read, advanced by the time since.
+let clockAt = null;
+function chainNow() {
+  return clockAt ? clockAt.chain + Math.floor((Date.now() - clockAt.wall) / 1000) : null;
+}
+setInterval(() => {
+  const now = chainNow();
+  if (now == null) return;
+  for (const e of document.querySelectorAll("[data-deadline]")) {
+    const left = Number(e.dataset.deadline) - now;
+    e.textContent = left > 0
+      ? (e.dataset.suffix ? `${duration(left)}${e.dataset.suffix}` : `in ${duration(left)}`)
+      : "the challenge period is over";
+  }
+}, 1000);
 
 async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
