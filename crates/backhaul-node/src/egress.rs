@@ -3,10 +3,36 @@
 //! second resolution.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// Looks a name up: every address `host:port` resolves to, in one answer.
+pub trait Resolve: Send + Sync {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>>;
+}
+
+/// The system's resolver (`tokio::net::lookup_host`): the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
 
 /// The node's egress rules.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Policy {
     /// Ports a destination may use.
     pub ports: BTreeSet<u16>,
@@ -14,6 +40,9 @@ pub struct Policy {
     pub own: BTreeSet<IpAddr>,
     /// Loopback destinations allowed (tests with a local origin only).
     pub allow_loopback: bool,
+    /// How names are looked up ([`SystemResolver`] unless a test answers for it); asked once
+    /// per destination.
+    pub resolver: Arc<dyn Resolve>,
 }
 
 impl Default for Policy {
@@ -22,7 +51,18 @@ impl Default for Policy {
             ports: [80, 443].into_iter().collect(),
             own: BTreeSet::new(),
             allow_loopback: false,
+            resolver: Arc::new(SystemResolver),
         }
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("ports", &self.ports)
+            .field("own", &self.own)
+            .field("allow_loopback", &self.allow_loopback)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,19 +145,22 @@ impl Policy {
         Ok(())
     }
 
-    /// Resolves `host:port` and checks every address it resolves to; returns them all when every
-    /// one passes (a name with one private address among public ones is refused: its owner can
-    /// steer which one a connection uses).
+    /// Resolves `host:port` (one lookup) and checks every address it resolves to; returns them
+    /// all when every one passes (a name with one private address among public ones is refused:
+    /// its owner can steer which one a connection uses). The caller connects to the addresses
+    /// returned, never to a second resolution of the name, which could answer otherwise (DNS
+    /// rebinding).
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
         if !self.ports.contains(&port) {
             return Err(Refusal::Port(port));
         }
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host, port))
+            Err(_) => self
+                .resolver
+                .lookup(host, port)
                 .await
-                .map_err(|_| Refusal::Unresolved(host.to_string()))?
-                .collect(),
+                .map_err(|_| Refusal::Unresolved(host.to_string()))?,
         };
         if addrs.is_empty() {
             return Err(Refusal::Unresolved(host.to_string()));
@@ -205,5 +248,137 @@ mod tests {
             p.resolve("127.0.0.1", 80).await,
             Ok(vec!["127.0.0.1:80".parse().unwrap()])
         );
+    }
+
+    /// A rebinding name's server: each lookup gets the next scripted answer, the last one again
+    /// once the script runs out; it counts the lookups.
+    struct Rebinding {
+        answers: std::sync::Mutex<Vec<Vec<IpAddr>>>,
+        lookups: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Rebinding {
+        fn new(answers: &[&[&str]]) -> Arc<Self> {
+            Arc::new(Rebinding {
+                answers: std::sync::Mutex::new(
+                    answers
+                        .iter()
+                        .rev()
+                        .map(|a| a.iter().map(|ip| ip.parse().unwrap()).collect())
+                        .collect(),
+                ),
+                lookups: Default::default(),
+            })
+        }
+
+        fn lookups(&self) -> usize {
+            self.lookups.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl Resolve for Rebinding {
+        fn lookup<'a>(
+            &'a self,
+            _host: &'a str,
+            port: u16,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut answers = self.answers.lock().unwrap();
+            let answer = if answers.len() > 1 {
+                answers.pop().unwrap()
+            } else {
+                answers.last().cloned().unwrap_or_default()
+            };
+            let addrs = answer
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect();
+            Box::pin(async move { Ok(addrs) })
+        }
+    }
+
+    #[tokio::test]
+    async fn dns_rebinding_is_refused_and_only_the_checked_answer_is_connected_to() {
+        // One answer with a public and a private address: refused, whichever order they come
+        // in (the name's owner could steer a connection to the private one).
+        let dns = Rebinding::new(&[&["93.184.216.34", "192.168.1.1"], &["10.0.0.1"]]);
+        let p = Policy {
+            resolver: dns.clone(),
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.resolve("rebind.example", 443).await,
+            Err(Refusal::ResolvesPrivate {
+                host: "rebind.example".into(),
+                addr: "192.168.1.1".parse().unwrap(),
+            })
+        );
+        assert_eq!(dns.lookups(), 1);
+        let dns = Rebinding::new(&[&["fd00::1", "2606:4700:4700::1111"]]);
+        let p = Policy {
+            resolver: dns.clone(),
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.resolve("rebind.example", 443).await,
+            Err(Refusal::ResolvesPrivate {
+                host: "rebind.example".into(),
+                addr: "fd00::1".parse().unwrap(),
+            })
+        );
+
+        // A first answer all public, then the name rebinds to a private address: what is
+        // returned for connecting is the first answer, checked, and the name is looked up once;
+        // the rebinding answer is never consulted for that connection.
+        let dns = Rebinding::new(&[&["93.184.216.34", "1.1.1.1"], &["10.0.0.1"]]);
+        let p = Policy {
+            resolver: dns.clone(),
+            ..Policy::default()
+        };
+        let checked = p.resolve("rebind.example", 443).await;
+        assert_eq!(
+            checked,
+            Ok(vec![
+                "93.184.216.34:443".parse().unwrap(),
+                "1.1.1.1:443".parse().unwrap()
+            ])
+        );
+        assert_eq!(dns.lookups(), 1, "the name is resolved once");
+        for a in checked.unwrap() {
+            assert_eq!(p.check_addr(a), Ok(()));
+        }
+        // The next destination naming it is resolved afresh, and its rebinding answer is
+        // refused.
+        assert_eq!(
+            p.resolve("rebind.example", 443).await,
+            Err(Refusal::ResolvesPrivate {
+                host: "rebind.example".into(),
+                addr: "10.0.0.1".parse().unwrap(),
+            })
+        );
+        assert_eq!(dns.lookups(), 2);
+
+        // Neither an address literal nor a refused port is looked up; a name with no address
+        // does not resolve.
+        let dns = Rebinding::new(&[&[]]);
+        let p = Policy {
+            resolver: dns.clone(),
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.resolve("1.1.1.1", 443).await,
+            Ok(vec!["1.1.1.1:443".parse().unwrap()])
+        );
+        assert_eq!(
+            p.resolve("rebind.example", 22).await,
+            Err(Refusal::Port(22))
+        );
+        assert_eq!(dns.lookups(), 0);
+        assert_eq!(
+            p.resolve("rebind.example", 443).await,
+            Err(Refusal::Unresolved("rebind.example".into()))
+        );
+        assert_eq!(dns.lookups(), 1);
     }
 }

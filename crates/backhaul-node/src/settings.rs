@@ -374,6 +374,7 @@ impl NodeSettings {
             ports: self.ports.iter().copied().collect(),
             own,
             allow_loopback: self.allow_loopback,
+            ..Policy::default()
         }
     }
 

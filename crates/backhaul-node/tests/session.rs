@@ -352,3 +352,198 @@ async fn a_node_behind_a_relay_serves_a_gateway_that_only_knows_its_key() {
     s.read_exact(&mut answer).await.expect("answer");
     assert_eq!(answer, [7, 2], "bad registration");
 }
+
+/// A hostile node, built from the crate's channel, hello and frame primitives as `session::serve`
+/// uses them: it accepts the handshake with its key, checks and answers the hello, reads the
+/// client's request, delivers a known number of bytes, and lies about them in every way the
+/// frames allow: receipt requests for far more than it delivered (before any data, after some,
+/// and again with nothing new), a countersignature of an inflated receipt, a countersignature of
+/// a receipt the client never signed, an empty data frame. The client signs for what it counted
+/// and nothing more, and keeps only the countersignatures of the receipts it signed.
+#[tokio::test]
+async fn a_node_claiming_more_bytes_than_it_delivered_gets_no_receipt_for_them() {
+    use backhaul_node::channel::Channel;
+    use backhaul_node::frame::{Frame, Welcome};
+    use backhaul_protocol::verify::SigCheck;
+    use backhaul_protocol::{Sig, UsageReceipt};
+
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let cx = client_cx(i64::MAX);
+    let client_key = cx.client.verifying_key().to_bytes();
+    let request =
+        b"CONNECT origin.example:443 HTTP/1.1\r\nHost: origin.example:443\r\n\r\n".to_vec();
+    let first = [
+        b"HTTP/1.1 200 Connection established\r\n\r\n".as_slice(),
+        &[b'x'; 10_000],
+    ]
+    .concat();
+    let second = vec![b'y'; 5_000];
+    let first_len = first.len() as u64;
+    let delivered = first_len + second.len() as u64;
+    // The billed amount (`docs/node.md`, "Metering"): what the client sent plus what it received.
+    let billed = request.len() as u64 + delivered;
+
+    let (client_end, node_end) = tokio::io::duplex(1 << 20);
+    let hostile = {
+        let key = key.clone();
+        let (request_len, first, second) = (request.len() as u64, first.clone(), second.clone());
+        tokio::spawn(async move {
+            let mut chan = Channel::accept(node_end, &D, &key)
+                .await
+                .expect("handshake");
+            async fn next(chan: &mut Channel<tokio::io::DuplexStream>) -> Option<Frame> {
+                tokio::time::timeout(Duration::from_secs(5), chan.recv())
+                    .await
+                    .expect("the client answers in time")
+                    .expect("a frame")
+            }
+            async fn receipt(chan: &mut Channel<tokio::io::DuplexStream>) -> (UsageReceipt, Sig) {
+                match next(chan).await {
+                    Some(Frame::Receipt(r, sig)) => (r, sig),
+                    other => panic!("a receipt was expected, not {other:?}"),
+                }
+            }
+            let hello = match next(&mut chan).await {
+                Some(Frame::Hello(h)) => h,
+                other => panic!("a hello was expected, not {other:?}"),
+            };
+            backhaul_node::hello::verify(&hello, &D, chan.handshake_hash(), 0, 0).expect("hello");
+            chan.send(&Frame::Welcome(Welcome {
+                epoch: 0,
+                started_at: now(),
+                receipt_every_bytes: 1024,
+                max_unreceipted_bytes: 4096,
+            }))
+            .await
+            .expect("welcome");
+            let mut received = 0u64;
+            while received < request_len {
+                match next(&mut chan).await {
+                    Some(Frame::Data(d)) => received += d.len() as u64,
+                    other => panic!("the request was expected, not {other:?}"),
+                }
+            }
+            let mut receipts = vec![];
+            let countersign = |r: UsageReceipt, sig: Sig| r.countersign(&D, sig, &key);
+
+            // Lie 1: a receipt asked for a gigabyte before a byte was delivered.
+            chan.send(&Frame::ReceiptDue(1 << 30)).await.expect("send");
+            let (r0, s0) = receipt(&mut chan).await;
+            receipts.push((r0, s0));
+            chan.send(&Frame::Countersigned(
+                r0.sequence,
+                countersign(r0, s0).node_signature,
+            ))
+            .await
+            .expect("send");
+
+            // Some bytes, and an empty data frame; then a receipt asked for a thousand times
+            // what was delivered.
+            for chunk in first.chunks(4096) {
+                chan.send(&Frame::Data(chunk.to_vec())).await.expect("send");
+            }
+            chan.send(&Frame::Data(vec![])).await.expect("send");
+            chan.send(&Frame::ReceiptDue(delivered * 1000))
+                .await
+                .expect("send");
+            let (r1, s1) = receipt(&mut chan).await;
+            receipts.push((r1, s1));
+            // Lie 2: a countersignature of that receipt inflated, and one of a receipt the client
+            // never signed.
+            let mut inflated = r1;
+            inflated.cumulative_bytes = 1 << 40;
+            chan.send(&Frame::Countersigned(
+                r1.sequence,
+                countersign(inflated, s1).node_signature,
+            ))
+            .await
+            .expect("send");
+            let mut unsigned = inflated;
+            unsigned.sequence = 7;
+            chan.send(&Frame::Countersigned(
+                7,
+                countersign(unsigned, s1).node_signature,
+            ))
+            .await
+            .expect("send");
+            // Lie 3: a receipt asked for again with nothing delivered since.
+            chan.send(&Frame::ReceiptDue(u64::MAX)).await.expect("send");
+
+            // The rest, then a request for the most a count can be.
+            chan.send(&Frame::Data(second)).await.expect("send");
+            chan.send(&Frame::ReceiptDue(u64::MAX)).await.expect("send");
+            let (r2, s2) = receipt(&mut chan).await;
+            receipts.push((r2, s2));
+            chan.send(&Frame::Countersigned(
+                r2.sequence,
+                countersign(r2, s2).node_signature,
+            ))
+            .await
+            .expect("send");
+            // Whatever the client sends until it closes.
+            loop {
+                match next(&mut chan).await {
+                    Some(Frame::Receipt(r, sig)) => receipts.push((r, sig)),
+                    Some(Frame::Data(d)) => received += d.len() as u64,
+                    Some(Frame::Close(_)) | None => break,
+                    Some(other) => panic!("unexpected {other:?}"),
+                }
+            }
+            (receipts, received)
+        })
+    };
+
+    let session = ClientSession::open(client_end, cx, key.verifying_key().to_bytes())
+        .await
+        .expect("open");
+    let (mut scraper, local) = tokio::io::duplex(1 << 20);
+    let relay = tokio::spawn(session.relay(local));
+    scraper.write_all(&request).await.expect("write");
+    let mut got = vec![0u8; delivered as usize];
+    tokio::time::timeout(Duration::from_secs(10), scraper.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(got, [first, second].concat());
+    drop(scraper);
+    let report = tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .expect("in time")
+        .expect("join")
+        .expect("relay");
+    let (receipts, received) = hostile.await.expect("join");
+
+    // The client counts exactly what moved: its request and the bytes delivered.
+    assert_eq!(received, request.len() as u64);
+    assert_eq!(report.counted, billed);
+    // Every receipt it signed is for at most that, each for its own count at the time, whatever
+    // the node asked; none for a request that came with nothing new.
+    let amounts: Vec<u64> = receipts.iter().map(|(r, _)| r.cumulative_bytes).collect();
+    assert_eq!(
+        amounts,
+        vec![
+            request.len() as u64,
+            request.len() as u64 + first_len,
+            billed
+        ]
+    );
+    for (i, (r, sig)) in receipts.iter().enumerate() {
+        assert!(r.cumulative_bytes <= billed, "{r:?}");
+        assert_eq!(r.sequence, i as u64 + 1);
+        assert_eq!(r.node, key.verifying_key().to_bytes());
+        assert_eq!(r.client, client_key);
+        SigCheck::new(r.client_message(&D), *sig, r.client)
+            .verify_strict()
+            .expect("the client's signature");
+    }
+    assert_eq!(report.signed, receipts.len() as u64);
+    // Only the honest countersignatures are kept: not the inflated one, nor the one of a receipt
+    // the client never signed.
+    let kept: Vec<UsageReceipt> = report.countersigned.iter().map(|s| s.receipt).collect();
+    assert_eq!(kept, vec![receipts[0].0, receipts[2].0]);
+    for s in &report.countersigned {
+        for c in s.checks(&D) {
+            c.verify_strict().expect("both signatures");
+        }
+    }
+}
