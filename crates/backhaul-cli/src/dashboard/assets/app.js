@@ -189,7 +189,7 @@ function epochsTable(n) {
       el("td", { class: "text", "data-col": "epoch", text: e.epoch }),
       el("td", { class: "text", "data-col": "start", title: `${utc(e.start)} to ${utc(e.end)}` }, utc(e.start), el("div", { class: "muted local", text: `${local(e.start)} local` })),
       statusCell(e.status),
-      el("td", { "data-col": "votes", title: `${e.votes} votes in round ${e.round}; ${e.threshold} make a quorum`, text: `${e.votes} of ${e.threshold} needed` }),
+      el("td", { "data-col": "votes", title: `${e.votes} votes in round ${e.round}; ${e.threshold} make a quorum`, text: `${e.votes} (${e.threshold} needed)` }),
       e.status === "proposed"
         ? el("td", { "data-col": "challenge", "data-deadline": e.finalizable_at, title: `finalizable at ${utc(e.finalizable_at)}`, text: `in ${duration(e.seconds_left)}` })
         : el("td", { "data-col": "challenge", text: e.finalizable_at == null ? "" : utc(e.finalizable_at) }),
