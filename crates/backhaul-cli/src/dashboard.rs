@@ -8,7 +8,7 @@ pub mod server;
 
 use crate::audit::fetch::{self, DatasetSource};
 use crate::context::{Context, GlobalArgs};
-use backhaul_audit::Fetched;
+use backhaul_audit::{Fetched, Snapshot};
 use backhaul_core::merkle::sha256v;
 use backhaul_dashboard::{guardian, network, Model};
 use clap::Args;
@@ -51,9 +51,62 @@ pub struct Published {
 
 /// Datasets already fetched that hash to what the chain committed, by epoch and hash: they never
 /// change, so they are not fetched again.
+///
+/// Also the previous read's audit, with a digest of everything it read: when nothing changed,
+/// the report stands and the audit (seconds of CPU for a million operators) is not run again.
 #[derive(Default)]
 pub struct DatasetCache {
     kept: BTreeMap<(u64, [u8; 32]), Fetched>,
+    audited: Option<([u8; 32], backhaul_audit::AuditReport)>,
+}
+
+/// Feeds what it is written into a SHA-256.
+struct Digest(sha2::Sha256);
+
+impl std::io::Write for Digest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One dataset as a read found it: its epoch, where it came from, and its bytes' sha256 or why
+/// there are none.
+type DatasetRead = (u64, String, Result<[u8; 32], String>);
+
+/// A digest of everything the audit reads: every account of the snapshot and each dataset read.
+fn fingerprint(s: &Snapshot, datasets: &[DatasetRead]) -> [u8; 32] {
+    let mut d = Digest(sha2::Sha256::default());
+    // Serializing into a hasher cannot fail; a failure would only make the digest differ.
+    let _ = borsh::to_writer(
+        &mut d,
+        &(
+            s.program_id,
+            s.config_address,
+            &s.config,
+            &s.price_feed,
+            &s.records,
+            &s.ledgers,
+            &s.claims,
+            &s.credits,
+            &s.changes,
+            &s.unknown,
+        ),
+    );
+    let _ = borsh::to_writer(
+        &mut d,
+        &(
+            s.mint.map(|m| (m.supply, m.decimals, m.mint_authority)),
+            s.vault.map(|(k, v)| (k, v.amount, v.mint, v.owner)),
+            format!("{:?}", s.upgrade),
+            datasets,
+        ),
+    );
+    sha2::Digest::finalize(d.0).into()
 }
 
 /// Reads the chain and the datasets, audits them and builds the pages.
@@ -73,19 +126,35 @@ pub async fn read(
         .collect();
     let fetched = fetch::datasets(source, &missing, |_| {}).await;
     let mut datasets = BTreeMap::new();
+    let mut read: Vec<DatasetRead> = Vec::with_capacity(wanted.len());
     for (epoch, hash) in &wanted {
         if let Some(f) = cache.kept.get(&(*epoch, *hash)) {
             datasets.insert(*epoch, f.clone());
+            read.push((*epoch, f.source.clone(), Ok(*hash)));
         } else if let Some(f) = fetched.get(epoch) {
-            if f.bytes.as_ref().is_ok_and(|b| sha256v(&[b]) == *hash) {
+            let digest = f
+                .bytes
+                .as_ref()
+                .map(|b| sha256v(&[b]))
+                .map_err(Clone::clone);
+            if digest.as_ref() == Ok(hash) {
                 cache.kept.insert((*epoch, *hash), f.clone());
             }
             datasets.insert(*epoch, f.clone());
+            read.push((*epoch, f.source.clone(), digest));
         }
     }
-    // A tree built for a proof belongs to a model; keep the cache to what the chain names now.
+    // Keep the cache to what the chain names now.
     cache.kept.retain(|k, _| wanted.contains(k));
-    let report = backhaul_audit::audit(&snapshot, &datasets);
+    let print = fingerprint(&snapshot, &read);
+    let report = match cache.audited.take() {
+        Some((p, report)) if p == print => {
+            tracing::debug!("nothing the audit reads changed; its report stands");
+            report
+        }
+        _ => backhaul_audit::audit(&snapshot, &datasets),
+    };
+    cache.audited = Some((print, report.clone()));
     let model = Model::build(&snapshot, &datasets, report, now);
     let network = network::view(&model);
     let guardian = guardian::view(&model);
@@ -159,4 +228,54 @@ pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> anyhow::Result<Exi
     println!("dashboard on http://{bound}/ (Ctrl-C to stop)");
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::{AnchorDeserialize, Space};
+    use backhaul_sdk::state::{Config, OperatorClaim};
+    use solana_sdk::pubkey::Pubkey;
+
+    fn zeroed<T: AnchorDeserialize + Space>() -> T {
+        T::deserialize(&mut &vec![0; T::INIT_SPACE][..]).expect("zero bytes decode")
+    }
+
+    #[test]
+    fn the_audit_is_skipped_only_when_nothing_it_reads_changed() {
+        let mut s = Snapshot::new(
+            Pubkey::new_unique(),
+            Pubkey::new_unique(),
+            zeroed::<Config>(),
+        );
+        let mut claim: OperatorClaim = zeroed();
+        claim.claimed = 5;
+        s.claims.push((Pubkey::new_unique(), claim));
+        let datasets = vec![(0u64, "oracle".to_string(), Ok([1u8; 32]))];
+        let base = fingerprint(&s, &datasets);
+        assert_eq!(
+            base,
+            fingerprint(&s, &datasets),
+            "the same read, the same digest"
+        );
+
+        s.claims[0].1.claimed = 6;
+        assert_ne!(base, fingerprint(&s, &datasets), "a claim moved");
+        s.claims[0].1.claimed = 5;
+        s.config.total_minted = 1;
+        assert_ne!(base, fingerprint(&s, &datasets), "the config changed");
+        s.config.total_minted = 0;
+        assert_eq!(base, fingerprint(&s, &datasets));
+
+        let other = vec![(0u64, "oracle".to_string(), Ok([2u8; 32]))];
+        assert_ne!(base, fingerprint(&s, &other), "another dataset");
+        let missing = vec![(0u64, "oracle".to_string(), Err("timed out".to_string()))];
+        assert_ne!(base, fingerprint(&s, &missing), "a dataset went missing");
+        s.upgrade = backhaul_audit::ProgramUpgrade::Immutable;
+        assert_ne!(
+            base,
+            fingerprint(&s, &datasets),
+            "the upgrade authority changed"
+        );
+    }
 }
