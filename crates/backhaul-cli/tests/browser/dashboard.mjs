@@ -45,6 +45,10 @@ async function goto(page, base, hash) {
   await page.goto(`${base}/${hash}`);
   await page.waitForFunction(() => document.body.dataset.loaded === "true" && !document.getElementById("page-error"), null, { timeout: 20000 })
     .catch(async e => { throw new Error(`${hash}: ${(await page.textContent("main")) || e.message}`); });
+  // No page shows a value the script failed to fill in.
+  const text = await page.evaluate(() => document.body.innerText);
+  const bad = text.match(/\b(null|undefined|NaN)\b/);
+  if (bad) throw new Error(`${hash} shows ${bad[0]}: ...${text.slice(Math.max(0, bad.index - 80), bad.index + 40)}...`);
 }
 const value = (page, sel) => page.getAttribute(sel, "data-value");
 async function shot(page, name) {

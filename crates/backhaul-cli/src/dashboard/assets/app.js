@@ -23,6 +23,11 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// Replaces the page's content; absent parts (null) are left out.
+function show(...children) {
+  main.replaceChildren(...children.flat().filter(c => c !== null && c !== undefined));
+}
+
 async function api(path) {
   const r = await fetch(path, { headers: { accept: "application/json" } });
   let body;
@@ -150,7 +155,7 @@ function chart(title, id, xs, series) {
 async function pageNetwork() {
   const n = await loadNetwork();
   const t = n.totals;
-  main.replaceChildren(
+  show(
     el("h1", { text: "Network" }),
     el("p", { class: "muted" }, `Program ${n.program_id}, config ${n.config}, mint ${n.mint}. ${n.oracles} oracles, quorum ${n.threshold}; ${n.guardians} guardians; challenge period ${duration(n.challenge_period_secs)}.`,
       n.paused_until > n.now ? el("span", { class: "error", text: ` Paused until ${utc(n.paused_until)}.` }) : ""),
@@ -222,7 +227,7 @@ async function listing(id, path, page) {
 async function pageOperator(key) {
   await loadNetwork();
   const v = await api(`/api/operators/${encodeURIComponent(key)}`);
-  main.replaceChildren(
+  show(
     el("h1", {}, "Operator ", el("span", { class: "mono", id: "subject", text: v.operator })),
     el("div", { class: "cards" },
       card(`Earned (through finalized epoch ${v.claimable_epoch ?? "–"})`, fig("operator.earned", v.earned, tokens)),
@@ -243,7 +248,7 @@ async function pageOperator(key) {
 async function pageFirm(key) {
   await loadNetwork();
   const v = await api(`/api/firms/${encodeURIComponent(key)}`);
-  main.replaceChildren(
+  show(
     el("h1", {}, "Firm ", el("span", { class: "mono", id: "subject", text: v.buyer })),
     el("div", { class: "cards" },
       card("Credits left", fig("firm.balance", v.balance)),
@@ -277,7 +282,7 @@ function historyTable(rows, cols) {
 async function pageGuardian() {
   await loadNetwork();
   const g = await api("/api/guardian");
-  main.replaceChildren(
+  show(
     el("h1", { text: "Guardian" }),
     el("p", { class: "muted", text: `Chain clock ${utc(g.now)}. Guardians: ${g.guardians.join(", ") || "none"}.` }),
     g.paused_until > g.now ? el("p", { class: "error", text: `Paused until ${utc(g.paused_until)}.` }) : null,
@@ -305,7 +310,7 @@ async function pageChecks(highlight) {
   await loadNetwork();
   const r = await api("/api/checks");
   const wanted = new Set((highlight || "").split(",").filter(Boolean));
-  main.replaceChildren(
+  show(
     el("h1", { text: `Checks (${r.checks.length}, ${r.failed.length} failed)` }),
     wanted.size ? el("p", { class: "muted", text: `The checks behind the figure you followed are outlined: ${[...wanted].join(", ")}.` }) : null,
     el("table", { id: "checks" },
@@ -347,7 +352,7 @@ async function route() {
     else if (parts[0] === "checks") await pageChecks(decodeURIComponent(parts[1] || ""));
     else await pageNetwork();
   } catch (e) {
-    main.replaceChildren(el("p", { class: "error", id: "page-error", text: e.message }),
+    show(el("p", { class: "error", id: "page-error", text: e.message }),
       e.status === 503 ? el("p", { class: "muted", text: "This page reloads by itself once the first read is done." }) : null);
     if (e.status === 503) setTimeout(route, 2000);
   }
