@@ -8,8 +8,11 @@ use backhaul_core::merkle::TreeKind;
 
 // Accounts whose contents identify them (a program-owned account of the right type naming this
 // deployment, or the deployment's own vault) are checked by those contents, which costs nothing
-// beyond their deserialization; their seeds are stated for clients only, in the IDL build, since
-// re-deriving each address would cost a `create_program_address` (1,500 units) apiece.
+// beyond reading them; their seeds are stated for clients only, in the IDL build, since
+// re-deriving each address would cost a `create_program_address` (1,500 units) apiece. The config
+// and the epoch record are read field by field (`state::view`), not deserialized whole, and only
+// the config's claimed total is written back; the IDL build declares them as the account types
+// they are, with the same relations.
 #[event_cpi]
 #[derive(Accounts)]
 #[instruction(epoch: u64)]
@@ -17,24 +20,25 @@ pub struct Claim<'info> {
     /// Pays the fee and, on the first claim, the operator's claim record. Anyone may send a claim.
     #[account(mut)]
     pub payer: Signer<'info>,
+    /// CHECK: a `Config` of this program (owner and discriminator checked by `ConfigView::load`),
+    /// whose vault is `vault`.
+    #[cfg(not(feature = "idl-build"))]
+    #[account(mut)]
+    pub config: UncheckedAccount<'info>,
+    #[cfg(feature = "idl-build")]
     #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
     /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf:
     /// identified by its type, its deployment and its epoch.
-    #[cfg_attr(
-        not(feature = "idl-build"),
-        account(
-            has_one = config,
-            constraint = epoch_record.epoch == epoch @ BackhaulError::WrongEpochRecord,
-        )
-    )]
-    #[cfg_attr(
-        feature = "idl-build",
-        account(
-            seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
-            bump = epoch_record.bump,
-            has_one = config,
-        )
+    /// CHECK: an `EpochRecord` of this program naming `config` and `epoch`
+    /// (`EpochRecordView::load` and the handler).
+    #[cfg(not(feature = "idl-build"))]
+    pub epoch_record: UncheckedAccount<'info>,
+    #[cfg(feature = "idl-build")]
+    #[account(
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
+        has_one = config,
     )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// CHECK: only a key: it names the leaf and must own `recipient`; it need not sign.
@@ -54,15 +58,17 @@ pub struct Claim<'info> {
         )
     )]
     pub operator_claim: UncheckedAccount<'info>,
-    /// The deployment's vault (`has_one` on the config).
+    /// The deployment's vault (the config's `vault`).
+    /// CHECK: the address the config names (checked in the handler); SPL Token checks the rest.
     #[cfg_attr(not(feature = "idl-build"), account(mut))]
     #[cfg_attr(
         feature = "idl-build",
         account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)
     )]
-    pub vault: Box<Account<'info, TokenAccount>>,
+    pub vault: UncheckedAccount<'info>,
     /// The operator's own token account for the network token; the only place the tokens go.
-    #[account(mut, token::mint = config.mint, token::authority = operator)]
+    /// (Its mint is checked against the config's in the handler.)
+    #[account(mut, token::authority = operator)]
     pub recipient: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
@@ -85,22 +91,22 @@ pub struct Claim<'info> {
 /// Proofs from older epochs carry smaller cumulative amounts and so can never pay twice.
 pub fn handler(
     ctx: Context<Claim>,
-    _epoch: u64,
+    epoch: u64,
     cumulative: u64,
     index: u64,
     proof: Vec<ProofNode>,
 ) -> Result<()> {
-    let a = &mut *ctx.accounts;
+    let a = &*ctx.accounts;
     let event = pay(
         Payout {
             payer: a.payer.to_account_info(),
-            config: &mut a.config,
-            epoch_record: &a.epoch_record,
+            config: a.config.to_account_info(),
+            epoch_record: a.epoch_record.to_account_info(),
+            epoch,
             operator: a.operator.key(),
             operator_claim: a.operator_claim.to_account_info(),
             vault: a.vault.to_account_info(),
-            recipient: a.recipient.key(),
-            recipient_info: a.recipient.to_account_info(),
+            recipient: &a.recipient,
             token_program: a.token_program.key(),
             system_program: a.system_program.to_account_info(),
         },
@@ -116,18 +122,25 @@ pub fn handler(
 /// The accounts a claim pays with, whether its proof came in the instruction or a buffer.
 pub(crate) struct Payout<'a, 'info> {
     pub payer: AccountInfo<'info>,
-    pub config: &'a mut Account<'info, Config>,
-    pub epoch_record: &'a EpochRecord,
+    /// The deployment's `Config` (checked by [`ConfigView::load`]).
+    pub config: AccountInfo<'info>,
+    /// The record of `epoch` (checked by [`EpochRecordView::load`] and against the config and
+    /// `epoch`).
+    pub epoch_record: AccountInfo<'info>,
+    /// The epoch the instruction names.
+    pub epoch: u64,
     pub operator: Pubkey,
     pub operator_claim: AccountInfo<'info>,
+    /// The vault (checked against the config's).
     pub vault: AccountInfo<'info>,
-    pub recipient: Pubkey,
-    pub recipient_info: AccountInfo<'info>,
+    /// The operator's token account (its owner checked by the accounts' constraints, its mint
+    /// here).
+    pub recipient: &'a Account<'info, TokenAccount>,
     pub token_program: Pubkey,
     pub system_program: AccountInfo<'info>,
 }
 
-/// Checks the proof and pays (see [`handler`]); returns the event to emit.
+/// Checks the accounts and the proof and pays (see [`handler`]); returns the event to emit.
 pub(crate) fn pay(
     a: Payout,
     program_id: &Pubkey,
@@ -136,23 +149,42 @@ pub(crate) fn pay(
     proof: &[ProofNode],
 ) -> Result<RewardClaimed> {
     let config_key = a.config.key();
-    let record = a.epoch_record;
+    let mut config = ConfigView::load(&a.config, program_id)?;
+    // `has_one = vault` on the config.
+    if a.vault.key() != config.vault {
+        return Err(Error::from(ErrorCode::ConstraintHasOne)
+            .with_account_name("config")
+            .with_pubkeys((a.vault.key(), config.vault)));
+    }
+    let record = EpochRecordView::load(&a.epoch_record, program_id)?;
+    // `has_one = config` on the epoch record, and the record is the argument's epoch's.
+    if record.config != config_key {
+        return Err(Error::from(ErrorCode::ConstraintHasOne)
+            .with_account_name("epoch_record")
+            .with_pubkeys((record.config, config_key)));
+    }
+    require!(record.epoch == a.epoch, BackhaulError::WrongEpochRecord);
+    // `token::mint = config.mint` on the recipient.
+    if a.recipient.mint != config.mint {
+        return Err(Error::from(ErrorCode::ConstraintTokenMint)
+            .with_account_name("recipient")
+            .with_pubkeys((a.recipient.mint, config.mint)));
+    }
     let operator = a.operator;
     require!(
-        !a.config.is_paused(Clock::get()?.unix_timestamp),
+        !config.is_paused(Clock::get()?.unix_timestamp),
         BackhaulError::Paused
     );
     require!(
         record.status == EpochStatus::Finalized,
         BackhaulError::EpochNotFinalized
     );
-    let p = &record.proposal;
     check_leaf(
         &TreeCommitment {
             kind: TreeKind::Reward,
-            root: p.reward_root,
-            total: p.reward_total,
-            leaf_count: p.reward_leaf_count,
+            root: record.reward_root,
+            total: record.reward_total,
+            leaf_count: record.reward_leaf_count,
         },
         &config_key,
         record.epoch,
@@ -203,14 +235,14 @@ pub(crate) fn pay(
         .filter(|a| *a > 0)
         .ok_or(BackhaulError::NothingToClaim)?;
 
-    let seeds = a.config.signer_seeds();
+    let seeds = config.signer_seeds();
     token::transfer(
         CpiContext::new_with_signer(
             a.token_program,
             Transfer {
                 from: a.vault,
-                to: a.recipient_info,
-                authority: a.config.to_account_info(),
+                to: a.recipient.to_account_info(),
+                authority: a.config.clone(),
             },
             &[&seeds],
         ),
@@ -222,19 +254,15 @@ pub(crate) fn pay(
     claim.last_epoch = epoch;
     pda::store(&*claim, &claim_info)?;
 
-    let config = a.config;
-    config.total_claimed = config
-        .total_claimed
-        .checked_add(amount)
-        .ok_or(BackhaulError::Overflow)?;
-    config.invariant()?;
+    // The only field of the config a claim changes, checked against what was minted.
+    let total_claimed = config.add_claimed(&a.config, amount)?;
     Ok(RewardClaimed {
         config: config_key,
         operator,
-        recipient: a.recipient,
+        recipient: a.recipient.key(),
         epoch,
         cumulative,
         amount,
-        total_claimed: config.total_claimed,
+        total_claimed,
     })
 }

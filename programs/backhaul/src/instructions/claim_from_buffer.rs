@@ -14,9 +14,18 @@ pub struct ClaimFromBuffer<'info> {
     /// gets its rent back.
     #[account(mut)]
     pub payer: Signer<'info>,
+    /// CHECK: a `Config` of this program whose vault is `vault`, as in `claim`.
+    #[cfg(not(feature = "idl-build"))]
+    #[account(mut)]
+    pub config: UncheckedAccount<'info>,
+    #[cfg(feature = "idl-build")]
     #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
     /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf.
+    /// CHECK: an `EpochRecord` of this program naming `config` and `epoch`, as in `claim`.
+    #[cfg(not(feature = "idl-build"))]
+    pub epoch_record: UncheckedAccount<'info>,
+    #[cfg(feature = "idl-build")]
     #[account(
         seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
         bump = epoch_record.bump,
@@ -27,17 +36,27 @@ pub struct ClaimFromBuffer<'info> {
     pub operator: UncheckedAccount<'info>,
     /// What the operator has claimed (`OperatorClaim`), created on its first claim.
     /// CHECK: as in `claim`: an existing record by its contents, a new one by its seeds.
-    #[account(
-        mut,
-        seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
-        bump,
+    #[cfg_attr(not(feature = "idl-build"), account(mut))]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(
+            mut,
+            seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
+            bump,
+        )
     )]
     pub operator_claim: UncheckedAccount<'info>,
-    /// The deployment's vault (`has_one` on the config).
-    #[account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)]
-    pub vault: Box<Account<'info, TokenAccount>>,
-    /// The operator's own token account for the network token.
-    #[account(mut, token::mint = config.mint, token::authority = operator)]
+    /// The deployment's vault (the config's `vault`).
+    /// CHECK: as in `claim`: the address the config names; SPL Token checks the rest.
+    #[cfg_attr(not(feature = "idl-build"), account(mut))]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)
+    )]
+    pub vault: UncheckedAccount<'info>,
+    /// The operator's own token account for the network token (its mint checked against the
+    /// config's in the handler).
+    #[account(mut, token::authority = operator)]
     pub recipient: Box<Account<'info, TokenAccount>>,
     /// The payer's proof buffer `buffer_id` holding a `BufferedProof`; consumed and closed.
     #[account(
@@ -58,7 +77,7 @@ pub struct ClaimFromBuffer<'info> {
 /// `claim`; the buffer is closed, its rent back to the payer.
 pub fn handler(
     ctx: Context<ClaimFromBuffer>,
-    _epoch: u64,
+    epoch: u64,
     cumulative: u64,
     _buffer_id: u64,
 ) -> Result<()> {
@@ -66,17 +85,17 @@ pub fn handler(
         .accounts
         .buffer
         .decode(&ctx.accounts.buffer.to_account_info())?;
-    let a = &mut *ctx.accounts;
+    let a = &*ctx.accounts;
     let event = pay(
         Payout {
             payer: a.payer.to_account_info(),
-            config: &mut a.config,
-            epoch_record: &a.epoch_record,
+            config: a.config.to_account_info(),
+            epoch_record: a.epoch_record.to_account_info(),
+            epoch,
             operator: a.operator.key(),
             operator_claim: a.operator_claim.to_account_info(),
             vault: a.vault.to_account_info(),
-            recipient: a.recipient.key(),
-            recipient_info: a.recipient.to_account_info(),
+            recipient: &a.recipient,
             token_program: a.token_program.key(),
             system_program: a.system_program.to_account_info(),
         },
