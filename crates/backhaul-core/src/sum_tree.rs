@@ -160,14 +160,47 @@ pub fn leaf_node(scope: &Scope, leaf: &Leaf) -> SumNode {
 /// The parent of `left` and `right` (in that order). Fails if the sum overflows.
 pub fn node(left: &SumNode, right: &SumNode) -> Result<SumNode, CoreError> {
     let sum = left.sum.checked_add(right.sum).ok_or(CoreError::Overflow)?;
-    let hash = sha256v(&[
-        &[NODE_PREFIX],
-        &left.hash,
-        &left.sum.to_le_bytes(),
-        &right.hash,
-        &right.sum.to_le_bytes(),
-    ]);
-    Ok(SumNode { hash, sum })
+    let mut preimage = NodePreimage::new();
+    preimage.set(Side::Left, left);
+    preimage.set(Side::Right, right);
+    Ok(SumNode {
+        hash: preimage.hash(),
+        sum,
+    })
+}
+
+/// Which child of its parent a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// The 81 bytes an interior node hashes, `0x03 ‖ left hash ‖ left sum ‖ right hash ‖ right sum`,
+/// kept in one buffer so that a proof's every level costs one `sol_sha256` over one slice, and
+/// each level overwrites only the bytes that change.
+struct NodePreimage([u8; 1 + 2 * SIBLING_LEN]);
+
+impl NodePreimage {
+    fn new() -> Self {
+        let mut bytes = [0u8; 1 + 2 * SIBLING_LEN];
+        bytes[0] = NODE_PREFIX;
+        Self(bytes)
+    }
+
+    /// Writes `child`'s hash and sum as the `side` child.
+    fn set(&mut self, side: Side, child: &SumNode) {
+        let at = match side {
+            Side::Left => 1,
+            Side::Right => 1 + SIBLING_LEN,
+        };
+        self.0[at..at + 32].copy_from_slice(&child.hash);
+        self.0[at + 32..at + SIBLING_LEN].copy_from_slice(&child.sum.to_le_bytes());
+    }
+
+    fn hash(&self) -> Hash32 {
+        sha256v(&[&self.0])
+    }
 }
 
 /// The root of a tree whose top node is `top` and which holds `leaf_count` leaves.
@@ -218,24 +251,33 @@ where
         return None;
     }
     let mut current = leaf_node(scope, leaf);
+    let mut preimage = NodePreimage::new();
     // The node's position in its level and the level's width (before padding).
     let mut position = index;
     let mut width = leaf_count;
     for sibling in siblings {
         let sibling = sibling.borrow();
-        let is_left = position.is_multiple_of(2);
-        current = if !is_left {
-            node(sibling, &current)
+        let side = if !position.is_multiple_of(2) {
+            Side::Right
         } else if position.checked_add(1)? == width {
             // The last node of an odd level: its sibling is the padding.
             if *sibling != EMPTY_NODE {
                 return None;
             }
-            node(&current, &EMPTY_NODE)
+            Side::Left
         } else {
-            node(&current, sibling)
-        }
-        .ok()?;
+            Side::Left
+        };
+        let (mine, theirs) = match side {
+            Side::Left => (Side::Left, Side::Right),
+            Side::Right => (Side::Right, Side::Left),
+        };
+        preimage.set(mine, &current);
+        preimage.set(theirs, sibling);
+        current = SumNode {
+            hash: preimage.hash(),
+            sum: current.sum.checked_add(sibling.sum)?,
+        };
         position /= 2;
         width = width.div_ceil(2);
     }

@@ -18,83 +18,71 @@ use crate::state::{
 use anchor_lang::prelude::*;
 use anchor_lang::Discriminator;
 
-/// A forward-only reader over an account's bytes.
+/// A forward-only reader over an account's bytes. Its reads return `Option`s (cheaper to pass
+/// around on-chain than `Result`s carrying Anchor's error type); a read past the end is `None`.
 struct Cursor<'a> {
     data: &'a [u8],
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self { data, at: 0 }
+    /// A reader over `data` after `T`'s discriminator, which must open it.
+    fn after_discriminator<T: Discriminator>(data: &'a [u8]) -> Result<Self> {
+        let tag = T::DISCRIMINATOR;
+        let found = data
+            .get(..tag.len())
+            .ok_or(ErrorCode::AccountDiscriminatorNotFound)?;
+        require!(found == tag, ErrorCode::AccountDiscriminatorMismatch);
+        Ok(Self {
+            data,
+            at: tag.len(),
+        })
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .at
-            .checked_add(n)
-            .ok_or(ErrorCode::AccountDidNotDeserialize)?;
-        let bytes = self
-            .data
-            .get(self.at..end)
-            .ok_or(ErrorCode::AccountDidNotDeserialize)?;
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let bytes = self.data.get(self.at..end)?;
         self.at = end;
-        Ok(bytes)
+        Some(bytes)
     }
 
-    fn skip(&mut self, n: usize) -> Result<()> {
+    fn skip(&mut self, n: usize) -> Option<()> {
         self.take(n).map(|_| ())
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
     }
 
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.array::<1>()?[0])
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
     }
 
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array()?))
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.array()?))
     }
 
-    fn i64(&mut self) -> Result<i64> {
-        Ok(i64::from_le_bytes(self.array()?))
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.array()?))
     }
 
-    fn pubkey(&mut self) -> Result<Pubkey> {
-        Ok(Pubkey::new_from_array(self.array()?))
+    fn pubkey(&mut self) -> Option<Pubkey> {
+        Some(Pubkey::new_from_array(self.array()?))
     }
 
     /// Skips a borsh `Option<T>` of a fixed-size `T` of `size` bytes.
-    fn skip_option(&mut self, size: usize) -> Result<()> {
+    fn skip_option(&mut self, size: usize) -> Option<()> {
         match self.u8()? {
-            0 => Ok(()),
+            0 => Some(()),
             1 => self.skip(size),
-            _ => err!(ErrorCode::AccountDidNotDeserialize),
+            _ => None,
         }
     }
 
     /// Skips a borsh `Vec<T>` of fixed-size `T`s of `size` bytes each.
-    fn skip_vec(&mut self, size: usize) -> Result<()> {
+    fn skip_vec(&mut self, size: usize) -> Option<()> {
         let len = u32::from_le_bytes(self.array()?);
-        let bytes = usize::try_from(len)
-            .ok()
-            .and_then(|n| n.checked_mul(size))
-            .ok_or(ErrorCode::AccountDidNotDeserialize)?;
-        self.skip(bytes)
-    }
-
-    /// Checks the discriminator of `T`.
-    fn discriminator<T: Discriminator>(&mut self) -> Result<()> {
-        let tag = T::DISCRIMINATOR;
-        let found = self
-            .take(tag.len())
-            .map_err(|_| ErrorCode::AccountDiscriminatorNotFound)?;
-        require!(found == tag, ErrorCode::AccountDiscriminatorMismatch);
-        Ok(())
+        self.skip(usize::try_from(len).ok()?.checked_mul(size)?)
     }
 }
 
@@ -132,8 +120,11 @@ impl ConfigView {
 
     /// Reads the fields from a `Config`'s bytes (discriminator first).
     pub fn read(data: &[u8]) -> Result<Self> {
-        let mut c = Cursor::new(data);
-        c.discriminator::<Config>()?;
+        let mut c = Cursor::after_discriminator::<Config>(data)?;
+        Self::fields(&mut c).ok_or_else(|| ErrorCode::AccountDidNotDeserialize.into())
+    }
+
+    fn fields(c: &mut Cursor) -> Option<Self> {
         c.skip(1)?; // version
         let bump = c.u8()?;
         c.skip(1 + 32)?; // vault_bump, admin
@@ -156,7 +147,7 @@ impl ConfigView {
         c.skip(8 * 2)?; // scheduled_minted, total_reemitted
         let total_claimed_at = c.at;
         let total_claimed = c.u64()?;
-        Ok(Self {
+        Some(Self {
             bump,
             mint,
             vault,
@@ -225,8 +216,11 @@ impl EpochRecordView {
 
     /// Reads the fields from an `EpochRecord`'s bytes (discriminator first).
     pub fn read(data: &[u8]) -> Result<Self> {
-        let mut c = Cursor::new(data);
-        c.discriminator::<EpochRecord>()?;
+        let mut c = Cursor::after_discriminator::<EpochRecord>(data)?;
+        Self::fields(&mut c).ok_or_else(|| ErrorCode::AccountDidNotDeserialize.into())
+    }
+
+    fn fields(c: &mut Cursor) -> Option<Self> {
         let config = c.pubkey()?;
         c.skip(1)?; // version
         let epoch = c.u64()?;
@@ -236,7 +230,7 @@ impl EpochRecordView {
             1 => EpochStatus::Proposed,
             2 => EpochStatus::Finalized,
             3 => EpochStatus::Vetoed,
-            _ => return err!(ErrorCode::AccountDidNotDeserialize),
+            _ => return None,
         };
         c.skip(4 + 8 + 1)?; // round, round_started_at, vetoes
         c.skip_vec(Vote::INIT_SPACE)?; // votes
@@ -244,7 +238,7 @@ impl EpochRecordView {
         let reward_root = c.array()?;
         let reward_leaf_count = c.u64()?;
         let reward_total = c.u64()?;
-        Ok(Self {
+        Some(Self {
             config,
             epoch,
             status,
