@@ -160,46 +160,32 @@ pub fn leaf_node(scope: &Scope, leaf: &Leaf) -> SumNode {
 /// The parent of `left` and `right` (in that order). Fails if the sum overflows.
 pub fn node(left: &SumNode, right: &SumNode) -> Result<SumNode, CoreError> {
     let sum = left.sum.checked_add(right.sum).ok_or(CoreError::Overflow)?;
-    let mut preimage = NodePreimage::new();
-    preimage.set(Side::Left, left);
-    preimage.set(Side::Right, right);
-    Ok(SumNode {
-        hash: preimage.hash(),
-        sum,
-    })
+    let hash = sha256v(&[
+        &[NODE_PREFIX],
+        &left.hash,
+        &left.sum.to_le_bytes(),
+        &right.hash,
+        &right.sum.to_le_bytes(),
+    ]);
+    Ok(SumNode { hash, sum })
 }
 
-/// Which child of its parent a node is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Left,
-    Right,
-}
+/// A node as it appears in its parent's preimage, `hash ‖ sum (u64 LE)`, in one aligned buffer:
+/// the proof loop of [`compute_root`] hashes it as one slice and overwrites it in place with
+/// each parent, so a level costs one `sol_sha256` and no unaligned copies.
+#[repr(C, align(8))]
+struct Encoded([u8; SIBLING_LEN]);
 
-/// The 81 bytes an interior node hashes, `0x03 ‖ left hash ‖ left sum ‖ right hash ‖ right sum`,
-/// kept in one buffer so that a proof's every level costs one `sol_sha256` over one slice, and
-/// each level overwrites only the bytes that change.
-struct NodePreimage([u8; 1 + 2 * SIBLING_LEN]);
-
-impl NodePreimage {
-    fn new() -> Self {
-        let mut bytes = [0u8; 1 + 2 * SIBLING_LEN];
-        bytes[0] = NODE_PREFIX;
-        Self(bytes)
+impl Encoded {
+    fn new(node: &SumNode) -> Self {
+        let mut e = Self([0u8; SIBLING_LEN]);
+        e.set(&node.hash, node.sum);
+        e
     }
 
-    /// Writes `child`'s hash and sum as the `side` child.
-    fn set(&mut self, side: Side, child: &SumNode) {
-        let at = match side {
-            Side::Left => 1,
-            Side::Right => 1 + SIBLING_LEN,
-        };
-        self.0[at..at + 32].copy_from_slice(&child.hash);
-        self.0[at + 32..at + SIBLING_LEN].copy_from_slice(&child.sum.to_le_bytes());
-    }
-
-    fn hash(&self) -> Hash32 {
-        sha256v(&[&self.0])
+    fn set(&mut self, hash: &Hash32, sum: u64) {
+        self.0[..32].copy_from_slice(hash);
+        self.0[32..].copy_from_slice(&sum.to_le_bytes());
     }
 }
 
@@ -250,38 +236,34 @@ where
     if index >= leaf_count || depth(leaf_count)? != siblings.len() {
         return None;
     }
-    let mut current = leaf_node(scope, leaf);
-    let mut preimage = NodePreimage::new();
+    let leaf = leaf_node(scope, leaf);
+    let mut current = Encoded::new(&leaf);
+    let mut sum = leaf.sum;
     // The node's position in its level and the level's width (before padding).
     let mut position = index;
     let mut width = leaf_count;
     for sibling in siblings {
         let sibling = sibling.borrow();
-        let side = if !position.is_multiple_of(2) {
-            Side::Right
-        } else if position.checked_add(1)? == width {
+        let sibling_sum = sibling.sum.to_le_bytes();
+        // The same bytes as `node`'s preimage, in four slices.
+        let hash = if !position.is_multiple_of(2) {
+            sha256v(&[&[NODE_PREFIX], &sibling.hash, &sibling_sum, &current.0])
+        } else {
             // The last node of an odd level: its sibling is the padding.
-            if *sibling != EMPTY_NODE {
+            if position.checked_add(1)? == width && *sibling != EMPTY_NODE {
                 return None;
             }
-            Side::Left
-        } else {
-            Side::Left
+            sha256v(&[&[NODE_PREFIX], &current.0, &sibling.hash, &sibling_sum])
         };
-        let (mine, theirs) = match side {
-            Side::Left => (Side::Left, Side::Right),
-            Side::Right => (Side::Right, Side::Left),
-        };
-        preimage.set(mine, &current);
-        preimage.set(theirs, sibling);
-        current = SumNode {
-            hash: preimage.hash(),
-            sum: current.sum.checked_add(sibling.sum)?,
-        };
+        sum = sum.checked_add(sibling.sum)?;
+        current.set(&hash, sum);
         position /= 2;
         width = width.div_ceil(2);
     }
-    Some(Commitment::new(scope.kind, &current, leaf_count))
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&current.0[..32]);
+    let top = SumNode { hash, sum };
+    Some(Commitment::new(scope.kind, &top, leaf_count))
 }
 
 /// Whether `leaf` is at `index` in the tree `commitment` of `scope`: `siblings` (as in
