@@ -3,7 +3,7 @@ use crate::error::BackhaulError;
 use crate::events::RewardClaimed;
 use crate::state::*;
 use anchor_lang::prelude::*;
-use anchor_spl::token::{self, Token, TokenAccount, Transfer};
+use anchor_spl::token::{self, Token, Transfer};
 use backhaul_core::merkle::TreeKind;
 
 // Accounts whose contents identify them (a program-owned account of the right type naming this
@@ -67,9 +67,10 @@ pub struct Claim<'info> {
     )]
     pub vault: UncheckedAccount<'info>,
     /// The operator's own token account for the network token; the only place the tokens go.
-    /// (Its mint is checked against the config's in the handler.)
-    #[account(mut, token::authority = operator)]
-    pub recipient: Box<Account<'info, TokenAccount>>,
+    /// CHECK: an SPL Token account owned by `operator` holding the config's mint
+    /// (`TokenAccountView::load` and the handler).
+    #[account(mut)]
+    pub recipient: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
@@ -106,7 +107,7 @@ pub fn handler(
             operator: a.operator.key(),
             operator_claim: a.operator_claim.to_account_info(),
             vault: a.vault.to_account_info(),
-            recipient: &a.recipient,
+            recipient: a.recipient.to_account_info(),
             token_program: a.token_program.key(),
             system_program: a.system_program.to_account_info(),
         },
@@ -120,7 +121,7 @@ pub fn handler(
 }
 
 /// The accounts a claim pays with, whether its proof came in the instruction or a buffer.
-pub(crate) struct Payout<'a, 'info> {
+pub(crate) struct Payout<'info> {
     pub payer: AccountInfo<'info>,
     /// The deployment's `Config` (checked by [`ConfigView::load`]).
     pub config: AccountInfo<'info>,
@@ -133,9 +134,9 @@ pub(crate) struct Payout<'a, 'info> {
     pub operator_claim: AccountInfo<'info>,
     /// The vault (checked against the config's).
     pub vault: AccountInfo<'info>,
-    /// The operator's token account (its owner checked by the accounts' constraints, its mint
-    /// here).
-    pub recipient: &'a Account<'info, TokenAccount>,
+    /// The operator's token account (checked here: an SPL Token account of the config's mint
+    /// owned by the operator).
+    pub recipient: AccountInfo<'info>,
     pub token_program: Pubkey,
     pub system_program: AccountInfo<'info>,
 }
@@ -164,13 +165,19 @@ pub(crate) fn pay(
             .with_pubkeys((record.config, config_key)));
     }
     require!(record.epoch == a.epoch, BackhaulError::WrongEpochRecord);
-    // `token::mint = config.mint` on the recipient.
-    if a.recipient.mint != config.mint {
+    // `token::mint = config.mint, token::authority = operator` on the recipient.
+    let operator = a.operator;
+    let recipient = TokenAccountView::load(&a.recipient)?;
+    if recipient.mint != config.mint {
         return Err(Error::from(ErrorCode::ConstraintTokenMint)
             .with_account_name("recipient")
-            .with_pubkeys((a.recipient.mint, config.mint)));
+            .with_pubkeys((recipient.mint, config.mint)));
     }
-    let operator = a.operator;
+    if recipient.owner != operator {
+        return Err(Error::from(ErrorCode::ConstraintTokenOwner)
+            .with_account_name("recipient")
+            .with_pubkeys((recipient.owner, operator)));
+    }
     require!(
         !config.is_paused(Clock::get()?.unix_timestamp),
         BackhaulError::Paused
@@ -194,13 +201,16 @@ pub(crate) fn pay(
         proof,
     )?;
 
+    // What the operator already claimed: an existing record is read in place; a new one is
+    // created (at its PDA, checked by its seeds) and written whole after the transfer.
     let claim_info = a.operator_claim;
-    let (mut claim, created) = if claim_info.owner == program_id {
-        let data = claim_info.try_borrow_data()?;
-        (
-            Box::new(OperatorClaim::try_deserialize(&mut &data[..])?),
-            false,
-        )
+    let (fresh, already) = if claim_info.owner == program_id {
+        let record = OperatorClaimView::read(&claim_info.try_borrow_data()?)?;
+        require!(
+            record.config == config_key && record.operator == operator,
+            BackhaulError::WrongClaimRecord
+        );
+        (None, record.claimed)
     } else {
         let (address, bump) = Pubkey::find_program_address(
             &[CLAIM_SEED, config_key.as_ref(), operator.as_ref()],
@@ -208,7 +218,7 @@ pub(crate) fn pay(
         );
         require_keys_eq!(address, claim_info.key(), BackhaulError::WrongClaimRecord);
         let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
-        let (mut fresh, created) = pda::load_or_create::<OperatorClaim>(
+        pda::create_pda(
             &claim_info,
             &a.payer,
             &a.system_program,
@@ -216,20 +226,17 @@ pub(crate) fn pay(
             OperatorClaim::SIZE,
             program_id,
         )?;
-        fresh.bump = bump;
-        (fresh, created)
+        // A new record is told apart by its creation, never by its contents: an operator whose
+        // key is all zeros would otherwise look new at every claim and be paid again each time.
+        let record = OperatorClaim {
+            config: config_key,
+            operator,
+            claimed: 0,
+            last_epoch: 0,
+            bump,
+        };
+        (Some(record), 0)
     };
-    // A new record is told apart by its creation, never by its contents: an operator whose key
-    // is all zeros would otherwise look new at every claim and be paid again each time.
-    if created {
-        claim.config = config_key;
-        claim.operator = operator;
-    }
-    require!(
-        claim.config == config_key && claim.operator == operator,
-        BackhaulError::WrongClaimRecord
-    );
-    let already = claim.claimed;
     let amount = cumulative
         .checked_sub(already)
         .filter(|a| *a > 0)
@@ -241,7 +248,7 @@ pub(crate) fn pay(
             a.token_program,
             Transfer {
                 from: a.vault,
-                to: a.recipient.to_account_info(),
+                to: a.recipient.clone(),
                 authority: a.config.clone(),
             },
             &[&seeds],
@@ -250,9 +257,14 @@ pub(crate) fn pay(
     )?;
 
     let epoch = record.epoch;
-    claim.claimed = cumulative;
-    claim.last_epoch = epoch;
-    pda::store(&*claim, &claim_info)?;
+    match fresh {
+        Some(mut record) => {
+            record.claimed = cumulative;
+            record.last_epoch = epoch;
+            pda::store(&record, &claim_info)?;
+        }
+        None => OperatorClaimView::store(&claim_info, cumulative, epoch)?,
+    }
 
     // The only field of the config a claim changes, checked against what was minted.
     let total_claimed = config.add_claimed(&a.config, amount)?;

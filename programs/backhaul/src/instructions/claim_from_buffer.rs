@@ -3,7 +3,7 @@ use crate::error::BackhaulError;
 use crate::instructions::claim::{pay, Payout};
 use crate::state::*;
 use anchor_lang::prelude::*;
-use anchor_spl::token::{Token, TokenAccount};
+use anchor_spl::token::Token;
 
 /// `claim`'s accounts, and the payer's proof buffer holding the proof.
 #[event_cpi]
@@ -54,10 +54,10 @@ pub struct ClaimFromBuffer<'info> {
         account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)
     )]
     pub vault: UncheckedAccount<'info>,
-    /// The operator's own token account for the network token (its mint checked against the
-    /// config's in the handler).
-    #[account(mut, token::authority = operator)]
-    pub recipient: Box<Account<'info, TokenAccount>>,
+    /// The operator's own token account for the network token.
+    /// CHECK: as in `claim`: an SPL Token account of the config's mint owned by `operator`.
+    #[account(mut)]
+    pub recipient: UncheckedAccount<'info>,
     /// The payer's proof buffer `buffer_id` holding a `BufferedProof`; consumed and closed.
     #[account(
         mut,
@@ -95,7 +95,7 @@ pub fn handler(
             operator: a.operator.key(),
             operator_claim: a.operator_claim.to_account_info(),
             vault: a.vault.to_account_info(),
-            recipient: &a.recipient,
+            recipient: a.recipient.to_account_info(),
             token_program: a.token_program.key(),
             system_program: a.system_program.to_account_info(),
         },

@@ -12,8 +12,8 @@
 
 use crate::error::BackhaulError;
 use crate::state::{
-    Config, EconomicsParams, EmissionParams, EpochRecord, EpochStatus, PendingParams, RateLimiter,
-    Vote,
+    Config, EconomicsParams, EmissionParams, EpochRecord, EpochStatus, OperatorClaim,
+    PendingParams, RateLimiter, Vote,
 };
 use anchor_lang::prelude::*;
 use anchor_lang::Discriminator;
@@ -246,6 +246,87 @@ impl EpochRecordView {
             reward_leaf_count,
             reward_total,
         })
+    }
+}
+
+/// What a claim reads from an existing `OperatorClaim`; a claim writes back only `claimed` and
+/// `last_epoch`, which sit at fixed offsets (every field of the record has a fixed size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperatorClaimView {
+    pub config: Pubkey,
+    pub operator: Pubkey,
+    pub claimed: u64,
+}
+
+impl OperatorClaimView {
+    /// Offset of `claimed`: after the discriminator, `config` and `operator`.
+    const CLAIMED_AT: usize = 8 + 32 + 32;
+
+    /// Reads an `OperatorClaim`'s bytes (discriminator first; the owner is the caller's check).
+    pub fn read(data: &[u8]) -> Result<Self> {
+        let mut c = Cursor::after_discriminator::<OperatorClaim>(data)?;
+        Self::fields(&mut c).ok_or_else(|| ErrorCode::AccountDidNotDeserialize.into())
+    }
+
+    fn fields(c: &mut Cursor) -> Option<Self> {
+        Some(Self {
+            config: c.pubkey()?,
+            operator: c.pubkey()?,
+            claimed: c.u64()?,
+        })
+    }
+
+    /// Writes `claimed` and `last_epoch` into the record at `info`.
+    pub fn store(info: &AccountInfo, claimed: u64, last_epoch: u64) -> Result<()> {
+        let mut data = info.try_borrow_mut_data()?;
+        let fields = data
+            .get_mut(Self::CLAIMED_AT..Self::CLAIMED_AT + 16)
+            .ok_or(ErrorCode::AccountDidNotSerialize)?;
+        fields[..8].copy_from_slice(&claimed.to_le_bytes());
+        fields[8..].copy_from_slice(&last_epoch.to_le_bytes());
+        Ok(())
+    }
+}
+
+/// What a claim reads from the recipient, a classic SPL Token account: its mint and owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenAccountView {
+    pub mint: Pubkey,
+    pub owner: Pubkey,
+}
+
+impl TokenAccountView {
+    /// Bytes of an SPL Token account.
+    const LEN: usize = 165;
+    /// Offset of its `state` (0: uninitialized).
+    const STATE_AT: usize = 108;
+
+    /// Reads an initialized token account of the SPL Token program, with the checks of
+    /// `Account<'info, TokenAccount>`: the owner program, the size, the initialized state.
+    pub fn load(info: &AccountInfo) -> Result<Self> {
+        if *info.owner == anchor_lang::system_program::ID && info.lamports() == 0 {
+            return err!(ErrorCode::AccountNotInitialized);
+        }
+        if *info.owner != anchor_spl::token::ID {
+            return Err(Error::from(ErrorCode::AccountOwnedByWrongProgram)
+                .with_pubkeys((*info.owner, anchor_spl::token::ID)));
+        }
+        Self::read(&info.try_borrow_data()?)
+    }
+
+    fn read(data: &[u8]) -> Result<Self> {
+        require!(
+            data.len() == Self::LEN && data.get(Self::STATE_AT).is_some_and(|s| *s != 0),
+            ErrorCode::AccountDidNotDeserialize
+        );
+        let mut c = Cursor { data, at: 0 };
+        (|| {
+            Some(Self {
+                mint: c.pubkey()?,
+                owner: c.pubkey()?,
+            })
+        })()
+        .ok_or_else(|| ErrorCode::AccountDidNotDeserialize.into())
     }
 }
 
@@ -491,5 +572,76 @@ mod tests {
         let mut bad = data;
         bad[8 + 32 + 1 + 8 + 1] = 4;
         assert!(EpochRecordView::read(&bad).is_err());
+    }
+
+    #[test]
+    fn the_claim_record_view_reads_and_writes_where_anchor_does() {
+        let mut record = OperatorClaim {
+            config: key(1),
+            operator: key(2),
+            claimed: 3,
+            last_epoch: 4,
+            bump: 5,
+        };
+        let mut data = bytes(&record, OperatorClaim::SIZE);
+        assert_eq!(
+            OperatorClaimView::read(&data).expect("read"),
+            OperatorClaimView {
+                config: key(1),
+                operator: key(2),
+                claimed: 3
+            }
+        );
+        let mut lamports = 0;
+        let (address, owner) = (key(99), key(98));
+        let info = AccountInfo::new(
+            &address,
+            false,
+            true,
+            &mut lamports,
+            &mut data,
+            &owner,
+            false,
+        );
+        OperatorClaimView::store(&info, 30, 40).expect("store");
+        drop(info);
+        (record.claimed, record.last_epoch) = (30, 40);
+        assert_eq!(data, bytes(&record, OperatorClaim::SIZE));
+        let mut other = data.clone();
+        other[0] ^= 1;
+        assert!(OperatorClaimView::read(&other).is_err());
+        assert!(OperatorClaimView::read(&data[..8 + 64 + 7]).is_err());
+    }
+
+    #[test]
+    fn the_token_account_view_reads_the_mint_and_owner() {
+        use anchor_lang::solana_program::program_pack::Pack;
+        use anchor_spl::token::spl_token::state::{Account, AccountState};
+        let account = Account {
+            mint: key(1),
+            owner: key(2),
+            amount: 3,
+            state: AccountState::Initialized,
+            ..Account::default()
+        };
+        let mut data = vec![0u8; Account::LEN];
+        Account::pack(account, &mut data).expect("pack");
+        assert_eq!(
+            TokenAccountView::read(&data).expect("read"),
+            TokenAccountView {
+                mint: key(1),
+                owner: key(2)
+            }
+        );
+        // Frozen accounts read too (SPL Token refuses to pay them); uninitialized ones and other
+        // sizes do not.
+        data[TokenAccountView::STATE_AT] = AccountState::Frozen as u8;
+        assert!(TokenAccountView::read(&data).is_ok());
+        data[TokenAccountView::STATE_AT] = AccountState::Uninitialized as u8;
+        assert!(TokenAccountView::read(&data).is_err());
+        data[TokenAccountView::STATE_AT] = AccountState::Initialized as u8;
+        assert!(TokenAccountView::read(&data[..164]).is_err());
+        data.push(0);
+        assert!(TokenAccountView::read(&data).is_err());
     }
 }
