@@ -100,16 +100,16 @@ pub fn handler(
     let a = &*ctx.accounts;
     let event = pay(
         Payout {
-            payer: a.payer.to_account_info(),
-            config: a.config.to_account_info(),
-            epoch_record: a.epoch_record.to_account_info(),
+            payer: a.payer.as_ref(),
+            config: a.config.as_ref(),
+            epoch_record: a.epoch_record.as_ref(),
             epoch,
             operator: a.operator.key(),
-            operator_claim: a.operator_claim.to_account_info(),
-            vault: a.vault.to_account_info(),
-            recipient: a.recipient.to_account_info(),
+            operator_claim: a.operator_claim.as_ref(),
+            vault: a.vault.as_ref(),
+            recipient: a.recipient.as_ref(),
             token_program: a.token_program.key(),
-            system_program: a.system_program.to_account_info(),
+            system_program: a.system_program.as_ref(),
         },
         ctx.program_id,
         cumulative,
@@ -121,24 +121,24 @@ pub fn handler(
 }
 
 /// The accounts a claim pays with, whether its proof came in the instruction or a buffer.
-pub(crate) struct Payout<'info> {
-    pub payer: AccountInfo<'info>,
+pub(crate) struct Payout<'a, 'info> {
+    pub payer: &'a AccountInfo<'info>,
     /// The deployment's `Config` (checked by [`ConfigView::load`]).
-    pub config: AccountInfo<'info>,
+    pub config: &'a AccountInfo<'info>,
     /// The record of `epoch` (checked by [`EpochRecordView::load`] and against the config and
     /// `epoch`).
-    pub epoch_record: AccountInfo<'info>,
+    pub epoch_record: &'a AccountInfo<'info>,
     /// The epoch the instruction names.
     pub epoch: u64,
     pub operator: Pubkey,
-    pub operator_claim: AccountInfo<'info>,
+    pub operator_claim: &'a AccountInfo<'info>,
     /// The vault (checked against the config's).
-    pub vault: AccountInfo<'info>,
+    pub vault: &'a AccountInfo<'info>,
     /// The operator's token account (checked here: an SPL Token account of the config's mint
     /// owned by the operator).
-    pub recipient: AccountInfo<'info>,
+    pub recipient: &'a AccountInfo<'info>,
     pub token_program: Pubkey,
-    pub system_program: AccountInfo<'info>,
+    pub system_program: &'a AccountInfo<'info>,
 }
 
 /// Checks the accounts and the proof and pays (see [`handler`]); returns the event to emit.
@@ -150,14 +150,14 @@ pub(crate) fn pay(
     proof: &[ProofNode],
 ) -> Result<RewardClaimed> {
     let config_key = a.config.key();
-    let mut config = ConfigView::load(&a.config, program_id)?;
+    let mut config = ConfigView::load(a.config, program_id)?;
     // `has_one = vault` on the config.
     if a.vault.key() != config.vault {
         return Err(Error::from(ErrorCode::ConstraintHasOne)
             .with_account_name("config")
             .with_pubkeys((a.vault.key(), config.vault)));
     }
-    let record = EpochRecordView::load(&a.epoch_record, program_id)?;
+    let record = EpochRecordView::load(a.epoch_record, program_id)?;
     // `has_one = config` on the epoch record, and the record is the argument's epoch's.
     if record.config != config_key {
         return Err(Error::from(ErrorCode::ConstraintHasOne)
@@ -167,7 +167,7 @@ pub(crate) fn pay(
     require!(record.epoch == a.epoch, BackhaulError::WrongEpochRecord);
     // `token::mint = config.mint, token::authority = operator` on the recipient.
     let operator = a.operator;
-    let recipient = TokenAccountView::load(&a.recipient)?;
+    let recipient = TokenAccountView::load(a.recipient)?;
     if recipient.mint != config.mint {
         return Err(Error::from(ErrorCode::ConstraintTokenMint)
             .with_account_name("recipient")
@@ -219,9 +219,9 @@ pub(crate) fn pay(
         require_keys_eq!(address, claim_info.key(), BackhaulError::WrongClaimRecord);
         let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
         pda::create_pda(
-            &claim_info,
-            &a.payer,
-            &a.system_program,
+            claim_info,
+            a.payer,
+            a.system_program,
             claim_seeds,
             OperatorClaim::SIZE,
             program_id,
@@ -247,7 +247,7 @@ pub(crate) fn pay(
         CpiContext::new_with_signer(
             a.token_program,
             Transfer {
-                from: a.vault,
+                from: a.vault.clone(),
                 to: a.recipient.clone(),
                 authority: a.config.clone(),
             },
@@ -261,13 +261,13 @@ pub(crate) fn pay(
         Some(mut record) => {
             record.claimed = cumulative;
             record.last_epoch = epoch;
-            pda::store(&record, &claim_info)?;
+            pda::store(&record, claim_info)?;
         }
-        None => OperatorClaimView::store(&claim_info, cumulative, epoch)?,
+        None => OperatorClaimView::store(claim_info, cumulative, epoch)?,
     }
 
     // The only field of the config a claim changes, checked against what was minted.
-    let total_claimed = config.add_claimed(&a.config, amount)?;
+    let total_claimed = config.add_claimed(a.config, amount)?;
     Ok(RewardClaimed {
         config: config_key,
         operator,

@@ -88,16 +88,16 @@ pub fn handler(
     let a = &*ctx.accounts;
     let event = pay(
         Payout {
-            payer: a.payer.to_account_info(),
-            config: a.config.to_account_info(),
-            epoch_record: a.epoch_record.to_account_info(),
+            payer: a.payer.as_ref(),
+            config: a.config.as_ref(),
+            epoch_record: a.epoch_record.as_ref(),
             epoch,
             operator: a.operator.key(),
-            operator_claim: a.operator_claim.to_account_info(),
-            vault: a.vault.to_account_info(),
-            recipient: a.recipient.to_account_info(),
+            operator_claim: a.operator_claim.as_ref(),
+            vault: a.vault.as_ref(),
+            recipient: a.recipient.as_ref(),
             token_program: a.token_program.key(),
-            system_program: a.system_program.to_account_info(),
+            system_program: a.system_program.as_ref(),
         },
         ctx.program_id,
         cumulative,
