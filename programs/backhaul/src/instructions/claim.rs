@@ -149,6 +149,15 @@ pub(crate) fn pay(
     index: u64,
     proof: &[ProofNode],
 ) -> Result<RewardClaimed> {
+    // The writable accounts are four different accounts (as Anchor checks for typed accounts):
+    // the vault as the recipient, say, would keep the tokens yet count the claim.
+    let writable = [a.config.key, a.operator_claim.key, a.vault.key, a.recipient.key];
+    for (i, key) in writable.iter().enumerate() {
+        if writable[..i].contains(key) {
+            return Err(Error::from(ErrorCode::ConstraintDuplicateMutableAccount)
+                .with_pubkeys((**key, **key)));
+        }
+    }
     let config_key = a.config.key();
     let mut config = ConfigView::load(a.config, program_id)?;
     // `has_one = vault` on the config.
