@@ -195,7 +195,11 @@ impl ProofBuffers {
 
     /// Writes the node where a parent needs it when it is the right (or else the left) child.
     fn place(&mut self, right: bool, hash: &Hash32, sum: u64) {
-        let buf = if right { &mut self.right } else { &mut self.left };
+        let buf = if right {
+            &mut self.right
+        } else {
+            &mut self.left
+        };
         buf[8..40].copy_from_slice(hash);
         buf[40..].copy_from_slice(&sum.to_le_bytes());
     }

@@ -28,12 +28,11 @@ pub struct Claim<'info> {
     #[cfg(feature = "idl-build")]
     #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
-    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf:
-    /// identified by its type, its deployment and its epoch.
-    /// CHECK: an `EpochRecord` of this program naming `config` and `epoch`
-    /// (`EpochRecordView::load` and the handler).
+    /// CHECK: an `EpochRecord` of this program naming `config` and `epoch` (in the handler).
     #[cfg(not(feature = "idl-build"))]
     pub epoch_record: UncheckedAccount<'info>,
+    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf:
+    /// identified by its type, its deployment and its epoch.
     #[cfg(feature = "idl-build")]
     #[account(
         seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
@@ -58,7 +57,7 @@ pub struct Claim<'info> {
         )
     )]
     pub operator_claim: UncheckedAccount<'info>,
-    /// The deployment's vault (the config's `vault`).
+    /// The deployment's vault (`has_one` on the config).
     /// CHECK: the address the config names (checked in the handler); SPL Token checks the rest.
     #[cfg_attr(not(feature = "idl-build"), account(mut))]
     #[cfg_attr(
@@ -67,8 +66,7 @@ pub struct Claim<'info> {
     )]
     pub vault: UncheckedAccount<'info>,
     /// The operator's own token account for the network token; the only place the tokens go.
-    /// CHECK: an SPL Token account owned by `operator` holding the config's mint
-    /// (`TokenAccountView::load` and the handler).
+    /// CHECK: an SPL Token account of the config's mint owned by `operator` (in the handler).
     #[account(mut)]
     pub recipient: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token>,
@@ -98,11 +96,18 @@ pub fn handler(
     proof: Vec<ProofNode>,
 ) -> Result<()> {
     let a = &*ctx.accounts;
+    // The IDL build declares the config and the epoch record as the account types they are.
+    #[cfg(not(feature = "idl-build"))]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        (a.config.as_ref(), a.epoch_record.as_ref());
+    #[cfg(feature = "idl-build")]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        ((*a.config).as_ref(), (*a.epoch_record).as_ref());
     let event = pay(
         Payout {
             payer: a.payer.as_ref(),
-            config: a.config.as_ref(),
-            epoch_record: a.epoch_record.as_ref(),
+            config,
+            epoch_record,
             epoch,
             operator: a.operator.key(),
             operator_claim: a.operator_claim.as_ref(),
@@ -151,7 +156,12 @@ pub(crate) fn pay(
 ) -> Result<RewardClaimed> {
     // The writable accounts are four different accounts (as Anchor checks for typed accounts):
     // the vault as the recipient, say, would keep the tokens yet count the claim.
-    let writable = [a.config.key, a.operator_claim.key, a.vault.key, a.recipient.key];
+    let writable = [
+        a.config.key,
+        a.operator_claim.key,
+        a.vault.key,
+        a.recipient.key,
+    ];
     for (i, key) in writable.iter().enumerate() {
         if writable[..i].contains(key) {
             return Err(Error::from(ErrorCode::ConstraintDuplicateMutableAccount)

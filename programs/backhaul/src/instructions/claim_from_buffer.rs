@@ -21,10 +21,10 @@ pub struct ClaimFromBuffer<'info> {
     #[cfg(feature = "idl-build")]
     #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
-    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf.
     /// CHECK: an `EpochRecord` of this program naming `config` and `epoch`, as in `claim`.
     #[cfg(not(feature = "idl-build"))]
     pub epoch_record: UncheckedAccount<'info>,
+    /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf.
     #[cfg(feature = "idl-build")]
     #[account(
         seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
@@ -46,7 +46,7 @@ pub struct ClaimFromBuffer<'info> {
         )
     )]
     pub operator_claim: UncheckedAccount<'info>,
-    /// The deployment's vault (the config's `vault`).
+    /// The deployment's vault (`has_one` on the config).
     /// CHECK: as in `claim`: the address the config names; SPL Token checks the rest.
     #[cfg_attr(not(feature = "idl-build"), account(mut))]
     #[cfg_attr(
@@ -86,11 +86,18 @@ pub fn handler(
         .buffer
         .decode(&ctx.accounts.buffer.to_account_info())?;
     let a = &*ctx.accounts;
+    // The IDL build declares the config and the epoch record as the account types they are.
+    #[cfg(not(feature = "idl-build"))]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        (a.config.as_ref(), a.epoch_record.as_ref());
+    #[cfg(feature = "idl-build")]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        ((*a.config).as_ref(), (*a.epoch_record).as_ref());
     let event = pay(
         Payout {
             payer: a.payer.as_ref(),
-            config: a.config.as_ref(),
-            epoch_record: a.epoch_record.as_ref(),
+            config,
+            epoch_record,
             epoch,
             operator: a.operator.key(),
             operator_claim: a.operator_claim.as_ref(),

@@ -134,8 +134,8 @@ impl ConfigView {
         let vault = c.pubkey()?;
         c.skip(32)?; // price_feed
         c.skip_vec(32)?; // oracles
-        // threshold, genesis_ts, epoch_length_secs, challenge_period_secs,
-        // governance_delay_secs, next_change_id
+                         // threshold, genesis_ts, epoch_length_secs, challenge_period_secs,
+                         // governance_delay_secs, next_change_id
         c.skip(1 + 8 * 5)?;
         c.skip_option(PendingParams::INIT_SPACE)?;
         c.skip(EmissionParams::INIT_SPACE + RateLimiter::INIT_SPACE + EconomicsParams::INIT_SPACE)?;
@@ -179,10 +179,7 @@ impl ConfigView {
             .total_claimed
             .checked_add(amount)
             .ok_or(BackhaulError::Overflow)?;
-        require!(
-            total <= self.total_minted,
-            BackhaulError::InvariantViolated
-        );
+        require!(total <= self.total_minted, BackhaulError::InvariantViolated);
         let end = self
             .total_claimed_at
             .checked_add(8)
@@ -234,7 +231,7 @@ impl EpochRecordView {
         };
         c.skip(4 + 8 + 1)?; // round, round_started_at, vetoes
         c.skip_vec(Vote::INIT_SPACE)?; // votes
-        // proposal: reward_root, reward_leaf_count, reward_total first
+                                       // proposal: reward_root, reward_leaf_count, reward_total first
         let reward_root = c.array()?;
         let reward_leaf_count = c.u64()?;
         let reward_total = c.u64()?;
