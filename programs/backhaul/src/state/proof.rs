@@ -132,6 +132,7 @@ pub fn check_leaf(
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -328,6 +328,7 @@ impl TokenAccountView {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use crate::state::{ConsensusParams, EpochParams, EpochProposal};
