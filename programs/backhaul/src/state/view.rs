@@ -3,12 +3,15 @@
 //! Deserializing a whole `Config` (its guardians, oracles, pending parameters…) or `EpochRecord`
 //! (its votes and refuted digests) and writing the config back cost a claim about 6,000 compute
 //! units; these readers walk the accounts' borsh layout instead, skipping every field a claim does
-//! not read, and a claim writes only the config's `total_claimed` (8 bytes) back. The unit tests
-//! below pin them to the layout Anchor serializes, so a change of either account's fields fails
-//! them until the readers follow.
+//! not read, and a claim writes only the config's `total_claimed` (8 bytes) back. An existing
+//! `OperatorClaim` and the recipient's SPL Token account are read the same way, and the record's
+//! `claimed` and `last_epoch` written at their offsets. The unit tests below pin the readers to
+//! the layouts Anchor and SPL Token write, so a change of any of these accounts' fields fails them
+//! until the readers follow.
 //!
-//! The checks are those of `Account<'info, T>`: the account is owned by the program and carries
-//! the type's discriminator; the bytes must hold every field read (`AccountDidNotDeserialize`).
+//! The checks are those of `Account<'info, T>`: the account exists, is owned by the program (SPL
+//! Token for the recipient) and carries the type's discriminator (is an initialized token
+//! account); the bytes must hold every field read (`AccountDidNotDeserialize`).
 
 use crate::error::BackhaulError;
 use crate::state::{
