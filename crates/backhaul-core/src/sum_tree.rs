@@ -170,6 +170,49 @@ pub fn node(left: &SumNode, right: &SumNode) -> Result<SumNode, CoreError> {
     Ok(SumNode { hash, sum })
 }
 
+/// The proven node's bytes, `hash ‖ sum (u64 LE)`, where its parent's preimage needs them: as the
+/// left child right after the prefix (`0x03 ‖ node`), as the right child right after the
+/// sibling's sum (`sibling sum ‖ node`). Each level of [`compute_root`] then hashes three slices
+/// (`sol_sha256` charges per slice), and writes its result only where the next level needs it.
+/// The node starts 8-byte aligned in both buffers, so writing it takes word copies.
+#[repr(C, align(8))]
+struct ProofBuffers {
+    /// Seven unused bytes, the prefix, the node.
+    left: [u8; 8 + SIBLING_LEN],
+    /// The sibling's sum, the node.
+    right: [u8; 8 + SIBLING_LEN],
+}
+
+impl ProofBuffers {
+    fn new() -> Self {
+        let mut left = [0u8; 8 + SIBLING_LEN];
+        left[7] = NODE_PREFIX;
+        Self {
+            left,
+            right: [0u8; 8 + SIBLING_LEN],
+        }
+    }
+
+    /// Writes the node where a parent needs it when it is the right (or else the left) child.
+    fn place(&mut self, right: bool, hash: &Hash32, sum: u64) {
+        let buf = if right {
+            &mut self.right
+        } else {
+            &mut self.left
+        };
+        buf[8..40].copy_from_slice(hash);
+        buf[40..].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    /// The hash last placed.
+    fn hash(&self, right: bool) -> Hash32 {
+        let buf = if right { &self.right } else { &self.left };
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&buf[8..40]);
+        hash
+    }
+}
+
 /// The root of a tree whose top node is `top` and which holds `leaf_count` leaves.
 pub fn root_hash(kind: TreeKind, top: &SumNode, leaf_count: u64) -> Hash32 {
     sha256v(&[
@@ -217,29 +260,42 @@ where
     if index >= leaf_count || depth(leaf_count)? != siblings.len() {
         return None;
     }
-    let mut current = leaf_node(scope, leaf);
+    let leaf = leaf_node(scope, leaf);
+    let mut buffers = ProofBuffers::new();
+    let mut sum = leaf.sum;
     // The node's position in its level and the level's width (before padding).
     let mut position = index;
     let mut width = leaf_count;
+    let mut right = !position.is_multiple_of(2);
+    buffers.place(right, &leaf.hash, sum);
     for sibling in siblings {
         let sibling = sibling.borrow();
-        let is_left = position.is_multiple_of(2);
-        current = if !is_left {
-            node(sibling, &current)
-        } else if position.checked_add(1)? == width {
+        // The same bytes as `node`'s preimage, in three slices.
+        let hash = if right {
+            buffers.right[..8].copy_from_slice(&sibling.sum.to_le_bytes());
+            sha256v(&[&[NODE_PREFIX], &sibling.hash, &buffers.right])
+        } else {
             // The last node of an odd level: its sibling is the padding.
-            if *sibling != EMPTY_NODE {
+            if position.checked_add(1)? == width && *sibling != EMPTY_NODE {
                 return None;
             }
-            node(&current, &EMPTY_NODE)
-        } else {
-            node(&current, sibling)
-        }
-        .ok()?;
+            sha256v(&[
+                &buffers.left[7..],
+                &sibling.hash,
+                &sibling.sum.to_le_bytes(),
+            ])
+        };
+        sum = sum.checked_add(sibling.sum)?;
         position /= 2;
         width = width.div_ceil(2);
+        right = !position.is_multiple_of(2);
+        buffers.place(right, &hash, sum);
     }
-    Some(Commitment::new(scope.kind, &current, leaf_count))
+    let top = SumNode {
+        hash: buffers.hash(right),
+        sum,
+    };
+    Some(Commitment::new(scope.kind, &top, leaf_count))
 }
 
 /// Whether `leaf` is at `index` in the tree `commitment` of `scope`: `siblings` (as in

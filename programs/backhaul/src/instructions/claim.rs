@@ -3,13 +3,16 @@ use crate::error::BackhaulError;
 use crate::events::RewardClaimed;
 use crate::state::*;
 use anchor_lang::prelude::*;
-use anchor_spl::token::{self, Token, TokenAccount, Transfer};
+use anchor_spl::token::{self, Token, Transfer};
 use backhaul_core::merkle::TreeKind;
 
 // Accounts whose contents identify them (a program-owned account of the right type naming this
 // deployment, or the deployment's own vault) are checked by those contents, which costs nothing
-// beyond their deserialization; their seeds are stated for clients only, in the IDL build, since
-// re-deriving each address would cost a `create_program_address` (1,500 units) apiece.
+// beyond reading them; their seeds are stated for clients only, in the IDL build, since
+// re-deriving each address would cost a `create_program_address` (1,500 units) apiece. The config
+// and the epoch record are read field by field (`state::view`), not deserialized whole, and only
+// the config's claimed total is written back; the IDL build declares them as the account types
+// they are, with the same relations.
 #[event_cpi]
 #[derive(Accounts)]
 #[instruction(epoch: u64)]
@@ -17,24 +20,24 @@ pub struct Claim<'info> {
     /// Pays the fee and, on the first claim, the operator's claim record. Anyone may send a claim.
     #[account(mut)]
     pub payer: Signer<'info>,
+    /// CHECK: a `Config` of this program (owner and discriminator checked by `ConfigView::load`),
+    /// whose vault is `vault`.
+    #[cfg(not(feature = "idl-build"))]
+    #[account(mut)]
+    pub config: UncheckedAccount<'info>,
+    #[cfg(feature = "idl-build")]
     #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
+    /// CHECK: an `EpochRecord` of this program naming `config` and `epoch` (in the handler).
+    #[cfg(not(feature = "idl-build"))]
+    pub epoch_record: UncheckedAccount<'info>,
     /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf:
     /// identified by its type, its deployment and its epoch.
-    #[cfg_attr(
-        not(feature = "idl-build"),
-        account(
-            has_one = config,
-            constraint = epoch_record.epoch == epoch @ BackhaulError::WrongEpochRecord,
-        )
-    )]
-    #[cfg_attr(
-        feature = "idl-build",
-        account(
-            seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
-            bump = epoch_record.bump,
-            has_one = config,
-        )
+    #[cfg(feature = "idl-build")]
+    #[account(
+        seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
+        bump = epoch_record.bump,
+        has_one = config,
     )]
     pub epoch_record: Box<Account<'info, EpochRecord>>,
     /// CHECK: only a key: it names the leaf and must own `recipient`; it need not sign.
@@ -55,15 +58,17 @@ pub struct Claim<'info> {
     )]
     pub operator_claim: UncheckedAccount<'info>,
     /// The deployment's vault (`has_one` on the config).
+    /// CHECK: the address the config names (checked in the handler); SPL Token checks the rest.
     #[cfg_attr(not(feature = "idl-build"), account(mut))]
     #[cfg_attr(
         feature = "idl-build",
         account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)
     )]
-    pub vault: Box<Account<'info, TokenAccount>>,
+    pub vault: UncheckedAccount<'info>,
     /// The operator's own token account for the network token; the only place the tokens go.
-    #[account(mut, token::mint = config.mint, token::authority = operator)]
-    pub recipient: Box<Account<'info, TokenAccount>>,
+    /// CHECK: an SPL Token account of the config's mint owned by `operator` (in the handler).
+    #[account(mut)]
+    pub recipient: UncheckedAccount<'info>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
@@ -85,24 +90,31 @@ pub struct Claim<'info> {
 /// Proofs from older epochs carry smaller cumulative amounts and so can never pay twice.
 pub fn handler(
     ctx: Context<Claim>,
-    _epoch: u64,
+    epoch: u64,
     cumulative: u64,
     index: u64,
     proof: Vec<ProofNode>,
 ) -> Result<()> {
-    let a = &mut *ctx.accounts;
+    let a = &*ctx.accounts;
+    // The IDL build declares the config and the epoch record as the account types they are.
+    #[cfg(not(feature = "idl-build"))]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        (a.config.as_ref(), a.epoch_record.as_ref());
+    #[cfg(feature = "idl-build")]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        ((*a.config).as_ref(), (*a.epoch_record).as_ref());
     let event = pay(
         Payout {
-            payer: a.payer.to_account_info(),
-            config: &mut a.config,
-            epoch_record: &a.epoch_record,
+            payer: a.payer.as_ref(),
+            config,
+            epoch_record,
+            epoch,
             operator: a.operator.key(),
-            operator_claim: a.operator_claim.to_account_info(),
-            vault: a.vault.to_account_info(),
-            recipient: a.recipient.key(),
-            recipient_info: a.recipient.to_account_info(),
+            operator_claim: a.operator_claim.as_ref(),
+            vault: a.vault.as_ref(),
+            recipient: a.recipient.as_ref(),
             token_program: a.token_program.key(),
-            system_program: a.system_program.to_account_info(),
+            system_program: a.system_program.as_ref(),
         },
         ctx.program_id,
         cumulative,
@@ -115,19 +127,26 @@ pub fn handler(
 
 /// The accounts a claim pays with, whether its proof came in the instruction or a buffer.
 pub(crate) struct Payout<'a, 'info> {
-    pub payer: AccountInfo<'info>,
-    pub config: &'a mut Account<'info, Config>,
-    pub epoch_record: &'a EpochRecord,
+    pub payer: &'a AccountInfo<'info>,
+    /// The deployment's `Config` (checked by [`ConfigView::load`]).
+    pub config: &'a AccountInfo<'info>,
+    /// The record of `epoch` (checked by [`EpochRecordView::load`] and against the config and
+    /// `epoch`).
+    pub epoch_record: &'a AccountInfo<'info>,
+    /// The epoch the instruction names.
+    pub epoch: u64,
     pub operator: Pubkey,
-    pub operator_claim: AccountInfo<'info>,
-    pub vault: AccountInfo<'info>,
-    pub recipient: Pubkey,
-    pub recipient_info: AccountInfo<'info>,
+    pub operator_claim: &'a AccountInfo<'info>,
+    /// The vault (checked against the config's).
+    pub vault: &'a AccountInfo<'info>,
+    /// The operator's token account (checked here: an SPL Token account of the config's mint
+    /// owned by the operator).
+    pub recipient: &'a AccountInfo<'info>,
     pub token_program: Pubkey,
-    pub system_program: AccountInfo<'info>,
+    pub system_program: &'a AccountInfo<'info>,
 }
 
-/// Checks the proof and pays (see [`handler`]); returns the event to emit.
+/// Checks the accounts and the proof and pays (see [`handler`]); returns the event to emit.
 pub(crate) fn pay(
     a: Payout,
     program_id: &Pubkey,
@@ -135,24 +154,63 @@ pub(crate) fn pay(
     index: u64,
     proof: &[ProofNode],
 ) -> Result<RewardClaimed> {
+    // The writable accounts are four different accounts (as Anchor checks for typed accounts):
+    // the vault as the recipient, say, would keep the tokens yet count the claim.
+    let writable = [
+        a.config.key,
+        a.operator_claim.key,
+        a.vault.key,
+        a.recipient.key,
+    ];
+    for (i, key) in writable.iter().enumerate() {
+        if writable[..i].contains(key) {
+            return Err(Error::from(ErrorCode::ConstraintDuplicateMutableAccount)
+                .with_pubkeys((**key, **key)));
+        }
+    }
     let config_key = a.config.key();
-    let record = a.epoch_record;
+    let mut config = ConfigView::load(a.config, program_id)?;
+    // `has_one = vault` on the config.
+    if a.vault.key() != config.vault {
+        return Err(Error::from(ErrorCode::ConstraintHasOne)
+            .with_account_name("config")
+            .with_pubkeys((a.vault.key(), config.vault)));
+    }
+    let record = EpochRecordView::load(a.epoch_record, program_id)?;
+    // `has_one = config` on the epoch record, and the record is the argument's epoch's.
+    if record.config != config_key {
+        return Err(Error::from(ErrorCode::ConstraintHasOne)
+            .with_account_name("epoch_record")
+            .with_pubkeys((record.config, config_key)));
+    }
+    require!(record.epoch == a.epoch, BackhaulError::WrongEpochRecord);
+    // `token::mint = config.mint, token::authority = operator` on the recipient.
     let operator = a.operator;
+    let recipient = TokenAccountView::load(a.recipient)?;
+    if recipient.mint != config.mint {
+        return Err(Error::from(ErrorCode::ConstraintTokenMint)
+            .with_account_name("recipient")
+            .with_pubkeys((recipient.mint, config.mint)));
+    }
+    if recipient.owner != operator {
+        return Err(Error::from(ErrorCode::ConstraintTokenOwner)
+            .with_account_name("recipient")
+            .with_pubkeys((recipient.owner, operator)));
+    }
     require!(
-        !a.config.is_paused(Clock::get()?.unix_timestamp),
+        !config.is_paused(Clock::get()?.unix_timestamp),
         BackhaulError::Paused
     );
     require!(
         record.status == EpochStatus::Finalized,
         BackhaulError::EpochNotFinalized
     );
-    let p = &record.proposal;
     check_leaf(
         &TreeCommitment {
             kind: TreeKind::Reward,
-            root: p.reward_root,
-            total: p.reward_total,
-            leaf_count: p.reward_leaf_count,
+            root: record.reward_root,
+            total: record.reward_total,
+            leaf_count: record.reward_leaf_count,
         },
         &config_key,
         record.epoch,
@@ -162,13 +220,16 @@ pub(crate) fn pay(
         proof,
     )?;
 
+    // What the operator already claimed: an existing record is read in place; a new one is
+    // created (at its PDA, checked by its seeds) and written whole after the transfer.
     let claim_info = a.operator_claim;
-    let (mut claim, created) = if claim_info.owner == program_id {
-        let data = claim_info.try_borrow_data()?;
-        (
-            Box::new(OperatorClaim::try_deserialize(&mut &data[..])?),
-            false,
-        )
+    let (fresh, already) = if claim_info.owner == program_id {
+        let record = OperatorClaimView::read(&claim_info.try_borrow_data()?)?;
+        require!(
+            record.config == config_key && record.operator == operator,
+            BackhaulError::WrongClaimRecord
+        );
+        (None, record.claimed)
     } else {
         let (address, bump) = Pubkey::find_program_address(
             &[CLAIM_SEED, config_key.as_ref(), operator.as_ref()],
@@ -176,41 +237,38 @@ pub(crate) fn pay(
         );
         require_keys_eq!(address, claim_info.key(), BackhaulError::WrongClaimRecord);
         let claim_seeds: &[&[u8]] = &[CLAIM_SEED, config_key.as_ref(), operator.as_ref(), &[bump]];
-        let (mut fresh, created) = pda::load_or_create::<OperatorClaim>(
-            &claim_info,
-            &a.payer,
-            &a.system_program,
+        pda::create_pda(
+            claim_info,
+            a.payer,
+            a.system_program,
             claim_seeds,
             OperatorClaim::SIZE,
             program_id,
         )?;
-        fresh.bump = bump;
-        (fresh, created)
+        // A new record is told apart by its creation, never by its contents: an operator whose
+        // key is all zeros would otherwise look new at every claim and be paid again each time.
+        let record = OperatorClaim {
+            config: config_key,
+            operator,
+            claimed: 0,
+            last_epoch: 0,
+            bump,
+        };
+        (Some(record), 0)
     };
-    // A new record is told apart by its creation, never by its contents: an operator whose key
-    // is all zeros would otherwise look new at every claim and be paid again each time.
-    if created {
-        claim.config = config_key;
-        claim.operator = operator;
-    }
-    require!(
-        claim.config == config_key && claim.operator == operator,
-        BackhaulError::WrongClaimRecord
-    );
-    let already = claim.claimed;
     let amount = cumulative
         .checked_sub(already)
         .filter(|a| *a > 0)
         .ok_or(BackhaulError::NothingToClaim)?;
 
-    let seeds = a.config.signer_seeds();
+    let seeds = config.signer_seeds();
     token::transfer(
         CpiContext::new_with_signer(
             a.token_program,
             Transfer {
-                from: a.vault,
-                to: a.recipient_info,
-                authority: a.config.to_account_info(),
+                from: a.vault.clone(),
+                to: a.recipient.clone(),
+                authority: a.config.clone(),
             },
             &[&seeds],
         ),
@@ -218,23 +276,24 @@ pub(crate) fn pay(
     )?;
 
     let epoch = record.epoch;
-    claim.claimed = cumulative;
-    claim.last_epoch = epoch;
-    pda::store(&*claim, &claim_info)?;
+    match fresh {
+        Some(mut record) => {
+            record.claimed = cumulative;
+            record.last_epoch = epoch;
+            pda::store(&record, claim_info)?;
+        }
+        None => OperatorClaimView::store(claim_info, cumulative, epoch)?,
+    }
 
-    let config = a.config;
-    config.total_claimed = config
-        .total_claimed
-        .checked_add(amount)
-        .ok_or(BackhaulError::Overflow)?;
-    config.invariant()?;
+    // The only field of the config a claim changes, checked against what was minted.
+    let total_claimed = config.add_claimed(a.config, amount)?;
     Ok(RewardClaimed {
         config: config_key,
         operator,
-        recipient: a.recipient,
+        recipient: a.recipient.key(),
         epoch,
         cumulative,
         amount,
-        total_claimed: config.total_claimed,
+        total_claimed,
     })
 }

@@ -3,7 +3,7 @@ use crate::error::BackhaulError;
 use crate::instructions::claim::{pay, Payout};
 use crate::state::*;
 use anchor_lang::prelude::*;
-use anchor_spl::token::{Token, TokenAccount};
+use anchor_spl::token::Token;
 
 /// `claim`'s accounts, and the payer's proof buffer holding the proof.
 #[event_cpi]
@@ -14,9 +14,18 @@ pub struct ClaimFromBuffer<'info> {
     /// gets its rent back.
     #[account(mut)]
     pub payer: Signer<'info>,
+    /// CHECK: a `Config` of this program whose vault is `vault`, as in `claim`.
+    #[cfg(not(feature = "idl-build"))]
+    #[account(mut)]
+    pub config: UncheckedAccount<'info>,
+    #[cfg(feature = "idl-build")]
     #[account(mut, has_one = vault)]
     pub config: Box<Account<'info, Config>>,
+    /// CHECK: an `EpochRecord` of this program naming `config` and `epoch`, as in `claim`.
+    #[cfg(not(feature = "idl-build"))]
+    pub epoch_record: UncheckedAccount<'info>,
     /// The record of `epoch`, a finalized epoch whose reward tree holds the operator's leaf.
+    #[cfg(feature = "idl-build")]
     #[account(
         seeds = [EPOCH_SEED, config.key().as_ref(), &epoch.to_le_bytes()],
         bump = epoch_record.bump,
@@ -27,18 +36,28 @@ pub struct ClaimFromBuffer<'info> {
     pub operator: UncheckedAccount<'info>,
     /// What the operator has claimed (`OperatorClaim`), created on its first claim.
     /// CHECK: as in `claim`: an existing record by its contents, a new one by its seeds.
-    #[account(
-        mut,
-        seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
-        bump,
+    #[cfg_attr(not(feature = "idl-build"), account(mut))]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(
+            mut,
+            seeds = [CLAIM_SEED, config.key().as_ref(), operator.key().as_ref()],
+            bump,
+        )
     )]
     pub operator_claim: UncheckedAccount<'info>,
     /// The deployment's vault (`has_one` on the config).
-    #[account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)]
-    pub vault: Box<Account<'info, TokenAccount>>,
+    /// CHECK: as in `claim`: the address the config names; SPL Token checks the rest.
+    #[cfg_attr(not(feature = "idl-build"), account(mut))]
+    #[cfg_attr(
+        feature = "idl-build",
+        account(mut, seeds = [VAULT_SEED, config.key().as_ref()], bump = config.vault_bump)
+    )]
+    pub vault: UncheckedAccount<'info>,
     /// The operator's own token account for the network token.
-    #[account(mut, token::mint = config.mint, token::authority = operator)]
-    pub recipient: Box<Account<'info, TokenAccount>>,
+    /// CHECK: as in `claim`: an SPL Token account of the config's mint owned by `operator`.
+    #[account(mut)]
+    pub recipient: UncheckedAccount<'info>,
     /// The payer's proof buffer `buffer_id` holding a `BufferedProof`; consumed and closed.
     #[account(
         mut,
@@ -58,7 +77,7 @@ pub struct ClaimFromBuffer<'info> {
 /// `claim`; the buffer is closed, its rent back to the payer.
 pub fn handler(
     ctx: Context<ClaimFromBuffer>,
-    _epoch: u64,
+    epoch: u64,
     cumulative: u64,
     _buffer_id: u64,
 ) -> Result<()> {
@@ -66,19 +85,26 @@ pub fn handler(
         .accounts
         .buffer
         .decode(&ctx.accounts.buffer.to_account_info())?;
-    let a = &mut *ctx.accounts;
+    let a = &*ctx.accounts;
+    // The IDL build declares the config and the epoch record as the account types they are.
+    #[cfg(not(feature = "idl-build"))]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        (a.config.as_ref(), a.epoch_record.as_ref());
+    #[cfg(feature = "idl-build")]
+    let (config, epoch_record): (&AccountInfo, &AccountInfo) =
+        ((*a.config).as_ref(), (*a.epoch_record).as_ref());
     let event = pay(
         Payout {
-            payer: a.payer.to_account_info(),
-            config: &mut a.config,
-            epoch_record: &a.epoch_record,
+            payer: a.payer.as_ref(),
+            config,
+            epoch_record,
+            epoch,
             operator: a.operator.key(),
-            operator_claim: a.operator_claim.to_account_info(),
-            vault: a.vault.to_account_info(),
-            recipient: a.recipient.key(),
-            recipient_info: a.recipient.to_account_info(),
+            operator_claim: a.operator_claim.as_ref(),
+            vault: a.vault.as_ref(),
+            recipient: a.recipient.as_ref(),
             token_program: a.token_program.key(),
-            system_program: a.system_program.to_account_info(),
+            system_program: a.system_program.as_ref(),
         },
         ctx.program_id,
         cumulative,

@@ -13,6 +13,7 @@ pub mod pending_change;
 pub mod price_feed;
 pub mod proof;
 pub mod proof_buffer;
+pub mod view;
 
 pub use config::*;
 pub use credit_account::*;
@@ -26,6 +27,7 @@ pub use pending_change::*;
 pub use price_feed::*;
 pub use proof::*;
 pub use proof_buffer::*;
+pub use view::*;
 
 /// Every account type, for the IDL. Anchor's IDL build lists only the account types that some
 /// instruction takes as `Account<'info, T>`; `OperatorClaim` and `CreditAccount` never are, since

@@ -7,10 +7,53 @@ use backhaul_core::sum_tree::{verify_leaf, Commitment, Leaf, Scope, SumNode, SIB
 
 /// One level of a proof: the sibling's hash and the sum of the amounts below it, 40 bytes
 /// (`SIBLING_LEN`) in instruction data.
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(AnchorSerialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProofNode {
     pub hash: [u8; 32],
     pub sum: u64,
+}
+
+/// Borsh's layout (`hash`, then `sum` little-endian), as derived. A proof (a `Vec` of at most
+/// [`MAX_PROOF_DEPTH`] nodes) is read with one copy of all its bytes rather than two per node:
+/// a claim decodes one node per level. Longer lists take borsh's node-by-node path, so that
+/// `check_leaf` refuses them (`ProofTooLong`) as before.
+impl AnchorDeserialize for ProofNode {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        Ok(Self {
+            hash: <[u8; 32]>::deserialize_reader(reader)?,
+            sum: u64::deserialize_reader(reader)?,
+        })
+    }
+
+    fn vec_from_reader<R: std::io::Read>(
+        len: u32,
+        reader: &mut R,
+    ) -> std::io::Result<Option<Vec<Self>>> {
+        let n = usize::try_from(len).unwrap_or(usize::MAX);
+        if n > MAX_PROOF_DEPTH {
+            return Ok(None);
+        }
+        let mut bytes = [0u8; MAX_PROOF_DEPTH * SIBLING_LEN];
+        let bytes = n
+            .checked_mul(SIBLING_LEN)
+            .and_then(|end| bytes.get_mut(..end))
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        reader.read_exact(bytes)?;
+        Ok(Some(
+            bytes
+                .chunks_exact(SIBLING_LEN)
+                .map(|c| {
+                    let (hash, sum) = c.split_at(32);
+                    let mut node = ProofNode::default();
+                    node.hash.copy_from_slice(hash);
+                    let mut le = [0u8; 8];
+                    le.copy_from_slice(sum);
+                    node.sum = u64::from_le_bytes(le);
+                    node
+                })
+                .collect(),
+        ))
+    }
 }
 
 const _: () =
@@ -86,4 +129,36 @@ pub fn check_leaf(
         BackhaulError::InvalidProof
     );
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_decode_what_borsh_encodes() {
+        for len in [0usize, 1, 5, MAX_PROOF_DEPTH, MAX_PROOF_DEPTH + 1, 40] {
+            let nodes: Vec<ProofNode> = (0..len)
+                .map(|i| ProofNode {
+                    hash: [(i as u8).wrapping_mul(37); 32],
+                    sum: u64::MAX - (i as u64) * 0x0102_0304_0506,
+                })
+                .collect();
+            let mut bytes = vec![];
+            nodes.serialize(&mut bytes).expect("serialize");
+            assert_eq!(bytes.len(), 4 + len * SIBLING_LEN);
+            let decoded = Vec::<ProofNode>::try_from_slice(&bytes).expect("deserialize");
+            assert_eq!(decoded, nodes);
+            // Cut short, or with bytes left over, it is refused.
+            if len > 0 {
+                assert!(Vec::<ProofNode>::try_from_slice(&bytes[..bytes.len() - 1]).is_err());
+            }
+            bytes.push(0);
+            assert!(Vec::<ProofNode>::try_from_slice(&bytes).is_err());
+        }
+        // A length beyond what follows is refused, not allocated.
+        assert!(Vec::<ProofNode>::try_from_slice(&[255, 255, 255, 255, 1, 2]).is_err());
+        assert!(Vec::<ProofNode>::try_from_slice(&[3, 0, 0, 0, 1, 2]).is_err());
+    }
 }
