@@ -151,8 +151,11 @@ await check("a firm's page and CSV agree, and its figures are verified", async (
   await page.close();
 });
 
-await check("the guardian and checks pages load, and every check of the audit is listed", async () => {
+await check("the guardian page shows the queued change, and the checks page every check of the audit", async () => {
   const page = await open(base, "#/guardian");
+  const kinds = await page.$$eval("#changes tbody tr", trs => trs.map(tr => tr.children[1].textContent));
+  assert.deepEqual(kinds, [expected.queued_change]);
+  assert.equal(await page.$$eval("#challenged", s => s.length), 0, "no proposal waits: every epoch is finalized");
   await shot(page, "guardian");
   await goto(page, base, "#/checks");
   const listed = await page.$$eval("#checks tbody tr", trs => trs.map(tr => [tr.dataset.check, tr.dataset.passed]));

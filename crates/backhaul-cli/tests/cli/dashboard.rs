@@ -187,6 +187,18 @@ async fn the_dashboard_in_chromium_shows_the_audits_figures_and_a_tampered_datas
     for e in 0..opts.epochs {
         net.run_epoch(e).await.expect("the epoch runs");
     }
+    // A queued change of the guardian set, for the guardian's page.
+    backhaul_cli::admin::queue_guardians(
+        &net.admin,
+        &backhaul_cli::admin::QueueGuardiansArgs {
+            guardians: vec![
+                net.guardian.key.to_string(),
+                solana_sdk::pubkey::Pubkey::new_unique().to_string(),
+            ],
+        },
+    )
+    .await
+    .expect("the admin queues a change of the guardians");
     let live = start_dashboard(&net, None).await;
     let last = opts.epochs - 1;
     let tampered_dir = tampered_copy(&net.datasets_dir(0), last);
@@ -226,6 +238,7 @@ async fn the_dashboard_in_chromium_shows_the_audits_figures_and_a_tampered_datas
         "firm": firm.to_string(),
         "firm_balance": credits.balance,
         "tampered": { "url": tampered.url, "epoch": last },
+        "queued_change": "guardian set",
         "screenshots": screenshots,
     });
     let file = keep.path().join("expected.json");
