@@ -27,49 +27,46 @@ pub fn utc(unix: i64) -> String {
     )
 }
 
+/// The columns every history starts with.
+const EPOCH_COLUMNS: &str = "epoch,start_utc,end_utc,start_unix,end_unix,status";
+
+/// An epoch's leading columns, then `rest` (comma-separated), as one CSV line.
+fn line(out: &mut String, epoch: u64, (start, end): (i64, i64), status: &str, rest: &str) {
+    out.push_str(&format!(
+        "{epoch},{},{},{start},{end},{status},{rest}\n",
+        utc(start),
+        utc(end)
+    ));
+}
+
 /// The operator's history, newest epoch first, as the page's table shows it.
 pub fn operator(rows: &[OperatorRow], decimals: u8) -> String {
-    let mut out = String::from(
-        "epoch,start_utc,end_utc,start_unix,end_unix,status,bytes,reward_base_units,cumulative_base_units,verified,decimals\n",
+    let mut out = format!(
+        "{EPOCH_COLUMNS},bytes,reward_base_units,cumulative_base_units,verified,decimals
+"
     );
     for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{decimals}\n",
-            r.epoch,
-            utc(r.start),
-            utc(r.end),
-            r.start,
-            r.end,
-            r.status,
-            r.bytes,
-            r.reward,
-            r.cumulative,
-            r.verified
-        ));
+        let rest = format!(
+            "{},{},{},{},{decimals}",
+            r.bytes, r.reward, r.cumulative, r.verified
+        );
+        line(&mut out, r.epoch, (r.start, r.end), &r.status, &rest);
     }
     out
 }
 
 /// The firm's history, newest epoch first, as the page's table shows it.
 pub fn firm(rows: &[FirmRow], decimals: u8) -> String {
-    let mut out = String::from(
-        "epoch,start_utc,end_utc,start_unix,end_unix,status,credits_consumed,bytes,cost_base_units,cumulative_credits,verified,decimals\n",
+    let mut out = format!(
+        "{EPOCH_COLUMNS},credits_consumed,bytes,cost_base_units,cumulative_credits,verified,decimals
+"
     );
     for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{decimals}\n",
-            r.epoch,
-            utc(r.start),
-            utc(r.end),
-            r.start,
-            r.end,
-            r.status,
-            r.credits,
-            r.bytes,
-            r.cost,
-            r.cumulative,
-            r.verified
-        ));
+        let rest = format!(
+            "{},{},{},{},{},{decimals}",
+            r.credits, r.bytes, r.cost, r.cumulative, r.verified
+        );
+        line(&mut out, r.epoch, (r.start, r.end), &r.status, &rest);
     }
     out
 }

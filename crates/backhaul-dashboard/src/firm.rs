@@ -2,7 +2,6 @@
 
 use crate::model::{Model, Tree};
 use crate::Figure;
-use backhaul::state::EpochStatus;
 use backhaul_audit::status_name;
 use backhaul_protocol::dataset::b58;
 use serde::Serialize;
@@ -113,16 +112,8 @@ pub fn view(m: &Model, buyer: &[u8; 32]) -> Option<FirmView> {
 
 /// The firm's rows, newest first: one per epoch whose dataset has its usage leaf.
 pub fn history(m: &Model, buyer: &[u8; 32]) -> Vec<FirmRow> {
-    m.epochs
-        .iter()
-        .rev()
-        .filter(|(_, d)| {
-            matches!(
-                d.record.status,
-                EpochStatus::Proposed | EpochStatus::Finalized
-            )
-        })
-        .filter_map(|(&e, d)| {
+    m.standing_newest_first()
+        .filter_map(|(e, d)| {
             let leaf = d.usage_leaf(buyer)?;
             let (start, end) = d.bounds(&m.config);
             let mut checks = m.dataset_checks(e, Tree::Usage);

@@ -192,6 +192,21 @@ impl Model {
         ]
     }
 
+    /// The epochs whose proposal stands (proposed or finalized), newest first: those a history
+    /// lists.
+    pub fn standing_newest_first(&self) -> impl Iterator<Item = (u64, &EpochData)> {
+        self.epochs
+            .iter()
+            .rev()
+            .filter(|(_, d)| {
+                matches!(
+                    d.record.status,
+                    EpochStatus::Proposed | EpochStatus::Finalized
+                )
+            })
+            .map(|(&e, d)| (e, d))
+    }
+
     /// The newest finalized epoch that has a dataset.
     pub fn newest_finalized(&self) -> Option<&EpochData> {
         self.epochs

@@ -2,7 +2,6 @@
 
 use crate::model::{Model, Tree};
 use crate::Figure;
-use backhaul::state::EpochStatus;
 use backhaul_audit::status_name;
 use backhaul_protocol::api::ProofResponse;
 use backhaul_protocol::dataset::b58;
@@ -102,16 +101,8 @@ pub fn view(m: &Model, operator: &[u8; 32]) -> Option<OperatorView> {
 
 /// The operator's rows, newest first: one per epoch whose dataset has its leaf.
 pub fn history(m: &Model, operator: &[u8; 32]) -> Vec<OperatorRow> {
-    m.epochs
-        .iter()
-        .rev()
-        .filter(|(_, d)| {
-            matches!(
-                d.record.status,
-                EpochStatus::Proposed | EpochStatus::Finalized
-            )
-        })
-        .filter_map(|(&e, d)| {
+    m.standing_newest_first()
+        .filter_map(|(e, d)| {
             let leaf = d.reward_leaf(operator)?;
             let (start, end) = d.bounds(&m.config);
             let checks = m.dataset_checks(e, Tree::Rewards);
