@@ -18,12 +18,15 @@
 //! report says so). Traffic only goes to addresses in the namespaces the bench made; they are
 //! deleted at the end, on failure and on Ctrl-C.
 
+mod common;
+
 use backhaul_node::client::ClientContext;
 use backhaul_node::egress::Policy;
 use backhaul_node::gateway::{Gateway, GatewayConfig, NodeAddr};
 use backhaul_node::server::{Throttled, Traffic};
-use backhaul_node::session::{self, BoxFuture, GrantCheck, NodeContext, ReceiptStore};
-use backhaul_protocol::{ClientGrant, Deployment, SignedGrant, SignedReceipt};
+use backhaul_node::session::{self, BoxFuture, NodeContext, ReceiptStore};
+use backhaul_protocol::{ClientGrant, SignedReceipt};
+use common::{cpu, Any, D};
 use ed25519_dalek::SigningKey;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -32,39 +35,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const D: Deployment = Deployment {
-    program_id: [1; 32],
-    config: [2; 32],
-};
 const NEAR_IP: &str = "10.231.0.1";
 const FAR_IP: &str = "10.231.0.2";
-
-struct Any;
-impl GrantCheck for Any {
-    fn check<'a>(&'a self, _: &'a SignedGrant, _: u64) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 struct Discard;
 impl ReceiptStore for Discard {
     fn store(&self, _: SignedReceipt) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
-}
-
-/// CPU time of this process so far (user + system), seconds.
-fn cpu() -> f64 {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a rusage into the pointer it is given.
-    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
-    if r != 0 {
-        return 0.0;
-    }
-    // SAFETY: initialized by the successful call above.
-    let u = unsafe { u.assume_init() };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
 }
 
 fn node_key() -> SigningKey {

@@ -6,28 +6,19 @@
 //! `cargo bench -p backhaul-node --bench throughput` (`BACKHAUL_BENCH_MIB` sets the size, 512 by
 //! default).
 
+mod common;
+
 use backhaul_node::client::{ClientContext, ClientSession};
 use backhaul_node::egress::Policy;
-use backhaul_node::session::{self, BoxFuture, GrantCheck, NodeContext, ReceiptStore};
-use backhaul_protocol::{ClientGrant, Deployment, SignedGrant, SignedReceipt};
+use backhaul_node::session::{self, BoxFuture, NodeContext, ReceiptStore};
+use backhaul_protocol::{ClientGrant, SignedReceipt};
+use common::{cpu, Any, D};
 use ed25519_dalek::SigningKey;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-const D: Deployment = Deployment {
-    program_id: [1; 32],
-    config: [2; 32],
-};
-
-struct Any;
-impl GrantCheck for Any {
-    fn check<'a>(&'a self, _: &'a SignedGrant, _: u64) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 #[derive(Default)]
 struct Count(AtomicU64);
@@ -36,20 +27,6 @@ impl ReceiptStore for Count {
         self.0.fetch_add(1, Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }
-}
-
-/// CPU time of this process so far (user + system), seconds.
-fn cpu() -> f64 {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a rusage into the pointer it is given.
-    let r = unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
-    if r != 0 {
-        return 0.0;
-    }
-    // SAFETY: initialized by the successful call above.
-    let u = unsafe { u.assume_init() };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
 }
 
 /// An origin that sends `bytes` to whoever connects (after reading a request line).
